@@ -1,0 +1,399 @@
+/*
+ * mlo.h - the public C ABI of mlo, an embeddable MLflow tracking client.
+ *
+ * A program opens a client (mlo_client_open), starts runs (mlo_start_run) and
+ * logs params, metrics and tags to them.  A log call validates its arguments,
+ * copies them into the client's event queue and returns: it never touches the
+ * network.  A background thread (the shipper) drains the queue, groups events
+ * per run into MLflow `runs/log-batch` requests and sends them to the tracking
+ * server over HTTP(S).  mlo_client_flush waits for everything logged so far to
+ * be acknowledged; mlo_client_close flushes with a bounded timeout and never
+ * hangs when the server is gone.
+ *
+ * Conventions (the same for every function below):
+ *  - Every function returns an mlo_status (0 = MLO_OK) unless said otherwise.
+ *  - Strings passed in are NUL-terminated UTF-8 and are copied: the caller may
+ *    free or reuse them as soon as the call returns.
+ *  - Strings returned are borrowed from the handle they came from and stay
+ *    valid until that handle is freed or closed, unless said otherwise.
+ *  - Handles are opaque.  A client and its runs may be used from any number of
+ *    threads at once, except where a function says otherwise.
+ *  - Details of every failure (including those that happen later, on the
+ *    shipper thread) go to the error callback, if one is set.
+ *
+ * This header includes nothing from mlo's dependencies.
+ */
+#ifndef MLO_H
+#define MLO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define MLO_API
+#elif defined(__GNUC__)
+#define MLO_API __attribute__((visibility("default")))
+#else
+#define MLO_API
+#endif
+
+/* ---- Versions ------------------------------------------------------------ */
+
+#define MLO_VERSION_MAJOR 0
+#define MLO_VERSION_MINOR 1
+#define MLO_VERSION_PATCH 0
+/** 0xMMmmpp: major, minor, patch, one byte each. */
+#define MLO_VERSION_NUMBER                                                                         \
+    ((MLO_VERSION_MAJOR << 16) | (MLO_VERSION_MINOR << 8) | MLO_VERSION_PATCH)
+#define MLO_AT_LEAST_VERSION(x, y, z) (MLO_VERSION_NUMBER >= (((x) << 16) | ((y) << 8) | (z)))
+
+/**
+ * The version of the library actually loaded, as "major.minor.patch".
+ * Returns a static string.  Threads: any.
+ */
+MLO_API const char *mlo_version(void);
+
+/** The version of the library actually loaded, as MLO_VERSION_NUMBER encodes it. Threads: any. */
+MLO_API unsigned mlo_version_number(void);
+
+/* ---- Statuses ------------------------------------------------------------ */
+
+/**
+ * What a call did.  Append-only: new codes are added last, none is ever
+ * removed or renumbered.
+ */
+typedef enum mlo_status {
+    MLO_OK = 0,
+    /** A required pointer was NULL, a number out of range, or a handle invalid. */
+    MLO_ERR_INVALID_ARGUMENT = 1,
+    /** A metric, param or tag key the server would refuse (empty, over 250
+     *  characters, a character outside MLflow's set, or not a normalized
+     *  relative path such as "a//b", "../x", "/x", "a/"). */
+    MLO_ERR_INVALID_KEY = 2,
+    /** A string that is not valid UTF-8. */
+    MLO_ERR_INVALID_UTF8 = 3,
+    /** A run status outside RUNNING, SCHEDULED, FINISHED, FAILED, KILLED (or not
+     *  allowed where given). */
+    MLO_ERR_INVALID_STATUS = 4,
+    /** The event queue was full and the event was dropped (counted in
+     *  MLO_STAT_DROPPED). */
+    MLO_ERR_QUEUE_FULL = 5,
+    /** The client is closed or closing. */
+    MLO_ERR_CLOSED = 6,
+    /** Out of memory. */
+    MLO_ERR_NO_MEMORY = 7,
+    /** A timeout expired (flush, close, or a synchronous request). */
+    MLO_ERR_TIMEOUT = 8,
+    /** The server could not be reached (DNS, connect, reset) after the retries. */
+    MLO_ERR_NETWORK = 9,
+    /** TLS failed (certificate verification, client certificate). */
+    MLO_ERR_TLS = 10,
+    /** The server answered 400 INVALID_PARAMETER_VALUE or BAD_REQUEST. */
+    MLO_ERR_SERVER_INVALID = 11,
+    /** The server answered RESOURCE_ALREADY_EXISTS. */
+    MLO_ERR_ALREADY_EXISTS = 12,
+    /** The server answered 404 / RESOURCE_DOES_NOT_EXIST. */
+    MLO_ERR_NOT_FOUND = 13,
+    /** The server answered 401 UNAUTHENTICATED or 403 PERMISSION_DENIED. */
+    MLO_ERR_PERMISSION = 14,
+    /** The server kept answering 429 after the retries. */
+    MLO_ERR_RATE_LIMITED = 15,
+    /** The server kept answering 5xx (or 408) after the retries. */
+    MLO_ERR_SERVER = 16,
+    /** The server's answer could not be understood (not JSON, wrong shape, an
+     *  HTML page from a proxy, an unexpected HTTP status). */
+    MLO_ERR_PROTOCOL = 17,
+    /** A configuration value (option or environment variable) is malformed or
+     *  missing, e.g. an unsupported tracking URI scheme. */
+    MLO_ERR_CONFIG = 18,
+    /** The feature is declared but not implemented in this version. */
+    MLO_ERR_NOT_SUPPORTED = 19,
+    /** A bug in mlo: please report it. */
+    MLO_ERR_INTERNAL = 20,
+    /** Not an error: a param or tag value was longer than the server keeps
+     *  (6000 / 8000 characters) and was truncated as the server would.  Only
+     *  ever passed to the error callback; the log call itself returns MLO_OK. */
+    MLO_WARN_TRUNCATED = 21,
+    /** Not an error: a request is being retried.  Only passed to the error
+     *  callback. */
+    MLO_WARN_RETRY = 22,
+} mlo_status;
+
+/**
+ * A static English description of a status ("invalid key", ...).
+ * Never returns NULL; unknown codes give "unknown status".  Threads: any.
+ */
+MLO_API const char *mlo_strerror(int status);
+
+/* ---- Options ------------------------------------------------------------- */
+
+typedef struct mlo_options mlo_options_t;
+
+/**
+ * Called with the details of a failure or warning.  `message` is borrowed for
+ * the duration of the call and never contains a token or password.  Called from
+ * the thread that made the failing call, or from the shipper thread for
+ * failures found while sending; may be called from several threads at once;
+ * must not call mlo functions that wait (flush, close).
+ */
+typedef void (*mlo_error_fn)(void *user_data, mlo_status status, const char *message);
+
+/** What a log call does when the event queue is full. */
+typedef enum mlo_full_policy {
+    /** Wait up to the configured time (mlo_options_set_full_wait_ms) for room,
+     *  then drop.  The default: a server that is briefly slow costs the caller
+     *  a short pause instead of data. */
+    MLO_FULL_WAIT = 0,
+    /** Drop the new event at once (return MLO_ERR_QUEUE_FULL).  For callers that
+     *  must never block, such as inference servers. */
+    MLO_FULL_DROP = 1,
+} mlo_full_policy;
+
+/**
+ * Creates an empty option set.  Every option left unset falls back to its
+ * MLflow environment variable, then to its default.  Returns NULL when out of
+ * memory.  Free with mlo_options_free.  Threads: an option set must not be
+ * used from two threads at once.
+ */
+MLO_API mlo_options_t *mlo_options_new(void);
+
+/** Frees an option set (NULL is a no-op).  Clients opened from it are unaffected. */
+MLO_API void mlo_options_free(mlo_options_t *opts);
+
+/**
+ * Sets the tracking URI: "http://host:port[/prefix]" or "https://...".
+ * Default: $MLFLOW_TRACKING_URI.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT
+ * (NULL opts), MLO_ERR_CONFIG (a scheme other than http/https),
+ * MLO_ERR_NO_MEMORY.  NULL uri unsets it.
+ */
+MLO_API int mlo_options_set_tracking_uri(mlo_options_t *opts, const char *uri);
+
+/** Default experiment name for mlo_start_run.  Default: $MLFLOW_EXPERIMENT_NAME,
+ *  else the experiment of $MLFLOW_EXPERIMENT_ID, else "Default" (id "0"). */
+MLO_API int mlo_options_set_experiment_name(mlo_options_t *opts, const char *name);
+
+/** Default experiment id for mlo_start_run (wins over the name). Default: $MLFLOW_EXPERIMENT_ID. */
+MLO_API int mlo_options_set_experiment_id(mlo_options_t *opts, const char *experiment_id);
+
+/** Bearer token.  Default: $MLFLOW_TRACKING_TOKEN.  Copied; never logged. */
+MLO_API int mlo_options_set_token(mlo_options_t *opts, const char *token);
+
+/** Basic auth (used when both are set; wins over a token).  Default:
+ *  $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD.  Copied; never logged. */
+MLO_API int mlo_options_set_basic_auth(mlo_options_t *opts, const char *user, const char *password);
+
+/** Disables TLS verification when `insecure` is non-zero.  Default:
+ *  $MLFLOW_TRACKING_INSECURE_TLS ("true"/"1"), else verification on. */
+MLO_API int mlo_options_set_insecure_tls(mlo_options_t *opts, int insecure);
+
+/** CA bundle (PEM) to verify the server with.  Default: $MLFLOW_TRACKING_SERVER_CERT_PATH. */
+MLO_API int mlo_options_set_ca_cert_path(mlo_options_t *opts, const char *path);
+
+/** Client certificate (PEM, may hold the key too).  Default: $MLFLOW_TRACKING_CLIENT_CERT_PATH. */
+MLO_API int mlo_options_set_client_cert_path(mlo_options_t *opts, const char *path);
+
+/**
+ * Retry settings, as MLflow's clients name them.  Pass a negative value to
+ * keep the environment's or default value.  max_retries: $MLFLOW_HTTP_REQUEST_MAX_RETRIES
+ * (default 5, at most 10).  backoff_factor_s: $MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR
+ * (default 2; the n-th retry waits about factor * 2^(n-1) s, at most 120 s).
+ * jitter_s: $MLFLOW_HTTP_REQUEST_BACKOFF_JITTER (default 1.0).  timeout_s: per
+ * request, $MLFLOW_HTTP_REQUEST_TIMEOUT (default 120).  Retry-After is honoured
+ * unless $MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER is "false".
+ */
+MLO_API int mlo_options_set_retries(mlo_options_t *opts, int max_retries, double backoff_factor_s,
+                                    double jitter_s, double timeout_s);
+
+/** Size of the event queue in bytes (rounded up to a power of two, at least
+ *  64 KiB, at most 1 GiB).  Default 8 MiB: about 100,000 metric events. */
+MLO_API int mlo_options_set_queue_bytes(mlo_options_t *opts, size_t bytes);
+
+/** What a log call does when the queue is full, and how long MLO_FULL_WAIT
+ *  waits (milliseconds, default 100). */
+MLO_API int mlo_options_set_full_policy(mlo_options_t *opts, mlo_full_policy policy,
+                                        unsigned wait_ms);
+
+/** How long mlo_client_close waits for unsent events (milliseconds; default
+ *  10,000).  Events still unsent then are counted as failed. */
+MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *opts, unsigned timeout_ms);
+
+/** The error callback and its user data (NULL: none). */
+MLO_API int mlo_options_set_error_callback(mlo_options_t *opts, mlo_error_fn fn, void *user_data);
+
+/* ---- Client -------------------------------------------------------------- */
+
+typedef struct mlo_client mlo_client_t;
+typedef struct mlo_run mlo_run_t;
+
+/**
+ * Opens a client: reads the options (and the environment for those unset),
+ * starts the shipper thread.  Does not contact the server.  `opts` may be NULL
+ * (environment and defaults only) and may be freed right after.
+ * Statuses: MLO_OK (*out set), MLO_ERR_INVALID_ARGUMENT (out NULL),
+ * MLO_ERR_CONFIG (no tracking URI, or a malformed one or malformed retry
+ * variable), MLO_ERR_NO_MEMORY.  Threads: any.
+ */
+MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out);
+
+/**
+ * Waits until every event accepted before the call has been acknowledged by
+ * the server (or has failed for good), or until timeout_ms passes.
+ * Statuses: MLO_OK, MLO_ERR_TIMEOUT, MLO_ERR_INVALID_ARGUMENT, MLO_ERR_CLOSED.
+ * Threads: any, except the error callback.
+ */
+MLO_API int mlo_client_flush(mlo_client_t *client, unsigned timeout_ms);
+
+/**
+ * Flushes with the close timeout, stops the shipper, frees the client and all
+ * its runs.  Runs still RUNNING are left RUNNING on the server (end them first).
+ * Statuses: MLO_OK, MLO_ERR_TIMEOUT (some events were not delivered; they are
+ * counted as failed), MLO_ERR_INVALID_ARGUMENT (NULL).  The handle is invalid
+ * after the call, whatever it returns.  Threads: call once, from one thread,
+ * after every other thread has stopped using the client and its runs.
+ */
+MLO_API int mlo_client_close(mlo_client_t *client);
+
+/** Counters read by mlo_client_stat. */
+typedef enum mlo_stat {
+    MLO_STAT_ACCEPTED = 0, /**< events accepted by log calls */
+    MLO_STAT_SENT = 1,     /**< events acknowledged by the server */
+    MLO_STAT_DROPPED = 2,  /**< events dropped because the queue was full */
+    MLO_STAT_RETRIED = 3,  /**< HTTP requests retried */
+    MLO_STAT_FAILED = 4,   /**< events the server refused or that could not be sent */
+    MLO_STAT_TRUNCATED = 5, /**< param/tag values truncated to the server's limit */
+    MLO_STAT_REQUESTS = 6, /**< HTTP requests sent (retries included) */
+    MLO_STAT_REJECTED = 7, /**< log calls refused at the call (bad key, bad UTF-8, ...) */
+} mlo_stat;
+
+/**
+ * Reads one counter into *value.  Counters only grow.  Once a flush has
+ * returned MLO_OK, ACCEPTED == SENT + FAILED + DROPPED for the events accepted
+ * before it.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT.  Threads: any.
+ */
+MLO_API int mlo_client_stat(const mlo_client_t *client, mlo_stat which, uint64_t *value);
+
+/* ---- Runs ---------------------------------------------------------------- */
+
+/** Run statuses, as MLflow names them. */
+typedef enum mlo_run_status {
+    MLO_RUN_RUNNING = 1,
+    MLO_RUN_SCHEDULED = 2,
+    MLO_RUN_FINISHED = 3,
+    MLO_RUN_FAILED = 4,
+    MLO_RUN_KILLED = 5,
+} mlo_run_status;
+
+/**
+ * Starts a run, synchronously: finds the experiment by name (creating it if
+ * missing; two processes creating it at once both succeed), creates the run
+ * with the system tags MLflow's Python client sets (mlflow.user,
+ * mlflow.source.name, mlflow.source.type=LOCAL, mlflow.runName, and
+ * mlflow.source.git.commit/.branch/.repoURL inside a git work tree;
+ * mlflow.parentRunId for a nested run) and returns its handle.
+ *
+ * experiment_name: NULL for the client's default (options, then environment,
+ *   then "Default").
+ * run_name: NULL to let the server pick one.
+ * parent: NULL, or a run of the same client to nest this run under.
+ * When $MLFLOW_RUN_ID is set and parent is NULL, that existing run is resumed
+ * instead (its status is set back to RUNNING) and experiment_name/run_name are
+ * ignored.
+ *
+ * Blocks for at most the configured request timeout and retries.
+ * Statuses: MLO_OK (*out set), MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_UTF8,
+ * any network/server status above.  The run handle stays valid until the
+ * client is closed.  Threads: any.
+ */
+MLO_API int mlo_start_run(mlo_client_t *client, const char *experiment_name, const char *run_name,
+                          mlo_run_t *parent, mlo_run_t **out);
+
+/**
+ * Attaches to an existing run by id (like MLflow's start_run(run_id=...)):
+ * checks it exists and sets it RUNNING.  Statuses as mlo_start_run, plus
+ * MLO_ERR_NOT_FOUND.  Threads: any.
+ */
+MLO_API int mlo_resume_run(mlo_client_t *client, const char *run_id, mlo_run_t **out);
+
+/** The run's server id (32 hex characters).  Borrowed until the client is closed.
+ *  NULL for a NULL run.  Threads: any. */
+MLO_API const char *mlo_run_id(const mlo_run_t *run);
+
+/** The run's experiment id.  Borrowed until the client is closed.  Threads: any. */
+MLO_API const char *mlo_run_experiment_id(const mlo_run_t *run);
+
+/**
+ * Ends a run: queues `runs/update` with the status and the current time as
+ * end_time, after every event already logged to the run.  status is
+ * MLO_RUN_FINISHED, MLO_RUN_FAILED or MLO_RUN_KILLED.  Does not wait (flush to
+ * wait).  The handle stays valid (logging to an ended run is allowed, as on the
+ * server).  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_STATUS,
+ * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED.  Threads: any.
+ */
+MLO_API int mlo_end_run(mlo_run_t *run, mlo_run_status status);
+
+/* ---- Logging (never touches the network) -------------------------------- */
+
+/**
+ * Logs one metric point with the current time (milliseconds since the epoch).
+ * value: any double; NaN and +-Infinity are kept (sent as MLflow expects).
+ * step: any int64 (MLflow's default is 0).
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL run/key),
+ * MLO_ERR_INVALID_KEY, MLO_ERR_INVALID_UTF8, MLO_ERR_QUEUE_FULL,
+ * MLO_ERR_CLOSED.  Refused calls queue nothing.  Threads: any.
+ */
+MLO_API int mlo_log_metric(mlo_run_t *run, const char *key, double value, int64_t step);
+
+/** As mlo_log_metric with an explicit timestamp in ms since the epoch
+ *  (must be >= 0, else MLO_ERR_INVALID_ARGUMENT). */
+MLO_API int mlo_log_metric_ts(mlo_run_t *run, const char *key, double value, int64_t step,
+                              int64_t timestamp_ms);
+
+/**
+ * Logs a param.  Params are immutable on the server: logging the same key
+ * again with a different value fails later, on the shipper, and is reported
+ * through the error callback (MLO_ERR_SERVER_INVALID) and MLO_STAT_FAILED
+ * without affecting the other events.  A value longer than 6000 characters is
+ * truncated as the server does (MLO_WARN_TRUNCATED to the callback).
+ * Statuses as mlo_log_metric (value NULL is MLO_ERR_INVALID_ARGUMENT).
+ */
+MLO_API int mlo_log_param(mlo_run_t *run, const char *key, const char *value);
+
+/** Sets a tag (last write wins).  Values over 8000 characters are truncated
+ *  as the server does.  Statuses as mlo_log_param. */
+MLO_API int mlo_set_tag(mlo_run_t *run, const char *key, const char *value);
+
+/**
+ * Logs n metric points at once (vectorised).  keys[i], values[i]; steps and
+ * timestamps_ms may each be NULL (step 0; the current time).  Each entry is
+ * validated on its own: invalid ones are refused (and reported through the
+ * error callback), valid ones are queued.  Returns MLO_OK when all were
+ * queued, else the status of the first refused entry.  Threads: any.
+ */
+MLO_API int mlo_log_metrics(mlo_run_t *run, size_t n, const char *const *keys,
+                            const double *values, const int64_t *steps,
+                            const int64_t *timestamps_ms);
+
+/** Logs n params at once; per-entry validation as mlo_log_metrics. */
+MLO_API int mlo_log_params(mlo_run_t *run, size_t n, const char *const *keys,
+                           const char *const *values);
+
+/** Sets n tags at once; per-entry validation as mlo_log_metrics. */
+MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
+                         const char *const *values);
+
+/**
+ * Logs a local file or directory as an artifact of the run under
+ * artifact_path (NULL: the artifact root).
+ * Not implemented in this version: validates its arguments, then returns
+ * MLO_ERR_NOT_SUPPORTED.
+ */
+MLO_API int mlo_log_artifact(mlo_run_t *run, const char *local_path, const char *artifact_path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MLO_H */

@@ -1,0 +1,422 @@
+/*
+ * mlo_api.c - the MLflow REST calls mlo makes, and the meaning of the
+ * server's answers.
+ *
+ * The only file that includes the generated protobuf-c code: every request is
+ * built as an MLflow message and encoded by the generic codec (mlo_pbjson.c);
+ * every answer is decoded into its Response message.  Error answers are read
+ * as {error_code, message} when they are JSON, and classified by HTTP status
+ * when they are not (an HTML page from a proxy, a wrong URL).
+ *
+ * Threads: an mlo_api belongs to one thread at a time (it owns an mlo_http,
+ * that is one curl handle, and reusable buffers).
+ */
+#define _GNU_SOURCE
+#include "mlo_internal.h"
+#include "mlo_http.h"
+#include "mlo_pbjson.h"
+#include "mlflow_service.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API "/api/2.0/mlflow/"
+
+struct mlo_api {
+    mlo_http *http;
+    mlo_client *client;
+    int64_t deadline_ns;
+    mlo_buf body;
+    mlo_buf query;
+    /* reusable arrays for log-batch */
+    Mlflow__Metric *metrics;
+    Mlflow__Metric **pmetrics;
+    Mlflow__Param *params;
+    Mlflow__Param **pparams;
+    Mlflow__RunTag *tags;
+    Mlflow__RunTag **ptags;
+};
+
+static void on_retry(void *ctx, long code, const char *msg) {
+    mlo_api *a = ctx;
+    if (!a->client)
+        return;
+    mlo__stat_add(a->client, MLO_STAT_RETRIED, 1);
+    mlo__report(a->client, MLO_WARN_RETRY, 1, "retrying (HTTP %ld): %s", code, msg);
+}
+
+static int should_abort(void *ctx) {
+    mlo_api *a = ctx;
+    return a->deadline_ns && mlo__mono_ns() >= a->deadline_ns;
+}
+
+mlo_api *mlo__api_new(const mlo_config *cfg, mlo_client *client) {
+    mlo_api *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->client = client;
+    char ua[64];
+    snprintf(ua, sizeof ua, "mlo/%s", mlo_version());
+    mlo_http_config hc = {
+        .base_uri = cfg->tracking_uri,
+        .token = cfg->token,
+        .user = cfg->user,
+        .password = cfg->password,
+        .insecure_tls = cfg->insecure_tls,
+        .ca_path = cfg->ca_path,
+        .client_cert_path = cfg->client_cert_path,
+        .max_retries = cfg->max_retries,
+        .backoff_factor_s = cfg->backoff_factor_s,
+        .jitter_s = cfg->jitter_s,
+        .timeout_s = cfg->timeout_s,
+        .respect_retry_after = cfg->respect_retry_after,
+        .user_agent = ua,
+        .on_retry = on_retry,
+        .should_abort = should_abort,
+        .ctx = a,
+    };
+    a->http = mlo__http_new(&hc);
+    a->metrics = calloc(MLO_BATCH_MAX_METRICS, sizeof *a->metrics);
+    a->pmetrics = calloc(MLO_BATCH_MAX_METRICS, sizeof *a->pmetrics);
+    a->params = calloc(MLO_BATCH_MAX_PARAMS, sizeof *a->params);
+    a->pparams = calloc(MLO_BATCH_MAX_PARAMS, sizeof *a->pparams);
+    a->tags = calloc(MLO_BATCH_MAX_TAGS, sizeof *a->tags);
+    a->ptags = calloc(MLO_BATCH_MAX_TAGS, sizeof *a->ptags);
+    if (!a->http || !a->metrics || !a->pmetrics || !a->params || !a->pparams || !a->tags ||
+        !a->ptags) {
+        mlo__api_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void mlo__api_free(mlo_api *a) {
+    if (!a)
+        return;
+    mlo__http_free(a->http);
+    mlo__buf_free(&a->body);
+    mlo__buf_free(&a->query);
+    free(a->metrics);
+    free(a->pmetrics);
+    free(a->params);
+    free(a->pparams);
+    free(a->tags);
+    free(a->ptags);
+    free(a);
+}
+
+void mlo__api_set_deadline(mlo_api *a, int64_t deadline_ns) {
+    a->deadline_ns = deadline_ns;
+}
+
+/* ---- answers ---------------------------------------------------------------- */
+
+static int status_for_code(const char *ec, long http) {
+    if (ec && *ec) {
+        if (!strcmp(ec, "INVALID_PARAMETER_VALUE") || !strcmp(ec, "BAD_REQUEST") ||
+            !strcmp(ec, "INVALID_STATE") || !strcmp(ec, "MALFORMED_REQUEST"))
+            return MLO_ERR_SERVER_INVALID;
+        if (!strcmp(ec, "RESOURCE_ALREADY_EXISTS"))
+            return MLO_ERR_ALREADY_EXISTS;
+        if (!strcmp(ec, "RESOURCE_DOES_NOT_EXIST") || !strcmp(ec, "ENDPOINT_NOT_FOUND"))
+            return MLO_ERR_NOT_FOUND;
+        if (!strcmp(ec, "PERMISSION_DENIED") || !strcmp(ec, "UNAUTHENTICATED"))
+            return MLO_ERR_PERMISSION;
+        if (!strcmp(ec, "REQUEST_LIMIT_EXCEEDED") || !strcmp(ec, "RESOURCE_EXHAUSTED"))
+            return MLO_ERR_RATE_LIMITED;
+        if (!strcmp(ec, "INTERNAL_ERROR") || !strcmp(ec, "TEMPORARILY_UNAVAILABLE"))
+            return MLO_ERR_SERVER;
+    }
+    if (http == 401 || http == 403)
+        return MLO_ERR_PERMISSION;
+    if (http == 429)
+        return MLO_ERR_RATE_LIMITED;
+    if (http == 408 || http >= 500)
+        return MLO_ERR_SERVER;
+    if (ec && *ec && http == 400)
+        return MLO_ERR_SERVER_INVALID;
+    if (ec && *ec && http == 404)
+        return MLO_ERR_NOT_FOUND;
+    return MLO_ERR_PROTOCOL;
+}
+
+static int looks_json(const mlo_http_result *r) {
+    return strstr(r->content_type, "json") != NULL ||
+           (r->body.len && (r->body.data[0] == '{'));
+}
+
+/* Turns a transport result into a status; fills e. */
+static int classify(const mlo_http_result *r, const char *what, mlo_api_error *e) {
+    memset(e, 0, sizeof *e);
+    e->http_code = r->http_code;
+    if (r->status != MLO_OK) {
+        e->status = r->status;
+        snprintf(e->message, sizeof e->message, "%s: %s%s%s", what, mlo_strerror(r->status),
+                 r->message[0] ? ": " : "", r->message);
+        return e->status;
+    }
+    if (r->http_code >= 200 && r->http_code < 300)
+        return e->status = MLO_OK;
+    const char *smsg = "";
+    Mlflow__ErrorResponse *er = NULL;
+    if (looks_json(r)) {
+        ProtobufCMessage *m = NULL;
+        if (mlo__pbjson_decode(&mlflow__error_response__descriptor, r->body.data ? r->body.data : "",
+                               r->body.len, &m, NULL, 0) == 0)
+            er = (Mlflow__ErrorResponse *)m;
+    }
+    if (er && er->error_code)
+        snprintf(e->error_code, sizeof e->error_code, "%s", er->error_code);
+    if (er && er->message)
+        smsg = er->message;
+    e->status = status_for_code(e->error_code, r->http_code);
+    if (e->error_code[0])
+        snprintf(e->message, sizeof e->message, "%s: HTTP %ld %s: %.400s", what, r->http_code,
+                 e->error_code, smsg);
+    else
+        snprintf(e->message, sizeof e->message,
+                 "%s: HTTP %ld with a non-JSON answer (%.40s)%s", what, r->http_code,
+                 r->content_type[0] ? r->content_type : "no content type",
+                 r->http_code == 404 || r->http_code == 405
+                     ? ": is the tracking URI an MLflow server?"
+                     : ": a proxy in the way, or not an MLflow server?");
+    if (er)
+        protobuf_c_message_free_unpacked(&er->base, NULL);
+    return e->status;
+}
+
+/* POSTs msg to API<path>; on success decodes the answer into *resp (if rdesc). */
+static int post(mlo_api *a, const char *path, const ProtobufCMessage *msg,
+                const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+                mlo_api_error *e) {
+    char full[128];
+    snprintf(full, sizeof full, API "%s", path);
+    mlo__buf_reset(&a->body);
+    if (mlo__pbjson_encode(msg, &a->body) != 0) {
+        memset(e, 0, sizeof *e);
+        e->status = MLO_ERR_NO_MEMORY;
+        snprintf(e->message, sizeof e->message, "%s: out of memory", path);
+        return e->status;
+    }
+    mlo_http_result r;
+    mlo__http_call(a->http, "POST", full, NULL, a->body.data, a->body.len, a->deadline_ns, &r);
+    if (a->client)
+        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r.retries);
+    int st = classify(&r, path, e);
+    if (st == MLO_OK && rdesc) {
+        char err[128] = "";
+        if (mlo__pbjson_decode(rdesc, r.body.data ? r.body.data : "", r.body.len, resp, err,
+                               sizeof err) != 0) {
+            e->status = st = MLO_ERR_PROTOCOL;
+            snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", path, err);
+        }
+    }
+    mlo__http_result_free(&r);
+    return st;
+}
+
+static int get(mlo_api *a, const char *path, const char *qkey, const char *qval,
+               const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+               mlo_api_error *e) {
+    char full[128];
+    snprintf(full, sizeof full, API "%s", path);
+    mlo__buf_reset(&a->query);
+    if (mlo__buf_appends(&a->query, qkey) || mlo__buf_appendc(&a->query, '=') ||
+        mlo__http_urlencode(a->http, qval, &a->query)) {
+        memset(e, 0, sizeof *e);
+        e->status = MLO_ERR_NO_MEMORY;
+        return e->status;
+    }
+    mlo_http_result r;
+    mlo__http_call(a->http, "GET", full, a->query.data, NULL, 0, a->deadline_ns, &r);
+    if (a->client)
+        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r.retries);
+    int st = classify(&r, path, e);
+    if (st == MLO_OK) {
+        char err[128] = "";
+        if (mlo__pbjson_decode(rdesc, r.body.data ? r.body.data : "", r.body.len, resp, err,
+                               sizeof err) != 0) {
+            e->status = st = MLO_ERR_PROTOCOL;
+            snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", path, err);
+        }
+    }
+    mlo__http_result_free(&r);
+    return st;
+}
+
+static int missing(mlo_api_error *e, const char *what) {
+    e->status = MLO_ERR_PROTOCOL;
+    snprintf(e->message, sizeof e->message, "%s: the answer lacks the expected fields", what);
+    return e->status;
+}
+
+static int dup_out(char **out, const char *s, mlo_api_error *e) {
+    *out = strdup(s);
+    if (!*out) {
+        e->status = MLO_ERR_NO_MEMORY;
+        return e->status;
+    }
+    return MLO_OK;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+int mlo__api_get_experiment_by_name(mlo_api *a, const char *name, char **exp_id,
+                                    mlo_api_error *e) {
+    ProtobufCMessage *m = NULL;
+    int st = get(a, "experiments/get-by-name", "experiment_name", name,
+                 &mlflow__get_experiment_by_name__response__descriptor, &m, e);
+    if (st != MLO_OK)
+        return st;
+    Mlflow__GetExperimentByName__Response *r = (Mlflow__GetExperimentByName__Response *)m;
+    st = r->experiment && r->experiment->experiment_id
+             ? dup_out(exp_id, r->experiment->experiment_id, e)
+             : missing(e, "experiments/get-by-name");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return st;
+}
+
+int mlo__api_create_experiment(mlo_api *a, const char *name, char **exp_id, mlo_api_error *e) {
+    Mlflow__CreateExperiment req = MLFLOW__CREATE_EXPERIMENT__INIT;
+    req.name = (char *)name;
+    ProtobufCMessage *m = NULL;
+    int st = post(a, "experiments/create", &req.base,
+                  &mlflow__create_experiment__response__descriptor, &m, e);
+    if (st != MLO_OK)
+        return st;
+    Mlflow__CreateExperiment__Response *r = (Mlflow__CreateExperiment__Response *)m;
+    st = r->experiment_id ? dup_out(exp_id, r->experiment_id, e)
+                          : missing(e, "experiments/create");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return st;
+}
+
+int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, int64_t start_ms,
+                        const mlo_kv *tags, size_t ntags, char **run_id, mlo_api_error *e) {
+    Mlflow__CreateRun req = MLFLOW__CREATE_RUN__INIT;
+    req.experiment_id = (char *)exp_id;
+    req.run_name = (char *)run_name;
+    req.has_start_time = 1;
+    req.start_time = start_ms;
+    for (size_t i = 0; i < ntags; i++)
+        if (!strcmp(tags[i].key, "mlflow.user"))
+            req.user_id = tags[i].value; /* as MLflow's client sends it */
+    Mlflow__RunTag *t = calloc(ntags ? ntags : 1, sizeof *t);
+    Mlflow__RunTag **pt = calloc(ntags ? ntags : 1, sizeof *pt);
+    if (!t || !pt) {
+        free(t);
+        free(pt);
+        memset(e, 0, sizeof *e);
+        return e->status = MLO_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < ntags; i++) {
+        mlflow__run_tag__init(&t[i]);
+        t[i].key = tags[i].key;
+        t[i].value = tags[i].value;
+        pt[i] = &t[i];
+    }
+    req.n_tags = ntags;
+    req.tags = pt;
+    ProtobufCMessage *m = NULL;
+    int st = post(a, "runs/create", &req.base, &mlflow__create_run__response__descriptor, &m, e);
+    free(t);
+    free(pt);
+    if (st != MLO_OK)
+        return st;
+    Mlflow__CreateRun__Response *r = (Mlflow__CreateRun__Response *)m;
+    const char *id = r->run && r->run->info ? (r->run->info->run_id ? r->run->info->run_id
+                                                                     : r->run->info->run_uuid)
+                                            : NULL;
+    st = id ? dup_out(run_id, id, e) : missing(e, "runs/create");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return st;
+}
+
+int mlo__api_get_run(mlo_api *a, const char *run_id, char **exp_id, mlo_api_error *e) {
+    ProtobufCMessage *m = NULL;
+    int st = get(a, "runs/get", "run_id", run_id, &mlflow__get_run__response__descriptor, &m, e);
+    if (st != MLO_OK)
+        return st;
+    Mlflow__GetRun__Response *r = (Mlflow__GetRun__Response *)m;
+    st = r->run && r->run->info && r->run->info->experiment_id
+             ? dup_out(exp_id, r->run->info->experiment_id, e)
+             : missing(e, "runs/get");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return st;
+}
+
+int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_ms,
+                        mlo_api_error *e) {
+    Mlflow__UpdateRun req = MLFLOW__UPDATE_RUN__INIT;
+    req.run_id = (char *)run_id;
+    req.has_status = 1;
+    req.status = (Mlflow__RunStatus)status;
+    if (end_ms >= 0) {
+        req.has_end_time = 1;
+        req.end_time = end_ms;
+    }
+    return post(a, "runs/update", &req.base, NULL, NULL, e);
+}
+
+/* Staged record accessors: key and value are NUL-terminated (mlo_shipper.c). */
+static inline char *skey(const mlo_rec *r) {
+    return (char *)(r + 1);
+}
+static inline char *sval(const mlo_rec *r) {
+    return (char *)(r + 1) + r->key_len + 1;
+}
+
+static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
+                        const mlo_rec *const *recs, size_t n) {
+    mlflow__log_batch__init(req);
+    req->run_id = (char *)run_id;
+    size_t nm = 0, np = 0, nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mlo_rec *r = recs[i];
+        if (r->type == MLO_REC_METRIC && nm < MLO_BATCH_MAX_METRICS) {
+            Mlflow__Metric *m = &a->metrics[nm];
+            mlflow__metric__init(m);
+            m->key = skey(r);
+            m->has_value = 1;
+            m->value = r->value;
+            m->has_timestamp = 1;
+            m->timestamp = r->timestamp;
+            m->has_step = 1;
+            m->step = r->step;
+            a->pmetrics[nm++] = m;
+        } else if (r->type == MLO_REC_PARAM && np < MLO_BATCH_MAX_PARAMS) {
+            Mlflow__Param *p = &a->params[np];
+            mlflow__param__init(p);
+            p->key = skey(r);
+            p->value = sval(r);
+            a->pparams[np++] = p;
+        } else if (r->type == MLO_REC_TAG && nt < MLO_BATCH_MAX_TAGS) {
+            Mlflow__RunTag *t = &a->tags[nt];
+            mlflow__run_tag__init(t);
+            t->key = skey(r);
+            t->value = sval(r);
+            a->ptags[nt++] = t;
+        }
+    }
+    req->n_metrics = nm;
+    req->metrics = a->pmetrics;
+    req->n_params = np;
+    req->params = a->pparams;
+    req->n_tags = nt;
+    req->tags = a->ptags;
+}
+
+int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs,
+                              size_t n, mlo_buf *out) {
+    Mlflow__LogBatch req;
+    build_batch(a, &req, run_id, recs, n);
+    return mlo__pbjson_encode(&req.base, out) == 0 ? MLO_OK : MLO_ERR_NO_MEMORY;
+}
+
+int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
+                       mlo_api_error *e) {
+    Mlflow__LogBatch req;
+    build_batch(a, &req, run_id, recs, n);
+    return post(a, "runs/log-batch", &req.base, NULL, NULL, e);
+}

@@ -1,0 +1,590 @@
+/*
+ * mlo_client.c - client and run handles, the log calls, flush, statistics
+ * and the error callback.
+ *
+ * Owns: the client (config, queue, run table, shipper thread) and the runs.
+ * A log call validates, takes the time and pushes one record into the queue:
+ * no lock, no allocation, no system call of its own (the queue's push is the
+ * only shared write).  Runs are created synchronously (mlo_start_run) through
+ * a shared api object under sync_lock; every later event for a run travels
+ * through the queue and is sent by the shipper (mlo_shipper.c).
+ *
+ * Threads: log calls, start/end run, flush and stat from any thread; close
+ * from one thread once the others are done.
+ */
+#define _GNU_SOURCE
+#include "mlo_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- small shared helpers ------------------------------------------------ */
+
+int64_t mlo__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mlo__mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+MLO_API const char *mlo_version(void) {
+#define MLO_STR2(x) #x
+#define MLO_STR(x) MLO_STR2(x)
+    return MLO_STR(MLO_VERSION_MAJOR) "." MLO_STR(MLO_VERSION_MINOR) "." MLO_STR(
+        MLO_VERSION_PATCH);
+}
+
+MLO_API unsigned mlo_version_number(void) {
+    return MLO_VERSION_NUMBER;
+}
+
+MLO_API const char *mlo_strerror(int status) {
+    switch (status) {
+    case MLO_OK: return "ok";
+    case MLO_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case MLO_ERR_INVALID_KEY: return "invalid key (MLflow allows 1-250 letters, digits, _ - . space / : as a normalized relative path)";
+    case MLO_ERR_INVALID_UTF8: return "string is not valid UTF-8";
+    case MLO_ERR_INVALID_STATUS: return "invalid run status";
+    case MLO_ERR_QUEUE_FULL: return "event queue full: event dropped";
+    case MLO_ERR_CLOSED: return "client is closed";
+    case MLO_ERR_NO_MEMORY: return "out of memory";
+    case MLO_ERR_TIMEOUT: return "timed out";
+    case MLO_ERR_NETWORK: return "tracking server unreachable";
+    case MLO_ERR_TLS: return "TLS failure";
+    case MLO_ERR_SERVER_INVALID: return "server refused the request as invalid";
+    case MLO_ERR_ALREADY_EXISTS: return "resource already exists";
+    case MLO_ERR_NOT_FOUND: return "resource does not exist";
+    case MLO_ERR_PERMISSION: return "permission denied or not authenticated";
+    case MLO_ERR_RATE_LIMITED: return "rate limited by the server";
+    case MLO_ERR_SERVER: return "server error";
+    case MLO_ERR_PROTOCOL: return "unexpected answer from the server";
+    case MLO_ERR_CONFIG: return "invalid or missing configuration";
+    case MLO_ERR_NOT_SUPPORTED: return "not supported yet";
+    case MLO_ERR_INTERNAL: return "internal error";
+    case MLO_WARN_TRUNCATED: return "value truncated to the server's limit";
+    case MLO_WARN_RETRY: return "request retried";
+    default: return "unknown status";
+    }
+}
+
+void mlo__stat_add(mlo_client *c, mlo_stat which, uint64_t n) {
+    /* relaxed: counters publish nothing but themselves */
+    atomic_fetch_add_explicit(&c->st[which], n, memory_order_relaxed);
+}
+
+void mlo__report(mlo_client *c, int status, int rate_limited, const char *fmt, ...) {
+    if (!c->cfg.error_fn)
+        return;
+    if (rate_limited) {
+        /* at most 20 messages a second; the rest are counted in stats only */
+        int64_t now = mlo__now_ms() / 1000;
+        int64_t win = atomic_load_explicit(&c->err_window_start_ms, memory_order_relaxed);
+        if (win != now &&
+            atomic_compare_exchange_strong_explicit(&c->err_window_start_ms, &win, now,
+                                                    memory_order_relaxed, memory_order_relaxed))
+            atomic_store_explicit(&c->err_in_window, 0, memory_order_relaxed);
+        if (atomic_fetch_add_explicit(&c->err_in_window, 1, memory_order_relaxed) >= 20)
+            return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->cfg.error_fn(c->cfg.error_user, (mlo_status)status, msg);
+}
+
+mlo_run *mlo__client_run(mlo_client *c, uint32_t index) {
+    /* acquire: pairs with the release store that published the chunk */
+    mlo_run *chunk =
+        atomic_load_explicit(&c->run_chunks[index / MLO_RUN_CHUNK], memory_order_acquire);
+    return chunk ? &chunk[index % MLO_RUN_CHUNK] : NULL;
+}
+
+static int client_ok(const mlo_client *c) {
+    return c && c->magic == MLO_CLIENT_MAGIC;
+}
+static int run_ok(const mlo_run *r) {
+    return r && r->magic == MLO_RUN_MAGIC && client_ok(r->client);
+}
+
+/* ---- open / close --------------------------------------------------------- */
+
+MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
+    if (!out)
+        return MLO_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    mlo_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return MLO_ERR_NO_MEMORY;
+    char err[256] = "";
+    int st = mlo__config_resolve(opts, &c->cfg, err, sizeof err);
+    if (st != MLO_OK) {
+        /* the callback lives in opts; report through it before giving up */
+        mlo__report(c, st, 0, "mlo_client_open: %s", err);
+        free(c);
+        return st;
+    }
+    c->magic = MLO_CLIENT_MAGIC;
+    pthread_mutex_init(&c->runs_lock, NULL);
+    pthread_mutex_init(&c->sync_lock, NULL);
+    pthread_mutex_init(&c->flush_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->flush_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    c->qops = c->cfg.queue_impl == 1 ? &mlo__queue_mutex_ops : &mlo__queue_ring_ops;
+    int64_t wait_ns =
+        c->cfg.full_policy == MLO_FULL_DROP ? 0 : (int64_t)c->cfg.full_wait_ms * 1000000;
+    c->queue = c->qops->create(c->cfg.queue_bytes, wait_ns);
+    c->sync_api = mlo__api_new(&c->cfg, c);
+    if (!c->queue || !c->sync_api) {
+        st = MLO_ERR_NO_MEMORY;
+        goto fail;
+    }
+    if (pthread_create(&c->shipper, NULL, mlo__shipper_main, c) != 0) {
+        st = MLO_ERR_NO_MEMORY;
+        goto fail;
+    }
+    c->shipper_started = 1;
+    *out = c;
+    return MLO_OK;
+fail:
+    mlo__report(c, st, 0, "mlo_client_open: %s", mlo_strerror(st));
+    if (c->queue)
+        c->qops->destroy(c->queue);
+    if (c->sync_api)
+        mlo__api_free(c->sync_api);
+    mlo__config_free(&c->cfg);
+    c->magic = 0;
+    free(c);
+    return st;
+}
+
+/* Pushes a flush marker and waits for the shipper to pass it. */
+static int flush_until(mlo_client *c, int64_t deadline_ns) {
+    pthread_mutex_lock(&c->flush_lock);
+    uint64_t seq = ++c->flush_next;
+    pthread_mutex_unlock(&c->flush_lock);
+
+    mlo_rec h = {.type = MLO_REC_FLUSH, .step = (int64_t)seq};
+    for (;;) {
+        int q = c->qops->push(c->queue, &h, "", "");
+        if (q == MLO_Q_OK)
+            break;
+        if (q != MLO_Q_FULL)
+            return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
+        if (mlo__mono_ns() >= deadline_ns)
+            return MLO_ERR_TIMEOUT;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    struct timespec abs = {deadline_ns / 1000000000, deadline_ns % 1000000000};
+    int st = MLO_OK;
+    pthread_mutex_lock(&c->flush_lock);
+    while (c->flush_done < seq) {
+        if (pthread_cond_timedwait(&c->flush_cond, &c->flush_lock, &abs) == ETIMEDOUT &&
+            c->flush_done < seq) {
+            st = MLO_ERR_TIMEOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->flush_lock);
+    return st;
+}
+
+MLO_API int mlo_client_flush(mlo_client_t *c, unsigned timeout_ms) {
+    if (!client_ok(c))
+        return MLO_ERR_INVALID_ARGUMENT;
+    if (atomic_load_explicit(&c->closing, memory_order_acquire))
+        return MLO_ERR_CLOSED;
+    return flush_until(c, mlo__mono_ns() + (int64_t)timeout_ms * 1000000);
+}
+
+MLO_API int mlo_client_close(mlo_client_t *c) {
+    if (!client_ok(c))
+        return MLO_ERR_INVALID_ARGUMENT;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&c->closing, &expected, 1))
+        return MLO_ERR_CLOSED;
+    int64_t deadline = mlo__mono_ns() + (int64_t)c->cfg.close_timeout_ms * 1000000;
+    /* the shipper gives up on the network at the deadline, so close is bounded */
+    atomic_store_explicit(&c->abort_at_ns, deadline, memory_order_release);
+    int st = flush_until(c, deadline);
+    c->qops->close(c->queue);
+    atomic_store_explicit(&c->stop, 1, memory_order_release);
+    c->qops->wake(c->queue);
+    if (c->shipper_started)
+        pthread_join(c->shipper, NULL);
+    c->qops->destroy(c->queue);
+    mlo__api_free(c->sync_api);
+    for (size_t i = 0; i < MLO_RUN_CHUNKS; i++) {
+        mlo_run *chunk = atomic_load_explicit(&c->run_chunks[i], memory_order_relaxed);
+        if (!chunk)
+            break;
+        for (size_t j = 0; j < MLO_RUN_CHUNK; j++) {
+            free(chunk[j].run_id);
+            free(chunk[j].experiment_id);
+            chunk[j].magic = 0;
+        }
+        free(chunk);
+    }
+    mlo__kv_free(c->exp_cache, c->nexp_cache);
+    pthread_mutex_destroy(&c->runs_lock);
+    pthread_mutex_destroy(&c->sync_lock);
+    pthread_mutex_destroy(&c->flush_lock);
+    pthread_cond_destroy(&c->flush_cond);
+    mlo__config_free(&c->cfg);
+    c->magic = 0;
+    free(c);
+    return st;
+}
+
+MLO_API int mlo_client_stat(const mlo_client_t *c, mlo_stat which, uint64_t *value) {
+    if (!client_ok(c) || !value || (unsigned)which > MLO_STAT_REJECTED)
+        return MLO_ERR_INVALID_ARGUMENT;
+    *value = atomic_load_explicit(&((mlo_client *)c)->st[which], memory_order_relaxed);
+    return MLO_OK;
+}
+
+/* ---- runs ------------------------------------------------------------------ */
+
+static mlo_run *register_run(mlo_client *c, char *run_id, char *exp_id) {
+    pthread_mutex_lock(&c->runs_lock);
+    uint32_t idx = c->nruns;
+    mlo_run *chunk = NULL;
+    if (idx < (uint32_t)MLO_RUN_CHUNK * MLO_RUN_CHUNKS) {
+        chunk = atomic_load_explicit(&c->run_chunks[idx / MLO_RUN_CHUNK], memory_order_relaxed);
+        if (!chunk) {
+            chunk = calloc(MLO_RUN_CHUNK, sizeof *chunk);
+            /* release: the zeroed chunk is visible to whoever loads the pointer */
+            if (chunk)
+                atomic_store_explicit(&c->run_chunks[idx / MLO_RUN_CHUNK], chunk,
+                                      memory_order_release);
+        }
+    }
+    mlo_run *r = NULL;
+    if (chunk) {
+        r = &chunk[idx % MLO_RUN_CHUNK];
+        r->index = idx;
+        r->client = c;
+        r->run_id = run_id;
+        r->experiment_id = exp_id;
+        r->magic = MLO_RUN_MAGIC;
+        c->nruns++;
+    }
+    pthread_mutex_unlock(&c->runs_lock);
+    return r;
+}
+
+static void report_api(mlo_client *c, const char *what, const mlo_api_error *e) {
+    mlo__report(c, e->status, 0, "%s: %s", what, e->message[0] ? e->message : mlo_strerror(e->status));
+}
+
+/* Experiment name -> id, creating it if missing.  Caller holds sync_lock. */
+static int experiment_id_for(mlo_client *c, const char *name, char **out) {
+    for (size_t i = 0; i < c->nexp_cache; i++)
+        if (strcmp(c->exp_cache[i].key, name) == 0) {
+            *out = strdup(c->exp_cache[i].value);
+            return *out ? MLO_OK : MLO_ERR_NO_MEMORY;
+        }
+    mlo_api_error e;
+    int st = mlo__api_get_experiment_by_name(c->sync_api, name, out, &e);
+    if (st == MLO_ERR_NOT_FOUND) {
+        st = mlo__api_create_experiment(c->sync_api, name, out, &e);
+        /* another process created it between our two calls: read it back */
+        if (st == MLO_ERR_ALREADY_EXISTS)
+            st = mlo__api_get_experiment_by_name(c->sync_api, name, out, &e);
+    }
+    if (st != MLO_OK) {
+        report_api(c, "experiment", &e);
+        return st;
+    }
+    if (mlo__kv_push(&c->exp_cache, &c->nexp_cache, name, *out))
+        return MLO_ERR_NO_MEMORY;
+    return MLO_OK;
+}
+
+static int resume(mlo_client *c, const char *run_id, mlo_run **out) {
+    char *exp = NULL, *rid = strdup(run_id);
+    if (!rid)
+        return MLO_ERR_NO_MEMORY;
+    mlo_api_error e;
+    pthread_mutex_lock(&c->sync_lock);
+    int st = mlo__api_get_run(c->sync_api, run_id, &exp, &e);
+    if (st == MLO_OK)
+        st = mlo__api_update_run(c->sync_api, run_id, MLO_RUN_RUNNING, -1, &e);
+    pthread_mutex_unlock(&c->sync_lock);
+    if (st != MLO_OK) {
+        report_api(c, "resume run", &e);
+        free(rid);
+        free(exp);
+        return st;
+    }
+    mlo_run *r = register_run(c, rid, exp);
+    if (!r) {
+        free(rid);
+        free(exp);
+        return MLO_ERR_NO_MEMORY;
+    }
+    *out = r;
+    return MLO_OK;
+}
+
+static int check_str(const char *s, int allow_null) {
+    if (!s)
+        return allow_null ? MLO_OK : MLO_ERR_INVALID_ARGUMENT;
+    if (!mlo__utf8_valid(s, strlen(s)))
+        return MLO_ERR_INVALID_UTF8;
+    return MLO_OK;
+}
+
+MLO_API int mlo_resume_run(mlo_client_t *c, const char *run_id, mlo_run_t **out) {
+    if (out)
+        *out = NULL;
+    if (!client_ok(c) || !out || !run_id || !*run_id)
+        return MLO_ERR_INVALID_ARGUMENT;
+    int st = check_str(run_id, 0);
+    if (st)
+        return st;
+    if (atomic_load_explicit(&c->closing, memory_order_acquire))
+        return MLO_ERR_CLOSED;
+    return resume(c, run_id, out);
+}
+
+MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const char *run_name,
+                          mlo_run_t *parent, mlo_run_t **out) {
+    if (out)
+        *out = NULL;
+    if (!client_ok(c) || !out)
+        return MLO_ERR_INVALID_ARGUMENT;
+    if ((experiment_name && !*experiment_name) || (run_name && !*run_name))
+        return MLO_ERR_INVALID_ARGUMENT;
+    if (parent && (!run_ok(parent) || parent->client != c))
+        return MLO_ERR_INVALID_ARGUMENT;
+    int st = check_str(experiment_name, 1);
+    if (!st)
+        st = check_str(run_name, 1);
+    if (st)
+        return st;
+    if (atomic_load_explicit(&c->closing, memory_order_acquire))
+        return MLO_ERR_CLOSED;
+    if (!parent && c->cfg.run_id_env)
+        return resume(c, c->cfg.run_id_env, out);
+
+    mlo_kv *tags = NULL;
+    size_t ntags = 0;
+    if (mlo__sysinfo_tags(&tags, &ntags) ||
+        (run_name && mlo__kv_push(&tags, &ntags, "mlflow.runName", run_name)) ||
+        (parent && mlo__kv_push(&tags, &ntags, "mlflow.parentRunId", parent->run_id))) {
+        mlo__kv_free(tags, ntags);
+        return MLO_ERR_NO_MEMORY;
+    }
+    char *exp = NULL, *rid = NULL;
+    mlo_api_error e;
+    pthread_mutex_lock(&c->sync_lock);
+    if (experiment_name)
+        st = experiment_id_for(c, experiment_name, &exp);
+    else if (c->cfg.experiment_id)
+        st = (exp = strdup(c->cfg.experiment_id)) ? MLO_OK : MLO_ERR_NO_MEMORY;
+    else if (c->cfg.experiment_name)
+        st = experiment_id_for(c, c->cfg.experiment_name, &exp);
+    else
+        st = (exp = strdup("0")) ? MLO_OK : MLO_ERR_NO_MEMORY;
+    if (st == MLO_OK) {
+        st = mlo__api_create_run(c->sync_api, exp, run_name, mlo__now_ms(), tags, ntags, &rid, &e);
+        if (st != MLO_OK)
+            report_api(c, "create run", &e);
+    }
+    pthread_mutex_unlock(&c->sync_lock);
+    mlo__kv_free(tags, ntags);
+    if (st != MLO_OK) {
+        free(exp);
+        return st;
+    }
+    mlo_run *r = register_run(c, rid, exp);
+    if (!r) {
+        free(rid);
+        free(exp);
+        return MLO_ERR_NO_MEMORY;
+    }
+    *out = r;
+    return MLO_OK;
+}
+
+MLO_API const char *mlo_run_id(const mlo_run_t *r) {
+    return run_ok(r) ? r->run_id : NULL;
+}
+
+MLO_API const char *mlo_run_experiment_id(const mlo_run_t *r) {
+    return run_ok(r) ? r->experiment_id : NULL;
+}
+
+/* ---- the log calls --------------------------------------------------------- */
+
+static int push(mlo_run *r, int type, const char *key, size_t klen, const char *val, size_t vlen,
+                int64_t ts, int64_t step, double value) {
+    mlo_client *c = r->client;
+    mlo_rec h = {.type = (uint16_t)type,
+                 .key_len = (uint16_t)klen,
+                 .run = r->index,
+                 .val_len = (uint32_t)vlen,
+                 .timestamp = ts,
+                 .step = step,
+                 .value = value};
+    int q = c->qops->push(c->queue, &h, key, val);
+    if (q == MLO_Q_OK)
+        return MLO_OK;
+    if (q == MLO_Q_FULL) {
+        mlo__stat_add(c, MLO_STAT_DROPPED, 1);
+        mlo__report(c, MLO_ERR_QUEUE_FULL, 1, "event queue full: dropped an event of run %s",
+                    r->run_id);
+        return MLO_ERR_QUEUE_FULL;
+    }
+    return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
+}
+
+static int refuse(mlo_run *r, int st, const char *what, const char *key) {
+    mlo__stat_add(r->client, MLO_STAT_REJECTED, 1);
+    if (st == MLO_ERR_INVALID_KEY)
+        mlo__report(r->client, st, 1, "%s: key \"%.300s\" refused: %s", what, key,
+                    mlo_strerror(st));
+    else
+        mlo__report(r->client, st, 1, "%s: %s", what, mlo_strerror(st));
+    return st;
+}
+
+static int metric(mlo_run *r, const char *key, double value, int64_t step, int64_t ts) {
+    size_t klen;
+    int st = mlo__validate_key(key, &klen);
+    if (st != MLO_OK)
+        return refuse(r, st, "log_metric", key);
+    return push(r, MLO_REC_METRIC, key, klen, "", 0, ts < 0 ? mlo__now_ms() : ts, step, value);
+}
+
+MLO_API int mlo_log_metric(mlo_run_t *r, const char *key, double value, int64_t step) {
+    if (!run_ok(r) || !key)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return metric(r, key, value, step, -1);
+}
+
+MLO_API int mlo_log_metric_ts(mlo_run_t *r, const char *key, double value, int64_t step,
+                              int64_t timestamp_ms) {
+    if (!run_ok(r) || !key || timestamp_ms < 0)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return metric(r, key, value, step, timestamp_ms);
+}
+
+static int keyval(mlo_run *r, int type, const char *key, const char *value) {
+    const char *what = type == MLO_REC_PARAM ? "log_param" : "set_tag";
+    size_t klen, vlen;
+    int truncated;
+    int st = mlo__validate_key(key, &klen);
+    if (st != MLO_OK)
+        return refuse(r, st, what, key);
+    st = mlo__validate_value(value, type == MLO_REC_PARAM ? MLO_MAX_PARAM_CHARS : MLO_MAX_TAG_CHARS,
+                             &vlen, &truncated);
+    if (st != MLO_OK)
+        return refuse(r, st, what, key);
+    if (truncated) {
+        mlo__stat_add(r->client, MLO_STAT_TRUNCATED, 1);
+        mlo__report(r->client, MLO_WARN_TRUNCATED, 1,
+                    "%s: value of \"%s\" truncated to %d characters, as the server would", what,
+                    key, type == MLO_REC_PARAM ? MLO_MAX_PARAM_CHARS : MLO_MAX_TAG_CHARS);
+    }
+    return push(r, type, key, klen, value, vlen, 0, 0, 0);
+}
+
+MLO_API int mlo_log_param(mlo_run_t *r, const char *key, const char *value) {
+    if (!run_ok(r) || !key || !value)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return keyval(r, MLO_REC_PARAM, key, value);
+}
+
+MLO_API int mlo_set_tag(mlo_run_t *r, const char *key, const char *value) {
+    if (!run_ok(r) || !key || !value)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return keyval(r, MLO_REC_TAG, key, value);
+}
+
+MLO_API int mlo_log_metrics(mlo_run_t *r, size_t n, const char *const *keys, const double *values,
+                            const int64_t *steps, const int64_t *timestamps_ms) {
+    if (!run_ok(r) || (n && (!keys || !values)))
+        return MLO_ERR_INVALID_ARGUMENT;
+    int first = MLO_OK;
+    int64_t now = -1;
+    for (size_t i = 0; i < n; i++) {
+        int st;
+        if (!keys[i] || (timestamps_ms && timestamps_ms[i] < 0)) {
+            st = refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_metrics", "");
+        } else {
+            int64_t ts = timestamps_ms ? timestamps_ms[i] : (now < 0 ? (now = mlo__now_ms()) : now);
+            st = metric(r, keys[i], values[i], steps ? steps[i] : 0, ts);
+        }
+        if (st != MLO_OK && first == MLO_OK)
+            first = st;
+        if (st == MLO_ERR_CLOSED)
+            break;
+    }
+    return first;
+}
+
+static int keyvals(mlo_run *r, int type, size_t n, const char *const *keys,
+                   const char *const *values) {
+    if (!run_ok(r) || (n && (!keys || !values)))
+        return MLO_ERR_INVALID_ARGUMENT;
+    int first = MLO_OK;
+    for (size_t i = 0; i < n; i++) {
+        int st = (!keys[i] || !values[i])
+                     ? refuse(r, MLO_ERR_INVALID_ARGUMENT,
+                              type == MLO_REC_PARAM ? "log_params" : "set_tags", "")
+                     : keyval(r, type, keys[i], values[i]);
+        if (st != MLO_OK && first == MLO_OK)
+            first = st;
+        if (st == MLO_ERR_CLOSED)
+            break;
+    }
+    return first;
+}
+
+MLO_API int mlo_log_params(mlo_run_t *r, size_t n, const char *const *keys,
+                           const char *const *values) {
+    return keyvals(r, MLO_REC_PARAM, n, keys, values);
+}
+
+MLO_API int mlo_set_tags(mlo_run_t *r, size_t n, const char *const *keys,
+                         const char *const *values) {
+    return keyvals(r, MLO_REC_TAG, n, keys, values);
+}
+
+MLO_API int mlo_end_run(mlo_run_t *r, mlo_run_status status) {
+    if (!run_ok(r))
+        return MLO_ERR_INVALID_ARGUMENT;
+    if (status != MLO_RUN_FINISHED && status != MLO_RUN_FAILED && status != MLO_RUN_KILLED)
+        return MLO_ERR_INVALID_STATUS;
+    return push(r, MLO_REC_END_RUN, "", 0, "", 0, mlo__now_ms(), 0, (double)status);
+}
+
+MLO_API int mlo_log_artifact(mlo_run_t *r, const char *local_path, const char *artifact_path) {
+    if (!run_ok(r) || !local_path || !*local_path)
+        return MLO_ERR_INVALID_ARGUMENT;
+    int st = check_str(local_path, 0);
+    if (!st)
+        st = check_str(artifact_path, 1);
+    if (st)
+        return st;
+    mlo__report(r->client, MLO_ERR_NOT_SUPPORTED, 1,
+                "mlo_log_artifact: artifacts are not supported in this version");
+    return MLO_ERR_NOT_SUPPORTED;
+}

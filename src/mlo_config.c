@@ -1,0 +1,419 @@
+/*
+ * mlo_config.c - options set by the program, the MLflow environment variables
+ * behind them, and the defaults behind those.
+ *
+ * An mlo_options_t only records what the program set (each field with a "set"
+ * flag); mlo__config_resolve turns it into an mlo_config when a client opens,
+ * reading the environment for everything left unset.  Secrets (token,
+ * password) are copied once into the config and never formatted into a
+ * message.  Threads: an options object belongs to one thread at a time;
+ * resolve only reads it.
+ */
+#define _GNU_SOURCE
+#include "mlo_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OPTS_MAGIC 0x6d6c6f4fu /* "mloO" */
+
+struct mlo_options {
+    uint32_t magic;
+    char *tracking_uri;
+    int tracking_uri_set;
+    char *experiment_name;
+    char *experiment_id;
+    char *token;
+    char *user;
+    char *password;
+    int auth_basic_set;
+    int insecure_tls; /* -1 unset */
+    char *ca_path;
+    char *client_cert_path;
+    int max_retries; /* < 0 unset */
+    double backoff_factor_s, jitter_s, timeout_s;
+    size_t queue_bytes;
+    int policy_set;
+    mlo_full_policy full_policy;
+    unsigned full_wait_ms;
+    int close_timeout_set;
+    unsigned close_timeout_ms;
+    mlo_error_fn error_fn;
+    void *error_user;
+    int queue_impl;
+};
+
+static int set_str(char **dst, const char *v) {
+    char *copy = NULL;
+    if (v) {
+        if (!mlo__utf8_valid(v, strlen(v)))
+            return MLO_ERR_INVALID_UTF8;
+        copy = strdup(v);
+        if (!copy)
+            return MLO_ERR_NO_MEMORY;
+    }
+    free(*dst);
+    *dst = copy;
+    return MLO_OK;
+}
+
+MLO_API mlo_options_t *mlo_options_new(void) {
+    mlo_options_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->magic = OPTS_MAGIC;
+    o->insecure_tls = -1;
+    o->max_retries = -1;
+    o->backoff_factor_s = o->jitter_s = o->timeout_s = -1;
+    return o;
+}
+
+static void wipe_free(char *s) {
+    if (s) {
+        /* secrets do not linger in freed memory */
+        volatile char *p = s;
+        while (*p)
+            *p++ = 0;
+        free(s);
+    }
+}
+
+MLO_API void mlo_options_free(mlo_options_t *o) {
+    if (!o || o->magic != OPTS_MAGIC)
+        return;
+    free(o->tracking_uri);
+    free(o->experiment_name);
+    free(o->experiment_id);
+    wipe_free(o->token);
+    wipe_free(o->user);
+    wipe_free(o->password);
+    free(o->ca_path);
+    free(o->client_cert_path);
+    o->magic = 0;
+    free(o);
+}
+
+#define CHECK_OPTS(o)                                                                              \
+    do {                                                                                           \
+        if (!(o) || (o)->magic != OPTS_MAGIC)                                                      \
+            return MLO_ERR_INVALID_ARGUMENT;                                                       \
+    } while (0)
+
+static int check_uri(const char *uri) {
+    if (strncasecmp(uri, "http://", 7) == 0 && uri[7])
+        return MLO_OK;
+    if (strncasecmp(uri, "https://", 8) == 0 && uri[8])
+        return MLO_OK;
+    return MLO_ERR_CONFIG;
+}
+
+MLO_API int mlo_options_set_tracking_uri(mlo_options_t *o, const char *uri) {
+    CHECK_OPTS(o);
+    if (uri && check_uri(uri) != MLO_OK)
+        return MLO_ERR_CONFIG;
+    int st = set_str(&o->tracking_uri, uri);
+    if (st == MLO_OK)
+        o->tracking_uri_set = 1;
+    return st;
+}
+
+MLO_API int mlo_options_set_experiment_name(mlo_options_t *o, const char *name) {
+    CHECK_OPTS(o);
+    if (name && !*name)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return set_str(&o->experiment_name, name);
+}
+
+MLO_API int mlo_options_set_experiment_id(mlo_options_t *o, const char *id) {
+    CHECK_OPTS(o);
+    if (id && !*id)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return set_str(&o->experiment_id, id);
+}
+
+MLO_API int mlo_options_set_token(mlo_options_t *o, const char *token) {
+    CHECK_OPTS(o);
+    char *old = o->token;
+    o->token = NULL;
+    wipe_free(old);
+    return set_str(&o->token, token);
+}
+
+MLO_API int mlo_options_set_basic_auth(mlo_options_t *o, const char *user, const char *password) {
+    CHECK_OPTS(o);
+    if ((user == NULL) != (password == NULL))
+        return MLO_ERR_INVALID_ARGUMENT;
+    char *ou = o->user, *op = o->password;
+    o->user = o->password = NULL;
+    wipe_free(ou);
+    wipe_free(op);
+    int st = set_str(&o->user, user);
+    if (st == MLO_OK)
+        st = set_str(&o->password, password);
+    o->auth_basic_set = st == MLO_OK && user != NULL;
+    return st;
+}
+
+MLO_API int mlo_options_set_insecure_tls(mlo_options_t *o, int insecure) {
+    CHECK_OPTS(o);
+    o->insecure_tls = insecure ? 1 : 0;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_ca_cert_path(mlo_options_t *o, const char *path) {
+    CHECK_OPTS(o);
+    return set_str(&o->ca_path, path);
+}
+
+MLO_API int mlo_options_set_client_cert_path(mlo_options_t *o, const char *path) {
+    CHECK_OPTS(o);
+    return set_str(&o->client_cert_path, path);
+}
+
+MLO_API int mlo_options_set_retries(mlo_options_t *o, int max_retries, double backoff_factor_s,
+                                    double jitter_s, double timeout_s) {
+    CHECK_OPTS(o);
+    if (isnan(backoff_factor_s) || isnan(jitter_s) || isnan(timeout_s) || max_retries > 10 ||
+        backoff_factor_s > 3600 || jitter_s > 3600 || timeout_s > 86400 || timeout_s == 0)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->max_retries = max_retries < 0 ? -1 : max_retries;
+    o->backoff_factor_s = backoff_factor_s < 0 ? -1 : backoff_factor_s;
+    o->jitter_s = jitter_s < 0 ? -1 : jitter_s;
+    o->timeout_s = timeout_s < 0 ? -1 : timeout_s;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_queue_bytes(mlo_options_t *o, size_t bytes) {
+    CHECK_OPTS(o);
+    if (bytes < (64u << 10) || bytes > (1u << 30))
+        return MLO_ERR_INVALID_ARGUMENT;
+    size_t p = 64u << 10;
+    while (p < bytes)
+        p <<= 1;
+    o->queue_bytes = p;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_full_policy(mlo_options_t *o, mlo_full_policy policy,
+                                        unsigned wait_ms) {
+    CHECK_OPTS(o);
+    if (policy != MLO_FULL_WAIT && policy != MLO_FULL_DROP)
+        return MLO_ERR_INVALID_ARGUMENT;
+    if (wait_ms > 60000)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->policy_set = 1;
+    o->full_policy = policy;
+    o->full_wait_ms = wait_ms;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *o, unsigned timeout_ms) {
+    CHECK_OPTS(o);
+    o->close_timeout_set = 1;
+    o->close_timeout_ms = timeout_ms;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_error_callback(mlo_options_t *o, mlo_error_fn fn, void *user_data) {
+    CHECK_OPTS(o);
+    o->error_fn = fn;
+    o->error_user = fn ? user_data : NULL;
+    return MLO_OK;
+}
+
+int mlo__options_set_queue_impl(mlo_options_t *o, int impl) {
+    CHECK_OPTS(o);
+    if (impl != 0 && impl != 1)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->queue_impl = impl;
+    return MLO_OK;
+}
+
+/* ---- resolution ---------------------------------------------------------- */
+
+static const char *env(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static int env_bool(const char *name, int dflt, int *out) {
+    const char *v = env(name);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int env_double(const char *name, double dflt, double lo, double hi, double *out) {
+    const char *v = env(name);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || isnan(d) || d < lo || d > hi)
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int dup_or(char **dst, const char *a, const char *b) {
+    const char *v = a ? a : b;
+    *dst = NULL;
+    if (!v)
+        return 0;
+    *dst = strdup(v);
+    return *dst ? 0 : -1;
+}
+
+static void errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t errlen) {
+    static const mlo_options_t empty = {.magic = OPTS_MAGIC,
+                                        .insecure_tls = -1,
+                                        .max_retries = -1,
+                                        .backoff_factor_s = -1,
+                                        .jitter_s = -1,
+                                        .timeout_s = -1};
+    memset(c, 0, sizeof *c);
+    if (!o)
+        o = &empty;
+    if (o->magic != OPTS_MAGIC) {
+        errf(err, errlen, "invalid options handle");
+        return MLO_ERR_INVALID_ARGUMENT;
+    }
+    int st = MLO_ERR_NO_MEMORY;
+    const char *uri = o->tracking_uri_set ? o->tracking_uri : env("MLFLOW_TRACKING_URI");
+    if (!uri) {
+        errf(err, errlen,
+             "no tracking URI: set MLFLOW_TRACKING_URI or mlo_options_set_tracking_uri "
+             "(the local store is not implemented yet)");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (check_uri(uri) != MLO_OK) {
+        errf(err, errlen, "tracking URI must start with http:// or https://");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (!mlo__utf8_valid(uri, strlen(uri))) {
+        errf(err, errlen, "tracking URI is not valid UTF-8");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    c->tracking_uri = strdup(uri);
+    if (!c->tracking_uri)
+        goto fail;
+    size_t ul = strlen(c->tracking_uri);
+    while (ul > 0 && c->tracking_uri[ul - 1] == '/')
+        c->tracking_uri[--ul] = 0;
+
+    if (dup_or(&c->experiment_name, o->experiment_name, env("MLFLOW_EXPERIMENT_NAME")) ||
+        dup_or(&c->experiment_id, o->experiment_id, env("MLFLOW_EXPERIMENT_ID")) ||
+        dup_or(&c->run_id_env, NULL, env("MLFLOW_RUN_ID")) ||
+        dup_or(&c->ca_path, o->ca_path, env("MLFLOW_TRACKING_SERVER_CERT_PATH")) ||
+        dup_or(&c->client_cert_path, o->client_cert_path, env("MLFLOW_TRACKING_CLIENT_CERT_PATH")))
+        goto fail;
+    if (o->auth_basic_set) {
+        if (dup_or(&c->user, o->user, NULL) || dup_or(&c->password, o->password, NULL))
+            goto fail;
+    } else if (env("MLFLOW_TRACKING_USERNAME") && env("MLFLOW_TRACKING_PASSWORD")) {
+        if (dup_or(&c->user, env("MLFLOW_TRACKING_USERNAME"), NULL) ||
+            dup_or(&c->password, env("MLFLOW_TRACKING_PASSWORD"), NULL))
+            goto fail;
+    }
+    if (!c->user && dup_or(&c->token, o->token, env("MLFLOW_TRACKING_TOKEN")))
+        goto fail;
+
+    if (o->insecure_tls >= 0)
+        c->insecure_tls = o->insecure_tls;
+    else if (env_bool("MLFLOW_TRACKING_INSECURE_TLS", 0, &c->insecure_tls)) {
+        errf(err, errlen, "MLFLOW_TRACKING_INSECURE_TLS must be true or false");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    double d;
+    if (o->max_retries >= 0)
+        c->max_retries = o->max_retries;
+    else if (env_double("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5, 0, 1e9, &d) || d != floor(d)) {
+        errf(err, errlen, "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be a non-negative integer");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    } else
+        c->max_retries = d > 10 ? 10 : (int)d; /* MLflow caps it at 10 */
+    if (o->backoff_factor_s >= 0)
+        c->backoff_factor_s = o->backoff_factor_s;
+    else if (env_double("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 2, 0, 3600, &c->backoff_factor_s)) {
+        errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR must be a number of seconds");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (o->jitter_s >= 0)
+        c->jitter_s = o->jitter_s;
+    else if (env_double("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", 1.0, 0, 3600, &c->jitter_s)) {
+        errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER must be a number of seconds");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (o->timeout_s > 0)
+        c->timeout_s = o->timeout_s;
+    else if (env_double("MLFLOW_HTTP_REQUEST_TIMEOUT", 120, 0.001, 86400, &c->timeout_s)) {
+        errf(err, errlen, "MLFLOW_HTTP_REQUEST_TIMEOUT must be a positive number of seconds");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (env_bool("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", 1, &c->respect_retry_after)) {
+        errf(err, errlen, "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER must be true or false");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    c->queue_bytes = o->queue_bytes ? o->queue_bytes : (8u << 20);
+    c->full_policy = o->policy_set ? o->full_policy : MLO_FULL_WAIT;
+    c->full_wait_ms = o->policy_set ? o->full_wait_ms : 100;
+    c->close_timeout_ms = o->close_timeout_set ? o->close_timeout_ms : 10000;
+    c->error_fn = o->error_fn;
+    c->error_user = o->error_user;
+    c->queue_impl = o->queue_impl;
+    return MLO_OK;
+fail:
+    if (st == MLO_ERR_NO_MEMORY)
+        errf(err, errlen, "out of memory");
+    mlo__config_free(c);
+    return st;
+}
+
+void mlo__config_free(mlo_config *c) {
+    free(c->tracking_uri);
+    free(c->experiment_name);
+    free(c->experiment_id);
+    free(c->run_id_env);
+    wipe_free(c->token);
+    wipe_free(c->user);
+    wipe_free(c->password);
+    free(c->ca_path);
+    free(c->client_cert_path);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,186 @@
+/*
+ * mlo_internal.h - what the library's modules share.  Never installed.
+ *
+ * Modules (one file each):
+ *   mlo_client.c    client and run handles, the log calls, statistics
+ *   mlo_config.c    options and the MLflow environment variables
+ *   mlo_validate.c  MLflow's key and value rules, UTF-8
+ *   mlo_sysinfo.c   system tags (user, source, git)
+ *   mlo_shipper.c   the background thread: drain, group per run, send
+ *   mlo_api.c       MLflow REST calls (the only user of the generated protobuf code)
+ *   mlo_pbjson.c    protobuf-c message <-> JSON, driven by descriptors
+ *   mlo_http.c      libcurl transport (the only user of curl.h)
+ *   mlo_queue_mutex.c, mlo_ring.c  the event queues (mlo_queue.h)
+ */
+#ifndef MLO_INTERNAL_H
+#define MLO_INTERNAL_H
+
+#include "mlo.h"
+#include "mlo_buf.h"
+#include "mlo_queue.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MLO_MAX_KEY_CHARS 250
+#define MLO_MAX_PARAM_CHARS 6000
+#define MLO_MAX_TAG_CHARS 8000
+#define MLO_BATCH_MAX_METRICS 1000
+#define MLO_BATCH_MAX_PARAMS 100
+#define MLO_BATCH_MAX_TAGS 100
+#define MLO_BATCH_MAX_TOTAL 1000
+#define MLO_BATCH_MAX_BYTES (900u * 1024u) /* under MLflow's documented 1 MB */
+
+#define MLO_CLIENT_MAGIC 0x6d6c6f43u /* "mloC" */
+#define MLO_RUN_MAGIC 0x6d6c6f52u    /* "mloR" */
+
+/* ---- time ---- */
+int64_t mlo__now_ms(void);        /* CLOCK_REALTIME, ms since the epoch */
+int64_t mlo__mono_ns(void);       /* CLOCK_MONOTONIC, ns */
+
+/* ---- config (mlo_config.c) ---- */
+typedef struct mlo_config {
+    char *tracking_uri; /* without trailing slash */
+    char *experiment_name;
+    char *experiment_id;
+    char *run_id_env; /* $MLFLOW_RUN_ID */
+    char *token;
+    char *user;
+    char *password;
+    int insecure_tls;
+    char *ca_path;
+    char *client_cert_path;
+    int max_retries;
+    double backoff_factor_s;
+    double jitter_s;
+    double timeout_s;
+    int respect_retry_after;
+    size_t queue_bytes;
+    mlo_full_policy full_policy;
+    unsigned full_wait_ms;
+    unsigned close_timeout_ms;
+    mlo_error_fn error_fn;
+    void *error_user;
+    int queue_impl; /* 0 = lock-free ring, 1 = mutex queue (benchmark baseline) */
+} mlo_config;
+
+/* Resolves opts (may be NULL) + environment + defaults into cfg.  On failure
+ * returns a status and writes a message into err. */
+int mlo__config_resolve(const mlo_options_t *opts, mlo_config *cfg, char *err, size_t errlen);
+void mlo__config_free(mlo_config *cfg);
+/* Test/benchmark hook: choose the queue implementation (0 ring, 1 mutex). */
+int mlo__options_set_queue_impl(mlo_options_t *opts, int impl);
+
+/* ---- validation (mlo_validate.c) ---- */
+/* Returns MLO_OK, MLO_ERR_INVALID_KEY or MLO_ERR_INVALID_UTF8; *len gets strlen. */
+int mlo__validate_key(const char *key, size_t *len);
+/* Validates UTF-8 and truncates to max_chars code points: *len gets the byte
+ * length to keep, *truncated 1 when shorter than the string. */
+int mlo__validate_value(const char *v, size_t max_chars, size_t *len, int *truncated);
+int mlo__utf8_valid(const char *s, size_t n);
+
+/* ---- system tags (mlo_sysinfo.c) ---- */
+typedef struct mlo_kv {
+    char *key;
+    char *value;
+} mlo_kv;
+/* Appends MLflow's system tags to *tags (growing *n); 0 or -1 on OOM. */
+int mlo__sysinfo_tags(mlo_kv **tags, size_t *n);
+int mlo__kv_push(mlo_kv **tags, size_t *n, const char *k, const char *v);
+void mlo__kv_free(mlo_kv *tags, size_t n);
+
+/* ---- REST API (mlo_api.c) ---- */
+typedef struct mlo_http mlo_http;
+typedef struct mlo_api mlo_api; /* one per thread that sends */
+
+typedef struct mlo_api_error {
+    int status;          /* mlo_status */
+    long http_code;
+    char error_code[48]; /* MLflow error_code, "" if none */
+    char message[512];
+} mlo_api_error;
+
+mlo_api *mlo__api_new(const mlo_config *cfg, struct mlo_client *client);
+void mlo__api_free(mlo_api *a);
+/* Deadline for the calls of this api object (CLOCK_MONOTONIC ns, 0 = none). */
+void mlo__api_set_deadline(mlo_api *a, int64_t deadline_ns);
+
+int mlo__api_get_experiment_by_name(mlo_api *a, const char *name, char **exp_id, mlo_api_error *e);
+int mlo__api_create_experiment(mlo_api *a, const char *name, char **exp_id, mlo_api_error *e);
+int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, int64_t start_ms,
+                        const mlo_kv *tags, size_t ntags, char **run_id, mlo_api_error *e);
+int mlo__api_get_run(mlo_api *a, const char *run_id, char **exp_id, mlo_api_error *e);
+int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_ms,
+                        mlo_api_error *e);
+/* recs: staged records (key and value NUL-terminated, see mlo_shipper.c) of
+ * one run, within MLflow's batch limits. */
+int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
+                       mlo_api_error *e);
+/* Encodes the log-batch body without sending (benchmarks, tests). */
+int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs,
+                              size_t n, mlo_buf *out);
+
+/* ---- client internals shared with the shipper ---- */
+typedef struct mlo_run {
+    uint32_t magic;
+    uint32_t index;
+    struct mlo_client *client;
+    char *run_id;
+    char *experiment_id;
+} mlo_run;
+
+#define MLO_RUN_CHUNK 256
+#define MLO_RUN_CHUNKS 1024 /* at most 262,144 runs per client */
+
+typedef struct mlo_client {
+    uint32_t magic;
+    _Atomic int closing;
+    mlo_config cfg;
+    const mlo_queue_ops *qops;
+    mlo_queue *queue;
+
+    /* runs: chunks never move once published, so the shipper may read a run
+     * by index without a lock (the record that names it was pushed after the
+     * run was stored: the queue's publication orders the two). */
+    pthread_mutex_t runs_lock;
+    mlo_run *_Atomic run_chunks[MLO_RUN_CHUNKS];
+    uint32_t nruns;
+
+    /* synchronous calls (start_run) share one api object under a lock */
+    pthread_mutex_t sync_lock;
+    mlo_api *sync_api;
+    mlo_kv *exp_cache; /* experiment name -> id, under sync_lock */
+    size_t nexp_cache;
+
+    /* flush: sequence numbers handed out and completed by the shipper */
+    pthread_mutex_t flush_lock;
+    pthread_cond_t flush_cond;
+    uint64_t flush_next;
+    uint64_t flush_done;
+
+    pthread_t shipper;
+    int shipper_started;
+    _Atomic int stop;           /* shipper: drain what is left, then exit */
+    _Atomic int64_t abort_at_ns; /* shipper: give up sending after this (0 = never) */
+
+    /* statistics: written by few threads, read by any */
+    _Atomic uint64_t st[8];
+
+    /* error callback rate limiting */
+    _Atomic int64_t err_window_start_ms;
+    _Atomic uint32_t err_in_window;
+} mlo_client;
+
+void mlo__stat_add(mlo_client *c, mlo_stat which, uint64_t n);
+/* Reports through the error callback (if any), rate-limited per second for
+ * warnings and shipper errors (rate_limited != 0). */
+void mlo__report(mlo_client *c, int status, int rate_limited, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+mlo_run *mlo__client_run(mlo_client *c, uint32_t index);
+
+/* ---- shipper (mlo_shipper.c) ---- */
+void *mlo__shipper_main(void *client);
+
+#endif /* MLO_INTERNAL_H */
