@@ -11,6 +11,10 @@
  * Exit status: 0 when every event was delivered, 1 otherwise.
  */
 #include <math.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 

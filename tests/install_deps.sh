@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs, from Debian's packages, whatever of mlo's build and test
+# dependencies is missing.  Used by both of the README's set-up commands.
+set -eu
+pkgs="meson ninja-build gcc pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
+libzstd-dev libjansson-dev libcmocka-dev python3 openssl git"
+[ "${MLO_WITH_SANITIZERS:-0}" = 1 ] && pkgs="$pkgs libclang-rt-14-dev clang"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Runs every test of mlo: the normal build, then the whole suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, each
+# in its own build directory.  Installs missing Debian packages first.
+# Ends with the totals on a line of their own: "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+MLO_WITH_SANITIZERS=1 sh tests/install_deps.sh || exit 1
+
+builds="build:"
+if [ "${MLO_SKIP_SANITIZERS:-0}" != 1 ]; then
+    builds="$builds build-asan:-Db_sanitize=address,undefined build-tsan:-Db_sanitize=thread"
+fi
+status=0
+for spec in $builds; do
+    dir=${spec%%:*}
+    opts=${spec#*:}
+    echo "=== $dir ($opts)"
+    if [ ! -f "$dir/build.ninja" ]; then
+        # shellcheck disable=SC2086
+        meson setup "$dir" $opts -Db_lundef=false >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; status=1; continue; }
+    fi
+    ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; status=1; continue; }
+    env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ASAN_OPTIONS=detect_leaks=1 \
+        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+done
+
+/usr/bin/python3 - $builds <<'PY'
+import json, os, sys
+passed = failed = skipped = 0
+for spec in sys.argv[1:]:
+    d = spec.split(':')[0]
+    log = os.path.join(d, 'meson-logs', 'testlog.json')
+    if not os.path.exists(log):
+        failed += 1
+        print(f"{d}: no test log (build failed)")
+        continue
+    for line in open(log):
+        r = json.loads(line)
+        if r.get('result') in ('OK', 'EXPECTEDFAIL'):
+            passed += 1
+        elif r.get('result') == 'SKIP':
+            skipped += 1
+        else:
+            failed += 1
+            print(f"{d}: FAILED {r.get('name')}")
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed else 0)
+PY
+rc=$?
+[ $status = 0 ] && [ $rc = 0 ]
