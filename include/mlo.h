@@ -221,6 +221,16 @@ MLO_API int mlo_options_set_full_policy(mlo_options_t *opts, mlo_full_policy pol
  *  10,000).  Events still unsent then are counted as failed. */
 MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *opts, unsigned timeout_ms);
 
+/**
+ * How often the shipper collects events when they trickle in (milliseconds,
+ * 1 to 60,000; default 100).  An event reaches the server within about this
+ * interval plus the request time; a burst that fills a quarter of the queue is
+ * sent at once.  Log calls never wake the shipper themselves except after a
+ * second without events, so steady logging costs them no system call.
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT.
+ */
+MLO_API int mlo_options_set_flush_interval_ms(mlo_options_t *opts, unsigned interval_ms);
+
 /** The error callback and its user data (NULL: none). */
 MLO_API int mlo_options_set_error_callback(mlo_options_t *opts, mlo_error_fn fn, void *user_data);
 

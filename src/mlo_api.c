@@ -48,7 +48,15 @@ static void on_retry(void *ctx, long code, const char *msg) {
 
 static int should_abort(void *ctx) {
     mlo_api *a = ctx;
-    return a->deadline_ns && mlo__mono_ns() >= a->deadline_ns;
+    int64_t d = a->deadline_ns;
+    if (a->client) {
+        /* acquire: pairs with close's release store; close may set it while a
+         * request started earlier is still in flight */
+        int64_t ab = atomic_load_explicit(&a->client->abort_at_ns, memory_order_acquire);
+        if (ab && (!d || ab < d))
+            d = ab;
+    }
+    return d && mlo__mono_ns() >= d;
 }
 
 mlo_api *mlo__api_new(const mlo_config *cfg, mlo_client *client) {

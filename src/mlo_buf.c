@@ -8,21 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-void mlo__buf_init(mlo_buf *b)
-{
+void mlo__buf_init(mlo_buf *b) {
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
 }
 
-void mlo__buf_free(mlo_buf *b)
-{
+void mlo__buf_free(mlo_buf *b) {
     free(b->data);
     mlo__buf_init(b);
 }
 
-int mlo__buf_grow(mlo_buf *b, size_t extra)
-{
+int mlo__buf_grow(mlo_buf *b, size_t extra) {
     /* need = len + extra + 1 (the NUL), checked for overflow */
     if (extra > SIZE_MAX - 1 - b->len)
         return -1;
@@ -47,8 +44,7 @@ int mlo__buf_grow(mlo_buf *b, size_t extra)
     return 0;
 }
 
-int mlo__buf_printf(mlo_buf *b, const char *fmt, ...)
-{
+int mlo__buf_printf(mlo_buf *b, const char *fmt, ...) {
     va_list ap;
     char tmp[256];
 

@@ -16,7 +16,7 @@
 #include <string.h>
 
 typedef struct mlo_buf {
-    char *data;   /* NUL-terminated when len > 0 */
+    char *data; /* NUL-terminated when len > 0 */
     size_t len;
     size_t cap;
 } mlo_buf;
@@ -29,12 +29,10 @@ void mlo__buf_free(mlo_buf *b);
  * buffer is then unchanged). */
 int mlo__buf_grow(mlo_buf *b, size_t extra);
 /* Appends printf-style formatted text. 0 ok, -1 ENOMEM or format error. */
-int mlo__buf_printf(mlo_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int mlo__buf_printf(mlo_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* len = 0, keeps the memory. */
-static inline void mlo__buf_reset(mlo_buf *b)
-{
+static inline void mlo__buf_reset(mlo_buf *b) {
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
@@ -42,15 +40,13 @@ static inline void mlo__buf_reset(mlo_buf *b)
 
 /* Ensures extra more bytes (plus the NUL) fit without reallocation.
  * 0 ok, -1 ENOMEM. */
-static inline int mlo__buf_reserve(mlo_buf *b, size_t extra)
-{
+static inline int mlo__buf_reserve(mlo_buf *b, size_t extra) {
     if (b->data && extra < b->cap - b->len)
         return 0;
     return mlo__buf_grow(b, extra);
 }
 
-static inline int mlo__buf_append(mlo_buf *b, const void *p, size_t n)
-{
+static inline int mlo__buf_append(mlo_buf *b, const void *p, size_t n) {
     if (mlo__buf_reserve(b, n) != 0)
         return -1;
     if (n)
@@ -60,8 +56,7 @@ static inline int mlo__buf_append(mlo_buf *b, const void *p, size_t n)
     return 0;
 }
 
-static inline int mlo__buf_appendc(mlo_buf *b, char c)
-{
+static inline int mlo__buf_appendc(mlo_buf *b, char c) {
     if (mlo__buf_reserve(b, 1) != 0)
         return -1;
     b->data[b->len++] = c;
@@ -69,8 +64,7 @@ static inline int mlo__buf_appendc(mlo_buf *b, char c)
     return 0;
 }
 
-static inline int mlo__buf_appends(mlo_buf *b, const char *s)
-{
+static inline int mlo__buf_appends(mlo_buf *b, const char *s) {
     return mlo__buf_append(b, s, strlen(s));
 }
 

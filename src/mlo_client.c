@@ -474,15 +474,19 @@ static int metric(mlo_run *r, const char *key, double value, int64_t step, int64
 }
 
 MLO_API int mlo_log_metric(mlo_run_t *r, const char *key, double value, int64_t step) {
-    if (!run_ok(r) || !key)
+    if (!run_ok(r))
         return MLO_ERR_INVALID_ARGUMENT;
+    if (!key)
+        return refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_metric", "");
     return metric(r, key, value, step, -1);
 }
 
 MLO_API int mlo_log_metric_ts(mlo_run_t *r, const char *key, double value, int64_t step,
                               int64_t timestamp_ms) {
-    if (!run_ok(r) || !key || timestamp_ms < 0)
+    if (!run_ok(r))
         return MLO_ERR_INVALID_ARGUMENT;
+    if (!key || timestamp_ms < 0)
+        return refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_metric", "");
     return metric(r, key, value, step, timestamp_ms);
 }
 
@@ -507,14 +511,18 @@ static int keyval(mlo_run *r, int type, const char *key, const char *value) {
 }
 
 MLO_API int mlo_log_param(mlo_run_t *r, const char *key, const char *value) {
-    if (!run_ok(r) || !key || !value)
+    if (!run_ok(r))
         return MLO_ERR_INVALID_ARGUMENT;
+    if (!key || !value)
+        return refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_param", "");
     return keyval(r, MLO_REC_PARAM, key, value);
 }
 
 MLO_API int mlo_set_tag(mlo_run_t *r, const char *key, const char *value) {
-    if (!run_ok(r) || !key || !value)
+    if (!run_ok(r))
         return MLO_ERR_INVALID_ARGUMENT;
+    if (!key || !value)
+        return refuse(r, MLO_ERR_INVALID_ARGUMENT, "set_tag", "");
     return keyval(r, MLO_REC_TAG, key, value);
 }
 

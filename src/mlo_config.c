@@ -43,6 +43,7 @@ struct mlo_options {
     unsigned full_wait_ms;
     int close_timeout_set;
     unsigned close_timeout_ms;
+    unsigned flush_interval_ms;
     mlo_error_fn error_fn;
     void *error_user;
     int queue_impl;
@@ -216,6 +217,14 @@ MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *o, unsigned timeout_
     CHECK_OPTS(o);
     o->close_timeout_set = 1;
     o->close_timeout_ms = timeout_ms;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_flush_interval_ms(mlo_options_t *o, unsigned interval_ms) {
+    CHECK_OPTS(o);
+    if (interval_ms < 1 || interval_ms > 60000)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->flush_interval_ms = interval_ms;
     return MLO_OK;
 }
 
@@ -394,6 +403,7 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
     c->full_policy = o->policy_set ? o->full_policy : MLO_FULL_WAIT;
     c->full_wait_ms = o->policy_set ? o->full_wait_ms : 100;
     c->close_timeout_ms = o->close_timeout_set ? o->close_timeout_ms : 10000;
+    c->flush_interval_ms = o->flush_interval_ms ? o->flush_interval_ms : 100;
     c->error_fn = o->error_fn;
     c->error_user = o->error_user;
     c->queue_impl = o->queue_impl;

@@ -37,7 +37,9 @@
  *     on_retry or backoff: a request on a reused connection that fails at
  *     once (send/recv error or empty reply, no response byte, < 1 s) met a
  *     keep-alive connection the server had closed while idle.  (libcurl
- *     itself already retries some of these; this covers the rest.)
+ *     itself resends transparently when a reused connection dies before any
+ *     response byte, which is what the tests see; this covers what it does
+ *     not.)
  *   - Sleeps run in slices of <= 50 ms polling should_abort; curl's progress
  *     callback polls it during transfers.  An attempt's CURLOPT_TIMEOUT_MS is
  *     cut to what is left before the deadline, and a retry whose wait would
@@ -46,6 +48,16 @@
  *   - Redirects are never followed: a 3xx is returned as it is (status 0).
  *     Following one would turn a POST into a GET and could carry the
  *     Authorization header to another host; MLflow's API does not redirect.
+ *
+ * Statuses (mlo_status): 0 whenever an HTTP response came back, whatever its
+ * code (the caller reads http_code and the body: MLflow's error JSON, or a
+ * proxy's HTML); 9 when transport failures outlived the retries (a per-attempt
+ * timeout included) or a transport error that retrying cannot fix; 8 when the
+ * deadline passed, left no room for the next retry, or should_abort said
+ * stop; 10 for TLS; 18 for a URL curl refuses (bad scheme or syntax); 7 OOM.
+ *
+ * Proxies: curl's usual http_proxy / https_proxy / no_proxy environment
+ * variables apply, as they do for MLflow's Python client (requests).
  *
  * Requests: Accept: application/json and the configured User-Agent always;
  * POST bodies go out with Content-Type: application/json, PUT bodies with
@@ -75,7 +87,7 @@
 
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
-#define MAX_WAIT_S 120.0          /* cap of a backoff or a Retry-After */
+#define MAX_WAIT_S 120.0 /* cap of a backoff or a Retry-After */
 #define SLEEP_SLICE_NS (50 * NS_PER_MS)
 #define CONNECT_TIMEOUT_MAX_MS 10000L
 #define DEFAULT_TIMEOUT_S 120.0
@@ -94,11 +106,11 @@ typedef struct body_src {
 
 struct mlo_http {
     CURL *curl;
-    char *base;       /* base URI without trailing '/' */
+    char *base; /* base URI without trailing '/' */
     char *user_agent;
     char *ca_path;
     char *client_cert_path;
-    char *auth;       /* "Authorization: ..." or NULL */
+    char *auth;              /* "Authorization: ..." or NULL */
     char *secrets[NSECRETS]; /* strings scrubbed from every message */
     struct curl_slist *hdr_get, *hdr_json, *hdr_octet;
     int insecure_tls;
@@ -108,9 +120,9 @@ struct mlo_http {
     void (*on_retry)(void *ctx, long http_code, const char *message);
     int (*should_abort)(void *ctx);
     void *ctx;
-    uint64_t rng;     /* xorshift64* state, never 0 */
-    long connects;    /* new connections opened, for tests and statistics */
-    mlo_buf url;      /* reused from call to call */
+    uint64_t rng;  /* xorshift64* state, never 0 */
+    long connects; /* new connections opened, for tests and statistics */
+    mlo_buf url;   /* reused from call to call */
 
     /* State of the attempt in flight, written by the callbacks. */
     mlo_buf *sink;        /* response body */
@@ -124,15 +136,13 @@ struct mlo_http {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int64_t mono_ns(void)
-{
+static int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
-static char *dup_or_null(const char *s, int *oom)
-{
+static char *dup_or_null(const char *s, int *oom) {
     if (!s)
         return NULL;
     char *p = strdup(s);
@@ -142,23 +152,20 @@ static char *dup_or_null(const char *s, int *oom)
 }
 
 /* memset that the compiler may not drop: credentials must not linger. */
-static void wipe(void *p, size_t n)
-{
+static void wipe(void *p, size_t n) {
     volatile unsigned char *v = p;
     while (n--)
         *v++ = 0;
 }
 
-static void free_secret(char *s)
-{
+static void free_secret(char *s) {
     if (s) {
         wipe(s, strlen(s));
         free(s);
     }
 }
 
-static void free_slist_wiped(struct curl_slist *l)
-{
+static void free_slist_wiped(struct curl_slist *l) {
     for (struct curl_slist *i = l; i; i = i->next)
         if (i->data)
             wipe(i->data, strlen(i->data));
@@ -168,8 +175,7 @@ static void free_slist_wiped(struct curl_slist *l)
 /* vsnprintf behind a va_list, so long inputs truncate quietly (and gcc's
  * -Wformat-truncation has nothing to guess about). */
 __attribute__((format(printf, 3, 4))) static void msgf(char *dst, size_t cap, const char *fmt,
-                                                        ...)
-{
+                                                       ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(dst, cap, fmt, ap);
@@ -181,8 +187,7 @@ __attribute__((format(printf, 3, 4))) static void msgf(char *dst, size_t cap, co
 /* Replaces every occurrence of each stored secret in msg (a C string in a
  * buffer of cap bytes) with "***".  Secrets shorter than 4 characters are
  * left alone: they would mangle ordinary text and reveal nothing. */
-static void scrub(const mlo_http *h, char *msg, size_t cap)
-{
+static void scrub(const mlo_http *h, char *msg, size_t cap) {
     for (int i = 0; i < NSECRETS; i++) {
         const char *s = h->secrets[i];
         size_t sl = s ? strlen(s) : 0;
@@ -198,8 +203,7 @@ static void scrub(const mlo_http *h, char *msg, size_t cap)
     (void)cap;
 }
 
-static uint64_t rng_next(mlo_http *h)
-{
+static uint64_t rng_next(mlo_http *h) {
     uint64_t x = h->rng; /* xorshift64* (Vigna) */
     x ^= x >> 12;
     x ^= x << 25;
@@ -213,8 +217,7 @@ static double rng_unit(mlo_http *h) /* [0, 1) */
     return (double)(rng_next(h) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static uint64_t splitmix64(uint64_t z)
-{
+static uint64_t splitmix64(uint64_t z) {
     z += 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -223,8 +226,7 @@ static uint64_t splitmix64(uint64_t z)
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int base64_append(mlo_buf *out, const unsigned char *in, size_t n)
-{
+static int base64_append(mlo_buf *out, const unsigned char *in, size_t n) {
     if (mlo__buf_reserve(out, (n + 2) / 3 * 4) != 0)
         return -1;
     for (size_t i = 0; i < n; i += 3) {
@@ -245,20 +247,17 @@ static int base64_append(mlo_buf *out, const unsigned char *in, size_t n)
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
 
-static void global_init_once(void)
-{
+static void global_init_once(void) {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void mlo__http_global_init(void)
-{
+void mlo__http_global_init(void) {
     pthread_once(&global_once, global_init_once);
 }
 
 /* ---- curl callbacks ----------------------------------------------------- */
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
-{
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
     mlo_http *h = ud;
     size_t n = size * nmemb;
     if (mlo__buf_append(h->sink, ptr, n) != 0) {
@@ -269,8 +268,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /* Parses a Retry-After value: delta-seconds or an HTTP date.  < 0 if none. */
-static double parse_retry_after(const char *v, size_t n)
-{
+static double parse_retry_after(const char *v, size_t n) {
     char tmp[96];
     while (n && (*v == ' ' || *v == '\t')) {
         v++;
@@ -297,8 +295,7 @@ static double parse_retry_after(const char *v, size_t n)
     return d > 0 ? d : 0;
 }
 
-static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
-{
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud) {
     mlo_http *h = ud;
     size_t n = size * nitems;
     /* A status line starts a new response (e.g. after a 100 Continue): forget
@@ -311,8 +308,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 }
 
 static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
+                       curl_off_t ulnow) {
     (void)dltotal;
     (void)dlnow;
     (void)ultotal;
@@ -325,8 +321,7 @@ static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return 0;
 }
 
-static size_t read_cb(char *buffer, size_t size, size_t nitems, void *ud)
-{
+static size_t read_cb(char *buffer, size_t size, size_t nitems, void *ud) {
     body_src *src = ud;
     size_t room = size * nitems;
     size_t left = src->len - src->off;
@@ -337,8 +332,7 @@ static size_t read_cb(char *buffer, size_t size, size_t nitems, void *ud)
     return n;
 }
 
-static int seek_cb(void *ud, curl_off_t offset, int origin)
-{
+static int seek_cb(void *ud, curl_off_t offset, int origin) {
     body_src *src = ud;
     if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > src->len)
         return CURL_SEEKFUNC_CANTSEEK;
@@ -348,8 +342,7 @@ static int seek_cb(void *ud, curl_off_t offset, int origin)
 
 /* ---- handle ------------------------------------------------------------- */
 
-static struct curl_slist *make_headers(const char *auth, const char *content_type, int *oom)
-{
+static struct curl_slist *make_headers(const char *auth, const char *content_type, int *oom) {
     struct curl_slist *l = NULL, *t;
     const char *lines[4];
     int n = 0;
@@ -374,8 +367,7 @@ static struct curl_slist *make_headers(const char *auth, const char *content_typ
 
 /* Adds the password of user:password@ in the base URI to the secrets, so
  * that it is scrubbed too if curl ever quotes it. */
-static void uri_secret(mlo_http *h, int slot, int *oom)
-{
+static void uri_secret(mlo_http *h, int slot, int *oom) {
     const char *p = strstr(h->base, "://");
     if (!p)
         return;
@@ -394,8 +386,7 @@ static void uri_secret(mlo_http *h, int slot, int *oom)
         *oom = 1;
 }
 
-static int build_auth(mlo_http *h, const mlo_http_config *cfg)
-{
+static int build_auth(mlo_http *h, const mlo_http_config *cfg) {
     mlo_buf b;
     mlo__buf_init(&b);
     int rc = 0;
@@ -428,13 +419,11 @@ static int build_auth(mlo_http *h, const mlo_http_config *cfg)
 }
 
 /* A header value with CR or LF would inject header lines. */
-static int header_safe(const char *s)
-{
+static int header_safe(const char *s) {
     return !s || strpbrk(s, "\r\n") == NULL;
 }
 
-mlo_http *mlo__http_new(const mlo_http_config *cfg)
-{
+mlo_http *mlo__http_new(const mlo_http_config *cfg) {
     if (!cfg || !cfg->base_uri || !header_safe(cfg->token) || !header_safe(cfg->user) ||
         !header_safe(cfg->password) || !header_safe(cfg->user_agent))
         return NULL;
@@ -487,7 +476,8 @@ mlo_http *mlo__http_new(const mlo_http_config *cfg)
 
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
-    uint64_t seed = (uint64_t)mono_ns() ^ ((uint64_t)rt.tv_sec * 1000000007ULL + (uint64_t)rt.tv_nsec);
+    uint64_t seed =
+        (uint64_t)mono_ns() ^ ((uint64_t)rt.tv_sec * 1000000007ULL + (uint64_t)rt.tv_nsec);
     seed ^= splitmix64((uint64_t)(uintptr_t)h);
     h->rng = splitmix64(seed);
     if (h->rng == 0)
@@ -533,8 +523,7 @@ fail:
     return NULL;
 }
 
-void mlo__http_free(mlo_http *h)
-{
+void mlo__http_free(mlo_http *h) {
     if (!h)
         return;
     if (h->curl)
@@ -555,21 +544,20 @@ void mlo__http_free(mlo_http *h)
     free(h);
 }
 
-long mlo__http_connects(const mlo_http *h)
-{
+long mlo__http_connects(const mlo_http *h) {
     return h ? h->connects : 0;
 }
 
-void mlo__http_result_free(mlo_http_result *r)
-{
+void mlo__http_result_free(mlo_http_result *r) {
     if (r)
         mlo__buf_free(&r->body);
 }
 
-int mlo__http_urlencode(mlo_http *h, const char *s, mlo_buf *out)
-{
+int mlo__http_urlencode(mlo_http *h, const char *s, mlo_buf *out) {
     (void)h;
     static const char hex[] = "0123456789ABCDEF";
+    if (!s || !out)
+        return -1;
     size_t n = strlen(s);
     if (mlo__buf_reserve(out, n * 3) != 0)
         return -1;
@@ -591,15 +579,14 @@ int mlo__http_urlencode(mlo_http *h, const char *s, mlo_buf *out)
 /* ---- one call ----------------------------------------------------------- */
 
 enum failure_kind {
-    FK_RETRYABLE,    /* transport failure worth another attempt */
-    FK_TLS_RETRYABLE,/* TLS handshake broke off: retry, but report status 10 at the end */
-    FK_TLS,          /* certificate / TLS set-up problem: status 10 now */
-    FK_CONFIG,       /* URL or scheme refused: status 18 now */
-    FK_FATAL,        /* anything else: status 9 now */
+    FK_RETRYABLE,     /* transport failure worth another attempt */
+    FK_TLS_RETRYABLE, /* TLS handshake broke off: retry, but report status 10 at the end */
+    FK_TLS,           /* certificate / TLS set-up problem: status 10 now */
+    FK_CONFIG,        /* URL or scheme refused: status 18 now */
+    FK_FATAL,         /* anything else: status 9 now */
 };
 
-static enum failure_kind classify(CURLcode rc)
-{
+static enum failure_kind classify(CURLcode rc) {
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -639,35 +626,38 @@ static enum failure_kind classify(CURLcode rc)
     }
 }
 
-static int retryable_http(long code)
-{
+static int retryable_http(long code) {
     return code == 408 || code == 429 || code == 500 || code == 502 || code == 503 || code == 504;
 }
 
 /* curl's words for the failure: the error buffer, or the generic text. */
-static const char *curl_text(const mlo_http *h, CURLcode rc)
-{
+static const char *curl_text(const mlo_http *h, CURLcode rc) {
     return h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
 }
 
-static void tls_message(const mlo_http *h, CURLcode rc, const char *method, const char *path,
-                        char *dst, size_t cap)
-{
+/* The TLS failure, curl's words first, then how to fix it (the path is left
+ * out: a TLS failure is about the server, and the hint must fit). */
+/* With TLS 1.3 a server that refuses the client certificate says so after
+ * the handshake, in an alert that curl reports as a recv/send error. */
+static int client_cert_refused(const mlo_http *h, CURLcode rc) {
+    return (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && strstr(h->errbuf, "alert") &&
+           strstr(h->errbuf, "certificate");
+}
+
+static void tls_message(const mlo_http *h, CURLcode rc, char *dst, size_t cap) {
     const char *hint;
-    if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CLIENTCERT)
-        hint = "check MLFLOW_TRACKING_CLIENT_CERT_PATH (a PEM file with the certificate and "
-               "its key)";
+    if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CLIENTCERT || client_cert_refused(h, rc))
+        hint = "check MLFLOW_TRACKING_CLIENT_CERT_PATH (one PEM file with the client "
+               "certificate and its key)";
     else
-        hint = "set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle that signed the "
-               "server's certificate, or MLFLOW_TRACKING_INSECURE_TLS=true to skip "
-               "verification (unsafe)";
-    msgf(dst, cap, "TLS failure on %s %.60s: %.80s; %s", method, path, curl_text(h, rc), hint);
+        hint = "set MLFLOW_TRACKING_SERVER_CERT_PATH to the server's CA bundle, or "
+               "MLFLOW_TRACKING_INSECURE_TLS=true to skip verification (unsafe)";
+    msgf(dst, cap, "TLS failure (%.100s); %s", curl_text(h, rc), hint);
 }
 
 /* Sleeps until the monotonic time `until`, in slices of <= 50 ms, polling
  * should_abort before each.  0 slept, -1 aborted. */
-static int sleep_until(mlo_http *h, int64_t until)
-{
+static int sleep_until(mlo_http *h, int64_t until) {
     for (;;) {
         if (h->should_abort && h->should_abort(h->ctx))
             return -1;
@@ -683,8 +673,7 @@ static int sleep_until(mlo_http *h, int64_t until)
 }
 
 /* Seconds to wait before counted retry number n (1-based). */
-static double retry_wait_s(mlo_http *h, int n, int use_retry_after)
-{
+static double retry_wait_s(mlo_http *h, int n, int use_retry_after) {
     if (use_retry_after && h->respect_retry_after && h->retry_after_s > 0)
         return h->retry_after_s < MAX_WAIT_S ? h->retry_after_s : MAX_WAIT_S;
     double w = h->backoff_factor_s * (double)(1ULL << (n - 1 < 20 ? n - 1 : 20));
@@ -693,8 +682,7 @@ static double retry_wait_s(mlo_http *h, int n, int use_retry_after)
     return w + h->jitter_s * rng_unit(h);
 }
 
-static int set_method(mlo_http *h, const char *method, const char *body, size_t len)
-{
+static int set_method(mlo_http *h, const char *method, const char *body, size_t len) {
     CURL *c = h->curl;
     CURLcode rc = CURLE_OK;
     /* Undo whatever the previous call set (HTTPGET resets the method, upload
@@ -727,8 +715,7 @@ static int set_method(mlo_http *h, const char *method, const char *body, size_t 
     return rc == CURLE_OK ? 0 : -1;
 }
 
-static int valid_method(const char *m)
-{
+static int valid_method(const char *m) {
     if (!m || !*m || strlen(m) > 16)
         return 0;
     for (const char *p = m; *p; p++)
@@ -737,8 +724,7 @@ static int valid_method(const char *m)
     return 1;
 }
 
-static int finish(mlo_http *h, mlo_http_result *res, int status)
-{
+static int finish(mlo_http *h, mlo_http_result *res, int status) {
     res->status = status;
     if (status == MLO_OK)
         res->message[0] = '\0';
@@ -749,8 +735,7 @@ static int finish(mlo_http *h, mlo_http_result *res, int status)
 }
 
 int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const char *query,
-                   const char *body, size_t len, int64_t deadline_ns, mlo_http_result *res)
-{
+                   const char *body, size_t len, int64_t deadline_ns, mlo_http_result *res) {
     if (!res)
         return MLO_ERR_INVALID_ARGUMENT;
     memset(res, 0, sizeof *res);
@@ -878,9 +863,9 @@ int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const 
                  api_path, curl_text(h, rc));
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
-        enum failure_kind fk = classify(rc);
+        enum failure_kind fk = client_cert_refused(h, rc) ? FK_TLS : classify(rc);
         if (fk == FK_TLS) {
-            tls_message(h, rc, method, api_path, res->message, sizeof res->message);
+            tls_message(h, rc, res->message, sizeof res->message);
             return finish(h, res, MLO_ERR_TLS);
         }
         if (fk == FK_CONFIG) {
@@ -902,11 +887,11 @@ int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const 
         }
         if (res->retries >= h->max_retries) {
             if (fk == FK_TLS_RETRYABLE) {
-                tls_message(h, rc, method, api_path, res->message, sizeof res->message);
+                tls_message(h, rc, res->message, sizeof res->message);
                 return finish(h, res, MLO_ERR_TLS);
             }
-            msgf(res->message, sizeof res->message, "%s %.100s: %.120s (after %d retries)",
-                 method, api_path, curl_text(h, rc), res->retries);
+            msgf(res->message, sizeof res->message, "%s %.100s: %.120s (after %d retries)", method,
+                 api_path, curl_text(h, rc), res->retries);
             return finish(h, res, MLO_ERR_NETWORK);
         }
         double w = retry_wait_s(h, res->retries + 1, 0);

@@ -46,29 +46,30 @@ typedef struct mlo_http mlo_http;
 
 /* Copies every string of cfg (cfg may be freed afterwards).  Calls
  * mlo__http_global_init() itself.  NULL on OOM, when curl cannot make a
- * handle, or when base_uri is NULL or the token, user, password or user agent
- * holds a CR or LF (it would inject header lines: validate config first).  Threads: any; the handle then belongs to one thread at a time. */
+ * handle, or when base_uri is NULL or the token, user, password or user
+ * agent holds a CR or LF (it would inject header lines: validate config
+ * first).  Threads: any; the handle then belongs to one thread at a time. */
 mlo_http *mlo__http_new(const mlo_http_config *cfg);
 /* Frees the handle, closes its connection, wipes the stored credentials.
  * NULL is fine. */
 void mlo__http_free(mlo_http *h);
 
 typedef struct mlo_http_result {
-    int status;        /* 0 (MLO_OK) = got an HTTP response (any code); else an mlo_status:
-                          9 network failure after the retries (or a non-retryable transport error),
-                          10 TLS failure, 8 deadline passed / too close for the next retry, or
-                          should_abort, 7 no memory, 18 URL scheme/format refused by curl,
-                          1 invalid arguments */
-    long http_code;    /* HTTP status of the last attempt, 0 if it got none.  Also kept when
-                          status is 8 because the deadline left no room to retry a 5xx/429. */
-    mlo_buf body;      /* body of the last response (the call inits it; free with
-                          mlo__http_result_free) */
+    int status;            /* 0 (MLO_OK) = got an HTTP response (any code); else an mlo_status:
+                              9 network failure after the retries (or a transport error that
+                              retrying cannot fix), 10 TLS failure, 8 deadline passed / too close
+                              for the next retry, or should_abort, 7 no memory, 18 URL scheme or
+                              syntax refused by curl, 1 invalid arguments */
+    long http_code;        /* HTTP status of the last attempt, 0 if it got none.  Also kept when
+                              status is 8 because the deadline left no room to retry a 5xx/429. */
+    mlo_buf body;          /* body of the last response (the call inits it; free with
+                              mlo__http_result_free) */
     char content_type[64]; /* of the last response, "" if none */
-    char message[256]; /* failures: what went wrong (curl's error text, the path, a hint);
-                          never contains credentials.  "" when status is 0. */
-    int retries;       /* counted retries performed (each one preceded by on_retry) */
-    int reconnects;    /* immediate, uncounted retries after a reused keep-alive
-                          connection turned out dead (0 or 1) */
+    char message[256];     /* failures: what went wrong (curl's error text, the path, a hint);
+                              never contains credentials.  "" when status is 0. */
+    int retries;           /* counted retries performed (each one preceded by on_retry) */
+    int reconnects;        /* immediate, uncounted retries after a reused keep-alive
+                              connection turned out dead (0 or 1) */
 } mlo_http_result;
 
 /*

@@ -61,6 +61,7 @@ typedef struct mlo_config {
     mlo_full_policy full_policy;
     unsigned full_wait_ms;
     unsigned close_timeout_ms;
+    unsigned flush_interval_ms;
     mlo_error_fn error_fn;
     void *error_user;
     int queue_impl; /* 0 = lock-free ring, 1 = mutex queue (benchmark baseline) */

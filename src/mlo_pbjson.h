@@ -7,15 +7,23 @@
  *                  read as the proto name or the lowerCamelCase JSON name
  *   presence       proto2: has_xxx / non-NULL (and not the default pointer)
  *                  / n > 0; proto3: non-zero; oneof: the selected member
- *   int32..uint64  JSON numbers; read from numbers (integral reals too) or
- *                  decimal strings
- *   double, float  shortest round-trip decimal (never a non-JSON token);
+ *   int32..uint64  JSON numbers (MLflow reads them; uint64 above INT64_MAX
+ *                  as a decimal string, since int64-based parsers such as
+ *                  jansson refuse such numbers); read from numbers (integral
+ *                  reals too) or decimal strings
+ *   double, float  a short decimal that reads back exactly (Grisu2: the
+ *                  shortest in all but ~0.1% of cases), never a non-JSON
+ *                  token: integers below 2^53 as integers ("3"), plain
+ *                  notation for 1e-6 <= |v| < 1e15 ("0.25"), else exponent
+ *                  notation ("1e21", "1.5e-7"), -0.0 as "-0.0"; floats
+ *                  survive decimal -> double -> float;
  *                  NaN, +inf, -inf as the strings "NaN", "Infinity",
  *                  "-Infinity"; read from numbers, those strings, or numeric
  *                  strings
  *   bool           true / false
  *   enum           the value's name ("FINISHED"), its number if it has no
- *                  name; read by name (unknown name: error) or number
+ *                  name; read by name (unknown name: error) or by number
+ *                  (any int32, kept as is)
  *   string         JSON string; invalid UTF-8 is written as U+FFFD
  *   bytes          standard base64 with padding; read standard or URL-safe,
  *                  padding optional
@@ -48,12 +56,11 @@ int mlo__pbjson_encode(const ProtobufCMessage *msg, mlo_buf *out);
  * JSON, a type mismatch or out-of-memory returns -1, sets *out to NULL and
  * writes a short NUL-terminated reason into err (if err is non-NULL and
  * errlen > 0), e.g. "mlflow.Metric.value: expected a number". */
-int mlo__pbjson_decode(const ProtobufCMessageDescriptor *desc,
-                       const char *json, size_t len,
+int mlo__pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
                        ProtobufCMessage **out, char *err, size_t errlen);
 
-/* Writes the JSON token the encoder uses for a double: the shortest decimal
- * that reads back as exactly v ("0.1", "1e-7", "123", "-0.0"), or "\"NaN\"",
+/* Writes the JSON token the encoder uses for a double: a short decimal
+ * (Grisu2) that reads back as exactly v ("0.1", "1e-7", "123", "-0.0"), or "\"NaN\"",
  * "\"Infinity\"", "\"-Infinity\"" (with the quotes). out must hold at least
  * MLO_PBJSON_DTOA_MAX bytes; returns the length written (no NUL is added).
  * Locale-independent. */

@@ -60,6 +60,14 @@ enum { MLO_Q_OK = 0, MLO_Q_FULL = 1, MLO_Q_CLOSED = 2, MLO_Q_TOO_BIG = 3 };
 
 typedef struct mlo_queue mlo_queue;
 
+/* A light sleep (wait with deep == 0) ends when this share of the capacity is in use. */
+#define MLO_Q_WAKE_DIVISOR 4u
+
+/* The ring laid over caller memory (a later issue maps it from a file):
+ * bytes needed for a capacity, and init in place. */
+size_t mlo__ring_bytes(size_t capacity);
+mlo_queue *mlo__ring_init_in(void *mem, size_t bytes, int64_t full_wait_ns);
+
 /* Called by drain on each record; the record is valid only during the call. */
 typedef void (*mlo_rec_fn)(void *ctx, const mlo_rec *rec);
 
@@ -77,10 +85,14 @@ typedef struct mlo_queue_ops {
     /* Consumer thread only.  Calls fn on up to max_records published records
      * in order and releases their space.  Returns the number of records. */
     size_t (*drain)(mlo_queue *q, size_t max_records, mlo_rec_fn fn, void *ctx);
-    /* Consumer thread only.  Sleeps until a record is published, mlo_queue
-     * wake is called, or timeout_ns passes (< 0: no timeout).  Returns at once
-     * when records are already waiting. */
-    void (*wait)(mlo_queue *q, int64_t timeout_ns);
+    /* Consumer thread only.  Sleeps until wake is called, timeout_ns passes
+     * (< 0: no timeout), or records arrive: with deep != 0 any record wakes
+     * it (the producer that ends the sleep pays one system call); with
+     * deep == 0 only a fill of 1/MLO_Q_WAKE_DIVISOR of the capacity does, so
+     * that logging at any steady rate costs producers no system call and the
+     * consumer collects records every timeout_ns.  Returns at once when that
+     * condition already holds. */
+    void (*wait)(mlo_queue *q, int64_t timeout_ns, int deep);
     /* Any thread.  Wakes the consumer out of wait. */
     void (*wake)(mlo_queue *q);
     /* Any thread.  After close, push returns MLO_Q_CLOSED and waiting producers

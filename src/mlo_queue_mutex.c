@@ -50,10 +50,11 @@ typedef struct mq {
     size_t mask; /* cap - 1 */
     int64_t full_wait_ns;
     /* Everything below is guarded by mu. */
-    uint64_t head; /* free-running; advanced by drain only */
-    uint64_t tail; /* free-running; advanced by push */
+    uint64_t head;              /* free-running; advanced by drain only */
+    uint64_t tail;              /* free-running; advanced by push */
     unsigned producers_waiting; /* producers blocked on not_full */
     bool consumer_waiting;      /* the consumer is blocked on not_empty */
+    bool consumer_deep;         /* ... and wants any record (else only a fill) */
     bool wake_pending;          /* wake()/close() not yet seen by wait() */
     bool closed;
 } mq;
@@ -62,6 +63,7 @@ static mq *mq_of(mlo_queue *q) {
     return (mq *)q;
 }
 
+/* ns > 0.  Far deadlines stay representable: time_t is 64-bit here. */
 static void deadline_after(struct timespec *ts, int64_t ns) {
     clock_gettime(CLOCK_MONOTONIC, ts);
     int64_t sec = ns / 1000000000;
@@ -172,7 +174,6 @@ static int mq_push(mlo_queue *q, const mlo_rec *hdr, const char *key, const char
         return MLO_Q_FULL;
     }
 
-    bool was_empty = m->head == m->tail;
     unsigned char *p = m->buf + (m->tail & m->mask);
     if (pad) {
         mlo_rec ph = {.size = (uint32_t)pad, .type = MQ_REC_PAD};
@@ -192,7 +193,8 @@ static int mq_push(mlo_queue *q, const mlo_rec *hdr, const char *key, const char
 
     /* The consumer can only be asleep on an empty queue; signal it only then,
      * not on every push. */
-    bool signal = was_empty || m->consumer_waiting;
+    bool signal = m->consumer_waiting &&
+                  (m->consumer_deep || m->tail - m->head >= m->cap / MLO_Q_WAKE_DIVISOR);
     pthread_mutex_unlock(&m->mu);
     if (signal)
         pthread_cond_signal(&m->not_empty);
@@ -238,15 +240,22 @@ static size_t mq_drain(mlo_queue *q, size_t max_records, mlo_rec_fn fn, void *ct
     return n;
 }
 
-static void mq_wait(mlo_queue *q, int64_t timeout_ns) {
+static bool mq_wait_over(const mq *m, int deep) {
+    if (m->wake_pending)
+        return true;
+    return deep ? m->head != m->tail : m->tail - m->head >= m->cap / MLO_Q_WAKE_DIVISOR;
+}
+
+static void mq_wait(mlo_queue *q, int64_t timeout_ns, int deep) {
     mq *m = mq_of(q);
     pthread_mutex_lock(&m->mu);
-    if (m->head == m->tail && !m->wake_pending && timeout_ns != 0) {
+    if (!mq_wait_over(m, deep) && timeout_ns != 0) {
         struct timespec dl;
         if (timeout_ns > 0)
             deadline_after(&dl, timeout_ns);
         m->consumer_waiting = true;
-        while (m->head == m->tail && !m->wake_pending) {
+        m->consumer_deep = deep != 0;
+        while (!mq_wait_over(m, deep)) {
             int rc = timeout_ns < 0 ? pthread_cond_wait(&m->not_empty, &m->mu)
                                     : pthread_cond_timedwait(&m->not_empty, &m->mu, &dl);
             if (rc == ETIMEDOUT)

@@ -106,7 +106,8 @@ typedef struct ring {
     alignas(RING_LINE) _Atomic uint64_t head;
 
     /* Consumer sleep and wake-up. */
-    alignas(RING_LINE) _Atomic uint32_t sleeping; /* 1: the consumer may be in futex wait */
+    alignas(RING_LINE) _Atomic uint32_t sleeping; /* SLEEP_DEEP / SLEEP_LIGHT: the consumer may
+                                                     be in futex wait; 0: awake */
     _Atomic uint32_t futex_word;                  /* bumped on each wake; futex address */
     _Atomic uint32_t wake_pending;                /* wake()/close() not yet seen by wait */
 } ring;
@@ -118,9 +119,8 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t), "atomic size word o
 _Static_assert(offsetof(mlo_rec, size) == 0 && offsetof(mlo_rec, type) == 4,
                "publication word first, then type");
 
-/* Internal entry points (to be declared in an internal header). */
-size_t mlo__ring_bytes(size_t capacity);
-mlo_queue *mlo__ring_init_in(void *mem, size_t bytes, int64_t full_wait_ns);
+
+enum { SLEEP_DEEP = 1, SLEEP_LIGHT = 2 };
 
 static ring *ring_of(mlo_queue *q) {
     return (ring *)q;
@@ -145,6 +145,12 @@ static int64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* now + ns on the monotonic clock; ns < 0 or too far: never. */
+static int64_t deadline_after(int64_t ns) {
+    int64_t now = mono_ns();
+    return ns < 0 || ns > INT64_MAX - now ? INT64_MAX : now + ns;
 }
 
 /* ---- Futex (the consumer's bed) --------------------------------------------
@@ -265,12 +271,15 @@ static int claim_mp(ring *r, uint64_t size, uint64_t *at, uint64_t *pad) {
         uint64_t to_end = cap - (tail & r->mask);
         uint64_t p = size > to_end ? to_end : 0;
         uint64_t need = p + size;
-        if (tail + need - head > cap) {
+        /* Signed: after a CAS failure our tail may be older than a freshly
+         * read head; the difference is then negative (room), and the CAS
+         * below fails and brings a current tail. */
+        if ((int64_t)(tail + need - head) > (int64_t)cap) {
             /* The cache says full: look at the real head (the consumer's line).
              * acquire: pairs with the consumer's release store of head, which
              * publishes the zeroing of the bytes it consumed. */
             head = atomic_load_explicit(&r->head, memory_order_acquire);
-            if (tail + need - head > cap)
+            if ((int64_t)(tail + need - head) > (int64_t)cap)
                 return MLO_Q_FULL;
             /* release: passes on what the acquire above got (zeroed bytes) to
              * producers that trust the cache. */
@@ -291,8 +300,7 @@ static int claim_mp(ring *r, uint64_t size, uint64_t *at, uint64_t *pad) {
 /* Any thread, full ring, full_wait_ns != 0: poll for room with a short
  * backoff until the wait ends or the ring is closed. */
 static int claim_wait_mp(ring *r, uint64_t size, uint64_t *at, uint64_t *pad) {
-    int64_t wait = r->full_wait_ns;
-    int64_t deadline = wait > 0 ? mono_ns() + wait : INT64_MAX;
+    int64_t deadline = deadline_after(r->full_wait_ns);
     for (int round = 0;; round++) {
         /* relaxed: `closed` is a flag that publishes no data. */
         if (atomic_load_explicit(&r->closed, memory_order_relaxed))
@@ -362,8 +370,16 @@ static int ring_push_mp(mlo_queue *q, const mlo_rec *hdr, const char *key, const
     atomic_thread_fence(memory_order_seq_cst);
     /* relaxed load: ordered by the fence; the exchange lets only one producer
      * pay for the wake-up system call. */
-    if (atomic_load_explicit(&r->sleeping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&r->sleeping, 0, memory_order_relaxed))
+    uint32_t s = atomic_load_explicit(&r->sleeping, memory_order_relaxed);
+    /* A light sleeper is woken only once a share of the ring is in use: a
+     * steady trickle of records then costs no system call (the consumer
+     * collects it on its timer).  head_cache may lag head, which can only
+     * overstate the fill: an early wake, never a missed one. */
+    if (s == SLEEP_LIGHT &&
+        at + pad + size - atomic_load_explicit(&r->head_cache, memory_order_relaxed) <
+            r->capacity / MLO_Q_WAKE_DIVISOR)
+        s = 0;
+    if (s && atomic_exchange_explicit(&r->sleeping, 0, memory_order_relaxed))
         kick_consumer(r);
     return MLO_Q_OK;
 }
@@ -432,35 +448,49 @@ static bool ready_sc(ring *r) {
 
 /* Consumer only: consume a pending wake()/close(). */
 static bool take_wake_sc(ring *r) {
-    /* acquire: pairs with the release store in ring_wake (what the waker
-     * stored before calling wake is visible). */
+    /* The relaxed load keeps the common case (no wake) a plain read.
+     * acquire on the exchange: pairs with the release store in ring_wake
+     * (what the waker stored before calling wake is visible). */
     return atomic_load_explicit(&r->wake_pending, memory_order_relaxed) &&
            atomic_exchange_explicit(&r->wake_pending, 0, memory_order_acquire);
 }
 
-static void ring_wait_sc(mlo_queue *q, int64_t timeout_ns) {
+/* Consumer only: the condition that ends a wait. */
+static bool wait_over_sc(ring *r, int deep) {
+    if (take_wake_sc(r))
+        return true;
+    if (deep)
+        return ready_sc(r);
+    /* relaxed: an estimate; the records themselves are read with acquire by drain */
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    return tail - head >= r->capacity / MLO_Q_WAKE_DIVISOR;
+}
+
+static void ring_wait_sc(mlo_queue *q, int64_t timeout_ns, int deep) {
     ring *r = ring_of(q);
-    if (ready_sc(r) || take_wake_sc(r) || timeout_ns == 0)
+    if (wait_over_sc(r, deep) || timeout_ns == 0)
         return;
-    int64_t deadline = timeout_ns > 0 ? mono_ns() + timeout_ns : INT64_MAX;
+    int64_t deadline = deadline_after(timeout_ns);
     for (;;) {
         /* acquire: pairs with kick_consumer's release; read before the
          * re-check so that a kick after it makes the futex wait return. */
         uint32_t seen = atomic_load_explicit(&r->futex_word, memory_order_acquire);
         /* Dekker with ring_push_mp (see there): announce the sleep, fence,
          * then look for data once more. */
-        atomic_store_explicit(&r->sleeping, 1, memory_order_seq_cst);
+        atomic_store_explicit(&r->sleeping, deep ? SLEEP_DEEP : SLEEP_LIGHT,
+                              memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
-        if (ready_sc(r) || take_wake_sc(r))
+        if (wait_over_sc(r, deep))
             break;
-        int64_t left = timeout_ns > 0 ? deadline - mono_ns() : -1;
-        if (timeout_ns > 0 && left <= 0)
+        int64_t left = deadline == INT64_MAX ? -1 : deadline - mono_ns();
+        if (deadline != INT64_MAX && left <= 0)
             break;
         futex_wait(&r->futex_word, seen, left);
         atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed); /* flag only */
-        if (ready_sc(r) || take_wake_sc(r))
+        if (wait_over_sc(r, deep))
             return;
-        if (timeout_ns > 0 && mono_ns() >= deadline)
+        if (deadline != INT64_MAX && mono_ns() >= deadline)
             return;
     }
     atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed); /* flag only */

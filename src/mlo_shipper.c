@@ -277,6 +277,12 @@ void *mlo__shipper_main(void *arg) {
             s.slot[i] = -1;
     }
     int ok = s.api && s.offs && s.slot && s.slot_run;
+    /* Waiting: a light sleep of one flush interval, which producers do not
+     * interrupt (so a log call never pays for a wake-up system call) unless
+     * the queue fills to a quarter; after a second without events, a deep
+     * sleep that the next event ends (one system call after an idle spell). */
+    int64_t interval_ns = (int64_t)c->cfg.flush_interval_ms * 1000000;
+    int64_t idle_ns = 0;
     for (;;) {
         size_t n;
         if (ok) {
@@ -286,8 +292,10 @@ void *mlo__shipper_main(void *arg) {
         } else {
             n = 0;
         }
-        if (n)
+        if (n) {
+            idle_ns = 0;
             continue;
+        }
         /* acquire: pairs with close's release store; the queue is closed by then */
         if (atomic_load_explicit(&c->stop, memory_order_acquire)) {
             if (ok && c->qops->drain(c->queue, STAGE_MAX, stage_cb, &s)) {
@@ -296,7 +304,12 @@ void *mlo__shipper_main(void *arg) {
             }
             break;
         }
-        c->qops->wait(c->queue, 1000000000);
+        if (idle_ns >= 1000000000) {
+            c->qops->wait(c->queue, 10000000000, 1);
+        } else {
+            c->qops->wait(c->queue, interval_ns, 0);
+            idle_ns += interval_ns;
+        }
     }
     for (size_t i = 0; i < s.cap_batches; i++)
         free(s.batches[i].recs);

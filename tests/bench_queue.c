@@ -182,7 +182,7 @@ static void *consumer(void *p) {
                 struct timespec ts = {0, 1000000};
                 nanosleep(&ts, NULL);
             } else {
-                r->ops->wait(r->q, 1000000);
+                r->ops->wait(r->q, 1000000, 1);
             }
         }
     }
@@ -288,6 +288,39 @@ static void bench(const mlo_queue_ops *ops, int threads, long pushes, size_t qby
     ops->destroy(r.q);
 }
 
+/* Sparse pushes, as real log calls come: one every ~50 µs from one thread,
+ * each timed alone.  With consumer A the consumer is asleep in wait() at
+ * nearly every push, so this is the price of waking it. */
+static void bench_sparse(const mlo_queue_ops *ops, bool poll, long n) {
+    run r = {.ops = ops, .threads = 1, .poll = poll};
+    r.q = ops->create((size_t)1 << 20, 100000000);
+    if (!r.q)
+        exit(1);
+    pthread_t ct;
+    pthread_create(&ct, NULL, consumer, &r);
+    uint64_t *v = malloc((size_t)n * sizeof *v);
+    mlo_rec h = {.type = MLO_REC_METRIC, .key_len = 10};
+    struct timespec gap = {0, 50000};
+    for (long i = 0; i < n; i++) {
+        nanosleep(&gap, NULL);
+        h.step = i;
+        uint64_t t0 = ticks();
+        ops->push(r.q, &h, "train/loss", NULL);
+        uint64_t t1 = ticks();
+        v[i] = t1 - t0;
+    }
+    atomic_store(&r.stop_consumer, true);
+    ops->wake(r.q);
+    pthread_join(ct, NULL);
+    qsort(v, (size_t)n, sizeof *v, cmp_u64);
+    double oh = timer_overhead_ticks;
+    printf("%-6s %-8s %7ld %7ld | %8.1f %8.1f %9.1f %10.1f\n", ops->name,
+           poll ? "B (nap)" : "A (wait)", n, r.sleeps, to_ns(pct(v, n, 0.5) - oh),
+           to_ns(pct(v, n, 0.99) - oh), to_ns(pct(v, n, 0.999) - oh), to_ns(pct(v, n, 1.0) - oh));
+    free(v);
+    ops->destroy(r.q);
+}
+
 int main(int argc, char **argv) {
     long pushes = argc > 1 ? atol(argv[1]) : 1000000;
     size_t qbytes = argc > 2 ? (size_t)atol(argv[2]) : (size_t)8 << 20;
@@ -319,6 +352,12 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < 2; i++)
                 bench(impls[i], counts[c], pushes, qbytes, poll);
     }
+    printf("\nsparse: one producer, a push every ~50 us (nanosleep), each push timed alone\n");
+    printf("%-6s %-8s %7s %7s | %8s %8s %9s %10s\n", "queue", "consumer", "pushes", "sleeps",
+           "call p50", "p99", "p99.9", "max");
+    for (int poll = 0; poll < 2; poll++)
+        for (size_t i = 0; i < 2; i++)
+            bench_sparse(impls[i], poll, 10000);
     printf("\nns per push; sleeps = times the consumer found the queue empty and waited/napped;\n"
            "full = pushes refused after the 100 ms wait.\n");
     return 0;

@@ -11,11 +11,14 @@
  * Backoff factors are 0.01 s so that the suite stays fast.
  */
 #define _GNU_SOURCE /* strcasestr, strncasecmp, mkdtemp */
+/* cmocka.h needs these four first */
+// clang-format off
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+// clang-format on
 
 #include "mlo_http.h"
 #include "testsrv.h"
@@ -38,8 +41,7 @@
 
 #define MS 1000000LL
 
-static int64_t now_ns(void)
-{
+static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
@@ -55,23 +57,20 @@ typedef struct cb_state {
     int abort_polls;
 } cb_state;
 
-static void on_retry(void *ctx, long code, const char *msg)
-{
+static void on_retry(void *ctx, long code, const char *msg) {
     cb_state *s = ctx;
     s->retries_seen++;
     s->last_code = code;
     snprintf(s->last_msg, sizeof s->last_msg, "%s", msg);
 }
 
-static int should_abort(void *ctx)
-{
+static int should_abort(void *ctx) {
     cb_state *s = ctx;
     s->abort_polls++;
     return s->abort_at_ns && now_ns() >= s->abort_at_ns;
 }
 
-static mlo_http_config base_cfg(const char *uri, cb_state *st)
-{
+static mlo_http_config base_cfg(const char *uri, cb_state *st) {
     mlo_http_config c;
     memset(&c, 0, sizeof c);
     c.base_uri = uri;
@@ -87,21 +86,29 @@ static mlo_http_config base_cfg(const char *uri, cb_state *st)
     return c;
 }
 
-static mlo_http *new_http(const char *uri, cb_state *st)
-{
+static mlo_http *new_http(const char *uri, cb_state *st) {
     mlo_http_config c = base_cfg(uri, st);
     mlo_http *h = mlo__http_new(&c);
     assert_non_null(h);
     return h;
 }
 
-/* ---- what the test server saw -------------------------------------------- */
+/* ---- the test server ------------------------------------------------------ */
+
+static testsrv *srv; /* of the running group */
+
+static const char *srv_uri(void) {
+    return testsrv_uri(srv);
+}
+
+static int srv_fault(const char *json) {
+    return testsrv_fault(srv, json);
+}
 
 /* The requests the test server recorded (a JSON array), new reference. */
-static json_t *server_requests(void)
-{
-    char *body = NULL;
-    long code = testsrv_get("/_test/requests", &body);
+static json_t *server_requests(void) {
+    long code = 0;
+    char *body = testsrv_get(srv, "/_test/requests", &code);
     assert_int_equal(code, 200);
     assert_non_null(body);
     json_error_t err;
@@ -119,32 +126,45 @@ static json_t *server_requests(void)
     return j;
 }
 
-/* Number of recorded requests whose path contains needle. */
-static size_t count_requests(const char *needle)
-{
+/* Does the recorded request's path or query contain needle? */
+static int request_matches(json_t *r, const char *needle) {
+    const char *p = json_string_value(json_object_get(r, "path"));
+    const char *q = json_string_value(json_object_get(r, "query"));
+    return (p && strstr(p, needle)) || (q && strstr(q, needle));
+}
+
+/* Number of recorded requests matching needle, and in *conns how many
+ * different connections they came on (the server numbers its connections). */
+static size_t count_requests(const char *needle, size_t *conns) {
     json_t *a = server_requests();
+    json_t *seen = json_object();
     size_t n = 0, i;
     json_t *r;
-    json_array_foreach(a, i, r)
-    {
-        const char *p = json_string_value(json_object_get(r, "path"));
-        if (p && strstr(p, needle))
-            n++;
+    json_array_foreach(a, i, r) {
+        if (!request_matches(r, needle))
+            continue;
+        n++;
+        char id[64];
+        json_t *c = json_object_get(r, "conn");
+        snprintf(id, sizeof id, "%lld",
+                 json_is_integer(c) ? (long long)json_integer_value(c) : -1LL);
+        json_object_set_new(seen, id, json_true());
     }
+    if (conns)
+        *conns = json_object_size(seen);
+    json_decref(seen);
     json_decref(a);
     return n;
 }
 
 /* A copy of field `key` of the last recorded request whose path contains
  * needle ("" if the field is null), or NULL if there is none. */
-static char *last_request_field(const char *needle, const char *key)
-{
+static char *last_request_field(const char *needle, const char *key) {
     json_t *a = server_requests();
     char *out = NULL;
     for (size_t i = json_array_size(a); i-- > 0;) {
         json_t *r = json_array_get(a, i);
-        const char *p = json_string_value(json_object_get(r, "path"));
-        if (p && strstr(p, needle)) {
+        if (request_matches(r, needle)) {
             const char *v = json_string_value(json_object_get(r, key));
             out = strdup(v ? v : "");
             break;
@@ -155,8 +175,7 @@ static char *last_request_field(const char *needle, const char *key)
 }
 
 /* A port on 127.0.0.1 that nobody listens on. */
-static int closed_port(void)
-{
+static int closed_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -184,8 +203,7 @@ typedef struct rawsrv {
 
 /* Reads until buf holds a header block; returns its length incl. CRLFCRLF,
  * 0 on EOF / stop.  *have: bytes in buf. */
-static size_t raw_read_head(rawsrv *s, int fd, char *buf, size_t cap, size_t *have)
-{
+static size_t raw_read_head(rawsrv *s, int fd, char *buf, size_t cap, size_t *have) {
     for (;;) {
         buf[*have] = '\0';
         char *e = strstr(buf, "\r\n\r\n");
@@ -203,8 +221,7 @@ static size_t raw_read_head(rawsrv *s, int fd, char *buf, size_t cap, size_t *ha
     }
 }
 
-static void raw_conn(rawsrv *s, int fd)
-{
+static void raw_conn(rawsrv *s, int fd) {
     static char buf[16384];
     size_t have = 0;
     int nreq = 0;
@@ -259,8 +276,7 @@ static void raw_conn(rawsrv *s, int fd)
     }
 }
 
-static void *raw_main(void *arg)
-{
+static void *raw_main(void *arg) {
     rawsrv *s = arg;
     while (!atomic_load(&s->stop)) {
         struct pollfd p = {.fd = s->lfd, .events = POLLIN};
@@ -276,8 +292,7 @@ static void *raw_main(void *arg)
     return NULL;
 }
 
-static void raw_start(rawsrv *s, int close_on_second, int ra_date_first)
-{
+static void raw_start(rawsrv *s, int close_on_second, int ra_date_first) {
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     s->close_on_second = close_on_second;
@@ -293,8 +308,7 @@ static void raw_start(rawsrv *s, int close_on_second, int ra_date_first)
     assert_int_equal(pthread_create(&s->th, NULL, raw_main, s), 0);
 }
 
-static void raw_stop(rawsrv *s)
-{
+static void raw_stop(rawsrv *s) {
     atomic_store(&s->stop, 1);
     pthread_join(s->th, NULL);
     close(s->lfd);
@@ -303,32 +317,39 @@ static void raw_stop(rawsrv *s)
 
 /* ---- group setup ---------------------------------------------------------- */
 
-static int srv_up(void **state)
-{
+static int srv_up(void **state) {
     (void)state;
-    return testsrv_start(NULL) == 0 ? 0 : -1;
+    srv = testsrv_start("");
+    return srv ? 0 : -1;
 }
 
-static int srv_up_close(void **state)
-{
+static int srv_up_close(void **state) {
     (void)state;
-    return testsrv_start("--close") == 0 ? 0 : -1;
+    srv = testsrv_start("--close");
+    return srv ? 0 : -1;
 }
 
-static int srv_down(void **state)
-{
+static int srv_down(void **state) {
     (void)state;
-    testsrv_stop();
+    testsrv_stop(srv);
+    srv = NULL;
     return 0;
+}
+
+/* Before each test: no data, no queued faults, an empty request log. */
+static int srv_reset(void **state) {
+    (void)state;
+    long code = 0;
+    free(testsrv_post(srv, "/_test/reset", "{}", &code));
+    return code == 200 ? 0 : -1;
 }
 
 /* ---- tests against the test server --------------------------------------- */
 
-static void test_get_and_post(void **state)
-{
+static void test_get_and_post(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
 
     /* POST: create an experiment; JSON in, JSON out. */
@@ -354,9 +375,9 @@ static void test_get_and_post(void **state)
     mlo__buf_init(&q);
     assert_int_equal(mlo__buf_appends(&q, "experiment_name="), 0);
     assert_int_equal(mlo__http_urlencode(h, "http-test-exp", &q), 0);
-    assert_int_equal(mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", q.data,
-                                    NULL, 0, 0, &r),
-                     0);
+    assert_int_equal(
+        mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", q.data, NULL, 0, 0, &r),
+        0);
     assert_int_equal(r.http_code, 200);
     assert_non_null(strstr(r.body.data, "http-test-exp"));
     mlo__http_result_free(&r);
@@ -365,9 +386,9 @@ static void test_get_and_post(void **state)
     mlo__buf_reset(&q);
     assert_int_equal(mlo__buf_appends(&q, "experiment_name="), 0);
     assert_int_equal(mlo__http_urlencode(h, "no such / experiment", &q), 0);
-    assert_int_equal(mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", q.data,
-                                    NULL, 0, 0, &r),
-                     0);
+    assert_int_equal(
+        mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", q.data, NULL, 0, 0, &r),
+        0);
     assert_int_equal(r.http_code, 404);
     assert_int_equal(r.retries, 0);
     assert_int_equal(st.retries_seen, 0);
@@ -376,13 +397,12 @@ static void test_get_and_post(void **state)
     mlo__http_free(h);
 }
 
-static void test_503_twice_then_ok(void **state)
-{
+static void test_503_twice_then_ok(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"status\":503,\"count\":2}"), 0);
+    assert_int_equal(srv_fault("{\"status\":503,\"count\":2}"), 0);
     const char *body = "{\"name\":\"http-test-503\"}";
     mlo__http_call(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, body, strlen(body), 0,
                    &r);
@@ -397,16 +417,15 @@ static void test_503_twice_then_ok(void **state)
     mlo__http_free(h);
 }
 
-static void test_429_retry_after(void **state)
-{
+static void test_429_retry_after(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"status\":429,\"count\":1,\"retry_after\":1}"), 0);
+    assert_int_equal(srv_fault("{\"status\":429,\"count\":1,\"retry_after\":1}"), 0);
     int64_t t0 = now_ns();
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                   "experiment_name=Default", NULL, 0, 0, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
     int64_t el = now_ns() - t0;
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 200);
@@ -418,13 +437,12 @@ static void test_429_retry_after(void **state)
     mlo__http_free(h);
 }
 
-static void test_400_not_retried(void **state)
-{
+static void test_400_not_retried(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"status\":400,\"count\":1}"), 0);
+    assert_int_equal(srv_fault("{\"status\":400,\"count\":1}"), 0);
     mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, "{}", 2, 0, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 400);
@@ -432,22 +450,21 @@ static void test_400_not_retried(void **state)
     assert_int_equal(st.retries_seen, 0);
     mlo__http_result_free(&r);
     /* the fault is used up: the same handle goes on working */
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                   "experiment_name=Default", NULL, 0, 0, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
     assert_int_equal(r.http_code, 200);
     mlo__http_result_free(&r);
     mlo__http_free(h);
 }
 
-static void test_drop_retried(void **state)
-{
+static void test_drop_retried(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st); /* fresh: the first connection is new */
+    mlo_http *h = new_http(srv_uri(), &st); /* fresh: the first connection is new */
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"drop\":true,\"count\":1}"), 0);
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                   "experiment_name=Default", NULL, 0, 0, &r);
+    assert_int_equal(srv_fault("{\"drop\":true,\"count\":1}"), 0);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 200);
     assert_int_equal(r.retries, 1);
@@ -457,15 +474,14 @@ static void test_drop_retried(void **state)
     mlo__http_free(h);
 }
 
-static void test_reset_mid_response_retried(void **state)
-{
+static void test_reset_mid_response_retried(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"reset_mid_response\":true,\"count\":1}"), 0);
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                   "experiment_name=Default", NULL, 0, 0, &r);
+    assert_int_equal(srv_fault("{\"reset_mid_response\":true,\"count\":1}"), 0);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 200);
     assert_int_equal(r.retries, 1);
@@ -474,18 +490,17 @@ static void test_reset_mid_response_retried(void **state)
     mlo__http_free(h);
 }
 
-static void test_retries_exhausted(void **state)
-{
+static void test_retries_exhausted(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http_config c = base_cfg(testsrv_uri(), &st);
+    mlo_http_config c = base_cfg(srv_uri(), &st);
     c.max_retries = 2;
     mlo_http *h = mlo__http_new(&c);
     assert_non_null(h);
     mlo_http_result r;
 
     /* three 503s for 1 + 2 attempts: the last 503 is the answer */
-    assert_int_equal(testsrv_fault("{\"status\":503,\"count\":3}"), 0);
+    assert_int_equal(srv_fault("{\"status\":503,\"count\":3}"), 0);
     mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, "{}", 2, 0, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 503);
@@ -498,7 +513,7 @@ static void test_retries_exhausted(void **state)
     st = (cb_state){0};
     h = mlo__http_new(&c);
     assert_non_null(h);
-    assert_int_equal(testsrv_fault("{\"drop\":true,\"count\":3}"), 0);
+    assert_int_equal(srv_fault("{\"drop\":true,\"count\":3}"), 0);
     mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, "{}", 2, 0, &r);
     assert_int_equal(r.status, 9);
     assert_int_equal(r.http_code, 0);
@@ -510,16 +525,15 @@ static void test_retries_exhausted(void **state)
     mlo__http_free(h);
 }
 
-static void test_deadline_cuts_slow_answer(void **state)
-{
+static void test_deadline_cuts_slow_answer(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"delay_ms\":3000,\"count\":1}"), 0);
+    assert_int_equal(srv_fault("{\"delay_ms\":3000,\"count\":1}"), 0);
     int64_t t0 = now_ns();
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                   "experiment_name=Default", NULL, 0, t0 + 500 * MS, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, t0 + 500 * MS, &r);
     int64_t el = now_ns() - t0;
     assert_int_equal(r.status, 8);
     assert_true(el >= 450 * MS);
@@ -527,22 +541,51 @@ static void test_deadline_cuts_slow_answer(void **state)
     assert_non_null(strstr(r.message, "deadline"));
     mlo__http_result_free(&r);
     mlo__http_free(h);
-    usleep(2600 * 1000); /* let the slow handler finish before the next test */
 }
 
-static void test_deadline_leaves_no_room_for_backoff(void **state)
-{
+/* The per-attempt timeout is a retryable failure; when it outlives the
+ * retries the call fails as a network failure (9), not as a deadline (8). */
+static void test_attempt_timeout_retried(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http_config c = base_cfg(testsrv_uri(), &st);
+    mlo_http_config c = base_cfg(srv_uri(), &st);
+    c.timeout_s = 0.3;
+    c.max_retries = 1;
+    mlo_http *h = mlo__http_new(&c);
+    assert_non_null(h);
+    mlo_http_result r;
+    assert_int_equal(srv_fault("{\"delay_ms\":1500,\"count\":2}"), 0);
+    int64_t t0 = now_ns();
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
+    int64_t el = now_ns() - t0;
+    assert_int_equal(r.status, 9);
+    assert_int_equal(r.retries, 1);
+    assert_int_equal(st.retries_seen, 1);
+    assert_true(el >= 550 * MS);
+    /* each attempt was cut at 0.3 s: the server would have taken 2 x 1.5 s */
+    assert_true(el < 2500 * MS);
+    mlo__http_result_free(&r);
+    /* a later attempt within the timeout works */
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.http_code, 200);
+    mlo__http_result_free(&r);
+    mlo__http_free(h);
+}
+
+static void test_deadline_leaves_no_room_for_backoff(void **state) {
+    (void)state;
+    cb_state st = {0};
+    mlo_http_config c = base_cfg(srv_uri(), &st);
     c.backoff_factor_s = 5;
     mlo_http *h = mlo__http_new(&c);
     assert_non_null(h);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"status\":503,\"count\":1}"), 0);
+    assert_int_equal(srv_fault("{\"status\":503,\"count\":1}"), 0);
     int64_t t0 = now_ns();
-    mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, "{}", 2, t0 + 1000 * MS,
-                   &r);
+    mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, "{}", 2, t0 + 1000 * MS, &r);
     int64_t el = now_ns() - t0;
     assert_int_equal(r.status, 8);
     assert_int_equal(r.http_code, 503); /* the last answer is kept */
@@ -553,16 +596,15 @@ static void test_deadline_leaves_no_room_for_backoff(void **state)
     mlo__http_free(h);
 }
 
-static void test_should_abort_interrupts_backoff(void **state)
-{
+static void test_should_abort_interrupts_backoff(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http_config c = base_cfg(testsrv_uri(), &st);
+    mlo_http_config c = base_cfg(srv_uri(), &st);
     c.backoff_factor_s = 10;
     mlo_http *h = mlo__http_new(&c);
     assert_non_null(h);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"status\":503,\"count\":1}"), 0);
+    assert_int_equal(srv_fault("{\"status\":503,\"count\":1}"), 0);
     int64_t t0 = now_ns();
     st.abort_at_ns = t0 + 300 * MS;
     mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, "{}", 2, 0, &r);
@@ -577,28 +619,25 @@ static void test_should_abort_interrupts_backoff(void **state)
     mlo__http_free(h);
 }
 
-static void test_should_abort_interrupts_transfer(void **state)
-{
+static void test_should_abort_interrupts_transfer(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
-    assert_int_equal(testsrv_fault("{\"delay_ms\":2500,\"count\":1}"), 0);
+    assert_int_equal(srv_fault("{\"delay_ms\":2500,\"count\":1}"), 0);
     int64_t t0 = now_ns();
     st.abort_at_ns = t0 + 200 * MS;
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                   "experiment_name=Default", NULL, 0, 0, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=Default",
+                   NULL, 0, 0, &r);
     int64_t el = now_ns() - t0;
     assert_int_equal(r.status, 8);
     /* curl polls its progress callback about once a second while idle */
     assert_true(el < 1600 * MS);
     mlo__http_result_free(&r);
     mlo__http_free(h);
-    usleep(2500 * 1000);
 }
 
-static void check_auth_seen(const mlo_http_config *c, const char *marker, const char *want_auth)
-{
+static void check_auth_seen(const mlo_http_config *c, const char *marker, const char *want_auth) {
     mlo_http *h = mlo__http_new(c);
     assert_non_null(h);
     mlo_http_result r;
@@ -618,11 +657,10 @@ static void check_auth_seen(const mlo_http_config *c, const char *marker, const 
     free(auth);
 }
 
-static void test_user_agent_and_auth(void **state)
-{
+static void test_user_agent_and_auth(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http_config c = base_cfg(testsrv_uri(), &st);
+    mlo_http_config c = base_cfg(srv_uri(), &st);
 
     check_auth_seen(&c, "auth-none", "");
 
@@ -635,12 +673,11 @@ static void test_user_agent_and_auth(void **state)
     check_auth_seen(&c, "auth-basic", "Basic YWxpY2U6czNjcjN0Ong=");
 }
 
-static void test_keepalive_reuse(void **state)
-{
+static void test_keepalive_reuse(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
-    size_t before = count_requests("keepalive-");
+    mlo_http *h = new_http(srv_uri(), &st);
+
     for (int i = 0; i < 30; i++) {
         char q[64];
         snprintf(q, sizeof q, "experiment_name=keepalive-%d", i);
@@ -650,20 +687,21 @@ static void test_keepalive_reuse(void **state)
         assert_int_equal(r.http_code, 404);
         mlo__http_result_free(&r);
     }
-    assert_int_equal(count_requests("keepalive-"), before + 30);
-    assert_int_equal(mlo__http_connects(h), 1); /* one connection for all 30 */
+    size_t conns = 0;
+    assert_int_equal(count_requests("keepalive-", &conns), 30);
+    assert_int_equal(conns, 1);                 /* the server saw one connection, */
+    assert_int_equal(mlo__http_connects(h), 1); /* and so did the client */
     mlo__http_free(h);
 }
 
-static void test_put_body(void **state)
-{
+static void test_put_body(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     mlo_http_result r;
     static const char bytes[] = "raw\0bytes\xff";
-    mlo__http_call(h, "PUT", "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/put-test.bin",
-                   NULL, bytes, sizeof bytes - 1, 0, &r);
+    mlo__http_call(h, "PUT", "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/put-test.bin", NULL,
+                   bytes, sizeof bytes - 1, 0, &r);
     assert_int_equal(r.status, 0);
     assert_true(r.http_code > 0); /* 200 with --serve-artifacts, else whatever the route says */
     mlo__http_result_free(&r);
@@ -674,17 +712,16 @@ static void test_put_body(void **state)
     mlo__http_free(h);
 }
 
-static void test_close_mode(void **state)
-{
+static void test_close_mode(void **state) {
     (void)state;
     cb_state st = {0};
-    mlo_http *h = new_http(testsrv_uri(), &st);
+    mlo_http *h = new_http(srv_uri(), &st);
     for (int i = 0; i < 10; i++) {
         mlo_http_result r;
         char body[64];
         snprintf(body, sizeof body, "{\"name\":\"close-mode-%d\"}", i);
-        mlo__http_call(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, body,
-                       strlen(body), 0, &r);
+        mlo__http_call(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, body, strlen(body), 0,
+                       &r);
         assert_int_equal(r.status, 0);
         assert_int_equal(r.http_code, 200);
         assert_int_equal(r.retries, 0);
@@ -693,13 +730,15 @@ static void test_close_mode(void **state)
     }
     assert_int_equal(mlo__http_connects(h), 10); /* Connection: close: one each */
     assert_int_equal(st.retries_seen, 0);
+    size_t conns = 0;
+    assert_int_equal(count_requests("experiments/create", &conns), 10);
+    assert_int_equal(conns, 10);
     mlo__http_free(h);
 }
 
 /* ---- tests without the test server -------------------------------------- */
 
-static void test_connection_refused(void **state)
-{
+static void test_connection_refused(void **state) {
     (void)state;
     cb_state st = {0};
     char uri[128];
@@ -726,8 +765,7 @@ static void test_connection_refused(void **state)
     mlo__http_free(h);
 }
 
-static void test_bad_scheme_and_args(void **state)
-{
+static void test_bad_scheme_and_args(void **state) {
     (void)state;
     cb_state st = {0};
     mlo_http *h = new_http("ftp://127.0.0.1:1", &st);
@@ -746,8 +784,7 @@ static void test_bad_scheme_and_args(void **state)
     mlo__http_free(NULL);
 }
 
-static void test_deadline_already_passed(void **state)
-{
+static void test_deadline_already_passed(void **state) {
     (void)state;
     cb_state st = {0};
     char uri[64];
@@ -760,8 +797,7 @@ static void test_deadline_already_passed(void **state)
     mlo__http_free(h);
 }
 
-static void test_urlencode(void **state)
-{
+static void test_urlencode(void **state) {
     (void)state;
     mlo_buf b;
     mlo__buf_init(&b);
@@ -774,8 +810,7 @@ static void test_urlencode(void **state)
     mlo__buf_free(&b);
 }
 
-static void test_request_headers_exact(void **state)
-{
+static void test_request_headers_exact(void **state) {
     (void)state;
     rawsrv s;
     raw_start(&s, 0, 0);
@@ -787,7 +822,8 @@ static void test_request_headers_exact(void **state)
     mlo_http *h = mlo__http_new(&c);
     assert_non_null(h);
 
-    /* a 2 MB POST: no "Expect: 100-continue" (which would stall ~1 s here) */
+    /* a 2 MB POST goes out without "Expect: 100-continue" (checked on the header
+     * block below; the time limit is only a sanity bound) */
     size_t n = 2u << 20;
     char *big = malloc(n);
     assert_non_null(big);
@@ -795,7 +831,7 @@ static void test_request_headers_exact(void **state)
     mlo_http_result r;
     int64_t t0 = now_ns();
     mlo__http_call(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, big, n, 0, &r);
-    assert_true(now_ns() - t0 < 900 * MS);
+    assert_true(now_ns() - t0 < 5000 * MS);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 200);
     mlo__http_result_free(&r);
@@ -839,8 +875,7 @@ static void test_request_headers_exact(void **state)
 
 /* The server closes an idle keep-alive connection just as the next request
  * arrives on it: the call must still succeed, without a counted retry. */
-static void test_reused_connection_closed(void **state)
-{
+static void test_reused_connection_closed(void **state) {
     (void)state;
     rawsrv s;
     raw_start(&s, 1, 0);
@@ -867,8 +902,7 @@ static void test_reused_connection_closed(void **state)
 }
 
 /* Retry-After as an HTTP date (RFC 9110 IMF-fixdate) is honoured too. */
-static void test_retry_after_http_date(void **state)
-{
+static void test_retry_after_http_date(void **state) {
     (void)state;
     rawsrv s;
     raw_start(&s, 0, 1);
@@ -899,44 +933,64 @@ typedef struct tls_srv {
     int port;
     char dir[64];
     char cert[128];
+    char client_pem[128]; /* client certificate + key in one PEM file */
 } tls_srv;
 
-static const char tls_py[] =
-    "import http.server, ssl, sys\n"
-    "class H(http.server.BaseHTTPRequestHandler):\n"
-    "    protocol_version = 'HTTP/1.1'\n"
-    "    def log_message(self, *a): pass\n"
-    "    def do_GET(self):\n"
-    "        self.send_response(200)\n"
-    "        self.send_header('Content-Type', 'application/json')\n"
-    "        self.send_header('Content-Length', '2')\n"
-    "        self.end_headers()\n"
-    "        self.wfile.write(b'{}')\n"
-    "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
-    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
-    "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
-    "s.socket = ctx.wrap_socket(s.socket, server_side=True)\n"
-    "print(s.server_address[1], flush=True)\n"
-    "s.serve_forever()\n";
+/* Makes a self-signed certificate + key for 127.0.0.1 in dir/<name>.crt and
+ * dir/<name>.key. */
+static int make_cert(const char *dir, const char *name) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 -keyout %s/%s.key -out %s/%s.crt "
+             ">/dev/null 2>&1",
+             dir, name, dir, name);
+    return system(cmd) == 0 ? 0 : -1;
+}
 
-static int tls_start(tls_srv *t)
-{
+static const char tls_py[] = "import http.server, ssl, sys\n"
+                             "class H(http.server.BaseHTTPRequestHandler):\n"
+                             "    protocol_version = 'HTTP/1.1'\n"
+                             "    def log_message(self, *a): pass\n"
+                             "    def do_GET(self):\n"
+                             "        self.send_response(200)\n"
+                             "        self.send_header('Content-Type', 'application/json')\n"
+                             "        self.send_header('Content-Length', '2')\n"
+                             "        self.end_headers()\n"
+                             "        self.wfile.write(b'{}')\n"
+                             "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+                             "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+                             "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
+                             "if len(sys.argv) > 3:\n"
+                             "    ctx.verify_mode = ssl.CERT_REQUIRED\n"
+                             "    ctx.load_verify_locations(sys.argv[3])\n"
+                             "s.socket = ctx.wrap_socket(s.socket, server_side=True)\n"
+                             "print(s.server_address[1], flush=True)\n"
+                             "s.serve_forever()\n";
+
+/* Starts an HTTPS server with a self-signed certificate; with
+ * require_client_cert it also demands a client certificate (t->client_pem). */
+static int tls_start(tls_srv *t, int require_client_cert) {
     memset(t, 0, sizeof *t);
     if (system("command -v openssl >/dev/null 2>&1") != 0)
         return -1;
     snprintf(t->dir, sizeof t->dir, "/tmp/mlo_tls_XXXXXX");
     if (!mkdtemp(t->dir))
         return -1;
-    char cmd[1024], key[128], py[128];
-    snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
-    snprintf(key, sizeof key, "%s/key.pem", t->dir);
+    char cmd[1024], key[128], py[128], client_crt[128];
+    snprintf(t->cert, sizeof t->cert, "%s/server.crt", t->dir);
+    snprintf(key, sizeof key, "%s/server.key", t->dir);
+    snprintf(client_crt, sizeof client_crt, "%s/client.crt", t->dir);
+    snprintf(t->client_pem, sizeof t->client_pem, "%s/client.pem", t->dir);
     snprintf(py, sizeof py, "%s/srv.py", t->dir);
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-             "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1",
-             key, t->cert);
-    if (system(cmd) != 0)
+    if (make_cert(t->dir, "server") != 0)
         return -1;
+    if (require_client_cert) {
+        snprintf(cmd, sizeof cmd, "cat %s/client.crt %s/client.key > %s", t->dir, t->dir,
+                 t->client_pem);
+        if (make_cert(t->dir, "client") != 0 || system(cmd) != 0)
+            return -1;
+    }
     FILE *f = fopen(py, "w");
     if (!f)
         return -1;
@@ -950,7 +1004,8 @@ static int tls_start(tls_srv *t)
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
-        execlp("python3", "python3", py, t->cert, key, (char *)NULL);
+        execlp("python3", "python3", py, t->cert, key,
+               require_client_cert ? client_crt : (char *)NULL, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -964,8 +1019,7 @@ static int tls_start(tls_srv *t)
     return ok ? 0 : -1;
 }
 
-static void tls_stop(tls_srv *t)
-{
+static void tls_stop(tls_srv *t) {
     if (t->pid > 0) {
         kill(t->pid, SIGTERM);
         waitpid(t->pid, NULL, 0);
@@ -978,11 +1032,10 @@ static void tls_stop(tls_srv *t)
     }
 }
 
-static void test_tls_verification(void **state)
-{
+static void test_tls_verification(void **state) {
     (void)state;
     tls_srv t;
-    if (tls_start(&t) != 0) {
+    if (tls_start(&t, 0) != 0) {
         tls_stop(&t);
         skip();
     }
@@ -995,8 +1048,8 @@ static void test_tls_verification(void **state)
     /* default: verification on, the self-signed certificate is refused at once */
     mlo_http *h = mlo__http_new(&c);
     assert_non_null(h);
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=x",
-                   NULL, 0, 0, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=x", NULL,
+                   0, 0, &r);
     assert_int_equal(r.status, 10);
     assert_int_equal(r.retries, 0);
     assert_non_null(strstr(r.message, "MLFLOW_TRACKING_SERVER_CERT_PATH"));
@@ -1008,8 +1061,8 @@ static void test_tls_verification(void **state)
     c.ca_path = t.cert;
     h = mlo__http_new(&c);
     assert_non_null(h);
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=x",
-                   NULL, 0, 0, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=x", NULL,
+                   0, 0, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 200);
     mlo__http_result_free(&r);
@@ -1020,8 +1073,8 @@ static void test_tls_verification(void **state)
     c.insecure_tls = 1;
     h = mlo__http_new(&c);
     assert_non_null(h);
-    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=x",
-                   NULL, 0, 0, &r);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/experiments/get-by-name", "experiment_name=x", NULL,
+                   0, 0, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.http_code, 200);
     mlo__http_result_free(&r);
@@ -1029,8 +1082,52 @@ static void test_tls_verification(void **state)
     tls_stop(&t);
 }
 
-int main(void)
-{
+static void test_tls_client_certificate(void **state) {
+    (void)state;
+    tls_srv t;
+    if (tls_start(&t, 1) != 0) {
+        tls_stop(&t);
+        skip();
+    }
+    char uri[64];
+    snprintf(uri, sizeof uri, "https://127.0.0.1:%d", t.port);
+    cb_state st = {0};
+    mlo_http_config c = base_cfg(uri, &st);
+    c.ca_path = t.cert;
+    c.max_retries = 1;
+    mlo_http_result r;
+
+    /* without a client certificate the server refuses the connection */
+    mlo_http *h = mlo__http_new(&c);
+    assert_non_null(h);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/runs/get", "run_id=x", NULL, 0, 0, &r);
+    assert_int_not_equal(r.status, 0);
+    mlo__http_result_free(&r);
+    mlo__http_free(h);
+
+    /* with it (certificate and key in one PEM file) it is let in */
+    c.client_cert_path = t.client_pem;
+    h = mlo__http_new(&c);
+    assert_non_null(h);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/runs/get", "run_id=x", NULL, 0, 0, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.http_code, 200);
+    mlo__http_result_free(&r);
+    mlo__http_free(h);
+
+    /* a client certificate file that does not exist: status 10 and a hint */
+    c.client_cert_path = "/nonexistent/client.pem";
+    h = mlo__http_new(&c);
+    assert_non_null(h);
+    mlo__http_call(h, "GET", "/api/2.0/mlflow/runs/get", "run_id=x", NULL, 0, 0, &r);
+    assert_int_equal(r.status, 10);
+    assert_non_null(strstr(r.message, "MLFLOW_TRACKING_CLIENT_CERT_PATH"));
+    mlo__http_result_free(&r);
+    mlo__http_free(h);
+    tls_stop(&t);
+}
+
+int main(void) {
     /* loopback traffic must not go through a proxy from the environment */
     unsetenv("http_proxy");
     unsetenv("https_proxy");
@@ -1050,25 +1147,27 @@ int main(void)
         cmocka_unit_test(test_reused_connection_closed),
         cmocka_unit_test(test_retry_after_http_date),
         cmocka_unit_test(test_tls_verification),
+        cmocka_unit_test(test_tls_client_certificate),
     };
     const struct CMUnitTest keepalive[] = {
-        cmocka_unit_test(test_get_and_post),
-        cmocka_unit_test(test_503_twice_then_ok),
-        cmocka_unit_test(test_429_retry_after),
-        cmocka_unit_test(test_400_not_retried),
-        cmocka_unit_test(test_drop_retried),
-        cmocka_unit_test(test_reset_mid_response_retried),
-        cmocka_unit_test(test_retries_exhausted),
-        cmocka_unit_test(test_deadline_cuts_slow_answer),
-        cmocka_unit_test(test_deadline_leaves_no_room_for_backoff),
-        cmocka_unit_test(test_should_abort_interrupts_backoff),
-        cmocka_unit_test(test_should_abort_interrupts_transfer),
-        cmocka_unit_test(test_user_agent_and_auth),
-        cmocka_unit_test(test_keepalive_reuse),
-        cmocka_unit_test(test_put_body),
+        cmocka_unit_test_setup(test_get_and_post, srv_reset),
+        cmocka_unit_test_setup(test_503_twice_then_ok, srv_reset),
+        cmocka_unit_test_setup(test_429_retry_after, srv_reset),
+        cmocka_unit_test_setup(test_400_not_retried, srv_reset),
+        cmocka_unit_test_setup(test_drop_retried, srv_reset),
+        cmocka_unit_test_setup(test_reset_mid_response_retried, srv_reset),
+        cmocka_unit_test_setup(test_retries_exhausted, srv_reset),
+        cmocka_unit_test_setup(test_deadline_cuts_slow_answer, srv_reset),
+        cmocka_unit_test_setup(test_attempt_timeout_retried, srv_reset),
+        cmocka_unit_test_setup(test_deadline_leaves_no_room_for_backoff, srv_reset),
+        cmocka_unit_test_setup(test_should_abort_interrupts_backoff, srv_reset),
+        cmocka_unit_test_setup(test_should_abort_interrupts_transfer, srv_reset),
+        cmocka_unit_test_setup(test_user_agent_and_auth, srv_reset),
+        cmocka_unit_test_setup(test_keepalive_reuse, srv_reset),
+        cmocka_unit_test_setup(test_put_body, srv_reset),
     };
     const struct CMUnitTest closing[] = {
-        cmocka_unit_test(test_close_mode),
+        cmocka_unit_test_setup(test_close_mode, srv_reset),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("http_standalone", standalone, NULL, NULL);

@@ -4,6 +4,7 @@
  * stored: values, steps, timestamps, tags, run status; retries against
  * injected faults; isolation of a conflicting param; bounded close.
  */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -405,7 +406,7 @@ static void test_bad_input_refused_at_call(void **state) {
     mlo_client_stat(c, MLO_STAT_FAILED, &failed);
     assert_int_equal(truncated, 2);
     assert_int_equal(failed, 0);
-    assert_true(rejected >= 12);
+    assert_int_equal(rejected, 12);
     json_t *d = dump();
     json_t *r = find_run(d, mlo_run_id(run));
     assert_int_equal(count_metric(r, "good1"), 1);
@@ -482,7 +483,9 @@ static void test_retries(void **state) {
     mlo_client_stat(c, MLO_STAT_RETRIED, &retried);
     mlo_client_stat(c, MLO_STAT_SENT, &sent);
     mlo_client_stat(c, MLO_STAT_FAILED, &failed);
-    assert_true(retried - before >= 5);
+    /* 503 x2, 429, 502: counted retries; the dropped connection may be
+     * resent at once by the transport as a reconnect, not counted */
+    assert_true(retried - before >= 4);
     assert_int_equal(failed, 0);
     assert_true(captured_has(&cap, MLO_WARN_RETRY, NULL));
     json_t *d = dump();

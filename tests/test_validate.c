@@ -3,6 +3,7 @@
  * log call (the same examples ../shared/MLFLOW.md records from a real server),
  * and the option/environment resolution.
  */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,656 @@
+"""Client and Run: the explicit API over the generated ctypes layer.
+
+Hot paths (Run.log_metric and the fluent mlo.log_metric) are kept thin: the C
+function is pre-bound without ctypes argtypes (no per-argument Python-level
+converter call), keys are encoded once and cached, and nothing is validated in
+Python that the C side validates anyway.  Failures take the slow path, where the
+status is turned into an exception carrying the library's own message.
+"""
+
+import ctypes
+import logging
+import os
+import sys
+import threading
+import warnings
+import weakref
+
+from . import _errors
+from ._errors import (MloClosedError, MloError, MloInvalidArgumentError, MloInvalidKeyError,
+                      MloInvalidStatusError, MloWarning)
+from ._loader import load as _load
+
+ffi, lib, LIBRARY = _load()
+MISSING = ffi.bind(lib)
+
+_log = logging.getLogger("mlo")
+_C = ctypes
+_cd = ctypes.c_double
+_ci = ctypes.c_int64
+_NO_FUNC = set(MISSING)
+
+
+def _raw(name):
+    if name in _NO_FUNC:
+        def missing(*_a):
+            return ffi.mlo_status.get("MLO_ERR_NOT_SUPPORTED", 19)
+        return missing
+    return ffi.raw(lib, name)
+
+
+# pre-bound hot functions (no argtypes: callers pass ctypes objects / bytes)
+_f_log_metric = _raw("mlo_log_metric")
+_f_log_metric_ts = _raw("mlo_log_metric_ts")
+
+STATUS_NAMES = {v: k for k, v in ffi.mlo_status.items()}
+_OK = ffi.mlo_status["MLO_OK"]
+_EINVAL = ffi.mlo_status["MLO_ERR_INVALID_ARGUMENT"]
+_ECLOSED = ffi.mlo_status["MLO_ERR_CLOSED"]
+_WARN_MIN = min([v for k, v in ffi.mlo_status.items() if k.startswith("MLO_WARN_")] or [1 << 30])
+_RUN_STATUS = {k[len("MLO_RUN_"):]: v for k, v in ffi.mlo_run_status.items()}
+_RUN_STATUS_NAME = {v: k for k, v in _RUN_STATUS.items()}
+_UINT_MAX = 0xFFFFFFFF
+
+
+def version():
+    """The version of the libmlo actually loaded ("0.1.0")."""
+    return lib.mlo_version().decode()
+
+
+def strerror(status):
+    """The library's description of a status number."""
+    return lib.mlo_strerror(int(status)).decode()
+
+
+# ---- errors ------------------------------------------------------------------
+
+_tls = threading.local()
+
+
+def _take_details():
+    msgs = getattr(_tls, "msgs", None)
+    if not msgs:
+        return None
+    _tls.msgs = []
+    return "; ".join(msgs[:5]) + ("; ... (%d more)" % (len(msgs) - 5) if len(msgs) > 5 else "")
+
+
+def error_for(status, detail=None):
+    """The exception for a status (MloError or a subclass), with the library's message."""
+    name = STATUS_NAMES.get(status)
+    cls = _errors.STATUS_CLASSES.get(name, MloError)
+    return cls(status, strerror(status), detail, name)
+
+
+def _raise(status, detail=None):
+    d = _take_details()
+    if detail and d:
+        detail = detail + " (" + d + ")"
+    raise error_for(status, detail or d)
+
+
+def _check(rc):
+    if rc:
+        _raise(rc)
+
+
+def _default_on_error(w, sync):
+    if sync:
+        warnings.warn(w, stacklevel=4)
+    elif w.name == "MLO_WARN_RETRY":
+        _log.debug("%s", w)
+    else:
+        _log.warning("%s", w)
+
+
+_handlers = {}  # client token -> weakref to Client
+_next_token = [1]
+
+
+@ffi.mlo_error_fn
+def _on_error(user_data, status, message):
+    # Called by the library: from the calling thread for failures of a call (the
+    # exception raised for that call then carries the message), from the shipper
+    # thread for failures found while sending.  Must never raise.
+    try:
+        msg = message.decode("utf-8", "replace") if message else ""
+        sync = not isinstance(threading.current_thread(), threading._DummyThread)
+        if sync and status < _WARN_MIN:
+            msgs = getattr(_tls, "msgs", None)
+            if msgs is None:
+                msgs = _tls.msgs = []
+            if len(msgs) < 64:
+                msgs.append(msg)
+        ref = _handlers.get(user_data)
+        client = ref() if ref is not None else None
+        handler = client._on_error if client is not None else None
+        name = STATUS_NAMES.get(status, "MLO_STATUS_%d" % status)
+        if handler is not None:
+            handler(MloWarning(status, strerror(status), msg, name))
+        elif not sync or status >= _WARN_MIN:
+            _default_on_error(MloWarning(status, strerror(status), msg, name), sync)
+    except BaseException:  # noqa: B902 - nothing may propagate into C
+        pass
+
+
+# ---- conversions (slow paths) ---------------------------------------------------
+
+_keys = {}  # str -> UTF-8 bytes, the encoding cache of the hot path
+_KEYS_MAX = 8192
+
+
+def _key(key):
+    """Encodes a key for C (and caches it); refuses what C would get wrong silently."""
+    if isinstance(key, str):
+        b = key.encode("utf-8", "surrogatepass")  # lone surrogates: C says INVALID_UTF8
+    elif isinstance(key, bytes):
+        b = key
+    elif key is None:
+        raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL), "key is None",
+                                      "MLO_ERR_INVALID_ARGUMENT")
+    else:
+        raise MloInvalidKeyError(ffi.MLO_ERR_INVALID_KEY, strerror(ffi.MLO_ERR_INVALID_KEY),
+                                 "key must be a str, not %s" % type(key).__name__,
+                                 "MLO_ERR_INVALID_KEY")
+    if b"\0" in b:
+        raise MloInvalidKeyError(ffi.MLO_ERR_INVALID_KEY, strerror(ffi.MLO_ERR_INVALID_KEY),
+                                 "key %r contains a NUL character" % (key,), "MLO_ERR_INVALID_KEY")
+    if isinstance(key, str):
+        if len(_keys) >= _KEYS_MAX:
+            _keys.clear()
+        _keys[key] = b
+    return b
+
+
+def _str(value, what):
+    """A value for C: str() of it (as mlflow does), UTF-8, no NUL."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    b = value.encode("utf-8", "surrogatepass")
+    if b"\0" in b:
+        raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                      "%s contains a NUL character" % what,
+                                      "MLO_ERR_INVALID_ARGUMENT")
+    return b
+
+
+def _opt_str(value, what):
+    return None if value is None else _str(os.fspath(value) if hasattr(value, "__fspath__")
+                                           else value, what)
+
+
+def _bad_number(what, value):
+    return MloInvalidArgumentError(_EINVAL, strerror(_EINVAL), "%s must be a number, not %r"
+                                   % (what, type(value).__name__), "MLO_ERR_INVALID_ARGUMENT")
+
+
+def _double(value, what="metric value"):
+    try:
+        return _cd(value)
+    except (TypeError, OverflowError):
+        try:
+            return _cd(float(value))
+        except (TypeError, ValueError, OverflowError):
+            raise _bad_number(what, value) from None
+
+
+def _int64(value, what="step"):
+    if value is None:
+        return _ci(0)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise _bad_number(what + " (a whole number)", value)
+        value = int(value)
+    try:
+        v = value.__index__()
+    except (AttributeError, TypeError):
+        raise _bad_number(what, value) from None
+    if not -(1 << 63) <= v < (1 << 63):
+        raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL), "%s out of int64 range" % what,
+                                      "MLO_ERR_INVALID_ARGUMENT")
+    return _ci(v)
+
+
+def _status_code(status):
+    if isinstance(status, int):
+        return status
+    code = _RUN_STATUS.get(str(status).upper())
+    if code is None:
+        st = ffi.mlo_status["MLO_ERR_INVALID_STATUS"]
+        raise MloInvalidStatusError(st, strerror(st), "unknown run status %r" % (status,),
+                                    "MLO_ERR_INVALID_STATUS")
+    return code
+
+
+def _ms(timeout_s):
+    if timeout_s is None:
+        return None
+    ms = int(float(timeout_s) * 1000)
+    return max(0, min(ms, _UINT_MAX))
+
+
+# ---- runs -------------------------------------------------------------------------
+
+
+class RunInfo:
+    """What the client knows about a run (mlflow's RunInfo, in part)."""
+
+    __slots__ = ("run_id", "experiment_id", "run_name", "status")
+
+    def __init__(self, run_id, experiment_id, run_name, status="RUNNING"):
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.run_name = run_name
+        self.status = status
+
+    @property
+    def run_uuid(self):
+        return self.run_id
+
+    def __repr__(self):
+        return "<RunInfo: run_id=%r, experiment_id=%r, run_name=%r, status=%r>" % (
+            self.run_id, self.experiment_id, self.run_name, self.status)
+
+
+class Run:
+    """A run of a Client.  Log to it directly, or use it as a context manager:
+    leaving the block ends it FINISHED, or FAILED when an exception escapes."""
+
+    __slots__ = ("_h", "_client", "info", "_fluent", "__weakref__")
+
+    def __init__(self, client, handle, run_name=None):
+        self._h = handle
+        self._client = client
+        self._fluent = False
+        rid = lib.mlo_run_id(handle)
+        eid = lib.mlo_run_experiment_id(handle)
+        self.info = RunInfo(rid.decode() if rid else None, eid.decode() if eid else None, run_name)
+
+    @property
+    def run_id(self):
+        return self.info.run_id
+
+    @property
+    def client(self):
+        return self._client
+
+    def __repr__(self):
+        return "<mlo.Run %s (%s)>" % (self.info.run_id, self.info.status)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        status = "FINISHED" if exc_type is None else "FAILED"
+        if self._fluent:
+            from . import _fluent
+            _fluent._end_run_object(self, status)
+        elif self.info.status == "RUNNING":
+            self.end(status)
+        return False
+
+    # -- failure path: an exception with the library's message
+    def _fail(self, rc, hint=None):
+        if self._h is None and rc == _EINVAL:
+            _take_details()
+            raise MloClosedError(_ECLOSED, strerror(_ECLOSED),
+                                 "run %s: its client is closed" % self.info.run_id, "MLO_ERR_CLOSED")
+        _raise(rc, hint if rc == _EINVAL else None)
+
+    def log_metric(self, key, value, step=0, timestamp=None):
+        """Logs one metric point.  value: anything float() accepts (numpy scalars
+        included); step: an int (default 0); timestamp: ms since the epoch (default now)."""
+        try:
+            k = _keys[key]
+        except (KeyError, TypeError):
+            k = _key(key)
+        try:
+            if timestamp is None:
+                rc = _f_log_metric(self._h, k, _cd(value), _ci(step))
+            else:
+                rc = _f_log_metric_ts(self._h, k, _cd(value), _ci(step), _ci(timestamp))
+        except (TypeError, OverflowError):
+            ts = None if timestamp is None else _int64(timestamp, "timestamp")
+            if ts is None:
+                rc = _f_log_metric(self._h, k, _double(value), _int64(step))
+            else:
+                rc = _f_log_metric_ts(self._h, k, _double(value), _int64(step), ts)
+        if rc:
+            self._fail(rc, None if timestamp is None else "timestamp must be >= 0")
+
+    def log_metrics(self, metrics, step=0, timestamp=None):
+        """Logs a dict of metrics at one step, in one call (mlo_log_metrics).  Each entry
+        is validated on its own: the valid ones are logged; if any was refused, raises
+        the error of the first, with the details of all."""
+        items = list(metrics.items())
+        n = len(items)
+        if not n:
+            return
+        keys = (_C.c_char_p * n)(*[_key(k) for k, _ in items])
+        try:
+            vals = (_C.c_double * n)(*[v for _, v in items])
+        except (TypeError, OverflowError):
+            vals = (_C.c_double * n)(*[_double(v).value for _, v in items])
+        steps = None
+        if step:
+            s = _int64(step).value
+            steps = (_C.c_int64 * n)(*([s] * n))
+        tss = None
+        if timestamp is not None:
+            t = _int64(timestamp, "timestamp").value
+            tss = (_C.c_int64 * n)(*([t] * n))
+        rc = lib.mlo_log_metrics(self._h, n, keys, vals, steps, tss)
+        if rc:
+            self._fail(rc)
+
+    def log_param(self, key, value):
+        """Logs a param (str(value), as mlflow).  Params are immutable on the server."""
+        try:
+            k = _keys[key]
+        except (KeyError, TypeError):
+            k = _key(key)
+        rc = lib.mlo_log_param(self._h, k, _str(value, "param value"))
+        if rc:
+            self._fail(rc)
+        return value
+
+    def log_params(self, params):
+        """Logs a dict of params in one call (mlo_log_params)."""
+        self._kvs(lib.mlo_log_params, params, "param value")
+
+    def set_tag(self, key, value):
+        """Sets a tag (str(value)); last write wins."""
+        try:
+            k = _keys[key]
+        except (KeyError, TypeError):
+            k = _key(key)
+        rc = lib.mlo_set_tag(self._h, k, _str(value, "tag value"))
+        if rc:
+            self._fail(rc)
+
+    def set_tags(self, tags):
+        """Sets a dict of tags in one call (mlo_set_tags)."""
+        self._kvs(lib.mlo_set_tags, tags, "tag value")
+
+    def _kvs(self, fn, d, what):
+        items = list(d.items())
+        n = len(items)
+        if not n:
+            return
+        keys = (_C.c_char_p * n)(*[_key(k) for k, _ in items])
+        vals = (_C.c_char_p * n)(*[_str(v, what) for _, v in items])
+        rc = fn(self._h, n, keys, vals)
+        if rc:
+            self._fail(rc)
+
+    def log_artifact(self, local_path, artifact_path=None):
+        """Logs a local file or directory as an artifact.  Not implemented by this
+        version of the library: raises MloNotSupportedError after checking the arguments."""
+        rc = lib.mlo_log_artifact(self._h, _opt_str(local_path, "local_path"),
+                                  _opt_str(artifact_path, "artifact_path"))
+        if rc:
+            self._fail(rc)
+
+    def end(self, status="FINISHED"):
+        """Ends the run (FINISHED, FAILED or KILLED).  Does not wait: flush() to wait."""
+        rc = lib.mlo_end_run(self._h, _status_code(status))
+        if rc:
+            self._fail(rc)
+        self.info.status = _RUN_STATUS_NAME.get(_status_code(status), str(status))
+
+
+ActiveRun = Run
+
+
+# ---- client --------------------------------------------------------------------------
+
+_clients = weakref.WeakSet()
+
+
+class Client:
+    """A connection to one tracking server: its own queue, shipper thread and runs.
+
+    Every argument left None falls back to MLflow's environment variable (as the C
+    library does), then to the default.  Several clients may be open at once, to
+    different servers.  Close it (or use it as a context manager) to flush and stop
+    its thread; clients still open at exit are closed then.
+
+    on_error: None (default: failures found later, on the shipper thread, are logged
+    through the "mlo" logger, warnings of a call become Python warnings), or a callable
+    taking an MloWarning (.status, .name, .detail), called from any thread.
+    """
+
+    def __init__(self, tracking_uri=None, *, experiment_name=None, experiment_id=None,
+                 token=None, username=None, password=None, insecure_tls=None,
+                 ca_cert_path=None, client_cert_path=None, max_retries=None,
+                 backoff_factor=None, backoff_jitter=None, request_timeout=None,
+                 queue_bytes=None, full_policy=None, full_wait_ms=None, close_timeout=None,
+                 on_error=None):
+        self._h = None
+        self._runs = {}
+        self._on_error = on_error
+        self._token = _next_token[0]
+        _next_token[0] += 1
+        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        opts = lib.mlo_options_new()
+        if not opts:
+            raise MemoryError("mlo_options_new")
+        try:
+            set_ = lambda fn, *a: _check(fn(opts, *a))  # noqa: E731
+            if tracking_uri is not None:
+                set_(lib.mlo_options_set_tracking_uri, _str(tracking_uri, "tracking_uri"))
+            if experiment_name is not None:
+                set_(lib.mlo_options_set_experiment_name, _str(experiment_name, "experiment_name"))
+            if experiment_id is not None:
+                set_(lib.mlo_options_set_experiment_id, _str(experiment_id, "experiment_id"))
+            if token is not None:
+                set_(lib.mlo_options_set_token, _str(token, "token"))
+            if username is not None or password is not None:
+                set_(lib.mlo_options_set_basic_auth, _opt_str(username, "username"),
+                     _opt_str(password, "password"))
+            if insecure_tls is not None:
+                set_(lib.mlo_options_set_insecure_tls, 1 if insecure_tls else 0)
+            if ca_cert_path is not None:
+                set_(lib.mlo_options_set_ca_cert_path, _opt_str(ca_cert_path, "ca_cert_path"))
+            if client_cert_path is not None:
+                set_(lib.mlo_options_set_client_cert_path,
+                     _opt_str(client_cert_path, "client_cert_path"))
+            if any(v is not None for v in (max_retries, backoff_factor, backoff_jitter,
+                                           request_timeout)):
+                neg = lambda v: -1 if v is None else v  # noqa: E731
+                set_(lib.mlo_options_set_retries, int(neg(max_retries)),
+                     float(neg(backoff_factor)), float(neg(backoff_jitter)),
+                     float(neg(request_timeout)))
+            if queue_bytes is not None:
+                set_(lib.mlo_options_set_queue_bytes, int(queue_bytes))
+            if full_policy is not None or full_wait_ms is not None:
+                pol = full_policy if full_policy is not None else "wait"
+                code = ffi.mlo_full_policy.get("MLO_FULL_" + str(pol).upper()) \
+                    if not isinstance(pol, int) else pol
+                if code is None:
+                    raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                                  "full_policy must be 'wait' or 'drop'",
+                                                  "MLO_ERR_INVALID_ARGUMENT")
+                set_(lib.mlo_options_set_full_policy, code,
+                     100 if full_wait_ms is None else int(full_wait_ms))
+            if close_timeout is not None:
+                set_(lib.mlo_options_set_close_timeout_ms, _ms(close_timeout))
+            set_(lib.mlo_options_set_error_callback, _on_error, self._token)
+            _handlers[self._token] = weakref.ref(self)
+            h = _C.POINTER(ffi.mlo_client_t)()
+            rc = lib.mlo_client_open(opts, _C.byref(h))
+            if rc:
+                _handlers.pop(self._token, None)
+                _raise(rc)
+        finally:
+            lib.mlo_options_free(opts)
+        self._h = h
+        _clients.add(self)
+
+    def __repr__(self):
+        return "<mlo.Client %s%s>" % (self.tracking_uri, " (closed)" if self._h is None else "")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            if self._h is not None:
+                self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    def _handle(self):
+        if self._h is None:
+            raise MloClosedError(_ECLOSED, strerror(_ECLOSED), "the client is closed",
+                                 "MLO_ERR_CLOSED")
+        return self._h
+
+    def _adopt(self, h, run_name=None):
+        run = Run(self, h, run_name)
+        known = self._runs.get(run.info.run_id)
+        if known is not None and known._h is not None:
+            known.info.status = "RUNNING"
+            if run_name:
+                known.info.run_name = run_name
+            return known
+        self._runs[run.info.run_id] = run
+        return run
+
+    def start_run(self, experiment_name=None, run_name=None, parent=None, tags=None,
+                  description=None):
+        """Creates a run (synchronously) and returns it.  experiment_name: created when
+        missing (default: the client's, else $MLFLOW_EXPERIMENT_NAME/_ID, else
+        "Default"); parent: a Run of this client to nest under; tags: a dict set at once;
+        description: the mlflow.note.content tag.  With $MLFLOW_RUN_ID set (and no
+        parent), that run is resumed instead."""
+        h = _C.POINTER(ffi.mlo_run_t)()
+        ph = None
+        if parent is not None:
+            if not isinstance(parent, Run) or parent._client is not self:
+                raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                              "parent must be a Run of this client",
+                                              "MLO_ERR_INVALID_ARGUMENT")
+            ph = parent._h
+        rc = lib.mlo_start_run(self._handle(), _opt_str(experiment_name, "experiment_name"),
+                               _opt_str(run_name, "run_name"), ph, _C.byref(h))
+        if rc:
+            _raise(rc)
+        run = self._adopt(h, run_name)
+        if not (parent is None and os.environ.get("MLFLOW_RUN_ID")):
+            # as mlflow's Python client: the source is the script, not the interpreter
+            src = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+            if src:
+                run.set_tag("mlflow.source.name", os.path.abspath(src)
+                            if os.path.exists(src) else src)
+        if tags:
+            run.set_tags(tags)
+        if description is not None:
+            run.set_tag("mlflow.note.content", description)
+        return run
+
+    def resume_run(self, run_id):
+        """Attaches to an existing run by id and sets it RUNNING (mlflow's
+        start_run(run_id=...))."""
+        h = _C.POINTER(ffi.mlo_run_t)()
+        rc = lib.mlo_resume_run(self._handle(), _str(run_id, "run_id"), _C.byref(h))
+        if rc:
+            _raise(rc)
+        return self._adopt(h)
+
+    def get_run(self, run_id):
+        """The Run of this client with that id, attaching to it (resume_run) if the
+        client does not hold it yet."""
+        run = self._runs.get(run_id)
+        if run is not None and run._h is not None:
+            return run
+        return self.resume_run(run_id)
+
+    # mlflow.MlflowClient-style calls taking a run id
+    def log_metric(self, run_id, key, value, timestamp=None, step=None):
+        self.get_run(run_id).log_metric(key, value, step or 0, timestamp)
+
+    def log_param(self, run_id, key, value):
+        return self.get_run(run_id).log_param(key, value)
+
+    def set_tag(self, run_id, key, value):
+        self.get_run(run_id).set_tag(key, value)
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        """metrics: (key, value[, timestamp[, step]]) tuples; params/tags: dicts or
+        (key, value) pairs."""
+        run = self.get_run(run_id)
+        if params:
+            run.log_params(dict(params))
+        if tags:
+            run.set_tags(dict(tags))
+        for m in metrics:
+            m = tuple(m)
+            run.log_metric(m[0], m[1], m[3] if len(m) > 3 else 0, m[2] if len(m) > 2 else None)
+
+    def set_terminated(self, run_id, status="FINISHED"):
+        self.get_run(run_id).end(status or "FINISHED")
+
+    def log_artifact(self, run_id, local_path, artifact_path=None):
+        self.get_run(run_id).log_artifact(local_path, artifact_path)
+
+    def flush(self, timeout_s=None):
+        """Waits until everything logged so far is acknowledged by the server (or has
+        failed for good).  timeout_s: None waits as long as it takes (interruptible);
+        raises MloTimeoutError when the time runs out."""
+        h = self._handle()
+        if timeout_s is not None:
+            _check(lib.mlo_client_flush(h, _ms(timeout_s)))
+            return
+        while True:  # in slices, so that Ctrl-C is seen
+            rc = lib.mlo_client_flush(h, 1000)
+            if rc != ffi.mlo_status["MLO_ERR_TIMEOUT"]:
+                _check(rc)
+                return
+
+    def stats(self):
+        """The client's counters: {"accepted": n, "sent": n, "dropped": n, ...}."""
+        h = self._handle()
+        out = {}
+        v = _C.c_uint64()
+        for name, code in ffi.mlo_stat.items():
+            _check(lib.mlo_client_stat(h, code, _C.byref(v)))
+            out[name[len("MLO_STAT_"):].lower()] = v.value
+        return out
+
+    def close(self):
+        """Flushes (bounded by the close timeout), stops the shipper and frees the
+        client.  Its runs cannot be used afterwards.  Runs still RUNNING stay RUNNING on
+        the server: end them first.  Raises MloTimeoutError when some events could not
+        be delivered in time (they are counted as failed)."""
+        h, self._h = self._h, None
+        if h is None:
+            return
+        for run in self._runs.values():
+            run._h = None
+        _clients.discard(self)
+        from . import _fluent
+        _fluent._forget_client(self)
+        rc = lib.mlo_client_close(h)
+        _handlers.pop(self._token, None)
+        if rc:
+            _raise(rc)
+
+
+def _close_all():
+    for c in list(_clients):
+        try:
+            c.close()
+        except MloError as e:
+            _log.warning("mlo: closing %r: %s", c, e)
+

@@ -1,0 +1,116 @@
+"""Exceptions and warnings of the mlo package: one per family of mlo_status."""
+
+
+class MloError(Exception):
+    """A call of the C library returned a status other than MLO_OK.
+
+    Attributes: ``status`` (the mlo_status number), ``name`` (``"MLO_ERR_INVALID_KEY"``),
+    ``message`` (the library's mlo_strerror text) and ``detail`` (what the library
+    reported through its error callback about this failure, or None)."""
+
+    def __init__(self, status, message=None, detail=None, name=None):
+        self.status = int(status)
+        self.name = name or "MLO_STATUS_%d" % self.status
+        self.message = message or "mlo status %d" % self.status
+        self.detail = detail
+        super().__init__(self.status, self.message, self.detail)
+
+    def __str__(self):
+        s = self.message
+        if self.detail:
+            s = self.detail if self.message in self.detail else s + ": " + self.detail
+        return "%s [%s]" % (s, self.name)
+
+    def __repr__(self):
+        return "%s(%d, %r, %r)" % (type(self).__name__, self.status, self.message, self.detail)
+
+
+class MloInvalidArgumentError(MloError, ValueError):
+    """MLO_ERR_INVALID_ARGUMENT, and the base of the other bad-input errors."""
+
+
+class MloInvalidKeyError(MloInvalidArgumentError):
+    """MLO_ERR_INVALID_KEY: a metric, param or tag key the server would refuse."""
+
+
+class MloInvalidUtf8Error(MloInvalidArgumentError):
+    """MLO_ERR_INVALID_UTF8: a string that is not valid UTF-8 (lone surrogates)."""
+
+
+class MloInvalidStatusError(MloInvalidArgumentError):
+    """MLO_ERR_INVALID_STATUS: a run status outside FINISHED, FAILED, KILLED."""
+
+
+class MloQueueFullError(MloError):
+    """MLO_ERR_QUEUE_FULL: the event queue was full and the event was dropped."""
+
+
+class MloClosedError(MloError):
+    """MLO_ERR_CLOSED: the client is closed or closing."""
+
+
+class MloTimeoutError(MloError):
+    """MLO_ERR_TIMEOUT: flush, close or a synchronous request timed out."""
+
+
+class MloNetworkError(MloError):
+    """MLO_ERR_NETWORK / MLO_ERR_TLS: the server could not be reached."""
+
+
+class MloConfigError(MloError):
+    """MLO_ERR_CONFIG: an option or environment variable is malformed or missing."""
+
+
+class MloNotSupportedError(MloError, NotImplementedError):
+    """MLO_ERR_NOT_SUPPORTED: declared but not implemented in this version."""
+
+
+class MloServerError(MloError):
+    """The server refused or failed a request (MLO_ERR_SERVER*, _PROTOCOL, ...)."""
+
+
+class MloNotFoundError(MloServerError, LookupError):
+    """MLO_ERR_NOT_FOUND: the server does not know the run or experiment."""
+
+
+class MloPermissionError(MloServerError):
+    """MLO_ERR_PERMISSION: 401/403 from the server."""
+
+
+class MloWarning(UserWarning):
+    """A warning the library reported (MLO_WARN_TRUNCATED, MLO_WARN_RETRY), or an
+    error found later, on the shipper thread, passed to an ``on_error`` handler."""
+
+    def __init__(self, status, message=None, detail=None, name=None):
+        self.status = int(status)
+        self.name = name or "MLO_STATUS_%d" % self.status
+        self.message = message or ""
+        self.detail = detail
+        super().__init__(str(self))
+
+    def __str__(self):
+        return "%s [%s]" % (self.detail or self.message, self.name)
+
+
+# status name -> exception class; statuses added to the header later get MloError
+STATUS_CLASSES = {
+    "MLO_ERR_INVALID_ARGUMENT": MloInvalidArgumentError,
+    "MLO_ERR_INVALID_KEY": MloInvalidKeyError,
+    "MLO_ERR_INVALID_UTF8": MloInvalidUtf8Error,
+    "MLO_ERR_INVALID_STATUS": MloInvalidStatusError,
+    "MLO_ERR_QUEUE_FULL": MloQueueFullError,
+    "MLO_ERR_CLOSED": MloClosedError,
+    "MLO_ERR_NO_MEMORY": MloError,
+    "MLO_ERR_TIMEOUT": MloTimeoutError,
+    "MLO_ERR_NETWORK": MloNetworkError,
+    "MLO_ERR_TLS": MloNetworkError,
+    "MLO_ERR_SERVER_INVALID": MloServerError,
+    "MLO_ERR_ALREADY_EXISTS": MloServerError,
+    "MLO_ERR_NOT_FOUND": MloNotFoundError,
+    "MLO_ERR_PERMISSION": MloPermissionError,
+    "MLO_ERR_RATE_LIMITED": MloServerError,
+    "MLO_ERR_SERVER": MloServerError,
+    "MLO_ERR_PROTOCOL": MloServerError,
+    "MLO_ERR_CONFIG": MloConfigError,
+    "MLO_ERR_NOT_SUPPORTED": MloNotSupportedError,
+}
