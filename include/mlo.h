@@ -403,6 +403,41 @@ MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
  */
 MLO_API int mlo_log_artifact(mlo_run_t *run, const char *local_path, const char *artifact_path);
 
+/* ---- Histograms (latency and other value streams) ----------------------- */
+
+typedef struct mlo_histogram mlo_histogram_t;
+
+/**
+ * Creates a histogram that aggregates a stream of non-negative values (for
+ * example request latencies in milliseconds) recorded from any number of
+ * threads, and every interval_ms emits them as metrics of `run`:
+ * `<key>.p50`, `<key>.p95`, `<key>.p99`, `<key>.max`, `<key>.count` (values in
+ * the interval) and `<key>.rate` (values per second), with the interval's
+ * number as step.  Intervals without values emit nothing.  Quantiles carry a
+ * relative error of at most 1% (logarithmic buckets, as DDSketch).
+ * key: a valid metric key of at most 240 characters.  interval_ms: 100 to
+ * 3,600,000.  Statuses: MLO_OK (*out set), MLO_ERR_INVALID_ARGUMENT,
+ * MLO_ERR_INVALID_KEY, MLO_ERR_INVALID_UTF8, MLO_ERR_NO_MEMORY.  The histogram
+ * belongs to the run's client; free it with mlo_histogram_free before closing
+ * the client.  Threads: any.
+ */
+MLO_API int mlo_histogram_new(mlo_run_t *run, const char *key, unsigned interval_ms,
+                              mlo_histogram_t **out);
+
+/**
+ * Records one value: no lock, no allocation, no system call.  Negative and
+ * NaN values are refused (MLO_ERR_INVALID_ARGUMENT); values below 1e-9 count
+ * as 0; +Infinity is kept in max only.  Threads: any number at once.
+ */
+MLO_API int mlo_histogram_record(mlo_histogram_t *h, double value);
+
+/**
+ * Emits what was recorded since the last interval, stops the histogram and
+ * frees it.  NULL is a no-op returning MLO_OK.  Threads: once, after every
+ * thread has stopped recording into it.
+ */
+MLO_API int mlo_histogram_free(mlo_histogram_t *h);
+
 #ifdef __cplusplus
 }
 #endif

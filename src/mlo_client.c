@@ -138,6 +138,7 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
     pthread_mutex_init(&c->runs_lock, NULL);
     pthread_mutex_init(&c->sync_lock, NULL);
     pthread_mutex_init(&c->flush_lock, NULL);
+    pthread_mutex_init(&c->hist_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -453,6 +454,14 @@ static int push(mlo_run *r, int type, const char *key, size_t klen, const char *
         return MLO_ERR_QUEUE_FULL;
     }
     return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
+}
+
+int mlo__client_push_metric(mlo_client *c, uint32_t run, const char *key, size_t klen,
+                            double value, int64_t step, int64_t ts_ms) {
+    mlo_run *r = mlo__client_run(c, run);
+    if (!r)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return push(r, MLO_REC_METRIC, key, klen, "", 0, ts_ms, step, value);
 }
 
 static int refuse(mlo_run *r, int st, const char *what, const char *key) {

@@ -169,6 +169,10 @@ typedef struct mlo_client {
     /* statistics: written by few threads, read by any */
     _Atomic uint64_t st[8];
 
+    /* histograms (mlo_hist.c): registered under hist_lock, ticked by the shipper */
+    pthread_mutex_t hist_lock;
+    struct mlo_histogram *hists;
+
     /* error callback rate limiting */
     _Atomic int64_t err_window_start_ms;
     _Atomic uint32_t err_in_window;
@@ -180,6 +184,23 @@ void mlo__stat_add(mlo_client *c, mlo_stat which, uint64_t n);
 void mlo__report(mlo_client *c, int status, int rate_limited, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 mlo_run *mlo__client_run(mlo_client *c, uint32_t index);
+
+/* Producer path for library-made events (histograms): validates nothing,
+ * pushes a metric record for run `run` with the queue's full policy.  Any
+ * thread but the shipper.  Returns an mlo_status. */
+int mlo__client_push_metric(mlo_client *c, uint32_t run, const char *key, size_t klen,
+                            double value, int64_t step, int64_t ts_ms);
+
+/* ---- histograms (mlo_hist.c) ---- */
+/* How the shipper receives the metrics a histogram emits on its tick. */
+typedef void (*mlo_emit_fn)(void *ctx, uint32_t run, const char *key, double value, int64_t step,
+                            int64_t ts_ms);
+/* Shipper thread: emits every histogram whose interval is due at now_ns
+ * (CLOCK_MONOTONIC) through emit; returns the ns until the next is due
+ * (INT64_MAX when there is none). */
+int64_t mlo__hist_tick(mlo_client *c, int64_t now_ns, mlo_emit_fn emit, void *ctx);
+/* mlo_client_close: frees the histograms the program did not free. */
+void mlo__hist_free_all(mlo_client *c);
 
 /* ---- shipper (mlo_shipper.c) ---- */
 void *mlo__shipper_main(void *client);
