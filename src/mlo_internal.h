@@ -202,6 +202,22 @@ int64_t mlo__hist_tick(mlo_client *c, int64_t now_ns, mlo_emit_fn emit, void *ct
 /* mlo_client_close: frees the histograms the program did not free. */
 void mlo__hist_free_all(mlo_client *c);
 
+/* ---- the ring's consumer extras (mlo_ring.c), for a ring laid over a file ---- */
+/* Consumer: the ring's head (where a peek starts). */
+uint64_t mlo__ring_head_sc(mlo_queue *q);
+/* Consumer: calls fn on up to max_records published records from *pos on,
+ * without giving their space back; *pos moves past them.  Returns the count. */
+size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn,
+                         void *ctx);
+/* Consumer: the records before pos are safe elsewhere: mark them committed
+ * (crash recovery will not hand them out again), then free their space. */
+void mlo__ring_release_sc(mlo_queue *q, uint64_t pos);
+/* Crash recovery of the ring block of a dead process: calls fn on every
+ * published, uncommitted record in order, stepping over records whose
+ * producer died before publishing (counted in *skipped, may be NULL).
+ * Returns the number of records, or -1 if mem is not a ring block. */
+long mlo__ring_recover(void *mem, size_t bytes, mlo_rec_fn fn, void *ctx, uint64_t *skipped);
+
 /* ---- shipper (mlo_shipper.c) ---- */
 void *mlo__shipper_main(void *client);
 

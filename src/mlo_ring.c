@@ -18,8 +18,12 @@
  * Record framing in the data area: records are laid end to end at offsets
  * that are multiples of MLO_REC_ALIGN; each starts with the mlo_rec header
  * whose first 32-bit word, `size`, is the publication word:
- *     size == 0   nothing published here yet (the consumer stops)
- *     size != 0   a complete record of `size` bytes; `type` says what it is
+ *     size == 0            nothing claimed or published here yet
+ *     size == n | CLAIMED  claimed by a producer that is still writing the
+ *                          record's n bytes (the consumer stops)
+ *     size == n            a complete record of n bytes; `type` says what
+ *                          it is
+ * (n is a multiple of MLO_REC_ALIGN, so the low bit is free for CLAIMED.)
  * A record never wraps.  When the bytes left before the end of the data area
  * cannot hold a record, the producer claims them too and fills them with a
  * PAD record (type RING_REC_PAD, only size and type meaningful, possibly just
@@ -37,17 +41,30 @@
  * Protocol:
  *  - push (any thread, `_mp`): claim [tail, tail + pad + size) with a CAS on
  *    tail after checking room against the cached head (refreshed from head
- *    only when the cache says full); copy the header (minus size), key and
- *    value in; release-store the size word.  Then, Dekker style, a seq_cst
+ *    only when the cache says full); store size | CLAIMED in the size word;
+ *    copy the header (minus size), key and value in; release-store the plain
+ *    size.  Then, Dekker style, a seq_cst
  *    fence and a look at `sleeping`: only when the consumer sleeps does the
  *    producer bump `futex_word` and make the wake system call.
  *  - drain (consumer, `_sc`): acquire-load the size word at head; 0 = stop.
  *    Process, zero the consumed bytes, release-store head.
  *  - wait (consumer): set `sleeping`, seq_cst fence, re-check the word at
  *    head, then futex-wait on `futex_word`.
- *  A claimed but never published record (a producer that died between claim
- *  and publish) blocks the consumer at that record: recovery from a shared
- *  file must deal with it.
+ *  - peek/release (consumer, for a ring in a file that must not lose what it
+ *    held): peek reads records like drain without giving their space back;
+ *    release(pos) first stores `committed` = pos (the records before pos are
+ *    safe elsewhere), then zeroes and moves head like drain.
+ *
+ * Crash recovery (mlo__ring_recover, on the block of a dead process): walk
+ * [max(head, committed), tail).  A word with CLAIMED is a record its producer
+ * never finished: skipped by its size.  A zero word inside [head, tail) is a
+ * claim whose producer died between the CAS on tail and the CLAIMED store:
+ * nothing of it was written (the CLAIMED store comes first in program order,
+ * and a killed thread's executed stores all reach the shared pages), so it is
+ * zero up to the next record and the walk steps over it one MLO_REC_ALIGN at a
+ * time.  Published records are handed out in order; anything malformed ends
+ * the walk.  A producer killed between claim and publish therefore costs only
+ * its own record.
  *
  * Full ring: MLO_Q_FULL at once when full_wait_ns == 0; otherwise the producer
  * polls for room (sched_yield, then 50 µs sleeps) until full_wait_ns passes
@@ -77,7 +94,9 @@
  * the adjacent-line prefetcher of x86 cores pulls lines in pairs. */
 #define RING_LINE 128u
 #define RING_MAGIC 0x524f4c4du /* "MLOR" little-endian */
-#define RING_VERSION 1u
+#define RING_VERSION 2u
+/* Low bit of the size word: claimed, not yet published. */
+#define RING_CLAIMED 1u
 /* Private record type of the filler at the end of the data area. */
 #define RING_REC_PAD 0xFFFFu
 /* Full-wait backoff: this many sched_yield() rounds, then sleeps. */
@@ -104,6 +123,9 @@ typedef struct ring {
     alignas(RING_LINE) _Atomic uint64_t head_cache;
     /* Consumer: bytes consumed and zeroed.  Stored by the consumer only. */
     alignas(RING_LINE) _Atomic uint64_t head;
+    /* Consumer: records before this are safe elsewhere (peek/release); only
+     * crash recovery reads it.  >= head once set, or 0. */
+    _Atomic uint64_t committed;
 
     /* Consumer sleep and wake-up. */
     alignas(RING_LINE) _Atomic uint32_t sleeping; /* SLEEP_DEEP / SLEEP_LIGHT: the consumer may
@@ -227,6 +249,7 @@ mlo_queue *mlo__ring_init_in(void *mem, size_t bytes, int64_t full_wait_ns) {
     atomic_init(&r->tail, 0);
     atomic_init(&r->head_cache, 0);
     atomic_init(&r->head, 0);
+    atomic_init(&r->committed, 0);
     atomic_init(&r->sleeping, 0);
     atomic_init(&r->futex_word, 0);
     atomic_init(&r->wake_pending, 0);
@@ -348,6 +371,13 @@ static int ring_push_mp(mlo_queue *q, const mlo_rec *hdr, const char *key, const
         atomic_store_explicit(size_word(r, idx), (uint32_t)pad, memory_order_release);
         idx = 0;
     }
+    /* Mark the claim, so that crash recovery can step over this record if
+     * we die before publishing it.  relaxed: the consumer reading it (CLAIMED:
+     * stop) needs nothing else; the signal fence keeps the compiler from
+     * moving the record's stores above it (program order is what a killed
+     * thread leaves behind in the shared pages). */
+    atomic_store_explicit(size_word(r, idx), size | RING_CLAIMED, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
     /* Fill everything but the size word, which the consumer may be reading.
      * Bytes after the value up to `size` are already zero. */
     unsigned char *p = ring_data(r) + idx;
@@ -410,7 +440,7 @@ static size_t ring_drain_sc(mlo_queue *q, size_t max_records, mlo_rec_fn fn, voi
         /* acquire: pairs with the producer's release store of the size word:
          * the record's bytes are visible. */
         uint32_t size = atomic_load_explicit(size_word(r, idx), memory_order_acquire);
-        if (size == 0)
+        if (size == 0 || (size & RING_CLAIMED))
             break; /* not published yet */
         assert(size % MLO_REC_ALIGN == 0 && size <= r->capacity - idx);
         if (rec_type(r, idx) != RING_REC_PAD) {
@@ -438,12 +468,13 @@ static bool ready_sc(ring *r) {
     uint64_t idx = head & r->mask;
     /* acquire: pairs with the producer's publication (for the type read). */
     uint32_t size = atomic_load_explicit(size_word(r, idx), memory_order_acquire);
-    if (size == 0)
+    if (size == 0 || (size & RING_CLAIMED))
         return false;
     if (rec_type(r, idx) != RING_REC_PAD)
         return true;
     /* A pad is followed by its producer's record at offset 0. */
-    return atomic_load_explicit(size_word(r, (head + size) & r->mask), memory_order_acquire) != 0;
+    uint32_t next = atomic_load_explicit(size_word(r, (head + size) & r->mask), memory_order_acquire);
+    return next != 0 && !(next & RING_CLAIMED);
 }
 
 /* Consumer only: consume a pending wake()/close(). */
@@ -494,6 +525,93 @@ static void ring_wait_sc(mlo_queue *q, int64_t timeout_ns, int deep) {
             return;
     }
     atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed); /* flag only */
+}
+
+
+/* ---- Consumer: peek and release (a ring that must not lose what it holds) --- */
+
+uint64_t mlo__ring_head_sc(mlo_queue *q) {
+    /* relaxed: the consumer is head's only writer. */
+    return atomic_load_explicit(&ring_of(q)->head, memory_order_relaxed);
+}
+
+size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn,
+                         void *ctx) {
+    ring *r = ring_of(q);
+    uint64_t p = *pos;
+    size_t n = 0;
+    for (;;) {
+        uint64_t idx = p & r->mask;
+        /* acquire: pairs with the producer's release store of the size word. */
+        uint32_t size = atomic_load_explicit(size_word(r, idx), memory_order_acquire);
+        if (size == 0 || (size & RING_CLAIMED))
+            break;
+        assert(size % MLO_REC_ALIGN == 0 && size <= r->capacity - idx);
+        if (rec_type(r, idx) != RING_REC_PAD) {
+            if (n == max_records)
+                break;
+            fn(ctx, (const mlo_rec *)(const void *)(ring_data(r) + idx));
+            n++;
+        }
+        p += size;
+    }
+    *pos = p;
+    return n;
+}
+
+void mlo__ring_release_sc(mlo_queue *q, uint64_t pos) {
+    ring *r = ring_of(q);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed); /* ours */
+    if (pos == head)
+        return;
+    /* relaxed: read only by crash recovery of the file, after this process
+     * is dead (all its stores then visible). */
+    atomic_store_explicit(&r->committed, pos, memory_order_relaxed);
+    release_sc(r, head, pos);
+}
+
+long mlo__ring_recover(void *mem, size_t bytes, mlo_rec_fn fn, void *ctx, uint64_t *skipped) {
+    ring *r = mem;
+    if (skipped)
+        *skipped = 0;
+    if (!mem || bytes < sizeof(ring) || r->magic != RING_MAGIC || r->version != RING_VERSION ||
+        r->data_off != sizeof(ring) || r->capacity < RING_LINE ||
+        (r->capacity & (r->capacity - 1)) || r->mask != r->capacity - 1 ||
+        r->capacity > bytes - sizeof(ring))
+        return -1;
+    /* relaxed: the owner is dead; its stores are all in the pages. */
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t committed = atomic_load_explicit(&r->committed, memory_order_relaxed);
+    if (tail < head || tail - head > r->capacity || head % MLO_REC_ALIGN || tail % MLO_REC_ALIGN)
+        return -1;
+    uint64_t pos = committed > head && committed <= tail ? committed : head;
+    long n = 0;
+    while (pos < tail) {
+        uint64_t idx = pos & r->mask;
+        uint32_t w = atomic_load_explicit(size_word(r, idx), memory_order_relaxed);
+        if (w == 0) {
+            pos += MLO_REC_ALIGN; /* an unwritten claim: zero up to the next record */
+            continue;
+        }
+        uint32_t size = w & ~RING_CLAIMED;
+        if (size % MLO_REC_ALIGN || size < MLO_REC_ALIGN || size > r->capacity - idx ||
+            size > tail - pos)
+            break; /* malformed: stop here */
+        uint16_t type = rec_type(r, idx);
+        if (!(w & RING_CLAIMED) && type != RING_REC_PAD) {
+            const mlo_rec *rec = (const mlo_rec *)(const void *)(ring_data(r) + idx);
+            if (size < sizeof(mlo_rec) ||
+                sizeof(mlo_rec) + (uint64_t)rec->key_len + rec->val_len > size)
+                break;
+            fn(ctx, rec);
+            n++;
+        } else if ((w & RING_CLAIMED) && skipped) {
+            (*skipped)++;
+        }
+        pos += size;
+    }
+    return n;
 }
 
 /* ---- Any thread ----------------------------------------------------------- */
