@@ -66,10 +66,9 @@ SCALARS = {
 
 # Handle types whose last reference is released by a function of the API: the R glue
 # attaches it as the external pointer's finalizer and clears the pointer once called.
-DESTRUCTORS = {
-    "mlo_options_t": "mlo_options_free",
-    "mlo_client_t": "mlo_client_close",
-}
+# Found by convention (a function named *_free or *_close whose only parameter is a
+# non-const pointer to the handle type); this table adds to or overrides that.
+DESTRUCTORS_OVERRIDE = {}
 
 # Routines of the R package written by hand (bindings/r/src/mlo_r_sink.c) that the
 # registration table must list too: name -> number of arguments.
@@ -207,6 +206,7 @@ class Api:
         self.functions = []  # public functions in header order
         self.macros = {}
         self.sha256 = ""
+        self.destructors = {}  # handle type -> function releasing it
 
 
 def _type_of(node):
@@ -323,6 +323,11 @@ def parse_header(header_path, cc="cc"):
                 raise GenError("public variable %s cannot be bound" % ext.name)
     for f in api.functions:
         classify(api, f)
+    for f in api.functions:
+        if re.search(r"_(free|close)$", f.name) and len(f.params) == 1 and \
+                f.params[0].role[0] == "handle" and not f.params[0].type.const_base:
+            api.destructors.setdefault(f.params[0].role[1], f.name)
+    api.destructors.update(DESTRUCTORS_OVERRIDE)
     for cb in api.callbacks.values():
         for p in cb.params:
             classify_param(api, cb, p, callback=True)
@@ -587,6 +592,14 @@ static inline void *mlor_handle(SEXP x, const char *tag, const char *what) {
     return R_ExternalPtrAddr(x);
 }
 
+/* Whether a handle's owner chain (its "protected" slot, and that one's...) is alive. */
+static inline int mlor_alive(SEXP p) {
+    for (; p != R_NilValue && TYPEOF(p) == EXTPTRSXP; p = R_ExternalPtrProtected(p))
+        if (R_ExternalPtrAddr(p) == NULL)
+            return 0;
+    return 1;
+}
+
 static inline SEXP mlor_wrap(void *ptr, const char *tag, SEXP owner, R_CFinalizer_t fin) {
     if (!ptr)
         return R_NilValue;
@@ -777,16 +790,20 @@ def gen_r_glue(api, header_name):
     o = [R_PRELUDE % {"gen": GENERATOR, "header": header_name}]
     w = o.append
     # finalizers for handle types with destructors
-    for tname, dtor in DESTRUCTORS.items():
+    for tname, dtor in api.destructors.items():
         if tname not in api.handles:
-            raise GenError("DESTRUCTORS names %s, which the header no longer has" % tname)
+            raise GenError("DESTRUCTORS_OVERRIDE names %s, which the header no longer has" % tname)
         if dtor not in {f.name for f in api.functions}:
-            raise GenError("DESTRUCTORS names %s, which the header no longer has" % dtor)
+            raise GenError("DESTRUCTORS_OVERRIDE names %s, which the header no longer has" % dtor)
+        w("/* garbage collection of a %s: %s, unless its owner is already gone" % (tname, dtor))
+        w(" * (then the owner released it, or will) */")
         w("static void mlor_finalize_%s(SEXP x) {" % tname)
         w("    void *p = R_ExternalPtrAddr(x);")
         w("    if (p) {")
+        w("        int owner_alive = mlor_alive(R_ExternalPtrProtected(x));")
         w("        R_ClearExternalPtr(x);")
-        w("        (void)%s((%s *)p);" % (dtor, tname))
+        w("        if (owner_alive)")
+        w("            (void)%s((%s *)p);" % (dtor, tname))
         w("    }")
         w("}")
         w("")
@@ -816,7 +833,7 @@ def gen_r_glue(api, header_name):
         call = "%s(%s)" % (f.name, ", ".join(call_args))
         rr = f.ret_role
         # destructor: clear the external pointer after the call (whatever it returns)
-        dtor_of = [t for t, d in DESTRUCTORS.items() if d == f.name]
+        dtor_of = [t for t, d in api.destructors.items() if d == f.name]
         if rr[0] == "void":
             w("    %s;" % call)
             res = "R_NilValue"
@@ -832,7 +849,7 @@ def gen_r_glue(api, header_name):
             res = "mlor_string_or_null(ret)"
         elif rr[0] == "handle":
             w("    %s *ret = %s;" % (rr[1], call))
-            fin = "mlor_finalize_" + rr[1] if rr[1] in DESTRUCTORS else "NULL"
+            fin = "mlor_finalize_" + rr[1] if rr[1] in api.destructors else "NULL"
             res = 'mlor_wrap(ret, "%s", R_NilValue, %s)' % (rr[1], fin)
         else:
             raise GenError(f.name)
@@ -847,11 +864,14 @@ def gen_r_glue(api, header_name):
             for i, p in enumerate(outs):
                 if p.role[0] == "out_handle":
                     t = p.role[1]
-                    # A handle type with a destructor owns itself; any other (a run) is
-                    # owned by the first handle argument (the client) and dies with it.
-                    owners = [q for q in f.params if q.role[0] == "handle"]
-                    owner = ("s_" + owners[0].name) if owners and t not in DESTRUCTORS else "R_NilValue"
-                    fin = "mlor_finalize_" + t if t in DESTRUCTORS else "NULL"
+                    # A handle made from another handle belongs to it and dies with it
+                    # (a run with its client, a histogram with its run): the owner is the
+                    # first non-const handle parameter.  A const one is only read (the
+                    # options a client is opened with), so the new handle is its own.
+                    owners = [q for q in f.params if q.role[0] == "handle"
+                              and not q.type.const_base]
+                    owner = ("s_" + owners[0].name) if owners else "R_NilValue"
+                    fin = "mlor_finalize_" + t if t in api.destructors else "NULL"
                     w('    outv[%d] = PROTECT(mlor_wrap(%s, "%s", %s, %s));' % (i, p.name, t, owner, fin))
                 else:
                     sk = p.role[1]
@@ -925,6 +945,7 @@ def gen_manifest(api, header_name):
         "enums": {k: dict(v) for k, v in api.enums.items()},
         "handles": sorted(api.handles),
         "callbacks": sorted(api.callbacks),
+        "destructors": api.destructors,
     }, indent=1, sort_keys=True) + "\n"
 
 

@@ -94,10 +94,10 @@ def check(api, gen_dir, py_pkg, r_pkg, library=None, check_digest=True):
         if not re.search(r"\b%s\b" % f.name, py_text):
             problems.append("python: the mlo package never uses %s (wrap it, or name it in a "
                             "comment saying why not)" % f.name)
-        if not re.search(r"\.c_%s\b" % f.name, r_text) and \
+        if not re.search(r"(\.c_|\bC_)%s\b" % f.name, r_text) and \
                 not re.search(r"#.*\b%s\b" % f.name, r_text):
-            problems.append("R: the mlo package never calls .c_%s (wrap it, or name it in a "
-                            "comment saying why not)" % f.name)
+            problems.append("R: the mlo package never calls .c_%s or C_%s (wrap it, or name it "
+                            "in a comment saying why not)" % (f.name, f.name))
     # 5: the library
     if library:
         lib = ctypes.CDLL(library)

@@ -31,16 +31,17 @@ from ._errors import (MloClosedError, MloConfigError, MloError, MloInvalidArgume
                       MloNetworkError, MloNotFoundError, MloNotSupportedError,
                       MloPermissionError, MloQueueFullError, MloServerError, MloTimeoutError,
                       MloWarning)
-from ._client import (LIBRARY, ActiveRun, Client, Run, RunInfo, error_for, ffi, strerror,
-                      version)
-from ._fluent import (active_run, end_run, flush, get_client, get_tracking_uri, log_artifact,
+from ._client import (LIBRARY, ActiveRun, Client, Histogram, Run, RunInfo, error_for, ffi,
+                      strerror, version)
+from ._fluent import (active_run, end_run, flush, get_client, get_tracking_uri, histogram,
+                      log_artifact,
                       log_metric, log_metrics, log_param, log_params, set_experiment, set_tag,
                       set_tags, set_tracking_uri, start_run)
 
 __version__ = "%d.%d.%d" % ffi.HEADER_VERSION
 
 __all__ = [
-    "ActiveRun", "Client", "Run", "RunInfo", "LIBRARY", "__version__", "version", "strerror",
+    "ActiveRun", "Client", "Histogram", "Run", "RunInfo", "histogram", "LIBRARY", "__version__", "version", "strerror",
     "error_for", "start_run", "end_run", "active_run", "log_metric", "log_metrics",
     "log_param", "log_params", "set_tag", "set_tags", "log_artifact", "flush",
     "set_tracking_uri", "get_tracking_uri", "set_experiment", "get_client",

@@ -23,6 +23,16 @@ from ._loader import load as _load
 ffi, lib, LIBRARY = _load()
 MISSING = ffi.bind(lib)
 
+# the library loaded must be the header's major version, and not older
+_libv = lib.mlo_version_number() if "mlo_version_number" not in MISSING else 0
+if _libv >> 16 != ffi.HEADER_VERSION_NUMBER >> 16:
+    raise ImportError("mlo: %s is version %d.%d, the bindings were generated for %d.%d"
+                      % (LIBRARY, _libv >> 16, (_libv >> 8) & 255, *ffi.HEADER_VERSION[:2]))
+if _libv < ffi.HEADER_VERSION_NUMBER & ~0xFF:
+    import warnings as _w
+    _w.warn("mlo: %s is older than the header the bindings were generated from; missing: %s"
+            % (LIBRARY, ", ".join(MISSING) or "nothing"), stacklevel=2)
+
 _log = logging.getLogger("mlo")
 _C = ctypes
 _cd = ctypes.c_double
@@ -31,16 +41,25 @@ _NO_FUNC = set(MISSING)
 
 
 def _raw(name):
-    if name in _NO_FUNC:
-        def missing(*_a):
-            return ffi.mlo_status.get("MLO_ERR_NOT_SUPPORTED", 19)
+    """The function without argtypes (see ffi.raw); a stand-in answering
+    MLO_ERR_NOT_SUPPORTED when the library loaded (or the header) lacks it."""
+    def missing(*_a):
+        return ffi.mlo_status.get("MLO_ERR_NOT_SUPPORTED", 19)
+    if name in _NO_FUNC or name not in ffi.PROTOTYPES:
         return missing
-    return ffi.raw(lib, name)
+    try:
+        return ffi.raw(lib, name)
+    except AttributeError:
+        return missing
 
 
 # pre-bound hot functions (no argtypes: callers pass ctypes objects / bytes)
 _f_log_metric = _raw("mlo_log_metric")
 _f_log_metric_ts = _raw("mlo_log_metric_ts")
+_f_histogram_new = _raw("mlo_histogram_new")
+_f_histogram_record = _raw("mlo_histogram_record")
+_f_histogram_free = _raw("mlo_histogram_free")
+_cu = ctypes.c_uint
 
 STATUS_NAMES = {v: k for k, v in ffi.mlo_status.items()}
 _OK = ffi.mlo_status["MLO_OK"]
@@ -174,6 +193,11 @@ def _str(value, what):
                                       "%s contains a NUL character" % what,
                                       "MLO_ERR_INVALID_ARGUMENT")
     return b
+
+
+def _val(value, what):
+    """A param or tag value: str(value) as mlflow does, None included ("None")."""
+    return _str("None" if value is None else value, what)
 
 
 def _opt_str(value, what):
@@ -351,7 +375,7 @@ class Run:
             k = _keys[key]
         except (KeyError, TypeError):
             k = _key(key)
-        rc = lib.mlo_log_param(self._h, k, _str(value, "param value"))
+        rc = lib.mlo_log_param(self._h, k, _val(value, "param value"))
         if rc:
             self._fail(rc)
         return value
@@ -366,7 +390,7 @@ class Run:
             k = _keys[key]
         except (KeyError, TypeError):
             k = _key(key)
-        rc = lib.mlo_set_tag(self._h, k, _str(value, "tag value"))
+        rc = lib.mlo_set_tag(self._h, k, _val(value, "tag value"))
         if rc:
             self._fail(rc)
 
@@ -380,7 +404,7 @@ class Run:
         if not n:
             return
         keys = (_C.c_char_p * n)(*[_key(k) for k, _ in items])
-        vals = (_C.c_char_p * n)(*[_str(v, what) for _, v in items])
+        vals = (_C.c_char_p * n)(*[_val(v, what) for _, v in items])
         rc = fn(self._h, n, keys, vals)
         if rc:
             self._fail(rc)
@@ -393,6 +417,23 @@ class Run:
         if rc:
             self._fail(rc)
 
+    def histogram(self, key, interval_ms=1000):
+        """A Histogram of this run: record() values (latencies, sizes, ...) from any
+        number of threads; every interval the library logs key.p50, .p95, .p99, .max,
+        .count and .rate as metrics of the run (step = the interval's number)."""
+        h = _C.POINTER(ffi.mlo_histogram_t)()
+        try:
+            ms = _cu(interval_ms)
+        except TypeError:
+            raise _bad_number("interval_ms", interval_ms) from None
+        rc = _f_histogram_new(self._h, _key(key), ms, _C.byref(h))
+        if rc:
+            self._fail(rc)
+        hist = Histogram(self, h, key)
+        if self._client is not None:
+            self._client._hists.add(hist)
+        return hist
+
     def end(self, status="FINISHED"):
         """Ends the run (FINISHED, FAILED or KILLED).  Does not wait: flush() to wait."""
         rc = lib.mlo_end_run(self._h, _status_code(status))
@@ -402,6 +443,57 @@ class Run:
 
 
 ActiveRun = Run
+
+
+class Histogram:
+    """A stream of non-negative values aggregated by the library (mlo_histogram_*).
+    record() is as thin as log_metric; close() (or leaving a ``with`` block) emits
+    what is left and frees it.  Closing the client closes its histograms first."""
+
+    __slots__ = ("_h", "_run", "key", "__weakref__")
+
+    def __init__(self, run, handle, key):
+        self._h = handle
+        self._run = run
+        self.key = key
+
+    def __repr__(self):
+        return "<mlo.Histogram %r of run %s%s>" % (self.key, self._run.info.run_id,
+                                                   " (closed)" if self._h is None else "")
+
+    def record(self, value):
+        """Records one value (>= 0; NaN and negatives raise MloInvalidArgumentError)."""
+        try:
+            rc = _f_histogram_record(self._h, _cd(value))
+        except (TypeError, OverflowError):
+            rc = _f_histogram_record(self._h, _double(value, "value"))
+        if rc:
+            if self._h is None:
+                raise MloClosedError(_ECLOSED, strerror(_ECLOSED), "the histogram is closed",
+                                     "MLO_ERR_CLOSED")
+            _raise(rc, "histogram values must be >= 0 and not NaN" if rc == _EINVAL else None)
+
+    def close(self):
+        h, self._h = self._h, None
+        if h is None:
+            return
+        c = self._run._client
+        if c is not None:
+            c._hists.discard(self)
+        _check(_f_histogram_free(h))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 # ---- client --------------------------------------------------------------------------
@@ -417,6 +509,8 @@ class Client:
     different servers.  Close it (or use it as a context manager) to flush and stop
     its thread; clients still open at exit are closed then.
 
+    close_timeout: seconds mlo_client_close waits for unsent events; flush_interval_ms: how
+    often the library's thread collects events that trickle in (default 100).
     on_error: None (default: failures found later, on the shipper thread, are logged
     through the "mlo" logger, warnings of a call become Python warnings), or a callable
     taking an MloWarning (.status, .name, .detail), called from any thread.
@@ -427,9 +521,10 @@ class Client:
                  ca_cert_path=None, client_cert_path=None, max_retries=None,
                  backoff_factor=None, backoff_jitter=None, request_timeout=None,
                  queue_bytes=None, full_policy=None, full_wait_ms=None, close_timeout=None,
-                 on_error=None):
+                 flush_interval_ms=None, on_error=None):
         self._h = None
         self._runs = {}
+        self._hists = weakref.WeakSet()
         self._on_error = on_error
         self._token = _next_token[0]
         _next_token[0] += 1
@@ -477,6 +572,8 @@ class Client:
                      100 if full_wait_ms is None else int(full_wait_ms))
             if close_timeout is not None:
                 set_(lib.mlo_options_set_close_timeout_ms, _ms(close_timeout))
+            if flush_interval_ms is not None:
+                set_(lib.mlo_options_set_flush_interval_ms, int(flush_interval_ms))
             set_(lib.mlo_options_set_error_callback, _on_error, self._token)
             _handlers[self._token] = weakref.ref(self)
             h = _C.POINTER(ffi.mlo_client_t)()
@@ -633,9 +730,14 @@ class Client:
         client.  Its runs cannot be used afterwards.  Runs still RUNNING stay RUNNING on
         the server: end them first.  Raises MloTimeoutError when some events could not
         be delivered in time (they are counted as failed)."""
-        h, self._h = self._h, None
-        if h is None:
+        if self._h is None:
             return
+        for hist in list(self._hists):  # free them first: that emits their last interval
+            try:
+                hist.close()
+            except MloError as e:
+                _log.warning("mlo: closing %r: %s", hist, e)
+        h, self._h = self._h, None
         for run in self._runs.values():
             run._h = None
         _clients.discard(self)

@@ -195,6 +195,11 @@ def log_artifact(local_path, artifact_path=None, *, run_id=None):
     _run(run_id).log_artifact(local_path, artifact_path)
 
 
+def histogram(key, interval_ms=1000, *, run_id=None):
+    """A Histogram of the active run (see Run.histogram)."""
+    return _run(run_id).histogram(key, interval_ms)
+
+
 def flush(timeout_s=None):
     """Waits until everything logged through the fluent API is acknowledged."""
     if _default is not None and not _default.closed:

@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""Per-call cost of logging a metric from Python and from R through mlo.
+
+    meson test -C build --benchmark --suite bindings     (or: ninja -C build benchmark)
+    /usr/bin/python3 bindings/bench_bindings.py --build-dir build --source-dir .
+
+Python: mlo.log_metric (the fluent call) and Run.log_metric, each call timed on
+its own (time.perf_counter_ns around it, the timer's own cost subtracted): median
+and p99; plus the raw ctypes call of mlo_log_metric for scale.  R (when installed):
+mlo_log_metric scalar (batches of calls timed, per-call median and p99 of the
+batch means) and vectorised (1,000,000 values in one call).  The server is the
+test server on loopback, draining the queue while we log, as in real use; the
+queue is large and set to drop rather than wait, so only the call is measured.
+The C library's own figure comes from its benchmark (tests/bench_queue.c).
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "python", "tests"))
+if "mlo" not in sys.modules and not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, os.path.join(HERE, "python"))
+
+QUEUE = 1 << 29
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def pct(sorted_vals, p):
+    return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * p))]
+
+
+def timer_overhead(pc, n=200000):
+    ts = []
+    for _ in range(n):
+        t0 = pc()
+        ts.append(pc() - t0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def time_calls(fn, n, pc):
+    """Times each call; returns sorted per-call ns (timer cost not yet subtracted)."""
+    ts = [0] * n
+    for i in range(n):
+        t0 = pc()
+        fn("loss", 0.5, i)
+        ts[i] = pc() - t0
+    ts.sort()
+    return ts
+
+
+def bench_python(url, n):
+    import mlo
+    from mlo import _client
+
+    pc = time.perf_counter_ns
+    rows = []
+    quiet = lambda w: None  # noqa: E731 - what is left unsent at close is not news here
+    with mlo.Client(url, queue_bytes=QUEUE, full_policy="drop", close_timeout=1,
+                    on_error=quiet) as client:
+        run = client.start_run(run_name="bench-python")
+        # the fluent API on the same client
+        mlo._fluent._stack.append(run)
+        mlo._fluent._set_cur()
+        try:
+            over = timer_overhead(pc)
+            raw_f, h, key, cd, ci = _client._f_log_metric, run._h, b"loss", _client._cd, _client._ci
+
+            def raw(k, v, s):
+                raw_f(h, key, cd(v), ci(s))
+
+            cases = [("mlo.log_metric(key, value, step)", mlo.log_metric),
+                     ("Run.log_metric(key, value, step)", run.log_metric),
+                     ("raw ctypes call of mlo_log_metric", raw)]
+            for _ in range(2):  # warm-up round, then the measured one
+                results = []
+                for name, fn in cases:
+                    ts = time_calls(fn, n, pc)
+                    t0 = pc()
+                    for i in range(n):
+                        fn("loss", 0.5, i)
+                    mean = (pc() - t0) / n
+                    results.append((name, max(0, ts[len(ts) // 2] - over),
+                                    max(0, pct(ts, 0.99) - over), mean))
+            rows = results
+            stats = client.stats()
+        finally:
+            mlo._fluent._stack.remove(run)
+            mlo._fluent._set_cur()
+        try:
+            client.close()
+        except mlo.MloError:
+            pass  # events still unsent after the close timeout: expected here
+    return rows, over, stats
+
+
+R_BENCH = r"""
+suppressPackageStartupMessages(library(mlo))
+args <- commandArgs(TRUE)
+url <- args[1]
+cl <- mlo_client(url, queue_bytes = 2^29, full_policy = "drop", close_timeout = 1)
+run <- mlo_start_run(run_name = "bench-r", client = cl)
+h <- run
+batch <- 1000L
+nb <- as.integer(args[2])
+per <- numeric(nb)
+for (rep in 1:2) for (b in seq_len(nb)) {
+  t0 <- Sys.time()
+  for (i in seq_len(batch)) mlo_log_metric("loss", 0.5, step = i, run_id = h, client = cl)
+  per[b] <- as.numeric(Sys.time() - t0, units = "secs") / batch * 1e9
+}
+per <- sort(per)
+v <- runif(1e6)
+vec <- numeric(5)
+for (r in 1:5) vec[r] <- system.time(mlo_log_metric("vec", v, step = seq_len(1e6), run_id = h,
+                                                     client = cl))[["elapsed"]]
+st <- mlo_stats(cl)
+cat(sprintf("R_SCALAR %.0f %.0f\n", per[ceiling(length(per) / 2)], per[ceiling(length(per) * 0.99)]))
+cat(sprintf("R_VECTOR %.4f %.4f\n", median(vec), min(vec)))
+cat(sprintf("R_DROPPED %.0f\n", st[["dropped"]]))
+invisible(try(suppressWarnings(mlo_close(cl)), silent = TRUE))
+"""
+
+
+def bench_r(args, url):
+    if not shutil.which("Rscript"):
+        return None, "R is not installed"
+    if args.sanitized not in ("", "none"):
+        return None, "sanitized build"
+    work = os.path.join(os.path.abspath(args.build_dir), "bindings", "r-bench")
+    r = subprocess.run([sys.executable, os.path.join(HERE, "run_r.py"), "install", "--build-dir",
+                        args.build_dir, "--source-dir", args.source_dir, "--work", work],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "R package install failed:\n" + r.stdout[-3000:] + r.stderr[-3000:]
+    env = dict(os.environ, R_LIBS=os.path.join(work, "lib"))
+    p = subprocess.run(["Rscript", "-e", R_BENCH, url, str(args.r_batches)], env=env,
+                       capture_output=True, text=True, timeout=900)
+    out = p.stdout
+    m1 = re.search(r"R_SCALAR (\S+) (\S+)", out)
+    m2 = re.search(r"R_VECTOR (\S+) (\S+)", out)
+    m3 = re.search(r"R_DROPPED (\S+)", out)
+    if not (m1 and m2):
+        return None, "R benchmark failed:\n" + out[-2000:] + p.stderr[-2000:]
+    return {"scalar_median": float(m1.group(1)), "scalar_p99": float(m1.group(2)),
+            "vector_median_s": float(m2.group(1)), "vector_best_s": float(m2.group(2)),
+            "dropped": float(m3.group(1)) if m3 else 0}, None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", default=os.path.join(os.path.dirname(HERE), "build"))
+    ap.add_argument("--source-dir", default=os.path.dirname(HERE))
+    ap.add_argument("--sanitized", default="none")
+    ap.add_argument("-n", type=int, default=200000, help="Python calls per case")
+    ap.add_argument("--r-batches", type=int, default=200, help="R batches of 1000 scalar calls")
+    args = ap.parse_args()
+    if os.environ.get("MLO_BINDINGS_SKIP"):
+        print("skipped: " + os.environ["MLO_BINDINGS_SKIP"])
+        return 77
+
+    from mlo_testserver import TestServer
+    import mlo
+
+    print("mlo bindings benchmark: per-call cost of logging one metric point")
+    print("CPU: %s (%d logical CPUs)" % (cpu_model(), os.cpu_count() or 0))
+    print("Python %s (%s), libmlo %s (%s)" % (platform.python_version(), sys.executable,
+                                            mlo.version(), mlo.LIBRARY))
+    with TestServer() as srv:
+        rows, over, stats = bench_python(srv.url, args.n)
+        rres, rwhy = bench_r(args, srv.url)
+    print("")
+    print("| call | median | p99 | mean (loop) |")
+    print("|---|---|---|---|")
+    for name, med, p99, mean in rows:
+        print("| Python %s | %.0f ns | %.0f ns | %.0f ns |" % (name, med, p99, mean))
+    if rres:
+        print("| R mlo_log_metric(key, value, step) scalar | %.0f ns | %.0f ns | |"
+              % (rres["scalar_median"], rres["scalar_p99"]))
+        print("| R mlo_log_metric(key, <1,000,000 values>, step) vectorised | %.1f ns/value "
+              "(%.3f s per call) | | best %.3f s |"
+              % (rres["vector_median_s"] * 1e3, rres["vector_median_s"], rres["vector_best_s"]))
+    else:
+        print("| R | not measured: %s | | |" % rwhy)
+    print("")
+    print("Python: %d calls per case, each timed alone (timer cost %d ns subtracted), then "
+          "the same calls in a loop; events dropped: %d." % (args.n, over, stats["dropped"]))
+    if rres:
+        print("R: scalar = %d batches of 1000 calls; vectorised = median of 5 calls of "
+              "1,000,000 values; dropped %d." % (args.r_batches, rres["dropped"]))
+    print("Targets: Python median <= 1000 ns: %s; R vectorised 1,000,000 values < 1 s: %s"
+          % ("met" if rows and rows[0][1] <= 1000 else "NOT met",
+             ("met" if rres["vector_median_s"] < 1 else "NOT met") if rres else "n/a"))
+    print("The C library's own per-call figure is printed by its benchmark (bench_queue).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

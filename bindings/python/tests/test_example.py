@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""Runs examples/python/iris_grid.py against the test server and checks what it
+stored: one FINISHED run per configuration, with params, accuracy and macro-F1.
+Exits 77 (skipped) when scikit-learn is not installed."""
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from mlo_testserver import PYTHON, REPO, TestServer  # noqa: E402
+
+if os.environ.get("MLO_BINDINGS_SKIP"):
+    print("skipped: " + os.environ["MLO_BINDINGS_SKIP"])
+    sys.exit(77)
+
+EXAMPLE = os.path.join(REPO, "examples", "python", "iris_grid.py")
+
+
+def main():
+    with TestServer() as srv:
+        env = dict(os.environ, MLFLOW_TRACKING_URI=srv.url)
+        p = subprocess.run([PYTHON, EXAMPLE], env=env, capture_output=True, text=True, timeout=500)
+        sys.stdout.write(p.stdout)
+        sys.stderr.write(p.stderr)
+        if p.returncode != 0:
+            print("the example failed (%d)" % p.returncode)
+            return 1
+        if "scikit-learn is not installed" in p.stdout:
+            return 77
+        dump = srv.dump()
+        exp = [e["experiment_id"] for e in dump["experiments"] if e["name"] == "iris-random-forest"]
+        runs = [r for r in dump["runs"] if exp and r["info"]["experiment_id"] == exp[0]]
+        problems = []
+        if len(runs) != 9:
+            problems.append("%d runs stored, expected 9" % len(runs))
+        for r in runs:
+            keys = {m["key"]: m["value"] for m in r["metrics"]}
+            if r["info"]["status"] != "FINISHED":
+                problems.append("%s: status %s" % (r["info"]["run_id"], r["info"]["status"]))
+            if set(r["params"]) != {"n_estimators", "max_depth", "random_state"}:
+                problems.append("%s: params %s" % (r["info"]["run_id"], r["params"]))
+            for k in ("accuracy", "f1_macro"):
+                if not 0.5 <= float(keys.get(k, -1)) <= 1.0:
+                    problems.append("%s: %s = %s" % (r["info"]["run_id"], k, keys.get(k)))
+            if not r["tags"].get("mlflow.source.name", "").endswith("iris_grid.py"):
+                problems.append("%s: source %s" % (r["info"]["run_id"], r["tags"]))
+        if "artifacts are not supported" not in p.stdout:
+            problems.append("the example did not report the unsupported artifact")
+        for pr in problems:
+            print("PROBLEM: " + pr)
+        print("%d runs checked" % len(runs))
+        return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+# The R API of mlo, over the generated low-level stubs (R/mlo_r_stubs.R, where
+# .c_<function>() calls the C glue of each function of include/mlo.h).
+# Names and argument order follow the mlflow R package: mlflow_start_run() is
+# mlo_start_run(), mlflow_log_metric(key, value, timestamp, step, run_id, client)
+# is mlo_log_metric(...), and so on.
+
+.mlo <- new.env(parent = emptyenv())
+.mlo$stack <- list() # active runs of the fluent API, innermost last
+.mlo$handle <- NULL # the handle of the innermost active run (the hot path reads it)
+.mlo$client <- NULL # the default client, opened at the first run
+.mlo$tracking_uri <- NULL
+.mlo$experiment_name <- NULL
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
+.mlo_set_stack <- function(stack) {
+  .mlo$stack <- stack
+  n <- length(stack)
+  .mlo$handle <- if (n) stack[[n]]$handle else NULL
+}
+
+.onLoad <- function(libname, pkgname) {
+  lib <- .c_mlo_version_number()
+  hdr <- as.integer(strsplit(.mlo_header_version, ".", fixed = TRUE)[[1]])
+  if (floor(lib / 65536) != hdr[1] || lib < hdr[1] * 65536 + hdr[2] * 256) {
+    warning(sprintf("mlo: libmlo %s is older than or incompatible with the header %s",
+                    .c_mlo_version(), .mlo_header_version), call. = FALSE)
+  }
+}
+
+# ---- errors -------------------------------------------------------------------
+
+.mlo_status_name <- function(status) {
+  st <- .mlo_enums$mlo_status
+  nm <- names(st)[match(status, st)]
+  if (is.na(nm)) paste0("MLO_STATUS_", status) else nm
+}
+
+.mlo_classes <- c(
+  MLO_ERR_INVALID_ARGUMENT = "mlo_invalid_argument",
+  MLO_ERR_INVALID_KEY = "mlo_invalid_key",
+  MLO_ERR_INVALID_UTF8 = "mlo_invalid_utf8",
+  MLO_ERR_INVALID_STATUS = "mlo_invalid_status",
+  MLO_ERR_QUEUE_FULL = "mlo_queue_full",
+  MLO_ERR_CLOSED = "mlo_closed",
+  MLO_ERR_TIMEOUT = "mlo_timeout",
+  MLO_ERR_NETWORK = "mlo_network",
+  MLO_ERR_TLS = "mlo_network",
+  MLO_ERR_CONFIG = "mlo_config",
+  MLO_ERR_NOT_SUPPORTED = "mlo_not_supported",
+  MLO_ERR_NOT_FOUND = "mlo_not_found"
+)
+
+# Signals the error of a status: classes mlo_<family> (mlo_invalid_key, ...),
+# mlo_invalid_argument for every bad-input status, then mlo_error.
+.mlo_stop <- function(status, detail = NULL, call = NULL) {
+  name <- .mlo_status_name(status)
+  msg <- .c_mlo_strerror(status)
+  if (length(detail) && nzchar(detail[1])) {
+    msg <- if (grepl(msg, detail, fixed = TRUE)) detail else paste0(msg, ": ", detail)
+  }
+  cls <- .mlo_classes[name]
+  cls <- c(if (!is.na(cls)) cls,
+           if (name %in% c("MLO_ERR_INVALID_KEY", "MLO_ERR_INVALID_UTF8", "MLO_ERR_INVALID_STATUS"))
+             "mlo_invalid_argument",
+           "mlo_error", "error", "condition")
+  stop(structure(class = unique(cls),
+                 list(message = paste0(msg, " [", name, "]"), call = call,
+                      status = status, name = name)))
+}
+
+# Turns a status into an R error carrying the library's message (what the library
+# reported through its error callback about the failed call).
+.mlo_check <- function(status, hint = NULL) {
+  if (!identical(status, 0L)) {
+    sync <- .Call(C_mlor_take_errors, "sync")
+    m <- sync$message
+    detail <- if (length(m)) paste(m[seq_len(min(5L, length(m)))], collapse = "; ") else hint
+    .mlo_stop(status, detail, call = sys.call(-1))
+  }
+  invisible(status)
+}
+
+# Failures found later (on the shipper thread) and warnings (truncated values,
+# retries) are queued by the C side; this turns them into R warnings.
+.mlo_emit_later <- function() {
+  later <- .Call(C_mlor_take_errors, "later")
+  for (i in seq_along(later$message)) {
+    name <- .mlo_status_name(later$status[i])
+    if (name == "MLO_WARN_RETRY") next
+    warning(structure(class = c("mlo_warning", "warning", "condition"),
+                      list(message = paste0("mlo: ", later$message[i], " [", name, "]"),
+                           call = NULL, status = later$status[i], name = name)))
+  }
+  invisible(NULL)
+}
+
+# ---- clients ------------------------------------------------------------------
+
+mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_id = NULL,
+                       token = NULL, username = NULL, password = NULL, insecure_tls = NULL,
+                       ca_cert_path = NULL, client_cert_path = NULL, max_retries = NULL,
+                       backoff_factor = NULL, request_timeout = NULL, queue_bytes = NULL,
+                       full_policy = NULL, full_wait_ms = NULL, close_timeout = NULL,
+                       flush_interval_ms = NULL) {
+  opts <- .c_mlo_options_new()
+  if (is.null(opts)) stop("mlo: out of memory")
+  on.exit(.c_mlo_options_free(opts), add = TRUE)
+  if (!is.null(tracking_uri)) .mlo_check(.c_mlo_options_set_tracking_uri(opts, tracking_uri))
+  if (!is.null(experiment_name))
+    .mlo_check(.c_mlo_options_set_experiment_name(opts, experiment_name))
+  if (!is.null(experiment_id))
+    .mlo_check(.c_mlo_options_set_experiment_id(opts, as.character(experiment_id)))
+  if (!is.null(token)) .mlo_check(.c_mlo_options_set_token(opts, token))
+  if (!is.null(username) || !is.null(password))
+    .mlo_check(.c_mlo_options_set_basic_auth(opts, username, password))
+  if (!is.null(insecure_tls))
+    .mlo_check(.c_mlo_options_set_insecure_tls(opts, as.integer(isTRUE(insecure_tls))))
+  if (!is.null(ca_cert_path)) .mlo_check(.c_mlo_options_set_ca_cert_path(opts, ca_cert_path))
+  if (!is.null(client_cert_path))
+    .mlo_check(.c_mlo_options_set_client_cert_path(opts, client_cert_path))
+  if (!is.null(max_retries) || !is.null(backoff_factor) || !is.null(request_timeout))
+    .mlo_check(.c_mlo_options_set_retries(opts, max_retries %||% -1L, backoff_factor %||% -1,
+                                          -1, request_timeout %||% -1))
+  if (!is.null(queue_bytes)) .mlo_check(.c_mlo_options_set_queue_bytes(opts, queue_bytes))
+  if (!is.null(full_policy) || !is.null(full_wait_ms)) {
+    pol <- match.arg(full_policy %||% "wait", c("wait", "drop"))
+    code <- .mlo_enums$mlo_full_policy[[paste0("MLO_FULL_", toupper(pol))]]
+    .mlo_check(.c_mlo_options_set_full_policy(opts, code, full_wait_ms %||% 100))
+  }
+  if (!is.null(close_timeout))
+    .mlo_check(.c_mlo_options_set_close_timeout_ms(opts, round(close_timeout * 1000)))
+  if (!is.null(flush_interval_ms))
+    .mlo_check(.c_mlo_options_set_flush_interval_ms(opts, flush_interval_ms))
+  .mlo_check(.c_mlo_options_set_error_callback(opts, TRUE))
+  res <- .c_mlo_client_open(opts)
+  .mlo_check(res$status)
+  client <- new.env(parent = emptyenv())
+  client$handle <- res$out
+  client$closed <- FALSE
+  client$runs <- new.env(parent = emptyenv())
+  client$tracking_uri <- tracking_uri %||% Sys.getenv("MLFLOW_TRACKING_URI")
+  class(client) <- "mlo_client"
+  # at exit (or when the client is garbage): end its active runs, flush, close
+  reg.finalizer(client, .mlo_client_finalizer, onexit = TRUE)
+  client
+}
+
+.mlo_client_finalizer <- function(client) {
+  if (isTRUE(client$closed)) return(invisible(NULL))
+  for (run in rev(.mlo$stack)) {
+    if (identical(run$client, client)) try(.mlo_end_with(run, "FINISHED"), silent = TRUE)
+  }
+  try(mlo_close(client), silent = TRUE)
+  invisible(NULL)
+}
+
+print.mlo_client <- function(x, ...) {
+  cat(sprintf("<mlo_client %s%s>\n", x$tracking_uri, if (isTRUE(x$closed)) " (closed)" else ""))
+  invisible(x)
+}
+
+.mlo_default_client <- function() {
+  cl <- .mlo$client
+  if (is.null(cl) || isTRUE(cl$closed)) {
+    cl <- mlo_client(tracking_uri = .mlo$tracking_uri)
+    .mlo$client <- cl
+  }
+  cl
+}
+
+mlo_set_tracking_uri <- function(uri) {
+  if (length(.mlo$stack))
+    stop("mlo: end the active run before changing the tracking URI", call. = FALSE)
+  if (!is.null(.mlo$client)) {
+    old <- .mlo$client
+    .mlo$client <- NULL
+    mlo_close(old)
+  }
+  .mlo$tracking_uri <- uri
+  invisible(uri)
+}
+
+mlo_get_tracking_uri <- function() {
+  .mlo$tracking_uri %||% Sys.getenv("MLFLOW_TRACKING_URI", unset = NA)
+}
+
+mlo_set_experiment <- function(experiment_name) {
+  .mlo$experiment_name <- experiment_name
+  invisible(experiment_name)
+}
+
+mlo_flush <- function(timeout = NULL, client = NULL) {
+  client <- client %||% .mlo$client
+  if (is.null(client) || isTRUE(client$closed)) return(invisible(NULL))
+  timeout_code <- .mlo_enums$mlo_status[["MLO_ERR_TIMEOUT"]]
+  if (is.null(timeout)) {
+    repeat { # in slices, so that an interrupt is seen
+      st <- .c_mlo_client_flush(client$handle, 1000)
+      if (st != timeout_code) break
+    }
+  } else {
+    st <- .c_mlo_client_flush(client$handle, round(timeout * 1000))
+  }
+  .mlo_emit_later()
+  .mlo_check(st)
+}
+
+mlo_close <- function(client = NULL) {
+  client <- client %||% .mlo$client
+  if (is.null(client) || isTRUE(client$closed)) return(invisible(NULL))
+  .mlo_set_stack(Filter(function(r) !identical(r$client, client), .mlo$stack))
+  if (identical(.mlo$client, client)) .mlo$client <- NULL
+  .mlo_close_histograms(client)
+  client$closed <- TRUE
+  st <- .c_mlo_client_close(client$handle) # the handles of its runs are dead from now on
+  .mlo_emit_later()
+  .mlo_check(st)
+}
+
+mlo_stats <- function(client = NULL) {
+  client <- client %||% .mlo$client
+  if (is.null(client)) stop("mlo: no client")
+  st <- .mlo_enums$mlo_stat
+  vals <- vapply(st, function(code) {
+    r <- .c_mlo_client_stat(client$handle, code)
+    .mlo_check(r$status)
+    r$value
+  }, numeric(1))
+  names(vals) <- tolower(sub("^MLO_STAT_", "", names(st)))
+  vals
+}
+
+mlo_errors <- function() {
+  later <- .Call(C_mlor_take_errors, "later")
+  data.frame(status = vapply(later$status, .mlo_status_name, ""), message = later$message,
+             stringsAsFactors = FALSE)
+}
+
+mlo_version <- function() .c_mlo_version()
+
+# ---- runs ---------------------------------------------------------------------
+
+.mlo_adopt <- function(client, handle, run_name = NULL) {
+  run_id <- .c_mlo_run_id(handle)
+  known <- client$runs[[run_id]]
+  if (!is.null(known)) {
+    known$state$status <- "RUNNING"
+    return(known)
+  }
+  state <- new.env(parent = emptyenv())
+  state$status <- "RUNNING"
+  run <- structure(list(run_id = run_id, run_uuid = run_id,
+                        experiment_id = .c_mlo_run_experiment_id(handle),
+                        run_name = run_name, handle = handle, client = client, state = state),
+                   class = "mlo_run")
+  assign(run_id, run, envir = client$runs)
+  run
+}
+
+.mlo_script <- function() {
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  if (length(f)) normalizePath(f[1], mustWork = FALSE) else NULL
+}
+
+.mlo_start <- function(client, experiment_name, run_name, parent, run_id, tags) {
+  if (!is.null(run_id)) {
+    res <- .c_mlo_resume_run(client$handle, mlo_id(run_id))
+    .mlo_check(res$status)
+    run <- .mlo_adopt(client, res$out)
+  } else {
+    res <- .c_mlo_start_run(client$handle, experiment_name, run_name,
+                            if (is.null(parent)) NULL else parent$handle)
+    .mlo_check(res$status)
+    run <- .mlo_adopt(client, res$out, run_name)
+    script <- .mlo_script()
+    if (!is.null(script) && !(is.null(parent) && nzchar(Sys.getenv("MLFLOW_RUN_ID"))))
+      .mlo_check(.c_mlo_set_tag(run$handle, "mlflow.source.name", script))
+  }
+  if (length(tags)) {
+    .mlo_check(.c_mlo_set_tags(run$handle, length(tags), names(tags),
+                               vapply(tags, as.character, "")))
+  }
+  run
+}
+
+mlo_start_run <- function(experiment_name = NULL, run_name = NULL, client = NULL,
+                          nested = FALSE, run_id = NULL, tags = NULL) {
+  if (!is.null(client)) {
+    # as mlflow_start_run(client = ): a run of that client, not the active run
+    return(.mlo_start(client, experiment_name, run_name, NULL, run_id, tags))
+  }
+  n <- length(.mlo$stack)
+  if (n && !nested && is.null(run_id)) {
+    stop(sprintf(paste0("Run with UUID %s is already active. To start a nested run, call ",
+                        "`mlo_start_run()` with `nested = TRUE`."), .mlo$stack[[n]]$run_id),
+         call. = FALSE)
+  }
+  client <- .mlo_default_client()
+  parent <- if (nested && n) .mlo$stack[[n]] else NULL
+  run <- .mlo_start(client, experiment_name %||% .mlo$experiment_name, run_name, parent,
+                    run_id, tags)
+  .mlo_set_stack(c(.mlo$stack, list(run)))
+  run
+}
+
+mlo_active_run <- function() {
+  n <- length(.mlo$stack)
+  if (n) .mlo$stack[[n]] else NULL
+}
+
+mlo_id <- function(object) {
+  if (inherits(object, "mlo_run")) object$run_id else as.character(object)
+}
+
+print.mlo_run <- function(x, ...) {
+  cat(sprintf("<mlo_run %s (%s), experiment %s>\n", x$run_id, x$state$status, x$experiment_id))
+  invisible(x)
+}
+
+# The run a call logs to: run_id's (a run object or an id), the active run, or a new one.
+.mlo_run_for <- function(run_id, client) {
+  if (inherits(run_id, "mlo_run")) return(run_id)
+  if (!is.null(client)) {
+    if (is.null(run_id)) stop("`run_id` must be specified when `client` is specified.",
+                              call. = FALSE)
+    return(.mlo_get_run(client, run_id))
+  }
+  n <- length(.mlo$stack)
+  if (is.null(run_id)) return(if (n) .mlo$stack[[n]] else mlo_start_run())
+  for (r in .mlo$stack) if (identical(r$run_id, run_id)) return(r)
+  .mlo_get_run(.mlo_default_client(), run_id)
+}
+
+.mlo_get_run <- function(client, run_id) {
+  run <- client$runs[[run_id]]
+  if (!is.null(run)) return(run)
+  .mlo_start(client, NULL, NULL, NULL, run_id, NULL)
+}
+
+.mlo_end_with <- function(run, status) {
+  code <- .mlo_enums$mlo_run_status[[paste0("MLO_RUN_", status)]]
+  pos <- which(vapply(.mlo$stack, function(r) identical(r$run_id, run$run_id), TRUE))
+  if (length(pos)) {
+    # ending a run ends the runs nested in it that are still active
+    inner <- rev(.mlo$stack[seq.int(pos[1], length(.mlo$stack))])
+    .mlo_set_stack(.mlo$stack[seq_len(pos[1] - 1L)])
+    for (r in inner) {
+      if (r$state$status == "RUNNING") {
+        r$state$status <- status
+        .mlo_check(.c_mlo_end_run(r$handle, code))
+      }
+    }
+  } else {
+    run$state$status <- status
+    .mlo_check(.c_mlo_end_run(run$handle, code))
+  }
+  invisible(run)
+}
+
+mlo_end_run <- function(status = c("FINISHED", "FAILED", "KILLED"), run_id = NULL,
+                        client = NULL) {
+  status <- match.arg(status)
+  if (is.null(run_id) && is.null(client)) {
+    n <- length(.mlo$stack)
+    if (!n) return(invisible(NULL))
+    run <- .mlo$stack[[n]]
+  } else {
+    run <- .mlo_run_for(run_id, client)
+  }
+  .mlo_end_with(run, status)
+  .mlo_emit_later()
+  invisible(run)
+}
+
+with.mlo_run <- function(data, expr, ...) {
+  status <- "FAILED" # unless expr completes
+  on.exit(.mlo_end_with(data, status), add = TRUE)
+  withCallingHandlers(force(expr), interrupt = function(cnd) status <<- "KILLED")
+  status <- "FINISHED"
+  invisible(NULL)
+}
+
+# ---- logging --------------------------------------------------------------------
+
+mlo_log_metric <- function(key, value, timestamp = NULL, step = NULL, run_id = NULL,
+                           client = NULL) {
+  if (is.null(run_id) && is.null(client)) {
+    h <- .mlo$handle
+    if (is.null(h)) h <- .mlo_run_for(NULL, NULL)$handle
+  } else {
+    h <- .mlo_run_for(run_id, client)$handle
+  }
+  # the common case first: one value, at most one step, the current time
+  if (length(value) == 1L && length(key) == 1L && is.null(timestamp) && length(step) <= 1L &&
+      is.numeric(value)) {
+    st <- .Call(C_mlo_log_metric, h, key, value, if (is.null(step)) 0 else step)
+    if (st != 0L) .mlo_check(st)
+    return(invisible(value))
+  }
+  if (!is.numeric(value) && !is.logical(value))
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_INVALID_ARGUMENT"]], "metric values must be numeric")
+  n <- length(value)
+  if (n == 1L && length(key) == 1L && length(step) <= 1L && length(timestamp) == 1L) {
+    st <- .Call(C_mlo_log_metric_ts, h, key, value, if (is.null(step)) 0 else step, timestamp)
+  } else {
+    # a whole vector in one call; steps default to 0, 1, ..., n - 1
+    if (is.null(step)) step <- if (n > 1L) seq.int(0, n - 1) else 0
+    st <- .c_mlo_log_metrics(h, n, key, as.double(value), step, timestamp)
+  }
+  if (st != 0L) .mlo_check(st, if (!is.null(timestamp)) "timestamps must be >= 0")
+  invisible(value)
+}
+
+.mlo_kv <- function(one, many, key, value, run) {
+  value <- if (is.character(value)) value else as.character(value)
+  if (length(key) == 1L && length(value) == 1L) {
+    .mlo_check(one(run$handle, key, value))
+  } else {
+    if (length(key) != length(value)) stop("mlo: key and value differ in length", call. = FALSE)
+    .mlo_check(many(run$handle, length(key), key, value))
+  }
+  .mlo_emit_later()
+}
+
+mlo_log_param <- function(key, value, run_id = NULL, client = NULL) {
+  .mlo_kv(.c_mlo_log_param, .c_mlo_log_params, key, value, .mlo_run_for(run_id, client))
+  invisible(value)
+}
+
+mlo_set_tag <- function(key, value, run_id = NULL, client = NULL) {
+  .mlo_kv(.c_mlo_set_tag, .c_mlo_set_tags, key, value, .mlo_run_for(run_id, client))
+  invisible(value)
+}
+
+mlo_log_batch <- function(metrics = NULL, params = NULL, tags = NULL, run_id = NULL,
+                          client = NULL) {
+  run <- .mlo_run_for(run_id, client)
+  if (!is.null(params) && nrow(params))
+    .mlo_check(.c_mlo_log_params(run$handle, nrow(params), as.character(params$key),
+                                 as.character(params$value)))
+  if (!is.null(tags) && nrow(tags))
+    .mlo_check(.c_mlo_set_tags(run$handle, nrow(tags), as.character(tags$key),
+                               as.character(tags$value)))
+  if (!is.null(metrics) && nrow(metrics)) {
+    .mlo_check(.c_mlo_log_metrics(run$handle, nrow(metrics), as.character(metrics$key),
+                                  as.double(metrics$value), metrics$step %||% 0,
+                                  metrics$timestamp))
+  }
+  .mlo_emit_later()
+  invisible(NULL)
+}
+
+mlo_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, client = NULL) {
+  run <- .mlo_run_for(run_id, client)
+  .mlo_check(.c_mlo_log_artifact(run$handle, path, artifact_path))
+  invisible(NULL)
+}
+
+# ---- histograms -------------------------------------------------------------------
+
+mlo_histogram <- function(key, interval_ms = 1000, run_id = NULL, client = NULL) {
+  run <- .mlo_run_for(run_id, client)
+  res <- .c_mlo_histogram_new(run$handle, key, interval_ms)
+  .mlo_check(res$status)
+  hists <- run$client$hists
+  if (is.null(hists)) hists <- run$client$hists <- new.env(parent = emptyenv())
+  id <- as.character(length(ls(hists, all.names = TRUE)) + 1L)
+  assign(id, res$out, envir = hists)
+  structure(list(handle = res$out, key = key, run_id = run$run_id, id = id,
+                 client = run$client), class = "mlo_histogram")
+}
+
+mlo_histogram_record <- function(histogram, value) {
+  if (!is.numeric(value))
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_INVALID_ARGUMENT"]], "values must be numeric")
+  h <- histogram$handle
+  for (v in value) {
+    st <- .c_mlo_histogram_record(h, v)
+    if (!identical(st, 0L)) .mlo_check(st, "histogram values must be >= 0 and not NaN")
+  }
+  invisible(histogram)
+}
+
+mlo_histogram_close <- function(histogram) {
+  hists <- histogram$client$hists
+  if (!is.null(hists) && exists(histogram$id, envir = hists, inherits = FALSE))
+    rm(list = histogram$id, envir = hists)
+  .mlo_check(.c_mlo_histogram_free(histogram$handle))
+}
+
+# the histograms of a client are freed before it is closed (that emits their last interval)
+.mlo_close_histograms <- function(client) {
+  hists <- client$hists
+  if (is.null(hists)) return(invisible())
+  for (id in ls(hists, all.names = TRUE)) {
+    try(.c_mlo_histogram_free(get(id, envir = hists)), silent = TRUE)
+    rm(list = id, envir = hists)
+  }
+  invisible()
+}

@@ -1,0 +1,4 @@
+library(testthat)
+library(mlo)
+
+test_check("mlo")

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""Builds, installs, tests and checks the mlo R package from a meson build.
+
+    run_r.py stage|install|test|check|example --build-dir B --source-dir S [--work DIR]
+
+stage    copies bindings/r and the generated glue and stubs (B/bindings/mlo_r_glue.c,
+         mlo_r_stubs.R) into WORK/pkg/mlo: the package as R CMD build would see it;
+install  stage + R CMD INSTALL into WORK/lib, linked against B/src/libmlo.so
+         (MLO_CFLAGS/MLO_LIBS point configure at the build; rpath set);
+test     install + the testthat suite (against tests/mlflow_test_server.py);
+check    stage + R CMD build + R CMD check --no-manual; fails unless "Status: OK";
+example  install + Rscript examples/r/iris_grid.R against a test server.
+
+Exits 77 (meson's "skipped") when R is not installed or the build uses sanitizers
+(an instrumented libmlo cannot be loaded into an uninstrumented R).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sh(cmd, env=None, cwd=None, check=True, capture=False):
+    print("+ " + " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, env=env, cwd=cwd, text=True,
+                       stdout=subprocess.PIPE if capture else None,
+                       stderr=subprocess.STDOUT if capture else None)
+    if capture:
+        sys.stdout.write(r.stdout)
+    if check and r.returncode != 0:
+        sys.exit("command failed (%d): %s" % (r.returncode, " ".join(cmd)))
+    return r
+
+
+def env_for(a):
+    libdir = os.path.join(a.build_dir, "src")
+    env = dict(os.environ)
+    env["MLO_CFLAGS"] = "-I" + os.path.join(a.source_dir, "include")
+    env["MLO_LIBS"] = "-L%s -lmlo -Wl,-rpath,%s" % (libdir, libdir)
+    env["MLO_TEST_SERVER"] = os.path.join(a.source_dir, "tests", "mlflow_test_server.py")
+    env["MLO_TEST_PYTHON"] = "/usr/bin/python3"
+    env["R_LIBS"] = os.path.join(a.work, "lib")
+    env.setdefault("_R_CHECK_FORCE_SUGGESTS_", "false")
+    env["LC_ALL"] = env.get("LC_ALL") or "C.UTF-8"
+    return env
+
+
+def stage(a):
+    pkg = os.path.join(a.work, "pkg", "mlo")
+    if os.path.exists(pkg):
+        shutil.rmtree(pkg)
+    src = os.path.join(a.source_dir, "bindings", "r")
+    shutil.copytree(src, pkg, ignore=shutil.ignore_patterns(
+        "*.o", "*.so", "Makevars", "mlo_r_glue.c", "mlo_r_stubs.R", ".Rhistory"))
+    gen = os.path.join(a.build_dir, "bindings")
+    shutil.copy(os.path.join(gen, "mlo_r_glue.c"), os.path.join(pkg, "src"))
+    shutil.copy(os.path.join(gen, "mlo_r_stubs.R"), os.path.join(pkg, "R"))
+    return pkg
+
+
+def install(a):
+    pkg = stage(a)
+    lib = os.path.join(a.work, "lib")
+    os.makedirs(lib, exist_ok=True)
+    sh(["R", "CMD", "INSTALL", "--no-multiarch", "-l", lib, pkg], env=env_for(a))
+    return pkg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["stage", "install", "test", "check", "example"])
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--source-dir", required=True)
+    ap.add_argument("--work", help="working directory (default BUILD/bindings/r-<what>)")
+    ap.add_argument("--sanitized", default="none")
+    a = ap.parse_args()
+    a.build_dir = os.path.abspath(a.build_dir)
+    a.source_dir = os.path.abspath(a.source_dir)
+    a.work = os.path.abspath(a.work or os.path.join(a.build_dir, "bindings", "r-" + a.what))
+    if a.what != "stage":
+        if not shutil.which("R") or not shutil.which("Rscript"):
+            print("R is not installed (apt-get install r-base-dev r-cran-testthat): skipped")
+            return SKIP
+        if a.sanitized not in ("", "none"):
+            print("sanitized build (%s): libmlo cannot be loaded into R: skipped" % a.sanitized)
+            return SKIP
+    os.makedirs(a.work, exist_ok=True)
+    env = env_for(a)
+    if a.what == "stage":
+        print(stage(a))
+    elif a.what == "install":
+        install(a)
+    elif a.what == "test":
+        pkg = install(a)
+        code = ("library(testthat); library(mlo); "
+                "res <- test_dir(%r, reporter = 'summary', stop_on_failure = TRUE); "
+                "invisible(res)" % os.path.join(pkg, "tests", "testthat"))
+        r = sh(["Rscript", "-e", code], env=env, cwd=a.work, check=False)
+        return r.returncode
+    elif a.what == "check":
+        pkg = stage(a)
+        os.makedirs(os.path.join(a.work, "lib"), exist_ok=True)
+        for f in os.listdir(a.work):
+            if f.endswith(".tar.gz"):
+                os.remove(os.path.join(a.work, f))
+        sh(["R", "CMD", "build", "--no-manual", pkg], env=env, cwd=a.work)
+        tarball = [f for f in os.listdir(a.work) if f.startswith("mlo_") and f.endswith(".tar.gz")][0]
+        r = sh(["R", "CMD", "check", "--no-manual", "-o", a.work, tarball], env=env, cwd=a.work,
+               check=False, capture=True)
+        log = os.path.join(a.work, "mlo.Rcheck", "00check.log")
+        text = open(log).read() if os.path.exists(log) else r.stdout
+        if r.returncode != 0 or "Status: OK" not in text:
+            for sub in ("tests/testthat.Rout.fail", "00install.out"):
+                p = os.path.join(a.work, "mlo.Rcheck", sub)
+                if os.path.exists(p):
+                    print("---- %s" % p)
+                    print(open(p).read()[-6000:])
+            print("R CMD check is not clean (want Status: OK)")
+            return 1
+        print("R CMD check: Status: OK")
+    elif a.what == "example":
+        install(a)
+        sys.path.insert(0, os.path.join(HERE, "python", "tests"))
+        from mlo_testserver import TestServer
+        with TestServer() as srv:
+            env["MLFLOW_TRACKING_URI"] = srv.url
+            sh(["Rscript", os.path.join(a.source_dir, "examples", "r", "iris_grid.R")], env=env)
+            runs = [r for r in srv.dump()["runs"]
+                    if r["tags"].get("mlflow.source.name", "").endswith("iris_grid.R")]
+            bad = [r for r in runs if r["info"]["status"] != "FINISHED"
+                   or "accuracy" not in {m["key"] for m in r["metrics"]}
+                   or "f1_macro" not in {m["key"] for m in r["metrics"]} or "k" not in r["params"]]
+            print("%d runs stored by the R example, %d incomplete" % (len(runs), len(bad)))
+            if len(runs) < 2 or bad:
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
