@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -177,6 +176,11 @@ def main():
         print("skipped: " + os.environ["MLO_BINDINGS_SKIP"])
         return 77
 
+    import tempfile
+    store = tempfile.mkdtemp(prefix="mlo-bench-store-")
+    os.environ["MLO_STORE_DIR"] = store  # the library's durable store, in a place of ours
+    import atexit
+    atexit.register(shutil.rmtree, store, True)
     from mlo_testserver import TestServer
     import mlo
 

@@ -77,6 +77,10 @@ R_EXTRA_ROUTINES = {
 }
 
 
+# Functions the R glue links to strongly (see gen_r_glue): present in every libmlo.
+R_STRONG = {"mlo_version"}
+
+
 class GenError(Exception):
     pass
 
@@ -789,6 +793,20 @@ def _r_in(api, f, p):
 def gen_r_glue(api, header_name):
     o = [R_PRELUDE % {"gen": GENERATOR, "header": header_name}]
     w = o.append
+    # Every function but one is a weak reference: the package still loads against a
+    # libmlo older than the header (same major version), and a function it lacks
+    # answers MLO_ERR_NOT_SUPPORTED (or an R error when it returns no status).  The
+    # strong one (mlo_version, in every libmlo) keeps the library a dependency of
+    # the package's shared object.
+    w("#if defined(__GNUC__) && defined(__ELF__)")
+    for f in api.functions:
+        if f.name not in R_STRONG:
+            w("#pragma weak %s" % f.name)
+    w("#define MLOR_HAVE(f) ((f) != NULL)")
+    w("#else")
+    w("#define MLOR_HAVE(f) 1")
+    w("#endif")
+    w("")
     # finalizers for handle types with destructors
     for tname, dtor in api.destructors.items():
         if tname not in api.handles:
@@ -812,6 +830,24 @@ def gen_r_glue(api, header_name):
         w("/* %s */" % re.sub(r"\s+", " ", "%s(%s)" % (
             f.ret.c(f.name), ", ".join(p.type.c(p.name) for p in f.params) or "void")))
         w("static SEXP mlor_%s(%s) {" % (f.name, ", ".join("SEXP s_" + p.name for p in rargs) or "void"))
+        outs0 = [p for p in f.params if p.role[0] in ("out_handle", "out_scalar")]
+        if f.name in R_STRONG:
+            pass
+        elif f.ret_role == ("scalar", "int") or (f.ret_role[0] == "scalar" and outs0):
+            if outs0:
+                w("    if (!MLOR_HAVE(%s)) {" % f.name)
+                w("        SEXP nil[%d];" % len(outs0))
+                w("        const char *nn[%d] = {%s};" % (len(outs0), ", ".join('"%s"' % p.name for p in outs0)))
+                for i in range(len(outs0)):
+                    w("        nil[%d] = R_NilValue;" % i)
+                w("        return mlor_result(MLO_ERR_NOT_SUPPORTED, %d, nn, nil);" % len(outs0))
+                w("    }")
+            else:
+                w("    if (!MLOR_HAVE(%s))" % f.name)
+                w("        return Rf_ScalarInteger(MLO_ERR_NOT_SUPPORTED);")
+        else:
+            w("    if (!MLOR_HAVE(%s))" % f.name)
+            w('        Rf_error("mlo: %s is not in the libmlo loaded");' % f.name)
         # n first: the arrays depend on it
         ordered = sorted(rargs, key=lambda p: 0 if p.role == ("scalar", "size_t") and p.name == "n" else 1)
         for p in ordered:

@@ -45,6 +45,7 @@ def env_for(a):
     env["MLO_TEST_SERVER"] = os.path.join(a.source_dir, "tests", "mlflow_test_server.py")
     env["MLO_TEST_PYTHON"] = "/usr/bin/python3"
     env["R_LIBS"] = os.path.join(a.work, "lib")
+    env["MLO_STORE_DIR"] = os.path.join(a.work, "store")  # not ./mlo-store of the caller
     env.setdefault("_R_CHECK_FORCE_SUGGESTS_", "false")
     env["LC_ALL"] = env.get("LC_ALL") or "C.UTF-8"
     return env

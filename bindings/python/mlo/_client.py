@@ -34,6 +34,7 @@ if _libv < ffi.HEADER_VERSION_NUMBER & ~0xFF:
             % (LIBRARY, ", ".join(MISSING) or "nothing"), stacklevel=2)
 
 _log = logging.getLogger("mlo")
+_tls = threading.local()  # per thread: what the library said about the call that failed
 _C = ctypes
 _cd = ctypes.c_double
 _ci = ctypes.c_int64
@@ -44,6 +45,10 @@ def _raw(name):
     """The function without argtypes (see ffi.raw); a stand-in answering
     MLO_ERR_NOT_SUPPORTED when the library loaded (or the header) lacks it."""
     def missing(*_a):
+        msgs = getattr(_tls, "msgs", None)
+        if msgs is None:
+            msgs = _tls.msgs = []
+        msgs.append("%s is not in the libmlo loaded (%s)" % (name, LIBRARY))
         return ffi.mlo_status.get("MLO_ERR_NOT_SUPPORTED", 19)
     if name in _NO_FUNC or name not in ffi.PROTOTYPES:
         return missing
@@ -82,8 +87,6 @@ def strerror(status):
 
 
 # ---- errors ------------------------------------------------------------------
-
-_tls = threading.local()
 
 
 def _take_details():
@@ -511,6 +514,8 @@ class Client:
 
     close_timeout: seconds mlo_client_close waits for unsent events; flush_interval_ms: how
     often the library's thread collects events that trickle in (default 100).
+    store_dir / durable / fsync ("none", "interval", "always") / fsync_interval_ms: the
+    library's durable store (default $MLO_STORE_DIR, else ./mlo-store).
     on_error: None (default: failures found later, on the shipper thread, are logged
     through the "mlo" logger, warnings of a call become Python warnings), or a callable
     taking an MloWarning (.status, .name, .detail), called from any thread.
@@ -521,7 +526,8 @@ class Client:
                  ca_cert_path=None, client_cert_path=None, max_retries=None,
                  backoff_factor=None, backoff_jitter=None, request_timeout=None,
                  queue_bytes=None, full_policy=None, full_wait_ms=None, close_timeout=None,
-                 flush_interval_ms=None, on_error=None):
+                 flush_interval_ms=None, store_dir=None, durable=None, fsync=None,
+                 fsync_interval_ms=None, on_error=None):
         self._h = None
         self._runs = {}
         self._hists = weakref.WeakSet()
@@ -533,7 +539,18 @@ class Client:
         if not opts:
             raise MemoryError("mlo_options_new")
         try:
-            set_ = lambda fn, *a: _check(fn(opts, *a))  # noqa: E731
+            def set_(fn, *a):
+                _check(fn(opts, *a))
+
+            def set_opt(name, *a):  # an option the loaded library may not have yet
+                fn = getattr(lib, name, None) if name in ffi.PROTOTYPES else None
+                if fn is None:
+                    st = ffi.mlo_status["MLO_ERR_NOT_SUPPORTED"]
+                    raise _errors.MloNotSupportedError(
+                        st, strerror(st), "%s is not in this libmlo" % name,
+                        "MLO_ERR_NOT_SUPPORTED")
+                _check(fn(opts, *a))
+
             if tracking_uri is not None:
                 set_(lib.mlo_options_set_tracking_uri, _str(tracking_uri, "tracking_uri"))
             if experiment_name is not None:
@@ -573,7 +590,21 @@ class Client:
             if close_timeout is not None:
                 set_(lib.mlo_options_set_close_timeout_ms, _ms(close_timeout))
             if flush_interval_ms is not None:
-                set_(lib.mlo_options_set_flush_interval_ms, int(flush_interval_ms))
+                set_opt("mlo_options_set_flush_interval_ms", int(flush_interval_ms))
+            if store_dir is not None:
+                set_opt("mlo_options_set_store_dir", _opt_str(store_dir, "store_dir"))
+            if durable is not None:
+                set_opt("mlo_options_set_durable", 1 if durable else 0)
+            if fsync is not None or fsync_interval_ms is not None:
+                pols = getattr(ffi, "mlo_fsync_policy", {})
+                pol = fsync if fsync is not None else "interval"
+                code = pol if isinstance(pol, int) else pols.get("MLO_FSYNC_" + str(pol).upper())
+                if code is None:
+                    raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                                  "fsync must be 'none', 'interval' or 'always'",
+                                                  "MLO_ERR_INVALID_ARGUMENT")
+                set_opt("mlo_options_set_fsync", code,
+                        1000 if fsync_interval_ms is None else int(fsync_interval_ms))
             set_(lib.mlo_options_set_error_callback, _on_error, self._token)
             _handlers[self._token] = weakref.ref(self)
             h = _C.POINTER(ffi.mlo_client_t)()

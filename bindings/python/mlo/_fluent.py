@@ -11,7 +11,7 @@ import sys
 import threading
 
 from . import _client
-from ._client import (Client, Run, _ci, _cd, _double, _f_log_metric, _f_log_metric_ts, _int64,
+from ._client import (Client, _ci, _cd, _double, _f_log_metric, _f_log_metric_ts, _int64,
                       _key, _keys, _status_code, _EINVAL, strerror)
 from ._errors import MloInvalidArgumentError
 

@@ -4,8 +4,10 @@ stored: one FINISHED run per configuration, with params, accuracy and macro-F1.
 Exits 77 (skipped) when scikit-learn is not installed."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -20,8 +22,13 @@ EXAMPLE = os.path.join(REPO, "examples", "python", "iris_grid.py")
 
 def main():
     with TestServer() as srv:
-        env = dict(os.environ, MLFLOW_TRACKING_URI=srv.url)
-        p = subprocess.run([PYTHON, EXAMPLE], env=env, capture_output=True, text=True, timeout=500)
+        store = tempfile.mkdtemp(prefix="mlo-example-store-")
+        env = dict(os.environ, MLFLOW_TRACKING_URI=srv.url, MLO_STORE_DIR=store)
+        try:
+            p = subprocess.run([PYTHON, EXAMPLE], env=env, capture_output=True, text=True,
+                               timeout=500)
+        finally:
+            shutil.rmtree(store, True)
         sys.stdout.write(p.stdout)
         sys.stderr.write(p.stderr)
         if p.returncode != 0:

@@ -6,10 +6,13 @@ Run by meson (suite "bindings") with /usr/bin/python3, or by hand from the repo:
 (the library and the generated _mlo_ffi.py are then found in ./build).
 """
 
+import atexit
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -24,6 +27,11 @@ if "mlo" not in sys.modules:
 if os.environ.get("MLO_BINDINGS_SKIP"):
     print("skipped: " + os.environ["MLO_BINDINGS_SKIP"])
     sys.exit(77)
+
+# the library's durable store: one of our own, not ./mlo-store of whoever runs us
+STORE = tempfile.mkdtemp(prefix="mlo-test-store-")
+os.environ["MLO_STORE_DIR"] = STORE
+atexit.register(shutil.rmtree, STORE, True)
 
 import mlo  # noqa: E402
 from mlo_testserver import PYTHON, TestServer  # noqa: E402
@@ -344,9 +352,14 @@ class TestClient(MloTestCase):
             mlo.Client(self.server.url, full_policy="sometimes")
 
     def test_options(self):
+        extra = {}
+        if "mlo_options_set_flush_interval_ms" in mlo.ffi.PROTOTYPES:
+            extra["flush_interval_ms"] = 20
+        if "mlo_options_set_fsync" in mlo.ffi.PROTOTYPES:
+            extra.update(fsync="none", store_dir=os.path.join(STORE, "opts"))
         with mlo.Client(self.server.url, experiment_name="opt-exp", queue_bytes=1 << 20,
-                        full_policy="drop", close_timeout=5, max_retries=1, flush_interval_ms=20,
-                        backoff_factor=0.1, request_timeout=10) as c:
+                        full_policy="drop", close_timeout=5, max_retries=1,
+                        backoff_factor=0.1, request_timeout=10, **extra) as c:
             run = c.start_run()
             run.log_metric("m", 1.0)
             run.end()
@@ -369,6 +382,12 @@ class TestClient(MloTestCase):
         self.assertEqual(self.server.run(run.info.run_id)["params"], {"p": "one"})
 
     def test_histogram(self):
+        if "mlo_histogram_new" in mlo._client.MISSING:
+            with mlo.Client(self.server.url) as c:
+                with self.assertRaises(mlo.MloNotSupportedError) as cm:
+                    c.start_run().histogram("lat")
+                self.assertIn("not in the libmlo loaded", str(cm.exception))
+            self.skipTest("the libmlo loaded has no histograms")
         with mlo.Client(self.server.url) as c:
             run = c.start_run()
             with run.histogram("lat", interval_ms=100) as h:
@@ -416,8 +435,14 @@ class TestExit(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
 
+    def fresh_store(self):
+        d = tempfile.mkdtemp(prefix="mlo-test-store-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
     def run_script(self, body, timeout=60):
-        env = dict(os.environ, MLFLOW_TRACKING_URI=self.server.url)
+        env = dict(os.environ, MLFLOW_TRACKING_URI=self.server.url,
+                   MLO_STORE_DIR=self.fresh_store())
         code = "import sys; sys.path[:0] = %r\nimport mlo\n" % [p for p in sys.path if p] + \
             textwrap.dedent(body)
         t0 = time.monotonic()
@@ -460,7 +485,8 @@ class TestExit(unittest.TestCase):
                     for i in range(100):
                         run.log_metric("m", i, step=i)
                  """ % env_url)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=dict(os.environ, MLO_STORE_DIR=self.fresh_store()))
             self.assertEqual(p.stdout.readline().strip(), "started")
         # the server is gone now: logging, then exiting, must finish within the close timeout
         t0 = time.monotonic()

@@ -97,12 +97,23 @@
 
 # ---- clients ------------------------------------------------------------------
 
+# An option setter newer than some headers: called through its stub when the
+# bindings were generated from a header that has it, else MLO_ERR_NOT_SUPPORTED.
+.mlo_opt <- function(stub, opts, ...) {
+  f <- get0(stub, envir = asNamespace("mlo"), mode = "function", inherits = FALSE)
+  if (is.null(f))
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_NOT_SUPPORTED"]],
+              paste(sub("^\\.c_", "", stub), "is not in the header these bindings were built from"))
+  .mlo_check(f(opts, ...))
+}
+
 mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_id = NULL,
                        token = NULL, username = NULL, password = NULL, insecure_tls = NULL,
                        ca_cert_path = NULL, client_cert_path = NULL, max_retries = NULL,
                        backoff_factor = NULL, request_timeout = NULL, queue_bytes = NULL,
                        full_policy = NULL, full_wait_ms = NULL, close_timeout = NULL,
-                       flush_interval_ms = NULL) {
+                       flush_interval_ms = NULL, store_dir = NULL, durable = NULL,
+                       fsync = NULL, fsync_interval_ms = NULL) {
   opts <- .c_mlo_options_new()
   if (is.null(opts)) stop("mlo: out of memory")
   on.exit(.c_mlo_options_free(opts), add = TRUE)
@@ -131,7 +142,15 @@ mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_i
   if (!is.null(close_timeout))
     .mlo_check(.c_mlo_options_set_close_timeout_ms(opts, round(close_timeout * 1000)))
   if (!is.null(flush_interval_ms))
-    .mlo_check(.c_mlo_options_set_flush_interval_ms(opts, flush_interval_ms))
+    .mlo_opt(".c_mlo_options_set_flush_interval_ms", opts, flush_interval_ms)
+  if (!is.null(store_dir)) .mlo_opt(".c_mlo_options_set_store_dir", opts, store_dir)
+  if (!is.null(durable))
+    .mlo_opt(".c_mlo_options_set_durable", opts, as.integer(isTRUE(durable)))
+  if (!is.null(fsync) || !is.null(fsync_interval_ms)) {
+    pol <- match.arg(fsync %||% "interval", c("none", "interval", "always"))
+    code <- .mlo_enums$mlo_fsync_policy[[paste0("MLO_FSYNC_", toupper(pol))]]
+    .mlo_opt(".c_mlo_options_set_fsync", opts, code, fsync_interval_ms %||% 1000)
+  }
   .mlo_check(.c_mlo_options_set_error_callback(opts, TRUE))
   res <- .c_mlo_client_open(opts)
   .mlo_check(res$status)
