@@ -9,7 +9,10 @@ install  stage + R CMD INSTALL into WORK/lib, linked against B/src/libmlo.so
          (MLO_CFLAGS/MLO_LIBS point configure at the build; rpath set);
 test     install + the testthat suite (against tests/mlflow_test_server.py);
 check    stage + R CMD build + R CMD check --no-manual; fails unless "Status: OK";
-example  install + Rscript examples/r/iris_grid.R against a test server.
+example  install + Rscript examples/r/iris_grid.R against a test server;
+pkgconfig  R CMD INSTALL of a plain copy of bindings/r (no generated files: its
+         configure generates them) found through pkg-config ("mlo", from the
+         build's uninstalled .pc file), then loads it.
 
 Exits 77 (meson's "skipped") when R is not installed or the build uses sanitizers
 (an instrumented libmlo cannot be loaded into an uninstrumented R).
@@ -74,7 +77,8 @@ def install(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["stage", "install", "test", "check", "example"])
+    ap.add_argument("what", choices=["stage", "install", "test", "check", "example",
+                                     "pkgconfig"])
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--work", help="working directory (default BUILD/bindings/r-<what>)")
@@ -124,6 +128,38 @@ def main():
             print("R CMD check is not clean (want Status: OK)")
             return 1
         print("R CMD check: Status: OK")
+    elif a.what == "pkgconfig":
+        src = os.path.join(a.work, "src")
+        if os.path.exists(src):
+            shutil.rmtree(src)
+        # the layout configure expects: bindings/{r,gen_bindings.py}, include/mlo.h
+        shutil.copytree(os.path.join(a.source_dir, "bindings", "r"), os.path.join(src, "r"),
+                        ignore=shutil.ignore_patterns("*.o", "*.so", "Makevars",
+                                                      "mlo_r_glue.c", "mlo_r_stubs.R"))
+        shutil.copy(os.path.join(a.source_dir, "bindings", "gen_bindings.py"), src)
+        pc = os.path.join(a.work, "pkgconfig")
+        os.makedirs(pc, exist_ok=True)
+        with open(os.path.join(a.build_dir, "meson-uninstalled", "mlo-uninstalled.pc")) as f:
+            text = f.read()
+        with open(os.path.join(pc, "mlo.pc"), "w") as f:
+            f.write(text)
+        env.pop("MLO_CFLAGS")
+        env.pop("MLO_LIBS")
+        env["PKG_CONFIG_PATH"] = pc
+        env["MLO_HEADER"] = os.path.join(a.source_dir, "include", "mlo.h")
+        env["LD_LIBRARY_PATH"] = os.path.join(a.build_dir, "src")
+        lib = os.path.join(a.work, "lib")
+        os.makedirs(lib, exist_ok=True)
+        r = sh(["R", "CMD", "INSTALL", "--no-multiarch", "-l", lib, os.path.join(src, "r")],
+               env=env, check=False, capture=True)
+        if r.returncode != 0 or "mlo: found with pkg-config" not in r.stdout:
+            return 1
+        if not os.path.exists(os.path.join(src, "r", "src", "mlo_r_glue.c")):
+            print("configure did not generate the glue")
+            return 1
+        r = sh(["Rscript", "-e", "library(mlo); cat('mlo', mlo_version(), 'loaded\\n')"],
+               env=env, check=False, capture=True)
+        return 0 if r.returncode == 0 and "loaded" in r.stdout else 1
     elif a.what == "example":
         install(a)
         sys.path.insert(0, os.path.join(HERE, "python", "tests"))
