@@ -116,6 +116,17 @@ def _check(rc):
         _raise(rc)
 
 
+def _settle(client):
+    """After a call that succeeded: what the library still reported about it (say, a
+    store it could not use) is a warning, not the detail of some later error."""
+    msgs = getattr(_tls, "msgs", None)
+    if msgs:
+        _tls.msgs = []
+        if client is None or client._on_error is None:
+            for m in msgs:
+                warnings.warn(MloWarning(0, "", m, "MLO_REPORTED"), stacklevel=3)
+
+
 def _default_on_error(w, sync):
     if sync:
         warnings.warn(w, stacklevel=4)
@@ -616,6 +627,7 @@ class Client:
             lib.mlo_options_free(opts)
         self._h = h
         _clients.add(self)
+        _settle(self)
 
     def __repr__(self):
         return "<mlo.Client %s%s>" % (self.tracking_uri, " (closed)" if self._h is None else "")
@@ -674,6 +686,7 @@ class Client:
                                _opt_str(run_name, "run_name"), ph, _C.byref(h))
         if rc:
             _raise(rc)
+        _settle(self)
         run = self._adopt(h, run_name)
         if not (parent is None and os.environ.get("MLFLOW_RUN_ID")):
             # as mlflow's Python client: the source is the script, not the interpreter
