@@ -1,0 +1,175 @@
+/*
+ * cli_mkstore.c - writes the local store that tests/test_cli.sh runs the
+ * `mlo` tool against, with the segment writer (src/mlo_log.h).
+ *
+ * Usage: cli_mkstore STORE
+ * Makes STORE/segments/ with:
+ *   0001.seg  runs A (iris/knn-k1, FINISHED, accuracy 0.80..0.93 over steps
+ *             0-3, loss over 10 steps) and B (iris/knn-k5, FINISHED,
+ *             accuracy 0.96)
+ *   0002.seg  run C (other/knn-k9, no END_RUN: RUNNING; accuracy 0.7 logged
+ *             twice identically, a NaN metric "weird"), and a late param of A
+ *   0003.seg  run D (iris/damaged-run) over three blocks, the middle one
+ *             corrupted: accuracy 0.5 (step 0) and 0.55 (step 2) survive,
+ *             0.6 (step 1) is lost
+ * and STORE/runs.map mapping B to the server id "srv-b-0001".
+ * Ids: A aaaa0000...0001, B bbbb...0002, C cccc...0003, D dddd...0004.
+ * Start times (ms): A 1700000000000, B +100 s, C +200 s, D +300 s.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mlo_log.h"
+#include "mlo_queue.h"
+
+#define A "aaaa0000000000000000000000000001"
+#define B "bbbb0000000000000000000000000002"
+#define C "cccc0000000000000000000000000003"
+#define D "dddd0000000000000000000000000004"
+#define T0 1700000000000LL
+
+static char store[2048];
+
+static mlo_logw *seg(const char *name) {
+    char p[4096], err[256];
+    snprintf(p, sizeof p, "%s/segments/%s", store, name);
+    mlo_logw *w = mlo__logw_create(p, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "cli_mkstore: %s\n", err);
+        exit(1);
+    }
+    return w;
+}
+
+static void add(mlo_logw *w, mlo_log_event e) {
+    if (mlo__logw_add(w, &e) != 0) {
+        perror("cli_mkstore: add");
+        exit(1);
+    }
+}
+
+static mlo_log_off commit(mlo_logw *w) {
+    mlo_log_off end;
+    if (mlo__logw_commit(w, 0, &end) != 0) {
+        perror("cli_mkstore: commit");
+        exit(1);
+    }
+    return end;
+}
+
+static void start(mlo_logw *w, const char *id, const char *exp, const char *name, long long ts) {
+    static const char *tk[] = {"mlflow.user", "team"};
+    static const char *tv[] = {"tester", "vision"};
+    add(w, (mlo_log_event){.type = MLO_EV_START_RUN,
+                           .run_id = id,
+                           .key = exp,
+                           .value = name,
+                           .timestamp = ts,
+                           .ntags = 2,
+                           .tag_keys = tk,
+                           .tag_values = tv});
+}
+
+static void metric(mlo_logw *w, const char *id, const char *key, double v, long long step,
+                   long long ts) {
+    add(w, (mlo_log_event){.type = MLO_REC_METRIC,
+                           .run_id = id,
+                           .key = key,
+                           .value_num = v,
+                           .step = step,
+                           .timestamp = ts});
+}
+
+static void param(mlo_logw *w, const char *id, const char *key, const char *v) {
+    add(w, (mlo_log_event){.type = MLO_REC_PARAM, .run_id = id, .key = key, .value = v});
+}
+
+static void end(mlo_logw *w, const char *id, int status, long long ts) {
+    add(w, (mlo_log_event){
+               .type = MLO_REC_END_RUN, .run_id = id, .value_num = status, .timestamp = ts});
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: cli_mkstore STORE\n");
+        return 2;
+    }
+    snprintf(store, sizeof store, "%s", argv[1]);
+    char p[4096];
+    mkdir(store, 0700);
+    snprintf(p, sizeof p, "%s/segments", store);
+    if (mkdir(p, 0700) != 0) {
+        perror(p);
+        return 1;
+    }
+
+    mlo_logw *w = seg("0001.seg");
+    start(w, A, "iris", "knn-k1", T0);
+    param(w, A, "k", "1");
+    param(w, A, "distance", "euclid");
+    const double acc[] = {0.80, 0.85, 0.90, 0.93};
+    for (int i = 0; i < 4; i++)
+        metric(w, A, "accuracy", acc[i], i, T0 + 100 * i);
+    for (int i = 0; i < 10; i++)
+        metric(w, A, "loss", 1.0 / (i + 1), i, T0 + 50 * i);
+    metric(w, A, "f1", 0.91, 0, T0 + 500);
+    metric(w, A, "latency.p95", 80, 0, T0 + 500);
+    metric(w, A, "demographic_parity_diff", 0.05, 0, T0 + 500);
+    commit(w);
+    start(w, B, "iris", "knn-k5", T0 + 100000);
+    param(w, B, "k", "5");
+    metric(w, B, "accuracy", 0.96, 0, T0 + 100100);
+    metric(w, B, "f1", 0.95, 0, T0 + 100100);
+    metric(w, B, "latency.p95", 120, 0, T0 + 100100);
+    metric(w, B, "demographic_parity_diff", 0.02, 0, T0 + 100100);
+    end(w, B, 3, T0 + 101000);
+    end(w, A, 3, T0 + 3200);
+    commit(w);
+    mlo__logw_close(w);
+
+    w = seg("0002.seg");
+    start(w, C, "other", "knn-k9", T0 + 200000);
+    metric(w, C, "accuracy", 0.7, 0, T0 + 200100);
+    metric(w, C, "accuracy", 0.7, 0, T0 + 200100); /* a replayed duplicate */
+    metric(w, C, "weird", NAN, 0, T0 + 200100);
+    param(w, A, "seed", "42");
+    commit(w);
+    mlo__logw_close(w);
+
+    w = seg("0003.seg");
+    start(w, D, "iris", "damaged-run", T0 + 300000);
+    metric(w, D, "accuracy", 0.5, 0, T0 + 300100);
+    mlo_log_off e1 = commit(w);
+    metric(w, D, "accuracy", 0.6, 1, T0 + 300200);
+    mlo_log_off e2 = commit(w);
+    metric(w, D, "accuracy", 0.55, 2, T0 + 300300);
+    commit(w);
+    mlo__logw_close(w);
+    /* flip a byte in the middle block's payload */
+    snprintf(p, sizeof p, "%s/segments/0003.seg", store);
+    int fd = open(p, O_RDWR);
+    unsigned char b;
+    off_t at = (off_t)(e1 + (e2 - e1) / 2 + 8);
+    if (fd < 0 || pread(fd, &b, 1, at) != 1)
+        return 1;
+    b ^= 0xFF;
+    if (pwrite(fd, &b, 1, at) != 1)
+        return 1;
+    close(fd);
+
+    snprintf(p, sizeof p, "%s/runs.map", store);
+    FILE *f = fopen(p, "w");
+    if (!f)
+        return 1;
+    fprintf(f, "%s srv-b-0001\n", B);
+    fclose(f);
+    return 0;
+}

@@ -1,0 +1,223 @@
+#!/bin/sh
+# test_cli.sh MLO CLI_MKSTORE PYTHON TEST_SERVER_PY
+#
+# The `mlo` tool end to end: cli_mkstore writes a local store (see
+# tests/cli_mkstore.c for its runs A-D, one segment with a corrupted block);
+# then ls, show, gate (local store and, against the test server, --uri),
+# sync's argument errors and --help, each checked for output and exit code.
+# Prints "ok"/"FAIL" per check; exits 1 if any failed.
+set -u
+MLO=$1 MKSTORE=$2 PY=$3 SRV=$4
+case $MLO in /*) ;; *) MLO=$(pwd)/$MLO ;; esac
+case $MKSTORE in /*) ;; *) MKSTORE=$(pwd)/$MKSTORE ;; esac
+T=$(mktemp -d "${TMPDIR:-/tmp}/mlo-cli.XXXXXX") || exit 1
+srv_pid=""
+cleanup() {
+    [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+export TZ=UTC LC_ALL=C
+unset MLO_STORE_DIR MLFLOW_TRACKING_URI MLFLOW_TRACKING_TOKEN MLFLOW_TRACKING_USERNAME
+S=$T/store
+"$MKSTORE" "$S" || { echo "FAIL: cli_mkstore"; exit 1; }
+
+fails=0
+n=0
+# run RC CMD...: runs CMD, output in $T/out, stderr in $T/err, checks the exit code
+run() {
+    want=$1
+    shift
+    n=$((n + 1))
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: exit $got, expected $want: $*"
+        sed 's/^/    out: /' "$T/out" | head -20
+        sed 's/^/    err: /' "$T/err" | head -20
+        fails=$((fails + 1))
+        return 1
+    fi
+    echo "ok: $*"
+    return 0
+}
+# has FILE TEXT [WHAT]: fixed-string search
+has() {
+    if ! grep -qF -- "$2" "$T/$1"; then
+        echo "FAIL: $1 of the last command lacks '$2'"
+        sed 's/^/    /' "$T/$1" | head -30
+        fails=$((fails + 1))
+    fi
+}
+hasnt() {
+    if grep -qF -- "$2" "$T/$1"; then
+        echo "FAIL: $1 of the last command has '$2'"
+        fails=$((fails + 1))
+    fi
+}
+# line_of PATTERN: line number of the first line of out containing it
+line_of() { grep -nF -- "$1" "$T/out" | head -1 | cut -d: -f1; }
+before() {
+    a=$(line_of "$1")
+    b=$(line_of "$2")
+    if [ -z "$a" ] || [ -z "$b" ] || [ "$a" -ge "$b" ]; then
+        echo "FAIL: '$1' not listed before '$2'"
+        sed 's/^/    /' "$T/out"
+        fails=$((fails + 1))
+    fi
+}
+
+# ---- help and usage
+run 0 "$MLO" --help && has out "Exit status" && has out "gate RUN"
+run 0 "$MLO" --version && has out "mlo 0."
+for c in ls show sync gate; do
+    run 0 "$MLO" $c --help && has out "usage: mlo $c" && has out "Exit status"
+    run 0 "$MLO" help $c && has out "usage: mlo $c"
+done
+run 2 "$MLO"
+run 2 "$MLO" frobnicate && has err "unknown command"
+run 2 "$MLO" ls --bogus "$S" && has err "unknown option"
+
+# ---- ls
+run 0 "$MLO" ls "$S"
+has out "RUN" && has out "knn-k1" && has out "knn-k5" && has out "knn-k9" && has out "damaged-run"
+has out "FINISHED" && has out "RUNNING" && has out "2023-11-14 22:13:20"
+has out "srv-b-0001" # runs.map
+has err "0003.seg" && has err "checksum mismatch"
+before "damaged-run" "knn-k9" # newest first
+before "knn-k9" "knn-k5"
+before "knn-k5" "knn-k1"
+run 0 "$MLO" ls --sort accuracy "$S"
+before "knn-k5" "knn-k1" # 0.96 > 0.93 > 0.7 > 0.55
+before "knn-k1" "knn-k9"
+before "knn-k9" "damaged-run"
+grep -F "knn-k1" "$T/out" | grep -qF "0.93" || { echo "FAIL: latest accuracy of A"; fails=$((fails + 1)); }
+grep -F "damaged-run" "$T/out" | grep -qF "0.55" || { echo "FAIL: D's latest is step 2"; fails=$((fails + 1)); }
+run 0 "$MLO" ls --sort latency.p95 --asc "$S"
+before "knn-k1" "knn-k5" # 80 < 120; runs without it after
+before "knn-k5" "knn-k9"
+run 0 "$MLO" ls --sort nosuch "$S" && has err "no run has a metric 'nosuch'"
+run 2 "$MLO" ls --asc "$S"
+run 0 "$MLO" ls --metrics accuracy,f1 --experiment iris --long "$S"
+has out "aaaa0000000000000000000000000001" && hasnt out "knn-k9" && hasnt out "loss"
+MLO_STORE_DIR=$S run 0 "$MLO" ls && has out "knn-k1"
+mkdir -p "$T/empty/mlo-store"
+cd "$T/empty" && run 0 "$MLO" ls && has out "no runs" # ./mlo-store by default
+cd - >/dev/null || exit 1
+run 2 "$MLO" ls "$T/nowhere" && has err "no store at"
+
+# ---- show
+run 0 "$MLO" show aaaa "$S" --ascii
+has out "aaaa0000000000000000000000000001" && has out "knn-k1" && has out "FINISHED"
+has out "(3.2 s)" && has out "distance  euclid" && has out "seed      42" && has out "team"
+has out "accuracy" && has out "last 0.93 (step 3)" && has out "4 points, steps 0..3"
+has out "_:+#"       # the ASCII sparkline of 0.80 0.85 0.90 0.93
+has out "#:-...____" # loss: 1/(step+1)
+run 0 env LC_ALL=C.UTF-8 "$MLO" show aaaa "$S"
+has out "▁▄▆█"
+run 0 "$MLO" show knn-k9 "$S" --history # by name
+has out "RUNNING" && has out "last NaN" && has out "0.7"
+[ "$(grep -c '  0.7$' "$T/out")" = 1 ] || { echo "FAIL: duplicate point shown twice"; fails=$((fails + 1)); }
+run 0 "$MLO" show srv-b-0001 "$S" # by server id
+has out "Server run  srv-b-0001" && has out "knn-k5"
+run 0 "$MLO" show damaged-run "$S" --metric accuracy --history
+has out "2 points, steps 0..2" && hasnt out "0.6"
+[ "$(grep -c 'checksum mismatch' "$T/err")" = 1 ] || { echo "FAIL: the warning once"; fails=$((fails + 1)); }
+run 2 "$MLO" show zzzz "$S" && has err "no run 'zzzz'"
+run 2 "$MLO" show "$S" 2>/dev/null
+run 2 "$MLO" show knn-k1 "$S" --metric nosuch && has err "no metric 'nosuch'"
+
+# ---- gate, local store
+run 0 "$MLO" gate aaaa "$S" 'accuracy>=0.9' 'latency.p95<100' 'demographic_parity_diff<0.1'
+has out "result: pass (3 conditions)" && has out "accuracy >= 0.9" && has out "pass"
+run 1 "$MLO" gate bbbb "$S" 'accuracy>=0.9' 'latency.p95<100'
+has out "FAIL (1 of 2 conditions failed)"
+run 1 "$MLO" gate aaaa "$S" 'accuracy>=baseline:bbbb'
+has out "0.96" && has out "result: FAIL"
+run 0 "$MLO" gate bbbb "$S" 'accuracy >= baseline:aaaa0000' 'f1>baseline:knn-k1'
+run 1 "$MLO" gate aaaa "$S" 'precision>0.5' && has out "no such metric"
+run 1 "$MLO" gate knn-k9 --store "$S" 'weird<1' && has out "NaN"
+run 1 "$MLO" gate aaaa "$S" 'accuracy>=baseline:cccc' 'f1>=baseline:cccc' && has out "baseline has no such metric"
+run 0 "$MLO" gate aaaa "$S" 'accuracy==0.93' 'accuracy!=0.5' 'loss<=0.1' 'accuracy>0.92'
+run 2 "$MLO" gate aaaa "$S" 'accuracy>=baseline:zzzz' && has err "no run 'zzzz'"
+run 2 "$MLO" gate aaaa "$S" 'accuracy>=high' && has err "not a number"
+run 2 "$MLO" gate aaaa "$S" '>=0.9'
+run 2 "$MLO" gate aaaa "$S" && has err "no conditions"
+run 2 "$MLO" gate zzzz "$S" 'accuracy>0' && has err "no run"
+run 2 "$MLO" gate aaaa "$S" "$S" 'accuracy>0' && has err "not a condition"
+cat >"$T/gate.txt" <<'EOF'
+# deploy gate for the iris model
+accuracy >= 0.9
+latency.p95 < 100   # ms
+
+demographic_parity_diff < 0.1
+EOF
+MLO_STORE_DIR=$S run 0 "$MLO" gate aaaa --file "$T/gate.txt" && has out "pass (3 conditions)"
+MLO_STORE_DIR=$S run 1 "$MLO" gate bbbb --file "$T/gate.txt" 'f1>0.99'
+has out "FAIL (2 of 4 conditions failed)"
+printf 'accuracy >>= 1\n' >"$T/bad.txt"
+run 2 "$MLO" gate aaaa "$S" --file "$T/bad.txt" && has err "line 1"
+run 2 "$MLO" gate aaaa "$S" --file "$T/nofile.txt"
+
+# ---- sync: argument checks (the upload itself is tested with the store)
+run 2 "$MLO" sync "$S" && has err "no server to sync to"
+run 2 "$MLO" sync "$T/nowhere" --to http://127.0.0.1:9 && has err "no store at"
+
+# ---- gate --uri against the MLflow-compatible test server
+"$PY" "$SRV" --port 0 >"$T/srv.out" 2>"$T/srv.err" &
+srv_pid=$!
+port=""
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/^PORT //p' "$T/srv.out")
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+if [ -z "$port" ]; then
+    echo "FAIL: the test server did not start"
+    cat "$T/srv.err"
+    fails=$((fails + 1))
+else
+    URI=http://127.0.0.1:$port
+    ids=$("$PY" - "$URI" <<'EOF'
+import json, sys, urllib.request
+uri = sys.argv[1]
+def call(path, body):
+    req = urllib.request.Request(uri + "/api/2.0/mlflow/" + path, json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read() or b"{}")
+exp = call("experiments/create", {"name": "gate-test"})["experiment_id"]
+out = []
+for name, acc, lat in (("good", 0.95, 40.0), ("bad", 0.80, 250.0)):
+    run = call("runs/create", {"experiment_id": exp, "run_name": name, "start_time": 1})["run"]
+    rid = run["info"]["run_id"]
+    metrics = [{"key": "accuracy", "value": 0.5, "timestamp": 1, "step": 0},
+               {"key": "accuracy", "value": acc, "timestamp": 2, "step": 1},
+               {"key": "latency.p95", "value": lat, "timestamp": 2, "step": 1}]
+    call("runs/log-batch", {"run_id": rid, "metrics": metrics})
+    out.append(rid)
+print(" ".join(out))
+EOF
+)
+    good=${ids% *}
+    bad=${ids#* }
+    if [ -z "$good" ] || [ "$good" = "$ids" ]; then
+        echo "FAIL: could not create runs on the test server"
+        fails=$((fails + 1))
+    else
+        run 0 "$MLO" gate "$good" --uri "$URI" 'accuracy>=0.9' 'latency.p95<100'
+        has out "(good)" && has out "0.95" && has out "result: pass"
+        run 1 "$MLO" gate "$bad" --uri "$URI/" 'accuracy>=0.9' 'latency.p95<100'
+        has out "FAIL (2 of 2 conditions failed)"
+        run 0 "$MLO" gate "$good" --uri "$URI" "accuracy>baseline:$bad"
+        run 1 "$MLO" gate "$bad" --uri "$URI" "accuracy>baseline:$good"
+        run 2 "$MLO" gate 0123456789abcdef0123456789abcdef --uri "$URI" 'accuracy>0' && has err "no run"
+        run 2 "$MLO" gate "$good" --uri "$URI" "$S" 'accuracy>0'
+    fi
+    kill "$srv_pid" 2>/dev/null
+    wait "$srv_pid" 2>/dev/null
+    srv_pid=""
+    run 2 "$MLO" gate "$good" --uri "$URI" 'accuracy>0' && has err "127.0.0.1"
+fi
+
+echo "$n commands checked, $fails failure(s)"
+[ "$fails" = 0 ]
