@@ -1,0 +1,240 @@
+/*
+ * bench_hist.c - what mlo_histogram_record costs: ns per value from one
+ * thread, from two threads into one histogram (the shared-counter case of an
+ * inference server) and from two threads into one histogram each, plus the
+ * heap allocations the record path makes (target: 0).
+ *
+ * Values are log-normal latencies (median ~2 ms) read from a precomputed
+ * array, so the loop measures the record call and not a random generator.
+ * Allocations are counted with the linker's --wrap on malloc & co. (see
+ * tests/meson.build): that sees every allocation made by libmlo's own code,
+ * which is linked in statically here.
+ *
+ * The histogram lives on a client built from mlo_internal.h without a queue or
+ * a shipper, as in test_hist.c: the record path touches neither.
+ *
+ *   bench_hist [values per thread, default 20000000]
+ */
+#define _GNU_SOURCE
+
+#include "mlo_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- allocation counting (-Wl,--wrap=...) ---------------------------------- */
+
+static _Atomic uint64_t g_allocs;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+void *__wrap_malloc(size_t n) {
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m) {
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n) {
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return __real_realloc(p, n);
+}
+void *__wrap_aligned_alloc(size_t a, size_t n) {
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return __real_aligned_alloc(a, n);
+}
+int __wrap_posix_memalign(void **p, size_t a, size_t n) {
+    atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
+    return __real_posix_memalign(p, a, n);
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+#define NVALS 65536 /* power of two */
+static double vals[NVALS];
+static size_t per_thread = 20000000;
+
+static int64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+static int64_t now_ns(void) {
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+static void cpu_model(char *out, size_t n) {
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            char *p = strchr(line, ':');
+            if (p) {
+                p += 2;
+                p[strcspn(p, "\n")] = 0;
+                snprintf(out, n, "%s", p);
+            }
+            break;
+        }
+    fclose(f);
+}
+
+typedef struct job {
+    mlo_histogram_t *h;
+    size_t offset;
+    pthread_barrier_t *start;
+    int64_t ns, cpu_ns; /* wall, and this thread's CPU time */
+    size_t failed;
+} job;
+
+static void *record_loop(void *arg) {
+    job *j = arg;
+    if (j->start)
+        pthread_barrier_wait(j->start);
+    int64_t t = now_ns(), c = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    size_t failed = 0;
+    for (size_t i = 0; i < per_thread; i++)
+        failed += mlo_histogram_record(j->h, vals[(i + j->offset) & (NVALS - 1)]) != MLO_OK;
+    j->ns = now_ns() - t;
+    j->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c;
+    j->failed = failed;
+    return NULL;
+}
+
+/* The part of the loop that is not the record call: read the value, sum it. */
+static double baseline_ns(void) {
+    volatile double sink = 0;
+    int64_t t = now_ns();
+    double s = 0;
+    for (size_t i = 0; i < per_thread; i++)
+        s += vals[i & (NVALS - 1)];
+    sink = s;
+    (void)sink;
+    return (double)(now_ns() - t) / (double)per_thread;
+}
+
+typedef struct result {
+    double cpu, wall; /* mean ns per value per thread: thread CPU time, wall time */
+} result;
+
+/* Runs nt threads, each recording per_thread values into hs[i % nh]. */
+static result run(mlo_histogram_t **hs, int nh, int nt) {
+    pthread_t th[8];
+    job jobs[8];
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, (unsigned)nt);
+    for (int i = 0; i < nt; i++) {
+        jobs[i] = (job){.h = hs[i % nh], .offset = (size_t)i * 7919, .start = &b};
+        pthread_create(&th[i], NULL, record_loop, &jobs[i]);
+    }
+    result r = {0, 0};
+    for (int i = 0; i < nt; i++) {
+        pthread_join(th[i], NULL);
+        if (jobs[i].failed)
+            fprintf(stderr, "record failed %zu times\n", jobs[i].failed);
+        r.cpu += (double)jobs[i].cpu_ns / (double)per_thread / nt;
+        r.wall += (double)jobs[i].ns / (double)per_thread / nt;
+    }
+    pthread_barrier_destroy(&b);
+    return r;
+}
+
+static void no_emit(void *ctx, uint32_t run, const char *key, double value, int64_t step,
+                    int64_t ts_ms) {
+    (void)ctx, (void)run, (void)key, (void)value, (void)step, (void)ts_ms;
+}
+
+static double median3(double a, double b, double c) {
+    return a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+}
+
+/* The median of 3 runs, by CPU time. */
+static result run3(mlo_histogram_t **hs, int nh, int nt) {
+    result a = run(hs, nh, nt), b = run(hs, nh, nt), c = run(hs, nh, nt);
+    double m = median3(a.cpu, b.cpu, c.cpu);
+    return m == a.cpu ? a : m == b.cpu ? b : c;
+}
+
+static void line(const char *what, result r, int nt) {
+    printf("%-34s %6.1f ns/value CPU, %6.1f wall", what, r.cpu, r.wall);
+    if (nt > 1) /* CPU/wall near 1: the threads really ran at the same time */
+        printf(" per thread, CPU/wall %.2f, %.0f M values/s together", r.cpu / r.wall,
+               nt * 1e3 / r.wall);
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1)
+        per_thread = (size_t)atoll(argv[1]);
+    uint64_t x = 12345;
+    for (size_t i = 0; i < NVALS; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        double u = ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        double v = ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+        double g = sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+        vals[i] = exp(log(2.0) + 0.8 * g); /* ms */
+    }
+
+    mlo_client *c = calloc(1, sizeof *c);
+    c->magic = MLO_CLIENT_MAGIC;
+    pthread_mutex_init(&c->hist_lock, NULL);
+    mlo_run r = {.magic = MLO_RUN_MAGIC, .client = c};
+    mlo_histogram_t *h[2];
+    if (mlo_histogram_new(&r, "latency_ms", 1000, &h[0]) != MLO_OK ||
+        mlo_histogram_new(&r, "latency2_ms", 1000, &h[1]) != MLO_OK) {
+        fprintf(stderr, "mlo_histogram_new failed\n");
+        return 1;
+    }
+
+    char cpu[128];
+    cpu_model(cpu, sizeof cpu);
+    double load[1] = {0};
+    getloadavg(load, 1);
+    printf("mlo_histogram_record, %zu values per thread, median of 3 runs\n", per_thread);
+    printf("CPU: %s, %ld online, load average %.2f (other work skews wall times)\n", cpu,
+           sysconf(_SC_NPROCESSORS_ONLN), load[0]);
+
+    record_loop(&(job){.h = h[0]}); /* warm up */
+    double base = median3(baseline_ns(), baseline_ns(), baseline_ns());
+    uint64_t a0 = atomic_load(&g_allocs);
+    result one = run3(h, 1, 1);
+    result two_shared = run3(h, 1, 2);
+    result two_own = run3(h, 2, 2);
+    uint64_t allocs = atomic_load(&g_allocs) - a0;
+
+    printf("%-34s %6.1f ns/value\n", "loop without record (read + sum)", base);
+    line("1 thread", one, 1);
+    line("2 threads, one shared histogram", two_shared, 2);
+    line("2 threads, a histogram each", two_own, 2);
+    printf("heap allocations during %zu record calls: %llu\n", per_thread * (3 + 3 * 2 + 3 * 2),
+           (unsigned long long)allocs);
+
+    /* drain both banks, so that freeing emits nothing (no queue here) */
+    int64_t t = mlo__mono_ns();
+    for (int i = 0; i < 4; i++) {
+        t += 2000000000;
+        mlo__hist_tick(c, t, no_emit, NULL);
+        t += 10000000;
+        mlo__hist_tick(c, t, no_emit, NULL);
+    }
+    mlo_histogram_free(h[0]);
+    mlo_histogram_free(h[1]);
+    pthread_mutex_destroy(&c->hist_lock);
+    free(c);
+    int ok = one.cpu <= 50 && allocs == 0;
+    printf("target <= 50 ns/value from one thread, 0 allocations: %s\n", ok ? "met" : "MISSED");
+    return 0;
+}
