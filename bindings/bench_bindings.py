@@ -150,7 +150,9 @@ def bench_r(args, url):
                        capture_output=True, text=True)
     if r.returncode != 0:
         return None, "R package install failed:\n" + r.stdout[-3000:] + r.stderr[-3000:]
-    env = dict(os.environ, R_LIBS=os.path.join(work, "lib"))
+    # a store of its own: not the Python part's backlog
+    env = dict(os.environ, R_LIBS=os.path.join(work, "lib"),
+               MLO_STORE_DIR=os.path.join(os.environ["MLO_STORE_DIR"], "r"))
     p = subprocess.run(["Rscript", "-e", R_BENCH, url, str(args.r_batches)], env=env,
                        capture_output=True, text=True, timeout=900)
     out = p.stdout

@@ -273,15 +273,38 @@ def _ms(timeout_s):
 
 
 class RunInfo:
-    """What the client knows about a run (mlflow's RunInfo, in part)."""
+    """What the client knows about a run (mlflow's RunInfo, in part).
 
-    __slots__ = ("run_id", "experiment_id", "run_name", "status")
+    run_id and experiment_id are read from the library each time: a run started while
+    the server was unreachable has a local id until the library creates it on the
+    server, then the server's id."""
 
-    def __init__(self, run_id, experiment_id, run_name, status="RUNNING"):
-        self.run_id = run_id
-        self.experiment_id = experiment_id
+    __slots__ = ("_run", "_run_id", "_experiment_id", "run_name", "status")
+
+    def __init__(self, run, run_name, status="RUNNING"):
+        self._run = run
+        self._run_id = None
+        self._experiment_id = None
         self.run_name = run_name
         self.status = status
+
+    @property
+    def run_id(self):
+        h = self._run._h
+        if h is not None:
+            rid = lib.mlo_run_id(h)
+            if rid:
+                self._run_id = rid.decode()
+        return self._run_id
+
+    @property
+    def experiment_id(self):
+        h = self._run._h
+        if h is not None:
+            eid = lib.mlo_run_experiment_id(h)
+            if eid:
+                self._experiment_id = eid.decode()
+        return self._experiment_id
 
     @property
     def run_uuid(self):
@@ -302,9 +325,8 @@ class Run:
         self._h = handle
         self._client = client
         self._fluent = False
-        rid = lib.mlo_run_id(handle)
-        eid = lib.mlo_run_experiment_id(handle)
-        self.info = RunInfo(rid.decode() if rid else None, eid.decode() if eid else None, run_name)
+        self.info = RunInfo(self, run_name)
+        self.info.run_id, self.info.experiment_id  # noqa: B018 - remembered past close
 
     @property
     def run_id(self):

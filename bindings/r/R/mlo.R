@@ -328,8 +328,15 @@ mlo_active_run <- function() {
   if (n) .mlo$stack[[n]] else NULL
 }
 
+# The run's id, read from the library: a run started while the server was
+# unreachable has a local id until the library creates it on the server.
 mlo_id <- function(object) {
-  if (inherits(object, "mlo_run")) object$run_id else as.character(object)
+  if (!inherits(object, "mlo_run")) return(as.character(object))
+  if (!isTRUE(object$client$closed)) {
+    id <- .c_mlo_run_id(object$handle)
+    if (!is.null(id)) return(id)
+  }
+  object$run_id
 }
 
 print.mlo_run <- function(x, ...) {

@@ -123,7 +123,9 @@ test_that("an explicit client, its runs by id, and a closed client", {
 
 test_that("a million values are logged in one vectorised call", {
   skip_without_server()
-  cl <- mlo_client(mlo_test_url, queue_bytes = 2^28, close_timeout = 1)
+  # a store of its own: the points left unsent must not become the backlog of others
+  cl <- mlo_client(mlo_test_url, queue_bytes = 2^28, close_timeout = 1,
+                   store_dir = tempfile("mlo-store-big-"))
   run <- mlo_start_run(client = cl)
   v <- runif(1e6)
   t <- system.time(mlo_log_metric("big", v, step = seq_len(1e6), run_id = run, client = cl))
