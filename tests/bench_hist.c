@@ -1,11 +1,13 @@
 /*
  * bench_hist.c - what mlo_histogram_record costs: ns per value from one
- * thread, from two threads into one histogram (the shared-counter case of an
- * inference server) and from two threads into one histogram each, plus the
+ * thread, from two threads into one histogram (an inference server's case)
+ * and from two threads into one histogram each, plus the
  * heap allocations the record path makes (target: 0).
  *
- * Values are log-normal latencies (median ~2 ms) read from a precomputed
- * array, so the loop measures the record call and not a random generator.
+ * Values are log-normal latencies (median ~2 ms, spread over ~100 buckets)
+ * read from a precomputed array, so the loop measures the record call and
+ * not a random generator; the last line records one constant value from two
+ * threads, the worst case: every increment on the same cache line.
  * Allocations are counted with the linker's --wrap on malloc & co. (see
  * tests/meson.build): that sees every allocation made by libmlo's own code,
  * which is linked in statically here.
@@ -13,7 +15,7 @@
  * The histogram lives on a client built from mlo_internal.h without a queue or
  * a shipper, as in test_hist.c: the record path touches neither.
  *
- *   bench_hist [values per thread, default 20000000]
+ *   bench_hist [values per thread, default 10000000]
  */
 #define _GNU_SOURCE
 
@@ -61,7 +63,8 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n) {
 
 #define NVALS 65536 /* power of two */
 static double vals[NVALS];
-static size_t per_thread = 20000000;
+static double hot[NVALS]; /* one value: every record hits the same counter */
+static size_t per_thread = 10000000;
 
 static int64_t clock_ns(clockid_t id) {
     struct timespec ts;
@@ -93,6 +96,7 @@ static void cpu_model(char *out, size_t n) {
 
 typedef struct job {
     mlo_histogram_t *h;
+    const double *v;
     size_t offset;
     pthread_barrier_t *start;
     int64_t ns, cpu_ns; /* wall, and this thread's CPU time */
@@ -106,7 +110,7 @@ static void *record_loop(void *arg) {
     int64_t t = now_ns(), c = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     size_t failed = 0;
     for (size_t i = 0; i < per_thread; i++)
-        failed += mlo_histogram_record(j->h, vals[(i + j->offset) & (NVALS - 1)]) != MLO_OK;
+        failed += mlo_histogram_record(j->h, j->v[(i + j->offset) & (NVALS - 1)]) != MLO_OK;
     j->ns = now_ns() - t;
     j->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c;
     j->failed = failed;
@@ -130,13 +134,13 @@ typedef struct result {
 } result;
 
 /* Runs nt threads, each recording per_thread values into hs[i % nh]. */
-static result run(mlo_histogram_t **hs, int nh, int nt) {
+static result run(mlo_histogram_t **hs, int nh, int nt, const double *v) {
     pthread_t th[8];
     job jobs[8];
     pthread_barrier_t b;
     pthread_barrier_init(&b, NULL, (unsigned)nt);
     for (int i = 0; i < nt; i++) {
-        jobs[i] = (job){.h = hs[i % nh], .offset = (size_t)i * 7919, .start = &b};
+        jobs[i] = (job){.h = hs[i % nh], .v = v, .offset = (size_t)i * 7919, .start = &b};
         pthread_create(&th[i], NULL, record_loop, &jobs[i]);
     }
     result r = {0, 0};
@@ -160,9 +164,20 @@ static double median3(double a, double b, double c) {
     return a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
 }
 
-/* The median of 3 runs, by CPU time. */
-static result run3(mlo_histogram_t **hs, int nh, int nt) {
-    result a = run(hs, nh, nt), b = run(hs, nh, nt), c = run(hs, nh, nt);
+/* One thread: the median of 3 runs, by CPU time.  Several: of 7 runs, the
+ * one where the threads ran together the most (highest CPU/wall), since on a
+ * busy machine they often take turns, which hides the cost of sharing. */
+static result run3(mlo_histogram_t **hs, int nh, int nt, const double *v) {
+    if (nt > 1) {
+        result best = run(hs, nh, nt, v);
+        for (int i = 0; i < 6; i++) {
+            result r = run(hs, nh, nt, v);
+            if (r.cpu / r.wall > best.cpu / best.wall)
+                best = r;
+        }
+        return best;
+    }
+    result a = run(hs, nh, nt, v), b = run(hs, nh, nt, v), c = run(hs, nh, nt, v);
     double m = median3(a.cpu, b.cpu, c.cpu);
     return m == a.cpu ? a : m == b.cpu ? b : c;
 }
@@ -178,6 +193,8 @@ static void line(const char *what, result r, int nt) {
 int main(int argc, char **argv) {
     if (argc > 1)
         per_thread = (size_t)atoll(argv[1]);
+    if (per_thread == 0)
+        per_thread = 1;
     uint64_t x = 12345;
     for (size_t i = 0; i < NVALS; i++) {
         x = x * 6364136223846793005u + 1442695040888963407u;
@@ -186,6 +203,7 @@ int main(int argc, char **argv) {
         double v = ((double)(x >> 11) + 0.5) / 9007199254740992.0;
         double g = sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
         vals[i] = exp(log(2.0) + 0.8 * g); /* ms */
+        hot[i] = 2.0;
     }
 
     mlo_client *c = calloc(1, sizeof *c);
@@ -203,23 +221,27 @@ int main(int argc, char **argv) {
     cpu_model(cpu, sizeof cpu);
     double load[1] = {0};
     getloadavg(load, 1);
-    printf("mlo_histogram_record, %zu values per thread, median of 3 runs\n", per_thread);
+    printf("mlo_histogram_record, %zu values per thread; 1 thread: median of 3 runs, 2 threads: "
+           "the most overlapped of 7\n",
+           per_thread);
     printf("CPU: %s, %ld online, load average %.2f (other work skews wall times)\n", cpu,
            sysconf(_SC_NPROCESSORS_ONLN), load[0]);
 
-    record_loop(&(job){.h = h[0]}); /* warm up */
+    record_loop(&(job){.h = h[0], .v = vals}); /* warm up */
     double base = median3(baseline_ns(), baseline_ns(), baseline_ns());
     uint64_t a0 = atomic_load(&g_allocs);
-    result one = run3(h, 1, 1);
-    result two_shared = run3(h, 1, 2);
-    result two_own = run3(h, 2, 2);
+    result one = run3(h, 1, 1, vals);
+    result two_shared = run3(h, 1, 2, vals);
+    result two_own = run3(h, 2, 2, vals);
+    result two_hot = run3(h, 1, 2, hot);
     uint64_t allocs = atomic_load(&g_allocs) - a0;
 
     printf("%-34s %6.1f ns/value\n", "loop without record (read + sum)", base);
     line("1 thread", one, 1);
     line("2 threads, one shared histogram", two_shared, 2);
     line("2 threads, a histogram each", two_own, 2);
-    printf("heap allocations during %zu record calls: %llu\n", per_thread * (3 + 3 * 2 + 3 * 2),
+    line("2 threads, one shared counter", two_hot, 2);
+    printf("heap allocations during %zu record calls: %llu\n", per_thread * (3 + 7 * 2 * 3),
            (unsigned long long)allocs);
 
     /* drain both banks, so that freeing emits nothing (no queue here) */
