@@ -155,8 +155,9 @@ static mlo_client_t *open_tls(const testsrv *s, const tls_cfg *t, captured *cap)
     mlo_options_t *o = mlo_options_new();
     assert_non_null(o);
     assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(s)), MLO_OK);
-    assert_int_equal(mlo_options_set_retries(o, 1, 0.05, 0.01, 5), MLO_OK);
-    assert_int_equal(mlo_options_set_close_timeout_ms(o, 3000), MLO_OK);
+    /* short: a start_run that cannot reach the server waits about one request timeout */
+    assert_int_equal(mlo_options_set_retries(o, 1, 0.05, 0.01, 3), MLO_OK);
+    assert_int_equal(mlo_options_set_close_timeout_ms(o, 2000), MLO_OK);
     if (t->ca_opt)
         assert_int_equal(mlo_options_set_ca_cert_path(o, t->ca_opt), MLO_OK);
     if (t->cert_opt)
@@ -251,7 +252,7 @@ static int expect_refused2(const testsrv *s, const tls_cfg *t, const char *key, 
         assert_non_null(run);
         assert_int_equal(mlo_log_metric(run, key, 1.0, 0), MLO_OK);
         assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
-        assert_int_not_equal(mlo_client_flush(c, 2000), MLO_OK);
+        assert_int_not_equal(mlo_client_flush(c, 1000), MLO_OK);
     } else {
         if (st != first_status)
             printf("  %s: FINDING: %s, expected %s\n", key, mlo_strerror(st),
@@ -341,7 +342,7 @@ static void test_client_cert_missing(void **state) {
     printf("  tls.no_client_cert: mlo_start_run -> %s\n", mlo_strerror(st));
     if (st == MLO_OK) {
         assert_int_equal(mlo_log_metric(run, "tls.no_client_cert", 1.0, 0), MLO_OK);
-        assert_int_not_equal(mlo_client_flush(c, 2000), MLO_OK);
+        assert_int_not_equal(mlo_client_flush(c, 1000), MLO_OK);
     }
     mlo_client_close(c);
     print_messages(&cap, "tls.no_client_cert");
