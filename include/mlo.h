@@ -121,6 +121,10 @@ typedef enum mlo_status {
     /** Not an error: a request is being retried.  Only passed to the error
      *  callback. */
     MLO_WARN_RETRY = 22,
+    /** The store directory or a file in it cannot be used: unwritable,
+     *  disk full, a damaged segment, locked by a live process.  Logging goes
+     *  on (in memory) where it can; the message says what happened. */
+    MLO_ERR_STORE = 23,
 } mlo_status;
 
 /**
@@ -218,7 +222,9 @@ MLO_API int mlo_options_set_full_policy(mlo_options_t *opts, mlo_full_policy pol
                                         unsigned wait_ms);
 
 /** How long mlo_client_close waits for unsent events (milliseconds; default
- *  10,000).  Events still unsent then are counted as failed. */
+ *  10,000).  With a store (the default), events still unsent then stay in the
+ *  store for the next client that opens it with the same tracking URI, or for
+ *  `mlo sync`; without one they are counted as failed. */
 MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *opts, unsigned timeout_ms);
 
 /**
@@ -234,6 +240,51 @@ MLO_API int mlo_options_set_flush_interval_ms(mlo_options_t *opts, unsigned inte
 /** The error callback and its user data (NULL: none). */
 MLO_API int mlo_options_set_error_callback(mlo_options_t *opts, mlo_error_fn fn, void *user_data);
 
+/**
+ * The store directory: the durable run log that is the local store (no
+ * tracking URI), the outbox (with one: what the server has not acknowledged
+ * yet) and the crash journal (the event queue lives in a file there, so
+ * events whose log call returned survive kill -9 and are recovered by the
+ * next client that opens the store, or by `mlo sync`).  Default:
+ * $MLO_STORE_DIR, else "./mlo-store" (relative to the working directory when
+ * the client opens).  Created with mode 0700 (files 0600) if missing.  Any
+ * number of processes may use one store at once.  If it cannot be used
+ * (unwritable, disk full) mlo_client_open still succeeds, says so through the
+ * error callback and keeps events in memory only.  NULL: back to the default.
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, empty dir),
+ * MLO_ERR_INVALID_UTF8, MLO_ERR_NO_MEMORY.
+ */
+MLO_API int mlo_options_set_store_dir(mlo_options_t *opts, const char *dir);
+
+/**
+ * Turns the store off (durable = 0) or on (1, the default).  Off: events
+ * live in memory only, as an asynchronous client without a disk queue: a
+ * server outage longer than the retries or a crash loses what is queued, and
+ * a tracking URI is required (mlo_client_open: MLO_ERR_CONFIG without one).
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT.
+ */
+MLO_API int mlo_options_set_durable(mlo_options_t *opts, int durable);
+
+/** When the run log is forced to the disk (fdatasync). */
+typedef enum mlo_fsync_policy {
+    /** Never: the operating system writes it back when it likes.  Survives
+     *  the process dying (kill -9, a crash, OOM): the data is in the page
+     *  cache.  A power loss or kernel crash may lose the last ~30 s. */
+    MLO_FSYNC_NONE = 0,
+    /** At most every interval_ms, on the writer thread, never on a log call
+     *  (the default, 1000 ms): a power loss loses at most about the last
+     *  interval plus what was still in the queue. */
+    MLO_FSYNC_INTERVAL = 1,
+    /** After every block written (each drain of the queue, about every flush
+     *  interval): a power loss loses only what was still in the queue. */
+    MLO_FSYNC_ALWAYS = 2,
+} mlo_fsync_policy;
+
+/** Sets the fsync policy; interval_ms (1 to 3,600,000) is used by
+ *  MLO_FSYNC_INTERVAL only.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT. */
+MLO_API int mlo_options_set_fsync(mlo_options_t *opts, mlo_fsync_policy policy,
+                                  unsigned interval_ms);
+
 /* ---- Client -------------------------------------------------------------- */
 
 typedef struct mlo_client mlo_client_t;
@@ -241,27 +292,40 @@ typedef struct mlo_run mlo_run_t;
 
 /**
  * Opens a client: reads the options (and the environment for those unset),
- * starts the shipper thread.  Does not contact the server.  `opts` may be NULL
- * (environment and defaults only) and may be freed right after.
+ * opens the store (mlo_options_set_store_dir), recovers what dead processes
+ * left in it and starts the background threads: the writer, which drains
+ * the queue into the store's run log, and, with a tracking URI, the sender,
+ * which sends the run log to the server (and what earlier processes that sent
+ * to the same URI left unsent).  Does not contact the server itself.
+ * Without a tracking URI runs are recorded in the local store only (upload
+ * them later with `mlo sync`).  `opts` may be NULL (environment and defaults
+ * only) and may be freed right after.
  * Statuses: MLO_OK (*out set), MLO_ERR_INVALID_ARGUMENT (out NULL),
- * MLO_ERR_CONFIG (no tracking URI, or a malformed one or malformed retry
- * variable), MLO_ERR_NO_MEMORY.  Threads: any.
+ * MLO_ERR_CONFIG (a malformed tracking URI or retry variable; no tracking
+ * URI with the store turned off), MLO_ERR_NO_MEMORY.  Threads: any.
  */
 MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out);
 
 /**
  * Waits until every event accepted before the call has been acknowledged by
- * the server (or has failed for good), or until timeout_ms passes.
+ * the server (or has been refused by it for good), or, without a tracking
+ * URI, written to the store's run log; or until timeout_ms passes.  While the
+ * server is unreachable events wait in the store and flush times out.
  * Statuses: MLO_OK, MLO_ERR_TIMEOUT, MLO_ERR_INVALID_ARGUMENT, MLO_ERR_CLOSED.
  * Threads: any, except the error callback.
  */
 MLO_API int mlo_client_flush(mlo_client_t *client, unsigned timeout_ms);
 
 /**
- * Flushes with the close timeout, stops the shipper, frees the client and all
- * its runs.  Runs still RUNNING are left RUNNING on the server (end them first).
- * Statuses: MLO_OK, MLO_ERR_TIMEOUT (some events were not delivered; they are
- * counted as failed), MLO_ERR_INVALID_ARGUMENT (NULL).  The handle is invalid
+ * Flushes with the close timeout, stops the background threads, frees the
+ * client and all its runs.  Everything queued is written to the store first
+ * (local disk, not bounded by the timeout); what the server has not
+ * acknowledged by the deadline stays in the store for the next client that
+ * opens it with the same URI, or for `mlo sync`.  Runs still RUNNING are left
+ * RUNNING on the server (end them first).
+ * Statuses: MLO_OK, MLO_ERR_TIMEOUT (some events were not delivered yet; with
+ * a store they are kept, without one counted as failed),
+ * MLO_ERR_INVALID_ARGUMENT (NULL).  The handle is invalid
  * after the call, whatever it returns.  Threads: call once, from one thread,
  * after every other thread has stopped using the client and its runs.
  */
@@ -270,19 +334,29 @@ MLO_API int mlo_client_close(mlo_client_t *client);
 /** Counters read by mlo_client_stat. */
 typedef enum mlo_stat {
     MLO_STAT_ACCEPTED = 0, /**< events accepted by log calls */
-    MLO_STAT_SENT = 1,     /**< events acknowledged by the server */
+    MLO_STAT_SENT = 1,     /**< events of this client acknowledged by the server */
     MLO_STAT_DROPPED = 2,  /**< events dropped because the queue was full */
     MLO_STAT_RETRIED = 3,  /**< HTTP requests retried */
-    MLO_STAT_FAILED = 4,   /**< events the server refused or that could not be sent */
+    /** events refused by the server as invalid (a changed param, a deleted
+     *  run); without a store (or with no way to store them) also events that
+     *  could not be sent.  With a store an unreachable server fails nothing:
+     *  events wait in the store. */
+    MLO_STAT_FAILED = 4,
     MLO_STAT_TRUNCATED = 5, /**< param/tag values truncated to the server's limit */
     MLO_STAT_REQUESTS = 6, /**< HTTP requests sent (retries included) */
     MLO_STAT_REJECTED = 7, /**< log calls refused at the call (bad key, bad UTF-8, ...) */
+    /** events of dead processes recovered from their queue files into the
+     *  store when this client opened it */
+    MLO_STAT_RECOVERED = 8,
+    /** events that earlier processes left unsent in the store, delivered by
+     *  this client (not counted in SENT) */
+    MLO_STAT_ADOPTED = 9,
 } mlo_stat;
 
 /**
  * Reads one counter into *value.  Counters only grow.  Once a flush has
- * returned MLO_OK, ACCEPTED == SENT + FAILED + DROPPED for the events accepted
- * before it.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT.  Threads: any.
+ * returned MLO_OK with a server, ACCEPTED == SENT + FAILED for the events
+ * accepted before it (DROPPED events were never accepted).  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT.  Threads: any.
  */
 MLO_API int mlo_client_stat(const mlo_client_t *client, mlo_stat which, uint64_t *value);
 
@@ -298,12 +372,23 @@ typedef enum mlo_run_status {
 } mlo_run_status;
 
 /**
- * Starts a run, synchronously: finds the experiment by name (creating it if
- * missing; two processes creating it at once both succeed), creates the run
- * with the system tags MLflow's Python client sets (mlflow.user,
- * mlflow.source.name, mlflow.source.type=LOCAL, mlflow.runName, and
- * mlflow.source.git.commit/.branch/.repoURL inside a git work tree;
- * mlflow.parentRunId for a nested run) and returns its handle.
+ * Starts a run: gives it a local id at once and records its start (time,
+ * experiment, name, system tags, parent) in the store; the sender then finds
+ * the experiment by name (creating it if missing; two processes creating it
+ * at once both succeed) and creates the run on the server with the system
+ * tags MLflow's Python client sets (mlflow.user, mlflow.source.name,
+ * mlflow.source.type=LOCAL, mlflow.runName, and mlflow.source.git.commit/
+ * .branch/.repoURL inside a git work tree; mlflow.parentRunId for a nested
+ * run) plus `mlo.local_id`, by which a run whose creation was not recorded
+ * before a crash is found again instead of created twice.
+ *
+ * With a tracking URI the call waits for the server's run id, at most
+ * min(request timeout, 10 s).  If the server does not answer in that time
+ * (unreachable, or the sender busy with a backlog) it returns MLO_OK anyway
+ * with an offline run: mlo_run_id() gives its local id until the run exists
+ * on the server, created later (by this client, the next one, or `mlo sync`)
+ * with its original start time, name and tags.  Without a tracking URI the
+ * run is local and the call does not wait.
  *
  * experiment_name: NULL for the client's default (options, then environment,
  *   then "Default").
@@ -313,9 +398,11 @@ typedef enum mlo_run_status {
  * instead (its status is set back to RUNNING) and experiment_name/run_name are
  * ignored.
  *
- * Blocks for at most the configured request timeout and retries.
  * Statuses: MLO_OK (*out set), MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_UTF8,
- * any network/server status above.  The run handle stays valid until the
+ * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED, a server status when the server refused
+ * the run for good (MLO_ERR_SERVER_INVALID, MLO_ERR_NOT_FOUND for an unknown
+ * experiment id, ...); when resuming (MLFLOW_RUN_ID), those of
+ * mlo_resume_run.  The run handle stays valid until the
  * client is closed.  Threads: any.
  */
 MLO_API int mlo_start_run(mlo_client_t *client, const char *experiment_name, const char *run_name,
@@ -323,16 +410,23 @@ MLO_API int mlo_start_run(mlo_client_t *client, const char *experiment_name, con
 
 /**
  * Attaches to an existing run by id (like MLflow's start_run(run_id=...)):
- * checks it exists and sets it RUNNING.  Statuses as mlo_start_run, plus
- * MLO_ERR_NOT_FOUND.  Threads: any.
+ * with a tracking URI, checks synchronously that it exists and sets it
+ * RUNNING; without one, attaches to that local (or later-synced) run id
+ * unchecked.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT,
+ * MLO_ERR_INVALID_UTF8, MLO_ERR_NOT_FOUND, any network/server status.
+ * Threads: any.
  */
 MLO_API int mlo_resume_run(mlo_client_t *client, const char *run_id, mlo_run_t **out);
 
-/** The run's server id (32 hex characters).  Borrowed until the client is closed.
+/** The run's server id (32 hex characters) once the run exists on the
+ *  server; before that (an offline or local run) its local id, also 32 hex
+ *  characters (`mlo ls` shows both).  Borrowed until the client is closed.
  *  NULL for a NULL run.  Threads: any. */
 MLO_API const char *mlo_run_id(const mlo_run_t *run);
 
-/** The run's experiment id.  Borrowed until the client is closed.  Threads: any. */
+/** The run's experiment id; NULL while it is not known (a run of a named
+ *  experiment not yet created on the server, or in the local store).
+ *  Borrowed until the client is closed.  Threads: any. */
 MLO_API const char *mlo_run_experiment_id(const mlo_run_t *run);
 
 /**

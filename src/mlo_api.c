@@ -428,3 +428,33 @@ int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *rec
     build_batch(a, &req, run_id, recs, n);
     return post(a, "runs/log-batch", &req.base, NULL, NULL, e);
 }
+
+int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key,
+                               const char *value, char **run_id, mlo_api_error *e) {
+    /* Only called with mlo's own tag keys and hex values: no quoting needed
+     * beyond the backticks that let a key hold dots. */
+    char filter[256];
+    snprintf(filter, sizeof filter, "tags.`%s` = '%s'", key, value);
+    Mlflow__SearchRuns req = MLFLOW__SEARCH_RUNS__INIT;
+    char *ids[1] = {(char *)exp_id};
+    req.n_experiment_ids = 1;
+    req.experiment_ids = ids;
+    req.filter = filter;
+    req.has_max_results = 1;
+    req.max_results = 1;
+    ProtobufCMessage *m = NULL;
+    int st = post(a, "runs/search", &req.base, &mlflow__search_runs__response__descriptor, &m, e);
+    if (st != MLO_OK)
+        return st;
+    Mlflow__SearchRuns__Response *r = (Mlflow__SearchRuns__Response *)m;
+    if (r->n_runs == 0) {
+        memset(e, 0, sizeof *e);
+        e->status = st = MLO_ERR_NOT_FOUND;
+    } else {
+        const Mlflow__RunInfo *info = r->runs[0]->info;
+        const char *id = info ? (info->run_id ? info->run_id : info->run_uuid) : NULL;
+        st = id ? dup_out(run_id, id, e) : missing(e, "runs/search");
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    return st;
+}

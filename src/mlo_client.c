@@ -2,12 +2,20 @@
  * mlo_client.c - client and run handles, the log calls, flush, statistics
  * and the error callback.
  *
- * Owns: the client (config, queue, run table, shipper thread) and the runs.
- * A log call validates, takes the time and pushes one record into the queue:
- * no lock, no allocation, no system call of its own (the queue's push is the
- * only shared write).  Runs are created synchronously (mlo_start_run) through
- * a shared api object under sync_lock; every later event for a run travels
- * through the queue and is sent by the shipper (mlo_shipper.c).
+ * Owns: the client (config, store, queue, run table, writer and sender
+ * threads) and the runs.  A log call validates, takes the time and pushes one
+ * record into the queue: no lock, no allocation, no system call of its own
+ * (the queue's push is the only shared write).  With a store (the default)
+ * the queue is a ring laid over a file in the store (mlo_store.c), so what
+ * a log call put there survives the process.
+ *
+ * Runs: mlo_start_run gives the run a local id (random, 32 hex), records
+ * index -> local id in the store's run table and pushes a START_RUN record
+ * (experiment, name, start time, system tags, parent) through the queue like
+ * any event; the sender creates the run on the server and hands its server id
+ * back (mlo__client_run_created), which start_run waits for within a bound.
+ * mlo_resume_run stays synchronous (it checks the run exists) and uses the
+ * server id as the local id.
  *
  * Threads: log calls, start/end run, flush and stat from any thread; close
  * from one thread once the others are done.
@@ -15,8 +23,13 @@
 #define _GNU_SOURCE
 #include "mlo_internal.h"
 
+#include "mlo_log.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +85,7 @@ MLO_API const char *mlo_strerror(int status) {
     case MLO_ERR_INTERNAL: return "internal error";
     case MLO_WARN_TRUNCATED: return "value truncated to the server's limit";
     case MLO_WARN_RETRY: return "request retried";
+    case MLO_ERR_STORE: return "store directory unusable (see the error callback)";
     default: return "unknown status";
     }
 }
@@ -110,6 +124,83 @@ mlo_run *mlo__client_run(mlo_client *c, uint32_t index) {
     return chunk ? &chunk[index % MLO_RUN_CHUNK] : NULL;
 }
 
+static uint32_t lid_bucket(const char *lid) {
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 32 && lid[i]; i++)
+        h = (h ^ (unsigned char)lid[i]) * 16777619u;
+    return h & (LID_BUCKETS - 1);
+}
+
+mlo_run *mlo__client_run_by_lid(mlo_client *c, const char *lid) {
+    mlo_run *found = NULL;
+    pthread_mutex_lock(&c->runs_lock);
+    if (c->lid_heads)
+        for (uint32_t i = c->lid_heads[lid_bucket(lid)]; i;) {
+            mlo_run *r = mlo__client_run(c, i - 1);
+            if (!strncmp(r->local_id, lid, 32)) {
+                found = r;
+                break;
+            }
+            i = r->lid_next;
+        }
+    pthread_mutex_unlock(&c->runs_lock);
+    return found;
+}
+
+/* Sets *slot to a copy of v if it is still NULL.  Readers load it with
+ * acquire: the string is complete before the pointer is seen. */
+static void set_once(_Atomic(char *) *slot, const char *v) {
+    if (!v || atomic_load_explicit(slot, memory_order_acquire))
+        return;
+    char *copy = strdup(v);
+    char *expected = NULL;
+    if (!copy ||
+        !atomic_compare_exchange_strong_explicit(slot, &expected, copy, memory_order_release,
+                                                 memory_order_acquire))
+        free(copy);
+}
+
+void mlo__client_run_created(mlo_client *c, const char *lid, const char *server_id,
+                             const char *exp_id, int st) {
+    mlo_run *r = mlo__client_run_by_lid(c, lid);
+    if (!r)
+        return;
+    pthread_mutex_lock(&c->runs_lock);
+    if (st == MLO_OK) {
+        set_once(&r->server_id, server_id);
+        set_once(&r->experiment_id, exp_id);
+    } else {
+        atomic_store_explicit(&r->create_status, st, memory_order_release);
+    }
+    pthread_cond_broadcast(&c->runs_cond);
+    pthread_mutex_unlock(&c->runs_lock);
+}
+
+void mlo__new_local_id(char out[33]) {
+    unsigned char b[16];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < sizeof b) {
+        /* no entropy source: time, pid and a counter are unique enough here */
+        static _Atomic uint64_t ctr;
+        uint64_t x = (uint64_t)mlo__now_ms() ^ ((uint64_t)getpid() << 40);
+        uint64_t y = (uint64_t)mlo__mono_ns() ^ atomic_fetch_add(&ctr, 1);
+        memcpy(b, &x, 8);
+        memcpy(b + 8, &y, 8);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[32] = 0;
+}
+
 static int client_ok(const mlo_client *c) {
     return c && c->magic == MLO_CLIENT_MAGIC;
 }
@@ -126,7 +217,7 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
     mlo_client *c = calloc(1, sizeof *c);
     if (!c)
         return MLO_ERR_NO_MEMORY;
-    char err[256] = "";
+    char err[512] = "";
     int st = mlo__config_resolve(opts, &c->cfg, err, sizeof err);
     if (st != MLO_OK) {
         /* the callback lives in opts; report through it before giving up */
@@ -143,14 +234,46 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->flush_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&c->runs_cond, &ca);
+    c->lid_heads = calloc(LID_BUCKETS, sizeof *c->lid_heads);
 
     c->qops = c->cfg.queue_impl == 1 ? &mlo__queue_mutex_ops : &mlo__queue_ring_ops;
     int64_t wait_ns =
         c->cfg.full_policy == MLO_FULL_DROP ? 0 : (int64_t)c->cfg.full_wait_ms * 1000000;
-    c->queue = c->qops->create(c->cfg.queue_bytes, wait_ns);
-    c->sync_api = mlo__api_new(&c->cfg, c);
-    if (!c->queue || !c->sync_api) {
+    if (c->cfg.durable) {
+        /* the ring goes into the store unless the mutex queue was asked for */
+        size_t cap = c->qops == &mlo__queue_ring_ops ? c->cfg.queue_bytes : 0;
+        st = mlo__store_open(c->cfg.store_dir, c->cfg.tracking_uri, cap, wait_ns, c, &c->store,
+                             err, sizeof err);
+        if (st != MLO_OK) {
+            if (!c->cfg.tracking_uri) {
+                mlo__report(c, st, 0,
+                            "mlo_client_open: store %s unusable: %s; with no tracking URI "
+                            "events go nowhere (counted as failed)",
+                            c->cfg.store_dir, err);
+            } else {
+                mlo__report(c, st, 0,
+                            "mlo_client_open: store %s unusable: %s; events are kept in memory "
+                            "only",
+                            c->cfg.store_dir, err);
+            }
+            c->store = NULL;
+        }
+    }
+    if (c->store) {
+        c->pipe = calloc(1, sizeof *c->pipe);
+        if (c->pipe) {
+            pthread_mutex_init(&c->pipe->lock, NULL);
+            pthread_cond_init(&c->pipe->cond, &ca);
+        }
+        c->queue = mlo__store_ring(c->store);
+    }
+    pthread_condattr_destroy(&ca);
+    if (!c->queue)
+        c->queue = c->qops->create(c->cfg.queue_bytes, wait_ns);
+    c->sync_api = c->cfg.tracking_uri ? mlo__api_new(&c->cfg, c) : NULL;
+    if (!c->queue || (c->cfg.tracking_uri && !c->sync_api) || !c->lid_heads ||
+        (c->store && !c->pipe)) {
         st = MLO_ERR_NO_MEMORY;
         goto fail;
     }
@@ -159,14 +282,35 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
         goto fail;
     }
     c->shipper_started = 1;
+    if (c->store && c->cfg.tracking_uri) {
+        if (pthread_create(&c->sender, NULL, mlo__sender_main, c) != 0) {
+            st = MLO_ERR_NO_MEMORY;
+            goto fail;
+        }
+        c->sender_started = 1;
+    }
     *out = c;
     return MLO_OK;
 fail:
     mlo__report(c, st, 0, "mlo_client_open: %s", mlo_strerror(st));
-    if (c->queue)
+    if (c->shipper_started) {
+        c->qops->close(c->queue);
+        atomic_store_explicit(&c->stop, 1, memory_order_release);
+        c->qops->wake(c->queue);
+        pthread_join(c->shipper, NULL);
+    }
+    if (c->queue && (!c->store || c->queue != mlo__store_ring(c->store)))
         c->qops->destroy(c->queue);
+    if (c->store)
+        mlo__store_close(c->store, 1);
+    if (c->pipe) {
+        pthread_mutex_destroy(&c->pipe->lock);
+        pthread_cond_destroy(&c->pipe->cond);
+        free(c->pipe);
+    }
     if (c->sync_api)
         mlo__api_free(c->sync_api);
+    free(c->lid_heads);
     mlo__config_free(&c->cfg);
     c->magic = 0;
     free(c);
@@ -220,29 +364,57 @@ MLO_API int mlo_client_close(mlo_client_t *c) {
     if (!atomic_compare_exchange_strong(&c->closing, &expected, 1))
         return MLO_ERR_CLOSED;
     int64_t deadline = mlo__mono_ns() + (int64_t)c->cfg.close_timeout_ms * 1000000;
-    /* the shipper gives up on the network at the deadline, so close is bounded */
+    /* the sender gives up on the network at the deadline, so close is bounded */
     atomic_store_explicit(&c->abort_at_ns, deadline, memory_order_release);
+    /* histograms the program did not free emit their last intervals first */
+    mlo__hist_free_all(c);
     int st = flush_until(c, deadline);
     c->qops->close(c->queue);
     atomic_store_explicit(&c->stop, 1, memory_order_release);
     c->qops->wake(c->queue);
+    /* the writer empties the queue into the store (local disk: not bounded by
+     * the deadline), then the sender stops at the deadline at the latest */
     if (c->shipper_started)
         pthread_join(c->shipper, NULL);
-    c->qops->destroy(c->queue);
-    mlo__api_free(c->sync_api);
+    if (c->pipe) {
+        pthread_mutex_lock(&c->pipe->lock);
+        c->pipe->stop = 1;
+        pthread_cond_broadcast(&c->pipe->cond);
+        pthread_mutex_unlock(&c->pipe->lock);
+    }
+    if (c->sender_started)
+        pthread_join(c->sender, NULL);
+    if (c->store) {
+        int ring_in_store = c->queue == mlo__store_ring(c->store);
+        if (!ring_in_store)
+            c->qops->destroy(c->queue);
+        mlo__store_close(c->store,
+                         !atomic_load_explicit(&c->ring_left, memory_order_acquire));
+    } else {
+        c->qops->destroy(c->queue);
+    }
+    if (c->pipe) {
+        pthread_mutex_destroy(&c->pipe->lock);
+        pthread_cond_destroy(&c->pipe->cond);
+        free(c->pipe);
+    }
+    if (c->sync_api)
+        mlo__api_free(c->sync_api);
     for (size_t i = 0; i < MLO_RUN_CHUNKS; i++) {
         mlo_run *chunk = atomic_load_explicit(&c->run_chunks[i], memory_order_relaxed);
         if (!chunk)
             break;
         for (size_t j = 0; j < MLO_RUN_CHUNK; j++) {
-            free(chunk[j].run_id);
-            free(chunk[j].experiment_id);
+            free(atomic_load_explicit(&chunk[j].server_id, memory_order_relaxed));
+            free(atomic_load_explicit(&chunk[j].experiment_id, memory_order_relaxed));
             chunk[j].magic = 0;
         }
         free(chunk);
     }
+    free(c->lid_heads);
     mlo__kv_free(c->exp_cache, c->nexp_cache);
     pthread_mutex_destroy(&c->runs_lock);
+    pthread_cond_destroy(&c->runs_cond);
     pthread_mutex_destroy(&c->sync_lock);
     pthread_mutex_destroy(&c->flush_lock);
     pthread_cond_destroy(&c->flush_cond);
@@ -253,7 +425,7 @@ MLO_API int mlo_client_close(mlo_client_t *c) {
 }
 
 MLO_API int mlo_client_stat(const mlo_client_t *c, mlo_stat which, uint64_t *value) {
-    if (!client_ok(c) || !value || (unsigned)which > MLO_STAT_REJECTED)
+    if (!client_ok(c) || !value || (unsigned)which >= MLO_STAT_COUNT)
         return MLO_ERR_INVALID_ARGUMENT;
     *value = atomic_load_explicit(&((mlo_client *)c)->st[which], memory_order_relaxed);
     return MLO_OK;
@@ -261,7 +433,8 @@ MLO_API int mlo_client_stat(const mlo_client_t *c, mlo_stat which, uint64_t *val
 
 /* ---- runs ------------------------------------------------------------------ */
 
-static mlo_run *register_run(mlo_client *c, char *run_id, char *exp_id) {
+/* Registers a run with local id lid (server id and experiment id when known). */
+static mlo_run *register_run(mlo_client *c, const char *lid, const char *sid, const char *exp) {
     pthread_mutex_lock(&c->runs_lock);
     uint32_t idx = c->nruns;
     mlo_run *chunk = NULL;
@@ -276,16 +449,30 @@ static mlo_run *register_run(mlo_client *c, char *run_id, char *exp_id) {
         }
     }
     mlo_run *r = NULL;
-    if (chunk) {
+    char *sidc = sid ? strdup(sid) : NULL, *expc = exp ? strdup(exp) : NULL;
+    if (chunk && (!sid || sidc) && (!exp || expc)) {
         r = &chunk[idx % MLO_RUN_CHUNK];
         r->index = idx;
         r->client = c;
-        r->run_id = run_id;
-        r->experiment_id = exp_id;
+        snprintf(r->local_id, sizeof r->local_id, "%.32s", lid);
+        atomic_store_explicit(&r->server_id, sidc, memory_order_relaxed);
+        atomic_store_explicit(&r->experiment_id, expc, memory_order_relaxed);
+        atomic_store_explicit(&r->create_status, MLO_OK, memory_order_relaxed);
+        uint32_t b = lid_bucket(r->local_id);
+        r->lid_next = c->lid_heads[b];
+        c->lid_heads[b] = idx + 1;
         r->magic = MLO_RUN_MAGIC;
         c->nruns++;
+    } else {
+        free(sidc);
+        free(expc);
     }
     pthread_mutex_unlock(&c->runs_lock);
+    if (r && c->store && mlo__store_set_run(c->store, r->index, r->local_id) != 0)
+        mlo__report(c, MLO_ERR_STORE, 1,
+                    "store: cannot record run %s in the run table: a crash before its events "
+                    "are written would lose them",
+                    r->local_id);
     return r;
 }
 
@@ -293,52 +480,30 @@ static void report_api(mlo_client *c, const char *what, const mlo_api_error *e) 
     mlo__report(c, e->status, 0, "%s: %s", what, e->message[0] ? e->message : mlo_strerror(e->status));
 }
 
-/* Experiment name -> id, creating it if missing.  Caller holds sync_lock. */
-static int experiment_id_for(mlo_client *c, const char *name, char **out) {
-    for (size_t i = 0; i < c->nexp_cache; i++)
-        if (strcmp(c->exp_cache[i].key, name) == 0) {
-            *out = strdup(c->exp_cache[i].value);
-            return *out ? MLO_OK : MLO_ERR_NO_MEMORY;
-        }
-    mlo_api_error e;
-    int st = mlo__api_get_experiment_by_name(c->sync_api, name, out, &e);
-    if (st == MLO_ERR_NOT_FOUND) {
-        st = mlo__api_create_experiment(c->sync_api, name, out, &e);
-        /* another process created it between our two calls: read it back */
-        if (st == MLO_ERR_ALREADY_EXISTS)
-            st = mlo__api_get_experiment_by_name(c->sync_api, name, out, &e);
-    }
-    if (st != MLO_OK) {
-        report_api(c, "experiment", &e);
-        return st;
-    }
-    if (mlo__kv_push(&c->exp_cache, &c->nexp_cache, name, *out))
-        return MLO_ERR_NO_MEMORY;
-    return MLO_OK;
-}
-
 static int resume(mlo_client *c, const char *run_id, mlo_run **out) {
-    char *exp = NULL, *rid = strdup(run_id);
-    if (!rid)
-        return MLO_ERR_NO_MEMORY;
-    mlo_api_error e;
-    pthread_mutex_lock(&c->sync_lock);
-    int st = mlo__api_get_run(c->sync_api, run_id, &exp, &e);
-    if (st == MLO_OK)
-        st = mlo__api_update_run(c->sync_api, run_id, MLO_RUN_RUNNING, -1, &e);
-    pthread_mutex_unlock(&c->sync_lock);
-    if (st != MLO_OK) {
-        report_api(c, "resume run", &e);
-        free(rid);
-        free(exp);
-        return st;
+    char *exp = NULL;
+    if (c->cfg.tracking_uri) {
+        mlo_api_error e;
+        pthread_mutex_lock(&c->sync_lock);
+        mlo__api_set_deadline(c->sync_api, 0);
+        int st = mlo__api_get_run(c->sync_api, run_id, &exp, &e);
+        if (st == MLO_OK)
+            st = mlo__api_update_run(c->sync_api, run_id, MLO_RUN_RUNNING, -1, &e);
+        pthread_mutex_unlock(&c->sync_lock);
+        if (st != MLO_OK) {
+            report_api(c, "resume run", &e);
+            free(exp);
+            return st;
+        }
+        /* its local id is its server id: the sender maps it through runs.map */
+        if (c->store && mlo__store_map_put(c->store, run_id, run_id) != 0)
+            mlo__report(c, MLO_ERR_STORE, 1, "store: cannot record resumed run %s in runs.map",
+                        run_id);
     }
-    mlo_run *r = register_run(c, rid, exp);
-    if (!r) {
-        free(rid);
-        free(exp);
+    mlo_run *r = register_run(c, run_id, c->cfg.tracking_uri ? run_id : NULL, exp);
+    free(exp);
+    if (!r)
         return MLO_ERR_NO_MEMORY;
-    }
     *out = r;
     return MLO_OK;
 }
@@ -359,9 +524,28 @@ MLO_API int mlo_resume_run(mlo_client_t *c, const char *run_id, mlo_run_t **out)
     int st = check_str(run_id, 0);
     if (st)
         return st;
+    if (strlen(run_id) > 32)
+        return MLO_ERR_INVALID_ARGUMENT; /* MLflow run ids are 32 hex characters */
     if (atomic_load_explicit(&c->closing, memory_order_acquire))
         return MLO_ERR_CLOSED;
     return resume(c, run_id, out);
+}
+
+/* Pushes a record that must not be dropped (START_RUN), waiting for room
+ * until deadline_ns. */
+static int push_must(mlo_client *c, const mlo_rec *h, const char *key, const char *val,
+                     int64_t deadline_ns) {
+    for (;;) {
+        int q = c->qops->push(c->queue, h, key, val);
+        if (q == MLO_Q_OK)
+            return MLO_OK;
+        if (q != MLO_Q_FULL)
+            return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
+        if (mlo__mono_ns() >= deadline_ns)
+            return MLO_ERR_QUEUE_FULL;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const char *run_name,
@@ -387,49 +571,92 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
     mlo_kv *tags = NULL;
     size_t ntags = 0;
     if (mlo__sysinfo_tags(&tags, &ntags) ||
-        (run_name && mlo__kv_push(&tags, &ntags, "mlflow.runName", run_name)) ||
-        (parent && mlo__kv_push(&tags, &ntags, "mlflow.parentRunId", parent->run_id))) {
+        (run_name && mlo__kv_push(&tags, &ntags, "mlflow.runName", run_name))) {
         mlo__kv_free(tags, ntags);
         return MLO_ERR_NO_MEMORY;
     }
-    char *exp = NULL, *rid = NULL;
-    mlo_api_error e;
-    pthread_mutex_lock(&c->sync_lock);
+    /* The experiment as the call and the configuration say; the sender turns
+     * a name into an id (creating the experiment if missing). */
+    mlo_startrun sr = {0};
     if (experiment_name)
-        st = experiment_id_for(c, experiment_name, &exp);
+        sr.exp_name = experiment_name;
     else if (c->cfg.experiment_id)
-        st = (exp = strdup(c->cfg.experiment_id)) ? MLO_OK : MLO_ERR_NO_MEMORY;
+        sr.exp_id = c->cfg.experiment_id;
     else if (c->cfg.experiment_name)
-        st = experiment_id_for(c, c->cfg.experiment_name, &exp);
+        sr.exp_name = c->cfg.experiment_name;
     else
-        st = (exp = strdup("0")) ? MLO_OK : MLO_ERR_NO_MEMORY;
-    if (st == MLO_OK) {
-        st = mlo__api_create_run(c->sync_api, exp, run_name, mlo__now_ms(), tags, ntags, &rid, &e);
-        if (st != MLO_OK)
-            report_api(c, "create run", &e);
+        sr.exp_id = "0";
+    sr.run_name = run_name;
+    sr.parent = parent ? parent->local_id : NULL;
+    for (size_t i = 0; i < ntags && sr.ntags < MLO_START_MAX_TAGS; i++) {
+        sr.keys[sr.ntags] = tags[i].key;
+        sr.values[sr.ntags++] = tags[i].value;
     }
-    pthread_mutex_unlock(&c->sync_lock);
+    mlo_buf payload = {0};
+    if (mlo__startrun_encode(&payload, &sr) != 0) {
+        mlo__buf_free(&payload);
+        mlo__kv_free(tags, ntags);
+        return MLO_ERR_NO_MEMORY;
+    }
     mlo__kv_free(tags, ntags);
+    char lid[33];
+    mlo__new_local_id(lid);
+    mlo_run *r = register_run(c, lid, NULL, sr.exp_id);
+    if (!r) {
+        mlo__buf_free(&payload);
+        return MLO_ERR_NO_MEMORY;
+    }
+    int64_t wait_ns = c->cfg.tracking_uri
+                          ? (int64_t)((c->cfg.timeout_s < 10 ? c->cfg.timeout_s : 10) * 1e9)
+                          : 0;
+    int64_t deadline = mlo__mono_ns() + (wait_ns > 1000000000 ? wait_ns : 1000000000);
+    mlo_rec h = {.type = MLO_EV_START_RUN,
+                 .key_len = 32,
+                 .run = r->index,
+                 .val_len = (uint32_t)payload.len,
+                 .timestamp = mlo__now_ms()};
+    st = push_must(c, &h, lid, payload.data, deadline);
+    mlo__buf_free(&payload);
     if (st != MLO_OK) {
-        free(exp);
+        r->magic = 0;
         return st;
     }
-    mlo_run *r = register_run(c, rid, exp);
-    if (!r) {
-        free(rid);
-        free(exp);
-        return MLO_ERR_NO_MEMORY;
+    if (wait_ns) {
+        /* the writer is asleep for up to a flush interval: this record
+         * should not wait for that */
+        c->qops->wake(c->queue);
+        int64_t until = mlo__mono_ns() + wait_ns;
+        struct timespec abs = {until / 1000000000, until % 1000000000};
+        pthread_mutex_lock(&c->runs_lock);
+        while (!atomic_load_explicit(&r->server_id, memory_order_acquire) &&
+               atomic_load_explicit(&r->create_status, memory_order_acquire) == MLO_OK &&
+               !atomic_load_explicit(&c->closing, memory_order_acquire)) {
+            if (pthread_cond_timedwait(&c->runs_cond, &c->runs_lock, &abs) == ETIMEDOUT)
+                break;
+        }
+        pthread_mutex_unlock(&c->runs_lock);
+        st = atomic_load_explicit(&r->create_status, memory_order_acquire);
+        if (st != MLO_OK) {
+            r->magic = 0; /* refused for good: no handle */
+            return st;
+        }
     }
     *out = r;
     return MLO_OK;
 }
 
 MLO_API const char *mlo_run_id(const mlo_run_t *r) {
-    return run_ok(r) ? r->run_id : NULL;
+    if (!run_ok(r))
+        return NULL;
+    /* acquire: pairs with set_once's release; the string is complete */
+    const char *sid = atomic_load_explicit(&((mlo_run *)r)->server_id, memory_order_acquire);
+    return sid ? sid : r->local_id;
 }
 
 MLO_API const char *mlo_run_experiment_id(const mlo_run_t *r) {
-    return run_ok(r) ? r->experiment_id : NULL;
+    if (!run_ok(r))
+        return NULL;
+    return atomic_load_explicit(&((mlo_run *)r)->experiment_id, memory_order_acquire);
 }
 
 /* ---- the log calls --------------------------------------------------------- */
@@ -450,7 +677,7 @@ static int push(mlo_run *r, int type, const char *key, size_t klen, const char *
     if (q == MLO_Q_FULL) {
         mlo__stat_add(c, MLO_STAT_DROPPED, 1);
         mlo__report(c, MLO_ERR_QUEUE_FULL, 1, "event queue full: dropped an event of run %s",
-                    r->run_id);
+                    mlo_run_id(r));
         return MLO_ERR_QUEUE_FULL;
     }
     return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;

@@ -47,6 +47,11 @@ struct mlo_options {
     mlo_error_fn error_fn;
     void *error_user;
     int queue_impl;
+    char *store_dir;
+    int durable; /* -1 unset */
+    int fsync_set;
+    int fsync_policy;
+    unsigned fsync_interval_ms;
 };
 
 static int set_str(char **dst, const char *v) {
@@ -71,6 +76,7 @@ MLO_API mlo_options_t *mlo_options_new(void) {
     o->insecure_tls = -1;
     o->max_retries = -1;
     o->backoff_factor_s = o->jitter_s = o->timeout_s = -1;
+    o->durable = -1;
     return o;
 }
 
@@ -95,6 +101,7 @@ MLO_API void mlo_options_free(mlo_options_t *o) {
     wipe_free(o->password);
     free(o->ca_path);
     free(o->client_cert_path);
+    free(o->store_dir);
     o->magic = 0;
     free(o);
 }
@@ -235,6 +242,32 @@ MLO_API int mlo_options_set_error_callback(mlo_options_t *o, mlo_error_fn fn, vo
     return MLO_OK;
 }
 
+MLO_API int mlo_options_set_store_dir(mlo_options_t *o, const char *dir) {
+    CHECK_OPTS(o);
+    if (dir && !*dir)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return set_str(&o->store_dir, dir);
+}
+
+MLO_API int mlo_options_set_durable(mlo_options_t *o, int durable) {
+    CHECK_OPTS(o);
+    o->durable = durable ? 1 : 0;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_fsync(mlo_options_t *o, mlo_fsync_policy policy,
+                                  unsigned interval_ms) {
+    CHECK_OPTS(o);
+    if (policy != MLO_FSYNC_NONE && policy != MLO_FSYNC_INTERVAL && policy != MLO_FSYNC_ALWAYS)
+        return MLO_ERR_INVALID_ARGUMENT;
+    if (policy == MLO_FSYNC_INTERVAL && (interval_ms < 1 || interval_ms > 3600000))
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->fsync_set = 1;
+    o->fsync_policy = policy;
+    o->fsync_interval_ms = interval_ms;
+    return MLO_OK;
+}
+
 int mlo__options_set_queue_impl(mlo_options_t *o, int impl) {
     CHECK_OPTS(o);
     if (impl != 0 && impl != 1)
@@ -302,6 +335,7 @@ static void errf(char *err, size_t errlen, const char *fmt, ...) {
 
 int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t errlen) {
     static const mlo_options_t empty = {.magic = OPTS_MAGIC,
+                                        .durable = -1,
                                         .insecure_tls = -1,
                                         .max_retries = -1,
                                         .backoff_factor_s = -1,
@@ -316,13 +350,21 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
     }
     int st = MLO_ERR_NO_MEMORY;
     const char *uri = o->tracking_uri_set ? o->tracking_uri : env("MLFLOW_TRACKING_URI");
-    if (!uri) {
+    c->durable = o->durable >= 0 ? o->durable : 1;
+    if (!uri && !c->durable) {
         errf(err, errlen,
-             "no tracking URI: set MLFLOW_TRACKING_URI or mlo_options_set_tracking_uri "
-             "(the local store is not implemented yet)");
+             "no tracking URI and the store is turned off: set MLFLOW_TRACKING_URI or "
+             "mlo_options_set_tracking_uri, or keep the store on (local runs)");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
+    if (dup_or(&c->store_dir, o->store_dir, env("MLO_STORE_DIR")) ||
+        (!c->store_dir && !(c->store_dir = strdup("./mlo-store"))))
+        goto fail;
+    c->fsync_policy = o->fsync_set ? o->fsync_policy : MLO_FSYNC_INTERVAL;
+    c->fsync_interval_ms = o->fsync_set ? o->fsync_interval_ms : 1000;
+    if (!uri)
+        goto no_uri;
     if (check_uri(uri) != MLO_OK) {
         errf(err, errlen, "tracking URI must start with http:// or https://");
         st = MLO_ERR_CONFIG;
@@ -339,6 +381,7 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
     size_t ul = strlen(c->tracking_uri);
     while (ul > 0 && c->tracking_uri[ul - 1] == '/')
         c->tracking_uri[--ul] = 0;
+no_uri:
 
     if (dup_or(&c->experiment_name, o->experiment_name, env("MLFLOW_EXPERIMENT_NAME")) ||
         dup_or(&c->experiment_id, o->experiment_id, env("MLFLOW_EXPERIMENT_ID")) ||
@@ -425,5 +468,6 @@ void mlo__config_free(mlo_config *c) {
     wipe_free(c->password);
     free(c->ca_path);
     free(c->client_cert_path);
+    free(c->store_dir);
     memset(c, 0, sizeof *c);
 }

@@ -6,7 +6,13 @@
  *   mlo_config.c    options and the MLflow environment variables
  *   mlo_validate.c  MLflow's key and value rules, UTF-8
  *   mlo_sysinfo.c   system tags (user, source, git)
- *   mlo_shipper.c   the background thread: drain, group per run, send
+ *   mlo_shipper.c   the writer thread: drains the ring into the run log
+ *                   (or, without a store, straight to the sender core)
+ *   mlo_sender.c    the sender: reads the run log, creates runs, groups
+ *                   events per run into log-batch requests, acknowledges
+ *   mlo_store.c     the store directory: layout, ring file, crash recovery,
+ *                   acks, runs.map, adoption of dead processes, sync
+ *   mlo_log.c       the run log's segment files (mlo_log.h)
  *   mlo_api.c       MLflow REST calls (the only user of the generated protobuf code)
  *   mlo_pbjson.c    protobuf-c message <-> JSON, driven by descriptors
  *   mlo_http.c      libcurl transport (the only user of curl.h)
@@ -65,6 +71,10 @@ typedef struct mlo_config {
     mlo_error_fn error_fn;
     void *error_user;
     int queue_impl; /* 0 = lock-free ring, 1 = mutex queue (benchmark baseline) */
+    char *store_dir;             /* the store directory (option, $MLO_STORE_DIR, ./mlo-store) */
+    int durable;                 /* 1: ring in a file + run log (default); 0: memory only */
+    int fsync_policy;            /* mlo_fsync_policy */
+    unsigned fsync_interval_ms;
 } mlo_config;
 
 /* Resolves opts (may be NULL) + environment + defaults into cfg.  On failure
@@ -115,6 +125,11 @@ int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, in
 int mlo__api_get_run(mlo_api *a, const char *run_id, char **exp_id, mlo_api_error *e);
 int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_ms,
                         mlo_api_error *e);
+/* The id of an active run of experiment exp_id whose tag `key` equals value
+ * (runs/search).  MLO_OK (*run_id set, malloc'd), MLO_ERR_NOT_FOUND (none),
+ * or the call's failure. */
+int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key,
+                               const char *value, char **run_id, mlo_api_error *e);
 /* recs: staged records (key and value NUL-terminated, see mlo_shipper.c) of
  * one run, within MLflow's batch limits. */
 int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
@@ -128,12 +143,19 @@ typedef struct mlo_run {
     uint32_t magic;
     uint32_t index;
     struct mlo_client *client;
-    char *run_id;
-    char *experiment_id;
+    char local_id[33];            /* 32 hex: the run's id in the store */
+    /* Set once (by the sender when it has created or found the run on the
+     * server; by start/resume when known at once), freed at close. */
+    _Atomic(char *) server_id;
+    _Atomic(char *) experiment_id;
+    _Atomic int create_status;    /* MLO_OK until the server refused the run for good */
+    uint32_t lid_next;            /* local-id hash chain (client's lid table), under runs_lock */
 } mlo_run;
 
 #define MLO_RUN_CHUNK 256
 #define MLO_RUN_CHUNKS 1024 /* at most 262,144 runs per client */
+#define MLO_STAT_COUNT 10
+#define LID_BUCKETS 4096
 
 typedef struct mlo_client {
     uint32_t magic;
@@ -146,8 +168,10 @@ typedef struct mlo_client {
      * by index without a lock (the record that names it was pushed after the
      * run was stored: the queue's publication orders the two). */
     pthread_mutex_t runs_lock;
+    pthread_cond_t runs_cond;     /* a run got its server id or failed */
     mlo_run *_Atomic run_chunks[MLO_RUN_CHUNKS];
     uint32_t nruns;
+    uint32_t *lid_heads;          /* local id -> run index + 1, chained; LID_BUCKETS */
 
     /* synchronous calls (start_run) share one api object under a lock */
     pthread_mutex_t sync_lock;
@@ -163,11 +187,18 @@ typedef struct mlo_client {
 
     pthread_t shipper;
     int shipper_started;
+
+    /* the durable pipeline (mlo_store.c, mlo_shipper.c, mlo_sender.c) */
+    struct mlo_store *store;      /* NULL: memory only (durability off or store unusable) */
+    struct mlo_pipe *pipe;        /* writer -> sender hand-over; NULL without a store */
+    pthread_t sender;
+    int sender_started;
+    _Atomic int ring_left;        /* the writer exited with records left in the ring */
     _Atomic int stop;           /* shipper: drain what is left, then exit */
     _Atomic int64_t abort_at_ns; /* shipper: give up sending after this (0 = never) */
 
     /* statistics: written by few threads, read by any */
-    _Atomic uint64_t st[8];
+    _Atomic uint64_t st[MLO_STAT_COUNT];
 
     /* histograms (mlo_hist.c): registered under hist_lock, ticked by the shipper */
     pthread_mutex_t hist_lock;
@@ -184,6 +215,15 @@ void mlo__stat_add(mlo_client *c, mlo_stat which, uint64_t n);
 void mlo__report(mlo_client *c, int status, int rate_limited, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 mlo_run *mlo__client_run(mlo_client *c, uint32_t index);
+/* The client's run whose local id is lid, or NULL.  Any thread. */
+mlo_run *mlo__client_run_by_lid(mlo_client *c, const char *lid);
+/* Sender: the run with local id lid now has a server id (or, with st !=
+ * MLO_OK, was refused for good); wakes mlo_start_run.  No-op for runs of
+ * other processes. */
+void mlo__client_run_created(mlo_client *c, const char *lid, const char *server_id,
+                             const char *exp_id, int st);
+/* A fresh local id: 32 lower-case hex characters + NUL. */
+void mlo__new_local_id(char out[33]);
 
 /* Producer path for library-made events (histograms): validates nothing,
  * pushes a metric record for run `run` with the queue's full policy.  Any
@@ -218,7 +258,121 @@ void mlo__ring_release_sc(mlo_queue *q, uint64_t pos);
  * Returns the number of records, or -1 if mem is not a ring block. */
 long mlo__ring_recover(void *mem, size_t bytes, mlo_rec_fn fn, void *ctx, uint64_t *skipped);
 
+/* ---- START_RUN payload (mlo_sender.c) ----
+ * In the ring and the sender's stage a START_RUN record has the local id as
+ * key and, as value, NUL-terminated strings one after the other:
+ * experiment name, experiment id, run name, parent local id (each "" when
+ * absent), then tag key, tag value pairs; timestamp = start time. */
+#define MLO_START_MAX_TAGS 64
+typedef struct mlo_startrun {
+    const char *exp_name, *exp_id, *run_name, *parent; /* NULL when absent */
+    size_t ntags;
+    const char *keys[MLO_START_MAX_TAGS];
+    const char *values[MLO_START_MAX_TAGS];
+} mlo_startrun;
+/* 0, or -1 if the payload is malformed. */
+int mlo__startrun_parse(const char *payload, size_t len, mlo_startrun *out);
+/* Appends the payload to out (reset first by the caller).  0 or -1 (OOM). */
+int mlo__startrun_encode(mlo_buf *out, const mlo_startrun *in);
+
+/* ---- store (mlo_store.c) ---- */
+typedef struct mlo_store mlo_store;
+/* An adopted or own segment the sender goes through, in order. */
+typedef struct mlo_seg_ref {
+    char procid[48];
+    uint32_t n;
+    int adopted; /* 1: written by an earlier (dead) process */
+} mlo_seg_ref;
+
+/* Opens (creating, 0700) the store at dir for a client sending to uri (NULL:
+ * local store): takes a process id, recovers the rings of dead processes,
+ * creates this process's ring file (ring_bytes = mlo__ring_bytes(capacity))
+ * and claims the segments of dead processes that sent to the same uri.
+ * MLO_OK or a status with a message in err. */
+int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t full_wait_ns,
+                    mlo_client *c, mlo_store **out, char *err, size_t errlen);
+/* The queue laid over this process's ring file, or NULL if the ring could
+ * not be put in a file (then the caller allocates one in memory). */
+mlo_queue *mlo__store_ring(mlo_store *s);
+const char *mlo__store_procid(const mlo_store *s);
+/* Writes the local id of run `index` into this process's run table. */
+int mlo__store_set_run(mlo_store *s, uint32_t index, const char *lid);
+/* Path of segment n of procid (malloc'd). */
+char *mlo__store_seg_path(const mlo_store *s, const char *procid, uint32_t n);
+/* Segments of the adopted (dead) processes, in order (borrowed). */
+const mlo_seg_ref *mlo__store_adopted(const mlo_store *s, size_t *n);
+/* Acknowledged offset of a segment (0 when none). */
+uint64_t mlo__store_ack_get(mlo_store *s, const char *procid, uint32_t n);
+int mlo__store_ack_set(mlo_store *s, const char *procid, uint32_t n, uint64_t off, int do_fsync);
+/* runs.map: looks lid up for this store's uri (reading lines other
+ * processes appended since the last call).  1 found (*sid malloc'd), 0 not. */
+int mlo__store_map_get(mlo_store *s, const char *lid, char **sid);
+/* Appends "<lid> <sid> <uri>" and fdatasyncs.  0 or -1. */
+int mlo__store_map_put(mlo_store *s, const char *lid, const char *sid);
+const char *mlo__store_uri(const mlo_store *s);
+int mlo__store_fsync_policy(const mlo_store *s);
+/* Closes the store; removes this process's ring and run table when
+ * ring_empty (everything in them is in a segment). */
+void mlo__store_close(mlo_store *s, int ring_empty);
+/* Upload every local run and unsent event of the store at store_dir to uri
+ * (see mlo_store.c).  progress (may be NULL) gets segment bytes done and in
+ * total.  MLO_OK, or a status with a message in err. */
+int mlo__store_sync(const char *store_dir, const char *uri,
+                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+                    char *err, size_t errlen);
+
+/* ---- writer -> sender hand-over (mlo_shipper.c / mlo_sender.c) ---- */
+typedef struct mlo_flush_target {
+    uint64_t seq;
+    uint32_t seg;
+    uint64_t off;
+} mlo_flush_target;
+#define MLO_PIPE_TARGETS 256
+typedef struct mlo_pipe {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;     /* writer committed / target added / stop */
+    uint32_t seg;            /* the writer's current segment number (0: none yet) */
+    uint64_t committed;      /* end of committed blocks in it */
+    int writer_done;         /* the writer has exited: seg/committed are final */
+    int stop;                /* close: exit once caught up, or at abort_at_ns */
+    mlo_flush_target targets[MLO_PIPE_TARGETS];
+    size_t ntargets;
+    /* sender progress on own segments, for flush */
+    uint32_t acked_seg;
+    uint64_t acked_off;
+} mlo_pipe;
+
+/* ---- sender (mlo_sender.c) ---- */
+typedef struct mlo_sender mlo_sender;
+/* keep: 1 = an outbox (transient failures keep the stage for a retry);
+ * 0 = memory only (they count as failed, as before the store). */
+mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep);
+void mlo__sender_free(mlo_sender *s);
+/* Stages one event (copied).  lid: the run's local id.  flags: 1 = from an
+ * earlier process.  0 or -1 (OOM). */
+int mlo__sender_add(mlo_sender *s, int type, const char *lid, const char *key, size_t klen,
+                    const char *val, size_t vlen, double num, int64_t ts, int64_t step,
+                    int flags);
+size_t mlo__sender_staged(const mlo_sender *s);
+/* Sends the stage.  MLO_OK: done (refused entries counted as failed);
+ * else a transient status: nothing counted, the caller resends the stage
+ * later (keep = 1).  The stage is emptied either way. */
+int mlo__sender_process(mlo_sender *s);
+/* The outbox thread (a client with a store and a server). */
+void *mlo__sender_main(void *client);
+/* mlo__store_sync's loop over a store's segments. */
+int mlo__sender_drain_segments(mlo_sender *s, const mlo_seg_ref *segs, size_t n,
+                               void (*progress)(void *ctx, uint64_t done, uint64_t total),
+                               void *ctx, char *err, size_t errlen);
+
 /* ---- shipper (mlo_shipper.c) ---- */
 void *mlo__shipper_main(void *client);
+struct mlo_logw;
+/* Converts one ring record of the run with local id lid into a log event and
+ * adds it to w (scratch: the caller's reusable buffer).  1 added, 0 skipped
+ * (FLUSH, unknown type), -1 out of memory. */
+int mlo__writer_add_rec(struct mlo_logw *w, const mlo_rec *r, const char *lid, mlo_buf *scratch);
+/* Writer: wakes the sender (own segment committed, flush target). */
+void mlo__pipe_signal(mlo_pipe *p);
 
 #endif /* MLO_INTERNAL_H */

@@ -117,9 +117,23 @@ static void test_config_env(void **state) {
     clear_env();
     mlo_config c;
     char err[256];
-    /* no URI: a clear configuration error */
-    assert_int_equal(mlo__config_resolve(NULL, &c, err, sizeof err), MLO_ERR_CONFIG);
+    /* no URI: a local store (./mlo-store unless MLO_STORE_DIR says otherwise) */
+    assert_int_equal(mlo__config_resolve(NULL, &c, err, sizeof err), MLO_OK);
+    assert_null(c.tracking_uri);
+    assert_int_equal(c.durable, 1);
+    assert_string_equal(c.store_dir, "./mlo-store");
+    mlo__config_free(&c);
+    setenv("MLO_STORE_DIR", "/tmp/somewhere", 1);
+    assert_int_equal(mlo__config_resolve(NULL, &c, err, sizeof err), MLO_OK);
+    assert_string_equal(c.store_dir, "/tmp/somewhere");
+    mlo__config_free(&c);
+    unsetenv("MLO_STORE_DIR");
+    /* no URI and the store turned off: a clear configuration error */
+    mlo_options_t *nodur = mlo_options_new();
+    assert_int_equal(mlo_options_set_durable(nodur, 0), MLO_OK);
+    assert_int_equal(mlo__config_resolve(nodur, &c, err, sizeof err), MLO_ERR_CONFIG);
     assert_non_null(strstr(err, "MLFLOW_TRACKING_URI"));
+    mlo_options_free(nodur);
 
     setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000///", 1);
     setenv("MLFLOW_EXPERIMENT_NAME", "exp", 1);
@@ -216,8 +230,15 @@ static void test_options_args(void **state) {
     assert_int_equal(mlo_client_open(NULL, NULL), MLO_ERR_INVALID_ARGUMENT);
     clear_env();
     mlo_client_t *c = (mlo_client_t *)1;
-    assert_int_equal(mlo_client_open(NULL, &c), MLO_ERR_CONFIG);
+    o = mlo_options_new();
+    assert_int_equal(mlo_options_set_durable(o, 0), MLO_OK); /* no URI, no store */
+    assert_int_equal(mlo_client_open(o, &c), MLO_ERR_CONFIG);
     assert_null(c);
+    assert_int_equal(mlo_options_set_store_dir(o, ""), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(mlo_options_set_fsync(o, (mlo_fsync_policy)9, 0), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(mlo_options_set_fsync(o, MLO_FSYNC_INTERVAL, 0), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(mlo_options_set_fsync(o, MLO_FSYNC_ALWAYS, 0), MLO_OK);
+    mlo_options_free(o);
 }
 
 static void test_strerror_and_version(void **state) {

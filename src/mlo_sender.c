@@ -1,0 +1,1080 @@
+/*
+ * mlo_sender.c - the sender: creates runs on the server and sends their
+ * events, grouped per run into `runs/log-batch` requests within MLflow's
+ * limits; reads the run log back from the acknowledged offset and moves the
+ * acknowledgement forward.
+ *
+ * The core works on a stage: events copied into an arena (mlo_rec header,
+ * key, NUL, value, NUL; the header's `run` is an index into the sender's run
+ * table, its `size` holds flags).  Processing walks the stage in order:
+ *  - START_RUN: the run's server id from runs.map, else from a search on its
+ *    `mlo.local_id` tag (a creation whose runs.map line was lost in a crash),
+ *    else runs/create with the original start time, name and tags; the
+ *    mapping is written to runs.map (fsync'd) before anything is sent to the
+ *    run, and handed to mlo_start_run waiting in the client.
+ *  - METRIC/PARAM/TAG go to their run's open batch; a batch that would break
+ *    a limit (1000 metrics, 100 params, 100 tags, 1000 entries, ~900 KB, or
+ *    a param/tag key already in it) is sent first.
+ *  - END_RUN sends the run's batch and then `runs/update`.
+ *  At the end of the stage every open batch is sent.
+ * A batch the server refuses as invalid (400) stores nothing: it is split in
+ * halves and resent until the offending entries stand alone; those are
+ * reported and counted as failed, every other entry is delivered.
+ *
+ * Transient failures (network, 5xx/429 after the transport's retries,
+ * 401/403, an unreadable answer, the close deadline): with keep (an outbox)
+ * the whole stage is abandoned uncounted and resent later from the
+ * acknowledged offset (resending is safe: the server stores an identical
+ * metric point once, accepts an identical param, tags are last-write-wins,
+ * runs are found by runs.map or their tag); without keep (no store) the
+ * events count as failed, as they did before the store.  Counters of a stage
+ * are added only when it completes.
+ *
+ * Reading (mlo__sender_main, one thread per client with a store and a
+ * server; mlo__sender_drain_segments for `mlo sync`): segments in order -
+ * adopted segments of dead processes first, then the client's own, following
+ * the writer through mlo_pipe.  A stage is whole blocks (about STAGE_TARGET
+ * events); after it is processed the block end is the new acknowledged
+ * offset (acks/<procid>-<n>.ack) and flushes whose target it reaches are
+ * done.  Damage in a segment is reported, skipped past if an intact block
+ * follows; what was before it is kept.
+ *
+ * Threads: a sender belongs to one thread.  It shares with others only the
+ * client's counters, run table (mlo__client_run_created) and the pipe.
+ */
+#define _GNU_SOURCE
+#include "mlo_internal.h"
+#include "mlo_log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define STAGE_TARGET 4096
+#define HASH_SIZE 8192
+#define SRUN_BUCKETS 4096
+#define LOCAL_ID_TAG "mlo.local_id"
+#define FLAG_ADOPTED 1u
+
+enum { SRUN_UNKNOWN = 0, SRUN_MAPPED = 1, SRUN_FAILED = 2 };
+
+typedef struct srun {
+    char lid[33];
+    char *sid;
+    char *exp;
+    int state;
+    int fail_status;
+    uint32_t next; /* hash chain: index + 1 */
+} srun;
+
+typedef struct batch {
+    uint32_t run;
+    uint32_t n, nmetrics, nparams, ntags;
+    size_t bytes;
+    const mlo_rec **recs; /* capacity MLO_BATCH_MAX_TOTAL */
+} batch;
+
+struct mlo_sender {
+    mlo_client *c;
+    mlo_store *st;
+    int keep;
+    mlo_api *api;
+    /* the stage */
+    mlo_buf stage;
+    size_t *offs;
+    size_t nstaged, capstaged;
+    /* open batches of the stage, by run */
+    batch *batches;
+    size_t nbatches, cap_batches;
+    int32_t *slot;
+    uint32_t *slot_run;
+    /* runs seen */
+    srun *runs;
+    size_t nruns, capruns;
+    uint32_t *heads;
+    /* experiment name -> id */
+    mlo_kv *exps;
+    size_t nexps;
+    /* counters of the stage in progress */
+    uint64_t p_sent, p_adopted, p_failed;
+    mlo_buf scratch;
+};
+
+/* ---- START_RUN payload ------------------------------------------------------- */
+
+int mlo__startrun_parse(const char *p, size_t len, mlo_startrun *o) {
+    memset(o, 0, sizeof *o);
+    const char *f[4];
+    size_t pos = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *z = pos < len ? memchr(p + pos, 0, len - pos) : NULL;
+        if (!z)
+            return -1;
+        f[i] = p + pos;
+        pos = (size_t)(z - p) + 1;
+    }
+    o->exp_name = *f[0] ? f[0] : NULL;
+    o->exp_id = *f[1] ? f[1] : NULL;
+    o->run_name = *f[2] ? f[2] : NULL;
+    o->parent = *f[3] ? f[3] : NULL;
+    while (pos < len && o->ntags < MLO_START_MAX_TAGS) {
+        const char *k = p + pos;
+        const char *z = memchr(k, 0, len - pos);
+        if (!z)
+            return -1;
+        pos = (size_t)(z - p) + 1;
+        const char *v = p + pos;
+        z = pos < len ? memchr(v, 0, len - pos) : NULL;
+        if (!z)
+            return -1;
+        pos = (size_t)(z - p) + 1;
+        o->keys[o->ntags] = k;
+        o->values[o->ntags++] = v;
+    }
+    return 0;
+}
+
+int mlo__startrun_encode(mlo_buf *b, const mlo_startrun *in) {
+    const char *f[4] = {in->exp_name, in->exp_id, in->run_name, in->parent};
+    for (int i = 0; i < 4; i++)
+        if (mlo__buf_append(b, f[i] ? f[i] : "", f[i] ? strlen(f[i]) + 1 : 1) != 0)
+            return -1;
+    for (size_t i = 0; i < in->ntags; i++)
+        if (mlo__buf_append(b, in->keys[i], strlen(in->keys[i]) + 1) != 0 ||
+            mlo__buf_append(b, in->values[i], strlen(in->values[i]) + 1) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- new / free --------------------------------------------------------------- */
+
+mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep) {
+    mlo_sender *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->c = c;
+    s->st = st;
+    s->keep = keep;
+    s->api = c->cfg.tracking_uri ? mlo__api_new(&c->cfg, c) : NULL;
+    s->slot = malloc(HASH_SIZE * sizeof *s->slot);
+    s->slot_run = calloc(HASH_SIZE, sizeof *s->slot_run);
+    s->heads = calloc(SRUN_BUCKETS, sizeof *s->heads);
+    if ((c->cfg.tracking_uri && !s->api) || !s->slot || !s->slot_run || !s->heads) {
+        mlo__sender_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < HASH_SIZE; i++)
+        s->slot[i] = -1;
+    return s;
+}
+
+void mlo__sender_free(mlo_sender *s) {
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->cap_batches; i++)
+        free(s->batches[i].recs);
+    free(s->batches);
+    free(s->offs);
+    free(s->slot);
+    free(s->slot_run);
+    for (size_t i = 0; i < s->nruns; i++) {
+        free(s->runs[i].sid);
+        free(s->runs[i].exp);
+    }
+    free(s->runs);
+    free(s->heads);
+    mlo__kv_free(s->exps, s->nexps);
+    mlo__buf_free(&s->stage);
+    mlo__buf_free(&s->scratch);
+    if (s->api)
+        mlo__api_free(s->api);
+    free(s);
+}
+
+/* ---- the run table ------------------------------------------------------------- */
+
+static uint32_t lid_hash(const char *lid) {
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 32 && lid[i]; i++)
+        h = (h ^ (unsigned char)lid[i]) * 16777619u;
+    return h;
+}
+
+/* Index of the run with local id lid, added if new; -1 on OOM. */
+static long srun_for(mlo_sender *s, const char *lid, size_t len) {
+    char key[33];
+    if (len > 32)
+        len = 32;
+    memcpy(key, lid, len);
+    key[len] = 0;
+    uint32_t b = lid_hash(key) & (SRUN_BUCKETS - 1);
+    for (uint32_t i = s->heads[b]; i; i = s->runs[i - 1].next)
+        if (!strcmp(s->runs[i - 1].lid, key))
+            return (long)(i - 1);
+    if (s->nruns == s->capruns) {
+        size_t nc = s->capruns ? 2 * s->capruns : 64;
+        srun *n = realloc(s->runs, nc * sizeof *n);
+        if (!n)
+            return -1;
+        s->runs = n;
+        s->capruns = nc;
+    }
+    srun *r = &s->runs[s->nruns];
+    memset(r, 0, sizeof *r);
+    memcpy(r->lid, key, len + 1);
+    r->next = s->heads[b];
+    s->heads[b] = (uint32_t)++s->nruns;
+    return (long)(s->nruns - 1);
+}
+
+/* ---- staging --------------------------------------------------------------------- */
+
+static inline const char *skey(const mlo_rec *r) {
+    return (const char *)(r + 1);
+}
+static inline const char *sval(const mlo_rec *r) {
+    return (const char *)(r + 1) + r->key_len + 1;
+}
+
+int mlo__sender_add(mlo_sender *s, int type, const char *lid, const char *key, size_t klen,
+                    const char *val, size_t vlen, double num, int64_t ts, int64_t step,
+                    int flags) {
+    long run = srun_for(s, lid, strlen(lid));
+    if (run < 0)
+        return -1;
+    if (type == MLO_EV_START_RUN) {
+        key = lid;
+        klen = strlen(lid);
+    }
+    size_t need = sizeof(mlo_rec) + klen + 1 + vlen + 1;
+    need = (need + MLO_REC_ALIGN - 1) & ~(size_t)(MLO_REC_ALIGN - 1);
+    if (s->nstaged == s->capstaged) {
+        size_t nc = s->capstaged ? 2 * s->capstaged : 4096;
+        size_t *n = realloc(s->offs, nc * sizeof *n);
+        if (!n)
+            return -1;
+        s->offs = n;
+        s->capstaged = nc;
+    }
+    if (mlo__buf_reserve(&s->stage, need) != 0)
+        return -1;
+    char *p = s->stage.data + s->stage.len;
+    mlo_rec h = {.size = (uint32_t)flags,
+                 .type = (uint16_t)type,
+                 .key_len = (uint16_t)klen,
+                 .run = (uint32_t)run,
+                 .val_len = (uint32_t)vlen,
+                 .timestamp = ts,
+                 .step = step,
+                 .value = num};
+    memcpy(p, &h, sizeof h);
+    if (klen)
+        memcpy(p + sizeof h, key, klen);
+    p[sizeof h + klen] = 0;
+    if (vlen)
+        memcpy(p + sizeof h + klen + 1, val, vlen);
+    p[sizeof h + klen + 1 + vlen] = 0;
+    s->offs[s->nstaged++] = s->stage.len;
+    s->stage.len += need;
+    return 0;
+}
+
+size_t mlo__sender_staged(const mlo_sender *s) {
+    return s->nstaged;
+}
+
+/* ---- failures ---------------------------------------------------------------------- */
+
+/* Refusals that resending cannot fix. */
+static int permanent(int st) {
+    return st == MLO_ERR_SERVER_INVALID || st == MLO_ERR_NOT_FOUND || st == MLO_ERR_ALREADY_EXISTS;
+}
+
+/* Counts n events of a stage as failed (at the stage's end). */
+static void fail_n(mlo_sender *s, uint64_t n) {
+    s->p_failed += n;
+}
+
+static void count_sent(mlo_sender *s, const mlo_rec *const *recs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i]->size & FLAG_ADOPTED)
+            s->p_adopted++;
+        else
+            s->p_sent++;
+    }
+}
+
+/* ---- runs on the server -------------------------------------------------------------- */
+
+static int exp_id_for(mlo_sender *s, const char *name, char **out, mlo_api_error *e) {
+    for (size_t i = 0; i < s->nexps; i++)
+        if (!strcmp(s->exps[i].key, name)) {
+            *out = strdup(s->exps[i].value);
+            return *out ? MLO_OK : MLO_ERR_NO_MEMORY;
+        }
+    int st = mlo__api_get_experiment_by_name(s->api, name, out, e);
+    if (st == MLO_ERR_NOT_FOUND) {
+        st = mlo__api_create_experiment(s->api, name, out, e);
+        /* another process created it between our two calls: read it back */
+        if (st == MLO_ERR_ALREADY_EXISTS)
+            st = mlo__api_get_experiment_by_name(s->api, name, out, e);
+    }
+    if (st == MLO_OK && mlo__kv_push(&s->exps, &s->nexps, name, *out))
+        return MLO_ERR_NO_MEMORY;
+    return st;
+}
+
+static void set_deadline(mlo_sender *s) {
+    mlo__api_set_deadline(s->api,
+                          atomic_load_explicit(&s->c->abort_at_ns, memory_order_acquire));
+}
+
+static void mapped(mlo_sender *s, srun *r, char *sid, char *exp) {
+    r->sid = sid;
+    free(r->exp);
+    r->exp = exp;
+    r->state = SRUN_MAPPED;
+    mlo__client_run_created(s->c, r->lid, sid, exp, MLO_OK);
+}
+
+static void run_failed(mlo_sender *s, srun *r, int st, const char *msg) {
+    r->state = SRUN_FAILED;
+    r->fail_status = st;
+    mlo__report(s->c, st, 1, "run %s: %s", r->lid, msg);
+    mlo__client_run_created(s->c, r->lid, NULL, NULL, st);
+}
+
+/* A run seen without its START_RUN (resumed by id, or started in a part of
+ * the log already acknowledged): runs.map, else the id as a server id. */
+static int resolve(mlo_sender *s, srun *r) {
+    if (r->state != SRUN_UNKNOWN)
+        return MLO_OK;
+    char *sid = NULL;
+    if (s->st && mlo__store_map_get(s->st, r->lid, &sid)) {
+        mapped(s, r, sid, NULL);
+        return MLO_OK;
+    }
+    if (!s->api)
+        return MLO_ERR_CONFIG;
+    char *exp = NULL;
+    mlo_api_error e;
+    set_deadline(s);
+    int st = mlo__api_get_run(s->api, r->lid, &exp, &e);
+    if (st == MLO_OK) {
+        sid = strdup(r->lid);
+        if (!sid) {
+            free(exp);
+            return MLO_ERR_NO_MEMORY;
+        }
+        if (s->st && mlo__store_map_put(s->st, r->lid, sid) != 0) {
+            free(sid);
+            free(exp);
+            return MLO_ERR_STORE;
+        }
+        mapped(s, r, sid, exp);
+        return MLO_OK;
+    }
+    if (permanent(st)) {
+        run_failed(s, r, st,
+                   "its start is not in the store and the server has no run of that id; its "
+                   "events cannot be delivered");
+        return MLO_OK;
+    }
+    return st;
+}
+
+static int start_run(mlo_sender *s, const mlo_rec *rec) {
+    srun *r = &s->runs[rec->run];
+    if (r->state == SRUN_MAPPED) {
+        mlo__client_run_created(s->c, r->lid, r->sid, r->exp, MLO_OK);
+        return MLO_OK;
+    }
+    char *sid = NULL;
+    if (s->st && mlo__store_map_get(s->st, r->lid, &sid)) {
+        mapped(s, r, sid, NULL);
+        return MLO_OK;
+    }
+    mlo_startrun sr;
+    if (mlo__startrun_parse(sval(rec), rec->val_len, &sr) != 0) {
+        run_failed(s, r, MLO_ERR_INTERNAL, "malformed start record");
+        return MLO_OK;
+    }
+    mlo_api_error e;
+    memset(&e, 0, sizeof e);
+    char *exp = NULL;
+    set_deadline(s);
+    int st = sr.exp_id ? ((exp = strdup(sr.exp_id)) ? MLO_OK : MLO_ERR_NO_MEMORY)
+                       : exp_id_for(s, sr.exp_name ? sr.exp_name : "Default", &exp, &e);
+    /* an acknowledgement lost in a crash: the run exists, with our tag */
+    if (st == MLO_OK && s->keep) {
+        st = mlo__api_search_run_by_tag(s->api, exp, LOCAL_ID_TAG, r->lid, &sid, &e);
+        if (st == MLO_ERR_NOT_FOUND)
+            st = MLO_ERR_NOT_FOUND + 1000; /* none: create it */
+    } else if (st == MLO_OK) {
+        st = MLO_ERR_NOT_FOUND + 1000;
+    }
+    if (st == MLO_ERR_NOT_FOUND + 1000) {
+        mlo_kv *tags = NULL;
+        size_t ntags = 0;
+        int oom = 0;
+        for (size_t i = 0; i < sr.ntags; i++)
+            oom |= mlo__kv_push(&tags, &ntags, sr.keys[i], sr.values[i]);
+        oom |= mlo__kv_push(&tags, &ntags, LOCAL_ID_TAG, r->lid);
+        if (sr.parent) {
+            long pi = srun_for(s, sr.parent, strlen(sr.parent));
+            if (pi >= 0) {
+                int pst = resolve(s, &s->runs[pi]);
+                if (pst != MLO_OK && !permanent(pst)) {
+                    mlo__kv_free(tags, ntags);
+                    free(exp);
+                    return pst;
+                }
+                if (s->runs[pi].sid)
+                    oom |= mlo__kv_push(&tags, &ntags, "mlflow.parentRunId", s->runs[pi].sid);
+            }
+        }
+        if (oom) {
+            mlo__kv_free(tags, ntags);
+            free(exp);
+            return MLO_ERR_NO_MEMORY;
+        }
+        st = mlo__api_create_run(s->api, exp, sr.run_name, rec->timestamp, tags, ntags, &sid, &e);
+        mlo__kv_free(tags, ntags);
+    }
+    if (st == MLO_OK) {
+        if (s->st && mlo__store_map_put(s->st, r->lid, sid) != 0) {
+            /* without the mapping on disk a crash could create it twice; the
+             * tag search still finds it, so go on, but say so */
+            mlo__report(s->c, MLO_ERR_STORE, 1, "run %s: cannot record its server id in %s",
+                        r->lid, "runs.map");
+        }
+        mapped(s, r, sid, exp);
+        return MLO_OK;
+    }
+    free(exp);
+    char msg[700];
+    snprintf(msg, sizeof msg, "create run: %s", e.message[0] ? e.message : mlo_strerror(st));
+    if (permanent(st) || !s->keep) {
+        run_failed(s, r, st, msg);
+        return MLO_OK;
+    }
+    mlo__report(s->c, st, 1, "run %s: %s (will retry)", r->lid, msg);
+    return st;
+}
+
+/* ---- batches ---------------------------------------------------------------------------- */
+
+/* Sends recs[0..n) of one run; on a 400 splits to isolate the bad entries.
+ * MLO_OK, or a transient status (keep only). */
+static int send_recs(mlo_sender *s, srun *run, const mlo_rec **recs, size_t n) {
+    if (n == 0)
+        return MLO_OK;
+    mlo_api_error e;
+    set_deadline(s);
+    int st = mlo__api_log_batch(s->api, run->sid, recs, n, &e);
+    if (st == MLO_OK) {
+        count_sent(s, recs, n);
+        return MLO_OK;
+    }
+    if (st == MLO_ERR_SERVER_INVALID && n > 1) {
+        size_t h = n / 2;
+        int a = send_recs(s, run, recs, h);
+        if (a != MLO_OK)
+            return a;
+        return send_recs(s, run, recs + h, n - h);
+    }
+    if (!permanent(st) && s->keep)
+        return st;
+    fail_n(s, n);
+    if (n == 1) {
+        const mlo_rec *r = recs[0];
+        const char *kind = r->type == MLO_REC_METRIC ? "metric"
+                           : r->type == MLO_REC_PARAM ? "param"
+                                                      : "tag";
+        mlo__report(s->c, st, 1, "run %s: %s \"%.250s\" refused: %s", run->sid, kind, skey(r),
+                    e.message[0] ? e.message : mlo_strerror(st));
+    } else {
+        mlo__report(s->c, st, 1, "run %s: %zu events not delivered: %s", run->sid, n,
+                    e.message[0] ? e.message : mlo_strerror(st));
+    }
+    return MLO_OK;
+}
+
+static int send_batch(mlo_sender *s, batch *b) {
+    if (b->n == 0)
+        return MLO_OK;
+    int st = send_recs(s, &s->runs[b->run], b->recs, b->n);
+    b->n = b->nmetrics = b->nparams = b->ntags = 0;
+    b->bytes = 0;
+    return st;
+}
+
+static batch *batch_for(mlo_sender *s, uint32_t run) {
+    uint32_t h = (run * 2654435761u) & (HASH_SIZE - 1);
+    while (s->slot[h] >= 0) {
+        if (s->slot_run[h] == run)
+            return &s->batches[s->slot[h]];
+        h = (h + 1) & (HASH_SIZE - 1);
+    }
+    if (s->nbatches >= HASH_SIZE / 2)
+        return NULL;
+    if (s->nbatches == s->cap_batches) {
+        size_t nc = s->cap_batches ? s->cap_batches * 2 : 16;
+        batch *nb = realloc(s->batches, nc * sizeof *nb);
+        if (!nb)
+            return NULL;
+        memset(nb + s->cap_batches, 0, (nc - s->cap_batches) * sizeof *nb);
+        s->batches = nb;
+        s->cap_batches = nc;
+    }
+    batch *b = &s->batches[s->nbatches];
+    if (!b->recs) {
+        b->recs = malloc(MLO_BATCH_MAX_TOTAL * sizeof *b->recs);
+        if (!b->recs)
+            return NULL;
+    }
+    b->run = run;
+    b->n = b->nmetrics = b->nparams = b->ntags = 0;
+    b->bytes = 0;
+    s->slot[h] = (int32_t)s->nbatches++;
+    s->slot_run[h] = run;
+    return b;
+}
+
+static int has_key(const batch *b, int type, const char *key) {
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->recs[i]->type == type && strcmp(skey(b->recs[i]), key) == 0)
+            return 1;
+    return 0;
+}
+
+static int send_all(mlo_sender *s) {
+    for (size_t i = 0; i < s->nbatches; i++) {
+        int st = send_batch(s, &s->batches[i]);
+        if (st != MLO_OK)
+            return st;
+    }
+    return MLO_OK;
+}
+
+static int add_event(mlo_sender *s, const mlo_rec *r) {
+    batch *b = batch_for(s, r->run);
+    if (!b) {
+        /* too many runs in one stage for the table: send what is open */
+        int st = send_all(s);
+        if (st != MLO_OK)
+            return st;
+        b = batch_for(s, r->run);
+        if (!b) {
+            fail_n(s, 1);
+            return MLO_OK;
+        }
+    }
+    size_t bytes = (size_t)r->key_len + r->val_len + 96;
+    int full = b->n + 1 > MLO_BATCH_MAX_TOTAL || b->bytes + bytes > MLO_BATCH_MAX_BYTES;
+    if (r->type == MLO_REC_METRIC)
+        full |= b->nmetrics + 1 > MLO_BATCH_MAX_METRICS;
+    else if (r->type == MLO_REC_PARAM)
+        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS || has_key(b, MLO_REC_PARAM, skey(r));
+    else
+        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS || has_key(b, MLO_REC_TAG, skey(r));
+    if (full) {
+        int st = send_batch(s, b);
+        if (st != MLO_OK)
+            return st;
+    }
+    b->recs[b->n++] = r;
+    b->bytes += bytes;
+    if (r->type == MLO_REC_METRIC)
+        b->nmetrics++;
+    else if (r->type == MLO_REC_PARAM)
+        b->nparams++;
+    else
+        b->ntags++;
+    return MLO_OK;
+}
+
+static int end_run(mlo_sender *s, const mlo_rec *r) {
+    srun *run = &s->runs[r->run];
+    batch *b = batch_for(s, r->run);
+    if (b) {
+        int st = send_batch(s, b);
+        if (st != MLO_OK)
+            return st;
+    }
+    mlo_api_error e;
+    set_deadline(s);
+    int st = mlo__api_update_run(s->api, run->sid, (int)r->value, r->timestamp, &e);
+    if (st == MLO_OK) {
+        count_sent(s, &r, 1);
+        return MLO_OK;
+    }
+    if (!permanent(st) && s->keep)
+        return st;
+    fail_n(s, 1);
+    mlo__report(s->c, st, 1, "run %s: end run failed: %s", run->sid,
+                e.message[0] ? e.message : mlo_strerror(st));
+    return MLO_OK;
+}
+
+static void reset_stage(mlo_sender *s) {
+    for (size_t i = 0; i < s->nbatches; i++) {
+        uint32_t run = s->batches[i].run;
+        uint32_t h = (run * 2654435761u) & (HASH_SIZE - 1);
+        while (s->slot_run[h] != run || s->slot[h] < 0)
+            h = (h + 1) & (HASH_SIZE - 1);
+        s->slot[h] = -1;
+    }
+    s->nbatches = 0;
+    s->nstaged = 0;
+    mlo__buf_reset(&s->stage);
+}
+
+int mlo__sender_process(mlo_sender *s) {
+    int st = MLO_OK;
+    s->p_sent = s->p_adopted = s->p_failed = 0;
+    if (!s->api) {
+        /* no server: nowhere to send (a memory-only client without a URI
+         * cannot be opened; this is a store that could not be used) */
+        uint64_t n = 0;
+        for (size_t i = 0; i < s->nstaged; i++)
+            n += ((const mlo_rec *)(s->stage.data + s->offs[i]))->type != MLO_EV_START_RUN;
+        mlo__stat_add(s->c, MLO_STAT_FAILED, n);
+        reset_stage(s);
+        return MLO_OK;
+    }
+    for (size_t i = 0; i < s->nstaged && st == MLO_OK; i++) {
+        const mlo_rec *r = (const mlo_rec *)(s->stage.data + s->offs[i]);
+        srun *run = &s->runs[r->run];
+        switch (r->type) {
+        case MLO_EV_START_RUN:
+            st = start_run(s, r);
+            break;
+        case MLO_REC_METRIC:
+        case MLO_REC_PARAM:
+        case MLO_REC_TAG:
+        case MLO_REC_END_RUN:
+            st = resolve(s, run);
+            if (st != MLO_OK && !s->keep) {
+                run_failed(s, run, st, "the server could not be asked about it");
+                st = MLO_OK;
+            }
+            if (st != MLO_OK)
+                break;
+            if (run->state == SRUN_FAILED) {
+                fail_n(s, 1);
+                break;
+            }
+            st = r->type == MLO_REC_END_RUN ? end_run(s, r) : add_event(s, r);
+            break;
+        default:
+            break;
+        }
+    }
+    if (st == MLO_OK)
+        st = send_all(s);
+    reset_stage(s);
+    if (st != MLO_OK)
+        return st; /* nothing counted: the stage will be sent again */
+    mlo__stat_add(s->c, MLO_STAT_SENT, s->p_sent);
+    mlo__stat_add(s->c, MLO_STAT_ADOPTED, s->p_adopted);
+    mlo__stat_add(s->c, MLO_STAT_FAILED, s->p_failed);
+    return MLO_OK;
+}
+
+/* ---- reading the run log ------------------------------------------------------------------ */
+
+/* Stages one event read from a segment. */
+static int stage_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
+    if (!ev->run_id || !ev->run_id[0] || strlen(ev->run_id) > 32)
+        return 0;
+    switch (ev->type) {
+    case MLO_REC_METRIC:
+        return mlo__sender_add(s, ev->type, ev->run_id, ev->key ? ev->key : "",
+                               ev->key ? strlen(ev->key) : 0, "", 0, ev->value_num, ev->timestamp,
+                               ev->step, flags);
+    case MLO_REC_PARAM:
+    case MLO_REC_TAG:
+        return mlo__sender_add(s, ev->type, ev->run_id, ev->key ? ev->key : "",
+                               ev->key ? strlen(ev->key) : 0, ev->value ? ev->value : "",
+                               ev->value ? strlen(ev->value) : 0, 0, 0, 0, flags);
+    case MLO_REC_END_RUN:
+        return mlo__sender_add(s, ev->type, ev->run_id, "", 0, "", 0, ev->value_num,
+                               ev->timestamp, 0, flags);
+    case MLO_EV_START_RUN: {
+        mlo_startrun sr = {.exp_name = ev->key,
+                           .exp_id = ev->experiment_id,
+                           .run_name = ev->value,
+                           .parent = ev->parent_run_id};
+        sr.ntags = ev->ntags < MLO_START_MAX_TAGS ? ev->ntags : MLO_START_MAX_TAGS;
+        for (size_t i = 0; i < sr.ntags; i++) {
+            sr.keys[i] = ev->tag_keys[i] ? ev->tag_keys[i] : "";
+            sr.values[i] = ev->tag_values[i] ? ev->tag_values[i] : "";
+        }
+        mlo__buf_reset(&s->scratch);
+        if (mlo__startrun_encode(&s->scratch, &sr) != 0)
+            return -1;
+        return mlo__sender_add(s, ev->type, ev->run_id, NULL, 0, s->scratch.data, s->scratch.len,
+                               0, ev->timestamp, 0, flags);
+    }
+    default:
+        return 0; /* a type this version does not know: skipped */
+    }
+}
+
+/* Reads whole blocks from r into the stage, about STAGE_TARGET events.
+ * Returns 1 (stage full, more may follow), 0 (no more complete blocks for
+ * now), -1 (damage: err says what) or -2 (out of memory); *end gets the end
+ * of the last block staged (unchanged if none). */
+static int read_stage(mlo_sender *s, mlo_logr *r, int flags, uint64_t *end, char *err,
+                      size_t errlen) {
+    for (;;) {
+        mlo_log_event ev;
+        int rc = mlo__logr_next(r, &ev, err, errlen);
+        if (rc != 1)
+            return rc;
+        if (stage_event(s, &ev, flags) != 0)
+            return -2;
+        if (mlo__logr_at_block_end(r)) {
+            *end = mlo__logr_block_end(r);
+            if (s->nstaged >= STAGE_TARGET)
+                return 1;
+        }
+    }
+}
+
+/* ---- the outbox thread ---------------------------------------------------------------------- */
+
+static void flush_done(mlo_client *c, uint64_t seq) {
+    pthread_mutex_lock(&c->flush_lock);
+    if (seq > c->flush_done)
+        c->flush_done = seq;
+    pthread_cond_broadcast(&c->flush_cond);
+    pthread_mutex_unlock(&c->flush_lock);
+}
+
+/* The sender has acknowledged own segment seg up to off (UINT64_MAX: all). */
+static void acked(mlo_client *c, uint32_t seg, uint64_t off) {
+    mlo_pipe *p = c->pipe;
+    uint64_t done = 0;
+    pthread_mutex_lock(&p->lock);
+    p->acked_seg = seg;
+    p->acked_off = off;
+    size_t k = 0;
+    while (k < p->ntargets &&
+           (p->targets[k].seg < seg || (p->targets[k].seg == seg && p->targets[k].off <= off)))
+        done = p->targets[k++].seq;
+    if (k) {
+        memmove(p->targets, p->targets + k, (p->ntargets - k) * sizeof *p->targets);
+        p->ntargets -= k;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (done)
+        flush_done(c, done);
+}
+
+static int64_t abort_at(mlo_client *c) {
+    return atomic_load_explicit(&c->abort_at_ns, memory_order_acquire);
+}
+
+/* Backoff after a transient failure: ends early only when closing and the
+ * close deadline has passed.  Returns 1 when the thread should stop. */
+static int backoff(mlo_client *c, int k) {
+    double f = c->cfg.backoff_factor_s > 0 ? c->cfg.backoff_factor_s : 0.05;
+    double secs = f * (double)(1u << (k < 10 ? k : 10));
+    if (secs < 0.05)
+        secs = 0.05;
+    if (secs > 60)
+        secs = 60;
+    int64_t until = mlo__mono_ns() + (int64_t)(secs * 1e9);
+    for (;;) {
+        int64_t now = mlo__mono_ns();
+        int64_t ab = abort_at(c);
+        pthread_mutex_lock(&c->pipe->lock);
+        int stop = c->pipe->stop;
+        pthread_mutex_unlock(&c->pipe->lock);
+        if (stop && ab && now >= ab)
+            return 1;
+        if (now >= until)
+            return 0;
+        int64_t step = until - now;
+        if (ab && ab > now && ab - now < step)
+            step = ab - now;
+        if (step > 100000000)
+            step = 100000000;
+        struct timespec ts = {0, (long)(step > 0 ? step : 1000000)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A position in one segment the sender goes through. */
+typedef struct cursor {
+    const char *procid;
+    uint32_t n;
+    int flags;
+    mlo_logr *r;
+    uint64_t ack;
+} cursor;
+
+enum { STEP_MORE = 1, STEP_END = 0, STEP_FAIL = -1 };
+
+static void cursor_close(cursor *k) {
+    if (k->r)
+        mlo__logr_close(k->r);
+    k->r = NULL;
+}
+
+/* One stage of a segment: read, send, acknowledge.  STEP_MORE (more may
+ * follow at once), STEP_END (no more complete blocks for now, or the segment
+ * is unreadable past damage), STEP_FAIL (transient failure: the stage will
+ * be read again from the acknowledged offset). */
+static int step(mlo_sender *s, cursor *k) {
+    mlo_client *c = s->c;
+    char err[256] = "";
+    if (!k->r) {
+        char *path = mlo__store_seg_path(s->st, k->procid, k->n);
+        k->r = path ? mlo__logr_open(path, err, sizeof err) : NULL;
+        if (!k->r) {
+            mlo__report(c, MLO_ERR_STORE, 1, "store: cannot read %s: %s; skipped",
+                        path ? path : "a segment", err);
+            free(path);
+            return STEP_END;
+        }
+        free(path);
+        k->ack = mlo__store_ack_get(s->st, k->procid, k->n);
+        if (k->ack && mlo__logr_seek(k->r, k->ack) != 0) {
+            k->ack = 0;
+            mlo__logr_seek(k->r, 0);
+        }
+    }
+    uint64_t end = k->ack;
+    int rc = read_stage(s, k->r, k->flags, &end, err, sizeof err);
+    if (rc == -2) {
+        reset_stage(s);
+        mlo__logr_seek(k->r, k->ack);
+        return STEP_FAIL;
+    }
+    if (mlo__sender_staged(s)) {
+        int st = mlo__sender_process(s);
+        if (st != MLO_OK) {
+            mlo__report(c, st, 1,
+                        "server unreachable or failing (%s): events are kept in the store and "
+                        "sent when it answers",
+                        mlo_strerror(st));
+            mlo__logr_seek(k->r, k->ack);
+            return STEP_FAIL;
+        }
+        if (end != k->ack) {
+            k->ack = end;
+            mlo__store_ack_set(s->st, k->procid, k->n, k->ack,
+                               mlo__store_fsync_policy(s->st) == MLO_FSYNC_ALWAYS);
+        }
+    }
+    if (rc == 1)
+        return STEP_MORE;
+    if (rc == -1) {
+        mlo__report(c, MLO_ERR_STORE, 1, "store: segment %s-%06u damaged: %s", k->procid, k->n,
+                    err);
+        return mlo__logr_skip_damage(k->r) == 1 ? STEP_MORE : STEP_END;
+    }
+    return STEP_END;
+}
+
+/* Own segments first (so a flush or a new run never waits behind a backlog),
+ * then, whenever the own log is caught up, one stage at a time of what
+ * earlier processes left unsent. */
+void *mlo__sender_main(void *arg) {
+    mlo_client *c = arg;
+    mlo_pipe *p = c->pipe;
+    mlo_sender *s = mlo__sender_new(c, c->store, 1);
+    if (!s) {
+        mlo__report(c, MLO_ERR_NO_MEMORY, 0,
+                    "sender: out of memory; events stay in the store for the next process");
+        return NULL;
+    }
+    size_t nad;
+    const mlo_seg_ref *ad = mlo__store_adopted(c->store, &nad);
+    size_t ai = 0;
+    cursor own = {.procid = mlo__store_procid(c->store), .n = 1};
+    cursor old = {0};
+    int fails = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        uint32_t wseg = p->seg;
+        uint64_t wcommitted = p->committed;
+        int wdone = p->writer_done, stop = p->stop;
+        pthread_mutex_unlock(&p->lock);
+        int64_t ab = abort_at(c);
+        if (stop && ab && mlo__mono_ns() >= ab)
+            break;
+        int caught_up = 1;
+        if (wseg && own.n <= wseg) {
+            int r = step(s, &own);
+            if (r == STEP_FAIL) {
+                if (backoff(c, fails++))
+                    break;
+                continue;
+            }
+            fails = 0;
+            if (r == STEP_MORE)
+                continue;
+            if (own.n < wseg) {
+                /* the writer has moved on: this segment is complete */
+                acked(c, own.n, UINT64_MAX);
+                cursor_close(&own);
+                own.n++;
+                continue;
+            }
+            /* everything the writer had committed before we read is sent */
+            acked(c, own.n, wcommitted > own.ack ? wcommitted : own.ack);
+        } else if (wseg) {
+            caught_up = 1;
+        }
+        if (stop && wdone && caught_up)
+            break;
+        if (!stop && ai < nad) {
+            if (!old.r) {
+                old.procid = ad[ai].procid;
+                old.n = ad[ai].n;
+                old.flags = FLAG_ADOPTED;
+            }
+            int r = step(s, &old);
+            if (r == STEP_FAIL) {
+                if (backoff(c, fails++))
+                    break;
+                continue;
+            }
+            fails = 0;
+            if (r == STEP_END) {
+                cursor_close(&old);
+                ai++;
+            }
+            continue;
+        }
+        pthread_mutex_lock(&p->lock);
+        if (p->seg == wseg && p->committed == wcommitted && !p->stop) {
+            int64_t t = mlo__mono_ns() + 1000000000;
+            struct timespec ts = {t / 1000000000, t % 1000000000};
+            pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    cursor_close(&own);
+    cursor_close(&old);
+    mlo__sender_free(s);
+    return NULL;
+}
+
+/* ---- sync ---------------------------------------------------------------------------------- */
+
+int mlo__sender_drain_segments(mlo_sender *s, const mlo_seg_ref *segs, size_t n,
+                               void (*progress)(void *ctx, uint64_t done, uint64_t total),
+                               void *ctx, char *errbuf, size_t errlen) {
+    mlo_client *c = s->c;
+    uint64_t total = 0, done = 0;
+    uint64_t *acks = calloc(n ? n : 1, sizeof *acks);
+    uint64_t *sizes = calloc(n ? n : 1, sizeof *sizes);
+    if (!acks || !sizes) {
+        free(acks);
+        free(sizes);
+        return MLO_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *path = mlo__store_seg_path(s->st, segs[i].procid, segs[i].n);
+        struct stat sb;
+        if (path && stat(path, &sb) == 0)
+            sizes[i] = (uint64_t)sb.st_size;
+        free(path);
+        acks[i] = mlo__store_ack_get(s->st, segs[i].procid, segs[i].n);
+        if (sizes[i] > acks[i])
+            total += sizes[i] - (acks[i] ? acks[i] : 0);
+    }
+    if (progress)
+        progress(ctx, 0, total);
+    int result = MLO_OK, damaged = 0;
+    char err[256];
+    for (size_t i = 0; i < n && result == MLO_OK; i++) {
+        char *path = mlo__store_seg_path(s->st, segs[i].procid, segs[i].n);
+        err[0] = 0;
+        mlo_logr *r = path ? mlo__logr_open(path, err, sizeof err) : NULL;
+        if (!r) {
+            mlo__report(c, MLO_ERR_STORE, 0, "cannot read %s: %s", path ? path : "a segment",
+                        err);
+            if (errbuf && errlen && !errbuf[0])
+                snprintf(errbuf, errlen, "cannot read %s: %s", path ? path : "a segment", err);
+            free(path);
+            damaged = 1;
+            continue;
+        }
+        uint64_t ack = acks[i];
+        if (ack && mlo__logr_seek(r, ack) != 0)
+            ack = 0;
+        uint64_t base = ack;
+        int tries = 0;
+        for (;;) {
+            uint64_t end = ack;
+            err[0] = 0;
+            int rc = read_stage(s, r, FLAG_ADOPTED, &end, err, sizeof err);
+            if (rc == -2) {
+                reset_stage(s);
+                result = MLO_ERR_NO_MEMORY;
+                break;
+            }
+            if (mlo__sender_staged(s)) {
+                int st = mlo__sender_process(s);
+                if (st != MLO_OK) {
+                    if (++tries <= 2) {
+                        struct timespec ts = {tries, 0};
+                        nanosleep(&ts, NULL);
+                        mlo__logr_seek(r, ack);
+                        continue;
+                    }
+                    if (errbuf && errlen)
+                        snprintf(errbuf, errlen,
+                                 "the server could not take the events (%s); nothing is lost: "
+                                 "run sync again later",
+                                 mlo_strerror(st));
+                    result = st;
+                    break;
+                }
+                tries = 0;
+                if (end != ack) {
+                    done += end - ack;
+                    ack = end;
+                    mlo__store_ack_set(s->st, segs[i].procid, segs[i].n, ack, 1);
+                    if (progress)
+                        progress(ctx, done, total);
+                }
+            }
+            if (rc == 1)
+                continue;
+            if (rc == -1) {
+                mlo__report(c, MLO_ERR_STORE, 0, "segment %s damaged: %s", path, err);
+                if (errbuf && errlen && !errbuf[0])
+                    snprintf(errbuf, errlen,
+                             "segment %s damaged (%s): the intact blocks were uploaded", path,
+                             err);
+                damaged = 1;
+                if (mlo__logr_skip_damage(r) == 1)
+                    continue;
+            }
+            break;
+        }
+        if (result == MLO_OK && sizes[i] > base && done < total) {
+            /* a torn tail or damage: count the segment as done */
+            uint64_t rest = sizes[i] - ack;
+            done += rest;
+            if (progress)
+                progress(ctx, done > total ? total : done, total);
+        }
+        mlo__logr_close(r);
+        free(path);
+    }
+    free(acks);
+    free(sizes);
+    return result == MLO_OK && damaged ? MLO_ERR_STORE : result;
+}

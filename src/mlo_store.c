@@ -1,0 +1,925 @@
+/*
+ * mlo_store.c - the store directory: the durable run log that is at once the
+ * local store (no tracking URI), the outbox (what the server has not
+ * acknowledged yet) and the crash journal (the event queue in a file).
+ *
+ * ==== Layout (directories 0700, files 0600) ====
+ *
+ *   <store>/segments/<procid>-<n>.seg   run log segments (format: mlo_log.c),
+ *                                       n = 000001, 000002, ... per process;
+ *                                       n = 999999 holds the records that
+ *                                       were still in the process's ring when
+ *                                       it died (written by whoever recovered
+ *                                       them, via <name>.tmp + rename)
+ *   <store>/rings/<procid>.ring         the process's event queue: an
+ *                                       mlo_ring.c block in a MAP_SHARED file
+ *                                       (space reserved with fallocate, pages
+ *                                       pre-faulted at open); its live owner
+ *                                       holds an exclusive flock on it
+ *   <store>/rings/<procid>.runs         run index -> local id: slot i at byte
+ *                                       33 * i is "<32 hex>\n" (a ring record
+ *                                       names its run by index)
+ *   <store>/acks/<procid>.lock          exclusive flock held by whoever owns
+ *                                       the procid's files: the live process,
+ *                                       then whoever recovers or adopts them
+ *   <store>/acks/<procid>.target        the tracking URI the process sent to
+ *                                       (empty: a local-store process)
+ *   <store>/acks/<procid>-<n>.ack       how far the server acknowledged
+ *                                       segment n: "%020llu <uri>\n", a block
+ *                                       boundary (an ack for another URI
+ *                                       counts as none)
+ *   <store>/runs.map                    "<local_id> <server_run_id> <uri>\n"
+ *                                       per run created (or found) on a
+ *                                       server; appended with one write and
+ *                                       fdatasync'd before anything is sent
+ *                                       to the run
+ *
+ * procid = <start time in ms, 13 digits>-<pid>-<k>, k counting the clients
+ * of the process: unique per client, and names sort by start time.
+ *
+ * Opening a store (mlo__store_open, one per client):
+ *  1. take a procid, lock acks/<procid>.lock, write acks/<procid>.target;
+ *  2. recover: every rings/<procid>.ring whose acks lock and ring flock can both be
+ *     taken (the owner is dead) is mapped read-only, its published records
+ *     (mlo__ring_recover: torn and unfinished records skipped) are written
+ *     to segments/<procid>-999999.seg with the dead process's .runs table
+ *     for the local ids, fsync'd, renamed into place; then the ring and
+ *     .runs files are removed.  If that segment already exists (a recovery
+ *     that died after its rename) the ring is just removed;
+ *  3. the client's own ring: created, fallocate'd (so a full disk cannot
+ *     SIGBUS the log calls later), mapped MAP_SHARED, laid out by
+ *     mlo__ring_init_in (which zeroes, i.e. pre-faults, every page);
+ *  4. adopt: with a tracking URI, the segments of every dead process that
+ *     sent to the same URI, in procid order, are claimed (their acks lock is
+ *     kept until close) for this client's sender.  Local-store processes'
+ *     segments wait for `mlo sync`.
+ * Closing removes the ring and .runs files when the writer emptied the ring
+ * into a segment (else they stay for recovery), and releases the locks.
+ *
+ * Two processes never write the same file: each writes its own segments,
+ * ring and acks; runs.map lines are appended with O_APPEND, one write each.
+ *
+ * mlo__store_sync: recovers and adopts every dead process's files, whatever
+ * its URI, and sends them (mlo__sender_drain_segments).  Resumable (acks at
+ * block boundaries) and idempotent (runs.map + the mlo.local_id tag).
+ */
+#define _GNU_SOURCE
+#include "mlo_internal.h"
+#include "mlo_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEG_RECOVERED 999999u
+
+typedef struct map_ent {
+    char lid[33];
+    char *sid;
+} map_ent;
+
+struct mlo_store {
+    char *dir;
+    char *uri; /* NULL: local store */
+    char procid[48];
+    mlo_client *c;
+    int lock_fd;
+    int ring_fd;
+    void *ring_mem;
+    size_t ring_len;
+    mlo_queue *ring;
+    int runs_fd;
+    /* adopted segments, and the locks that claim their processes */
+    mlo_seg_ref *adopted;
+    size_t nadopted;
+    int *locks;
+    size_t nlocks;
+    /* runs.map, cached */
+    pthread_mutex_t map_lock;
+    map_ent *map;
+    size_t nmap, capmap;
+    off_t map_read; /* bytes of runs.map already parsed */
+    int fsync_policy;
+    uint64_t recovered;
+    size_t live_skipped; /* processes skipped because they are alive (sync) */
+};
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char *path_of(const mlo_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *path_of(const mlo_store *s, const char *fmt, ...) {
+    mlo_buf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    char tail[512];
+    vsnprintf(tail, sizeof tail, fmt, ap);
+    va_end(ap);
+    if (mlo__buf_printf(&b, "%s/%s", s->dir, tail) != 0) {
+        mlo__buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+static int mkdir_p(const char *dir) {
+    char *p = strdup(dir);
+    if (!p)
+        return -1;
+    for (char *q = p + 1; *q; q++) {
+        if (*q == '/') {
+            *q = 0;
+            if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+                free(p);
+                return -1;
+            }
+            *q = '/';
+        }
+    }
+    int rc = mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
+    free(p);
+    return rc;
+}
+
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Opens and exclusively locks <store>/acks/<procid>.lock without waiting.
+ * The fd, or -1 (locked by someone else, or an error). */
+static int lock_procid(const mlo_store *s, const char *procid) {
+    char *p = path_of(s, "acks/%s.lock", procid);
+    if (!p)
+        return -1;
+    int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    free(p);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int keep_lock(mlo_store *s, int fd) {
+    int *n = realloc(s->locks, (s->nlocks + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    s->locks = n;
+    s->locks[s->nlocks++] = fd;
+    return 0;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    mlo_buf b = {0};
+    char tmp[4096];
+    ssize_t n;
+    while ((n = read(fd, tmp, sizeof tmp)) > 0)
+        if (mlo__buf_append(&b, tmp, (size_t)n) != 0) {
+            n = -1;
+            break;
+        }
+    close(fd);
+    if (n < 0) {
+        mlo__buf_free(&b);
+        return NULL;
+    }
+    if (!b.data && mlo__buf_reserve(&b, 1) != 0)
+        return NULL;
+    if (len)
+        *len = b.len;
+    return b.data;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+const char *mlo__store_procid(const mlo_store *s) {
+    return s->procid;
+}
+const char *mlo__store_uri(const mlo_store *s) {
+    return s->uri;
+}
+int mlo__store_fsync_policy(const mlo_store *s) {
+    return s->fsync_policy;
+}
+mlo_queue *mlo__store_ring(mlo_store *s) {
+    return s->ring;
+}
+const mlo_seg_ref *mlo__store_adopted(const mlo_store *s, size_t *n) {
+    *n = s->nadopted;
+    return s->adopted;
+}
+
+char *mlo__store_seg_path(const mlo_store *s, const char *procid, uint32_t n) {
+    return path_of(s, "segments/%s-%06u.seg", procid, n);
+}
+
+/* ---- acks ------------------------------------------------------------------ */
+
+uint64_t mlo__store_ack_get(mlo_store *s, const char *procid, uint32_t n) {
+    char *p = path_of(s, "acks/%s-%06u.ack", procid, n);
+    if (!p)
+        return 0;
+    char *t = read_file(p, NULL);
+    free(p);
+    if (!t)
+        return 0;
+    unsigned long long off = 0;
+    char uri[2048] = "";
+    int k = sscanf(t, "%20llu %2047s", &off, uri);
+    free(t);
+    if (k < 1)
+        return 0;
+    if (strcmp(uri, s->uri ? s->uri : "") != 0)
+        return 0; /* acknowledged by another server */
+    return off;
+}
+
+int mlo__store_ack_set(mlo_store *s, const char *procid, uint32_t n, uint64_t off, int do_fsync) {
+    char *p = path_of(s, "acks/%s-%06u.ack", procid, n);
+    if (!p)
+        return -1;
+    int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    free(p);
+    if (fd < 0)
+        return -1;
+    char line[2100];
+    int len = snprintf(line, sizeof line, "%020llu %s\n", (unsigned long long)off,
+                       s->uri ? s->uri : "");
+    /* One pwrite at 0 of a line whose length never changes for a store+URI:
+     * the offset is replaced in place. */
+    int rc = len > 0 && pwrite(fd, line, (size_t)len, 0) == len ? 0 : -1;
+    if (rc == 0 && ftruncate(fd, len) != 0)
+        rc = -1;
+    if (rc == 0 && do_fsync)
+        fdatasync(fd);
+    close(fd);
+    return rc;
+}
+
+/* ---- runs.map -------------------------------------------------------------- */
+
+static void map_load_locked(mlo_store *s) {
+    char *p = path_of(s, "runs.map");
+    if (!p)
+        return;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size <= s->map_read) {
+        close(fd);
+        return;
+    }
+    size_t n = (size_t)(sb.st_size - s->map_read);
+    char *buf = malloc(n + 1);
+    ssize_t got = buf ? pread(fd, buf, n, s->map_read) : -1;
+    close(fd);
+    if (got <= 0) {
+        free(buf);
+        return;
+    }
+    buf[got] = 0;
+    /* only whole lines; a partial last line is read again next time */
+    char *line = buf, *nl;
+    while ((nl = memchr(line, '\n', (size_t)(buf + got - line)))) {
+        *nl = 0;
+        char lid[64], sid[128], uri[2048] = "";
+        if (sscanf(line, "%63s %127s %2047s", lid, sid, uri) >= 2 && strlen(lid) == 32 &&
+            strcmp(uri, s->uri ? s->uri : "") == 0) {
+            if (s->nmap == s->capmap) {
+                size_t nc = s->capmap ? 2 * s->capmap : 64;
+                map_ent *m = realloc(s->map, nc * sizeof *m);
+                if (!m)
+                    break;
+                s->map = m;
+                s->capmap = nc;
+            }
+            memcpy(s->map[s->nmap].lid, lid, 33);
+            s->map[s->nmap].sid = strdup(sid);
+            if (s->map[s->nmap].sid)
+                s->nmap++;
+        }
+        line = nl + 1;
+    }
+    s->map_read += line - buf;
+    free(buf);
+}
+
+static const char *map_find_locked(mlo_store *s, const char *lid) {
+    /* newest first: a later line for the same id wins */
+    for (size_t i = s->nmap; i-- > 0;)
+        if (memcmp(s->map[i].lid, lid, 32) == 0)
+            return s->map[i].sid;
+    return NULL;
+}
+
+int mlo__store_map_get(mlo_store *s, const char *lid, char **sid) {
+    pthread_mutex_lock(&s->map_lock);
+    const char *f = map_find_locked(s, lid);
+    if (!f) {
+        map_load_locked(s);
+        f = map_find_locked(s, lid);
+    }
+    *sid = f ? strdup(f) : NULL;
+    pthread_mutex_unlock(&s->map_lock);
+    return *sid != NULL;
+}
+
+int mlo__store_map_put(mlo_store *s, const char *lid, const char *sid) {
+    char *p = path_of(s, "runs.map");
+    if (!p)
+        return -1;
+    char line[2300];
+    int len = snprintf(line, sizeof line, "%.32s %s %s\n", lid, sid, s->uri ? s->uri : "");
+    pthread_mutex_lock(&s->map_lock);
+    int fd = open(p, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
+    free(p);
+    int rc = -1;
+    if (fd >= 0 && len > 0 && (size_t)len < sizeof line) {
+        rc = write_all(fd, line, (size_t)len);
+        if (rc == 0 && fdatasync(fd) != 0)
+            rc = -1;
+    }
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&s->map_lock);
+    return rc;
+}
+
+/* ---- the run table of a process (rings/<procid>.runs) ----------------------- */
+
+int mlo__store_set_run(mlo_store *s, uint32_t index, const char *lid) {
+    if (s->runs_fd < 0)
+        return -1;
+    char slot[33];
+    memset(slot, 0, sizeof slot);
+    memcpy(slot, lid, strnlen(lid, 32)); /* NUL-padded: resumed ids may be shorter */
+    slot[32] = '\n';
+    return pwrite(s->runs_fd, slot, 33, (off_t)index * 33) == 33 ? 0 : -1;
+}
+
+/* ---- recovery of dead processes' rings --------------------------------------- */
+
+typedef struct recover_ctx {
+    mlo_logw *w;
+    const char *runs;
+    size_t runs_len;
+    mlo_buf scratch;
+    uint64_t n, orphans;
+    int failed;
+} recover_ctx;
+
+static void recover_rec(void *ctx, const mlo_rec *r) {
+    recover_ctx *x = ctx;
+    if (x->failed || r->type == MLO_REC_FLUSH)
+        return;
+    char lid[33];
+    if ((size_t)r->run * 33 + 33 > x->runs_len || x->runs[(size_t)r->run * 33 + 32] != '\n') {
+        x->orphans++; /* no local id recorded for that run: cannot be attributed */
+        return;
+    }
+    memcpy(lid, x->runs + (size_t)r->run * 33, 32);
+    lid[32] = 0;
+    int rc = mlo__writer_add_rec(x->w, r, lid, &x->scratch);
+    if (rc < 0)
+        x->failed = 1;
+    else if (rc > 0)
+        x->n++;
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* Recovers the ring of dead process `procid` (its acks lock is held). */
+static void recover_ring(mlo_store *s, const char *procid) {
+    char *ring = path_of(s, "rings/%s.ring", procid);
+    char *runs = path_of(s, "rings/%s.runs", procid);
+    char *seg = mlo__store_seg_path(s, procid, SEG_RECOVERED);
+    char *tmp = seg ? path_of(s, "segments/%s-%06u.seg.tmp", procid, SEG_RECOVERED) : NULL;
+    char err[256] = "";
+    int fd = -1;
+    void *mem = MAP_FAILED;
+    struct stat sb;
+    recover_ctx x = {0};
+    if (!ring || !runs || !seg || !tmp)
+        goto out;
+    fd = open(ring, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto out;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        goto out; /* alive after all */
+    if (file_exists(seg)) {
+        /* a recovery that died after its rename: the records are in seg */
+        goto remove;
+    }
+    if (fstat(fd, &sb) != 0 || sb.st_size <= 0)
+        goto remove;
+    mem = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED)
+        goto out;
+    x.runs = read_file(runs, &x.runs_len);
+    unlink(tmp);
+    x.w = mlo__logw_create(tmp, err, sizeof err);
+    if (!x.w) {
+        mlo__report(s->c, MLO_ERR_STORE, 0, "store %s: cannot recover the queue of process %s: %s",
+                    s->dir, procid, err);
+        goto out;
+    }
+    uint64_t skipped = 0;
+    long n = mlo__ring_recover(mem, (size_t)sb.st_size, recover_rec, &x, &skipped);
+    if (n < 0)
+        mlo__report(s->c, MLO_ERR_STORE, 0,
+                    "store %s: the queue file of process %s is not readable; removed", s->dir,
+                    procid);
+    mlo_log_off end;
+    if (x.failed || (x.n && mlo__logw_commit(x.w, 1, &end) != 0)) {
+        mlo__report(s->c, MLO_ERR_STORE, 0,
+                    "store %s: cannot write the recovered events of process %s (%s); its queue "
+                    "file is kept for a later try",
+                    s->dir, procid, strerror(errno));
+        mlo__logw_close(x.w);
+        x.w = NULL;
+        unlink(tmp);
+        goto out;
+    }
+    mlo__logw_close(x.w);
+    x.w = NULL;
+    if (x.n) {
+        if (rename(tmp, seg) != 0)
+            goto out;
+        char *sd = path_of(s, "segments");
+        if (sd)
+            fsync_dir(sd);
+        free(sd);
+    } else {
+        unlink(tmp);
+    }
+    s->recovered += x.n;
+    if (s->c && x.n)
+        mlo__stat_add(s->c, MLO_STAT_RECOVERED, x.n);
+    if (x.orphans)
+        mlo__report(s->c, MLO_ERR_STORE, 0,
+                    "store %s: %" PRIu64 " events of process %s name no known run; dropped",
+                    s->dir, x.orphans, procid);
+remove:
+    unlink(runs);
+    unlink(ring);
+out:
+    if (mem != MAP_FAILED)
+        munmap(mem, (size_t)sb.st_size);
+    if (fd >= 0)
+        close(fd);
+    mlo__buf_free(&x.scratch);
+    free((void *)x.runs);
+    free(ring);
+    free(runs);
+    free(seg);
+    free(tmp);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names in <store>/<sub> ending in suffix, sorted. */
+static char **list_dir(const mlo_store *s, const char *sub, const char *suffix, size_t *n) {
+    *n = 0;
+    char *p = path_of(s, "%s", sub);
+    DIR *d = p ? opendir(p) : NULL;
+    free(p);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    size_t sl = strlen(suffix);
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l <= sl || strcmp(e->d_name + l - sl, suffix) != 0 || l >= 200)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        v[*n] = strdup(e->d_name);
+        if (v[*n])
+            (*n)++;
+    }
+    closedir(d);
+    if (*n > 1)
+        qsort(v, *n, sizeof *v, cmp_str);
+    return v;
+}
+
+static void free_list(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int is_claimed(const mlo_store *s, const char *procid) {
+    for (size_t i = 0; i < s->nadopted; i++)
+        if (!strcmp(s->adopted[i].procid, procid))
+            return 1;
+    return 0;
+}
+
+/* all_targets: sync (every dead process) instead of those that sent to uri. */
+static void recover_and_adopt(mlo_store *s, int all_targets) {
+    size_t nr, ns;
+    char **rings = list_dir(s, "rings", ".ring", &nr);
+    for (size_t i = 0; i < nr; i++) {
+        char procid[48];
+        size_t l = strlen(rings[i]) - 5;
+        if (l >= sizeof procid)
+            continue;
+        memcpy(procid, rings[i], l);
+        procid[l] = 0;
+        if (!strcmp(procid, s->procid))
+            continue;
+        int fd = lock_procid(s, procid);
+        if (fd < 0) {
+            s->live_skipped++;
+            continue;
+        }
+        recover_ring(s, procid);
+        close(fd);
+    }
+    free_list(rings, nr);
+
+    if (!all_targets && !s->uri)
+        return; /* a local store sends nothing */
+    char **segs = list_dir(s, "segments", ".seg", &ns);
+    for (size_t i = 0; i < ns; i++) {
+        /* <procid>-<n>.seg, procid itself has dashes: n is after the last */
+        char *dash = strrchr(segs[i], '-');
+        if (!dash)
+            continue;
+        char procid[48];
+        size_t l = (size_t)(dash - segs[i]);
+        if (l == 0 || l >= sizeof procid)
+            continue;
+        memcpy(procid, segs[i], l);
+        procid[l] = 0;
+        unsigned n = (unsigned)strtoul(dash + 1, NULL, 10);
+        if (!n || !strcmp(procid, s->procid))
+            continue;
+        if (!is_claimed(s, procid)) {
+            int fd = lock_procid(s, procid);
+            if (fd < 0) {
+                s->live_skipped++;
+                continue;
+            }
+            int take = all_targets;
+            if (!take) {
+                char *tp = path_of(s, "acks/%s.target", procid);
+                char *t = tp ? read_file(tp, NULL) : NULL;
+                take = t && !strcmp(t, s->uri);
+                free(t);
+                free(tp);
+            }
+            if (!take || keep_lock(s, fd) != 0) {
+                close(fd);
+                /* remember the refusal so the next segment of it is skipped fast */
+                continue;
+            }
+        }
+        mlo_seg_ref *na = realloc(s->adopted, (s->nadopted + 1) * sizeof *na);
+        if (!na)
+            break;
+        s->adopted = na;
+        mlo_seg_ref *r = &s->adopted[s->nadopted++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->procid, sizeof r->procid, "%s", procid);
+        r->n = n;
+        r->adopted = 1;
+    }
+    free_list(segs, ns);
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static _Atomic uint32_t client_counter;
+
+static mlo_store *store_new(const char *dir, const char *uri, mlo_client *c) {
+    mlo_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->lock_fd = s->ring_fd = s->runs_fd = -1;
+    s->c = c;
+    s->fsync_policy = c ? c->cfg.fsync_policy : MLO_FSYNC_INTERVAL;
+    pthread_mutex_init(&s->map_lock, NULL);
+    s->dir = strdup(dir);
+    s->uri = uri ? strdup(uri) : NULL;
+    if (!s->dir || (uri && !s->uri)) {
+        free(s->dir);
+        free(s->uri);
+        free(s);
+        return NULL;
+    }
+    /* strip trailing slashes (not the root's) */
+    size_t l = strlen(s->dir);
+    while (l > 1 && s->dir[l - 1] == '/')
+        s->dir[--l] = 0;
+    return s;
+}
+
+static int make_layout(mlo_store *s, char *err, size_t errlen) {
+    const char *subs[] = {"", "/segments", "/rings", "/acks"};
+    for (size_t i = 0; i < 4; i++) {
+        char *p = path_of(s, "%s", subs[i] + (i ? 1 : 0));
+        if (!p)
+            return MLO_ERR_NO_MEMORY;
+        int rc = i == 0 ? mkdir_p(s->dir) : (mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0);
+        int e = errno;
+        free(p);
+        if (rc != 0) {
+            errf(err, errlen, "cannot create %s%s: %s", s->dir, subs[i], strerror(e));
+            return MLO_ERR_STORE;
+        }
+    }
+    char *probe = path_of(s, "acks");
+    int ok = probe && access(probe, W_OK | X_OK) == 0;
+    free(probe);
+    if (!ok) {
+        errf(err, errlen, "%s/acks is not writable", s->dir);
+        return MLO_ERR_STORE;
+    }
+    return MLO_OK;
+}
+
+static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char *err,
+                       size_t errlen) {
+    size_t bytes = mlo__ring_bytes(capacity);
+    char *p = path_of(s, "rings/%s.ring", s->procid);
+    char *rp = path_of(s, "rings/%s.runs", s->procid);
+    if (!bytes || !p || !rp) {
+        free(p);
+        free(rp);
+        return MLO_ERR_NO_MEMORY;
+    }
+    int st = MLO_ERR_STORE;
+    s->ring_fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (s->ring_fd < 0 || flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0) {
+        errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+        goto fail;
+    }
+    /* Reserve the blocks now: a page of a MAP_SHARED file that cannot get a
+     * block (disk full) would be a SIGBUS in a log call later. */
+    int e = posix_fallocate(s->ring_fd, 0, (off_t)bytes);
+    if (e != 0) {
+        errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p, strerror(e));
+        goto fail;
+    }
+    s->ring_mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->ring_fd, 0);
+    if (s->ring_mem == MAP_FAILED) {
+        s->ring_mem = NULL;
+        errf(err, errlen, "cannot map %s: %s", p, strerror(errno));
+        goto fail;
+    }
+    s->ring_len = bytes;
+    /* zeroes the whole block: every page faulted in, writable, before the
+     * first log call */
+    s->ring = mlo__ring_init_in(s->ring_mem, bytes, full_wait_ns);
+    if (!s->ring) {
+        errf(err, errlen, "cannot lay the ring over %s", p);
+        goto fail;
+    }
+    s->runs_fd = open(rp, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (s->runs_fd < 0) {
+        errf(err, errlen, "cannot create %s: %s", rp, strerror(errno));
+        goto fail;
+    }
+    free(p);
+    free(rp);
+    return MLO_OK;
+fail:
+    if (s->ring_mem)
+        munmap(s->ring_mem, bytes);
+    s->ring_mem = NULL;
+    s->ring = NULL;
+    if (s->ring_fd >= 0) {
+        close(s->ring_fd);
+        unlink(p);
+    }
+    s->ring_fd = -1;
+    if (s->runs_fd >= 0)
+        close(s->runs_fd);
+    s->runs_fd = -1;
+    unlink(rp);
+    free(p);
+    free(rp);
+    return st;
+}
+
+static void store_free(mlo_store *s) {
+    for (size_t i = 0; i < s->nlocks; i++)
+        close(s->locks[i]);
+    free(s->locks);
+    free(s->adopted);
+    for (size_t i = 0; i < s->nmap; i++)
+        free(s->map[i].sid);
+    free(s->map);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    pthread_mutex_destroy(&s->map_lock);
+    free(s->dir);
+    free(s->uri);
+    free(s);
+}
+
+int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t full_wait_ns,
+                    mlo_client *c, mlo_store **out, char *err, size_t errlen) {
+    *out = NULL;
+    mlo_store *s = store_new(dir, uri, c);
+    if (!s)
+        return MLO_ERR_NO_MEMORY;
+    int st = make_layout(s, err, errlen);
+    if (st != MLO_OK) {
+        store_free(s);
+        return st;
+    }
+    snprintf(s->procid, sizeof s->procid, "%013lld-%ld-%u", (long long)mlo__now_ms(),
+             (long)getpid(), (unsigned)atomic_fetch_add(&client_counter, 1));
+    s->lock_fd = lock_procid(s, s->procid);
+    char *tp = path_of(s, "acks/%s.target", s->procid);
+    int tfd = tp ? open(tp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600) : -1;
+    free(tp);
+    if (s->lock_fd < 0 || tfd < 0 || write_all(tfd, uri ? uri : "", uri ? strlen(uri) : 0) != 0) {
+        errf(err, errlen, "cannot write in %s/acks: %s", s->dir, strerror(errno));
+        if (tfd >= 0)
+            close(tfd);
+        store_free(s);
+        return MLO_ERR_STORE;
+    }
+    close(tfd);
+    recover_and_adopt(s, 0);
+    if (capacity) {
+        st = create_ring(s, capacity, full_wait_ns, err, errlen);
+        if (st != MLO_OK) {
+            /* the store still works for segments; the queue lives in memory */
+            mlo__report(c, MLO_ERR_STORE, 0,
+                        "store %s: %s; the event queue lives in memory (a crash loses what it "
+                        "holds)",
+                        s->dir, err);
+            err[0] = 0;
+        }
+    }
+    *out = s;
+    return MLO_OK;
+}
+
+void mlo__store_close(mlo_store *s, int ring_empty) {
+    if (!s)
+        return;
+    if (s->ring_mem) {
+        munmap(s->ring_mem, s->ring_len);
+        if (ring_empty) {
+            char *p = path_of(s, "rings/%s.ring", s->procid);
+            char *rp = path_of(s, "rings/%s.runs", s->procid);
+            if (rp)
+                unlink(rp);
+            if (p)
+                unlink(p);
+            free(p);
+            free(rp);
+        }
+    }
+    if (s->ring_fd >= 0)
+        close(s->ring_fd);
+    if (s->runs_fd >= 0)
+        close(s->runs_fd);
+    store_free(s);
+}
+
+/* ---- sync ---------------------------------------------------------------------- */
+
+typedef struct sync_errs {
+    char first[512];
+    int n;
+} sync_errs;
+
+static void sync_err_cb(void *user, mlo_status st, const char *msg) {
+    sync_errs *e = user;
+    if (st == MLO_WARN_RETRY || st == MLO_WARN_TRUNCATED)
+        return;
+    if (!e->n++)
+        snprintf(e->first, sizeof e->first, "%s", msg);
+}
+
+int mlo__store_sync(const char *store_dir, const char *uri,
+                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+                    char *err, size_t errlen) {
+    if (err && errlen)
+        err[0] = 0;
+    if (!store_dir) {
+        errf(err, errlen, "no store directory given");
+        return MLO_ERR_INVALID_ARGUMENT;
+    }
+    struct stat sb;
+    if (stat(store_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        errf(err, errlen, "%s: not a store directory", store_dir);
+        return MLO_ERR_STORE;
+    }
+    mlo_options_t *o = mlo_options_new();
+    if (!o)
+        return MLO_ERR_NO_MEMORY;
+    int st = uri ? mlo_options_set_tracking_uri(o, uri) : MLO_OK;
+    mlo_client *c = calloc(1, sizeof *c);
+    if (st != MLO_OK || !c) {
+        mlo_options_free(o);
+        free(c);
+        errf(err, errlen, "invalid tracking URI");
+        return st != MLO_OK ? st : MLO_ERR_NO_MEMORY;
+    }
+    sync_errs errs = {0};
+    mlo_options_set_error_callback(o, sync_err_cb, &errs);
+    st = mlo__config_resolve(o, &c->cfg, err, errlen);
+    mlo_options_free(o);
+    if (st == MLO_OK && !c->cfg.tracking_uri) {
+        errf(err, errlen, "no tracking URI: pass one or set MLFLOW_TRACKING_URI");
+        st = MLO_ERR_CONFIG;
+    }
+    if (st != MLO_OK) {
+        mlo__config_free(&c->cfg);
+        free(c);
+        return st;
+    }
+    c->magic = MLO_CLIENT_MAGIC;
+    pthread_mutex_init(&c->runs_lock, NULL);
+    pthread_cond_init(&c->runs_cond, NULL);
+
+    mlo_store *s = store_new(store_dir, c->cfg.tracking_uri, c);
+    if (!s) {
+        st = MLO_ERR_NO_MEMORY;
+        goto done;
+    }
+    /* a procid of our own only to tell our files from others' */
+    snprintf(s->procid, sizeof s->procid, "sync-%ld", (long)getpid());
+    recover_and_adopt(s, 1);
+    mlo_sender *snd = mlo__sender_new(c, s, 1);
+    if (!snd) {
+        st = MLO_ERR_NO_MEMORY;
+    } else {
+        st = mlo__sender_drain_segments(snd, s->adopted, s->nadopted, progress, ctx, err, errlen);
+        mlo__sender_free(snd);
+    }
+    if (st == MLO_OK && s->live_skipped)
+        errf(err, errlen,
+             "%zu files belong to processes still running (they send their own events); "
+             "they were left alone",
+             s->live_skipped);
+    else if (st != MLO_OK && err && !err[0] && errs.n)
+        errf(err, errlen, "%s", errs.first);
+    store_free(s);
+done:
+    pthread_mutex_destroy(&c->runs_lock);
+    pthread_cond_destroy(&c->runs_cond);
+    mlo__config_free(&c->cfg);
+    free(c);
+    return st;
+}
