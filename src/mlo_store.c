@@ -102,6 +102,7 @@ struct mlo_store {
     mlo_seg_ref *adopted;
     size_t nadopted;
     int *locks;
+    char (*claimed)[48]; /* procid of each lock */
     size_t nlocks;
     /* runs.map, cached */
     pthread_mutex_t map_lock;
@@ -183,11 +184,16 @@ static int lock_procid(const mlo_store *s, const char *procid) {
     return fd;
 }
 
-static int keep_lock(mlo_store *s, int fd) {
+static int keep_lock(mlo_store *s, int fd, const char *procid) {
     int *n = realloc(s->locks, (s->nlocks + 1) * sizeof *n);
     if (!n)
         return -1;
     s->locks = n;
+    char(*c)[48] = realloc(s->claimed, (s->nlocks + 1) * sizeof *c);
+    if (!c)
+        return -1;
+    s->claimed = c;
+    snprintf(s->claimed[s->nlocks], 48, "%s", procid);
     s->locks[s->nlocks++] = fd;
     return 0;
 }
@@ -562,8 +568,8 @@ static void free_list(char **v, size_t n) {
 }
 
 static int is_claimed(const mlo_store *s, const char *procid) {
-    for (size_t i = 0; i < s->nadopted; i++)
-        if (!strcmp(s->adopted[i].procid, procid))
+    for (size_t i = 0; i < s->nlocks; i++)
+        if (!strcmp(s->claimed[i], procid))
             return 1;
     return 0;
 }
@@ -622,12 +628,19 @@ static void recover_and_adopt(mlo_store *s, int all_targets) {
                 free(t);
                 free(tp);
             }
-            if (!take || keep_lock(s, fd) != 0) {
+            if (!take || keep_lock(s, fd, procid) != 0) {
                 close(fd);
                 /* remember the refusal so the next segment of it is skipped fast */
                 continue;
             }
         }
+        /* fully acknowledged (for this server): nothing to send */
+        char *sp = mlo__store_seg_path(s, procid, n);
+        struct stat sb;
+        int done = sp && stat(sp, &sb) == 0 && mlo__store_ack_get(s, procid, n) >= (uint64_t)sb.st_size;
+        free(sp);
+        if (done)
+            continue;
         mlo_seg_ref *na = realloc(s->adopted, (s->nadopted + 1) * sizeof *na);
         if (!na)
             break;
@@ -760,6 +773,7 @@ static void store_free(mlo_store *s) {
     for (size_t i = 0; i < s->nlocks; i++)
         close(s->locks[i]);
     free(s->locks);
+    free(s->claimed);
     free(s->adopted);
     for (size_t i = 0; i < s->nmap; i++)
         free(s->map[i].sid);
