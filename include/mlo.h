@@ -383,7 +383,8 @@ typedef enum mlo_run_status {
  * before a crash is found again instead of created twice.
  *
  * With a tracking URI the call waits for the server's run id, at most
- * min(request timeout, 10 s).  If the server does not answer in that time
+ * min(request timeout, 10 s) (0.2 s while the sender is already failing to
+ * reach the server).  If the server does not answer in that time
  * (unreachable, or the sender busy with a backlog) it returns MLO_OK anyway
  * with an offline run: mlo_run_id() gives its local id until the run exists
  * on the server, created later (by this client, the next one, or `mlo sync`)

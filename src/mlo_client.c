@@ -609,6 +609,10 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
     int64_t wait_ns = c->cfg.tracking_uri
                           ? (int64_t)((c->cfg.timeout_s < 10 ? c->cfg.timeout_s : 10) * 1e9)
                           : 0;
+    /* the sender already knows the server is down: do not make every new
+     * run wait the whole bound for it (relaxed: a hint) */
+    if (wait_ns > 200000000 && atomic_load_explicit(&c->sender_failing, memory_order_relaxed))
+        wait_ns = 200000000;
     int64_t deadline = mlo__mono_ns() + (wait_ns > 1000000000 ? wait_ns : 1000000000);
     mlo_rec h = {.type = MLO_EV_START_RUN,
                  .key_len = 32,

@@ -194,6 +194,7 @@ typedef struct mlo_client {
     pthread_t sender;
     int sender_started;
     _Atomic int ring_left;        /* the writer exited with records left in the ring */
+    _Atomic int sender_failing;   /* the sender's last attempt failed (server down) */
     _Atomic int stop;           /* shipper: drain what is left, then exit */
     _Atomic int64_t abort_at_ns; /* shipper: give up sending after this (0 = never) */
 

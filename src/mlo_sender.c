@@ -915,10 +915,12 @@ void *mlo__sender_main(void *arg) {
         if (wseg && own.n <= wseg) {
             int r = step(s, &own);
             if (r == STEP_FAIL) {
+                atomic_store_explicit(&c->sender_failing, 1, memory_order_relaxed);
                 if (backoff(c, fails++))
                     break;
                 continue;
             }
+            atomic_store_explicit(&c->sender_failing, 0, memory_order_relaxed);
             fails = 0;
             if (r == STEP_MORE)
                 continue;
