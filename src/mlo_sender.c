@@ -409,15 +409,19 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
     set_deadline(s);
     int st = sr.exp_id ? ((exp = strdup(sr.exp_id)) ? MLO_OK : MLO_ERR_NO_MEMORY)
                        : exp_id_for(s, sr.exp_name ? sr.exp_name : "Default", &exp, &e);
-    /* an acknowledgement lost in a crash: the run exists, with our tag */
+    /* an acknowledgement lost in a crash: the run exists, with our tag (an
+     * outbox only; without a store a run is only ever created once) */
+    int create = 0;
     if (st == MLO_OK && s->keep) {
         st = mlo__api_search_run_by_tag(s->api, exp, LOCAL_ID_TAG, r->lid, &sid, &e);
-        if (st == MLO_ERR_NOT_FOUND)
-            st = MLO_ERR_NOT_FOUND + 1000; /* none: create it */
+        if (st == MLO_ERR_NOT_FOUND) {
+            st = MLO_OK;
+            create = 1;
+        }
     } else if (st == MLO_OK) {
-        st = MLO_ERR_NOT_FOUND + 1000;
+        create = 1;
     }
-    if (st == MLO_ERR_NOT_FOUND + 1000) {
+    if (create) {
         mlo_kv *tags = NULL;
         size_t ntags = 0;
         int oom = 0;
@@ -436,6 +440,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
                 if (s->runs[pi].sid)
                     oom |= mlo__kv_push(&tags, &ntags, "mlflow.parentRunId", s->runs[pi].sid);
             }
+            r = &s->runs[rec->run]; /* srun_for may have moved the table */
         }
         if (oom) {
             mlo__kv_free(tags, ntags);

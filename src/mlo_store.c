@@ -15,7 +15,11 @@
  *                                       mlo_ring.c block in a MAP_SHARED file
  *                                       (space reserved with fallocate, pages
  *                                       pre-faulted at open); its live owner
- *                                       holds an exclusive flock on it
+ *                                       holds an exclusive flock on it.  A
+ *                                       symlink to /dev/shm/mlo-ring-<procid>-
+ *                                       <rand> when tmpfs is there (no
+ *                                       write-back faults on log calls), else
+ *                                       the file itself
  *   <store>/rings/<procid>.runs         run index -> local id: slot i at byte
  *                                       33 * i is "<32 hex>\n" (a ring record
  *                                       names its run by index)
@@ -81,6 +85,9 @@
 #include <unistd.h>
 
 #define SEG_RECOVERED 999999u
+#ifndef MLO_SHM_DIR
+#define MLO_SHM_DIR "/dev/shm"
+#endif
 
 typedef struct map_ent {
     char lid[33];
@@ -437,6 +444,17 @@ static int file_exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
+/* Removes a ring file, and its tmpfs target when it is a symlink. */
+static void unlink_ring(const char *p) {
+    char target[512];
+    ssize_t n = readlink(p, target, sizeof target - 1);
+    if (n > 0) {
+        target[n] = 0;
+        unlink(target);
+    }
+    unlink(p);
+}
+
 /* Recovers the ring of dead process `procid` (its acks lock is held). */
 static void recover_ring(mlo_store *s, const char *procid) {
     char *ring = path_of(s, "rings/%s.ring", procid);
@@ -451,8 +469,11 @@ static void recover_ring(mlo_store *s, const char *procid) {
     if (!ring || !runs || !seg || !tmp)
         goto out;
     fd = open(ring, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == ENOENT)
+            goto remove; /* a tmpfs ring gone with a reboot: nothing left to recover */
         goto out;
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0)
         goto out; /* alive after all */
     if (file_exists(seg)) {
@@ -510,7 +531,7 @@ static void recover_ring(mlo_store *s, const char *procid) {
                     s->dir, x.orphans, procid);
 remove:
     unlink(runs);
-    unlink(ring);
+    unlink_ring(ring);
 out:
     if (mem != MAP_FAILED)
         munmap(mem, (size_t)sb.st_size);
@@ -716,17 +737,38 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
         return MLO_ERR_NO_MEMORY;
     }
     int st = MLO_ERR_STORE;
-    s->ring_fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-    if (s->ring_fd < 0 || flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0) {
-        errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
-        goto fail;
+    int e;
+    /* In tmpfs when there is one, behind a symlink: a disk file's pages are
+     * written back every few seconds, and the next write to each then
+     * faults, on ext4 behind the journal (milliseconds when the writer
+     * fsyncs); tmpfs pages never are.  A crash keeps either; a reboot keeps
+     * neither reliably (the ring is never fsynced). */
+    char shm[256];
+    char rnd[33];
+    mlo__new_local_id(rnd);
+    snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", MLO_SHM_DIR, s->procid, rnd);
+    s->ring_fd = open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (s->ring_fd >= 0) {
+        if (flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0 ||
+            posix_fallocate(s->ring_fd, 0, (off_t)bytes) != 0 || symlink(shm, p) != 0) {
+            close(s->ring_fd);
+            s->ring_fd = -1;
+            unlink(shm);
+        }
     }
-    /* Reserve the blocks now: a page of a MAP_SHARED file that cannot get a
-     * block (disk full) would be a SIGBUS in a log call later. */
-    int e = posix_fallocate(s->ring_fd, 0, (off_t)bytes);
-    if (e != 0) {
-        errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p, strerror(e));
-        goto fail;
+    if (s->ring_fd < 0) {
+        s->ring_fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+        if (s->ring_fd < 0 || flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0) {
+            errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            goto fail;
+        }
+        /* Reserve the blocks now: a page of a MAP_SHARED file that cannot
+         * get a block (disk full) would be a SIGBUS in a log call later. */
+        e = posix_fallocate(s->ring_fd, 0, (off_t)bytes);
+        if (e != 0) {
+            errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p, strerror(e));
+            goto fail;
+        }
     }
     s->ring_mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->ring_fd, 0);
     if (s->ring_mem == MAP_FAILED) {
@@ -757,7 +799,7 @@ fail:
     s->ring = NULL;
     if (s->ring_fd >= 0) {
         close(s->ring_fd);
-        unlink(p);
+        unlink_ring(p);
     }
     s->ring_fd = -1;
     if (s->runs_fd >= 0)
@@ -838,7 +880,7 @@ void mlo__store_close(mlo_store *s, int ring_empty) {
             if (rp)
                 unlink(rp);
             if (p)
-                unlink(p);
+                unlink_ring(p);
             free(p);
             free(rp);
         }

@@ -656,6 +656,45 @@ static void test_two_processes_one_store(void **state) {
     free(store);
 }
 
+/* ---- many runs, nested: the sender's run table grows while resolving ---- */
+
+static void test_many_nested_runs(void **state) {
+    (void)state;
+    char *store = new_store();
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_store_dir(o, store);
+    unsetenv("MLFLOW_TRACKING_URI");
+    mlo_client_t *c;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    enum { N = 150 };
+    mlo_run_t *runs[N];
+    char lids[N][40];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "r%d", i);
+        /* run i is nested under run i / 2 (a tree) */
+        assert_int_equal(mlo_start_run(c, NULL, name, i ? runs[i / 2] : NULL, &runs[i]), MLO_OK);
+        snprintf(lids[i], sizeof lids[i], "%s", mlo_run_id(runs[i]));
+        assert_int_equal(mlo_log_metric(runs[i], "i", i, 0), MLO_OK);
+    }
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    char err[512];
+    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    json_t *d = dump();
+    assert_int_equal(nruns(d), N);
+    for (int i = 1; i < N; i++) {
+        json_t *r = run_by_tag(d, "mlo.local_id", lids[i]);
+        json_t *p = run_by_tag(d, "mlo.local_id", lids[i / 2]);
+        assert_string_equal(str_at(json_object_get(r, "tags"), "mlflow.parentRunId"),
+                            str_at(json_object_get(p, "info"), "run_id"));
+        assert_int_equal(count_metric(r, "i"), 1);
+    }
+    json_decref(d);
+    rm_rf(store);
+    free(store);
+}
+
 int main(void) {
     srv = testsrv_start("");
     if (!srv) {
@@ -670,6 +709,7 @@ int main(void) {
         cmocka_unit_test_setup(test_disk_full, setup),
         cmocka_unit_test_setup(test_unusable_store, setup),
         cmocka_unit_test_setup(test_two_processes_one_store, setup),
+        cmocka_unit_test_setup(test_many_nested_runs, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     testsrv_stop(srv);
