@@ -65,6 +65,7 @@ typedef struct writer {
     int64_t last_sync;
     int dirty;
     int oom;
+    size_t taken; /* records of this peek handled (before an out-of-memory) */
     mlo_sender *snd; /* memory mode */
     int64_t hist_next_ns; /* when the histograms want the next tick (relative) */
 } writer;
@@ -123,21 +124,33 @@ int mlo__writer_add_rec(struct mlo_logw *w, const mlo_rec *r, const char *lid, m
 
 static void write_cb(void *ctx, const mlo_rec *r) {
     writer *w = ctx;
+    if (w->oom)
+        return; /* not taken: stays in the ring */
     if (r->type == MLO_REC_FLUSH) {
         if ((uint64_t)r->step > w->flush_seq)
             w->flush_seq = (uint64_t)r->step;
+        w->taken++;
         return;
     }
     mlo_run *run = mlo__client_run(w->c, r->run);
     if (!run) {
         mlo__stat_add(w->c, MLO_STAT_FAILED, 1);
+        w->taken++;
         return;
     }
     int rc = mlo__writer_add_rec(w->w, r, run->local_id, &w->scratch);
-    if (rc < 0)
+    if (rc < 0) {
         w->oom = 1;
-    else if (rc > 0 && r->type != MLO_EV_START_RUN)
+        return;
+    }
+    if (rc > 0 && r->type != MLO_EV_START_RUN)
         w->events++;
+    w->taken++;
+}
+
+static void noop_cb(void *ctx, const mlo_rec *r) {
+    (void)ctx;
+    (void)r;
 }
 
 /* Histogram emissions (mlo__hist_tick) go into the pipeline like any metric. */
@@ -316,6 +329,7 @@ static size_t cycle(writer *w) {
         return 0;
     w->hist_next_ns = mlo__hist_tick(c, mlo__mono_ns(), emit_durable, w);
     size_t n;
+    w->taken = 0;
     if (w->use_peek) {
         w->peek_end = mlo__ring_head_sc(c->queue);
         n = mlo__ring_peek_sc(c->queue, &w->peek_end, STAGE_MAX, write_cb, w);
@@ -324,6 +338,13 @@ static size_t cycle(writer *w) {
     }
     if (w->oom) {
         w->oom = 0;
+        if (w->use_peek) {
+            /* release, later, only what went into the block */
+            w->peek_end = mlo__ring_head_sc(c->queue);
+            mlo__ring_peek_sc(c->queue, &w->peek_end, w->taken, noop_cb, NULL);
+        } else {
+            mlo__stat_add(c, MLO_STAT_FAILED, n - w->taken);
+        }
         errno = ENOMEM;
         fail(w, "out of memory");
         return n;

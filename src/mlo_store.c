@@ -964,7 +964,13 @@ int mlo__store_sync(const char *store_dir, const char *uri,
         st = mlo__sender_drain_segments(snd, s->adopted, s->nadopted, progress, ctx, err, errlen);
         mlo__sender_free(snd);
     }
-    if (st == MLO_OK && s->live_skipped)
+    uint64_t refused = atomic_load(&c->st[MLO_STAT_FAILED]);
+    if (st == MLO_OK && refused) {
+        st = MLO_ERR_SERVER_INVALID;
+        errf(err, errlen,
+             "%llu events were refused by the server (first: %s); everything else was uploaded",
+             (unsigned long long)refused, errs.n ? errs.first : "see the error callback");
+    } else if (st == MLO_OK && s->live_skipped)
         errf(err, errlen,
              "%zu files belong to processes still running (they send their own events); "
              "they were left alone",

@@ -695,6 +695,48 @@ static void test_many_nested_runs(void **state) {
     free(store);
 }
 
+/* ---- sync: a server down is an error to retry later; refusals are said ---- */
+
+static void test_sync_resumable_and_refusals(void **state) {
+    (void)state;
+    char *store = new_store();
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_store_dir(o, store);
+    unsetenv("MLFLOW_TRACKING_URI");
+    mlo_client_t *c;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, NULL, "to-sync", NULL, &run), MLO_OK);
+    char lid[40];
+    snprintf(lid, sizeof lid, "%s", mlo_run_id(run));
+    assert_int_equal(mlo_log_param(run, "p", "1"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 5000), MLO_OK);
+    assert_int_equal(mlo_log_param(run, "p", "2"), MLO_OK); /* the server will refuse it */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(mlo_log_metric(run, "m", i, i), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+
+    setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0", 1);
+    assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": -1}"), 0);
+    char err[512] = "";
+    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    assert_int_equal(st, MLO_ERR_SERVER);
+    assert_non_null(strstr(err, "run sync again"));
+    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    unsetenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES");
+    st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    assert_int_equal(st, MLO_ERR_SERVER_INVALID);
+    assert_non_null(strstr(err, "1 events were refused"));
+    json_t *d = dump();
+    json_t *r = run_by_tag(d, "mlo.local_id", lid);
+    assert_string_equal(str_at(json_object_get(r, "params"), "p"), "1");
+    assert_int_equal(count_metric(r, "m"), 50);
+    json_decref(d);
+    rm_rf(store);
+    free(store);
+}
+
 int main(void) {
     srv = testsrv_start("");
     if (!srv) {
@@ -710,6 +752,7 @@ int main(void) {
         cmocka_unit_test_setup(test_unusable_store, setup),
         cmocka_unit_test_setup(test_two_processes_one_store, setup),
         cmocka_unit_test_setup(test_many_nested_runs, setup),
+        cmocka_unit_test_setup(test_sync_resumable_and_refusals, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     testsrv_stop(srv);
