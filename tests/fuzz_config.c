@@ -15,6 +15,7 @@
  *   @insecure=N  @retries=N,F,F,F  @queue_bytes=N  @full_policy=N,N
  *   @close_timeout=N  @flush_interval=N     numeric setters (strtoll/strtod:
  *                                           nan, inf, hex, huge all reach them)
+ *   @store_dir=V  @durable=N  @fsync=N,N    the store (durable run log)
  *   @callback  @nocallback                  error callback on / off
  *   @noopts                                 resolve without an options object
  *   @key=V  @value=V                        validate as a key / a value
@@ -70,6 +71,8 @@ typedef struct expect {
     const char *token, *password, *user;
     int callback;
     int noopts;
+    const char *store_dir; /* the last accepted @store_dir (non-NULL) */
+    int durable;           /* -1 unset, else the last @durable */
 } expect;
 
 static void on_error(void *user, mlo_status st, const char *msg) {
@@ -235,6 +238,22 @@ static void do_line(mlo_options_t *o, char *line, expect *ex) {
     } else if (!strcmp(cmd, "flush_interval")) {
         st = mlo_options_set_flush_interval_ms(o, v ? (unsigned)strtoul(v, NULL, 0) : 0);
         ALLOWED(st, MLO_OK, MLO_ERR_INVALID_ARGUMENT);
+    } else if (!strcmp(cmd, "store_dir")) {
+        st = mlo_options_set_store_dir(o, v);
+        ALLOWED(st, STR_STATUSES);
+        if (st == MLO_OK)
+            ex->store_dir = v;
+    } else if (!strcmp(cmd, "durable")) {
+        st = mlo_options_set_durable(o, v ? atoi(v) : 0);
+        ALLOWED(st, MLO_OK);
+        ex->durable = v && atoi(v) ? 1 : 0;
+    } else if (!strcmp(cmd, "fsync")) {
+        double a[2] = {0, 0};
+        nums(v, a, 2);
+        int pol = isnan(a[0]) || fabs(a[0]) > 1e6 ? 7 : (int)a[0];
+        unsigned ms = isnan(a[1]) || a[1] < 0 || a[1] > 4e9 ? 0xffffffffu : (unsigned)a[1];
+        st = mlo_options_set_fsync(o, (mlo_fsync_policy)pol, ms);
+        ALLOWED(st, MLO_OK, MLO_ERR_INVALID_ARGUMENT);
     } else if (!strcmp(cmd, "callback")) {
         st = mlo_options_set_error_callback(o, on_error, ex);
         ALLOWED(st, MLO_OK);
@@ -308,6 +327,20 @@ static void check_config(const mlo_config *c, const expect *ex) {
         CHECK(c->user && !strcmp(c->user, ex->user) && !strcmp(c->password, ex->password),
               "option basic auth lost");
     CHECK(ex->noopts || !ex->callback || c->error_fn == on_error, "callback lost");
+    /* the store (durable run log) */
+    CHECK(c->durable == 0 || c->durable == 1, "durable %d", c->durable);
+    CHECK(c->tracking_uri || c->durable, "neither a tracking URI nor the store");
+    if (!ex->noopts && ex->durable >= 0)
+        CHECK(c->durable == ex->durable, "option durable %d lost", ex->durable);
+    CHECK(c->store_dir && *c->store_dir, "no store directory");
+    if (!ex->noopts && ex->store_dir)
+        CHECK(!strcmp(c->store_dir, ex->store_dir), "option store dir %s lost to %s",
+              ex->store_dir, c->store_dir);
+    CHECK(c->fsync_policy >= MLO_FSYNC_NONE && c->fsync_policy <= MLO_FSYNC_ALWAYS, "fsync %d",
+          c->fsync_policy);
+    CHECK(c->fsync_policy != MLO_FSYNC_INTERVAL ||
+              (c->fsync_interval_ms >= 1 && c->fsync_interval_ms <= 3600000),
+          "fsync interval %u", c->fsync_interval_ms);
 }
 
 static void no_secret(const char *msg, const char *secret) {
@@ -338,7 +371,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     mlo_options_t *o = mlo_options_new();
     CHECK(o != NULL, "mlo_options_new returned NULL");
-    expect ex = {.retries = -1};
+    expect ex = {.retries = -1, .durable = -1};
     /* strsep keeps empty lines, strtok would merge them */
     char *save = text;
     for (char *line; (line = strsep(&save, "\n")) != NULL;)

@@ -50,6 +50,7 @@ static mlo_run_t *R2;    /* ... and its run (a parent from another client; end t
 static mlo_options_t *O; /* a fresh options object for each row */
 static mlo_histogram_t *H;
 static char store_dir[256];
+static char store_file[300], store_under_file[320]; /* a regular file; a path under it */
 
 /* Not a handle: zeroed memory (every handle check must refuse it). */
 static _Alignas(64) unsigned char zeros[8192];
@@ -84,15 +85,16 @@ static char *rep(const char *unit, size_t n, const char *prefix) {
 /* ---- error callback: counted, and every message checked ---- */
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
-static int cb_calls, cb_null_messages;
+static int cb_calls, cb_null_messages, cb_store_errors;
 
 static void on_error(void *user, mlo_status st, const char *msg) {
     (void)user;
-    (void)st;
     pthread_mutex_lock(&cb_lock);
     cb_calls++;
     if (!msg)
         cb_null_messages++;
+    if (st == MLO_ERR_STORE)
+        cb_store_errors++;
     pthread_mutex_unlock(&cb_lock);
 }
 
@@ -151,6 +153,39 @@ static int open_env(const char *name, const char *value) {
     if (st == MLO_OK)
         mlo_client_close(c);
     return st;
+}
+
+/* A client whose store directory cannot be used: it must open anyway, say
+ * MLO_ERR_STORE through the callback, and still deliver (memory only). */
+static int open_store(const char *dir) {
+    mlo_options_t *o = mlo_options_new();
+    assert_non_null(o);
+    assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
+    assert_int_equal(mlo_options_set_store_dir(o, dir), MLO_OK);
+    assert_int_equal(mlo_options_set_error_callback(o, on_error, NULL), MLO_OK);
+    pthread_mutex_lock(&cb_lock);
+    int before = cb_store_errors;
+    pthread_mutex_unlock(&cb_lock);
+    mlo_client_t *c = NULL;
+    int st = mlo_client_open(o, &c);
+    mlo_options_free(o);
+    if (st != MLO_OK)
+        return st;
+    mlo_run_t *r = NULL;
+    st = mlo_start_run(c, "hostile", "memory-only", NULL, &r);
+    if (st == MLO_OK)
+        st = mlo_log_metric(r, "ok.memory_only", 1, 0);
+    if (st == MLO_OK)
+        st = mlo_end_run(r, MLO_RUN_FINISHED);
+    if (st == MLO_OK)
+        st = mlo_client_flush(c, 20000);
+    int close_st = mlo_client_close(c);
+    if (st == MLO_OK)
+        st = close_st;
+    pthread_mutex_lock(&cb_lock);
+    int said = cb_store_errors > before;
+    pthread_mutex_unlock(&cb_lock);
+    return st == MLO_OK && !said ? MISMATCH : st;
 }
 
 static int open_bad_handle(const mlo_options_t *o) {
@@ -231,6 +266,9 @@ static int every_setter(mlo_options_t *o) {
         mlo_options_set_close_timeout_ms(o, 1),
         mlo_options_set_flush_interval_ms(o, 100),
         mlo_options_set_error_callback(o, on_error, NULL),
+        mlo_options_set_store_dir(o, "/tmp/s"),
+        mlo_options_set_durable(o, 1),
+        mlo_options_set_fsync(o, MLO_FSYNC_ALWAYS, 0),
     };
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         if (st[i] != MLO_ERR_INVALID_ARGUMENT)
@@ -390,6 +428,19 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
           A(mlo_options_set_flush_interval_ms(O, 60001)),                                          \
           A(mlo_options_set_flush_interval_ms(O, UINT_MAX))),                                      \
       MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(store_dir_empty, "mlo_options_set_store_dir", "\"\"", NULL, NULL,                           \
+      mlo_options_set_store_dir(O, ""), MLO_ERR_INVALID_ARGUMENT)                                  \
+    X_(store_dir_utf8, "mlo_options_set_store_dir", "invalid UTF-8", NULL, NULL,                   \
+      mlo_options_set_store_dir(O, "/tmp/s\xc3"), MLO_ERR_INVALID_UTF8)                            \
+    X_(durable_any, "mlo_options_set_durable", "-5, INT_MAX", NULL, "any non-zero value means on", \
+      ALL(A(mlo_options_set_durable(O, -5)), A(mlo_options_set_durable(O, INT_MAX))), MLO_OK)      \
+    X_(fsync_bad, "mlo_options_set_fsync", "policy 3 or -1; INTERVAL with 0 or 3600001 ms", NULL,  \
+      NULL,                                                                                        \
+      ALL(A(mlo_options_set_fsync(O, (mlo_fsync_policy)3, 1000)),                                  \
+          A(mlo_options_set_fsync(O, (mlo_fsync_policy)-1, 1000)),                                 \
+          A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 0)),                                      \
+          A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 3600001))),                               \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
     X_(callback_null, "mlo_options_set_error_callback", "fn NULL with user data", NULL,             \
       "no callback", mlo_options_set_error_callback(O, NULL, (void *)1), MLO_OK)                   \
     X_(setters_null_opts, "mlo_options_set_* (all the others)",                                    \
@@ -436,6 +487,12 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       ALL(A(open_with("MLFLOW_TRACKING_INSECURE_TLS", "maybe", NULL, NULL, NULL)),                 \
           A(open_with("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "2", NULL, NULL, NULL))),          \
       MLO_ERR_CONFIG)                                                                              \
+    X_(open_store_unusable, "mlo_client_open",                                                     \
+      "store directory a regular file, under one, or where it cannot be created", NULL,            \
+      "opens; MLO_ERR_STORE to the callback; events kept in memory still land",                    \
+      ALL(A(open_store(store_file)), A(open_store(store_under_file)),                              \
+          A(open_store("/proc/mlo-no-such/store"))),                                               \
+      MLO_OK)                                                                                      \
     X_(open_token_crlf, "mlo_client_open", "token, user or password with CR/LF (header injection)", \
       NULL, "finding: refused, but as MLO_ERR_NO_MEMORY",                                          \
       ALL(A(open_with(NULL, NULL, "tok\r\nX-Injected: 1", NULL, NULL)),                            \
@@ -1024,6 +1081,11 @@ int main(int argc, char **argv) {
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(store_dir));
     setenv("MLO_STORE_DIR", store_dir, 1);
+    snprintf(store_file, sizeof store_file, "%s/a-file", store_dir);
+    snprintf(store_under_file, sizeof store_under_file, "%s/sub", store_file);
+    FILE *f = fopen(store_file, "w");
+    assert_non_null(f);
+    fclose(f);
     static const char *const clear[] = {
         "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
         "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",

@@ -269,6 +269,14 @@ CONFIG = {
                              b"@queue_bytes=0x80000000\n@full_policy=7,0\n@full_policy=0,60001\n"
                              b"@flush_interval=0\n@flush_interval=60001\n" + URI.encode(),
     "option-uri-null-unsets": URI + "@uri=http://x\n@uri\n",
+    # the store (durable run log): no URI means local runs, unless the store is off
+    "ok-no-uri-local-store": "MLO_STORE_DIR=/tmp/mlo-fuzz-store\n",
+    "ok-store-option-wins": URI + "MLO_STORE_DIR=/from/env\n@store_dir=/from/option\n"
+                            "@durable=1\n@fsync=2,0\n",
+    "ok-durable-off-with-uri": URI + "@durable=0\n@fsync=1,3600000\n",
+    "bad-durable-off-no-uri": "@durable=0\n",
+    "store-setters-refuse": URI.encode() + b"@store_dir=\n@store_dir=/s\xc3\n@fsync=3,0\n"
+                            b"@fsync=-1,0\n@fsync=1,0\n@fsync=1,3600001\n@store_dir\n",
     # keys and values (MLflow's rules; the verdict is the last @key/@value line's)
     "ok-key-simple": "@key=loss\n",
     "ok-key-path": "@key=train/loss_1.val-2 x:y\n",
