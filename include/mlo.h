@@ -213,7 +213,9 @@ MLO_API int mlo_options_set_retries(mlo_options_t *opts, int max_retries, double
                                     double jitter_s, double timeout_s);
 
 /** Size of the event queue in bytes (rounded up to a power of two, at least
- *  64 KiB, at most 1 GiB).  Default 8 MiB: about 100,000 metric events. */
+ *  64 KiB, at most 1 GiB).  Default 8 MiB: about 100,000 metric events.
+ *  With the store the queue is a file of that size, reserved when the client
+ *  opens (in /dev/shm when there is one, linked from the store's rings/). */
 MLO_API int mlo_options_set_queue_bytes(mlo_options_t *opts, size_t bytes);
 
 /** What a log call does when the queue is full, and how long MLO_FULL_WAIT
