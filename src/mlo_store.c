@@ -702,6 +702,15 @@ static mlo_store *store_new(const char *dir, const char *uri, mlo_client *c) {
     return s;
 }
 
+/* The program may change its working directory later: keep an absolute path. */
+static void absolute(mlo_store *s) {
+    char *abs = realpath(s->dir, NULL);
+    if (abs) {
+        free(s->dir);
+        s->dir = abs;
+    }
+}
+
 static int make_layout(mlo_store *s, char *err, size_t errlen) {
     const char *subs[] = {"", "/segments", "/rings", "/acks"};
     for (size_t i = 0; i < 4; i++) {
@@ -839,6 +848,7 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
         store_free(s);
         return st;
     }
+    absolute(s);
     snprintf(s->procid, sizeof s->procid, "%013lld-%ld-%u", (long long)mlo__now_ms(),
              (long)getpid(), (unsigned)atomic_fetch_add(&client_counter, 1));
     s->lock_fd = lock_procid(s, s->procid);
@@ -954,6 +964,7 @@ int mlo__store_sync(const char *store_dir, const char *uri,
         st = MLO_ERR_NO_MEMORY;
         goto done;
     }
+    absolute(s);
     /* a procid of our own only to tell our files from others' */
     snprintf(s->procid, sizeof s->procid, "sync-%ld", (long)getpid());
     recover_and_adopt(s, 1);

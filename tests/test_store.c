@@ -737,6 +737,38 @@ static void test_sync_resumable_and_refusals(void **state) {
     free(store);
 }
 
+/* ---- a relative store path is taken where the client opened ---- */
+
+static void test_relative_store_survives_chdir(void **state) {
+    (void)state;
+    char tmpl[] = "/tmp/mlo-test-rel-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_store_dir(o, "rel-store");
+    unsetenv("MLFLOW_TRACKING_URI");
+    mlo_client_t *c;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    assert_int_equal(chdir("/"), 0); /* the program moves elsewhere */
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, NULL, "rel", NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_metric(run, "m", 1, 1), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    char store[600];
+    snprintf(store, sizeof store, "%s/rel-store", dir);
+    char err[512];
+    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    json_t *d = dump();
+    assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "rel"), "m"), 1);
+    json_decref(d);
+    assert_int_equal(chdir(cwd), 0);
+    rm_rf(dir);
+}
+
 int main(void) {
     srv = testsrv_start("");
     if (!srv) {
@@ -753,6 +785,7 @@ int main(void) {
         cmocka_unit_test_setup(test_two_processes_one_store, setup),
         cmocka_unit_test_setup(test_many_nested_runs, setup),
         cmocka_unit_test_setup(test_sync_resumable_and_refusals, setup),
+        cmocka_unit_test_setup(test_relative_store_survives_chdir, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     testsrv_stop(srv);
