@@ -113,11 +113,38 @@ MLO_API void mlo_options_free(mlo_options_t *o) {
     } while (0)
 
 static int check_uri(const char *uri) {
-    if (strncasecmp(uri, "http://", 7) == 0 && uri[7])
-        return MLO_OK;
-    if (strncasecmp(uri, "https://", 8) == 0 && uri[8])
-        return MLO_OK;
-    return MLO_ERR_CONFIG;
+    size_t skip;
+    if (strncasecmp(uri, "http://", 7) == 0)
+        skip = 7;
+    else if (strncasecmp(uri, "https://", 8) == 0)
+        skip = 8;
+    else
+        return MLO_ERR_CONFIG;
+    /* a host must follow: "http:///x" or "http://?q" name none */
+    char c = uri[skip];
+    if (c == 0 || c == '/' || c == '?' || c == '#')
+        return MLO_ERR_CONFIG;
+    return MLO_OK;
+}
+
+/* A credential goes into an HTTP header: CR or LF would forge headers. */
+static int header_safe(const char *v) {
+    return !v || strpbrk(v, "\r\n") == NULL;
+}
+
+/* Validates a secret, then replaces *dst, wiping the old one; a refused
+ * value leaves what was set before. */
+static int set_secret(char **dst, const char *v) {
+    if (v && !mlo__utf8_valid(v, strlen(v)))
+        return MLO_ERR_INVALID_UTF8;
+    if (!header_safe(v))
+        return MLO_ERR_INVALID_ARGUMENT;
+    char *copy = NULL;
+    if (v && !(copy = strdup(v)))
+        return MLO_ERR_NO_MEMORY;
+    wipe_free(*dst);
+    *dst = copy;
+    return MLO_OK;
 }
 
 MLO_API int mlo_options_set_tracking_uri(mlo_options_t *o, const char *uri) {
@@ -146,25 +173,29 @@ MLO_API int mlo_options_set_experiment_id(mlo_options_t *o, const char *id) {
 
 MLO_API int mlo_options_set_token(mlo_options_t *o, const char *token) {
     CHECK_OPTS(o);
-    char *old = o->token;
-    o->token = NULL;
-    wipe_free(old);
-    return set_str(&o->token, token);
+    return set_secret(&o->token, token);
 }
 
 MLO_API int mlo_options_set_basic_auth(mlo_options_t *o, const char *user, const char *password) {
     CHECK_OPTS(o);
     if ((user == NULL) != (password == NULL))
         return MLO_ERR_INVALID_ARGUMENT;
-    char *ou = o->user, *op = o->password;
-    o->user = o->password = NULL;
-    wipe_free(ou);
-    wipe_free(op);
-    int st = set_str(&o->user, user);
-    if (st == MLO_OK)
-        st = set_str(&o->password, password);
-    o->auth_basic_set = st == MLO_OK && user != NULL;
-    return st;
+    /* validate both before touching either: a refused pair keeps the old one */
+    if (user && (!mlo__utf8_valid(user, strlen(user)) || !mlo__utf8_valid(password, strlen(password))))
+        return MLO_ERR_INVALID_UTF8;
+    if (!header_safe(user) || !header_safe(password) || (user && strchr(user, ':')))
+        return MLO_ERR_INVALID_ARGUMENT;
+    char *nu = NULL, *np = NULL;
+    if (user && (!(nu = strdup(user)) || !(np = strdup(password)))) {
+        free(nu);
+        return MLO_ERR_NO_MEMORY;
+    }
+    wipe_free(o->user);
+    wipe_free(o->password);
+    o->user = nu;
+    o->password = np;
+    o->auth_basic_set = user != NULL;
+    return MLO_OK;
 }
 
 MLO_API int mlo_options_set_insecure_tls(mlo_options_t *o, int insecure) {
@@ -399,6 +430,13 @@ no_uri:
     }
     if (!c->user && dup_or(&c->token, o->token, env("MLFLOW_TRACKING_TOKEN")))
         goto fail;
+    if (!header_safe(c->token) || !header_safe(c->user) || !header_safe(c->password) ||
+        (c->user && strchr(c->user, ':'))) {
+        errf(err, errlen, "the tracking credentials (MLFLOW_TRACKING_TOKEN, _USERNAME, _PASSWORD) "
+                          "must not contain line breaks, nor the username a colon");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
 
     if (o->insecure_tls >= 0)
         c->insecure_tls = o->insecure_tls;
@@ -410,7 +448,7 @@ no_uri:
     double d;
     if (o->max_retries >= 0)
         c->max_retries = o->max_retries;
-    else if (env_double("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5, 0, 1e9, &d) || d != floor(d)) {
+    else if (env_double("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5, 0, 1e9, &d) || d != (double)(long long)d) {
         errf(err, errlen, "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be a non-negative integer");
         st = MLO_ERR_CONFIG;
         goto fail;

@@ -121,10 +121,14 @@ static int open_with(const char *name, const char *value, const char *token, con
     assert_non_null(o);
     assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
     assert_int_equal(mlo_options_set_close_timeout_ms(o, 2000), MLO_OK);
-    if (token)
-        assert_int_equal(mlo_options_set_token(o, token), MLO_OK);
-    if (user)
-        assert_int_equal(mlo_options_set_basic_auth(o, user, password), MLO_OK);
+    /* a setter that refuses its value is the answer */
+    int set = token ? mlo_options_set_token(o, token) : MLO_OK;
+    if (set == MLO_OK && user)
+        set = mlo_options_set_basic_auth(o, user, password);
+    if (set != MLO_OK) {
+        mlo_options_free(o);
+        return set;
+    }
     if (name)
         setenv(name, value, 1);
     mlo_client_t *c = NULL;
@@ -350,8 +354,8 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
           A(mlo_options_set_tracking_uri(O, "http://"))),                                          \
       MLO_ERR_CONFIG)                                                                              \
     X_(uri_slashes, "mlo_options_set_tracking_uri", "`http:///` (no host, only slashes)", NULL,     \
-      "finding: accepted, resolves to `http:`; the failure comes later, from curl",                \
-      mlo_options_set_tracking_uri(O, "http:///"), MLO_ERR_CONFIG, MLO_OK)                         \
+      "no host: refused",                                                                          \
+      mlo_options_set_tracking_uri(O, "http:///"), MLO_ERR_CONFIG)                                 \
     X_(uri_utf8, "mlo_options_set_tracking_uri", "invalid UTF-8", NULL,                             \
       "the header lists only OK, INVALID_ARGUMENT, CONFIG, NO_MEMORY for this setter",             \
       mlo_options_set_tracking_uri(O, "http://h\xff/"), MLO_ERR_INVALID_UTF8)                      \
@@ -493,13 +497,18 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       ALL(A(open_store(store_file)), A(open_store(store_under_file)),                              \
           A(open_store("/proc/mlo-no-such/store"))),                                               \
       MLO_OK)                                                                                      \
-    X_(open_token_crlf, "mlo_client_open", "token, user or password with CR/LF (header injection)", \
-      NULL, "finding: refused, but as MLO_ERR_NO_MEMORY",                                          \
+    X_(open_token_crlf, "mlo_options_set_token, _basic_auth",                                     \
+      "token, user or password with CR/LF (header injection), user with `:`", NULL,               \
+      "refused by the setter; what was set before stays",                                         \
       ALL(A(open_with(NULL, NULL, "tok\r\nX-Injected: 1", NULL, NULL)),                            \
           A(open_with(NULL, NULL, NULL, "u\r\nX: y", "p")),                                        \
           A(open_with(NULL, NULL, NULL, "u", "p\nX: y")),                                          \
-          A(open_with("MLFLOW_TRACKING_TOKEN", "t\r\nX: 1", NULL, NULL, NULL))),                   \
-      MLO_ERR_CONFIG, MLO_ERR_NO_MEMORY)                                                           \
+          A(open_with(NULL, NULL, NULL, "a:b", "p"))),                                             \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(open_token_crlf_env, "mlo_client_open",                                                     \
+      "`MLFLOW_TRACKING_TOKEN` (or _USERNAME/_PASSWORD) with CR/LF", NULL,                         \
+      "refused, the message names the variables, not their values",                               \
+      open_with("MLFLOW_TRACKING_TOKEN", "t\r\nX: 1", NULL, NULL, NULL), MLO_ERR_CONFIG)            \
     X_(flush_null, "mlo_client_flush", "NULL, a run, zeroed memory", NULL, NULL,                    \
       ALL(A(mlo_client_flush(NULL, 10)), A(mlo_client_flush((mlo_client_t *)R, 10)),               \
           A(mlo_client_flush(ZC, 10))),                                                            \
