@@ -639,9 +639,18 @@ static const char *curl_text(const mlo_http *h, CURLcode rc) {
  * out: a TLS failure is about the server, and the hint must fit). */
 /* With TLS 1.3 a server that refuses the client certificate says so after
  * the handshake, in an alert that curl reports as a recv/send error. */
+/* With TLS 1.3 a server refuses a client certificate after the handshake,
+ * with an alert that curl reports as a plain send/recv error: recognise the
+ * alerts that mean "your certificate" ("bad certificate", "certificate
+ * required", "unknown ca", ...) so the caller gets a TLS status and a hint
+ * instead of network retries. */
 static int client_cert_refused(const mlo_http *h, CURLcode rc) {
-    return (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && strstr(h->errbuf, "alert") &&
-           strstr(h->errbuf, "certificate");
+    if (rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR)
+        return 0;
+    if (!strstr(h->errbuf, "alert"))
+        return 0;
+    return strstr(h->errbuf, "certificate") || strstr(h->errbuf, "unknown ca") ||
+           strstr(h->errbuf, "access denied") || strstr(h->errbuf, "handshake failure");
 }
 
 static void tls_message(const mlo_http *h, CURLcode rc, char *dst, size_t cap) {
@@ -652,7 +661,7 @@ static void tls_message(const mlo_http *h, CURLcode rc, char *dst, size_t cap) {
     else
         hint = "set MLFLOW_TRACKING_SERVER_CERT_PATH to the server's CA bundle, or "
                "MLFLOW_TRACKING_INSECURE_TLS=true to skip verification (unsafe)";
-    msgf(dst, cap, "TLS failure (%.100s); %s", curl_text(h, rc), hint);
+    msgf(dst, cap, "%.100s; %s", curl_text(h, rc), hint);
 }
 
 /* Sleeps until the monotonic time `until`, in slices of <= 50 ms, polling
