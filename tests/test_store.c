@@ -460,8 +460,41 @@ static void test_corrupted_segment(void **state) {
     assert_non_null(metric_at(r, "v", 0));
     assert_non_null(metric_at(r, "v", 999)); /* blocks after the damage too */
     json_decref(d);
-    /* truncated in the middle of a block: what is before is kept */
-    assert_int_equal(truncate(seg, sb.st_size - 7), 0);
+    free(seg);
+    rm_rf(store);
+    free(store);
+}
+
+/* ---- a truncated segment (a torn last block): what is before it is kept ---- */
+
+static void test_truncated_segment(void **state) {
+    (void)state;
+    char *store = new_store();
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_store_dir(o, store);
+    unsetenv("MLFLOW_TRACKING_URI");
+    mlo_client_t *c;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, NULL, "torn", NULL, &run), MLO_OK);
+    for (int b = 0; b < 3; b++) {
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(mlo_log_metric(run, "v", b * 100 + i, b * 100 + i), MLO_OK);
+        assert_int_equal(mlo_client_flush(c, 5000), MLO_OK);
+    }
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    char *seg = only_segment(store);
+    struct stat sb;
+    assert_int_equal(stat(seg, &sb), 0);
+    assert_int_equal(truncate(seg, sb.st_size - 7), 0); /* the last block torn */
+    char err[512] = "";
+    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    json_t *d = dump();
+    json_t *r = run_by_tag(d, "mlflow.runName", "torn");
+    assert_int_equal(count_metric(r, "v"), 200); /* the first two blocks */
+    assert_non_null(metric_at(r, "v", 199));
+    json_decref(d);
     free(seg);
     rm_rf(store);
     free(store);
@@ -780,6 +813,7 @@ int main(void) {
         cmocka_unit_test_setup(test_server_down_then_up, setup),
         cmocka_unit_test_setup(test_outbox_adopted_by_next_client, setup),
         cmocka_unit_test_setup(test_corrupted_segment, setup),
+        cmocka_unit_test_setup(test_truncated_segment, setup),
         cmocka_unit_test_setup(test_disk_full, setup),
         cmocka_unit_test_setup(test_unusable_store, setup),
         cmocka_unit_test_setup(test_two_processes_one_store, setup),
