@@ -13,6 +13,15 @@ srv=""
 cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT INT TERM
 
+# A sanitized library needs its runtime loaded first, which a third party's
+# plain program does not do: this check is for the plain build.
+sanitize=$(meson introspect "$build" --buildoptions | /usr/bin/python3 -c \
+  'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="b_sanitize"))')
+if [ "$sanitize" != "none" ] && [ -n "$sanitize" ]; then
+  echo "skipped: build sanitized with $sanitize"
+  exit 77
+fi
+
 DESTDIR="$tmp/dest" meson install -C "$build" --no-rebuild --quiet >/dev/null
 prefix=$(meson introspect "$build" --buildoptions | /usr/bin/python3 -c \
   'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
