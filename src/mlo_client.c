@@ -201,11 +201,67 @@ void mlo__new_local_id(char out[33]) {
     out[32] = 0;
 }
 
+/* ---- process-wide state: the client registry, fork and exit ----------------
+ *
+ * Every client ever opened is on `registry` (under reg_lock) until the
+ * process ends: open ones, and closed ones as tombstones (their magic says
+ * closed; everything but the struct and its run table is freed), so a call on
+ * a closed client or one of its runs answers MLO_ERR_CLOSED instead of
+ * touching freed memory.
+ *
+ * fork(): the child has none of the parent's threads, so a client inherited
+ * across fork cannot ship anything.  The atfork child handler bumps
+ * fork_gen; every call compares it with the generation the client was opened
+ * in and answers MLO_ERR_CLOSED on a mismatch: nothing in the child ever waits
+ * for a thread that does not exist.  The child opens its own client
+ * (mlo_resume_run joins the parent's run).
+ *
+ * exit(): an atexit handler flushes every open client of this process within
+ * its close timeout, so events logged just before exit() are delivered (or,
+ * with the store, at least written to it) and exit never hangs longer. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static mlo_client *registry;
+static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
+/* relaxed everywhere: a generation number written in the single-threaded
+ * child right after fork, read by that same child's threads created later */
+static _Atomic unsigned fork_gen;
+
+static void atfork_child(void) {
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    /* the lock may have been held by a parent thread at fork: start afresh */
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    reg_lock = fresh;
+}
+
+static int client_forked(const mlo_client *c) {
+    return c->gen != atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+static void flush_at_exit(void);
+
+static void proc_init(void) {
+    pthread_atfork(NULL, NULL, atfork_child);
+    atexit(flush_at_exit);
+}
+
 static int client_ok(const mlo_client *c) {
-    return c && c->magic == MLO_CLIENT_MAGIC;
+    return c && c->magic == MLO_CLIENT_MAGIC && !client_forked(c);
 }
 static int run_ok(const mlo_run *r) {
     return r && r->magic == MLO_RUN_MAGIC && client_ok(r->client);
+}
+/* Why a client handle is not usable: closed (or inherited across fork) is
+ * MLO_ERR_CLOSED, anything else MLO_ERR_INVALID_ARGUMENT. */
+static int client_bad(const mlo_client *c) {
+    if (c && (c->magic == MLO_CLIENT_CLOSED_MAGIC ||
+              (c->magic == MLO_CLIENT_MAGIC && client_forked(c))))
+        return MLO_ERR_CLOSED;
+    return MLO_ERR_INVALID_ARGUMENT;
+}
+static int run_bad(const mlo_run *r) {
+    if (r && r->magic == MLO_RUN_MAGIC)
+        return client_bad(r->client);
+    return MLO_ERR_INVALID_ARGUMENT;
 }
 
 /* ---- open / close --------------------------------------------------------- */
@@ -225,6 +281,8 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
         free(c);
         return st;
     }
+    pthread_once(&proc_once, proc_init);
+    c->gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
     c->magic = MLO_CLIENT_MAGIC;
     pthread_mutex_init(&c->runs_lock, NULL);
     pthread_mutex_init(&c->sync_lock, NULL);
@@ -289,6 +347,10 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
         }
         c->sender_started = 1;
     }
+    pthread_mutex_lock(&reg_lock);
+    c->reg_next = registry;
+    registry = c;
+    pthread_mutex_unlock(&reg_lock);
     *out = c;
     return MLO_OK;
 fail:
@@ -349,9 +411,23 @@ static int flush_until(mlo_client *c, int64_t deadline_ns) {
     return st;
 }
 
+/* atexit: flush every client still open in this process, within its close
+ * timeout.  Clients are not closed (other threads may still be using them);
+ * what does not reach the server in time stays in the store. */
+static void flush_at_exit(void) {
+    pthread_mutex_lock(&reg_lock);
+    for (mlo_client *c = registry; c; c = c->reg_next) {
+        if (c->magic != MLO_CLIENT_MAGIC || client_forked(c) ||
+            atomic_load_explicit(&c->closing, memory_order_acquire))
+            continue;
+        flush_until(c, mlo__mono_ns() + (int64_t)c->cfg.close_timeout_ms * 1000000);
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
 MLO_API int mlo_client_flush(mlo_client_t *c, unsigned timeout_ms) {
     if (!client_ok(c))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return client_bad(c);
     if (atomic_load_explicit(&c->closing, memory_order_acquire))
         return MLO_ERR_CLOSED;
     return flush_until(c, mlo__mono_ns() + (int64_t)timeout_ms * 1000000);
@@ -359,7 +435,7 @@ MLO_API int mlo_client_flush(mlo_client_t *c, unsigned timeout_ms) {
 
 MLO_API int mlo_client_close(mlo_client_t *c) {
     if (!client_ok(c))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return client_bad(c);
     int expected = 0;
     if (!atomic_compare_exchange_strong(&c->closing, &expected, 1))
         return MLO_ERR_CLOSED;
@@ -407,9 +483,10 @@ MLO_API int mlo_client_close(mlo_client_t *c) {
         for (size_t j = 0; j < MLO_RUN_CHUNK; j++) {
             free(atomic_load_explicit(&chunk[j].server_id, memory_order_relaxed));
             free(atomic_load_explicit(&chunk[j].experiment_id, memory_order_relaxed));
-            chunk[j].magic = 0;
+            atomic_store_explicit(&chunk[j].server_id, NULL, memory_order_relaxed);
+            atomic_store_explicit(&chunk[j].experiment_id, NULL, memory_order_relaxed);
+            /* the run keeps its magic: calls on it answer MLO_ERR_CLOSED */
         }
-        free(chunk);
     }
     free(c->lid_heads);
     mlo__kv_free(c->exp_cache, c->nexp_cache);
@@ -419,13 +496,15 @@ MLO_API int mlo_client_close(mlo_client_t *c) {
     pthread_mutex_destroy(&c->flush_lock);
     pthread_cond_destroy(&c->flush_cond);
     mlo__config_free(&c->cfg);
-    c->magic = 0;
-    free(c);
+    /* a tombstone: the struct and its run table stay on the registry */
+    c->magic = MLO_CLIENT_CLOSED_MAGIC;
     return st;
 }
 
 MLO_API int mlo_client_stat(const mlo_client_t *c, mlo_stat which, uint64_t *value) {
-    if (!client_ok(c) || !value || (unsigned)which >= MLO_STAT_COUNT)
+    if (!client_ok(c))
+        return client_bad(c);
+    if (!value || (unsigned)which >= MLO_STAT_COUNT)
         return MLO_ERR_INVALID_ARGUMENT;
     *value = atomic_load_explicit(&((mlo_client *)c)->st[which], memory_order_relaxed);
     return MLO_OK;
@@ -519,7 +598,9 @@ static int check_str(const char *s, int allow_null) {
 MLO_API int mlo_resume_run(mlo_client_t *c, const char *run_id, mlo_run_t **out) {
     if (out)
         *out = NULL;
-    if (!client_ok(c) || !out || !run_id || !*run_id)
+    if (!client_ok(c))
+        return client_bad(c);
+    if (!out || !run_id || !*run_id)
         return MLO_ERR_INVALID_ARGUMENT;
     int st = check_str(run_id, 0);
     if (st)
@@ -552,7 +633,9 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
                           mlo_run_t *parent, mlo_run_t **out) {
     if (out)
         *out = NULL;
-    if (!client_ok(c) || !out)
+    if (!client_ok(c))
+        return client_bad(c);
+    if (!out)
         return MLO_ERR_INVALID_ARGUMENT;
     if ((experiment_name && !*experiment_name) || (run_name && !*run_name))
         return MLO_ERR_INVALID_ARGUMENT;
@@ -695,10 +778,34 @@ int mlo__client_push_metric(mlo_client *c, uint32_t run, const char *key, size_t
     return push(r, MLO_REC_METRIC, key, klen, "", 0, ts_ms, step, value);
 }
 
+/* A refused key as it may appear in a message: at most 200 bytes, cut on a
+ * character boundary, control characters and (if the key is not UTF-8) every
+ * non-ASCII byte shown as '?', so callbacks always get one line of UTF-8. */
+static void printable_key(char *dst, size_t cap, const char *key) {
+    size_t n = 0;
+    while (key[n] && n + 1 < cap && n < 200)
+        n++;
+    memcpy(dst, key, n);
+    dst[n] = 0;
+    if (key[n]) /* cut: drop a partial UTF-8 sequence at the end */
+        while (n > 0 && ((unsigned char)dst[n - 1] & 0xC0) == 0x80)
+            dst[--n] = 0;
+    if (n > 0 && (unsigned char)dst[n - 1] >= 0xC0)
+        dst[--n] = 0;
+    int utf8 = mlo__utf8_valid(dst, n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)dst[i];
+        if (ch < 0x20 || ch == 0x7F || (!utf8 && ch >= 0x80))
+            dst[i] = '?';
+    }
+}
+
 static int refuse(mlo_run *r, int st, const char *what, const char *key) {
     mlo__stat_add(r->client, MLO_STAT_REJECTED, 1);
-    if (st == MLO_ERR_INVALID_KEY)
-        mlo__report(r->client, st, 1, "%s: key \"%.300s\" refused: %s", what, key,
+    char shown[256];
+    printable_key(shown, sizeof shown, key);
+    if (st == MLO_ERR_INVALID_KEY || st == MLO_ERR_INVALID_UTF8)
+        mlo__report(r->client, st, 1, "%s: key \"%s\" refused: %s", what, shown,
                     mlo_strerror(st));
     else
         mlo__report(r->client, st, 1, "%s: %s", what, mlo_strerror(st));
@@ -715,7 +822,7 @@ static int metric(mlo_run *r, const char *key, double value, int64_t step, int64
 
 MLO_API int mlo_log_metric(mlo_run_t *r, const char *key, double value, int64_t step) {
     if (!run_ok(r))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return run_bad(r);
     if (!key)
         return refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_metric", "");
     return metric(r, key, value, step, -1);
@@ -724,7 +831,7 @@ MLO_API int mlo_log_metric(mlo_run_t *r, const char *key, double value, int64_t 
 MLO_API int mlo_log_metric_ts(mlo_run_t *r, const char *key, double value, int64_t step,
                               int64_t timestamp_ms) {
     if (!run_ok(r))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return run_bad(r);
     if (!key || timestamp_ms < 0)
         return refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_metric", "");
     return metric(r, key, value, step, timestamp_ms);
@@ -752,7 +859,7 @@ static int keyval(mlo_run *r, int type, const char *key, const char *value) {
 
 MLO_API int mlo_log_param(mlo_run_t *r, const char *key, const char *value) {
     if (!run_ok(r))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return run_bad(r);
     if (!key || !value)
         return refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_param", "");
     return keyval(r, MLO_REC_PARAM, key, value);
@@ -760,7 +867,7 @@ MLO_API int mlo_log_param(mlo_run_t *r, const char *key, const char *value) {
 
 MLO_API int mlo_set_tag(mlo_run_t *r, const char *key, const char *value) {
     if (!run_ok(r))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return run_bad(r);
     if (!key || !value)
         return refuse(r, MLO_ERR_INVALID_ARGUMENT, "set_tag", "");
     return keyval(r, MLO_REC_TAG, key, value);
@@ -768,7 +875,9 @@ MLO_API int mlo_set_tag(mlo_run_t *r, const char *key, const char *value) {
 
 MLO_API int mlo_log_metrics(mlo_run_t *r, size_t n, const char *const *keys, const double *values,
                             const int64_t *steps, const int64_t *timestamps_ms) {
-    if (!run_ok(r) || (n && (!keys || !values)))
+    if (!run_ok(r))
+        return run_bad(r);
+    if (n && (!keys || !values))
         return MLO_ERR_INVALID_ARGUMENT;
     int first = MLO_OK;
     int64_t now = -1;
@@ -790,7 +899,9 @@ MLO_API int mlo_log_metrics(mlo_run_t *r, size_t n, const char *const *keys, con
 
 static int keyvals(mlo_run *r, int type, size_t n, const char *const *keys,
                    const char *const *values) {
-    if (!run_ok(r) || (n && (!keys || !values)))
+    if (!run_ok(r))
+        return run_bad(r);
+    if (n && (!keys || !values))
         return MLO_ERR_INVALID_ARGUMENT;
     int first = MLO_OK;
     for (size_t i = 0; i < n; i++) {
@@ -818,14 +929,16 @@ MLO_API int mlo_set_tags(mlo_run_t *r, size_t n, const char *const *keys,
 
 MLO_API int mlo_end_run(mlo_run_t *r, mlo_run_status status) {
     if (!run_ok(r))
-        return MLO_ERR_INVALID_ARGUMENT;
+        return run_bad(r);
     if (status != MLO_RUN_FINISHED && status != MLO_RUN_FAILED && status != MLO_RUN_KILLED)
         return MLO_ERR_INVALID_STATUS;
     return push(r, MLO_REC_END_RUN, "", 0, "", 0, mlo__now_ms(), 0, (double)status);
 }
 
 MLO_API int mlo_log_artifact(mlo_run_t *r, const char *local_path, const char *artifact_path) {
-    if (!run_ok(r) || !local_path || !*local_path)
+    if (!run_ok(r))
+        return run_bad(r);
+    if (!local_path || !*local_path)
         return MLO_ERR_INVALID_ARGUMENT;
     int st = check_str(local_path, 0);
     if (!st)

@@ -40,6 +40,7 @@
 #define MLO_BATCH_MAX_BYTES (900u * 1024u) /* under MLflow's documented 1 MB */
 
 #define MLO_CLIENT_MAGIC 0x6d6c6f43u /* "mloC" */
+#define MLO_CLIENT_CLOSED_MAGIC 0x6d6c6f58u /* "mloX": a closed client's tombstone */
 #define MLO_RUN_MAGIC 0x6d6c6f52u    /* "mloR" */
 
 /* ---- time ---- */
@@ -159,6 +160,8 @@ typedef struct mlo_run {
 
 typedef struct mlo_client {
     uint32_t magic;
+    unsigned gen;                 /* fork generation it was opened in (mlo_client.c) */
+    struct mlo_client *reg_next;  /* the process's client registry */
     _Atomic int closing;
     mlo_config cfg;
     const mlo_queue_ops *qops;

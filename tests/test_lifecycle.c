@@ -1,0 +1,276 @@
+/*
+ * test_lifecycle.c - the client's life around the edges (issue 8, items 3-4):
+ * close twice, use after close, fork() while other threads log, exit()
+ * without closing (events delivered, bounded when the server is gone).
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "mlo.h"
+#include "testsrv.h"
+
+static testsrv *srv;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static mlo_client_t *open_client(const char *uri, unsigned close_ms) {
+    char dir[] = "/tmp/mlo-lifecycle-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    mlo_options_t *o = mlo_options_new();
+    assert_int_equal(mlo_options_set_tracking_uri(o, uri), MLO_OK);
+    assert_int_equal(mlo_options_set_store_dir(o, dir), MLO_OK);
+    assert_int_equal(mlo_options_set_retries(o, 2, 0.05, 0.01, 5), MLO_OK);
+    assert_int_equal(mlo_options_set_close_timeout_ms(o, close_ms), MLO_OK);
+    mlo_client_t *c = NULL;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    return c;
+}
+
+/* Number of points of metric `key` stored for run_id. */
+static size_t points(const char *run_id, const char *key) {
+    long code;
+    char path[256];
+    snprintf(path, sizeof path, "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=%s",
+             run_id, key);
+    char *body = testsrv_get(srv, path, &code);
+    assert_non_null(body);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    size_t n = json_array_size(json_object_get(j, "metrics"));
+    json_decref(j);
+    return n;
+}
+
+static void test_close_twice_and_use_after_close(void **state) {
+    (void)state;
+    mlo_client_t *c = open_client(testsrv_uri(srv), 5000);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "lifecycle", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_metric(run, "before", 1, 0), MLO_OK);
+    assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    /* a closed client and its runs answer CLOSED, never touch freed memory */
+    assert_int_equal(mlo_client_close(c), MLO_ERR_CLOSED);
+    assert_int_equal(mlo_client_flush(c, 10), MLO_ERR_CLOSED);
+    uint64_t v;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_SENT, &v), MLO_ERR_CLOSED);
+    assert_int_equal(mlo_log_metric(run, "after", 1, 0), MLO_ERR_CLOSED);
+    assert_int_equal(mlo_log_param(run, "p", "v"), MLO_ERR_CLOSED);
+    assert_int_equal(mlo_set_tag(run, "t", "v"), MLO_ERR_CLOSED);
+    assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_ERR_CLOSED);
+    mlo_run_t *r2;
+    assert_int_equal(mlo_start_run(c, NULL, NULL, NULL, &r2), MLO_ERR_CLOSED);
+    assert_null(mlo_run_id(run));
+}
+
+typedef struct closer_arg {
+    mlo_client_t *c;
+    int st;
+} closer_arg;
+
+static void *closer(void *p) {
+    closer_arg *a = p;
+    a->st = mlo_client_close(a->c);
+    return NULL;
+}
+
+static void test_close_from_another_thread(void **state) {
+    (void)state;
+    mlo_client_t *c = open_client(testsrv_uri(srv), 5000);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "lifecycle", NULL, NULL, &run), MLO_OK);
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", mlo_run_id(run));
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(mlo_log_metric(run, "m", i, i), MLO_OK);
+    closer_arg a = {.c = c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, closer, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.st, MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_ERR_CLOSED);
+    assert_int_equal(points(rid, "m"), 1000);
+}
+
+/* ---- fork under load ---- */
+typedef struct logger_arg {
+    mlo_run_t *run;
+    const char *key;
+    _Atomic int stop;
+    long n;
+} logger_arg;
+
+static void *logger(void *p) {
+    logger_arg *a = p;
+    struct timespec pause = {0, 100000}; /* ~10,000 events/s per thread */
+    while (!atomic_load(&a->stop)) {
+        assert_int_equal(mlo_log_metric(a->run, a->key, (double)a->n, a->n), MLO_OK);
+        a->n++;
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static void test_fork_while_logging(void **state) {
+    (void)state;
+    mlo_client_t *c = open_client(testsrv_uri(srv), 5000);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "lifecycle", "forked", NULL, &run), MLO_OK);
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", mlo_run_id(run));
+    logger_arg la[2] = {{.run = run, .key = "parent0"}, {.run = run, .key = "parent1"}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, logger, &la[i]), 0);
+
+    enum { FORKS = 12 };
+    for (int k = 0; k < FORKS; k++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(20); /* a deadlock ends as a failure, not a hang */
+            /* the inherited client answers at once, without waiting on threads
+             * that do not exist here */
+            int bad = mlo_log_metric(run, "inherited", 1, k) != MLO_ERR_CLOSED;
+            bad |= mlo_client_flush(c, 1000) != MLO_ERR_CLOSED;
+            /* the child logs through a client of its own, to the same run */
+            mlo_options_t *o = mlo_options_new();
+            char dir[] = "/tmp/mlo-lifecycle-child-XXXXXX";
+            bad |= mkdtemp(dir) == NULL;
+            mlo_options_set_tracking_uri(o, testsrv_uri(srv));
+            mlo_options_set_store_dir(o, dir);
+            mlo_client_t *own;
+            bad |= mlo_client_open(o, &own) != MLO_OK;
+            mlo_options_free(o);
+            mlo_run_t *same;
+            bad |= mlo_resume_run(own, rid, &same) != MLO_OK;
+            bad |= mlo_log_metric(same, "child", k, k) != MLO_OK;
+            bad |= mlo_client_flush(own, 10000) != MLO_OK;
+            bad |= mlo_client_close(own) != MLO_OK;
+            _exit(bad ? 3 : 0);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&la[i].stop, 1);
+        pthread_join(th[i], NULL);
+    }
+    assert_int_equal(mlo_client_flush(c, 20000), MLO_OK);
+    /* the parent is unaffected: every point it logged landed, once */
+    assert_true(la[0].n > 0 && la[1].n > 0);
+    assert_int_equal(points(rid, "parent0"), (size_t)la[0].n);
+    assert_int_equal(points(rid, "parent1"), (size_t)la[1].n);
+    uint64_t failed, dropped;
+    mlo_client_stat(c, MLO_STAT_FAILED, &failed);
+    mlo_client_stat(c, MLO_STAT_DROPPED, &dropped);
+    assert_int_equal(failed, 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(points(rid, "child"), FORKS);
+    assert_int_equal(points(rid, "inherited"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+}
+
+/* ---- exit() without close ---- */
+static void test_exit_without_close_delivers(void **state) {
+    (void)state;
+    mlo_client_t *probe = open_client(testsrv_uri(srv), 5000);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(probe, "lifecycle", "exit", NULL, &run), MLO_OK);
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", mlo_run_id(run));
+    assert_int_equal(mlo_client_close(probe), MLO_OK);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        mlo_client_t *c = open_client(testsrv_uri(srv), 10000);
+        mlo_run_t *r;
+        if (mlo_resume_run(c, rid, &r) != MLO_OK)
+            _exit(3);
+        for (int i = 0; i < 500; i++)
+            mlo_log_metric(r, "at_exit", i, i);
+        exit(0); /* no flush, no close: the atexit handler flushes */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(points(rid, "at_exit"), 500);
+}
+
+static void test_exit_bounded_when_server_gone(void **state) {
+    (void)state;
+    testsrv *gone = testsrv_start("");
+    assert_non_null(gone);
+    char uri[128];
+    snprintf(uri, sizeof uri, "%s", testsrv_uri(gone));
+    testsrv_stop(gone);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        mlo_options_t *o = mlo_options_new();
+        char dir[] = "/tmp/mlo-lifecycle-gone-XXXXXX";
+        if (!mkdtemp(dir))
+            _exit(3);
+        mlo_options_set_tracking_uri(o, uri);
+        mlo_options_set_store_dir(o, dir);
+        mlo_options_set_retries(o, 10, 2, 1, 120); /* MLflow-like long retries */
+        mlo_options_set_close_timeout_ms(o, 500);
+        mlo_client_t *c;
+        if (mlo_client_open(o, &c) != MLO_OK)
+            _exit(3);
+        mlo_run_t *r;
+        mlo_start_run(c, NULL, NULL, NULL, &r); /* offline run */
+        for (int i = 0; i < 100; i++)
+            mlo_log_metric(r, "x", i, i);
+        exit(0);
+    }
+    double t0 = now_s();
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    double el = now_s() - t0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* start_run waits at most its own bound, exit at most the close timeout */
+    assert_true(el < 15.0);
+}
+
+int main(void) {
+    srv = testsrv_start("");
+    if (!srv)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_close_twice_and_use_after_close),
+        cmocka_unit_test(test_close_from_another_thread),
+        cmocka_unit_test(test_fork_while_logging),
+        cmocka_unit_test(test_exit_without_close_delivers),
+        cmocka_unit_test(test_exit_bounded_when_server_gone),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    testsrv_stop(srv);
+    return rc;
+}
