@@ -572,6 +572,49 @@ static void test_client_args(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
+/* An event logged to an idle client reaches the server within about the
+ * flush interval: after a long idle spell (the shipper in its deep sleep) and
+ * while it naps between intervals. */
+static void test_wakeup_latency(void **state) {
+    (void)state;
+    mlo_options_t *o = mlo_options_new();
+    assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
+    assert_int_equal(mlo_options_set_flush_interval_ms(o, 200), MLO_OK);
+    mlo_client_t *c;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "wakeup", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
+    for (int round = 0; round < 2; round++) {
+        /* round 0: idle 1.5 s (deep sleep); round 1: at once (light sleep) */
+        if (round == 0) {
+            struct timespec idle = {1, 500000000};
+            nanosleep(&idle, NULL);
+        }
+        char key[16];
+        snprintf(key, sizeof key, "wake%d", round);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(mlo_log_metric(run, key, 1, 0), MLO_OK);
+        double el = 0;
+        for (;;) {
+            json_t *d = dump();
+            size_t n = count_metric(find_run(d, mlo_run_id(run)), key);
+            json_decref(d);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+            if (n == 1 || el > 10)
+                break;
+            struct timespec poll = {0, 10000000};
+            nanosleep(&poll, NULL);
+        }
+        /* the interval (0.2 s) plus room for the request on a loaded machine */
+        assert_true(el < 1.5);
+    }
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+}
+
 int main(void) {
     srv = testsrv_start("");
     if (!srv) {
@@ -590,6 +633,7 @@ int main(void) {
         cmocka_unit_test_setup(test_auth_header, setup),
         cmocka_unit_test_setup(test_close_bounded_when_server_gone, setup),
         cmocka_unit_test_setup(test_client_args, setup),
+        cmocka_unit_test_setup(test_wakeup_latency, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     testsrv_stop(srv);
