@@ -216,7 +216,57 @@ static void test_fork_while_logging(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-/* ---- exit() without close ---- */
+/* ---- exit() without close ----
+ * The children exit with their client still open, on purpose: the memory its
+ * threads hold is not freed, and LeakSanitizer would call that a leak.  So a
+ * child re-executes this program with leak detection off for that process. */
+static void exec_exit_child(const char *mode, const char *uri, const char *rid) {
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    execl("/proc/self/exe", "test_lifecycle", mode, uri, rid, (char *)NULL);
+    _exit(4);
+}
+
+/* --exit-child: logs 500 points to run rid, then exit(0) without flush or close. */
+static int exit_child(const char *uri, const char *rid) {
+    char dir[] = "/tmp/mlo-lifecycle-exit-XXXXXX";
+    if (!mkdtemp(dir))
+        return 3;
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_tracking_uri(o, uri);
+    mlo_options_set_store_dir(o, dir);
+    mlo_options_set_close_timeout_ms(o, 10000);
+    mlo_client_t *c;
+    if (mlo_client_open(o, &c) != MLO_OK)
+        return 3;
+    mlo_options_free(o);
+    mlo_run_t *r;
+    if (mlo_resume_run(c, rid, &r) != MLO_OK)
+        return 3;
+    for (int i = 0; i < 500; i++)
+        mlo_log_metric(r, "at_exit", i, i);
+    exit(0); /* no flush, no close: the atexit handler flushes */
+}
+
+/* --exit-gone: a server that is gone, MLflow-like long retries, exit(0). */
+static int exit_gone(const char *uri) {
+    mlo_options_t *o = mlo_options_new();
+    char dir[] = "/tmp/mlo-lifecycle-gone-XXXXXX";
+    if (!mkdtemp(dir))
+        return 3;
+    mlo_options_set_tracking_uri(o, uri);
+    mlo_options_set_store_dir(o, dir);
+    mlo_options_set_retries(o, 10, 2, 1, 120);
+    mlo_options_set_close_timeout_ms(o, 500);
+    mlo_client_t *c;
+    if (mlo_client_open(o, &c) != MLO_OK)
+        return 3;
+    mlo_options_free(o);
+    mlo_run_t *r;
+    mlo_start_run(c, NULL, NULL, NULL, &r); /* offline run */
+    for (int i = 0; i < 100; i++)
+        mlo_log_metric(r, "x", i, i);
+    exit(0);
+}
 static void test_exit_without_close_delivers(void **state) {
     (void)state;
     mlo_client_t *probe = open_client(testsrv_uri(srv), 5000);
@@ -228,15 +278,8 @@ static void test_exit_without_close_delivers(void **state) {
 
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
-        mlo_client_t *c = open_client(testsrv_uri(srv), 10000);
-        mlo_run_t *r;
-        if (mlo_resume_run(c, rid, &r) != MLO_OK)
-            _exit(3);
-        for (int i = 0; i < 500; i++)
-            mlo_log_metric(r, "at_exit", i, i);
-        exit(0); /* no flush, no close: the atexit handler flushes */
-    }
+    if (pid == 0)
+        exec_exit_child("--exit-child", testsrv_uri(srv), rid);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
@@ -253,24 +296,8 @@ static void test_exit_bounded_when_server_gone(void **state) {
     testsrv_stop(gone);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
-        mlo_options_t *o = mlo_options_new();
-        char dir[] = "/tmp/mlo-lifecycle-gone-XXXXXX";
-        if (!mkdtemp(dir))
-            _exit(3);
-        mlo_options_set_tracking_uri(o, uri);
-        mlo_options_set_store_dir(o, dir);
-        mlo_options_set_retries(o, 10, 2, 1, 120); /* MLflow-like long retries */
-        mlo_options_set_close_timeout_ms(o, 500);
-        mlo_client_t *c;
-        if (mlo_client_open(o, &c) != MLO_OK)
-            _exit(3);
-        mlo_run_t *r;
-        mlo_start_run(c, NULL, NULL, NULL, &r); /* offline run */
-        for (int i = 0; i < 100; i++)
-            mlo_log_metric(r, "x", i, i);
-        exit(0);
-    }
+    if (pid == 0)
+        exec_exit_child("--exit-gone", uri, "-");
     double t0 = now_s();
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -282,6 +309,10 @@ static void test_exit_bounded_when_server_gone(void **state) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--exit-child"))
+        return exit_child(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "--exit-gone"))
+        return exit_gone(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "--child"))
         return child_logs(argv[2], argv[3], atoi(argv[4])) ? 3 : 0;
     srv = testsrv_start("");
