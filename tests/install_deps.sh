@@ -3,7 +3,7 @@
 # dependencies is missing.  Used by both of the README's set-up commands.
 set -eu
 pkgs="meson ninja-build gcc pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
-libzstd-dev libjansson-dev libcmocka-dev python3 openssl git python3-pycparser r-base-dev r-cran-testthat"
+libzstd-dev libjansson-dev libcmocka-dev python3 openssl git python3-pycparser r-base-dev r-cran-testthat strace"
 [ "${MLO_WITH_SANITIZERS:-0}" = 1 ] && pkgs="$pkgs libclang-rt-14-dev clang"
 missing=""
 for p in $pkgs; do
