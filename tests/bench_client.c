@@ -502,6 +502,11 @@ int main(int argc, char **argv) {
         parts = 1;
         argc--, argv++;
     }
+    if (argc > 1 && argv[1][0] == '-') {
+        fprintf(stderr, "usage: bench_client [--latency|--steady] [calls_per_config [rounds]]\n"
+                        "       bench_client --probe N [ring|mutex [calls_per_second]]\n");
+        return 2;
+    }
     long calls = argc > 1 ? atol(argv[1]) : 400000;
     int rounds = argc > 2 ? atoi(argv[2]) : 5;
     if (calls < BATCH * MAX_THREADS)
@@ -520,7 +525,8 @@ int main(int argc, char **argv) {
     printf("workload: mlo_log_metric(run, \"threadN/loss\", value, step) from 1/2/4/8 threads, "
            "%ld calls per\n  configuration split among the threads, %d rounds; two clients on "
            "the loopback test server\n  (their shippers really send), 64 MiB queue each, "
-           "MLO_FULL_DROP, queues warmed by one lap.\n",
+           "MLO_FULL_DROP, queues warmed by one lap,\n  default durable store (in a temporary "
+           "directory).\n",
            calls, rounds);
     printf("method: timer read once per batch of %d calls (mean ns = batch time / %d); the "
            "first call of\n  every batch also timed alone (1-in-%d sample: 1-call mean, "
