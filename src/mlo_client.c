@@ -388,8 +388,11 @@ static int flush_until(mlo_client *c, int64_t deadline_ns) {
     mlo_rec h = {.type = MLO_REC_FLUSH, .step = (int64_t)seq};
     for (;;) {
         int q = c->qops->push(c->queue, &h, "", "");
-        if (q == MLO_Q_OK)
+        if (q == MLO_Q_OK) {
+            /* a flush should not wait for the writer's next interval */
+            c->qops->wake(c->queue);
             break;
+        }
         if (q != MLO_Q_FULL)
             return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
         if (mlo__mono_ns() >= deadline_ns)
