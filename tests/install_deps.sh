@@ -2,9 +2,15 @@
 # Installs, from Debian's packages, whatever of mlo's build and test
 # dependencies is missing.  Used by both of the README's set-up commands.
 set -eu
+# What the build needs (the main job): compilers, meson, the libraries,
+# cmocka (tests build by default) and pycparser (the bindings' generator).
 pkgs="meson ninja-build gcc pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
-libzstd-dev libjansson-dev libcmocka-dev python3 openssl git python3-pycparser r-base-dev r-cran-testthat strace"
-[ "${MLO_WITH_SANITIZERS:-0}" = 1 ] && pkgs="$pkgs libclang-rt-14-dev clang"
+libzstd-dev libjansson-dev libcmocka-dev python3 python3-pycparser"
+# What the tests need on top (tests/run_all.sh sets MLO_WITH_SANITIZERS=1):
+# openssl for the TLS certificates, git for the system-tag test, R for the R
+# binding, strace for a benchmark, clang's runtime for libFuzzer.
+[ "${MLO_WITH_SANITIZERS:-0}" = 1 ] &&
+    pkgs="$pkgs openssl git r-base-dev r-cran-testthat strace libclang-rt-14-dev clang"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
