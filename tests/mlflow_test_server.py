@@ -1959,7 +1959,11 @@ class Handler(BaseHTTPRequestHandler):
                     "require_auth": CONFIG.require_auth})
             if path == "/_test/shutdown" and method == "POST":
                 self.close_connection = True
-                threading.Thread(target=self.server.stop_event.set, daemon=True).start()
+                # stop a moment later: the answer must reach the caller before
+                # the process exits (a thread setting it at once raced the reply)
+                t = threading.Timer(0.3, self.server.stop_event.set)
+                t.daemon = True
+                t.start()
                 return json_response(200, {"ok": True})
             return json_response(404, {"error": f"unknown test endpoint {method} {path}"})
         except Exception as e:
