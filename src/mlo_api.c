@@ -367,13 +367,6 @@ int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_
     return post(a, "runs/update", &req.base, NULL, NULL, e);
 }
 
-/* Staged record accessors: key and value are NUL-terminated (mlo_shipper.c). */
-static inline char *skey(const mlo_rec *r) {
-    return (char *)(r + 1);
-}
-static inline char *sval(const mlo_rec *r) {
-    return (char *)(r + 1) + r->key_len + 1;
-}
 
 static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
                         const mlo_rec *const *recs, size_t n) {
@@ -385,7 +378,7 @@ static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
         if (r->type == MLO_REC_METRIC && nm < MLO_BATCH_MAX_METRICS) {
             Mlflow__Metric *m = &a->metrics[nm];
             mlflow__metric__init(m);
-            m->key = skey(r);
+            m->key = mlo__staged_key(r);
             m->has_value = 1;
             m->value = r->value;
             m->has_timestamp = 1;
@@ -396,14 +389,14 @@ static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
         } else if (r->type == MLO_REC_PARAM && np < MLO_BATCH_MAX_PARAMS) {
             Mlflow__Param *p = &a->params[np];
             mlflow__param__init(p);
-            p->key = skey(r);
-            p->value = sval(r);
+            p->key = mlo__staged_key(r);
+            p->value = mlo__staged_val(r);
             a->pparams[np++] = p;
         } else if (r->type == MLO_REC_TAG && nt < MLO_BATCH_MAX_TAGS) {
             Mlflow__RunTag *t = &a->tags[nt];
             mlflow__run_tag__init(t);
-            t->key = skey(r);
-            t->value = sval(r);
+            t->key = mlo__staged_key(r);
+            t->value = mlo__staged_val(r);
             a->ptags[nt++] = t;
         }
     }

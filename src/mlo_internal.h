@@ -103,6 +103,17 @@ int mlo__sysinfo_tags(mlo_kv **tags, size_t *n);
 int mlo__kv_push(mlo_kv **tags, size_t *n, const char *k, const char *v);
 void mlo__kv_free(mlo_kv *tags, size_t n);
 
+/* ---- staged records ----
+ * The sender copies each event it sends into a stage as: the mlo_rec header,
+ * the key, NUL, the value, NUL (so the protobuf messages built by mlo_api.c
+ * can point at them).  One layout, read by both through these. */
+static inline char *mlo__staged_key(const mlo_rec *r) {
+    return (char *)(r + 1);
+}
+static inline char *mlo__staged_val(const mlo_rec *r) {
+    return (char *)(r + 1) + r->key_len + 1;
+}
+
 /* ---- REST API (mlo_api.c) ---- */
 typedef struct mlo_http mlo_http;
 typedef struct mlo_api mlo_api; /* one per thread that sends */
@@ -131,7 +142,7 @@ int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_
  * or the call's failure. */
 int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key,
                                const char *value, char **run_id, mlo_api_error *e);
-/* recs: staged records (key and value NUL-terminated, see mlo_shipper.c) of
+/* recs: staged records (key and value NUL-terminated, laid out as mlo__staged_key/_val read them) of
  * one run, within MLflow's batch limits. */
 int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
                        mlo_api_error *e);

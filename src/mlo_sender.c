@@ -233,12 +233,6 @@ static long srun_for(mlo_sender *s, const char *lid, size_t len) {
 
 /* ---- staging --------------------------------------------------------------------- */
 
-static inline const char *skey(const mlo_rec *r) {
-    return (const char *)(r + 1);
-}
-static inline const char *sval(const mlo_rec *r) {
-    return (const char *)(r + 1) + r->key_len + 1;
-}
 
 int mlo__sender_add(mlo_sender *s, int type, const char *lid, const char *key, size_t klen,
                     const char *val, size_t vlen, double num, int64_t ts, int64_t step,
@@ -399,7 +393,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
         return MLO_OK;
     }
     mlo_startrun sr;
-    if (mlo__startrun_parse(sval(rec), rec->val_len, &sr) != 0) {
+    if (mlo__startrun_parse(mlo__staged_val(rec), rec->val_len, &sr) != 0) {
         run_failed(s, r, MLO_ERR_INTERNAL, "malformed start record");
         return MLO_OK;
     }
@@ -500,7 +494,7 @@ static int send_recs(mlo_sender *s, srun *run, const mlo_rec **recs, size_t n) {
         const char *kind = r->type == MLO_REC_METRIC ? "metric"
                            : r->type == MLO_REC_PARAM ? "param"
                                                       : "tag";
-        mlo__report(s->c, st, 1, "run %s: %s \"%.250s\" refused: %s", run->sid, kind, skey(r),
+        mlo__report(s->c, st, 1, "run %s: %s \"%.250s\" refused: %s", run->sid, kind, mlo__staged_key(r),
                     e.message[0] ? e.message : mlo_strerror(st));
     } else {
         mlo__report(s->c, st, 1, "run %s: %zu events not delivered: %s", run->sid, n,
@@ -552,7 +546,7 @@ static batch *batch_for(mlo_sender *s, uint32_t run) {
 
 static int has_key(const batch *b, int type, const char *key) {
     for (uint32_t i = 0; i < b->n; i++)
-        if (b->recs[i]->type == type && strcmp(skey(b->recs[i]), key) == 0)
+        if (b->recs[i]->type == type && strcmp(mlo__staged_key(b->recs[i]), key) == 0)
             return 1;
     return 0;
 }
@@ -584,9 +578,9 @@ static int add_event(mlo_sender *s, const mlo_rec *r) {
     if (r->type == MLO_REC_METRIC)
         full |= b->nmetrics + 1 > MLO_BATCH_MAX_METRICS;
     else if (r->type == MLO_REC_PARAM)
-        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS || has_key(b, MLO_REC_PARAM, skey(r));
+        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS || has_key(b, MLO_REC_PARAM, mlo__staged_key(r));
     else
-        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS || has_key(b, MLO_REC_TAG, skey(r));
+        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS || has_key(b, MLO_REC_TAG, mlo__staged_key(r));
     if (full) {
         int st = send_batch(s, b);
         if (st != MLO_OK)
