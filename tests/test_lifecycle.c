@@ -171,7 +171,8 @@ static void test_fork_while_logging(void **state) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-            alarm(20); /* a deadlock ends as a failure, not a hang */
+            alarm(120); /* a deadlock ends as a failure, not a hang (20 s was hit by a
+                         * slow but live child in a loaded ASan run) */
             /* the inherited client answers at once, without waiting on threads
              * that do not exist here */
             int bad = mlo_log_metric(run, "inherited", 1, k) != MLO_ERR_CLOSED;
