@@ -182,7 +182,7 @@ static void test_fork_while_logging(void **state) {
             /* the child logs through a client of its own, to the same run.
              * ThreadSanitizer cannot start threads after a multi-threaded
              * fork, so under it the child re-executes itself for this part. */
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
             char kstr[16];
             snprintf(kstr, sizeof kstr, "%d", k);
             execl("/proc/self/exe", "test_lifecycle", "--child", testsrv_uri(srv), rid, kstr,
