@@ -701,6 +701,22 @@ static size_t elem_size(ProtobufCType t) {
     return 0;
 }
 
+/* A map field (map<K, V> in the .proto) is, to protobuf-c, a repeated
+ * message "...Entry" with fields key = 1 and value = 2; in JSON it is an
+ * object {"k": v, ...}.  protobuf-c keeps no map flag, so recognise the
+ * shape. */
+static bool is_map_field(const ProtobufCFieldDescriptor *f) {
+    if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return false;
+    const ProtobufCMessageDescriptor *e = f->descriptor;
+    if (!e || e->n_fields != 2 || !e->name)
+        return false;
+    size_t n = strlen(e->name);
+    return n > 5 && !strcmp(e->name + n - 5, "Entry") && e->fields[0].id == 1 &&
+           e->fields[1].id == 2 && !strcmp(e->fields[0].name, "key") &&
+           !strcmp(e->fields[1].name, "value");
+}
+
 static int enc_message(const ProtobufCMessage *m, mlo_buf *b, int depth);
 
 /* Writes one value of field f stored at v. */
@@ -889,7 +905,28 @@ static int enc_message(const ProtobufCMessage *m, mlo_buf *b, int depth) {
         b->len = (size_t)(p - b->data);
 
         const char *v = (const char *)m + f->offset;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        if (is_map_field(f)) {
+            /* {"key": value, ...}: keys are JSON strings whatever their type */
+            const ProtobufCMessage *const *ents = *(const ProtobufCMessage *const *const *)v;
+            const ProtobufCMessageDescriptor *ed = f->descriptor;
+            const ProtobufCFieldDescriptor *kf = &ed->fields[0];
+            const ProtobufCFieldDescriptor *vf = &ed->fields[1];
+            if (mlo__buf_appendc(b, '{'))
+                return -1;
+            for (size_t j = 0; j < count; j++) {
+                const char *ent = (const char *)ents[j];
+                if (j && mlo__buf_appendc(b, ','))
+                    return -1;
+                bool quote = kf->type != PROTOBUF_C_TYPE_STRING;
+                if ((quote && mlo__buf_appendc(b, '"')) ||
+                    enc_value(kf, ent + kf->offset, b, depth + 1) ||
+                    (quote && mlo__buf_appendc(b, '"')) || mlo__buf_appendc(b, ':') ||
+                    enc_value(vf, ent + vf->offset, b, depth + 1))
+                    return -1;
+            }
+            if (mlo__buf_appendc(b, '}'))
+                return -1;
+        } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             const char *arr = *(const char *const *)v;
             size_t esz = elem_size(f->type);
             if (mlo__buf_appendc(b, '['))
@@ -1324,6 +1361,41 @@ static ProtobufCMessage *dec_message(const ProtobufCMessageDescriptor *d, const 
             continue;
         char *dst = (char *)m + f->offset;
 
+        if (is_map_field(f)) {
+            /* {"k": v, ...} -> one entry message {"key": "k", "value": v} each */
+            if (!json_is_object(j)) {
+                ffail(c, d, f, "expected an object (a map)");
+                goto bad;
+            }
+            size_t n = json_object_size(j);
+            if (n == 0)
+                continue;
+            ProtobufCMessage **arr = calloc(n, sizeof *arr);
+            if (!arr) {
+                ffail(c, d, f, "out of memory");
+                goto bad;
+            }
+            size_t *cnt = &MEMBER(size_t, m, f->quantifier_offset);
+            *(ProtobufCMessage ***)dst = arr;
+            *cnt = 0;
+            const char *k;
+            json_t *v;
+            json_object_foreach(j, k, v) {
+                json_t *ent = json_object();
+                if (!ent || json_object_set_new(ent, "key", json_string(k)) ||
+                    json_object_set(ent, "value", v)) {
+                    json_decref(ent);
+                    ffail(c, d, f, "out of memory");
+                    goto bad;
+                }
+                arr[*cnt] = dec_message(f->descriptor, ent, depth + 1, c);
+                json_decref(ent);
+                if (!arr[*cnt])
+                    goto bad;
+                (*cnt)++;
+            }
+            continue;
+        }
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             if (!json_is_array(j)) {
                 ffail(c, d, f, "expected an array");
