@@ -84,6 +84,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
@@ -95,14 +96,22 @@
 #define REUSE_FAIL_FAST_US 1000000 /* "fails at once" on a reused connection */
 #define NSECRETS 5
 #define DEADLINE_SLACK_NS (20 * NS_PER_MS)
+#define ERR_BODY_MAX (1u << 20) /* non-2xx body kept in memory when out_fd is set */
 
-/* The body of a PUT, read by curl through read_cb; seek_cb rewinds it when
- * curl has to send it again (a retry inside curl, an auth round trip). */
+/* A request body read by curl through read_cb (PUT, and POST & co. from a
+ * file); seek_cb rewinds it when curl has to send it again (a resend inside
+ * curl on a dead connection).  Either memory (data) or the file region
+ * [base, base + len) of fd, read with pread. */
 typedef struct body_src {
-    const char *data;
-    size_t len;
-    size_t off;
+    const char *data; /* in-memory body, when fd < 0 */
+    int fd;           /* >= 0: the body is in this file */
+    int64_t base;     /* file offset of the body's first byte */
+    uint64_t len;
+    uint64_t off; /* next byte to hand to curl */
+    int err;      /* fd: errno of a failed pread, or -1 when the file ended early */
 } body_src;
+
+enum hdr_kind { HK_GET, HK_JSON, HK_OCTET, HK_N };
 
 struct mlo_http {
     CURL *curl;
@@ -112,7 +121,7 @@ struct mlo_http {
     char *client_cert_path;
     char *auth;              /* "Authorization: ..." or NULL */
     char *secrets[NSECRETS]; /* strings scrubbed from every message */
-    struct curl_slist *hdr_get, *hdr_json, *hdr_octet;
+    struct curl_slist *hdrs[2][HK_N]; /* [0]: with Authorization (if any), [1]: without */
     int insecure_tls;
     int max_retries;
     int respect_retry_after;
@@ -124,12 +133,26 @@ struct mlo_http {
     long connects; /* new connections opened, for tests and statistics */
     mlo_buf url;   /* reused from call to call */
 
+    /* State of the call in flight. */
+    mlo_http_result *res;           /* the caller's result */
+    mlo_buf *sink;                  /* response body (&res->body) */
+    int out_fd;                     /* 2xx bodies go to this file when >= 0 */
+    const char *call_secret;        /* query of a presigned URL: scrubbed from messages */
+    struct curl_slist *hdr_custom;  /* this call's headers when content_type is given */
+    int64_t idle_ns;                /* streamed: an attempt fails after this long idle */
+    body_src src;                   /* request body read through read_cb */
+
     /* State of the attempt in flight, written by the callbacks. */
-    mlo_buf *sink;        /* response body */
     int oom;              /* write_cb could not grow the body */
     int aborted;          /* xferinfo_cb saw should_abort */
+    int idle_timeout;     /* xferinfo_cb saw no byte move for idle_ns */
+    int store_errno;      /* write_cb could not write out_fd (errno) */
+    long resp_code;       /* status code of the response being received */
+    int64_t out_off;      /* bytes written to out_fd */
+    uint64_t received;    /* response body bytes seen by write_cb */
+    curl_off_t last_dl, last_ul;
+    int64_t last_move_ns; /* when a byte last moved (either direction) */
     double retry_after_s; /* Retry-After of the last response, < 0 if none */
-    body_src put_src;
 
     char errbuf[CURL_ERROR_SIZE]; /* CURLOPT_ERRORBUFFER, set once for the handle */
 };
@@ -188,8 +211,8 @@ __attribute__((format(printf, 3, 4))) static void msgf(char *dst, size_t cap, co
  * buffer of cap bytes) with "***".  Secrets shorter than 4 characters are
  * left alone: they would mangle ordinary text and reveal nothing. */
 static void scrub(const mlo_http *h, char *msg, size_t cap) {
-    for (int i = 0; i < NSECRETS; i++) {
-        const char *s = h->secrets[i];
+    for (int i = 0; i <= NSECRETS; i++) {
+        const char *s = i < NSECRETS ? h->secrets[i] : h->call_secret;
         size_t sl = s ? strlen(s) : 0;
         if (sl < 4)
             continue;
@@ -257,10 +280,34 @@ void mlo__http_global_init(void) {
 
 /* ---- curl callbacks ----------------------------------------------------- */
 
+/* Response body bytes: a 2xx body to out_fd when there is one, everything
+ * else to the result's body (capped at ERR_BODY_MAX when out_fd is set, so
+ * that a huge error page cannot undo the bounded memory of a download). */
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
     mlo_http *h = ud;
     size_t n = size * nmemb;
-    if (mlo__buf_append(h->sink, ptr, n) != 0) {
+    h->received += n;
+    if (h->out_fd >= 0 && h->resp_code >= 200 && h->resp_code < 300) {
+        size_t done = 0;
+        while (done < n) {
+            ssize_t w = pwrite(h->out_fd, ptr + done, n - done, (off_t)h->out_off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                h->store_errno = w < 0 ? errno : EIO;
+                return 0; /* CURLE_WRITE_ERROR */
+            }
+            done += (size_t)w;
+            h->out_off += w;
+        }
+        return n;
+    }
+    size_t take = n;
+    if (h->out_fd >= 0)
+        take = h->sink->len >= ERR_BODY_MAX               ? 0
+               : n > ERR_BODY_MAX - h->sink->len ? ERR_BODY_MAX - h->sink->len
+                                                          : n;
+    if (mlo__buf_append(h->sink, ptr, take) != 0) {
         h->oom = 1;
         return 0; /* CURLE_WRITE_ERROR */
     }
@@ -295,28 +342,73 @@ static double parse_retry_after(const char *v, size_t n) {
     return d > 0 ? d : 0;
 }
 
+/* The code of a status line "HTTP/1.1 200 OK" / "HTTP/2 404", 0 if unreadable. */
+static long status_code(const char *line, size_t n) {
+    const char *sp = memchr(line, ' ', n);
+    if (!sp || (size_t)(sp - line) + 4 > n)
+        return 0;
+    long c = 0;
+    for (int i = 1; i <= 3; i++) {
+        char d = sp[i];
+        if (d < '0' || d > '9')
+            return 0;
+        c = c * 10 + (d - '0');
+    }
+    return c;
+}
+
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud) {
     mlo_http *h = ud;
     size_t n = size * nitems;
     /* A status line starts a new response (e.g. after a 100 Continue): forget
      * what the previous one said. */
-    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         h->retry_after_s = -1;
-    else if (n > 12 && strncasecmp(buf, "Retry-After:", 12) == 0)
+        h->res->etag[0] = '\0';
+        h->resp_code = status_code(buf, n);
+    } else if (n > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
         h->retry_after_s = parse_retry_after(buf + 12, n - 12);
+    } else if (n > 5 && strncasecmp(buf, "ETag:", 5) == 0) {
+        const char *v = buf + 5;
+        size_t vl = n - 5;
+        while (vl && (*v == ' ' || *v == '\t')) {
+            v++;
+            vl--;
+        }
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' ||
+                      v[vl - 1] == '\t'))
+            vl--;
+        char *dst = h->res->etag;
+        if (vl >= sizeof h->res->etag)
+            vl = 0; /* a cut ETag would be a wrong one */
+        memcpy(dst, v, vl);
+        dst[vl] = '\0';
+    }
     return n;
 }
 
+/* Called by curl about once a second while idle and more often while data
+ * moves: polls should_abort, and for streamed requests enforces the idle
+ * limit (no byte moved either way for idle_ns). */
 static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow) {
     (void)dltotal;
-    (void)dlnow;
     (void)ultotal;
-    (void)ulnow;
     mlo_http *h = ud;
     if (h->should_abort && h->should_abort(h->ctx)) {
         h->aborted = 1;
         return 1; /* CURLE_ABORTED_BY_CALLBACK */
+    }
+    if (h->idle_ns > 0) {
+        int64_t now = mono_ns();
+        if (dlnow != h->last_dl || ulnow != h->last_ul) {
+            h->last_dl = dlnow;
+            h->last_ul = ulnow;
+            h->last_move_ns = now;
+        } else if (now - h->last_move_ns >= h->idle_ns) {
+            h->idle_timeout = 1;
+            return 1; /* reported as a per-attempt timeout */
+        }
     }
     return 0;
 }
@@ -324,19 +416,32 @@ static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 static size_t read_cb(char *buffer, size_t size, size_t nitems, void *ud) {
     body_src *src = ud;
     size_t room = size * nitems;
-    size_t left = src->len - src->off;
-    size_t n = left < room ? left : room;
-    if (n)
+    uint64_t left = src->len - src->off;
+    size_t n = left < room ? (size_t)left : room;
+    if (n == 0)
+        return 0;
+    if (src->fd < 0) {
         memcpy(buffer, src->data + src->off, n);
-    src->off += n;
-    return n;
+        src->off += n;
+        return n;
+    }
+    ssize_t r;
+    do
+        r = pread(src->fd, buffer, n, (off_t)(src->base + (int64_t)src->off));
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) { /* an error, or the file ended before the body did */
+        src->err = r < 0 ? errno : -1;
+        return CURL_READFUNC_ABORT;
+    }
+    src->off += (uint64_t)r;
+    return (size_t)r;
 }
 
 static int seek_cb(void *ud, curl_off_t offset, int origin) {
     body_src *src = ud;
     if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > src->len)
         return CURL_SEEKFUNC_CANTSEEK;
-    src->off = (size_t)offset;
+    src->off = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
 }
 
@@ -455,9 +560,12 @@ mlo_http *mlo__http_new(const mlo_http_config *cfg) {
         const char *sp = strchr(h->auth + strlen("Authorization: "), ' ');
         h->secrets[3] = dup_or_null(sp ? sp + 1 : h->auth, &oom);
     }
-    h->hdr_get = make_headers(h->auth, NULL, &oom);
-    h->hdr_json = make_headers(h->auth, "Content-Type: application/json", &oom);
-    h->hdr_octet = make_headers(h->auth, "Content-Type: application/octet-stream", &oom);
+    for (int na = 0; na < 2; na++) {
+        const char *a = na ? NULL : h->auth;
+        h->hdrs[na][HK_GET] = make_headers(a, NULL, &oom);
+        h->hdrs[na][HK_JSON] = make_headers(a, "Content-Type: application/json", &oom);
+        h->hdrs[na][HK_OCTET] = make_headers(a, "Content-Type: application/octet-stream", &oom);
+    }
     if (oom)
         goto fail;
 
@@ -473,6 +581,8 @@ mlo_http *mlo__http_new(const mlo_http_config *cfg) {
     h->should_abort = cfg->should_abort;
     h->ctx = cfg->ctx;
     h->retry_after_s = -1;
+    h->out_fd = -1;
+    h->src.fd = -1;
 
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -528,9 +638,10 @@ void mlo__http_free(mlo_http *h) {
         return;
     if (h->curl)
         curl_easy_cleanup(h->curl);
-    free_slist_wiped(h->hdr_get);
-    free_slist_wiped(h->hdr_json);
-    free_slist_wiped(h->hdr_octet);
+    for (int na = 0; na < 2; na++)
+        for (int k = 0; k < HK_N; k++)
+            free_slist_wiped(h->hdrs[na][k]);
+    free_slist_wiped(h->hdr_custom);
     free_secret(h->auth);
     for (int i = 0; i < NSECRETS; i++)
         free_secret(h->secrets[i]);
@@ -691,36 +802,69 @@ static double retry_wait_s(mlo_http *h, int n, int use_retry_after) {
     return w + h->jitter_s * rng_unit(h);
 }
 
-static int set_method(mlo_http *h, const char *method, const char *body, size_t len) {
+/* Sets method, body and headers of the request on the handle.  absolute: a
+ * presigned URL, sent without the Authorization header. */
+static int set_request(mlo_http *h, const mlo_http_req *req, int absolute) {
     CURL *c = h->curl;
     CURLcode rc = CURLE_OK;
+    const char *method = req->method;
+    const int from_fd = req->in_fd >= 0;
+    const int has_body = from_fd || req->len > 0;
+    const int is_get = strcmp(method, "GET") == 0, is_head = strcmp(method, "HEAD") == 0;
+    const int is_put = strcmp(method, "PUT") == 0, is_post = strcmp(method, "POST") == 0;
     /* Undo whatever the previous call set (HTTPGET resets the method, upload
      * and nobody flags; POSTFIELDS would point at the previous body). */
     rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
     rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
     rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    if (strcmp(method, "GET") == 0) {
-        rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hdr_get);
-    } else if (strcmp(method, "PUT") == 0) {
-        h->put_src = (body_src){.data = body ? body : "", .len = body ? len : 0, .off = 0};
+
+    h->src = (body_src){.data = req->body ? req->body : "",
+                        .fd = from_fd ? req->in_fd : -1,
+                        .base = from_fd ? req->in_off : 0,
+                        .len = from_fd ? (uint64_t)req->in_len : (req->body ? req->len : 0)};
+    enum hdr_kind kind = HK_GET;
+    if (is_get || is_head) {
+        if (is_head)
+            rc |= curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (is_put) {
+        kind = HK_OCTET;
         rc |= curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        rc |= curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-        rc |= curl_easy_setopt(c, CURLOPT_READDATA, &h->put_src);
-        rc |= curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
-        rc |= curl_easy_setopt(c, CURLOPT_SEEKDATA, &h->put_src);
-        rc |= curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)h->put_src.len);
-        rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hdr_octet);
-    } else if (strcmp(method, "POST") == 0 || len > 0) {
-        rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hdr_json);
-        if (strcmp(method, "POST") != 0)
+        rc |= curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)h->src.len);
+    } else if (is_post || has_body) {
+        kind = HK_JSON;
+        if (from_fd) {
+            rc |= curl_easy_setopt(c, CURLOPT_POST, 1L);
+            rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->src.len);
+        } else {
+            rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
+            rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        }
+        if (!is_post)
             rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     } else {
         rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hdr_get);
     }
+    if (is_put || from_fd) {
+        rc |= curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+        rc |= curl_easy_setopt(c, CURLOPT_READDATA, &h->src);
+        rc |= curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
+        rc |= curl_easy_setopt(c, CURLOPT_SEEKDATA, &h->src);
+    }
+
+    struct curl_slist *hdr = h->hdrs[absolute ? 1 : 0][kind];
+    if (kind != HK_GET && req->content_type) {
+        mlo_buf ct;
+        mlo__buf_init(&ct);
+        int oom = mlo__buf_appends(&ct, "Content-Type: ") | mlo__buf_appends(&ct, req->content_type);
+        if (!oom)
+            h->hdr_custom = make_headers(absolute ? NULL : h->auth, ct.data, &oom);
+        mlo__buf_free(&ct);
+        if (oom)
+            return -1;
+        hdr = h->hdr_custom;
+    }
+    rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -733,92 +877,184 @@ static int valid_method(const char *m) {
     return 1;
 }
 
+static int is_absolute_url(const char *p) {
+    return strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0;
+}
+
+/* How messages name the request target: the API path, or an absolute URL
+ * without its user info, query and fragment (a presigned URL's signature). */
+static void describe_target(const char *path, int absolute, char *dst, size_t cap) {
+    if (!absolute) {
+        msgf(dst, cap, "%.100s", path);
+        return;
+    }
+    const char *rest = strstr(path, "://") + 3;
+    size_t auth_len = strcspn(rest, "/?#");
+    const char *at = NULL;
+    for (const char *q = rest; q < rest + auth_len; q++)
+        if (*q == '@')
+            at = q;
+    const char *host = at ? at + 1 : rest;
+    size_t scheme_len = (size_t)(rest - path);
+    size_t keep = strcspn(host, "?#");
+    msgf(dst, cap, "%.*s%.*s", (int)scheme_len, path, (int)(keep < 100 ? keep : 100), host);
+}
+
 static int finish(mlo_http *h, mlo_http_result *res, int status) {
     res->status = status;
     if (status == MLO_OK)
         res->message[0] = '\0';
     else
         scrub(h, res->message, sizeof res->message);
+    /* A failed download leaves an empty file, not a part of one. */
+    if (status != MLO_OK && h->out_fd >= 0 && ftruncate(h->out_fd, 0) != 0) {
+        /* best effort: the status already says the file is not the body */
+    }
+    if (h->hdr_custom) {
+        curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->hdrs[0][HK_GET]);
+        free_slist_wiped(h->hdr_custom);
+        h->hdr_custom = NULL;
+    }
     h->sink = NULL;
+    h->res = NULL;
+    h->out_fd = -1;
+    h->call_secret = NULL;
+    h->idle_ns = 0;
+    h->src = (body_src){.fd = -1};
     return status;
 }
 
-int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const char *query,
-                   const char *body, size_t len, int64_t deadline_ns, mlo_http_result *res) {
+static int valid_request(const mlo_http_req *req) {
+    if (!req || !valid_method(req->method) || !req->path || (!req->body && req->len > 0) ||
+        !header_safe(req->content_type))
+        return 0;
+    if (req->in_fd >= 0) {
+        if (req->body || req->len || req->in_off < 0 || req->in_len < 0 ||
+            req->in_len > INT64_MAX - req->in_off || strcmp(req->method, "GET") == 0 ||
+            strcmp(req->method, "HEAD") == 0)
+            return 0;
+    }
+    return 1;
+}
+
+int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res) {
     if (!res)
         return MLO_ERR_INVALID_ARGUMENT;
     memset(res, 0, sizeof *res);
     mlo__buf_init(&res->body);
-    if (!h || !valid_method(method) || !api_path || (!body && len > 0)) {
+    if (!h || !valid_request(req)) {
         res->status = MLO_ERR_INVALID_ARGUMENT;
         msgf(res->message, sizeof res->message, "invalid arguments to the HTTP call");
         return res->status;
     }
+    const char *method = req->method;
+    const int64_t deadline_ns = req->deadline_ns;
+    const int absolute = is_absolute_url(req->path);
+    char where[128];
+    describe_target(req->path, absolute, where, sizeof where);
+    h->res = res;
     h->sink = &res->body;
 
     mlo__buf_reset(&h->url);
-    int brc = mlo__buf_appends(&h->url, h->base);
-    if (api_path[0] != '/')
-        brc |= mlo__buf_appends(&h->url, "/");
-    brc |= mlo__buf_appends(&h->url, api_path);
-    if (query && *query) {
-        brc |= mlo__buf_appends(&h->url, "?");
-        brc |= mlo__buf_appends(&h->url, query);
+    int brc = 0;
+    if (absolute) {
+        brc |= mlo__buf_appends(&h->url, req->path);
+    } else {
+        brc |= mlo__buf_appends(&h->url, h->base);
+        if (req->path[0] != '/')
+            brc |= mlo__buf_appends(&h->url, "/");
+        brc |= mlo__buf_appends(&h->url, req->path);
+        if (req->query && *req->query) {
+            brc |= mlo__buf_appends(&h->url, "?");
+            brc |= mlo__buf_appends(&h->url, req->query);
+        }
     }
     if (brc != 0) {
         msgf(res->message, sizeof res->message, "out of memory building the URL");
         return finish(h, res, MLO_ERR_NO_MEMORY);
     }
+    if (absolute) {
+        const char *q = strchr(h->url.data, '?');
+        h->call_secret = q ? q + 1 : NULL;
+    }
     if (curl_easy_setopt(h->curl, CURLOPT_URL, h->url.data) != CURLE_OK ||
-        set_method(h, method, body, len) != 0) {
-        msgf(res->message, sizeof res->message, "out of memory setting up %s %.100s", method,
-             api_path);
+        set_request(h, req, absolute) != 0) {
+        msgf(res->message, sizeof res->message, "out of memory setting up %s %s", method, where);
         return finish(h, res, MLO_ERR_NO_MEMORY);
     }
+    h->out_fd = req->out_fd >= 0 ? req->out_fd : -1;
 
+    /* Streamed bodies have no total per-attempt limit, only the idle limit
+     * (xferinfo_cb); in-memory ones keep CURLOPT_TIMEOUT_MS = timeout_s. */
+    const int streamed = req->in_fd >= 0 || req->out_fd >= 0;
     const long attempt_ms_cfg = (long)(h->timeout_s * 1000.0);
     int reconnect_used = 0;
     for (;;) {
         if (h->should_abort && h->should_abort(h->ctx)) {
-            msgf(res->message, sizeof res->message, "%s %.100s aborted", method, api_path);
+            msgf(res->message, sizeof res->message, "%s %s aborted", method, where);
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
-        long tmo_ms = attempt_ms_cfg > 0 ? attempt_ms_cfg : 1;
+        long total_ms = streamed ? 0 : attempt_ms_cfg > 0 ? attempt_ms_cfg : 1; /* 0: none */
+        long conn_ms = attempt_ms_cfg > 0 ? attempt_ms_cfg : 1;
+        if (conn_ms > CONNECT_TIMEOUT_MAX_MS)
+            conn_ms = CONNECT_TIMEOUT_MAX_MS;
         int deadline_limited = 0;
         if (deadline_ns) {
             int64_t left = deadline_ns - mono_ns();
             if (left < NS_PER_MS) {
-                msgf(res->message, sizeof res->message, "%s %.100s: deadline passed%s", method,
-                     api_path, res->retries || res->reconnects ? " while retrying" : "");
+                msgf(res->message, sizeof res->message, "%s %s: deadline passed%s", method, where,
+                     res->retries || res->reconnects ? " while retrying" : "");
                 return finish(h, res, MLO_ERR_TIMEOUT);
             }
-            if (left / NS_PER_MS < tmo_ms) {
-                tmo_ms = (long)(left / NS_PER_MS);
+            long left_ms = left / NS_PER_MS > LONG_MAX ? LONG_MAX : (long)(left / NS_PER_MS);
+            if (total_ms == 0 || left_ms < total_ms) {
+                total_ms = left_ms;
                 deadline_limited = 1;
             }
+            if (left_ms < conn_ms)
+                conn_ms = left_ms;
         }
-        curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, tmo_ms);
-        curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                         tmo_ms < CONNECT_TIMEOUT_MAX_MS ? tmo_ms : CONNECT_TIMEOUT_MAX_MS);
+        curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, total_ms);
+        curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, conn_ms);
 
         mlo__buf_reset(&res->body);
         res->http_code = 0;
         res->content_type[0] = '\0';
+        res->etag[0] = '\0';
+        res->bytes_sent = res->bytes_received = 0;
         h->errbuf[0] = '\0';
         h->oom = 0;
         h->aborted = 0;
+        h->idle_timeout = 0;
+        h->store_errno = 0;
+        h->resp_code = 0;
+        h->out_off = 0;
+        h->received = 0;
         h->retry_after_s = -1;
-        h->put_src.off = 0;
+        h->src.off = 0;
+        h->src.err = 0;
+        h->idle_ns = streamed ? (int64_t)(h->timeout_s * (double)NS_PER_S) : 0;
+        h->last_dl = h->last_ul = 0;
+        h->last_move_ns = mono_ns();
+        if (h->out_fd >= 0 && ftruncate(h->out_fd, 0) != 0) {
+            msgf(res->message, sizeof res->message,
+                 "%s %s: cannot truncate the file for the response: %s", method, where,
+                 strerror(errno));
+            return finish(h, res, MLO_ERR_STORE);
+        }
 
         CURLcode rc = curl_easy_perform(h->curl);
 
         long code = 0, nconn = 0, hdr_bytes = 0;
-        curl_off_t total_us = 0;
+        curl_off_t total_us = 0, up = 0;
         curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &nconn);
         curl_easy_getinfo(h->curl, CURLINFO_HEADER_SIZE, &hdr_bytes);
         curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &total_us);
+        curl_easy_getinfo(h->curl, CURLINFO_SIZE_UPLOAD_T, &up);
         h->connects += nconn;
+        res->bytes_sent = up > 0 ? (uint64_t)up : 0;
+        res->bytes_received = h->received;
 
         if (rc == CURLE_OK) {
             res->http_code = code;
@@ -831,21 +1067,20 @@ int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const 
             int64_t until = mono_ns() + (int64_t)(w * (double)NS_PER_S);
             if (deadline_ns && until >= deadline_ns) {
                 msgf(res->message, sizeof res->message,
-                     "HTTP %ld from %s %.100s and the deadline leaves no time to retry "
+                     "HTTP %ld from %s %s and the deadline leaves no time to retry "
                      "(next retry in %.2f s)",
-                     code, method, api_path, w);
+                     code, method, where, w);
                 return finish(h, res, MLO_ERR_TIMEOUT);
             }
             char m[256];
-            msgf(m, sizeof m, "HTTP %ld from %s %.100s; retry %d of %d in %.2f s", code, method,
-                 api_path, res->retries + 1, h->max_retries, w);
+            msgf(m, sizeof m, "HTTP %ld from %s %s; retry %d of %d in %.2f s", code, method, where,
+                 res->retries + 1, h->max_retries, w);
             scrub(h, m, sizeof m);
             if (h->on_retry)
                 h->on_retry(h->ctx, code, m);
             if (sleep_until(h, until) != 0) {
                 msgf(res->message, sizeof res->message,
-                     "%s %.100s aborted while waiting to retry after HTTP %ld", method, api_path,
-                     code);
+                     "%s %s aborted while waiting to retry after HTTP %ld", method, where, code);
                 return finish(h, res, MLO_ERR_TIMEOUT);
             }
             res->retries++;
@@ -855,21 +1090,50 @@ int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const 
         /* Transport failure: the result describes no response. */
         mlo__buf_reset(&res->body);
         res->content_type[0] = '\0';
+        res->etag[0] = '\0';
+        /* The files first: their failures end the call, retrying cannot help. */
+        if (h->store_errno) {
+            msgf(res->message, sizeof res->message,
+                 "%s %s: cannot write the response body to the file (at byte %lld): %s", method,
+                 where, (long long)h->out_off, strerror(h->store_errno));
+            return finish(h, res, MLO_ERR_STORE);
+        }
+        if (h->src.err) {
+            if (h->src.err < 0)
+                msgf(res->message, sizeof res->message,
+                     "%s %s: the body file ended after %llu of %llu bytes (from offset %lld): "
+                     "it shrank",
+                     method, where, (unsigned long long)h->src.off,
+                     (unsigned long long)h->src.len, (long long)h->src.base);
+            else
+                msgf(res->message, sizeof res->message,
+                     "%s %s: cannot read the body file at byte %llu: %s", method, where,
+                     (unsigned long long)h->src.off, strerror(h->src.err));
+            return finish(h, res, MLO_ERR_STORE);
+        }
         if (rc == CURLE_OUT_OF_MEMORY || (rc == CURLE_WRITE_ERROR && h->oom)) {
-            msgf(res->message, sizeof res->message, "out of memory during %s %.100s", method,
-                 api_path);
+            msgf(res->message, sizeof res->message, "out of memory during %s %s", method, where);
             return finish(h, res, MLO_ERR_NO_MEMORY);
         }
-        if (rc == CURLE_ABORTED_BY_CALLBACK || h->aborted) {
-            msgf(res->message, sizeof res->message, "%s %.100s aborted", method, api_path);
+        if (h->aborted) {
+            msgf(res->message, sizeof res->message, "%s %s aborted", method, where);
+            return finish(h, res, MLO_ERR_TIMEOUT);
+        }
+        if (rc == CURLE_ABORTED_BY_CALLBACK && h->idle_timeout) {
+            /* the idle limit of a streamed body: a per-attempt timeout */
+            rc = CURLE_OPERATION_TIMEDOUT;
+            msgf(h->errbuf, sizeof h->errbuf, "no data moved for %.1f s", h->timeout_s);
+        }
+        if (rc == CURLE_ABORTED_BY_CALLBACK) {
+            msgf(res->message, sizeof res->message, "%s %s aborted", method, where);
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
         /* The attempt's timeout was cut to the deadline and ran out (allow
          * for curl's ms rounding; a connect timeout further off retries). */
         if (rc == CURLE_OPERATION_TIMEDOUT && deadline_limited &&
             mono_ns() >= deadline_ns - DEADLINE_SLACK_NS) {
-            msgf(res->message, sizeof res->message, "%s %.100s: deadline passed (%.120s)", method,
-                 api_path, curl_text(h, rc));
+            msgf(res->message, sizeof res->message, "%s %s: deadline passed (%.120s)", method,
+                 where, curl_text(h, rc));
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
         enum failure_kind fk = client_cert_refused(h, rc) ? FK_TLS : classify(rc);
@@ -878,12 +1142,12 @@ int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const 
             return finish(h, res, MLO_ERR_TLS);
         }
         if (fk == FK_CONFIG) {
-            msgf(res->message, sizeof res->message, "%s %.100s: %.120s (check the tracking URI)",
-                 method, api_path, curl_text(h, rc));
+            msgf(res->message, sizeof res->message, "%s %s: %.120s (check the tracking URI)",
+                 method, where, curl_text(h, rc));
             return finish(h, res, MLO_ERR_CONFIG);
         }
         if (fk == FK_FATAL) {
-            msgf(res->message, sizeof res->message, "%s %.100s: %.140s", method, api_path,
+            msgf(res->message, sizeof res->message, "%s %s: %.140s", method, where,
                  curl_text(h, rc));
             return finish(h, res, MLO_ERR_NETWORK);
         }
@@ -899,29 +1163,41 @@ int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const 
                 tls_message(h, rc, res->message, sizeof res->message);
                 return finish(h, res, MLO_ERR_TLS);
             }
-            msgf(res->message, sizeof res->message, "%s %.100s: %.120s (after %d retries)", method,
-                 api_path, curl_text(h, rc), res->retries);
+            msgf(res->message, sizeof res->message, "%s %s: %.120s (after %d retries)", method,
+                 where, curl_text(h, rc), res->retries);
             return finish(h, res, MLO_ERR_NETWORK);
         }
         double w = retry_wait_s(h, res->retries + 1, 0);
         int64_t until = mono_ns() + (int64_t)(w * (double)NS_PER_S);
         if (deadline_ns && until >= deadline_ns) {
             msgf(res->message, sizeof res->message,
-                 "%s %.100s: %.120s; the deadline leaves no time to retry", method, api_path,
+                 "%s %s: %.120s; the deadline leaves no time to retry", method, where,
                  curl_text(h, rc));
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
         char m[256];
-        msgf(m, sizeof m, "%s %.100s: %.100s; retry %d of %d in %.2f s", method, api_path,
+        msgf(m, sizeof m, "%s %s: %.100s; retry %d of %d in %.2f s", method, where,
              curl_text(h, rc), res->retries + 1, h->max_retries, w);
         scrub(h, m, sizeof m);
         if (h->on_retry)
             h->on_retry(h->ctx, 0, m);
         if (sleep_until(h, until) != 0) {
-            msgf(res->message, sizeof res->message, "%s %.100s aborted while waiting to retry",
-                 method, api_path);
+            msgf(res->message, sizeof res->message, "%s %s aborted while waiting to retry",
+                 method, where);
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
         res->retries++;
     }
+}
+
+int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const char *query,
+                   const char *body, size_t len, int64_t deadline_ns, mlo_http_result *res) {
+    mlo_http_req req = MLO_HTTP_REQ_INIT;
+    req.method = method;
+    req.path = api_path;
+    req.query = query;
+    req.body = body;
+    req.len = len;
+    req.deadline_ns = deadline_ns;
+    return mlo__http_request(h, &req, res);
 }

@@ -59,17 +59,26 @@ typedef struct mlo_http_result {
                               9 network failure after the retries (or a transport error that
                               retrying cannot fix), 10 TLS failure, 8 deadline passed / too close
                               for the next retry, or should_abort, 7 no memory, 18 URL scheme or
-                              syntax refused by curl, 1 invalid arguments */
+                              syntax refused by curl, 23 the body file could not be read (it
+                              shrank, an I/O error) or the response file could not be written
+                              (ENOSPC, EFBIG, EIO; never retried), 1 invalid arguments */
     long http_code;        /* HTTP status of the last attempt, 0 if it got none.  Also kept when
                               status is 8 because the deadline left no room to retry a 5xx/429. */
     mlo_buf body;          /* body of the last response (the call inits it; free with
-                              mlo__http_result_free) */
+                              mlo__http_result_free).  With req->out_fd >= 0 only a non-2xx
+                              body lands here (at most 1 MiB of it; the rest is dropped). */
     char content_type[64]; /* of the last response, "" if none */
+    char etag[128];        /* ETag header of the last response exactly as sent (quotes kept),
+                              "" if none or if it does not fit */
     char message[256];     /* failures: what went wrong (curl's error text, the path, a hint);
-                              never contains credentials.  "" when status is 0. */
+                              never contains credentials nor the query of a URL.  "" when
+                              status is 0. */
     int retries;           /* counted retries performed (each one preceded by on_retry) */
     int reconnects;        /* immediate, uncounted retries after a reused keep-alive
                               connection turned out dead (0 or 1) */
+    uint64_t bytes_sent;     /* request body bytes sent by the last attempt */
+    uint64_t bytes_received; /* response body bytes received by the last attempt (to the
+                                file or to body, dropped ones included) */
 } mlo_http_result;
 
 /*
@@ -95,10 +104,74 @@ typedef struct mlo_http_result {
  *
  * res is initialised by the call (its previous content is not freed) and
  * must be released with mlo__http_result_free.  Returns res->status.
- * Threads: the thread that owns h.
+ * Threads: the thread that owns h.  Same as mlo__http_request with an
+ * in-memory body and no files.
  */
 int mlo__http_call(mlo_http *h, const char *method, const char *api_path, const char *query,
                    const char *body, size_t len, int64_t deadline_ns, mlo_http_result *res);
+/*
+ * One request, in full: what mlo__http_call does (it is a wrapper over this),
+ * plus presigned URLs, custom content types and bodies streamed from and to
+ * files with bounded memory (artifacts of any size).
+ *
+ * Start from MLO_HTTP_REQ_INIT: in_fd and out_fd must be -1 unless used (0 is
+ * a valid descriptor, stdin, and would be taken at its word).
+ */
+typedef struct mlo_http_req {
+    const char *method; /* "GET", "PUT", "POST", "DELETE", ... (upper-case token) */
+    /* "/api/..." relative to base_uri, or an absolute "http://" / "https://" URL
+     * (a presigned URL): that one is used as it is, base_uri's prefix is not
+     * applied, query is ignored and NO Authorization header (neither Basic
+     * nor Bearer) is sent.  Messages name such a URL without its query. */
+    const char *path;
+    const char *query; /* already URL-encoded "a=b&c=d" or NULL */
+    /* In-memory body, borrowed for the call (as mlo__http_call), or ... */
+    const char *body;
+    size_t len;
+    /* ... with in_fd >= 0 (and body NULL, len 0): the body is the bytes
+     * [in_off, in_off + in_len) of that file, read with pread (the fd's own
+     * offset is untouched), sent with Content-Length (never chunked) and read
+     * again from in_off for every attempt.  If the file ends before in_off +
+     * in_len (it shrank) or a read fails, the call stops with status 23, not
+     * retried.  Not for GET. */
+    int in_fd;
+    int64_t in_off, in_len;
+    /* NULL: application/json for a body of a method other than PUT (as
+     * mlo__http_call), application/octet-stream for PUT.  Sent only with a
+     * body (or a PUT).  CR/LF is refused (status 1). */
+    const char *content_type;
+    /* >= 0 (a regular file open for writing): the file is truncated to 0 at
+     * the start of every attempt, and a 2xx response body is written to it
+     * from offset 0 with pwrite (so a retried download never leaves a
+     * previous attempt's bytes); a non-2xx body still goes to res->body (the
+     * error JSON) and nothing to the file.  When the call ends with a status
+     * other than 0 the file is truncated to 0 again (best effort).  A failed
+     * write (ENOSPC, EFBIG, EIO) stops the call at once with status 23.  No
+     * fsync: that is the caller's business.  -1: everything into res->body. */
+    int out_fd;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC deadline for the whole call, 0 = none */
+} mlo_http_req;
+
+#define MLO_HTTP_REQ_INIT {.in_fd = -1, .out_fd = -1}
+
+/*
+ * Performs req with the rules of mlo__http_call (retries, deadline, backoff,
+ * should_abort, TLS, auth, statuses) and fills res the same way.
+ *
+ * Per-attempt time limit: a request with in_fd >= 0 or out_fd >= 0 is
+ * "streamed" and its attempts have no total time limit (a 2 GB artifact may
+ * take longer than timeout_s): an attempt fails instead when no byte moved
+ * in either direction for timeout_s (an idle limit, checked about once a
+ * second; a retryable timeout like any other).  Other requests keep the total
+ * per-attempt limit of timeout_s.  The deadline bounds everything.  Memory
+ * use does not depend on the size of a streamed body.
+ *
+ * res is initialised by the call and must be released with
+ * mlo__http_result_free.  Returns res->status.  Threads: the thread that
+ * owns h.
+ */
+int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res);
+
 /* Frees res->body; res can be reused afterwards.  NULL is fine. */
 void mlo__http_result_free(mlo_http_result *r);
 
