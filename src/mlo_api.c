@@ -12,6 +12,7 @@
  * that is one curl handle, and reusable buffers).
  */
 #define _GNU_SOURCE
+#include "mlo_api_int.h"
 #include "mlo_internal.h"
 #include "mlo_http.h"
 #include "mlo_pbjson.h"
@@ -23,20 +24,6 @@
 
 #define API "/api/2.0/mlflow/"
 
-struct mlo_api {
-    mlo_http *http;
-    mlo_client *client;
-    int64_t deadline_ns;
-    mlo_buf body;
-    mlo_buf query;
-    /* reusable arrays for log-batch */
-    Mlflow__Metric *metrics;
-    Mlflow__Metric **pmetrics;
-    Mlflow__Param *params;
-    Mlflow__Param **pparams;
-    Mlflow__RunTag *tags;
-    Mlflow__RunTag **ptags;
-};
 
 static void on_retry(void *ctx, long code, const char *msg) {
     mlo_api *a = ctx;
@@ -105,6 +92,7 @@ void mlo__api_free(mlo_api *a) {
     mlo__http_free(a->http);
     mlo__buf_free(&a->body);
     mlo__buf_free(&a->query);
+    mlo__buf_free(&a->path);
     free(a->metrics);
     free(a->pmetrics);
     free(a->params);
@@ -155,7 +143,7 @@ static int looks_json(const mlo_http_result *r) {
 }
 
 /* Turns a transport result into a status; fills e. */
-static int classify(const mlo_http_result *r, const char *what, mlo_api_error *e) {
+int mlo__api_classify(const mlo_http_result *r, const char *what, mlo_api_error *e) {
     memset(e, 0, sizeof *e);
     e->http_code = r->http_code;
     if (r->status != MLO_OK) {
@@ -194,72 +182,96 @@ static int classify(const mlo_http_result *r, const char *what, mlo_api_error *e
     return e->status;
 }
 
-/* POSTs msg to API<path>; on success decodes the answer into *resp (if rdesc). */
+/* The request path: API<path>, or path itself when it starts with '/'. */
+static const char *full_path(mlo_api *a, const char *path) {
+    if (path[0] == '/')
+        return path;
+    mlo__buf_reset(&a->path);
+    if (mlo__buf_appends(&a->path, API) || mlo__buf_appends(&a->path, path))
+        return NULL;
+    return a->path.data;
+}
+
+static int no_memory(mlo_api_error *e, const char *what) {
+    memset(e, 0, sizeof *e);
+    e->status = MLO_ERR_NO_MEMORY;
+    snprintf(e->message, sizeof e->message, "%s: out of memory", what);
+    return e->status;
+}
+
+/* Decodes a 2xx answer into *resp when rdesc is given. */
+static int finish(mlo_api *a, mlo_http_result *r, const char *what,
+                  const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+                  mlo_api_error *e) {
+    if (a->client)
+        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
+    int st = mlo__api_classify(r, what, e);
+    if (st == MLO_OK && rdesc) {
+        char err[128] = "";
+        if (mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp, err,
+                               sizeof err) != 0) {
+            e->status = st = MLO_ERR_PROTOCOL;
+            snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", what, err);
+        }
+    }
+    mlo__http_result_free(r);
+    return st;
+}
+
+int mlo__api_post(mlo_api *a, const char *path, const ProtobufCMessage *msg,
+                  const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+                  mlo_api_error *e) {
+    mlo__buf_reset(&a->body);
+    const char *full = full_path(a, path);
+    if (!full || mlo__pbjson_encode(msg, &a->body) != 0)
+        return no_memory(e, path);
+    mlo_http_result r;
+    mlo__http_call(a->http, "POST", full, NULL, a->body.data, a->body.len, a->deadline_ns, &r);
+    return finish(a, &r, path, rdesc, resp, e);
+}
+
+int mlo__api_get(mlo_api *a, const char *path, const char *query,
+                 const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+                 mlo_api_error *e) {
+    const char *full = full_path(a, path);
+    if (!full)
+        return no_memory(e, path);
+    mlo_http_result r;
+    mlo__http_call(a->http, "GET", full, query, NULL, 0, a->deadline_ns, &r);
+    return finish(a, &r, path, rdesc, resp, e);
+}
+
+int mlo__api_query(mlo_api *a, mlo_buf *q, const char *key, const char *val) {
+    if (!val)
+        return 0;
+    if ((q->len && mlo__buf_appendc(q, '&')) || mlo__buf_appends(q, key) ||
+        mlo__buf_appendc(q, '=') || mlo__http_urlencode(a->http, val, q))
+        return -1;
+    return 0;
+}
+
 static int post(mlo_api *a, const char *path, const ProtobufCMessage *msg,
                 const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
                 mlo_api_error *e) {
-    char full[128];
-    snprintf(full, sizeof full, API "%s", path);
-    mlo__buf_reset(&a->body);
-    if (mlo__pbjson_encode(msg, &a->body) != 0) {
-        memset(e, 0, sizeof *e);
-        e->status = MLO_ERR_NO_MEMORY;
-        snprintf(e->message, sizeof e->message, "%s: out of memory", path);
-        return e->status;
-    }
-    mlo_http_result r;
-    mlo__http_call(a->http, "POST", full, NULL, a->body.data, a->body.len, a->deadline_ns, &r);
-    if (a->client)
-        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r.retries);
-    int st = classify(&r, path, e);
-    if (st == MLO_OK && rdesc) {
-        char err[128] = "";
-        if (mlo__pbjson_decode(rdesc, r.body.data ? r.body.data : "", r.body.len, resp, err,
-                               sizeof err) != 0) {
-            e->status = st = MLO_ERR_PROTOCOL;
-            snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", path, err);
-        }
-    }
-    mlo__http_result_free(&r);
-    return st;
+    return mlo__api_post(a, path, msg, rdesc, resp, e);
 }
 
 static int get(mlo_api *a, const char *path, const char *qkey, const char *qval,
                const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
                mlo_api_error *e) {
-    char full[128];
-    snprintf(full, sizeof full, API "%s", path);
     mlo__buf_reset(&a->query);
-    if (mlo__buf_appends(&a->query, qkey) || mlo__buf_appendc(&a->query, '=') ||
-        mlo__http_urlencode(a->http, qval, &a->query)) {
-        memset(e, 0, sizeof *e);
-        e->status = MLO_ERR_NO_MEMORY;
-        return e->status;
-    }
-    mlo_http_result r;
-    mlo__http_call(a->http, "GET", full, a->query.data, NULL, 0, a->deadline_ns, &r);
-    if (a->client)
-        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r.retries);
-    int st = classify(&r, path, e);
-    if (st == MLO_OK) {
-        char err[128] = "";
-        if (mlo__pbjson_decode(rdesc, r.body.data ? r.body.data : "", r.body.len, resp, err,
-                               sizeof err) != 0) {
-            e->status = st = MLO_ERR_PROTOCOL;
-            snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", path, err);
-        }
-    }
-    mlo__http_result_free(&r);
-    return st;
+    if (mlo__api_query(a, &a->query, qkey, qval))
+        return no_memory(e, path);
+    return mlo__api_get(a, path, a->query.data, rdesc, resp, e);
 }
 
-static int missing(mlo_api_error *e, const char *what) {
+int mlo__api_missing(mlo_api_error *e, const char *what) {
     e->status = MLO_ERR_PROTOCOL;
     snprintf(e->message, sizeof e->message, "%s: the answer lacks the expected fields", what);
     return e->status;
 }
 
-static int dup_out(char **out, const char *s, mlo_api_error *e) {
+int mlo__api_dup(char **out, const char *s, mlo_api_error *e) {
     *out = strdup(s);
     if (!*out) {
         e->status = MLO_ERR_NO_MEMORY;
@@ -279,8 +291,8 @@ int mlo__api_get_experiment_by_name(mlo_api *a, const char *name, char **exp_id,
         return st;
     Mlflow__GetExperimentByName__Response *r = (Mlflow__GetExperimentByName__Response *)m;
     st = r->experiment && r->experiment->experiment_id
-             ? dup_out(exp_id, r->experiment->experiment_id, e)
-             : missing(e, "experiments/get-by-name");
+             ? mlo__api_dup(exp_id, r->experiment->experiment_id, e)
+             : mlo__api_missing(e, "experiments/get-by-name");
     protobuf_c_message_free_unpacked(m, NULL);
     return st;
 }
@@ -294,8 +306,8 @@ int mlo__api_create_experiment(mlo_api *a, const char *name, char **exp_id, mlo_
     if (st != MLO_OK)
         return st;
     Mlflow__CreateExperiment__Response *r = (Mlflow__CreateExperiment__Response *)m;
-    st = r->experiment_id ? dup_out(exp_id, r->experiment_id, e)
-                          : missing(e, "experiments/create");
+    st = r->experiment_id ? mlo__api_dup(exp_id, r->experiment_id, e)
+                          : mlo__api_missing(e, "experiments/create");
     protobuf_c_message_free_unpacked(m, NULL);
     return st;
 }
@@ -336,22 +348,63 @@ int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, in
     const char *id = r->run && r->run->info ? (r->run->info->run_id ? r->run->info->run_id
                                                                      : r->run->info->run_uuid)
                                             : NULL;
-    st = id ? dup_out(run_id, id, e) : missing(e, "runs/create");
+    st = id ? mlo__api_dup(run_id, id, e) : mlo__api_missing(e, "runs/create");
     protobuf_c_message_free_unpacked(m, NULL);
     return st;
 }
 
-int mlo__api_get_run(mlo_api *a, const char *run_id, char **exp_id, mlo_api_error *e) {
+int mlo__api_get_run_info(mlo_api *a, const char *run_id, char **exp_id, char **artifact_uri,
+                          mlo_api_error *e) {
     ProtobufCMessage *m = NULL;
     int st = get(a, "runs/get", "run_id", run_id, &mlflow__get_run__response__descriptor, &m, e);
     if (st != MLO_OK)
         return st;
     Mlflow__GetRun__Response *r = (Mlflow__GetRun__Response *)m;
-    st = r->run && r->run->info && r->run->info->experiment_id
-             ? dup_out(exp_id, r->run->info->experiment_id, e)
-             : missing(e, "runs/get");
+    const Mlflow__RunInfo *info = r->run ? r->run->info : NULL;
+    if (!info || !info->experiment_id || (artifact_uri && !info->artifact_uri)) {
+        st = mlo__api_missing(e, "runs/get");
+    } else {
+        st = exp_id ? mlo__api_dup(exp_id, info->experiment_id, e) : MLO_OK;
+        if (st == MLO_OK && artifact_uri) {
+            st = mlo__api_dup(artifact_uri, info->artifact_uri, e);
+            if (st != MLO_OK && exp_id) {
+                free(*exp_id);
+                *exp_id = NULL;
+            }
+        }
+    }
     protobuf_c_message_free_unpacked(m, NULL);
     return st;
+}
+
+int mlo__api_get_run(mlo_api *a, const char *run_id, char **exp_id, mlo_api_error *e) {
+    return mlo__api_get_run_info(a, run_id, exp_id, NULL, e);
+}
+
+int mlo__api_log_inputs(mlo_api *a, const char *run_id, const char *name, const char *digest,
+                        const char *source_type, const char *source, const char *context,
+                        mlo_api_error *e) {
+    Mlflow__Dataset ds = MLFLOW__DATASET__INIT;
+    ds.name = (char *)name;
+    ds.digest = (char *)digest;
+    ds.source_type = (char *)source_type;
+    ds.source = (char *)source;
+    Mlflow__InputTag tag = MLFLOW__INPUT_TAG__INIT;
+    Mlflow__InputTag *ptag = &tag;
+    tag.key = "mlflow.data.context";
+    tag.value = (char *)context;
+    Mlflow__DatasetInput in = MLFLOW__DATASET_INPUT__INIT;
+    in.dataset = &ds;
+    if (context && *context) {
+        in.n_tags = 1;
+        in.tags = &ptag;
+    }
+    Mlflow__DatasetInput *pin = &in;
+    Mlflow__LogInputs req = MLFLOW__LOG_INPUTS__INIT;
+    req.run_id = (char *)run_id;
+    req.n_datasets = 1;
+    req.datasets = &pin;
+    return post(a, "runs/log-inputs", &req.base, NULL, NULL, e);
 }
 
 int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_ms,
@@ -446,7 +499,7 @@ int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key,
     } else {
         const Mlflow__RunInfo *info = r->runs[0]->info;
         const char *id = info ? (info->run_id ? info->run_id : info->run_uuid) : NULL;
-        st = id ? dup_out(run_id, id, e) : missing(e, "runs/search");
+        st = id ? mlo__api_dup(run_id, id, e) : mlo__api_missing(e, "runs/search");
     }
     protobuf_c_message_free_unpacked(m, NULL);
     return st;

@@ -135,6 +135,15 @@ int mlo__api_create_experiment(mlo_api *a, const char *name, char **exp_id, mlo_
 int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, int64_t start_ms,
                         const mlo_kv *tags, size_t ntags, char **run_id, mlo_api_error *e);
 int mlo__api_get_run(mlo_api *a, const char *run_id, char **exp_id, mlo_api_error *e);
+/* runs/get: the run's experiment id and artifact URI (each may be NULL: not
+ * wanted; both malloc'd). */
+int mlo__api_get_run_info(mlo_api *a, const char *run_id, char **exp_id, char **artifact_uri,
+                          mlo_api_error *e);
+/* runs/log-inputs with one dataset; context (NULL or "": none) becomes the
+ * input tag mlflow.data.context, as MLflow's log_input does. */
+int mlo__api_log_inputs(mlo_api *a, const char *run_id, const char *name, const char *digest,
+                        const char *source_type, const char *source, const char *context,
+                        mlo_api_error *e);
 int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_ms,
                         mlo_api_error *e);
 /* The id of an active run of experiment exp_id whose tag `key` equals value
