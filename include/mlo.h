@@ -125,6 +125,19 @@ typedef enum mlo_status {
      *  disk full, a damaged segment, locked by a live process.  Logging goes
      *  on (in memory) where it can; the message says what happened. */
     MLO_ERR_STORE = 23,
+    /** A local file or directory could not be read (missing, unreadable, not
+     *  a regular file or directory), or a downloaded file could not be
+     *  written.  The message names the file and the reason. */
+    MLO_ERR_IO = 24,
+    /** An artifact path that could escape its root: "..", an absolute path,
+     *  a backslash, an empty segment ("a//b"), or (from a server) a name that
+     *  would land outside the download directory. */
+    MLO_ERR_INVALID_PATH = 25,
+    /** The run's artifact store cannot be reached through the tracking
+     *  server (its artifact URI is, e.g., s3://... rather than
+     *  mlflow-artifacts:): run the server with --serve-artifacts.  The
+     *  artifacts stay in the store. */
+    MLO_ERR_ARTIFACTS_NOT_PROXIED = 26,
 } mlo_status;
 
 /**
@@ -353,6 +366,11 @@ typedef enum mlo_stat {
     /** events that earlier processes left unsent in the store, delivered by
      *  this client (not counted in SENT) */
     MLO_STAT_ADOPTED = 9,
+    /** artifact content bytes acknowledged by the server (each file counted
+     *  once, retries not counted) */
+    MLO_STAT_ARTIFACT_BYTES = 10,
+    /** artifact files acknowledged by the server */
+    MLO_STAT_ARTIFACT_FILES = 11,
 } mlo_stat;
 
 /**
@@ -492,13 +510,127 @@ MLO_API int mlo_log_params(mlo_run_t *run, size_t n, const char *const *keys,
 MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
                          const char *const *values);
 
+/* ---- Artifacts, models and datasets ------------------------------------- */
+
 /**
- * Logs a local file or directory as an artifact of the run under
- * artifact_path (NULL: the artifact root).
- * Not implemented in this version: validates its arguments, then returns
- * MLO_ERR_NOT_SUPPORTED.
+ * Logs a local file, or a directory with everything under it, as artifacts
+ * of the run, placed under artifact_path (NULL: the run's artifact root),
+ * keeping the file's name: mlo_log_artifact(run, "out/model.bin", "model")
+ * gives "model/model.bin"; a directory "out" gives "model/<files under out>"
+ * (its own name is not kept, as MLflow's log_artifacts).
+ *
+ * The call returns once the content is safe in the store (copied, with its
+ * SHA-256, in chunks: memory stays bounded): the caller may delete or
+ * overwrite its file at once.  The sender uploads it in the background
+ * (PUT to the server's proxied artifact API, multipart for large files when
+ * the server offers it); an upload interrupted by a server outage or a
+ * crash resumes later (this client, the next one on the store, or
+ * `mlo sync`).  Without a tracking URI artifacts wait in the store for
+ * `mlo sync`.  Without a store (mlo_options_set_durable(opts, 0)) the call
+ * uploads synchronously and returns the upload's status.
+ * mlo_client_flush waits for artifact uploads too.
+ *
+ * In a directory, symbolic links that resolve outside it are skipped (and
+ * reported through the error callback); other special files are skipped.
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL run or local_path),
+ * MLO_ERR_INVALID_PATH (artifact_path with "..", an absolute path, a
+ * backslash, an empty segment), MLO_ERR_INVALID_UTF8, MLO_ERR_IO (local_path
+ * missing or unreadable), MLO_ERR_STORE (the store cannot take it: disk
+ * full), MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY.  Threads: any.
  */
 MLO_API int mlo_log_artifact(mlo_run_t *run, const char *local_path, const char *artifact_path);
+
+/**
+ * Logs len bytes from memory as the artifact file artifact_path (a file
+ * path, e.g. "model/weights.bin"; required).  Same semantics as
+ * mlo_log_artifact: the bytes are in the store when the call returns.
+ * data may be NULL when len is 0 (an empty file).  Statuses as
+ * mlo_log_artifact (MLO_ERR_INVALID_ARGUMENT also for a NULL artifact_path).
+ */
+MLO_API int mlo_log_artifact_bytes(mlo_run_t *run, const void *data, size_t len,
+                                   const char *artifact_path);
+
+/** Called once per entry by mlo_list_artifacts: path relative to the run's
+ *  artifact root ("model/weights.bin"), whether it is a directory, and the
+ *  file size in bytes (-1 for a directory).  Strings are borrowed for the
+ *  call.  Return 0 to go on, non-zero to stop the listing. */
+typedef int (*mlo_artifact_fn)(void *user_data, const char *path, int is_dir, int64_t size);
+
+/**
+ * Lists the artifacts of a run directly under artifact_path (NULL: the
+ * root), as the server has them (uploads still pending are not shown).
+ * run_id: a run id, or a URI as mlo_download_artifacts takes.  Synchronous;
+ * needs a tracking URI.  Statuses: MLO_OK (also for a path that does not
+ * exist: no entries), MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_PATH,
+ * MLO_ERR_CONFIG (no tracking URI), MLO_ERR_NOT_FOUND (unknown run or
+ * model), MLO_ERR_ARTIFACTS_NOT_PROXIED, network and server statuses,
+ * MLO_ERR_CLOSED.  Threads: any.
+ */
+MLO_API int mlo_list_artifacts(mlo_client_t *client, const char *run_id, const char *artifact_path,
+                               mlo_artifact_fn fn, void *user_data);
+
+/**
+ * Downloads artifacts into dest_dir (created if missing): the file or the
+ * whole directory tree at artifact_path (NULL: everything), keeping the
+ * relative layout below artifact_path.  Each file is streamed to
+ * "<name>.mlo-part" and renamed when complete.  Nothing is ever written
+ * outside dest_dir, whatever names the server returns
+ * (MLO_ERR_INVALID_PATH).  run_id is a run id or one of the URIs MLflow
+ * understands: "runs:/<run_id>[/<path>]", "models:/<name>/<version>",
+ * "models:/<name>@<alias>" (the model version's source; artifact_path is then
+ * relative to it).  Synchronous; needs a tracking URI.  Statuses: as
+ * mlo_list_artifacts, plus MLO_ERR_IO (dest_dir not writable, disk full).
+ * Threads: any.
+ */
+MLO_API int mlo_download_artifacts(mlo_client_t *client, const char *run_id,
+                                   const char *artifact_path, const char *dest_dir);
+
+/**
+ * Registers the run's artifact directory artifact_path (e.g. "model") as a
+ * new version of the registered model `name`, creating the registered model
+ * if it does not exist yet (as MLflow's register_model).  Waits first for
+ * the run to exist on the server and for its pending artifact uploads (at
+ * most the request timeout), so the version points at uploaded files.  The
+ * version's source is "<run's artifact URI>/<artifact_path>", its run_id the
+ * run's.  *version (may be NULL) gets the new version number.  Synchronous;
+ * needs a tracking URI.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT,
+ * MLO_ERR_INVALID_PATH, MLO_ERR_CONFIG (no tracking URI), MLO_ERR_TIMEOUT
+ * (the run or its uploads are not on the server yet), network and server
+ * statuses, MLO_ERR_CLOSED.  Threads: any.
+ */
+MLO_API int mlo_register_model(mlo_run_t *run, const char *artifact_path, const char *name,
+                               int64_t *version);
+
+/**
+ * Points alias (e.g. "champion") of registered model `name` at version
+ * (moving it if it pointed elsewhere), so "models:/<name>@<alias>" resolves
+ * to it.  Synchronous.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT,
+ * MLO_ERR_CONFIG, MLO_ERR_NOT_FOUND, MLO_ERR_SERVER_INVALID (an alias the
+ * server refuses: "latest", "v1"), network and server statuses,
+ * MLO_ERR_CLOSED.  Threads: any.
+ */
+MLO_API int mlo_set_model_alias(mlo_client_t *client, const char *name, const char *alias,
+                                int64_t version);
+
+/**
+ * Records that the run used a dataset (MLflow's log_input: the run's
+ * "Datasets used"), for auditing which data trained which model.
+ * name: the dataset's name.  source: where it lives: a local path, a URL
+ * ("https://...", "s3://...") or a versioned reference ("dvc://...",
+ * "lakefs://..."); sent as MLflow's source JSON {"uri": ...} with the
+ * scheme (or "local") as source type.  digest: the content digest, or NULL
+ * to have mlo compute one from a local file or directory source by reading
+ * it (SHA-256 over the content, in chunks; for a directory over its sorted
+ * relative paths and files' contents), given as its first 32 hex characters.
+ * The record goes through the queue and the store like a tag (no network
+ * on the call; works offline, uploaded by `mlo sync`).
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL run, name or source; a
+ * name over 500 characters, a digest over 36; a NULL digest with a source
+ * that is not a readable local path), MLO_ERR_INVALID_UTF8, MLO_ERR_IO,
+ * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED.  Threads: any.
+ */
+MLO_API int mlo_log_dataset(mlo_run_t *run, const char *name, const char *source,
+                            const char *digest);
 
 /* ---- Histograms (latency and other value streams) ----------------------- */
 

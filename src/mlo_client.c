@@ -86,6 +86,11 @@ MLO_API const char *mlo_strerror(int status) {
     case MLO_WARN_TRUNCATED: return "value truncated to the server's limit";
     case MLO_WARN_RETRY: return "request retried";
     case MLO_ERR_STORE: return "store directory unusable (see the error callback)";
+    case MLO_ERR_IO: return "local file could not be read or written";
+    case MLO_ERR_INVALID_PATH: return "invalid artifact path";
+    case MLO_ERR_ARTIFACTS_NOT_PROXIED:
+        return "the run's artifact store is not served by the tracking server (start it with "
+               "--serve-artifacts)";
     default: return "unknown status";
     }
 }
@@ -262,6 +267,20 @@ static int run_bad(const mlo_run *r) {
     if (r && r->magic == MLO_RUN_MAGIC)
         return client_bad(r->client);
     return MLO_ERR_INVALID_ARGUMENT;
+}
+
+int mlo__client_check(const mlo_client *c) {
+    if (!client_ok(c))
+        return client_bad(c);
+    if (atomic_load_explicit(&c->closing, memory_order_acquire))
+        return MLO_ERR_CLOSED;
+    return MLO_OK;
+}
+
+int mlo__run_check(const mlo_run *r) {
+    if (!run_ok(r))
+        return run_bad(r);
+    return mlo__client_check(r->client);
 }
 
 /* ---- open / close --------------------------------------------------------- */
@@ -771,6 +790,11 @@ static int push(mlo_run *r, int type, const char *key, size_t klen, const char *
         return MLO_ERR_QUEUE_FULL;
     }
     return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
+}
+
+int mlo__run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
+                  size_t vlen, int64_t ts, int64_t step, double value) {
+    return push(r, type, key, klen, val, vlen, ts, step, value);
 }
 
 int mlo__client_push_metric(mlo_client *c, uint32_t run, const char *key, size_t klen,

@@ -175,7 +175,7 @@ typedef struct mlo_run {
 
 #define MLO_RUN_CHUNK 256
 #define MLO_RUN_CHUNKS 1024 /* at most 262,144 runs per client */
-#define MLO_STAT_COUNT 10
+#define MLO_STAT_COUNT 12
 #define LID_BUCKETS 4096
 
 typedef struct mlo_client {
@@ -246,6 +246,16 @@ mlo_run *mlo__client_run_by_lid(mlo_client *c, const char *lid);
  * other processes. */
 void mlo__client_run_created(mlo_client *c, const char *lid, const char *server_id,
                              const char *exp_id, int st);
+/* MLO_OK when the handle may be used: else MLO_ERR_CLOSED (closed, closing,
+ * or inherited across fork) or MLO_ERR_INVALID_ARGUMENT (NULL, not a handle).
+ * For public functions outside mlo_client.c.  Any thread. */
+int mlo__client_check(const mlo_client *c);
+int mlo__run_check(const mlo_run *r);
+/* Pushes a record of `type` (mlo_rec_type) for run r with the client's full
+ * policy (a drop is counted and reported), as the log calls do.  No
+ * validation.  Returns an mlo_status. */
+int mlo__run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
+                  size_t vlen, int64_t ts, int64_t step, double value);
 /* A fresh local id: 32 lower-case hex characters + NUL. */
 void mlo__new_local_id(char out[33]);
 
