@@ -159,6 +159,76 @@ int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *rec
 int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs,
                               size_t n, mlo_buf *out);
 
+/* ---- artifact REST calls (mlo_api_artifacts.c) ----
+ * root: the run's artifact root as a path of the proxied artifact API,
+ * made by mlo__artifact_root from the run's artifact URI
+ * ("mlflow-artifacts:/0/<run>/artifacts" -> "0/<run>/artifacts").  rel: a
+ * path below it, checked by mlo__artifact_path_check ("" or NULL: the root). */
+/* MLO_OK (*root malloc'd), MLO_ERR_ARTIFACTS_NOT_PROXIED (another scheme:
+ * s3://, file://, ...), MLO_ERR_NO_MEMORY. */
+int mlo__artifact_root(const char *artifact_uri, char **root);
+/* PUT bytes [off, off+len) of fd as the file rel (streamed). */
+int mlo__api_artifact_put(mlo_api *a, const char *root, const char *rel, int fd, int64_t off,
+                          int64_t len, mlo_api_error *e);
+/* GET the file rel into fd (from offset 0; truncated first).  *size gets the
+ * bytes written (may be NULL). */
+int mlo__api_artifact_get(mlo_api *a, const char *root, const char *rel, int fd, int64_t *size,
+                          mlo_api_error *e);
+/* Lists the directory rel: fn(ctx, name (basename, as the server gives it),
+ * is_dir, size or -1) per entry; fn returns non-zero to stop.  A missing
+ * directory lists nothing (MLO_OK). */
+int mlo__api_artifact_list(mlo_api *a, const char *root, const char *rel,
+                           int (*fn)(void *ctx, const char *name, int is_dir, int64_t size),
+                           void *ctx, mlo_api_error *e);
+/* Multipart upload (proxied mpu API).  create: *upload_id and the nparts
+ * part URLs (all malloc'd; free with mlo__mpu_free).  A server without
+ * multipart answers 501 NOT_IMPLEMENTED: MLO_ERR_NOT_SUPPORTED. */
+typedef struct mlo_mpu {
+    char *upload_id;
+    size_t nparts;
+    char **urls;      /* part i+1's presigned URL */
+    char **etags;     /* filled by mlo__api_mpu_put_part */
+} mlo_mpu;
+int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t nparts,
+                        mlo_mpu *out, mlo_api_error *e);
+/* PUT part `part` (1-based) = bytes [off, off+len) of fd to its URL (no
+ * credentials sent to it); records the answer's ETag. */
+int mlo__api_mpu_put_part(mlo_api *a, mlo_mpu *m, size_t part, int fd, int64_t off, int64_t len,
+                          mlo_api_error *e);
+int mlo__api_mpu_complete(mlo_api *a, const char *root, const char *rel, const mlo_mpu *m,
+                          mlo_api_error *e);
+int mlo__api_mpu_abort(mlo_api *a, const char *root, const char *rel, const char *upload_id,
+                       mlo_api_error *e);
+void mlo__mpu_free(mlo_mpu *m);
+
+/* ---- registry REST calls (mlo_api_registry.c) ---- */
+/* registered-models/create; an existing model is not an error (MLO_OK). */
+int mlo__api_create_registered_model(mlo_api *a, const char *name, mlo_api_error *e);
+/* model-versions/create: *version (malloc'd) gets the new version. */
+int mlo__api_create_model_version(mlo_api *a, const char *name, const char *source,
+                                  const char *run_id, char **version, mlo_api_error *e);
+int mlo__api_set_model_alias(mlo_api *a, const char *name, const char *alias,
+                             const char *version, mlo_api_error *e);
+/* models:/name/version or models:/name@alias (alias != NULL): the version's
+ * source and run id (each may be NULL: not wanted; malloc'd; run id "" when
+ * none) and, for an alias, *version_out (may be NULL). */
+int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version,
+                               const char *alias, char **source, char **run_id,
+                               char **version_out, mlo_api_error *e);
+
+/* ---- artifact paths (mlo_validate.c) ---- */
+/* A relative artifact path: UTF-8, no NUL (by construction), no backslash,
+ * not absolute, no "." or ".." segment, no empty segment ("a//b", "a/"),
+ * at most 4096 bytes.  allow_empty: NULL and "" are fine (the root).
+ * MLO_OK, MLO_ERR_INVALID_PATH, MLO_ERR_INVALID_UTF8. */
+int mlo__artifact_path_check(const char *p, int allow_empty);
+
+/* ---- artifact uploads (mlo_artifact.c) ---- */
+/* Waits until no artifact of the run with local id lid is pending upload in
+ * this client, or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK,
+ * MLO_ERR_TIMEOUT, or the status an upload of the run failed with for good. */
+int mlo__artifacts_wait_run(mlo_client *c, const char *lid, int64_t deadline_ns);
+
 /* ---- client internals shared with the shipper ---- */
 typedef struct mlo_run {
     uint32_t magic;
