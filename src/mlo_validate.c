@@ -177,3 +177,29 @@ int mlo__validate_value(const char *v, size_t max_chars, size_t *len_out, int *t
     }
     return MLO_OK;
 }
+
+int mlo__artifact_path_check(const char *p, int allow_empty) {
+    if (!p || !*p)
+        return allow_empty ? MLO_OK : MLO_ERR_INVALID_PATH;
+    size_t n = strlen(p);
+    if (n > 4096 || p[0] == '/')
+        return MLO_ERR_INVALID_PATH;
+    if (!mlo__utf8_valid(p, n))
+        return MLO_ERR_INVALID_UTF8;
+    const char *seg = p;
+    for (size_t i = 0;; i++) {
+        char ch = p[i];
+        if (ch == '\\')
+            return MLO_ERR_INVALID_PATH;
+        if (ch == '/' || ch == '\0') {
+            size_t len = (size_t)(p + i - seg);
+            if (len == 0 || (len == 1 && seg[0] == '.') ||
+                (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                return MLO_ERR_INVALID_PATH; /* "a//b", "a/", "./a", "../a" */
+            if (ch == '\0')
+                break;
+            seg = p + i + 1;
+        }
+    }
+    return MLO_OK;
+}

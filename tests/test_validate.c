@@ -281,8 +281,49 @@ static void test_strerror_and_version(void **state) {
     assert_string_equal(mlo_version(), MLO_EXPECTED_VERSION); /* meson's project version */
 }
 
+/* Artifact paths: relative, normalized, no backslash; and the proxied
+ * artifact root of a run's artifact URI. */
+static void test_artifact_paths(void **state) {
+    (void)state;
+    const char *ok[] = {"a", "model/weights.bin", "a..b/c", ".hidden", "x/.y", "sp ace/ü", "a:b"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (mlo__artifact_path_check(ok[i], 0) != MLO_OK)
+            fail_msg("refused %s", ok[i]);
+    const char *bad[] = {"", "/abs", "a//b", "a/", "..", "../x", "a/../b", ".", "./a", "a/.",
+                         "a\\b", "\\x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (mlo__artifact_path_check(bad[i], 0) != MLO_ERR_INVALID_PATH)
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(mlo__artifact_path_check("\xff\xfe", 0), MLO_ERR_INVALID_UTF8);
+    assert_int_equal(mlo__artifact_path_check(NULL, 1), MLO_OK);
+    assert_int_equal(mlo__artifact_path_check("", 1), MLO_OK);
+    assert_int_equal(mlo__artifact_path_check(NULL, 0), MLO_ERR_INVALID_PATH);
+    char *longp = malloc(5000);
+    memset(longp, 'a', 4999);
+    longp[4999] = 0;
+    assert_int_equal(mlo__artifact_path_check(longp, 0), MLO_ERR_INVALID_PATH);
+    free(longp);
+
+    char *root = NULL;
+    assert_int_equal(mlo__artifact_root("mlflow-artifacts:/0/abc/artifacts", &root), MLO_OK);
+    assert_string_equal(root, "0/abc/artifacts");
+    free(root);
+    assert_int_equal(mlo__artifact_root("mlflow-artifacts://h:5000/7/r/artifacts/", &root), MLO_OK);
+    assert_string_equal(root, "7/r/artifacts");
+    free(root);
+    assert_int_equal(mlo__artifact_root("mlflow-artifacts:", &root), MLO_OK);
+    assert_string_equal(root, "");
+    free(root);
+    assert_int_equal(mlo__artifact_root("s3://bucket/0/r/artifacts", &root),
+                     MLO_ERR_ARTIFACTS_NOT_PROXIED);
+    assert_null(root);
+    assert_int_equal(mlo__artifact_root("file:///tmp/x", &root), MLO_ERR_ARTIFACTS_NOT_PROXIED);
+    assert_int_equal(mlo__artifact_root(NULL, &root), MLO_ERR_ARTIFACTS_NOT_PROXIED);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_artifact_paths),
         cmocka_unit_test(test_keys_accepted),    cmocka_unit_test(test_keys_refused),
         cmocka_unit_test(test_key_length),       cmocka_unit_test(test_key_utf8),
         cmocka_unit_test(test_value_truncation), cmocka_unit_test(test_config_env),
