@@ -5,7 +5,7 @@ set -eu
 # What the build needs (the main job): compilers, meson, the libraries,
 # cmocka (tests build by default) and pycparser (the bindings' generator).
 pkgs="meson ninja-build gcc pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
-libzstd-dev libjansson-dev libcmocka-dev python3 python3-pycparser"
+libzstd-dev libjansson-dev libcmocka-dev libssl-dev python3 python3-pycparser"
 # What the tests need on top (tests/run_all.sh sets MLO_WITH_SANITIZERS=1):
 # openssl for the TLS certificates, git for the system-tag test, R for the R
 # binding, strace for a benchmark, clang's runtime for libFuzzer.
