@@ -129,8 +129,9 @@ static void usage_show(FILE *f) {
     fprintf(f,
             "usage: mlo show RUN [STORE] [--history] [--metric KEY] [--ascii]\n"
             "\n"
-            "Prints a run's status, times, params, tags and, for each metric, its latest\n"
-            "value, range and a sparkline of its history (by step).\n"
+            "Prints a run's status, times, params, tags, the datasets it used (name,\n"
+            "digest, source) and, for each metric, its latest value, range and a\n"
+            "sparkline of its history (by step).\n"
             "RUN is a run id, a unique prefix of one, a server run id (after sync) or a\n"
             "unique run name.\n"
             "\n"
@@ -356,6 +357,12 @@ typedef struct kvs {
     size_t n, cap;
 } kvs;
 
+/* A dataset input of a run (mlo_log_dataset), as the server keeps it: one
+ * per (name, digest), the first one logged. */
+typedef struct dataset {
+    char *name, *digest, *source_type, *source, *context;
+} dataset;
+
 typedef struct run {
     char *id, *exp_name, *exp_id, *name, *parent, *server_id;
     int status;
@@ -364,6 +371,8 @@ typedef struct run {
     kvs params, tags;
     metric *m;
     size_t nm, capm, last_m;
+    dataset *ds;
+    size_t nds, capds;
 } run;
 
 typedef struct store {
@@ -479,6 +488,24 @@ static bool point_later(const point *a, const point *b) {
     return a->v > b->v;
 }
 
+static void run_dataset(run *r, const mlo_log_event *e) {
+    if (!e->key || !e->digest)
+        return;
+    for (size_t i = 0; i < r->nds; i++)
+        if (strcmp(r->ds[i].name, e->key) == 0 && strcmp(r->ds[i].digest, e->digest) == 0)
+            return;
+    if (r->nds == r->capds) {
+        r->capds = r->capds ? r->capds * 2 : 4;
+        r->ds = xrealloc(r->ds, r->capds * sizeof *r->ds);
+    }
+    dataset *d = &r->ds[r->nds++];
+    d->name = xstrdup(e->key);
+    d->digest = xstrdup(e->digest);
+    d->source_type = xstrdup(e->source_type ? e->source_type : "");
+    d->source = xstrdup(e->value ? e->value : "");
+    d->context = xstrdup(e->context ? e->context : "");
+}
+
 static void apply(store *s, const mlo_log_event *e) {
     run *r = store_run(s, e->run_id);
     switch (e->type) {
@@ -524,6 +551,9 @@ static void apply(store *s, const mlo_log_event *e) {
         r->status = (int)e->value_num;
         r->end = e->timestamp;
         r->ended = true;
+        break;
+    case MLO_REC_DATASET:
+        run_dataset(r, e);
         break;
     default:
         break; /* FLUSH, or a type of a newer mlo: nothing a reader shows */
@@ -1118,6 +1148,27 @@ static int cmd_show(int argc, char **argv) {
         /* long values (notes, commands) are cut for the terminal */
         printf("  %s%*s  %.*s%s\n", r->tags.a[i].k, (int)(kw - utf8_width(r->tags.a[i].k)), "",
                vl > 200 ? 200 : (int)vl, v, vl > 200 ? "..." : "");
+    }
+
+    if (r->nds) {
+        /* the location out of MLflow's source JSON ({"uri": ...}, {"url": ...}) */
+        kw = 0;
+        for (size_t i = 0; i < r->nds; i++)
+            kw = utf8_width(r->ds[i].name) > kw ? utf8_width(r->ds[i].name) : kw;
+        printf("\nDatasets (%zu)\n", r->nds);
+        for (size_t i = 0; i < r->nds; i++) {
+            const dataset *d = &r->ds[i];
+            json_t *j = json_loads(d->source, JSON_DECODE_ANY, NULL);
+            const char *loc = json_string_value(json_object_get(j, "uri"));
+            if (!loc)
+                loc = json_string_value(json_object_get(j, "url"));
+            printf("  %s%*s  digest %s  %s %s", d->name, (int)(kw - utf8_width(d->name)), "",
+                   d->digest, d->source_type, loc ? loc : d->source);
+            if (d->context[0])
+                printf("  (context %s)", d->context);
+            printf("\n");
+            json_decref(j);
+        }
     }
 
     printf("\nMetrics (%zu)\n", r->nm);

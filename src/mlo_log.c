@@ -52,7 +52,11 @@
  * optional LogEvent fields (protobuf skips unknown ones), compatible flag
  * bits, a longer header (header_len > 32; v1 readers skip the extra bytes,
  * up to 4096).  Event types a reader does not know are returned to its
- * caller, which skips them.
+ * caller, which skips them.  So far: type 6 (DATASET, a dataset input:
+ * key = name, value = source JSON, and the fields digest 11, source_type 12,
+ * context 13 that only it uses) was added this way; segments from before it
+ * read unchanged (those fields absent: NULL), and a reader from before it
+ * skips DATASET events.
  *
  * Writing: the header with one write() at create (the file is made O_EXCL,
  * mode 0600); then each commit compresses the pending events into one block
@@ -598,6 +602,9 @@ int mlo__logw_add(mlo_logw *w, const mlo_log_event *ev) {
     }
     m.experiment_id = (char *)ev->experiment_id;
     m.parent_run_id = (char *)ev->parent_run_id;
+    m.digest = (char *)ev->digest;
+    m.source_type = (char *)ev->source_type;
+    m.context = (char *)ev->context;
     if (ev->ntags) {
         if (ev->ntags > w->tag_cap) {
             size_t n = ev->ntags < 16 ? 16 : ev->ntags;
@@ -1068,6 +1075,9 @@ int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
     ev->ntags = m->n_tags;
     ev->tag_keys = m->n_tags ? r->tagk : NULL;
     ev->tag_values = m->n_tags ? r->tagv : NULL;
+    ev->digest = m->digest;
+    ev->source_type = m->source_type;
+    ev->context = m->context;
     r->raw_pos += vl + len;
     r->last_end = r->blk_end;
     r->last_at_end = --r->left == 0;

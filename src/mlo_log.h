@@ -25,12 +25,13 @@
  * and borrowed (from the caller on write; from the reader until its next call
  * on read). */
 typedef struct mlo_log_event {
-    uint16_t type;      /* MLO_REC_METRIC, _PARAM, _TAG, _END_RUN, MLO_EV_START_RUN */
+    uint16_t type;      /* MLO_REC_METRIC, _PARAM, _TAG, _END_RUN, _DATASET, MLO_EV_START_RUN */
     const char *run_id; /* the run's local id (32 hex characters) */
-    const char *key;    /* metric/param/tag key; START_RUN: experiment name or NULL */
-    const char *value;  /* param/tag value; START_RUN: run name or NULL */
+    const char *key;    /* metric/param/tag key; START_RUN: experiment name or NULL;
+                         * DATASET: dataset name */
+    const char *value;  /* param/tag value; START_RUN: run name or NULL; DATASET: source JSON */
     double value_num;   /* metric value; END_RUN: status */
-    int64_t timestamp;  /* ms; START_RUN: start time; END_RUN: end time */
+    int64_t timestamp;  /* ms; START_RUN: start time; END_RUN: end time; DATASET: logged at */
     int64_t step;
     /* START_RUN only */
     const char *experiment_id; /* or NULL (then key names the experiment, or Default) */
@@ -38,6 +39,10 @@ typedef struct mlo_log_event {
     size_t ntags;
     const char *const *tag_keys;
     const char *const *tag_values;
+    /* DATASET only (NULL when absent, e.g. in other events) */
+    const char *digest;
+    const char *source_type;
+    const char *context; /* mlflow.data.context input tag, NULL or "" for none */
 } mlo_log_event;
 
 /* A position in a segment: the byte offset of a block boundary. */

@@ -27,7 +27,42 @@ enum mlo_rec_type {
     MLO_REC_TAG = 3,
     MLO_REC_END_RUN = 4, /* value = status (mlo_run_status), timestamp = end time */
     MLO_REC_FLUSH = 5,   /* step = flush sequence number; no key, no value */
+    MLO_REC_DATASET = 6, /* key = dataset name; value = its payload (below); timestamp =
+                          * when it was logged */
 };
+
+/* MLO_REC_DATASET payload: four strings separated by NUL bytes (no NUL after
+ * the last): source (MLflow's source JSON, e.g. {"uri": "/data/train.csv"}),
+ * digest, source type ("local", "http", "s3", ...), input context (MLflow's
+ * mlflow.data.context input tag: "" for none).  A reader takes a missing
+ * trailing field as "" and ignores fields after the fourth (room to grow). */
+typedef struct mlo_dataset_payload {
+    const char *source, *digest, *source_type, *context;
+} mlo_dataset_payload;
+
+/* Splits the payload p[0..len) in place; p[len] must be readable and NUL
+ * (the writer's scratch copy and the sender's stage both end values so).
+ * 0, or -1 when source, digest or source type is missing. */
+static inline int mlo__dataset_payload_parse(const char *p, size_t len, mlo_dataset_payload *o) {
+    const char *f[4] = {"", "", "", ""};
+    size_t pos = 0;
+    int n = 0;
+    while (n < 4) {
+        f[n++] = p + pos;
+        while (pos < len && p[pos])
+            pos++;
+        if (pos >= len)
+            break;
+        pos++; /* past the NUL */
+    }
+    if (n < 3)
+        return -1;
+    o->source = f[0];
+    o->digest = f[1];
+    o->source_type = f[2];
+    o->context = f[3];
+    return 0;
+}
 
 /* The fixed part of every record.  `size` is written by the queue. */
 typedef struct mlo_rec {

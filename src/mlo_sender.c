@@ -16,6 +16,12 @@
  *    a limit (1000 metrics, 100 params, 100 tags, 1000 entries, ~900 KB, or
  *    a param/tag key already in it) is sent first.
  *  - END_RUN sends the run's batch and then `runs/update`.
+ *  - DATASET sends the run's batch and then `runs/log-inputs` (one dataset
+ *    input): events reach the server in the order they were logged, so
+ *    metrics on either side of a dataset keep their order.  Logging it again
+ *    is harmless (the server links a (name, digest) to a run once), so a
+ *    resend after a transient failure is safe like the rest; a refusal (400)
+ *    is reported and counted as failed, and the run's other events go on.
  *  At the end of the stage every open batch is sent.
  * A batch the server refuses as invalid (400) stores nothing: it is split in
  * halves and resent until the offending entries stand alone; those are
@@ -620,6 +626,40 @@ static int end_run(mlo_sender *s, const mlo_rec *r) {
     return MLO_OK;
 }
 
+/* runs/log-inputs for one staged DATASET record (key = name, value = the
+ * payload of mlo_queue.h), after the run's open batch (order). */
+static int log_dataset(mlo_sender *s, const mlo_rec *r) {
+    srun *run = &s->runs[r->run];
+    batch *b = batch_for(s, r->run);
+    if (b) {
+        int st = send_batch(s, b);
+        if (st != MLO_OK)
+            return st;
+    }
+    mlo_dataset_payload ds;
+    if (mlo__dataset_payload_parse(mlo__staged_val(r), r->val_len, &ds) != 0) {
+        fail_n(s, 1);
+        mlo__report(s->c, MLO_ERR_INTERNAL, 1, "run %s: dataset \"%.250s\": malformed record",
+                    run->sid, mlo__staged_key(r));
+        return MLO_OK;
+    }
+    mlo_api_error e;
+    memset(&e, 0, sizeof e);
+    set_deadline(s);
+    int st = mlo__api_log_inputs(s->api, run->sid, mlo__staged_key(r), ds.digest,
+                                 ds.source_type, ds.source, ds.context, &e);
+    if (st == MLO_OK) {
+        count_sent(s, &r, 1);
+        return MLO_OK;
+    }
+    if (!permanent(st) && s->keep)
+        return st;
+    fail_n(s, 1);
+    mlo__report(s->c, st, 1, "run %s: dataset \"%.250s\" (digest %s) refused: %s", run->sid,
+                mlo__staged_key(r), ds.digest, e.message[0] ? e.message : mlo_strerror(st));
+    return MLO_OK;
+}
+
 static void reset_stage(mlo_sender *s) {
     for (size_t i = 0; i < s->nbatches; i++) {
         uint32_t run = s->batches[i].run;
@@ -657,6 +697,7 @@ int mlo__sender_process(mlo_sender *s) {
         case MLO_REC_PARAM:
         case MLO_REC_TAG:
         case MLO_REC_END_RUN:
+        case MLO_REC_DATASET:
             st = resolve(s, run);
             if (st != MLO_OK && !s->keep) {
                 run_failed(s, run, st, "the server could not be asked about it");
@@ -668,7 +709,9 @@ int mlo__sender_process(mlo_sender *s) {
                 fail_n(s, 1);
                 break;
             }
-            st = r->type == MLO_REC_END_RUN ? end_run(s, r) : add_event(s, r);
+            st = r->type == MLO_REC_END_RUN   ? end_run(s, r)
+                 : r->type == MLO_REC_DATASET ? log_dataset(s, r)
+                                              : add_event(s, r);
             break;
         default:
             break;
@@ -704,6 +747,21 @@ static int stage_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
     case MLO_REC_END_RUN:
         return mlo__sender_add(s, ev->type, ev->run_id, "", 0, "", 0, ev->value_num,
                                ev->timestamp, 0, flags);
+    case MLO_REC_DATASET: {
+        /* back into the record's payload (mlo_queue.h); a dataset without
+         * name, source, digest or type would only be refused: counted failed */
+        const char *f[4] = {ev->value, ev->digest, ev->source_type,
+                            ev->context ? ev->context : ""};
+        mlo__buf_reset(&s->scratch);
+        for (int i = 0; i < 4; i++) {
+            const char *v = f[i] ? f[i] : "";
+            if (mlo__buf_append(&s->scratch, v, strlen(v) + (i < 3)) != 0)
+                return -1;
+        }
+        return mlo__sender_add(s, ev->type, ev->run_id, ev->key ? ev->key : "",
+                               ev->key ? strlen(ev->key) : 0, s->scratch.data, s->scratch.len, 0,
+                               ev->timestamp, 0, flags);
+    }
     case MLO_EV_START_RUN: {
         mlo_startrun sr = {.exp_name = ev->key,
                            .exp_id = ev->experiment_id,

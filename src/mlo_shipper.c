@@ -86,6 +86,7 @@ int mlo__writer_add_rec(struct mlo_logw *w, const mlo_rec *r, const char *lid, m
     const char *key = scratch->data;
     const char *val = scratch->data + r->key_len + 1;
     mlo_startrun sr;
+    mlo_dataset_payload ds;
     switch (r->type) {
     case MLO_REC_METRIC:
         ev.key = key;
@@ -101,6 +102,16 @@ int mlo__writer_add_rec(struct mlo_logw *w, const mlo_rec *r, const char *lid, m
     case MLO_REC_END_RUN:
         ev.value_num = r->value;
         ev.timestamp = r->timestamp;
+        break;
+    case MLO_REC_DATASET:
+        if (mlo__dataset_payload_parse(val, r->val_len, &ds) != 0)
+            return 0;
+        ev.key = key;
+        ev.value = ds.source;
+        ev.timestamp = r->timestamp;
+        ev.digest = ds.digest;
+        ev.source_type = ds.source_type;
+        ev.context = ds.context;
         break;
     case MLO_EV_START_RUN:
         if (mlo__startrun_parse(val, r->val_len, &sr) != 0)

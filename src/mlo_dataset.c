@@ -1,0 +1,627 @@
+/*
+ * mlo_dataset.c - mlo_log_dataset: a run's dataset inputs (MLflow's
+ * log_input, the run's "Datasets used"), and the content digest of a local
+ * file or directory.
+ *
+ * The call checks its arguments, works out the source type and MLflow's
+ * source JSON, computes the digest when none is given, and queues one
+ * MLO_REC_DATASET record (key = name, value = the payload of mlo_queue.h).
+ * From there it travels as every event does: ring, run log (LogEvent type 6,
+ * fields digest/source_type/context), sender, which sends `runs/log-inputs`
+ * after the run's earlier events (mlo_sender.c).
+ *
+ * Source, as MLflow's dataset sources resolve a string:
+ *   - "<scheme>:/..." (a URI: a letter, then letters, digits, "+-.", then
+ *     ":/"): source type = the scheme in lower case, except http and https
+ *     which are "http" (MLflow's HTTPDatasetSource); "file:" is "local".
+ *     The JSON is {"uri": "<as given>"}, or {"url": "<as given>"} for http(s),
+ *     which is the key HTTPDatasetSource writes and reads back.
+ *   - anything else is a local path: source type "local", JSON
+ *     {"uri": "<absolute path>"}: an absolute path as given; a relative one
+ *     resolved with realpath() when it exists, else joined to the working
+ *     directory.
+ *   The JSON is written as Python's json.dumps writes it (", "/": "
+ *   separators, every non-ASCII character as \uXXXX), so the same dataset
+ *   logged by MLflow's Python client has the same source text.
+ *
+ * Digest (digest NULL; only for a local source), given as the first 32 hex
+ * characters (lower case) of a SHA-256 (OpenSSL's EVP), read in 1 MiB chunks:
+ *   - a regular file: SHA-256 of its content (so `sha256sum FILE | cut -c1-32`);
+ *   - a directory: SHA-256 over every regular file below it, in bytewise
+ *     order of its path relative to the directory ('/'-separated), each as
+ *     the relative path, a NUL byte, the file's size as 8 bytes little-endian,
+ *     then its content.  Symbolic links are followed (a dataset directory may
+ *     link into a cache, as DVC does), except a link back to a directory
+ *     being walked (a cycle: skipped); other special files (FIFOs, sockets,
+ *     devices) and empty directories add nothing; at most 256 levels deep.
+ *   Anything that cannot be opened or read (missing, permissions, a link to
+ *   nothing, a file that changes size while read) is MLO_ERR_IO, with the
+ *   path and the reason in the callback's message.  The digest is computed
+ *   on the calling thread, before anything is queued.
+ *
+ * Limits checked at the call, as MLflow's server and its SQL store do (a
+ * value they refuse would only fail later, or be retried forever when a
+ * database rejects it with a 500): name 1..500 characters, digest 1..36,
+ * source type (the scheme) at most 36, source JSON at most 65535.
+ */
+#define _GNU_SOURCE
+#include "mlo_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define DS_MAX_NAME_CHARS 500
+#define DS_MAX_DIGEST_CHARS 36
+#define DS_MAX_TYPE_CHARS 36
+#define DS_MAX_SOURCE_CHARS 65535
+#define DS_DIGEST_HEX 32
+#define DS_CHUNK (1u << 20)
+#define DS_MAX_DEPTH 256
+
+/* Code points in valid UTF-8. */
+static size_t utf8_chars(const char *s) {
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Length of the scheme when s starts with "<scheme>:/", else 0. */
+static size_t uri_scheme(const char *s) {
+    size_t i = 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return 0;
+    for (i = 1; s[i]; i++) {
+        char ch = s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '+' || ch == '-' || ch == '.')
+            continue;
+        break;
+    }
+    return s[i] == ':' && s[i + 1] == '/' ? i : 0;
+}
+
+/* Appends s (valid UTF-8) as a JSON string, as Python's json.dumps with
+ * ensure_ascii: ", \, \b \f \n \r \t escaped by name, every other character
+ * outside ' '..'~' as \uXXXX (a surrogate pair above U+FFFF). */
+static int json_string(mlo_buf *b, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    if (mlo__buf_appendc(b, '"') != 0)
+        return -1;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        int len;
+        if (*p < 0x80) {
+            cp = *p;
+            len = 1;
+        } else if (*p < 0xE0) {
+            cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+            len = 2;
+        } else if (*p < 0xF0) {
+            cp = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+            len = 3;
+        } else {
+            cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+                 (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+            len = 4;
+        }
+        p += len;
+        const char *named = cp == '"'    ? "\\\""
+                            : cp == '\\' ? "\\\\"
+                            : cp == '\b' ? "\\b"
+                            : cp == '\f' ? "\\f"
+                            : cp == '\n' ? "\\n"
+                            : cp == '\r' ? "\\r"
+                            : cp == '\t' ? "\\t"
+                                         : NULL;
+        int rc;
+        if (named) {
+            rc = mlo__buf_appends(b, named);
+        } else if (cp >= 0x20 && cp <= 0x7E) {
+            rc = mlo__buf_appendc(b, (char)cp);
+        } else {
+            uint32_t units[2];
+            int nu = 1;
+            units[0] = cp;
+            if (cp > 0xFFFF) {
+                cp -= 0x10000;
+                units[0] = 0xD800 | (cp >> 10);
+                units[1] = 0xDC00 | (cp & 0x3FF);
+                nu = 2;
+            }
+            rc = 0;
+            for (int i = 0; i < nu && rc == 0; i++) {
+                char e[6] = {'\\', 'u', hex[units[i] >> 12 & 0xF], hex[units[i] >> 8 & 0xF],
+                             hex[units[i] >> 4 & 0xF], hex[units[i] & 0xF]};
+                rc = mlo__buf_append(b, e, sizeof e);
+            }
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return mlo__buf_appendc(b, '"');
+}
+
+/* ---- digest ------------------------------------------------------------------ */
+
+typedef struct ancestor {
+    dev_t dev;
+    ino_t ino;
+} ancestor;
+
+typedef struct digest_walk {
+    EVP_MD_CTX *md;
+    unsigned char *buf; /* DS_CHUNK */
+    mlo_buf rel;        /* path relative to the root, of the entry at hand */
+    const char *root;
+    ancestor anc[DS_MAX_DEPTH];
+    int depth;
+    int st;             /* MLO_OK, MLO_ERR_IO, MLO_ERR_NO_MEMORY */
+    char *err;
+    size_t errlen;
+} digest_walk;
+
+static int walk_fail(digest_walk *w, int st, const char *what, int e) {
+    if (w->st == MLO_OK) {
+        w->st = st;
+        if (w->rel.len)
+            snprintf(w->err, w->errlen, "%s/%s: %s", w->root, w->rel.data, what ? what : strerror(e));
+        else
+            snprintf(w->err, w->errlen, "%s: %s", w->root, what ? what : strerror(e));
+    }
+    return -1;
+}
+
+/* Hashes the content of the open regular file fd (size bytes per fstat). */
+static int hash_content(digest_walk *w, int fd, uint64_t size) {
+    uint64_t done = 0;
+    for (;;) {
+        ssize_t k = read(fd, w->buf, DS_CHUNK);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return walk_fail(w, MLO_ERR_IO, NULL, errno);
+        }
+        if (k == 0)
+            break;
+        done += (uint64_t)k;
+        if (done > size)
+            break;
+        if (EVP_DigestUpdate(w->md, w->buf, (size_t)k) != 1)
+            return walk_fail(w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
+    }
+    if (done != size)
+        return walk_fail(w, MLO_ERR_IO, "the file changed size while it was read", 0);
+    return 0;
+}
+
+/* Opens name in directory dirfd (or the path when dirfd is AT_FDCWD) for
+ * reading without blocking on a FIFO; *sb gets its fstat. */
+static int open_entry(int dirfd, const char *name, struct stat *sb) {
+    int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, sb) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (S_ISREG(sb->st_mode)) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    return fd;
+}
+
+typedef struct dentry {
+    char *key; /* name, plus '/' for a directory: sorting these orders full paths */
+    int is_dir;
+} dentry;
+
+static int by_key(const void *a, const void *b) {
+    return strcmp(((const dentry *)a)->key, ((const dentry *)b)->key);
+}
+
+static void free_entries(dentry *e, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(e[i].key);
+    free(e);
+}
+
+/* Hashes the directory open as fd (taken over: closed here), whose path
+ * relative to the root is w->rel. */
+static int hash_dir(digest_walk *w, int fd) {
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return walk_fail(w, MLO_ERR_IO, NULL, e);
+    }
+    int dfd = dirfd(d);
+    dentry *ents = NULL;
+    size_t n = 0, cap = 0;
+    size_t base = w->rel.len;
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno)
+                rc = walk_fail(w, MLO_ERR_IO, NULL, errno);
+            break;
+        }
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        struct stat sb;
+        if (fstatat(dfd, de->d_name, &sb, 0) != 0) {
+            int e = errno;
+            w->rel.len = base;
+            if ((base && mlo__buf_appendc(&w->rel, '/') != 0) ||
+                mlo__buf_appends(&w->rel, de->d_name) != 0) {
+                rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
+                break;
+            }
+            rc = walk_fail(w, MLO_ERR_IO, e == ENOENT ? "a symbolic link to nothing" : NULL, e);
+            break;
+        }
+        if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+            continue; /* FIFO, socket, device: no content to speak of */
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 32;
+            dentry *ne = realloc(ents, nc * sizeof *ne);
+            if (!ne) {
+                rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
+                break;
+            }
+            ents = ne;
+            cap = nc;
+        }
+        size_t l = strlen(de->d_name);
+        char *k = malloc(l + 2);
+        if (!k) {
+            rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
+            break;
+        }
+        memcpy(k, de->d_name, l);
+        k[l] = S_ISDIR(sb.st_mode) ? '/' : 0;
+        k[l + 1] = 0;
+        ents[n].key = k;
+        ents[n++].is_dir = S_ISDIR(sb.st_mode);
+    }
+    if (rc == 0 && n)
+        qsort(ents, n, sizeof *ents, by_key);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t kl = strlen(ents[i].key);
+        if (ents[i].is_dir)
+            ents[i].key[--kl] = 0; /* the name again */
+        w->rel.len = base;
+        if ((base && mlo__buf_appendc(&w->rel, '/') != 0) ||
+            mlo__buf_append(&w->rel, ents[i].key, kl) != 0) {
+            rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
+            break;
+        }
+        struct stat sb;
+        int cfd = open_entry(dfd, ents[i].key, &sb);
+        if (cfd < 0) {
+            rc = walk_fail(w, MLO_ERR_IO, NULL, errno);
+            break;
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            int cycle = 0;
+            for (int a = 0; a < w->depth; a++)
+                cycle |= w->anc[a].dev == sb.st_dev && w->anc[a].ino == sb.st_ino;
+            if (cycle) {
+                close(cfd);
+                continue;
+            }
+            if (w->depth == DS_MAX_DEPTH) {
+                close(cfd);
+                rc = walk_fail(w, MLO_ERR_IO, "more than 256 directory levels", 0);
+                break;
+            }
+            w->anc[w->depth++] = (ancestor){sb.st_dev, sb.st_ino};
+            rc = hash_dir(w, cfd);
+            w->depth--;
+        } else if (S_ISREG(sb.st_mode)) {
+            uint8_t len8[8];
+            uint64_t size = (uint64_t)sb.st_size;
+            for (int b = 0; b < 8; b++)
+                len8[b] = (uint8_t)(size >> (8 * b));
+            if (EVP_DigestUpdate(w->md, w->rel.data, w->rel.len + 1) != 1 || /* + the NUL */
+                EVP_DigestUpdate(w->md, len8, sizeof len8) != 1)
+                rc = walk_fail(w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
+            else
+                rc = hash_content(w, cfd, size);
+            close(cfd);
+        } else {
+            close(cfd); /* replaced by something else since it was listed */
+        }
+    }
+    w->rel.len = base;
+    if (w->rel.data)
+        w->rel.data[base] = 0;
+    free_entries(ents, n);
+    closedir(d);
+    return rc;
+}
+
+/* The digest of the local file or directory at path: DS_DIGEST_HEX lower-case
+ * hex characters + NUL into hex.  MLO_OK, MLO_ERR_IO or MLO_ERR_NO_MEMORY
+ * with a message in err.  Exposed to the tests (test_dataset.c declares it). */
+int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err, size_t errlen);
+int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err,
+                        size_t errlen) {
+    digest_walk w = {.root = path, .err = err, .errlen = errlen, .st = MLO_OK};
+    mlo__buf_init(&w.rel);
+    w.md = EVP_MD_CTX_new();
+    w.buf = malloc(DS_CHUNK);
+    if (!w.md || !w.buf || EVP_DigestInit_ex(w.md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(w.md);
+        free(w.buf);
+        snprintf(err, errlen, "out of memory (SHA-256)");
+        return MLO_ERR_NO_MEMORY;
+    }
+    struct stat sb;
+    int fd = open_entry(AT_FDCWD, path, &sb);
+    if (fd < 0) {
+        walk_fail(&w, MLO_ERR_IO, NULL, errno);
+    } else if (S_ISREG(sb.st_mode)) {
+        hash_content(&w, fd, (uint64_t)sb.st_size);
+        close(fd);
+    } else if (S_ISDIR(sb.st_mode)) {
+        w.anc[w.depth++] = (ancestor){sb.st_dev, sb.st_ino};
+        hash_dir(&w, fd);
+    } else {
+        close(fd);
+        walk_fail(&w, MLO_ERR_IO, "not a regular file or a directory", 0);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (w.st == MLO_OK && (EVP_DigestFinal_ex(w.md, md, &mdlen) != 1 || mdlen < DS_DIGEST_HEX / 2))
+        walk_fail(&w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
+    if (w.st == MLO_OK) {
+        static const char xd[] = "0123456789abcdef";
+        for (int i = 0; i < DS_DIGEST_HEX / 2; i++) {
+            hex[2 * i] = xd[md[i] >> 4];
+            hex[2 * i + 1] = xd[md[i] & 0xF];
+        }
+        hex[DS_DIGEST_HEX] = 0;
+    }
+    EVP_MD_CTX_free(w.md);
+    free(w.buf);
+    mlo__buf_free(&w.rel);
+    return w.st;
+}
+
+/* ---- the call ------------------------------------------------------------------ */
+
+static int refuse(mlo_client *c, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(mlo_client *c, int st, const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* one line of UTF-8, whatever the file names under a directory are */
+    size_t n = strlen(msg);
+    for (int k = 0; k < 3 && n && (unsigned char)msg[n - 1] >= 0x80 && !mlo__utf8_valid(msg, n);
+         k++)
+        msg[--n] = 0; /* vsnprintf may have cut a character */
+    int utf8 = mlo__utf8_valid(msg, n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)msg[i];
+        if (ch < 0x20 || ch == 0x7F || (!utf8 && ch >= 0x80))
+            msg[i] = '?';
+    }
+    mlo__stat_add(c, MLO_STAT_REJECTED, 1);
+    mlo__report(c, st, 1, "log_dataset: %s", msg);
+    return st;
+}
+
+static int hexval(char ch) {
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* A local path for a "file:" URI ("file:///p", "file://localhost/p",
+ * "file:/p"), percent-decoded (but never into a NUL); NULL when it names
+ * another host, or out of memory. */
+static char *file_uri_path(const char *uri) {
+    const char *p = uri + 5; /* past "file:" */
+    if (!strncmp(p, "//", 2)) {
+        p += 2;
+        if (!strncmp(p, "localhost/", 10))
+            p += 9;
+        else if (*p != '/')
+            return NULL;
+    }
+    char *out = malloc(strlen(p) + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (; *p && *p != '?' && *p != '#'; p++) {
+        int hi = *p == '%' ? hexval(p[1]) : -1;
+        int lo = hi >= 0 ? hexval(p[2]) : -1;
+        if (lo >= 0 && (hi || lo)) {
+            *o++ = (char)(hi << 4 | lo);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* The absolute form of a local path source: as given when absolute, else
+ * realpath() when it exists, else the working directory joined to it.
+ * malloc'd, or NULL (errno set). */
+static char *absolute_path(const char *src) {
+    if (src[0] == '/')
+        return strdup(src);
+    char *rp = realpath(src, NULL);
+    if (rp)
+        return rp;
+    char *cwd = getcwd(NULL, 0);
+    if (!cwd)
+        return NULL;
+    while (src[0] == '.' && src[1] == '/') {
+        src += 2;
+        while (*src == '/')
+            src++;
+    }
+    size_t a = strlen(cwd), b = strlen(src);
+    char *out = malloc(a + 1 + b + 1);
+    if (out) {
+        memcpy(out, cwd, a);
+        size_t k = a;
+        if (!(a && cwd[a - 1] == '/'))
+            out[k++] = '/';
+        memcpy(out + k, src, b + 1);
+    }
+    free(cwd);
+    return out;
+}
+
+MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
+                            const char *digest) {
+    int st = mlo__run_check(r);
+    if (st != MLO_OK)
+        return st;
+    mlo_client *c = r->client;
+    if (!name)
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT, "name is NULL");
+    if (!source)
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT, "source is NULL");
+    size_t nlen = strlen(name);
+    if (!nlen)
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT, "the name is empty");
+    if (!mlo__utf8_valid(name, nlen))
+        return refuse(c, MLO_ERR_INVALID_UTF8, "the name is not valid UTF-8");
+    if (utf8_chars(name) > DS_MAX_NAME_CHARS)
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                      "the name is over 500 characters (MLflow's limit)");
+    if (!source[0])
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT, "the source is empty");
+    if (!mlo__utf8_valid(source, strlen(source)))
+        return refuse(c, MLO_ERR_INVALID_UTF8, "the source is not valid UTF-8");
+    if (digest) {
+        if (!digest[0])
+            return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                          "the digest is empty (NULL computes one)");
+        if (!mlo__utf8_valid(digest, strlen(digest)))
+            return refuse(c, MLO_ERR_INVALID_UTF8, "the digest is not valid UTF-8");
+        if (utf8_chars(digest) > DS_MAX_DIGEST_CHARS)
+            return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                          "the digest is over 36 characters (MLflow's limit)");
+    }
+
+    /* source type, location, and the path to read (local sources) */
+    char type[DS_MAX_TYPE_CHARS + 1];
+    char *loc = NULL, *fs_path = NULL;
+    int url_key = 0;
+    size_t sl = uri_scheme(source);
+    if (sl == 4 && !strncasecmp(source, "file", 4)) {
+        snprintf(type, sizeof type, "local");
+        loc = strdup(source);
+        fs_path = digest ? NULL : file_uri_path(source);
+        if (!digest && !fs_path && loc) {
+            free(loc);
+            return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                          "no digest given and \"%.300s\" is not a local path",
+                          source);
+        }
+    } else if (sl) {
+        if (sl > DS_MAX_TYPE_CHARS)
+            return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                          "the scheme of \"%.300s\" is over 36 characters (MLflow "
+                          "keeps at most 36 for a source type)",
+                          source);
+        for (size_t i = 0; i < sl; i++)
+            type[i] = (char)(source[i] >= 'A' && source[i] <= 'Z' ? source[i] + 32 : source[i]);
+        type[sl] = 0;
+        if (!strcmp(type, "http") || !strcmp(type, "https")) {
+            snprintf(type, sizeof type, "http");
+            url_key = 1;
+        }
+        if (!digest)
+            return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                          "no digest given and \"%.300s\" is not a local file or "
+                          "directory to compute one from",
+                          source);
+        loc = strdup(source);
+    } else {
+        snprintf(type, sizeof type, "local");
+        loc = absolute_path(source);
+        if (loc && !mlo__utf8_valid(loc, strlen(loc))) {
+            free(loc);
+            return refuse(c, MLO_ERR_INVALID_UTF8,
+                          "the absolute path of \"%.300s\" is not valid UTF-8",
+                          source);
+        }
+        if (!digest && loc && !(fs_path = strdup(source))) {
+            free(loc);
+            loc = NULL;
+        }
+    }
+    if (!loc) {
+        free(fs_path);
+        mlo__report(c, MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
+        return MLO_ERR_NO_MEMORY;
+    }
+
+    char hex[DS_DIGEST_HEX + 1];
+    if (!digest) {
+        char err[1024];
+        st = mlo__dataset_digest(fs_path, hex, err, sizeof err);
+        free(fs_path);
+        if (st != MLO_OK) {
+            free(loc);
+            if (st == MLO_ERR_NO_MEMORY) {
+                mlo__report(c, st, 1, "log_dataset: %s", err);
+                return st;
+            }
+            return refuse(c, st, "cannot compute the digest: %s", err);
+        }
+        digest = hex;
+    }
+
+    /* payload: source JSON, digest, source type, context (mlo_queue.h) */
+    mlo_buf p;
+    mlo__buf_init(&p);
+    int oom = mlo__buf_appends(&p, url_key ? "{\"url\": " : "{\"uri\": ") != 0 ||
+              json_string(&p, loc) != 0 || mlo__buf_appendc(&p, '}') != 0;
+    free(loc);
+    if (!oom && p.len > DS_MAX_SOURCE_CHARS) { /* the JSON is ASCII: bytes = characters */
+        mlo__buf_free(&p);
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                      "the source is over MLflow's 65535 characters once written "
+                      "as JSON");
+    }
+    oom = oom || mlo__buf_append(&p, "", 1) != 0 || mlo__buf_append(&p, digest, strlen(digest) + 1) ||
+          mlo__buf_append(&p, type, strlen(type) + 1) != 0 ||
+          mlo__buf_appends(&p, "") != 0; /* context: none (MLflow's log_input default) */
+    if (oom) {
+        mlo__buf_free(&p);
+        mlo__report(c, MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
+        return MLO_ERR_NO_MEMORY;
+    }
+    st = mlo__run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__now_ms(), 0, 0.0);
+    mlo__buf_free(&p);
+    return st;
+}
