@@ -16,6 +16,11 @@ or an explicit Client (several servers at once)::
         with a.start_run(run_name="x") as run:
             run.log_metric("loss", 0.5, step=1)
 
+Artifacts: log_artifact(path), log_text/log_dict/log_bytes (from memory) return once
+the content is in the library's store and upload in the background;
+mlo.artifacts.download_artifacts / list_artifacts read them back, register_model and
+Client.set_model_alias use the model registry, log_dataset records data lineage.
+
 Log calls never touch the network: they queue the event and return; a thread of
 the C library ships batches to the server.  flush() waits for delivery.  Failures
 of a call raise MloError (subclasses per family: MloInvalidKeyError, ...) with the
@@ -30,23 +35,27 @@ from ._errors import (MloClosedError, MloConfigError, MloError, MloInvalidArgume
                       MloInvalidKeyError, MloInvalidStatusError, MloInvalidUtf8Error,
                       MloNetworkError, MloNotFoundError, MloNotSupportedError,
                       MloPermissionError, MloQueueFullError, MloServerError, MloTimeoutError,
-                      MloWarning)
-from ._client import (LIBRARY, ActiveRun, Client, Histogram, Run, RunInfo, error_for, ffi,
-                      strerror, version)
+                      MloWarning, MloIOError, MloInvalidPathError, MloArtifactsNotProxiedError)
+from ._client import (LIBRARY, ActiveRun, Client, FileInfo, Histogram, ModelVersion, Run, RunInfo,
+                      error_for, ffi, strerror, version)
 from ._fluent import (active_run, end_run, flush, get_client, get_tracking_uri, histogram,
-                      log_artifact,
-                      log_metric, log_metrics, log_param, log_params, set_experiment, set_tag,
-                      set_tags, set_tracking_uri, start_run)
+                      log_artifact, log_artifacts, log_bytes, log_dataset, log_dict, log_text,
+                      log_metric, log_metrics, log_param, log_params, register_model,
+                      set_experiment, set_tag, set_tags, set_tracking_uri, start_run)
+from . import artifacts
 
 __version__ = "%d.%d.%d" % ffi.HEADER_VERSION
 
 __all__ = [
     "ActiveRun", "Client", "Histogram", "Run", "RunInfo", "histogram", "LIBRARY", "__version__", "version", "strerror",
     "error_for", "start_run", "end_run", "active_run", "log_metric", "log_metrics",
-    "log_param", "log_params", "set_tag", "set_tags", "log_artifact", "flush",
+    "log_param", "log_params", "set_tag", "set_tags", "log_artifact", "log_artifacts",
+    "log_text", "log_dict", "log_bytes", "log_dataset", "register_model", "artifacts",
+    "FileInfo", "ModelVersion", "flush",
     "set_tracking_uri", "get_tracking_uri", "set_experiment", "get_client",
     "MloError", "MloInvalidArgumentError", "MloInvalidKeyError", "MloInvalidUtf8Error",
     "MloInvalidStatusError", "MloQueueFullError", "MloClosedError", "MloTimeoutError",
     "MloNetworkError", "MloConfigError", "MloNotSupportedError", "MloServerError",
-    "MloNotFoundError", "MloPermissionError", "MloWarning",
+    "MloNotFoundError", "MloPermissionError", "MloWarning", "MloIOError", "MloInvalidPathError",
+    "MloArtifactsNotProxiedError",
 ]

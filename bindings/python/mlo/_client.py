@@ -7,10 +7,14 @@ Python that the C side validates anyway.  Failures take the slow path, where the
 status is turned into an exception carrying the library's own message.
 """
 
+import collections
 import ctypes
+import json
 import logging
 import os
+import posixpath
 import sys
+import tempfile
 import threading
 import warnings
 import weakref
@@ -56,6 +60,14 @@ def _raw(name):
         return ffi.raw(lib, name)
     except AttributeError:
         return missing
+
+
+def _fn(name):
+    """The function with its argtypes, or the stand-in of _raw when the library loaded
+    (or the header) lacks it: functions newer than some libmlo are called through this."""
+    if name in _NO_FUNC or name not in ffi.PROTOTYPES:
+        return _raw(name)
+    return getattr(lib, name)
 
 
 # pre-bound hot functions (no argtypes: callers pass ctypes objects / bytes)
@@ -219,6 +231,77 @@ def _opt_str(value, what):
                                            else value, what)
 
 
+def _path(value, what):
+    """A local path for C: str, bytes or os.PathLike; no NUL."""
+    if value is None:
+        return None
+    value = os.fspath(value) if hasattr(value, "__fspath__") else value
+    if isinstance(value, bytes):
+        if b"\0" in value:
+            raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                          "%s contains a NUL character" % what,
+                                          "MLO_ERR_INVALID_ARGUMENT")
+        return value
+    if not isinstance(value, str):
+        raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                      "%s must be a path (str, bytes or os.PathLike), not %s"
+                                      % (what, type(value).__name__), "MLO_ERR_INVALID_ARGUMENT")
+    return _str(value, what)
+
+
+def _buffer(data):
+    """(argument for a const void *, length) of a bytes-like object.
+
+    bytes are passed as they are (ctypes points C at the object's own buffer); a
+    writable contiguous buffer (bytearray, array.array, a numpy array, a writable
+    memoryview) through ctypes' from_buffer, also without a copy; anything else that
+    exports a buffer (a read-only memoryview, a non-contiguous array) is copied once;
+    str is encoded as UTF-8."""
+    if isinstance(data, bytes):
+        return (data if data else None), len(data)
+    if isinstance(data, str):
+        b = data.encode("utf-8", "surrogatepass")
+        return (b if b else None), len(b)
+    try:
+        mv = memoryview(data)
+    except TypeError:
+        raise MloInvalidArgumentError(
+            _EINVAL, strerror(_EINVAL), "data must be bytes-like (bytes, bytearray, memoryview, "
+            "array, numpy array) or str, not %s" % type(data).__name__,
+            "MLO_ERR_INVALID_ARGUMENT") from None
+    n = mv.nbytes
+    if n == 0:
+        return None, 0
+    if not mv.readonly and mv.c_contiguous:
+        try:
+            return (_C.c_char * n).from_buffer(mv.cast("B") if mv.format != "B" or mv.ndim != 1
+                                               else mv), n
+        except (TypeError, ValueError):
+            pass
+    return mv.tobytes(), n
+
+
+def _status_error(name, detail):
+    """The exception of a status by name (MLO_ERR_...), with a detail of our own."""
+    return error_for(ffi.mlo_status.get(name, _EINVAL), detail)
+
+
+def _artifact_rel(path, what="path"):
+    """An artifact path as the library would take it ("a/b"; None or "" for the root);
+    refuses what could escape the root before it is ever joined to a local path."""
+    if path is None:
+        return ""
+    p = os.fspath(path) if hasattr(path, "__fspath__") else path
+    if isinstance(p, bytes):
+        p = p.decode("utf-8", "surrogateescape")
+    p = str(p)
+    if "\0" in p or "\\" in p or p.startswith("/") or ".." in p.split("/"):
+        raise _status_error("MLO_ERR_INVALID_PATH", "%s %r could escape the artifact root"
+                            % (what, p))
+    p = posixpath.normpath(p) if p else ""
+    return "" if p == "." else p
+
+
 def _bad_number(what, value):
     return MloInvalidArgumentError(_EINVAL, strerror(_EINVAL), "%s must be a number, not %r"
                                    % (what, type(value).__name__), "MLO_ERR_INVALID_ARGUMENT")
@@ -270,6 +353,25 @@ def _ms(timeout_s):
 
 
 # ---- runs -------------------------------------------------------------------------
+
+
+class FileInfo(collections.namedtuple("FileInfo", "path is_dir file_size")):
+    """An artifact of a run, as mlflow's FileInfo: path relative to the run's artifact
+    root ("model/weights.bin"), is_dir, and file_size in bytes (None for a directory);
+    .size is file_size."""
+
+    __slots__ = ()
+
+    @property
+    def size(self):
+        return self.file_size
+
+
+class ModelVersion(collections.namedtuple("ModelVersion", "name version run_id")):
+    """A registered model version (the fields of mlflow's ModelVersion mlo knows):
+    name, version (an int) and the run it came from."""
+
+    __slots__ = ()
 
 
 class RunInfo:
@@ -445,13 +547,83 @@ class Run:
         if rc:
             self._fail(rc)
 
+    # -- artifacts, models, datasets
     def log_artifact(self, local_path, artifact_path=None):
-        """Logs a local file or directory as an artifact.  Not implemented by this
-        version of the library: raises MloNotSupportedError after checking the arguments."""
-        rc = lib.mlo_log_artifact(self._h, _opt_str(local_path, "local_path"),
-                                  _opt_str(artifact_path, "artifact_path"))
+        """Logs a local file, or a directory with everything under it, as artifacts of
+        the run under artifact_path (None: the artifact root).  A file keeps its name
+        ("out/model.pkl", "model" -> "model/model.pkl"); a directory's content goes
+        under artifact_path (as mlflow's log_artifacts).  Returns once the content is
+        copied into the library's store: the file may be deleted or overwritten at
+        once; the upload happens in the background (flush() waits for it)."""
+        rc = _fn("mlo_log_artifact")(self._h, _path(local_path, "local_path"),
+                                     _opt_str(artifact_path, "artifact_path"))
         if rc:
             self._fail(rc)
+        _settle(self._client)
+
+    def log_artifacts(self, local_dir, artifact_path=None):
+        """Logs the content of a local directory under artifact_path (mlflow's
+        log_artifacts)."""
+        if not os.path.isdir(local_dir):
+            raise _status_error("MLO_ERR_IO", "%s is not a directory" % (os.fspath(local_dir),))
+        self.log_artifact(local_dir, artifact_path)
+
+    def log_bytes(self, data, artifact_file):
+        """Logs a buffer from memory as the artifact file artifact_file
+        ("model/weights.bin"): bytes, bytearray, memoryview, array.array, a numpy array
+        (its raw bytes), ...; bytes and writable contiguous buffers are not copied on
+        the way to the library, which copies them into its store before returning."""
+        buf, n = _buffer(data)
+        rc = _fn("mlo_log_artifact_bytes")(self._h, buf, n, _opt_str(artifact_file, "artifact_file"))
+        if rc:
+            self._fail(rc, "artifact_file is required" if artifact_file is None else None)
+        _settle(self._client)
+
+    def log_text(self, text, artifact_file):
+        """Logs a string as a UTF-8 text artifact (mlflow's log_text)."""
+        if not isinstance(text, str):
+            raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                          "text must be a str, not %s" % type(text).__name__,
+                                          "MLO_ERR_INVALID_ARGUMENT")
+        self.log_bytes(text.encode("utf-8", "surrogatepass"), artifact_file)
+
+    def log_dict(self, dictionary, artifact_file):
+        """Logs a JSON-serialisable object as a JSON artifact, or as YAML when
+        artifact_file ends in .yaml or .yml (needs PyYAML) (mlflow's log_dict)."""
+        ext = os.path.splitext(str(artifact_file))[1].lower()
+        if ext in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise _status_error("MLO_ERR_NOT_SUPPORTED",
+                                    "YAML needs PyYAML (apt-get install python3-yaml); "
+                                    "or log to a .json file") from None
+            text = yaml.safe_dump(dictionary, default_flow_style=False)
+        else:
+            text = json.dumps(dictionary, indent=2)
+        self.log_text(text, artifact_file)
+
+    def register_model(self, artifact_path, name):
+        """Registers the run's artifact directory artifact_path ("model") as a new
+        version of the registered model `name` (created if missing); returns the
+        version number (an int).  Waits for the run's pending uploads first."""
+        v = _C.c_int64(0)
+        rc = _fn("mlo_register_model")(self._h, _opt_str(artifact_path, "artifact_path"),
+                                       _opt_str(name, "name"), _C.byref(v))
+        if rc:
+            self._fail(rc)
+        _settle(self._client)
+        return v.value
+
+    def log_dataset(self, name, source, digest=None):
+        """Records that the run used a dataset (MLflow's "Datasets used"): name, source
+        (a local path, a URL, "dvc://...", "lakefs://...") and digest (None: computed
+        from a local file or directory source)."""
+        rc = _fn("mlo_log_dataset")(self._h, _opt_str(name, "name"), _path(source, "source"),
+                                    _opt_str(digest, "digest"))
+        if rc:
+            self._fail(rc)
+        _settle(self._client)
 
     def histogram(self, key, interval_ms=1000):
         """A Histogram of this run: record() values (latencies, sizes, ...) from any
@@ -766,6 +938,126 @@ class Client:
 
     def log_artifact(self, run_id, local_path, artifact_path=None):
         self.get_run(run_id).log_artifact(local_path, artifact_path)
+
+    def log_artifacts(self, run_id, local_dir, artifact_path=None):
+        self.get_run(run_id).log_artifacts(local_dir, artifact_path)
+
+    def log_text(self, run_id, text, artifact_file):
+        self.get_run(run_id).log_text(text, artifact_file)
+
+    def log_dict(self, run_id, dictionary, artifact_file):
+        self.get_run(run_id).log_dict(dictionary, artifact_file)
+
+    def log_bytes(self, run_id, data, artifact_file):
+        self.get_run(run_id).log_bytes(data, artifact_file)
+
+    # -- artifacts on the server, the model registry
+    def _ref(self, run_id):
+        if isinstance(run_id, Run):
+            return _str(run_id.info.run_id, "run_id")
+        return _str(run_id, "run_id") if run_id is not None else None
+
+    def list_artifacts(self, run_id, path=None):
+        """The artifacts directly under path (None: the root) of a run as the server has
+        them (uploads still pending are not listed), as FileInfo(path, is_dir,
+        file_size) sorted by path (mlflow's MlflowClient.list_artifacts).  run_id: a run
+        id, a Run, or a URI ("runs:/<id>/<path>", "models:/<name>/<version>",
+        "models:/<name>@<alias>").  An unknown path gives an empty list."""
+        entries = []
+        failed = []
+
+        def on_entry(_user_data, p, is_dir, size):
+            try:
+                entries.append(FileInfo(p.decode("utf-8", "surrogateescape") if p else "",
+                                        bool(is_dir), None if is_dir or size < 0 else size))
+                return 0
+            except BaseException as e:  # noqa: B902 - nothing may propagate into C
+                failed.append(e)
+                return 1
+
+        cb = ffi.mlo_artifact_fn(on_entry) if hasattr(ffi, "mlo_artifact_fn") else None
+        rc = _fn("mlo_list_artifacts")(self._handle(), self._ref(run_id),
+                                       _opt_str(path, "path") if path else None, cb, None)
+        if failed:
+            raise failed[0]
+        if rc:
+            _raise(rc)
+        _settle(self)
+        return sorted(entries, key=lambda e: e.path)
+
+    def download_artifacts(self, run_id, path=None, dst_path=None):
+        """Downloads an artifact file or directory of a run into dst_path (created if
+        missing; None: a new temporary directory) and returns its local path, as
+        mlflow's MlflowClient.download_artifacts: path "model" arrives as
+        <dst_path>/model, the whole run (path None) as <dst_path>.  run_id may also be
+        a URI: "runs:/<id>/<path>" (path then is below it), "models:/<name>/<version>"
+        or "models:/<name>@<alias>" (the model version's files).  Nothing is written
+        outside dst_path, whatever names the server gives (MloInvalidPathError)."""
+        ref = run_id.info.run_id if isinstance(run_id, Run) else run_id
+        ref = os.fspath(ref) if hasattr(ref, "__fspath__") else ref
+        if not isinstance(ref, str) or not ref:
+            raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                          "run_id must be a run id, a Run or a URI",
+                                          "MLO_ERR_INVALID_ARGUMENT")
+        rel = _artifact_rel(path)
+        if ref.startswith("runs:/"):  # runs:/<id>/<path>: the path joins ours
+            rid, _, inner = ref[len("runs:/"):].lstrip("/").partition("/")
+            ref = rid
+            rel = posixpath.join(_artifact_rel(inner, "the URI's path"), rel).strip("/")
+        dst = os.path.abspath(os.fspath(dst_path) if dst_path is not None
+                              else tempfile.mkdtemp(prefix="mlo-artifacts-"))
+        if not rel:
+            dest = local = dst
+        else:
+            # the library puts what is at rel *into* dest_dir: find whether rel is a
+            # directory (its content goes to dst/rel) or a file (goes to dst/dirname)
+            parent = posixpath.dirname(rel)
+            base = posixpath.basename(rel)
+            hit = [e for e in self.list_artifacts(ref, parent or None)
+                   if posixpath.basename(e.path.rstrip("/")) == base]
+            if not hit:
+                raise _status_error("MLO_ERR_NOT_FOUND", "no artifact %r in %s" % (rel, ref))
+            local = os.path.join(dst, *rel.split("/"))
+            dest = local if hit[0].is_dir else os.path.dirname(local)
+        rc = _fn("mlo_download_artifacts")(self._handle(), _str(ref, "run_id"),
+                                           _str(rel, "path") if rel else None,
+                                           _path(dest, "dst_path"))
+        if rc:
+            _raise(rc)
+        _settle(self)
+        return local
+
+    def register_model(self, model_uri, name):
+        """mlflow's register_model: model_uri "runs:/<run_id>/<artifact_path>" of a run
+        this client holds (started, resumed or ended through it); returns a
+        ModelVersion(name, version, run_id)."""
+        uri = str(os.fspath(model_uri) if hasattr(model_uri, "__fspath__") else model_uri)
+        if not uri.startswith("runs:/"):
+            raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
+                                          "model_uri must be runs:/<run_id>/<artifact_path>, "
+                                          "not %r" % uri, "MLO_ERR_INVALID_ARGUMENT")
+        rid, _, apath = uri[len("runs:/"):].lstrip("/").partition("/")
+        run = self._runs.get(rid)
+        if run is None or run._h is None:
+            raise MloInvalidArgumentError(
+                _EINVAL, strerror(_EINVAL), "run %s is not a run of this client: register "
+                "through the client that logged it (Run.register_model)" % rid,
+                "MLO_ERR_INVALID_ARGUMENT")
+        return ModelVersion(name, run.register_model(apath or None, name), run.info.run_id)
+
+    def set_model_alias(self, name, alias, version):
+        """Points alias ("champion") of registered model `name` at version, so
+        "models:/<name>@<alias>" resolves to it (moved if it pointed elsewhere)."""
+        if isinstance(version, str) and version.strip().isdigit():
+            version = int(version)  # mlflow's ModelVersion.version may be a string
+        rc = _fn("mlo_set_model_alias")(self._handle(), _opt_str(name, "name"),
+                                        _opt_str(alias, "alias"),
+                                        _int64(version, "version").value)
+        if rc:
+            _raise(rc)
+        _settle(self)
+
+    set_registered_model_alias = set_model_alias  # mlflow.MlflowClient's name
 
     def flush(self, timeout_s=None):
         """Waits until everything logged so far is acknowledged by the server (or has

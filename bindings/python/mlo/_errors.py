@@ -77,6 +77,23 @@ class MloPermissionError(MloServerError):
     """MLO_ERR_PERMISSION: 401/403 from the server."""
 
 
+class MloIOError(MloError, OSError):
+    """MLO_ERR_IO: a local file or directory could not be read (missing, unreadable),
+    or a downloaded file could not be written."""
+
+
+class MloInvalidPathError(MloInvalidArgumentError):
+    """MLO_ERR_INVALID_PATH: an artifact path that could escape its root ("..", an
+    absolute path, a backslash, an empty segment), or a name from the server that
+    would land outside the download directory."""
+
+
+class MloArtifactsNotProxiedError(MloConfigError):
+    """MLO_ERR_ARTIFACTS_NOT_PROXIED: the run's artifact store (s3://..., not
+    mlflow-artifacts:) cannot be reached through the tracking server: run the server
+    with --serve-artifacts."""
+
+
 class MloWarning(UserWarning):
     """A warning the library reported (MLO_WARN_TRUNCATED, MLO_WARN_RETRY), or an
     error found later, on the shipper thread, passed to an ``on_error`` handler."""
@@ -113,4 +130,7 @@ STATUS_CLASSES = {
     "MLO_ERR_PROTOCOL": MloServerError,
     "MLO_ERR_CONFIG": MloConfigError,
     "MLO_ERR_NOT_SUPPORTED": MloNotSupportedError,
+    "MLO_ERR_IO": MloIOError,
+    "MLO_ERR_INVALID_PATH": MloInvalidPathError,
+    "MLO_ERR_ARTIFACTS_NOT_PROXIED": MloArtifactsNotProxiedError,
 }

@@ -191,8 +191,41 @@ def set_tags(tags, *, run_id=None):
 
 
 def log_artifact(local_path, artifact_path=None, *, run_id=None):
-    """Not supported by this version of the library: raises MloNotSupportedError."""
+    """Logs a local file (or a directory's content) as artifacts of the active run
+    (see Run.log_artifact): returns once it is in the store; uploaded in the background."""
     _run(run_id).log_artifact(local_path, artifact_path)
+
+
+def log_artifacts(local_dir, artifact_path=None, *, run_id=None):
+    """Logs the content of a local directory under artifact_path."""
+    _run(run_id).log_artifacts(local_dir, artifact_path)
+
+
+def log_text(text, artifact_file, *, run_id=None):
+    """Logs a string as a text artifact (artifact_file: "notes/summary.txt")."""
+    _run(run_id).log_text(text, artifact_file)
+
+
+def log_dict(dictionary, artifact_file, *, run_id=None):
+    """Logs a dict as a JSON (or .yaml/.yml: YAML) artifact."""
+    _run(run_id).log_dict(dictionary, artifact_file)
+
+
+def log_bytes(data, artifact_file, *, run_id=None):
+    """Logs a bytes-like buffer (bytes, bytearray, memoryview, numpy array) as an
+    artifact file, without writing it to a file first."""
+    _run(run_id).log_bytes(data, artifact_file)
+
+
+def log_dataset(name, source, digest=None, *, run_id=None):
+    """Records a dataset the active run used (see Run.log_dataset)."""
+    _run(run_id).log_dataset(name, source, digest)
+
+
+def register_model(model_uri, name):
+    """mlflow's register_model: model_uri is "runs:/<run_id>/<artifact_path>" of a run
+    of the fluent API (active or ended in this process); returns a ModelVersion."""
+    return get_client().register_model(model_uri, name)
 
 
 def histogram(key, interval_ms=1000, *, run_id=None):

@@ -35,6 +35,13 @@ def _sanitized(build_dir):
     return os.path.basename(build_dir).endswith(("-asan", "-tsan", "-ubsan", "-msan"))
 
 
+def _mtime(path):
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return 0.0
+
+
 def build_dirs(start=_PKG_DIR):
     """Meson build directories holding src/libmlo.so, nearest first."""
     found = []
@@ -43,10 +50,12 @@ def build_dirs(start=_PKG_DIR):
         if os.path.exists(os.path.join(d, "src", "libmlo.so")) and \
                 os.path.isdir(os.path.join(d, "meson-info")):
             found.append(d)
+        # os.path.exists: a build being made may hold a libmlo.so link to nothing yet
         cands = [os.path.dirname(os.path.dirname(p))
-                 for p in glob.glob(os.path.join(d, "build*", "src", "libmlo.so"))]
+                 for p in glob.glob(os.path.join(d, "build*", "src", "libmlo.so"))
+                 if os.path.exists(p)]
         cands.sort(key=lambda b: (_sanitized(b), os.path.basename(b) != "build",
-                                  -os.path.getmtime(os.path.join(b, "src", "libmlo.so"))))
+                                  -_mtime(os.path.join(b, "src", "libmlo.so"))))
         found.extend(c for c in cands if c not in found)
         parent = os.path.dirname(d)
         if parent == d:
@@ -111,11 +120,13 @@ def load():
                                       "bindings", "_mlo_ffi.py"))
             cands.append(os.path.join(os.path.dirname(os.path.dirname(libpath)),
                                       "bindings", "_mlo_ffi.py"))
-        cands += [os.path.join(b, "bindings", "_mlo_ffi.py") for b in builds or build_dirs()]
-        for c in cands:
-            if os.path.exists(c):
-                ffi = _load_module_from(c)
-                break
+        found = next((c for c in cands if os.path.exists(c)), None)
+        if found is None:  # the build directories only when nothing nearer has it
+            more = [os.path.join(b, "bindings", "_mlo_ffi.py") for b in builds or build_dirs()]
+            cands += more
+            found = next((c for c in more if os.path.exists(c)), None)
+        if found is not None:
+            ffi = _load_module_from(found)
         if ffi is None:
             raise ImportError(
                 "mlo: the generated module _mlo_ffi.py was not found (looked in the package, "

@@ -48,7 +48,10 @@
   MLO_ERR_TLS = "mlo_network",
   MLO_ERR_CONFIG = "mlo_config",
   MLO_ERR_NOT_SUPPORTED = "mlo_not_supported",
-  MLO_ERR_NOT_FOUND = "mlo_not_found"
+  MLO_ERR_NOT_FOUND = "mlo_not_found",
+  MLO_ERR_IO = "mlo_io",
+  MLO_ERR_INVALID_PATH = "mlo_invalid_path",
+  MLO_ERR_ARTIFACTS_NOT_PROXIED = "mlo_artifacts_not_proxied"
 )
 
 # Signals the error of a status: classes mlo_<family> (mlo_invalid_key, ...),
@@ -61,8 +64,10 @@
   }
   cls <- .mlo_classes[name]
   cls <- c(if (!is.na(cls)) cls,
-           if (name %in% c("MLO_ERR_INVALID_KEY", "MLO_ERR_INVALID_UTF8", "MLO_ERR_INVALID_STATUS"))
+           if (name %in% c("MLO_ERR_INVALID_KEY", "MLO_ERR_INVALID_UTF8", "MLO_ERR_INVALID_STATUS",
+                           "MLO_ERR_INVALID_PATH"))
              "mlo_invalid_argument",
+           if (name == "MLO_ERR_ARTIFACTS_NOT_PROXIED") "mlo_config",
            "mlo_error", "error", "condition")
   stop(structure(class = unique(cls),
                  list(message = paste0(msg, " [", name, "]"), call = call,
@@ -477,9 +482,134 @@ mlo_log_batch <- function(metrics = NULL, params = NULL, tags = NULL, run_id = N
   invisible(NULL)
 }
 
+# ---- artifacts, models, datasets ----------------------------------------------------
+
+# A file keeps its name under artifact_path; a directory's content goes under it.
+# Returns once the content is in the library's store (the file may be deleted at
+# once); the upload runs in the background and mlo_flush() waits for it.
 mlo_log_artifact <- function(path, artifact_path = NULL, run_id = NULL, client = NULL) {
   run <- .mlo_run_for(run_id, client)
-  .mlo_check(.c_mlo_log_artifact(run$handle, path, artifact_path))
+  if (!is.character(path) || length(path) != 1L || is.na(path))
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_INVALID_ARGUMENT"]], "path must be a single string")
+  .mlo_check(.c_mlo_log_artifact(run$handle, path.expand(path), artifact_path))
+  .mlo_emit_later()
+  invisible(NULL)
+}
+
+# A raw vector (or a string, written as UTF-8) as the artifact file artifact_file.
+mlo_log_bytes <- function(data, artifact_file, run_id = NULL, client = NULL) {
+  if (is.character(data)) data <- charToRaw(enc2utf8(paste(data, collapse = "\n")))
+  if (!is.raw(data))
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_INVALID_ARGUMENT"]],
+              "data must be a raw vector or a character vector")
+  run <- .mlo_run_for(run_id, client)
+  .mlo_check(.c_mlo_log_artifact_bytes(run$handle, data, artifact_file))
+  .mlo_emit_later()
+  invisible(NULL)
+}
+
+# Text as a UTF-8 file artifact (lines joined with newlines), as mlflow's log_text.
+mlo_log_text <- function(text, artifact_file, run_id = NULL, client = NULL) {
+  if (!is.character(text))
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_INVALID_ARGUMENT"]], "text must be a character vector")
+  mlo_log_bytes(charToRaw(enc2utf8(paste(text, collapse = "\n"))), artifact_file, run_id, client)
+}
+
+# The client and run reference of the server-side calls: a run object gives both.
+.mlo_ref <- function(run_id, client) {
+  if (inherits(run_id, "mlo_run")) {
+    return(list(client = client %||% run_id$client, ref = mlo_id(run_id)))
+  }
+  if (is.null(run_id)) {
+    run <- mlo_active_run()
+    if (is.null(run)) stop("mlo: no active run; give run_id", call. = FALSE)
+    return(list(client = client %||% run$client, ref = mlo_id(run)))
+  }
+  list(client = client %||% .mlo_default_client(), ref = as.character(run_id))
+}
+
+.mlo_rel <- function(path) {
+  if (is.null(path) || is.na(path) || !nzchar(path) || path == ".") return("")
+  if (grepl("\\", path, fixed = TRUE) || startsWith(path, "/") ||
+      ".." %in% strsplit(path, "/", fixed = TRUE)[[1]])
+    .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_INVALID_PATH"]],
+              sprintf("path '%s' could escape the artifact root", path))
+  sub("/+$", "", gsub("/+", "/", path))
+}
+
+# mlflow_list_artifacts(path, run_id, client): the entries directly under path, as a
+# data frame (path, is_dir, file_size; file_size NA for a directory).  run_id may be
+# a run, a run id, or a URI (runs:/, models:/name/version, models:/name@alias).
+mlo_list_artifacts <- function(path = NULL, run_id = NULL, client = NULL) {
+  r <- .mlo_ref(run_id, client)
+  rel <- .mlo_rel(path)
+  res <- .c_mlo_list_artifacts(r$client$handle, r$ref, if (nzchar(rel)) rel else NULL)
+  .mlo_check(res$status)
+  size <- as.numeric(res$size)
+  size[res$is_dir != 0L | size < 0] <- NA_real_
+  out <- data.frame(path = as.character(res$path), is_dir = res$is_dir != 0L,
+                    file_size = size, stringsAsFactors = FALSE)
+  out[order(out$path), , drop = FALSE]
+}
+
+# mlflow_download_artifacts(path, run_id, client): downloads the file or directory
+# at path (NULL: all of the run's artifacts) into dst_path (default: a new temporary
+# directory) and returns its local path (<dst_path>/<path>).
+mlo_download_artifacts <- function(path = NULL, run_id = NULL, client = NULL, dst_path = NULL) {
+  r <- .mlo_ref(run_id, client)
+  rel <- .mlo_rel(path)
+  ref <- r$ref
+  if (startsWith(ref, "runs:/")) { # runs:/<id>/<path>: its path joins ours
+    parts <- strsplit(sub("^runs:/+", "", ref), "/", fixed = TRUE)[[1]]
+    ref <- parts[1]
+    inner <- .mlo_rel(paste(parts[-1], collapse = "/"))
+    rel <- sub("^/+", "", sub("/+$", "", paste(inner, rel, sep = "/")))
+  }
+  if (is.null(dst_path)) {
+    dst_path <- tempfile("mlo-artifacts-")
+  }
+  dir.create(dst_path, recursive = TRUE, showWarnings = FALSE)
+  dst <- normalizePath(dst_path, mustWork = TRUE)
+  if (!nzchar(rel)) {
+    dest <- local <- dst
+  } else {
+    # the library puts what is at rel into dest: is rel a directory or a file?
+    parent <- dirname(rel)
+    entries <- mlo_list_artifacts(if (parent == ".") NULL else parent, ref, r$client)
+    hit <- entries[basename(sub("/+$", "", entries$path)) == basename(rel), , drop = FALSE]
+    if (!nrow(hit))
+      .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_NOT_FOUND"]],
+                sprintf("no artifact '%s' in %s", rel, ref))
+    local <- file.path(dst, rel)
+    dest <- if (hit$is_dir[1]) local else dirname(local)
+  }
+  .mlo_check(.c_mlo_download_artifacts(r$client$handle, ref, if (nzchar(rel)) rel else NULL, dest))
+  local
+}
+
+# Registers the run's artifact directory artifact_path as a new version of the
+# registered model name (created if missing); returns the version number.
+mlo_register_model <- function(artifact_path, name, run_id = NULL, client = NULL) {
+  run <- .mlo_run_for(run_id, client)
+  res <- .c_mlo_register_model(run$handle, artifact_path, name)
+  .mlo_check(res$status)
+  .mlo_emit_later()
+  res$version
+}
+
+# Points alias of the registered model name at version ("models:/<name>@<alias>").
+mlo_set_model_alias <- function(name, alias, version, client = NULL) {
+  client <- client %||% .mlo_default_client()
+  .mlo_check(.c_mlo_set_model_alias(client$handle, name, alias, as.numeric(version)))
+  invisible(NULL)
+}
+
+# Records that the run used a dataset: name, source (a path, a URL, dvc://, lakefs://)
+# and digest (NULL: computed from a local file or directory source).
+mlo_log_dataset <- function(name, source, digest = NULL, run_id = NULL, client = NULL) {
+  run <- .mlo_run_for(run_id, client)
+  .mlo_check(.c_mlo_log_dataset(run$handle, name, source, digest))
+  .mlo_emit_later()
   invisible(NULL)
 }
 
