@@ -82,7 +82,8 @@ STATUS_NAMES = {v: k for k, v in ffi.mlo_status.items()}
 _OK = ffi.mlo_status["MLO_OK"]
 _EINVAL = ffi.mlo_status["MLO_ERR_INVALID_ARGUMENT"]
 _ECLOSED = ffi.mlo_status["MLO_ERR_CLOSED"]
-_WARN_MIN = min([v for k, v in ffi.mlo_status.items() if k.startswith("MLO_WARN_")] or [1 << 30])
+# warnings (not errors): numbered among the errors, so known by name
+_WARNINGS = frozenset(v for k, v in ffi.mlo_status.items() if k.startswith("MLO_WARN_"))
 _RUN_STATUS = {k[len("MLO_RUN_"):]: v for k, v in ffi.mlo_run_status.items()}
 _RUN_STATUS_NAME = {v: k for k, v in _RUN_STATUS.items()}
 _UINT_MAX = 0xFFFFFFFF
@@ -160,7 +161,7 @@ def _on_error(user_data, status, message):
     try:
         msg = message.decode("utf-8", "replace") if message else ""
         sync = not isinstance(threading.current_thread(), threading._DummyThread)
-        if sync and status < _WARN_MIN:
+        if sync and status not in _WARNINGS:
             msgs = getattr(_tls, "msgs", None)
             if msgs is None:
                 msgs = _tls.msgs = []
@@ -172,7 +173,7 @@ def _on_error(user_data, status, message):
         name = STATUS_NAMES.get(status, "MLO_STATUS_%d" % status)
         if handler is not None:
             handler(MloWarning(status, strerror(status), msg, name))
-        elif not sync or status >= _WARN_MIN:
+        elif not sync or status in _WARNINGS:
             _default_on_error(MloWarning(status, strerror(status), msg, name), sync)
     except BaseException:  # noqa: B902 - nothing may propagate into C
         pass

@@ -44,7 +44,10 @@ void mlor_sink_init(void) {
 void mlor_error_sink(void *user_data, mlo_status status, const char *message) {
     (void)user_data;
     int on_main = mlor_have_main && pthread_equal(pthread_self(), mlor_main);
-    mlor_queue *q = (on_main && status < MLO_WARN_TRUNCATED) ? &mlor_sync : &mlor_later;
+    /* warnings are not the detail of a failed call; errors numbered after them
+     * (MLO_ERR_STORE, MLO_ERR_IO, ...) are */
+    int warning = status == MLO_WARN_TRUNCATED || status == MLO_WARN_RETRY;
+    mlor_queue *q = (on_main && !warning) ? &mlor_sync : &mlor_later;
     pthread_mutex_lock(&mlor_mu);
     mlor_ent *e = &q->e[q->head];
     e->status = (int)status;
