@@ -38,6 +38,10 @@ class TestServer:
     def reset(self):
         return self._req("/_test/reset", {})
 
+    def config(self, **settings):
+        """POST /_test/config (serve_artifacts=False, multipart=False, ...)."""
+        return self._req("/_test/config", settings)
+
     def run(self, run_id):
         for r in self.dump()["runs"]:
             if r["info"]["run_id"] == run_id:
