@@ -3094,9 +3094,11 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self.answer(method, url, reader, entry, fault)
         except BadRequest:
+            entry["body_len"] = reader.count
             entry["status"] = 400
             self.send(html_response(400, HTML_400), close=True)
         except ClientGone:
+            entry["body_len"] = reader.count
             entry["status"] = 0
             entry["error"] = "the client closed the connection before the end of the body"
             self.close_connection = True
@@ -3106,6 +3108,7 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, method, url, reader, entry, fault):
         if fault is not None and fault.drop_after_bytes is not None:
             reader.skip(fault.drop_after_bytes)  # then hang up, mid-upload
+            entry["body_len"] = reader.count
             entry["status"] = 0
             self.abort_connection()
             return
@@ -3114,7 +3117,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault is None:
             resp = self.handle_api(method, url, body, reader)
             reader.drain()
-            entry["status"] = resp.status
+            entry["body_len"] = reader.count  # logged before answering: no race with the
+            entry["status"] = resp.status     # client reading /_test/requests
             self.send(resp)
             return
 
@@ -3124,6 +3128,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault.process or (fault.status is None and not fault.drop):
             resp = self.handle_api(method, url, body, reader)
         reader.drain()
+        entry["body_len"] = reader.count
         if fault.drop:
             if resp is not None:
                 resp.close()
