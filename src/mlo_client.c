@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include "mlo_internal.h"
 
+#include "mlo_artifact.h"
 #include "mlo_log.h"
 
 #include <errno.h>
@@ -366,6 +367,10 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
         }
         c->sender_started = 1;
     }
+    /* the artifact uploader (store + URI), last: nothing after it can fail */
+    st = mlo__artifacts_start(c);
+    if (st != MLO_OK)
+        goto fail;
     pthread_mutex_lock(&reg_lock);
     c->reg_next = registry;
     registry = c;
@@ -442,7 +447,9 @@ static void flush_at_exit(void) {
         if (c->magic != MLO_CLIENT_MAGIC || client_forked(c) ||
             atomic_load_explicit(&c->closing, memory_order_acquire))
             continue;
-        flush_until(c, mlo__mono_ns() + (int64_t)c->cfg.close_timeout_ms * 1000000);
+        int64_t deadline = mlo__mono_ns() + (int64_t)c->cfg.close_timeout_ms * 1000000;
+        if (flush_until(c, deadline) == MLO_OK)
+            mlo__artifacts_flush(c, deadline); /* what is left stays in the store */
     }
     pthread_mutex_unlock(&reg_lock);
 }
@@ -452,7 +459,12 @@ MLO_API int mlo_client_flush(mlo_client_t *c, unsigned timeout_ms) {
         return client_bad(c);
     if (atomic_load_explicit(&c->closing, memory_order_acquire))
         return MLO_ERR_CLOSED;
-    return flush_until(c, mlo__mono_ns() + (int64_t)timeout_ms * 1000000);
+    int64_t deadline = mlo__mono_ns() + (int64_t)timeout_ms * 1000000;
+    int st = flush_until(c, deadline);
+    /* artifacts staged before the call: uploaded, refused or parked */
+    if (st == MLO_OK)
+        st = mlo__artifacts_flush(c, deadline);
+    return st;
 }
 
 MLO_API int mlo_client_close(mlo_client_t *c) {
@@ -467,6 +479,11 @@ MLO_API int mlo_client_close(mlo_client_t *c) {
     /* histograms the program did not free emit their last intervals first */
     mlo__hist_free_all(c);
     int st = flush_until(c, deadline);
+    /* artifact uploads get what is left of the deadline; the rest stays in
+     * the store for the next client or `mlo sync` */
+    int ast = mlo__artifacts_stop(c, deadline);
+    if (st == MLO_OK)
+        st = ast;
     c->qops->close(c->queue);
     atomic_store_explicit(&c->stop, 1, memory_order_release);
     c->qops->wake(c->queue);
@@ -962,17 +979,4 @@ MLO_API int mlo_end_run(mlo_run_t *r, mlo_run_status status) {
     return push(r, MLO_REC_END_RUN, "", 0, "", 0, mlo__now_ms(), 0, (double)status);
 }
 
-MLO_API int mlo_log_artifact(mlo_run_t *r, const char *local_path, const char *artifact_path) {
-    if (!run_ok(r))
-        return run_bad(r);
-    if (!local_path || !*local_path)
-        return MLO_ERR_INVALID_ARGUMENT;
-    int st = check_str(local_path, 0);
-    if (!st)
-        st = check_str(artifact_path, 1);
-    if (st)
-        return st;
-    mlo__report(r->client, MLO_ERR_NOT_SUPPORTED, 1,
-                "mlo_log_artifact: artifacts are not supported in this version");
-    return MLO_ERR_NOT_SUPPORTED;
-}
+/* mlo_log_artifact, mlo_log_artifact_bytes: mlo_artifact.c */

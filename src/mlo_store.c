@@ -37,6 +37,29 @@
  *                                       server; appended with one write and
  *                                       fdatasync'd before anything is sent
  *                                       to the run
+ *   <store>/artifacts/<id>.blob         an artifact's content, staged by
+ *                                       mlo_log_artifact[_bytes] before the
+ *                                       call returns: copied in 1 MiB chunks
+ *                                       with its SHA-256, as <id>.blob.tmp,
+ *                                       fsync'd, renamed.  id = <procid>-<8
+ *                                       digits>: the procid of the client that
+ *                                       staged it
+ *   <store>/artifacts/<id>.art          its manifest, pending upload: run
+ *                                       local id, artifact path, size,
+ *                                       SHA-256, the tracking URI it is bound
+ *                                       for ("-": a local store), creation
+ *                                       time (text lines, format at the top of
+ *                                       mlo_artifact.c); written after the
+ *                                       blob via <id>.art.tmp + fsync + rename.
+ *                                       Whoever uploads it holds an exclusive
+ *                                       flock on it.  Uploaded: the manifest
+ *                                       is removed, then the blob (an orphan
+ *                                       blob is removed by whoever claims its
+ *                                       procid)
+ *   <store>/artifacts/<id>.failed       a manifest the server refused for
+ *                                       good, with the reason (`error` line);
+ *                                       the blob is kept, `mlo sync` tries
+ *                                       again
  *
  * procid = <start time in ms, 13 digits>-<pid>-<k>, k counting the clients
  * of the process: unique per client, and names sort by start time.
@@ -56,7 +79,11 @@
  *  4. adopt: with a tracking URI, the segments of every dead process that
  *     sent to the same URI, in procid order, are claimed (their acks lock is
  *     kept until close) for this client's sender.  Local-store processes'
- *     segments wait for `mlo sync`.
+ *     segments wait for `mlo sync`.  Dead processes with the same URI that
+ *     left artifact manifests are claimed alike (also without a segment);
+ *     the client's artifact uploader takes the manifests of its own procid
+ *     and of the claimed ones (mlo__store_owns), so one uploader per
+ *     manifest.
  * Closing removes the ring and .runs files when the writer emptied the ring
  * into a segment (else they stay for recovery), and releases the locks.
  *
@@ -64,11 +91,15 @@
  * ring and acks; runs.map lines are appended with O_APPEND, one write each.
  *
  * mlo__store_sync: recovers and adopts every dead process's files, whatever
- * its URI, and sends them (mlo__sender_drain_segments).  Resumable (acks at
- * block boundaries) and idempotent (runs.map + the mlo.local_id tag).
+ * its URI, and sends them (mlo__sender_drain_segments), then uploads their
+ * artifacts, pending and failed (mlo__artifacts_sync: the runs exist by
+ * then).  Resumable (acks at block boundaries; an artifact's manifest goes
+ * only once it is uploaded) and idempotent (runs.map + the mlo.local_id tag;
+ * a PUT twice stores the same file).
  */
 #define _GNU_SOURCE
 #include "mlo_internal.h"
+#include "mlo_artifact.h"
 #include "mlo_log.h"
 
 #include <dirent.h>
@@ -254,6 +285,13 @@ int mlo__store_fsync_policy(const mlo_store *s) {
 }
 mlo_queue *mlo__store_ring(mlo_store *s) {
     return s->ring;
+}
+const char *mlo__store_dir(const mlo_store *s) {
+    return s->dir;
+}
+static int is_claimed(const mlo_store *s, const char *procid);
+int mlo__store_owns(const mlo_store *s, const char *procid) {
+    return !strcmp(procid, s->procid) || is_claimed(s, procid);
 }
 const mlo_seg_ref *mlo__store_adopted(const mlo_store *s, size_t *n) {
     *n = s->nadopted;
@@ -673,6 +711,41 @@ static void recover_and_adopt(mlo_store *s, int all_targets) {
         r->adopted = 1;
     }
     free_list(segs, ns);
+
+    /* Artifacts (mlo_artifact.c): <procid>-<n>.art (and, for sync, .failed)
+     * of dead processes not claimed above (a process may have staged
+     * artifacts and no segment): claimed by the same rule. */
+    for (int pass = 0; pass < (all_targets ? 2 : 1); pass++) {
+        size_t na;
+        char **arts = list_dir(s, "artifacts", pass ? ".failed" : ".art", &na);
+        for (size_t i = 0; i < na; i++) {
+            char *dash = strrchr(arts[i], '-');
+            char procid[48];
+            size_t l = dash ? (size_t)(dash - arts[i]) : 0;
+            if (l == 0 || l >= sizeof procid)
+                continue;
+            memcpy(procid, arts[i], l);
+            procid[l] = 0;
+            if (!strcmp(procid, s->procid) || is_claimed(s, procid))
+                continue;
+            int fd = lock_procid(s, procid);
+            if (fd < 0) {
+                s->live_skipped++;
+                continue;
+            }
+            int take = all_targets;
+            if (!take) {
+                char *tp = path_of(s, "acks/%s.target", procid);
+                char *t = tp ? read_file(tp, NULL) : NULL;
+                take = t && !strcmp(t, s->uri);
+                free(t);
+                free(tp);
+            }
+            if (!take || keep_lock(s, fd, procid) != 0)
+                close(fd);
+        }
+        free_list(arts, na);
+    }
 }
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -976,6 +1049,13 @@ int mlo__store_sync(const char *store_dir, const char *uri,
         mlo__sender_free(snd);
     }
     uint64_t refused = atomic_load(&c->st[MLO_STAT_FAILED]);
+    /* artifacts after the segments: their runs exist on the server now */
+    char aerr[768] = "";
+    int ast = st == MLO_OK ? mlo__artifacts_sync(c, s, aerr, sizeof aerr) : MLO_OK;
+    if (st == MLO_OK && !refused && ast != MLO_OK) {
+        st = ast;
+        errf(err, errlen, "%s", aerr[0] ? aerr : mlo_strerror(ast));
+    }
     if (st == MLO_OK && refused) {
         st = MLO_ERR_SERVER_INVALID;
         errf(err, errlen,
