@@ -587,6 +587,115 @@ static void test_garbage(void **state) {
     free(bytes);
 }
 
+/* DATASET events (type 6): name in key, source JSON in value, and the
+ * fields digest, source_type, context that only they use; their record
+ * payload (mlo_queue.h) splits into the same four strings. */
+static void test_dataset_event(void **state) {
+    (void)state;
+    char err[256];
+    const char *p = path_in("ds.seg");
+    mlo_logw *w = mlo__logw_create(p, err, sizeof err);
+    assert_non_null(w);
+    mlo_log_event d1 = {.type = MLO_REC_DATASET,
+                        .run_id = RUN,
+                        .key = "train",
+                        .value = "{\"uri\": \"s3://b/train.csv\"}",
+                        .timestamp = 1700000000001,
+                        .digest = "0123456789abcdef0123456789abcdef",
+                        .source_type = "s3",
+                        .context = "training"};
+    mlo_log_event d2 = d1; /* no context */
+    d2.context = NULL;
+    mlo_log_event m = metric("loss", 0.5, 1);
+    assert_int_equal(mlo__logw_add(w, &d1), 0);
+    assert_int_equal(mlo__logw_add(w, &d2), 0);
+    assert_int_equal(mlo__logw_add(w, &m), 0);
+    assert_int_equal(mlo__logw_commit(w, 0, NULL), 0);
+    mlo__logw_close(w);
+
+    mlo_logr *r = mlo__logr_open(p, err, sizeof err);
+    assert_non_null(r);
+    mlo_log_event e;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(mlo__logr_next(r, &e, err, sizeof err), 1);
+        assert_int_equal(e.type, MLO_REC_DATASET);
+        assert_string_equal(e.key, "train");
+        assert_string_equal(e.value, d1.value);
+        assert_int_equal(e.timestamp, d1.timestamp);
+        assert_string_equal(e.digest, d1.digest);
+        assert_string_equal(e.source_type, "s3");
+        if (i == 0)
+            assert_string_equal(e.context, "training");
+        else
+            assert_null(e.context);
+    }
+    assert_int_equal(mlo__logr_next(r, &e, err, sizeof err), 1); /* other events: none */
+    assert_int_equal(e.type, MLO_REC_METRIC);
+    assert_null(e.digest);
+    assert_null(e.source_type);
+    assert_null(e.context);
+    assert_int_equal(mlo__logr_next(r, &e, err, sizeof err), 0);
+    mlo__logr_close(r);
+
+    /* the ring record's payload: source, digest, type, context */
+    mlo_dataset_payload ds;
+    const char full[] = "{}\0dg\0local\0ctx";
+    assert_int_equal(mlo__dataset_payload_parse(full, sizeof full - 1, &ds), 0);
+    assert_string_equal(ds.source, "{}");
+    assert_string_equal(ds.digest, "dg");
+    assert_string_equal(ds.source_type, "local");
+    assert_string_equal(ds.context, "ctx");
+    const char empty_ctx[] = "{}\0dg\0local\0";
+    assert_int_equal(mlo__dataset_payload_parse(empty_ctx, sizeof empty_ctx - 1, &ds), 0);
+    assert_string_equal(ds.context, "");
+    const char three[] = "{}\0dg\0local"; /* context missing: "" */
+    assert_int_equal(mlo__dataset_payload_parse(three, sizeof three - 1, &ds), 0);
+    assert_string_equal(ds.source_type, "local");
+    assert_string_equal(ds.context, "");
+    const char five[] = "{}\0dg\0local\0ctx\0future"; /* a later field: ignored */
+    assert_int_equal(mlo__dataset_payload_parse(five, sizeof five - 1, &ds), 0);
+    assert_string_equal(ds.context, "ctx");
+    const char two[] = "{}\0dg";
+    assert_int_equal(mlo__dataset_payload_parse(two, sizeof two - 1, &ds), -1);
+    assert_int_equal(mlo__dataset_payload_parse("", 0, &ds), -1);
+}
+
+/* A segment written before datasets existed (tests/corpus/log/ok-full,
+ * committed with the format in c0bc9e7 and never rewritten since) reads
+ * with this reader: every event, none with the dataset fields. */
+static void test_old_segment_reads(void **state) {
+    (void)state;
+    char path[4096], err[256];
+    snprintf(path, sizeof path, "%s", MLO_TEST_SERVER_PY); /* <source>/tests/... */
+    char *slash = strrchr(path, '/');
+    assert_non_null(slash);
+    snprintf(slash, sizeof path - (size_t)(slash - path), "/corpus/log/ok-full");
+    mlo_logr *r = mlo__logr_open(path, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    mlo_log_event e;
+    int n = 0, rc, metrics = 0;
+    while ((rc = mlo__logr_next(r, &e, err, sizeof err)) == 1) {
+        assert_true(e.type == MLO_EV_START_RUN || e.type == MLO_REC_PARAM ||
+                    e.type == MLO_REC_TAG || e.type == MLO_REC_METRIC ||
+                    e.type == MLO_REC_END_RUN);
+        assert_null(e.digest);
+        assert_null(e.source_type);
+        assert_null(e.context);
+        metrics += e.type == MLO_REC_METRIC;
+        if (n == 0) {
+            assert_int_equal(e.type, MLO_EV_START_RUN);
+            assert_string_equal(e.key, "exp");
+            assert_int_equal(e.ntags, 2);
+        }
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 44);
+    assert_int_equal(metrics, 40);
+    mlo__logr_close(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c),
@@ -601,6 +710,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_commit_failure_retry, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_file_mode, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_garbage, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_dataset_event, setup_dir, teardown_dir),
+        cmocka_unit_test(test_old_segment_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
