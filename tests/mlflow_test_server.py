@@ -1045,8 +1045,11 @@ class Store:
 
     def model_version_row(self, name, version):
         """version: the request's string (already checked to be an integer)."""
-        row = self.q1("SELECT * FROM model_versions WHERE name = ? AND version = ? "
-                      "AND current_stage != 'Deleted_Internal'", (name, int(version)))
+        n = int(version)
+        row = None
+        if INT64_MIN <= n <= INT64_MAX:
+            row = self.q1("SELECT * FROM model_versions WHERE name = ? AND version = ? "
+                          "AND current_stage != 'Deleted_Internal'", (name, n))
         if row is None:
             raise MlflowError(f"Model Version (name={name}, version={version}) not found",
                               "RESOURCE_DOES_NOT_EXIST")
@@ -1927,9 +1930,9 @@ def h_create_model_version(req):
             try:
                 storage_location = resolve_models_uri(st, source)
             except MlflowError as e:
+                # MLflow raises this without an error code: a bare 500.  400 is kinder.
                 raise MlflowError(f"Unable to fetch model from model URI source artifact "
-                                  f"location '{source}'.Error: {e.message}",
-                                  "INTERNAL_ERROR") from None
+                                  f"location '{source}'.Error: {e.message}") from None
         st.registered_model_row(name)
         (latest,) = st.q1("SELECT MAX(version) FROM model_versions WHERE name = ?", (name,))
         version = (latest or 0) + 1

@@ -728,10 +728,24 @@ class WireTests(Base):
                    '"step": 99999999999999999999}]}' % rid).encode(),
                   ('{"run_id": "%s", "key": "k", "value": "abc", "timestamp": 1}' % rid).encode(),
                   ('{"run_id": "%s", "key": "k", "value": 1, "timestamp": null}' % rid).encode(),
-                  ('{"run_id": "%s", "datasets": [{"dataset": {"name": "x"}}]}' % rid).encode()]
+                  ('{"run_id": "%s", "datasets": [{"dataset": {"name": "x"}}]}' % rid).encode(),
+                  b'{"name": "m", "source": 5}', b'{"name": "m", "version": 1}',
+                  b'{"name": "m", "alias": null, "version": "1"}', b'{"name": "m", "alias": "a"}',
+                  b'{"name": "m", "source": "models:/m/9"}', b'{"name": "m", "source": "\u0000"}',
+                  b'{"name": "m", "source": "models:/zz@a"}', b'{"name": "m", "version": "1e3"}',
+                  b'{"name": "m", "tags": [{"key": 5}]}', b'{"name": ["m"]}',
+                  b'{"path": "f", "num_parts": "zz"}', b'{"path": "f", "num_parts": -3}',
+                  b'{"path": "f", "upload_id": 5, "parts": "x"}', b'{"path": "..", "parts": []}',
+                  b'{"path": "f", "upload_id": "u", "parts": [{"part_number": "x"}]}',
+                  b'{"path": "f", "upload_id": "u", "parts": [null]}']
+        post("registered-models/create", {"name": "m"})
+        post("model-versions/create", {"name": "m", "source": "s3://b/m"})
         posts = ["experiments/create", "runs/create", "runs/update", "runs/delete",
                  "runs/restore", "runs/log-batch", "runs/log-metric", "runs/log-parameter",
-                 "runs/set-tag", "runs/delete-tag", "runs/log-inputs", "runs/search"]
+                 "runs/set-tag", "runs/delete-tag", "runs/log-inputs", "runs/search",
+                 "registered-models/create", "model-versions/create",
+                 "registered-models/alias", "/api/2.0/mlflow-artifacts/mpu/create/a/b",
+                 "/api/2.0/mlflow-artifacts/mpu/complete/a", "/api/2.0/mlflow-artifacts/mpu/abort/a"]
         for path in posts:
             for body in bodies:
                 with self.subTest(path=path, body=body[:60]):
@@ -739,12 +753,21 @@ class WireTests(Base):
                     self.assertIn(st, (200, 400, 404), resp)
                     if st != 200:
                         self.assertIn("error_code", resp)
+        for body in bodies:
+            with self.subTest(path="DELETE alias", body=body[:60]):
+                st, _, resp = call("DELETE", "registered-models/alias", body)
+                self.assertIn(st, (200, 400, 404), resp)
         queries = ["", "?", "?run_id=", "?run_id=%ff", "?run_id=a&run_id=b",
                    "?experiment_id=-1", "?experiment_id=99999999999999999999999",
                    "?experiment_name=%00", f"?run_id={rid}&metric_key=k&max_results=zz",
                    f"?run_id={rid}&metric_key=k&max_results=1e99"]
+        queries += ["?name=m&version=x", "?name=m&version=1", "?name=m&alias=%00",
+                    "?name=&alias=", "?name=m&version=99999999999999999999999",
+                    "?name=m&version=-1", "?path=../..", "?path=%00", f"?run_id={rid}&path=/x"]
         for path in ["experiments/get", "experiments/get-by-name", "runs/get",
-                     "metrics/get-history"]:
+                     "metrics/get-history", "registered-models/get", "model-versions/get",
+                     "model-versions/get-download-uri", "registered-models/alias",
+                     "artifacts/list", "/api/2.0/mlflow-artifacts/artifacts"]:
             for q in queries:
                 with self.subTest(path=path, q=q):
                     st, _, resp = get(path + q)

@@ -246,9 +246,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return n;
 }
 
-static char *request(const testsrv *s, const char *path, const char *json_body, long *code) {
+/* method NULL: GET, or POST when a body is given.  body NULL: no body. */
+static char *request(const testsrv *s, const char *method, const char *path, const void *body,
+                     size_t body_len, const char *content_type, long *code, size_t *resp_len) {
     if (code)
         *code = 0;
+    if (resp_len)
+        *resp_len = 0;
     if (!s || !path)
         return NULL;
     CURL *c = curl_easy_init();
@@ -273,13 +277,27 @@ static char *request(const testsrv *s, const char *path, const char *json_body, 
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (json_body) {
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        hdrs = curl_slist_append(hdrs, "Expect:");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json_body));
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body);
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    if (body) {
+        if (content_type) {
+            size_t n = strlen("Content-Type: ") + strlen(content_type) + 1;
+            char *h = malloc(n);
+            if (!h)
+                goto out;
+            snprintf(h, n, "Content-Type: %s", content_type);
+            hdrs = curl_slist_append(hdrs, h);
+            free(h);
+        } else {
+            hdrs = curl_slist_append(hdrs, "Content-Type:"); /* none (curl would add one) */
+        }
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    if (method && strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (method && strcmp(method, body ? "POST" : "GET") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK || b.oom)
         goto out;
@@ -287,6 +305,8 @@ static char *request(const testsrv *s, const char *path, const char *json_body, 
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (code)
         *code = status;
+    if (resp_len)
+        *resp_len = b.len;
     result = b.data ? b.data : strdup("");
     b.data = NULL;
 out:
@@ -298,11 +318,31 @@ out:
 }
 
 char *testsrv_get(const testsrv *s, const char *path, long *code) {
-    return request(s, path, NULL, code);
+    return request(s, NULL, path, NULL, 0, NULL, code, NULL);
 }
 
 char *testsrv_post(const testsrv *s, const char *path, const char *json_body, long *code) {
-    return request(s, path, json_body ? json_body : "{}", code);
+    if (!json_body)
+        json_body = "{}";
+    return request(s, NULL, path, json_body, strlen(json_body), "application/json", code, NULL);
+}
+
+char *testsrv_request(const testsrv *s, const char *method, const char *path, const void *body,
+                      size_t body_len, const char *content_type, long *code, size_t *resp_len) {
+    if (body == NULL && body_len != 0) {
+        if (code)
+            *code = 0;
+        return NULL;
+    }
+    return request(s, method, path, body ? body : NULL, body_len, content_type, code, resp_len);
+}
+
+int testsrv_config(const testsrv *s, const char *config_json) {
+    long code = 0;
+    char *body = testsrv_post(s, "/_test/config", config_json, &code);
+    int ok = body != NULL && code == 200;
+    free(body);
+    return ok ? 0 : -1;
 }
 
 int testsrv_fault(const testsrv *s, const char *fault_json) {

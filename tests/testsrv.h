@@ -12,9 +12,13 @@
  * Control endpoints worth knowing (see the server's docstring for all):
  *   GET /_test/dump, GET /_test/requests, POST /_test/reset, POST /_test/faults {...},
  *   POST /_test/faults/clear, POST /_test/config {...}, POST /_test/shutdown.
+ * The server's artifact store: --artifact-root DIR (default a temporary directory),
+ * --no-serve-artifacts, --no-multipart; /_test/dump lists stored artifacts with sha256.
  */
 #ifndef MLO_TESTSRV_H
 #define MLO_TESTSRV_H
+
+#include <stddef.h>
 
 typedef struct testsrv testsrv;
 
@@ -40,5 +44,18 @@ char *testsrv_post(const testsrv *s, const char *path, const char *json_body, lo
 
 /* POST /_test/faults with fault_json (one rule object or an array of them); 0 on success. */
 int testsrv_fault(const testsrv *s, const char *fault_json);
+
+/* POST /_test/config with config_json (e.g. "{\"artifacts_down\": true}"); 0 on success. */
+int testsrv_config(const testsrv *s, const char *config_json);
+
+/* Any request, e.g. PUT an artifact to seed a download test or DELETE a registry alias.
+ * method: "GET", "PUT", "DELETE", "HEAD", ... (NULL: GET, or POST with a body).  body: NULL
+ * for none, else body_len bytes (binary is fine; a PUT body of 0 bytes: body "" and
+ * body_len 0), sent with Content-Type: content_type (NULL: no Content-Type).  Returns the
+ * response body as testsrv_get does; *resp_len (if non-NULL) gets its length, for binary
+ * bodies.  Example: testsrv_request(s, "PUT",
+ * "/api/2.0/mlflow-artifacts/artifacts/0/<run>/artifacts/f.bin", buf, n, NULL, &code, NULL). */
+char *testsrv_request(const testsrv *s, const char *method, const char *path, const void *body,
+                      size_t body_len, const char *content_type, long *code, size_t *resp_len);
 
 #endif
