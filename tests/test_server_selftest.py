@@ -731,7 +731,7 @@ class WireTests(Base):
                   ('{"run_id": "%s", "datasets": [{"dataset": {"name": "x"}}]}' % rid).encode(),
                   b'{"name": "m", "source": 5}', b'{"name": "m", "version": 1}',
                   b'{"name": "m", "alias": null, "version": "1"}', b'{"name": "m", "alias": "a"}',
-                  b'{"name": "m", "source": "models:/m/9"}', b'{"name": "m", "source": "\u0000"}',
+                  b'{"name": "m", "source": "models:/m/9"}', b'{"name": "m", "source": "\\u0000"}',
                   b'{"name": "m", "source": "models:/zz@a"}', b'{"name": "m", "version": "1e3"}',
                   b'{"name": "m", "tags": [{"key": 5}]}', b'{"name": ["m"]}',
                   b'{"path": "f", "num_parts": "zz"}', b'{"path": "f", "num_parts": -3}',
@@ -745,7 +745,8 @@ class WireTests(Base):
                  "runs/set-tag", "runs/delete-tag", "runs/log-inputs", "runs/search",
                  "registered-models/create", "model-versions/create",
                  "registered-models/alias", "/api/2.0/mlflow-artifacts/mpu/create/a/b",
-                 "/api/2.0/mlflow-artifacts/mpu/complete/a", "/api/2.0/mlflow-artifacts/mpu/abort/a"]
+                 "/api/2.0/mlflow-artifacts/mpu/complete/a",
+                 "/api/2.0/mlflow-artifacts/mpu/abort/a"]
         for path in posts:
             for body in bodies:
                 with self.subTest(path=path, body=body[:60]):
