@@ -963,7 +963,8 @@ class Client:
         them (uploads still pending are not listed), as FileInfo(path, is_dir,
         file_size) sorted by path (mlflow's MlflowClient.list_artifacts).  run_id: a run
         id, a Run, or a URI ("runs:/<id>/<path>", "models:/<name>/<version>",
-        "models:/<name>@<alias>").  An unknown path gives an empty list."""
+        "models:/<name>@<alias>"; paths are then relative to the URI's, as
+        mlflow.artifacts.list_artifacts gives them).  An unknown path gives []."""
         entries = []
         failed = []
 

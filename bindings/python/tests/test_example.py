@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Runs examples/python/iris_grid.py against the test server and checks what it
-stored: one FINISHED run per configuration, with params, accuracy and macro-F1.
-Exits 77 (skipped) when scikit-learn is not installed."""
+stored: one FINISHED run per configuration, with params, accuracy and macro-F1, and
+the pickled model as the artifact model/model.pkl (read from the server's artifact
+root).  Exits 77 (skipped) when scikit-learn is not installed."""
 
 import os
 import shutil
@@ -21,7 +22,15 @@ EXAMPLE = os.path.join(REPO, "examples", "python", "iris_grid.py")
 
 
 def main():
-    with TestServer() as srv:
+    art_root = tempfile.mkdtemp(prefix="mlo-example-artifacts-")
+    try:
+        return check(art_root)
+    finally:
+        shutil.rmtree(art_root, True)
+
+
+def check(art_root):
+    with TestServer("--artifact-root", art_root) as srv:
         store = tempfile.mkdtemp(prefix="mlo-example-store-")
         env = dict(os.environ, MLFLOW_TRACKING_URI=srv.url, MLO_STORE_DIR=store)
         try:
@@ -53,8 +62,19 @@ def main():
                     problems.append("%s: %s = %s" % (r["info"]["run_id"], k, keys.get(k)))
             if not r["tags"].get("mlflow.source.name", "").endswith("iris_grid.py"):
                 problems.append("%s: source %s" % (r["info"]["run_id"], r["tags"]))
-        if "artifacts are not supported" not in p.stdout:
-            problems.append("the example did not report the unsupported artifact")
+            uri = r["info"].get("artifact_uri", "")
+            model = os.path.join(art_root, *uri[len("mlflow-artifacts:/"):].strip("/").split("/"),
+                                 "model", "model.pkl")
+            try:
+                with open(model, "rb") as f:
+                    head = f.read(2)
+            except OSError as e:
+                problems.append("%s: no model artifact (%s)" % (r["info"]["run_id"], e))
+            else:
+                if not head.startswith(b"\x80"):
+                    problems.append("%s: model/model.pkl is not a pickle" % r["info"]["run_id"])
+        if "artifacts are not supported" in p.stdout:
+            problems.append("the example says artifacts are not supported")
         for pr in problems:
             print("PROBLEM: " + pr)
         print("%d runs checked" % len(runs))

@@ -4,12 +4,17 @@
 
 mlo_test_python <- function() Sys.getenv("MLO_TEST_PYTHON", "python3")
 
+# The server keeps artifacts under this directory (the artifact tests read them there).
+mlo_test_artifact_root <- tempfile("mlo-artifacts-")
+
 mlo_test_server_start <- function() {
   srv <- Sys.getenv("MLO_TEST_SERVER")
   if (!nzchar(srv) || !file.exists(srv)) return(NULL)
   out <- tempfile("mlo-server-")
-  system2(mlo_test_python(), c(shQuote(srv), "--port", "0"), stdout = out, stderr = FALSE,
-          wait = FALSE)
+  dir.create(mlo_test_artifact_root, showWarnings = FALSE)
+  system2(mlo_test_python(), c(shQuote(srv), "--port", "0", "--artifact-root",
+                               shQuote(mlo_test_artifact_root)),
+          stdout = out, stderr = FALSE, wait = FALSE)
   for (i in 1:300) {
     lines <- if (file.exists(out)) readLines(out, warn = FALSE) else character()
     port <- grep("^PORT ", lines, value = TRUE)
@@ -54,4 +59,30 @@ stored_run <- function(run_id, url = mlo_test_url) {
                             step = as.numeric(vapply(m, `[`, "", 4)),
                             timestamp = as.numeric(vapply(m, `[`, "", 5)),
                             stringsAsFactors = FALSE))
+}
+
+# The test server's helper (dump_run.py) in another mode: the lines it prints, split.
+server_rows <- function(...) {
+  out <- system2(mlo_test_python(), c(shQuote(test_path("dump_run.py")), ...), stdout = TRUE)
+  strsplit(out, "\t", fixed = TRUE)
+}
+
+# Where the server keeps the artifacts of a run.
+server_artifact_dir <- function(run_id, url = mlo_test_url) {
+  rows <- Filter(function(r) r[1] == "artifact_uri", server_rows(url, run_id))
+  uri <- rows[[1]][2]
+  file.path(mlo_test_artifact_root, sub("^mlflow-artifacts:/+", "", uri))
+}
+
+# Puts the files of a local directory among a run's artifacts through the server's
+# artifact API (not through mlo), so that reading back is tested on its own.
+server_put_tree <- function(run_id, dir, url = mlo_test_url) {
+  server_rows("--put", url, run_id, shQuote(dir))
+}
+
+read_file_raw <- function(path) readBin(path, "raw", file.info(path)$size)
+
+# Ends whatever run is still active when the calling test ends (also when it skips).
+local_end_runs <- function(envir = parent.frame()) {
+  withr::defer(while (!is.null(mlo_active_run())) mlo_end_run(), envir = envir)
 }

@@ -1,0 +1,152 @@
+# Artifacts, downloads, the model registry and datasets, against the test server
+# (which keeps artifacts under mlo_test_artifact_root: uploads are checked there).
+
+write_bin <- function(path, data) {
+  dir.create(dirname(path), recursive = TRUE, showWarnings = FALSE)
+  writeBin(data, path)
+  path
+}
+
+tree_of <- function(root) {
+  files <- sort(list.files(root, recursive = TRUE, all.files = TRUE))
+  stats::setNames(lapply(file.path(root, files), read_file_raw), files)
+}
+
+test_that("mlo_log_artifact uploads a file, a directory tree and an empty file", {
+  skip_without_server()
+  local_end_runs()
+  src <- tempfile("src-")
+  big <- as.raw(sample(0:255, 300000, replace = TRUE))
+  write_bin(file.path(src, "model.bin"), big)
+  write_bin(file.path(src, "tree", "a.txt"), charToRaw("alpha\n"))
+  write_bin(file.path(src, "tree", "sub", "b.txt"), charToRaw("beta\n"))
+  write_bin(file.path(src, "tree", "empty"), raw(0))
+  run <- mlo_start_run(run_name = "r-artifacts")
+  mlo_log_artifact(file.path(src, "model.bin"), "model")
+  mlo_log_artifact(file.path(src, "tree"), "copy")
+  unlink(src, recursive = TRUE) # the content is in the store already
+  mlo_end_run()
+  mlo_flush(60)
+  got <- tree_of(server_artifact_dir(mlo_id(run)))
+  expect_identical(got[["model/model.bin"]], big)
+  expect_identical(got[["copy/a.txt"]], charToRaw("alpha\n"))
+  expect_identical(got[["copy/sub/b.txt"]], charToRaw("beta\n"))
+  expect_identical(got[["copy/empty"]], raw(0))
+  st <- mlo_stats()
+  expect_gte(st[["artifact_files"]], 4)
+  expect_gte(st[["artifact_bytes"]], length(big))
+})
+
+test_that("mlo_log_bytes and mlo_log_text log from memory", {
+  skip_without_server()
+  local_end_runs()
+  run <- mlo_start_run()
+  mlo_log_bytes(as.raw(c(0, 1, 255)), "raw/b.bin")
+  mlo_log_bytes(raw(0), "raw/empty.bin")
+  mlo_log_text(c("h\u00e9llo", "world"), "notes/summary.txt")
+  mlo_log_bytes("as text", "notes/t.txt")
+  mlo_end_run()
+  mlo_flush(60)
+  got <- tree_of(server_artifact_dir(mlo_id(run)))
+  expect_identical(got[["raw/b.bin"]], as.raw(c(0, 1, 255)))
+  expect_identical(got[["raw/empty.bin"]], raw(0))
+  expect_identical(rawToChar(got[["notes/summary.txt"]]), enc2utf8("h\u00e9llo\nworld"))
+  expect_identical(rawToChar(got[["notes/t.txt"]]), "as text")
+})
+
+test_that("bad artifact paths and missing files are classed errors", {
+  skip_without_server()
+  local_end_runs()
+  f <- tempfile()
+  writeLines("x", f)
+  mlo_start_run()
+  mlo_log_artifact(f)
+  for (bad in c("../escape", "/abs", "a/../../b", "a\\b")) {
+    expect_error(mlo_log_artifact(f, bad), class = "mlo_invalid_path")
+    expect_error(mlo_log_artifact(f, bad), class = "mlo_invalid_argument")
+  }
+  expect_error(mlo_log_artifact(tempfile()), class = "mlo_io")
+  expect_error(mlo_log_artifact(NA_character_), class = "mlo_invalid_argument")
+  expect_error(mlo_log_bytes(1:3, "x.bin"), class = "mlo_invalid_argument")
+  expect_error(mlo_log_bytes(as.raw(1), "../x.bin"), class = "mlo_invalid_path")
+})
+
+test_that("artifacts are listed and downloaded, by run id and runs:/ URI", {
+  skip_without_server()
+  local_end_runs()
+  src <- tempfile("src-")
+  files <- list("model/weights.bin" = as.raw(sample(0:255, 100000, replace = TRUE)),
+                "model/MLmodel" = charToRaw("flavors: {}\n"),
+                "plots/loss.csv" = charToRaw("1,2,3\n"))
+  for (rel in names(files)) write_bin(file.path(src, rel), files[[rel]])
+  run <- mlo_start_run(run_name = "r-read-back")
+  mlo_end_run()
+  mlo_flush(30)
+  server_put_tree(mlo_id(run), src)
+  root <- mlo_list_artifacts(run_id = run)
+  expect_equal(root$path, c("model", "plots"))
+  expect_equal(root$is_dir, c(TRUE, TRUE))
+  expect_true(all(is.na(root$file_size)))
+  model <- mlo_list_artifacts("model", run_id = mlo_id(run))
+  expect_equal(model$path, c("model/MLmodel", "model/weights.bin"))
+  expect_equal(model$file_size, c(12, 100000))
+  expect_equal(nrow(mlo_list_artifacts("nothing", run_id = run)), 0L)
+  expect_error(mlo_list_artifacts("../x", run_id = run), class = "mlo_invalid_path")
+
+  d <- tempfile("dl-")
+  expect_equal(mlo_download_artifacts(run_id = run, dst_path = d),
+               normalizePath(d))
+  expect_identical(tree_of(d), files[order(names(files))])
+  d <- tempfile("dl-")
+  local <- mlo_download_artifacts("model", run_id = run, dst_path = d)
+  expect_equal(local, file.path(normalizePath(d), "model"))
+  expect_equal(sort(list.files(d, recursive = TRUE)), c("model/MLmodel", "model/weights.bin"))
+  local <- mlo_download_artifacts("model/weights.bin", run_id = run)
+  expect_identical(read_file_raw(local), files[["model/weights.bin"]])
+  expect_equal(basename(local), "weights.bin")
+  d <- tempfile("dl-")
+  local <- mlo_download_artifacts(run_id = paste0("runs:/", mlo_id(run), "/plots"), dst_path = d)
+  expect_equal(local, file.path(normalizePath(d), "plots"))
+  expect_identical(read_file_raw(file.path(local, "loss.csv")), files[["plots/loss.csv"]])
+  expect_error(mlo_download_artifacts("../../etc", run_id = run, dst_path = d),
+               class = "mlo_invalid_path")
+  expect_error(mlo_download_artifacts("model/missing", run_id = run), class = "mlo_not_found")
+
+  # the model registry: register, alias, download by alias
+  name <- paste0("r-model-", substr(mlo_id(run), 1, 8))
+  v <- mlo_register_model("model", name, run_id = run)
+  expect_equal(v, 1)
+  expect_equal(mlo_register_model("model", name, run_id = run), 2)
+  mlo_set_model_alias(name, "champion", v)
+  rows <- server_rows("--models", mlo_test_url, name)
+  versions <- Filter(function(r) r[1] == "version", rows)
+  expect_equal(vapply(versions, `[`, "", 2), c("1", "2"))
+  expect_true(all(vapply(versions, `[`, "", 3) == mlo_id(run)))
+  expect_true(all(endsWith(vapply(versions, `[`, "", 4), "/artifacts/model")))
+  aliases <- Filter(function(r) r[1] == "alias", rows)
+  expect_equal(aliases[[1]][2:3], c("champion", "1"))
+  d <- tempfile("dl-")
+  mlo_download_artifacts(run_id = paste0("models:/", name, "@champion"), dst_path = d)
+  expect_equal(sort(list.files(d, recursive = TRUE)), c("MLmodel", "weights.bin"))
+  expect_identical(read_file_raw(file.path(d, "weights.bin")), files[["model/weights.bin"]])
+  expect_error(mlo_set_model_alias(name, "latest", 1), class = "mlo_error")
+})
+
+test_that("mlo_log_dataset records the datasets a run used", {
+  skip_without_server()
+  local_end_runs()
+  f <- tempfile(fileext = ".csv")
+  writeLines(c("a,b", "1,2"), f)
+  run <- mlo_start_run()
+  mlo_log_dataset("iris", f)
+  mlo_log_dataset("imagenet", "s3://bucket/imagenet", digest = "abc123")
+  expect_error(mlo_log_dataset("x", tempfile()), class = "mlo_io")
+  mlo_end_run()
+  mlo_flush(30)
+  rows <- Filter(function(r) r[1] == "dataset", server_rows(mlo_test_url, mlo_id(run)))
+  ds <- stats::setNames(rows, vapply(rows, `[`, "", 2))
+  expect_setequal(names(ds), c("iris", "imagenet"))
+  expect_equal(ds$imagenet[3], "abc123")
+  expect_match(ds$imagenet[4], "s3://bucket/imagenet", fixed = TRUE)
+  expect_match(ds$iris[3], "^[0-9a-f]{8,36}$")
+})
