@@ -87,6 +87,12 @@ int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version
     if (alias) {
         st = reg_get(a, what, "name", name, "alias", alias,
                      &mlflow__get_model_version_by_alias__response__descriptor, &m, e);
+        /* MLflow's SQL registry answers an unknown alias (or model) with
+         * 400 INVALID_PARAMETER_VALUE "Registered model alias X not found."
+         * rather than 404: it means "not found" all the same */
+        if (st == MLO_ERR_SERVER_INVALID && strstr(e->message, "not found")) {
+            st = e->status = MLO_ERR_NOT_FOUND;
+        }
         if (st != MLO_OK)
             return st;
         mv = ((const Mlflow__GetModelVersionByAlias__Response *)m)->model_version;
