@@ -1,0 +1,906 @@
+/*
+ * test_artifact.c - mlo_log_artifact / mlo_log_artifact_bytes end to end
+ * against the test server (tests/mlflow_test_server.py), asserting on what
+ * the server stored (GET /_test/dump: every stored file with its size and
+ * SHA-256; the request log; a GET of the file): a file, a directory tree
+ * (nested, an empty file, symbolic links in and out of it), bytes, the
+ * caller overwriting and deleting its file right after the call, a large
+ * file with bounded memory, the artifact API down then back, kill -9 before
+ * the upload then a new client on the same store, multipart (presigned part
+ * PUTs without credentials) and its fallback, a run whose artifacts are not
+ * proxied (s3://), every rejected artifact path, a local store uploaded by
+ * `mlo sync` (mlo__store_sync), and no store at all (synchronous upload).
+ *
+ * The large file is 200 MB, or MLO_ARTIFACT_BIG_MB (meson sets 48 in
+ * sanitizer builds, where copying and hashing run instrumented), or
+ * $MLO_TEST_ARTIFACT_MB.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "mlo.h"
+#include "mlo_internal.h"
+#include "testsrv.h"
+
+#ifndef MLO_ARTIFACT_BIG_MB
+#define MLO_ARTIFACT_BIG_MB 200
+#endif
+
+static testsrv *srv;
+
+/* ---- error callback capture ---- */
+typedef struct captured {
+    pthread_mutex_t lock;
+    int n;
+    int statuses[256];
+    char messages[256][512];
+} captured;
+
+static void capture(void *user, mlo_status st, const char *msg) {
+    captured *c = user;
+    pthread_mutex_lock(&c->lock);
+    if (c->n < 256) {
+        c->statuses[c->n] = st;
+        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
+    }
+    c->n++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int captured_count(captured *c, int st, const char *needle) {
+    int found = 0;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < c->n && i < 256; i++)
+        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
+            found++;
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* ---- scratch directories ---- */
+static char *tmpdir(const char *tag) {
+    char *p = NULL;
+    assert_true(asprintf(&p, "/tmp/mlo-art-%s-XXXXXX", tag) > 0);
+    assert_non_null(mkdtemp(p));
+    return p;
+}
+
+static void rm_rf(const char *p) {
+    char *cmd = NULL;
+    assert_true(asprintf(&cmd, "rm -rf '%s'", p) > 0);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+static char *path_join(const char *a, const char *b) {
+    char *p = NULL;
+    assert_true(asprintf(&p, "%s/%s", a, b) > 0);
+    return p;
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void sha_hex(const void *data, size_t len, char out[65]) {
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    assert_int_equal(EVP_Digest(data, len, d, &dl, EVP_sha256(), NULL), 1);
+    for (unsigned i = 0; i < dl; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* Entries of <store>/artifacts (pending or failed manifests and blobs). */
+static int count_store_files(const char *store, const char *suffix) {
+    char *d = path_join(store, "artifacts");
+    DIR *dir = opendir(d);
+    free(d);
+    if (!dir)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        size_t l = strlen(e->d_name), sl = strlen(suffix);
+        if (l > sl && !strcmp(e->d_name + l - sl, suffix))
+            n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+/* ---- the client ---- */
+typedef struct copts {
+    const char *store;   /* NULL: durable off */
+    int no_uri;
+    const char *token;
+    unsigned close_ms;
+} copts;
+
+static mlo_client_t *open_client(captured *cap, const copts *co) {
+    mlo_options_t *o = mlo_options_new();
+    assert_non_null(o);
+    if (!co->no_uri)
+        assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
+    assert_int_equal(mlo_options_set_retries(o, 2, 0.05, 0.01, 10), MLO_OK);
+    if (co->store)
+        assert_int_equal(mlo_options_set_store_dir(o, co->store), MLO_OK);
+    else
+        assert_int_equal(mlo_options_set_durable(o, 0), MLO_OK);
+    if (co->token)
+        assert_int_equal(mlo_options_set_token(o, co->token), MLO_OK);
+    assert_int_equal(mlo_options_set_close_timeout_ms(o, co->close_ms ? co->close_ms : 10000),
+                     MLO_OK);
+    if (cap) {
+        pthread_mutex_init(&cap->lock, NULL);
+        cap->n = 0;
+        assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
+    }
+    mlo_client_t *c = NULL;
+    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
+    mlo_options_free(o);
+    return c;
+}
+
+/* ---- the server side ---- */
+static json_t *get_json(const char *path) {
+    long code = 0;
+    char *body = testsrv_get(srv, path, &code);
+    assert_non_null(body);
+    assert_int_equal(code, 200);
+    json_error_t err;
+    json_t *j = json_loads(body, 0, &err);
+    free(body);
+    assert_non_null(j);
+    return j;
+}
+
+static void server_config(const char *json) {
+    long code = 0;
+    char *body = testsrv_post(srv, "/_test/config", json, &code);
+    assert_non_null(body);
+    assert_int_equal(code, 200);
+    free(body);
+}
+
+/* The stored file <exp>/<run>/artifacts/<rel>: its size (-1: not there)
+ * and SHA-256 into sha (may be NULL). */
+static int64_t stored(const char *exp, const char *run_id, const char *rel, char sha[65]) {
+    char want[1024];
+    snprintf(want, sizeof want, "%s/%s/artifacts/%s", exp, run_id, rel);
+    json_t *d = get_json("/_test/dump");
+    int64_t size = -1;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(d, "artifacts"), i, a) {
+        const char *p = json_string_value(json_object_get(a, "path"));
+        if (p && !strcmp(p, want)) {
+            size = json_integer_value(json_object_get(a, "size"));
+            if (sha)
+                snprintf(sha, 65, "%s", json_string_value(json_object_get(a, "sha256")));
+        }
+    }
+    json_decref(d);
+    return size;
+}
+
+/* Stored files of the run (count). */
+static int stored_count(const char *exp, const char *run_id) {
+    char want[512];
+    snprintf(want, sizeof want, "%s/%s/artifacts/", exp, run_id);
+    json_t *d = get_json("/_test/dump");
+    int n = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(d, "artifacts"), i, a) {
+        const char *p = json_string_value(json_object_get(a, "path"));
+        if (p && !strncmp(p, want, strlen(want)))
+            n++;
+    }
+    json_decref(d);
+    return n;
+}
+
+static void assert_stored(mlo_run_t *run, const char *rel, const void *data, size_t len) {
+    char sha[65] = "", want[65];
+    sha_hex(data, len, want);
+    int64_t size = stored(mlo_run_experiment_id(run), mlo_run_id(run), rel, sha);
+    if (size != (int64_t)len)
+        fail_msg("artifact %s: stored size %lld, expected %zu", rel, (long long)size, len);
+    assert_string_equal(sha, want);
+}
+
+/* Polls the dump until rel of the run is stored (or 30 s pass). */
+static int64_t wait_stored(const char *exp, const char *run_id, const char *rel, char sha[65]) {
+    for (int i = 0; i < 300; i++) {
+        int64_t s = stored(exp, run_id, rel, sha);
+        if (s >= 0)
+            return s;
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static int setup(void **state) {
+    (void)state;
+    long code = 0;
+    char *b = testsrv_post(srv, "/_test/reset", "{}", &code);
+    free(b);
+    server_config("{\"serve_artifacts\": true, \"multipart\": true, \"artifacts_down\": false}");
+    return code == 200 ? 0 : -1;
+}
+
+/* ---- tests ---- */
+
+/* One file, under an artifact path and at the root; read back with a GET. */
+static void test_file(void **state) {
+    (void)state;
+    char *dir = tmpdir("file"), *store = path_join(dir, "store"), *f = path_join(dir, "model.txt");
+    const char *content = "weights: 1 2 3\nbias: 0.5\n";
+    write_file(f, content, strlen(content));
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-file", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, f, "model"), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, f, NULL), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_stored(run, "model/model.txt", content, strlen(content));
+    assert_stored(run, "model.txt", content, strlen(content));
+    uint64_t files = 0, bytes = 0;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_FILES, &files), MLO_OK);
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
+    assert_int_equal(files, 2);
+    assert_int_equal(bytes, 2 * strlen(content));
+    /* byte for byte through the artifact API */
+    char path[512];
+    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/model.txt",
+             mlo_run_experiment_id(run), mlo_run_id(run));
+    long code = 0;
+    char *got = testsrv_get(srv, path, &code);
+    assert_int_equal(code, 200);
+    assert_string_equal(got, content);
+    free(got);
+    /* uploaded: nothing left in the store */
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* A directory: nested, an empty file, a symlink inside (followed), one
+ * escaping it (skipped, reported), a FIFO (skipped). */
+static void test_directory_tree(void **state) {
+    (void)state;
+    char *dir = tmpdir("tree"), *store = path_join(dir, "store"), *out = path_join(dir, "out");
+    char *secret = path_join(dir, "secret.txt");
+    write_file(secret, "outside", 7);
+    assert_int_equal(mkdir(out, 0755), 0);
+    char *p;
+    p = path_join(out, "a");
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+    p = path_join(out, "a/b");
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+    p = path_join(out, "a/b/deep.txt");
+    write_file(p, "deep", 4);
+    free(p);
+    p = path_join(out, "a/empty.bin");
+    write_file(p, "", 0);
+    free(p);
+    p = path_join(out, "top.txt");
+    write_file(p, "top level", 9);
+    free(p);
+    p = path_join(out, "link_in");
+    assert_int_equal(symlink("top.txt", p), 0);
+    free(p);
+    p = path_join(out, "a/link_out");
+    assert_int_equal(symlink(secret, p), 0);
+    free(p);
+    p = path_join(out, "a/loop");
+    assert_int_equal(symlink("..", p), 0); /* inside, but back up: not walked twice */
+    free(p);
+    p = path_join(out, "fifo");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    free(p);
+
+    captured cap;
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(&cap, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-tree", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, out, "tree"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_stored(run, "tree/top.txt", "top level", 9);
+    assert_stored(run, "tree/link_in", "top level", 9);
+    assert_stored(run, "tree/a/b/deep.txt", "deep", 4);
+    assert_stored(run, "tree/a/empty.bin", "", 0);
+    const char *exp = mlo_run_experiment_id(run), *rid = mlo_run_id(run);
+    assert_int_equal(stored(exp, rid, "tree/a/link_out", NULL), -1);
+    assert_int_equal(stored(exp, rid, "tree/fifo", NULL), -1);
+    assert_int_equal(stored_count(exp, rid), 4);
+    assert_true(captured_count(&cap, MLO_ERR_INVALID_PATH, "link_out") >= 1);
+    assert_true(captured_count(&cap, MLO_ERR_IO, "fifo") >= 1);
+
+    /* the root of the run, NULL artifact path: the directory's name is not kept */
+    assert_int_equal(mlo_log_artifact(run, out, NULL), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_stored(run, "a/b/deep.txt", "deep", 4);
+    assert_int_equal(stored_count(exp, rid), 8);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(out);
+    free(secret);
+}
+
+/* Bytes from memory, binary, and an empty buffer. */
+static void test_bytes(void **state) {
+    (void)state;
+    char *dir = tmpdir("bytes"), *store = path_join(dir, "store");
+    unsigned char buf[70000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 31 + (i >> 8));
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-bytes", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_artifact_bytes(run, buf, sizeof buf, "weights/w.bin"), MLO_OK);
+    assert_int_equal(mlo_log_artifact_bytes(run, NULL, 0, "weights/empty"), MLO_OK);
+    memset(buf, 0, sizeof buf); /* the call copied it */
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    unsigned char again[70000];
+    for (size_t i = 0; i < sizeof again; i++)
+        again[i] = (unsigned char)(i * 31 + (i >> 8));
+    assert_stored(run, "weights/w.bin", again, sizeof again);
+    assert_stored(run, "weights/empty", "", 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
+/* The caller overwrites, then deletes its file right after the call: the
+ * server gets what the file held at the call. */
+static void test_caller_deletes_file(void **state) {
+    (void)state;
+    char *dir = tmpdir("del"), *store = path_join(dir, "store"), *f = path_join(dir, "ckpt.bin");
+    char orig[5000];
+    for (size_t i = 0; i < sizeof orig; i++)
+        orig[i] = (char)('a' + i % 26);
+    write_file(f, orig, sizeof orig);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-del", NULL, NULL, &run), MLO_OK);
+    /* the artifact API is down: the upload cannot happen before the file changes */
+    server_config("{\"artifacts_down\": true}");
+    assert_int_equal(mlo_log_artifact(run, f, "ckpt"), MLO_OK);
+    write_file(f, "overwritten", 11);
+    assert_int_equal(unlink(f), 0);
+    server_config("{\"artifacts_down\": false}");
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_stored(run, "ckpt/ckpt.bin", orig, sizeof orig);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* A large file: streamed through the store in chunks, memory bounded. */
+static void test_large_file(void **state) {
+    (void)state;
+    long mb = MLO_ARTIFACT_BIG_MB;
+    const char *env = getenv("MLO_TEST_ARTIFACT_MB");
+    if (env && atol(env) > 0)
+        mb = atol(env);
+    char *dir = tmpdir("big"), *store = path_join(dir, "store"), *f = path_join(dir, "big.bin");
+    /* a pattern that differs in every MiB, hashed as it is written */
+    size_t chunk = 1 << 20;
+    unsigned char *buf = malloc(chunk);
+    assert_non_null(buf);
+    EVP_MD_CTX *x = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestInit_ex(x, EVP_sha256(), NULL), 1);
+    int fd = open(f, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    for (long i = 0; i < mb; i++) {
+        for (size_t k = 0; k < chunk; k += 8) {
+            uint64_t v = ((uint64_t)i << 32) ^ (k * 0x9E3779B97F4A7C15ull);
+            memcpy(buf + k, &v, 8);
+        }
+        EVP_DigestUpdate(x, buf, chunk);
+        assert_int_equal(write(fd, buf, chunk), (ssize_t)chunk);
+    }
+    /* and an odd tail */
+    EVP_DigestUpdate(x, "tail", 4);
+    assert_int_equal(write(fd, "tail", 4), 4);
+    close(fd);
+    free(buf);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    EVP_DigestFinal_ex(x, d, &dl);
+    EVP_MD_CTX_free(x);
+    char want[65];
+    for (unsigned i = 0; i < dl; i++)
+        sprintf(want + 2 * i, "%02x", d[i]);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long rss_before_kb = ru.ru_maxrss;
+    copts co = {.store = store, .close_ms = 120000};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-big", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, f, "big"), MLO_OK);
+    assert_int_equal(unlink(f), 0); /* the store has its own copy */
+    assert_int_equal(mlo_client_flush(c, 300000), MLO_OK);
+    getrusage(RUSAGE_SELF, &ru);
+    long grown_mb = (ru.ru_maxrss - rss_before_kb) / 1024;
+    char sha[65] = "";
+    int64_t size = stored(mlo_run_experiment_id(run), mlo_run_id(run), "big/big.bin", sha);
+    assert_int_equal(size, (int64_t)mb * 1024 * 1024 + 4);
+    assert_string_equal(sha, want);
+    uint64_t bytes = 0;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
+    assert_int_equal(bytes, (uint64_t)size);
+    fprintf(stderr, "large artifact: %ld MB, peak RSS grew by %ld MB (peak %ld MB)\n", mb,
+            grown_mb, ru.ru_maxrss / 1024);
+    /* chunks of 1 MiB: far below the file's size */
+    assert_true(grown_mb < 40);
+    if (mb >= 200)
+        assert_true(ru.ru_maxrss / 1024 < mb / 2);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* The artifact API answers 503 during the upload: flush times out, nothing is
+ * lost; once it is back the upload completes. */
+static void test_server_down_then_back(void **state) {
+    (void)state;
+    char *dir = tmpdir("down"), *store = path_join(dir, "store");
+    captured cap;
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(&cap, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-down", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
+    server_config("{\"artifacts_down\": true}");
+    assert_int_equal(mlo_log_artifact_bytes(run, "survives", 8, "notes/a.txt"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 1500), MLO_ERR_TIMEOUT);
+    assert_int_equal(stored(mlo_run_experiment_id(run), mlo_run_id(run), "notes/a.txt", NULL), -1);
+    assert_int_equal(count_store_files(store, ".art"), 1);
+    uint64_t failed = 0;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_FAILED, &failed), MLO_OK);
+    assert_int_equal(failed, 0);
+    server_config("{\"artifacts_down\": false}");
+    assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
+    assert_stored(run, "notes/a.txt", "survives", 8);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
+/* The child of the kill -9 test: opens a client on the store, logs an
+ * artifact, says so on stdout with the run's ids, waits to be killed. */
+static int kill_child(const char *uri, const char *store, const char *file) {
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_tracking_uri(o, uri);
+    mlo_options_set_store_dir(o, store);
+    mlo_options_set_retries(o, 1, 0.05, 0.01, 10);
+    mlo_client_t *c;
+    if (mlo_client_open(o, &c) != MLO_OK)
+        return 3;
+    mlo_options_free(o);
+    mlo_run_t *run;
+    if (mlo_start_run(c, "art-kill", NULL, NULL, &run) != MLO_OK)
+        return 4;
+    if (mlo_client_flush(c, 10000) != MLO_OK)
+        return 5;
+    if (mlo_log_artifact(run, file, "model") != MLO_OK)
+        return 6;
+    printf("LOGGED %s %s\n", mlo_run_experiment_id(run), mlo_run_id(run));
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+/* kill -9 after mlo_log_artifact returned, before the upload: the next
+ * client on the same store uploads it. */
+static void test_kill9_then_recovery(void **state) {
+    (void)state;
+    char *dir = tmpdir("kill"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    char content[3000];
+    for (size_t i = 0; i < sizeof content; i++)
+        content[i] = (char)(i % 251);
+    write_file(f, content, sizeof content);
+    server_config("{\"artifacts_down\": true}"); /* the child cannot upload */
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        /* a fresh image for its own threads (sanitizers and fork) */
+        execl("/proc/self/exe", "test_artifact", "--kill-child", testsrv_uri(srv), store, f,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    FILE *in = fdopen(pfd[0], "r");
+    char line[256] = "", exp[64] = "", rid[64] = "";
+    assert_non_null(fgets(line, sizeof line, in));
+    assert_int_equal(sscanf(line, "LOGGED %63s %63s", exp, rid), 2);
+    kill(pid, SIGKILL);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFSIGNALED(ws));
+    fclose(in);
+    assert_int_equal(count_store_files(store, ".art"), 1);
+    assert_int_equal(stored(exp, rid, "model/m.bin", NULL), -1);
+    unlink(f);
+
+    server_config("{\"artifacts_down\": false}");
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    char sha[65] = "", want[65];
+    sha_hex(content, sizeof content, want);
+    assert_int_equal(wait_stored(exp, rid, "model/m.bin", sha), (int64_t)sizeof content);
+    assert_string_equal(sha, want);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* Requests of the log whose path starts with prefix (and method). */
+static int count_requests(const char *method, const char *prefix, int *with_auth) {
+    json_t *r = get_json("/_test/requests");
+    json_t *list = json_is_array(r) ? r : json_object_get(r, "requests");
+    int n = 0;
+    if (with_auth)
+        *with_auth = 0;
+    size_t i;
+    json_t *q;
+    json_array_foreach(list, i, q) {
+        const char *m = json_string_value(json_object_get(q, "method"));
+        const char *p = json_string_value(json_object_get(q, "path"));
+        if (m && p && !strcmp(m, method) && !strncmp(p, prefix, strlen(prefix))) {
+            n++;
+            if (with_auth && json_is_true(json_object_get(q, "has_authorization")))
+                (*with_auth)++;
+        }
+    }
+    json_decref(r);
+    return n;
+}
+
+static void set_mpu_env(void) {
+    setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", "6291456", 1); /* 6 MiB */
+    setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", "5242880", 1);        /* 5 MiB */
+}
+
+static void unset_mpu_env(void) {
+    unsetenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE");
+    unsetenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE");
+    unsetenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD");
+}
+
+static unsigned char *pattern(size_t n) {
+    unsigned char *b = malloc(n);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)((i * 7919) >> 3);
+    return b;
+}
+
+/* Above the (lowered) threshold: mpu/create, three presigned part PUTs
+ * without the client's credentials, mpu/complete. */
+static void test_multipart(void **state) {
+    (void)state;
+    char *dir = tmpdir("mpu"), *store = path_join(dir, "store");
+    size_t n = 12 * 1024 * 1024 + 123;
+    unsigned char *data = pattern(n);
+    set_mpu_env();
+    copts co = {.store = store, .token = "sekrit-token"};
+    mlo_client_t *c = open_client(NULL, &co);
+    unset_mpu_env();
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-mpu", NULL, NULL, &run), MLO_OK);
+    long code;
+    free(testsrv_post(srv, "/_test/requests/clear", "{}", &code));
+    assert_int_equal(mlo_log_artifact_bytes(run, data, n, "big/parts.bin"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
+    assert_stored(run, "big/parts.bin", data, n);
+    int auth = -1;
+    assert_int_equal(count_requests("PUT", "/_presigned/", &auth), 3);
+    assert_int_equal(auth, 0);
+    assert_int_equal(count_requests("POST", "/api/2.0/mlflow-artifacts/mpu/create/", NULL), 1);
+    assert_int_equal(count_requests("POST", "/api/2.0/mlflow-artifacts/mpu/complete/", NULL), 1);
+    assert_int_equal(count_requests("PUT", "/api/2.0/mlflow-artifacts/artifacts/", NULL), 0);
+    /* a small file still goes in one PUT, with the credentials */
+    assert_int_equal(mlo_log_artifact_bytes(run, "small", 5, "big/small.txt"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_int_equal(count_requests("PUT", "/api/2.0/mlflow-artifacts/artifacts/", &auth), 1);
+    assert_int_equal(auth, 1);
+    json_t *d = get_json("/_test/dump");
+    assert_int_equal(json_array_size(json_object_get(d, "multipart_uploads")), 0);
+    json_decref(d);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
+/* A server without multipart (501): the same file goes in a single PUT;
+ * MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false skips mpu/create altogether. */
+static void test_multipart_not_offered(void **state) {
+    (void)state;
+    char *dir = tmpdir("nompu"), *store = path_join(dir, "store");
+    size_t n = 7 * 1024 * 1024;
+    unsigned char *data = pattern(n);
+    server_config("{\"multipart\": false}");
+    set_mpu_env();
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-nompu", NULL, NULL, &run), MLO_OK);
+    long code;
+    free(testsrv_post(srv, "/_test/requests/clear", "{}", &code));
+    assert_int_equal(mlo_log_artifact_bytes(run, data, n, "one.bin"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
+    assert_stored(run, "one.bin", data, n);
+    assert_int_equal(count_requests("POST", "/api/2.0/mlflow-artifacts/mpu/create/", NULL), 1);
+    assert_int_equal(count_requests("PUT", "/_presigned/", NULL), 0);
+    assert_int_equal(count_requests("PUT", "/api/2.0/mlflow-artifacts/artifacts/", NULL), 1);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+
+    /* multipart turned off by the environment: not even asked */
+    server_config("{\"multipart\": true}");
+    setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false", 1);
+    c = open_client(NULL, &co);
+    unset_mpu_env();
+    assert_int_equal(mlo_start_run(c, "art-nompu", NULL, NULL, &run), MLO_OK);
+    free(testsrv_post(srv, "/_test/requests/clear", "{}", &code));
+    assert_int_equal(mlo_log_artifact_bytes(run, data, n, "two.bin"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
+    assert_stored(run, "two.bin", data, n);
+    assert_int_equal(count_requests("POST", "/api/2.0/mlflow-artifacts/mpu/create/", NULL), 0);
+    assert_int_equal(count_requests("PUT", "/api/2.0/mlflow-artifacts/artifacts/", NULL), 1);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
+/* A run whose artifact URI is s3://: MLO_ERR_ARTIFACTS_NOT_PROXIED through
+ * the callback, once for the run; the artifacts stay in the store. */
+static void test_not_proxied(void **state) {
+    (void)state;
+    char *dir = tmpdir("s3"), *store = path_join(dir, "store");
+    server_config("{\"serve_artifacts\": false}");
+    captured cap;
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(&cap, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-s3", NULL, NULL, &run), MLO_OK);
+    server_config("{\"serve_artifacts\": true}");
+    assert_int_equal(mlo_log_artifact_bytes(run, "x", 1, "a.txt"), MLO_OK);
+    assert_int_equal(mlo_log_artifact_bytes(run, "y", 1, "b.txt"), MLO_OK);
+    /* parked artifacts do not hold a flush */
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_int_equal(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"), 1);
+    assert_true(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "s3://") >= 1);
+    const mlo_run *r = (const mlo_run *)run;
+    assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id,
+                                             mlo__mono_ns() + 1000000000),
+                     MLO_ERR_ARTIFACTS_NOT_PROXIED);
+    assert_int_equal(stored_count(mlo_run_experiment_id(run), mlo_run_id(run)), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    assert_int_equal(count_store_files(store, ".art"), 2);
+    assert_int_equal(count_store_files(store, ".blob"), 2);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
+/* Every artifact path that could escape its root is refused at the call;
+ * nothing reaches the store. */
+static void test_rejected_paths(void **state) {
+    (void)state;
+    char *dir = tmpdir("paths"), *store = path_join(dir, "store"), *f = path_join(dir, "ok.txt");
+    write_file(f, "ok", 2);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-paths", NULL, NULL, &run), MLO_OK);
+    static const char *bad[] = {"..", "../x", "a/../b", "a/..", "/abs", "/", "a\\b", "\\",
+                                "a//b", "a/", "./a", ".", "a/./b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (mlo_log_artifact(run, f, bad[i]) != MLO_ERR_INVALID_PATH)
+            fail_msg("log_artifact accepted \"%s\"", bad[i]);
+        if (mlo_log_artifact_bytes(run, "x", 1, bad[i]) != MLO_ERR_INVALID_PATH)
+            fail_msg("log_artifact_bytes accepted \"%s\"", bad[i]);
+    }
+    assert_int_equal(mlo_log_artifact(run, f, "bad\xff/x"), MLO_ERR_INVALID_UTF8);
+    assert_int_equal(mlo_log_artifact_bytes(run, "x", 1, "\xc3\x28"), MLO_ERR_INVALID_UTF8);
+    assert_int_equal(mlo_log_artifact_bytes(run, "x", 1, ""), MLO_ERR_INVALID_PATH);
+    assert_int_equal(mlo_log_artifact_bytes(run, "x", 1, NULL), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(mlo_log_artifact_bytes(run, NULL, 1, "x"), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(mlo_log_artifact(run, NULL, "x"), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(mlo_log_artifact(NULL, f, "x"), MLO_ERR_INVALID_ARGUMENT);
+    char *missing = path_join(dir, "nope");
+    assert_int_equal(mlo_log_artifact(run, missing, "x"), MLO_ERR_IO);
+    free(missing);
+    assert_int_equal(mlo_log_artifact(run, "/dev/null", "x"), MLO_ERR_IO); /* not a file */
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    assert_int_equal(count_store_files(store, ".tmp"), 0);
+    /* a valid one still goes */
+    assert_int_equal(mlo_log_artifact(run, f, "fine/path with space"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_stored(run, "fine/path with space/ok.txt", "ok", 2);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, f, "x"), MLO_ERR_CLOSED);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* The run's server id: the run created by `mlo sync` carries the local id
+ * as tag mlo.local_id. */
+static char *server_run_of(const char *lid, char **exp) {
+    json_t *d = get_json("/_test/dump");
+    char *found = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(d, "runs"), i, r) {
+        const char *v = json_string_value(json_object_get(json_object_get(r, "tags"),
+                                                          "mlo.local_id"));
+        if (v && !strcmp(v, lid) && !found) {
+            json_t *info = json_object_get(r, "info");
+            found = strdup(json_string_value(json_object_get(info, "run_id")));
+            *exp = strdup(json_string_value(json_object_get(info, "experiment_id")));
+        }
+    }
+    json_decref(d);
+    return found;
+}
+
+/* No tracking URI: artifacts wait in the local store; mlo sync uploads them
+ * after creating the run. */
+static void test_local_store_then_sync(void **state) {
+    (void)state;
+    char *dir = tmpdir("sync"), *store = path_join(dir, "store"), *f = path_join(dir, "r.txt");
+    write_file(f, "report", 6);
+    copts co = {.store = store, .no_uri = 1};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-sync", NULL, NULL, &run), MLO_OK);
+    char lid[33];
+    snprintf(lid, sizeof lid, "%s", mlo_run_id(run));
+    assert_int_equal(mlo_log_param(run, "p", "1"), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, f, "reports"), MLO_OK);
+    assert_int_equal(mlo_log_artifact_bytes(run, "raw", 3, "raw/r.bin"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK); /* no server: not waited for */
+    assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    assert_int_equal(count_store_files(store, ".art"), 2);
+
+    char err[1024] = "";
+    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    if (st != MLO_OK)
+        fail_msg("sync: %s: %s", mlo_strerror(st), err);
+    char *exp = NULL, *rid = server_run_of(lid, &exp);
+    assert_non_null(rid);
+    char sha[65], want[65];
+    sha_hex("report", 6, want);
+    assert_int_equal(stored(exp, rid, "reports/r.txt", sha), 6);
+    assert_string_equal(sha, want);
+    sha_hex("raw", 3, want);
+    assert_int_equal(stored(exp, rid, "raw/r.bin", sha), 3);
+    assert_string_equal(sha, want);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    /* idempotent: a second sync has nothing left to do */
+    st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    assert_int_equal(st, MLO_OK);
+    assert_int_equal(stored_count(exp, rid), 2);
+    free(rid);
+    free(exp);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* No store (durability off): the call uploads synchronously. */
+static void test_no_store_synchronous(void **state) {
+    (void)state;
+    char *dir = tmpdir("nostore"), *f = path_join(dir, "n.txt");
+    write_file(f, "direct", 6);
+    copts co = {.store = NULL};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-nostore", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_log_artifact(run, f, "d"), MLO_OK);
+    assert_int_equal(mlo_log_artifact_bytes(run, "mem", 3, "d/m.bin"), MLO_OK);
+    /* on the server when the calls return */
+    assert_stored(run, "d/n.txt", "direct", 6);
+    assert_stored(run, "d/m.bin", "mem", 3);
+    server_config("{\"artifacts_down\": true}");
+    assert_int_not_equal(mlo_log_artifact_bytes(run, "z", 1, "d/z"), MLO_OK);
+    server_config("{\"artifacts_down\": false}");
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    rm_rf(dir);
+    free(dir);
+    free(f);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--kill-child"))
+        return kill_child(argv[2], argv[3], argv[4]);
+    srv = testsrv_start("");
+    if (!srv) {
+        fprintf(stderr, "could not start the test server\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_file, setup),
+        cmocka_unit_test_setup(test_directory_tree, setup),
+        cmocka_unit_test_setup(test_bytes, setup),
+        cmocka_unit_test_setup(test_caller_deletes_file, setup),
+        cmocka_unit_test_setup(test_large_file, setup),
+        cmocka_unit_test_setup(test_server_down_then_back, setup),
+        cmocka_unit_test_setup(test_kill9_then_recovery, setup),
+        cmocka_unit_test_setup(test_multipart, setup),
+        cmocka_unit_test_setup(test_multipart_not_offered, setup),
+        cmocka_unit_test_setup(test_not_proxied, setup),
+        cmocka_unit_test_setup(test_rejected_paths, setup),
+        cmocka_unit_test_setup(test_local_store_then_sync, setup),
+        cmocka_unit_test_setup(test_no_store_synchronous, setup),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    testsrv_stop(srv);
+    return rc;
+}
