@@ -91,12 +91,22 @@ test_that("artifacts are listed and downloaded, by run id and runs:/ URI", {
   expect_equal(model$path, c("model/MLmodel", "model/weights.bin"))
   expect_equal(model$file_size, c(12, 100000))
   expect_equal(nrow(mlo_list_artifacts("nothing", run_id = run)), 0L)
+  # more entries than the glue's collector starts with (16): it grows
+  many <- tempfile("many-")
+  for (i in 1:40) write_bin(file.path(many, "many", sprintf("f%02d.txt", i)), charToRaw(strrep("x", i)))
+  server_put_tree(mlo_id(run), many)
+  lst <- mlo_list_artifacts("many", run_id = run)
+  expect_equal(lst$path, sprintf("many/f%02d.txt", 1:40))
+  expect_equal(lst$file_size, as.numeric(1:40))
+  expect_false(any(lst$is_dir))
   expect_error(mlo_list_artifacts("../x", run_id = run), class = "mlo_invalid_path")
 
   d <- tempfile("dl-")
   expect_equal(mlo_download_artifacts(run_id = run, dst_path = d),
                normalizePath(d))
-  expect_identical(tree_of(d), files[order(names(files))])
+  got <- tree_of(d)
+  expect_identical(got[names(files)], files)
+  expect_equal(length(got), length(files) + 40L)
   d <- tempfile("dl-")
   local <- mlo_download_artifacts("model", run_id = run, dst_path = d)
   expect_equal(local, file.path(normalizePath(d), "model"))
