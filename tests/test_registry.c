@@ -784,6 +784,99 @@ static void test_register_waits_for_run(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
+/* The whole flow through mlo only: log a model directory and bytes, register
+ * at once (the call waits for the uploads), alias, download byte-exact. */
+static void test_log_register_download(void **state) {
+    (void)state;
+    captured cap;
+    mlo_client_t *c = open_client(&cap);
+    mlo_run_t *r = start_run(c, "registry-flow");
+    const char *top = scratch();
+    char *src = path2(top, "out");
+    assert_int_equal(mkdir(src, 0700), 0);
+    char *sub = path2(src, "sub");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    const size_t wlen = 2 * 1024 * 1024 + 5;
+    unsigned char *w = pattern(wlen, 7);
+    char *f1 = path2(src, "weights.bin"), *f2 = path2(sub, "vocab.txt");
+    write_all(f1, w, wlen);
+    write_all(f2, "a b c\n", 6);
+    assert_int_equal(mlo_log_artifact(r, src, "model"), MLO_OK);
+    assert_int_equal(mlo_log_artifact_bytes(r, "{\"k\": 1}", 8, "model/MLmodel"), MLO_OK);
+    /* the caller may delete its files at once */
+    assert_int_equal(unlink(f1), 0);
+    assert_int_equal(unlink(f2), 0);
+
+    /* at once: the registration waits for the uploads, so the version
+     * points at files that are there */
+    int64_t v = 0;
+    assert_int_equal(mlo_register_model(r, "model", "flow", &v), MLO_OK);
+    assert_int_equal(v, 1);
+    json_t *d = dump();
+    size_t i;
+    json_t *a;
+    int seen = 0;
+    json_array_foreach(json_object_get(d, "artifacts"), i, a) {
+        const char *p = json_string_value(json_object_get(a, "path"));
+        if (p && strstr(p, mlo_run_id(r)) &&
+            (strstr(p, "model/weights.bin") || strstr(p, "model/sub/vocab.txt") ||
+             strstr(p, "model/MLmodel")))
+            seen++;
+    }
+    assert_int_equal(seen, 3);
+    json_decref(d);
+    assert_int_equal(mlo_set_model_alias(c, "flow", "champion", v), MLO_OK);
+
+    char *dest = path2(top, "served");
+    assert_int_equal(mlo_download_artifacts(c, "models:/flow@champion", NULL, dest), MLO_OK);
+    assert_file(dest, "weights.bin", w, wlen);
+    assert_file(dest, "sub/vocab.txt", "a b c\n", 6);
+    assert_file(dest, "MLmodel", "{\"k\": 1}", 8);
+    assert_int_equal(count_below(dest, NULL), 4);
+    free(dest);
+
+    listing l = {0};
+    assert_int_equal(mlo_list_artifacts(c, mlo_run_id(r), "model", on_entry, &l), MLO_OK);
+    assert_int_equal(l.n, 3);
+    assert_entry(&l, "model/weights.bin", 0, (int64_t)wlen);
+    assert_entry(&l, "model/MLmodel", 0, 8);
+    assert_entry(&l, "model/sub", 1, -1);
+
+    free(f1);
+    free(f2);
+    free(sub);
+    free(src);
+    free(w);
+    assert_int_equal(mlo_end_run(r, MLO_RUN_FINISHED), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+}
+
+/* Uploads that cannot finish within the request timeout: no version. */
+static void test_register_waits_for_uploads(void **state) {
+    (void)state;
+    captured cap;
+    mlo_client_t *c = open_client(&cap);
+    mlo_run_t *r = start_run(c, "registry-upload-wait");
+    server_config("{\"artifacts_down\": true}");
+    assert_int_equal(mlo_log_artifact_bytes(r, "weights", 7, "model/w.bin"), MLO_OK);
+    int64_t v = 0;
+    assert_int_equal(mlo_register_model(r, "model", "slow", &v), MLO_ERR_TIMEOUT);
+    assert_true(captured_has(&cap, MLO_ERR_TIMEOUT, "uploaded"));
+    json_t *d = dump();
+    assert_null(find_model(d, "slow"));
+    json_decref(d);
+    server_config("{\"artifacts_down\": false}");
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    assert_int_equal(mlo_register_model(r, "model", "slow", &v), MLO_OK);
+    assert_int_equal(v, 1);
+    char *dest = path2(scratch(), "d");
+    assert_int_equal(mlo_download_artifacts(c, "models:/slow/1", NULL, dest), MLO_OK);
+    assert_file(dest, "w.bin", "weights", 7);
+    free(dest);
+    assert_int_equal(mlo_end_run(r, MLO_RUN_FINISHED), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+}
+
 /* ---- hostile servers ------------------------------------------------------------------------ */
 
 /* The listing route answers `files_json` (count times; -1: always). */
@@ -1110,6 +1203,8 @@ int main(void) {
         cmocka_unit_test_setup(test_register_alias_download, setup),
         cmocka_unit_test_setup(test_version_sources, setup),
         cmocka_unit_test_setup(test_register_waits_for_run, setup),
+        cmocka_unit_test_setup(test_log_register_download, setup),
+        cmocka_unit_test_setup(test_register_waits_for_uploads, setup),
         cmocka_unit_test_setup(test_hostile_names, setup),
         cmocka_unit_test_setup(test_planted_symlinks, setup),
         cmocka_unit_test_setup(test_bad_arguments, setup),
