@@ -80,6 +80,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,18 @@ static void reg_atfork_child(void) {
 }
 static void reg_init(void) {
     pthread_atfork(NULL, NULL, reg_atfork_child);
+}
+
+/* OpenSSL, when mlo is the first to initialise it, registers no atexit
+ * cleanup: an exit() without mlo_client_close runs the atexit flush while
+ * the uploader may still be hashing, and a cleaned-up libcrypto under it
+ * would crash the exit (the memory is the OS's to take back). */
+static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
+static void ossl_init(void) {
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
+void mlo__artifacts_global_init(void) {
+    pthread_once(&ossl_once, ossl_init);
 }
 
 static mlo_arts *arts_of(const mlo_client *c) {
@@ -1270,8 +1283,10 @@ static int run_root(mlo_arts *a, mlo_api *api, const char *lid, const char *sid,
                     "--serve-artifacts) to upload them through it; its artifacts stay in the "
                     "store %s",
                     sid, uri && *uri ? uri : "(no artifact URI)", a->dir);
-        snprintf(e->message, sizeof e->message, "run %s: artifact URI %.300s is not proxied",
-                 sid, uri ? uri : "");
+        snprintf(e->message, sizeof e->message,
+                 "run %s stores its artifacts at %.300s, which the tracking server does not "
+                 "serve (start it with --serve-artifacts)",
+                 sid, uri && *uri ? uri : "(no artifact URI)");
         e->status = st;
     }
     free(uri);

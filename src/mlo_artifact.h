@@ -8,6 +8,9 @@
 
 #include "mlo_internal.h"
 
+/* mlo_client_open, first (before anything initialises curl or OpenSSL):
+ * process-wide set-up, once. */
+void mlo__artifacts_global_init(void);
 /* mlo_client_open, last: starts the client's uploader thread when it has a
  * store and a tracking URI (else does nothing).  MLO_OK or MLO_ERR_NO_MEMORY. */
 int mlo__artifacts_start(mlo_client *c);

@@ -34,6 +34,7 @@
 #include "mlo_log.h"
 #include "mlo_queue.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -130,8 +131,8 @@ static void usage_show(FILE *f) {
             "usage: mlo show RUN [STORE] [--history] [--metric KEY] [--ascii]\n"
             "\n"
             "Prints a run's status, times, params, tags, the datasets it used (name,\n"
-            "digest, source) and, for each metric, its latest value, range and a\n"
-            "sparkline of its history (by step).\n"
+            "digest, source), its artifacts not uploaded yet and, for each metric, its\n"
+            "latest value, range and a sparkline of its history (by step).\n"
             "RUN is a run id, a unique prefix of one, a server run id (after sync) or a\n"
             "unique run name.\n"
             "\n"
@@ -1066,6 +1067,100 @@ static void sparkline(const point *p, size_t n, size_t width, bool ascii, mlo_bu
     xfree(val);
 }
 
+/* Artifacts of run `id` still in the store (src/mlo_artifact.c): the
+ * manifests <store>/artifacts/<id>.art (pending upload) and .failed
+ * (refused for good), text lines "key value" with path, uri and error
+ * percent-encoded.  Printed only when there are some. */
+static void pct_decode(char *s) {
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        unsigned v;
+        if (*r == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+            sscanf(r + 1, "%2x", &v) == 1) {
+            *w++ = (char)v;
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+}
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void show_pending_artifacts(const char *dir, const char *id) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/artifacts", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    char **lines = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        bool failed = l > 7 && !strcmp(e->d_name + l - 7, ".failed");
+        if (!failed && !(l > 4 && !strcmp(e->d_name + l - 4, ".art")))
+            continue;
+        snprintf(path, sizeof path, "%s/artifacts/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char line[8192], run[64] = "", apath[4096] = "?", uri[2048] = "-", err[2048] = "";
+        long long size = -1;
+        while (fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = 0;
+            char *v = strchr(line, ' ');
+            if (!v)
+                continue;
+            *v++ = 0;
+            if (!strcmp(line, "run"))
+                snprintf(run, sizeof run, "%s", v);
+            else if (!strcmp(line, "path"))
+                snprintf(apath, sizeof apath, "%s", v);
+            else if (!strcmp(line, "size"))
+                size = atoll(v);
+            else if (!strcmp(line, "uri"))
+                snprintf(uri, sizeof uri, "%s", v);
+            else if (!strcmp(line, "error"))
+                snprintf(err, sizeof err, "%s", v);
+        }
+        fclose(f);
+        if (strcmp(run, id) != 0)
+            continue;
+        pct_decode(apath);
+        pct_decode(uri);
+        pct_decode(err);
+        mlo_buf out = {0};
+        mlo__buf_printf(&out, "  %s  %lld bytes  ", apath, size);
+        if (failed)
+            mlo__buf_printf(&out, "failed: %.300s", err);
+        else if (!strcmp(uri, "-"))
+            mlo__buf_printf(&out, "pending (mlo sync uploads it)");
+        else
+            mlo__buf_printf(&out, "pending upload to %s", uri);
+        char **nl = out.data ? realloc(lines, (n + 1) * sizeof *lines) : NULL;
+        if (!nl) {
+            mlo__buf_free(&out);
+            continue;
+        }
+        lines = nl;
+        lines[n++] = out.data; /* malloc'd by mlo_buf: plain free */
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(lines, n, sizeof *lines, cmp_cstr);
+    if (n)
+        printf("\nArtifacts not uploaded yet (%zu)\n", n);
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+}
+
 static int cmd_show(int argc, char **argv) {
     const char *run_arg = NULL, *store_arg = NULL;
     const char **only = NULL;
@@ -1170,6 +1265,8 @@ static int cmd_show(int argc, char **argv) {
             json_decref(j);
         }
     }
+
+    show_pending_artifacts(dir, r->id);
 
     printf("\nMetrics (%zu)\n", r->nm);
     kw = 0;

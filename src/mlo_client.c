@@ -301,6 +301,7 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
         free(c);
         return st;
     }
+    mlo__artifacts_global_init();
     pthread_once(&proc_once, proc_init);
     c->gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
     c->magic = MLO_CLIENT_MAGIC;
