@@ -11,7 +11,9 @@
  *   <store>/segments/NAME.seg  run-log segments (format: top of mlo_log.c), all
  *                           of them, in name order;
  *   <store>/runs.map        optional, lines "<local_id> <server_run_id>"
- *                           written by sync (src/mlo_store.c).
+ *                           written by sync (src/mlo_store.c);
+ *   <store>/artifacts/*.art, *.failed  manifests of artifacts not uploaded
+ *                           yet (`show` lists a run's; src/mlo_artifact.c).
  * A run's state is the fold of its events in that order: START_RUN gives
  * experiment, name, parent, start time and tags; PARAM and TAG set (the last
  * value wins); METRIC adds a point; END_RUN gives status and end time (a run
