@@ -10,8 +10,9 @@
  *   metrics  loss and train_accuracy per epoch (step = epoch);
  *            accuracy and f1_macro on the held-out rows (step = epochs)
  *   tags     dataset=iris
- *   artifact the model file (mlo_log_artifact; this mlo version answers
- *            MLO_ERR_NOT_SUPPORTED: the file stays in --out)
+ *   artifact the model file, model/<run name>.model (mlo_log_artifact: copied
+ *            into the store at once, uploaded in the background; without a
+ *            server it waits in the local store for `mlo sync`)
  * then prints a table, best first.  Everything is deterministic for a seed.
  *
  *   MLFLOW_TRACKING_URI=http://127.0.0.1:5000 ./train_grid [--data examples/iris.csv]
@@ -47,8 +48,7 @@ typedef struct result {
 
 static void on_error(void *user, mlo_status st, const char *msg) {
     (void)user;
-    if (st != MLO_ERR_NOT_SUPPORTED) /* artifacts: said once in main */
-        fprintf(stderr, "mlo: %s (%s)\n", msg, mlo_strerror(st));
+    fprintf(stderr, "mlo: %s (%s)\n", msg, mlo_strerror(st));
 }
 
 static int by_quality(const void *a, const void *b) {
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
     }
 
     result res[9];
-    int nres = 0, failed_runs = 0, artifact_note = 0;
+    int nres = 0, failed_runs = 0;
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++) {
             result *r = &res[nres];
@@ -161,12 +161,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "cannot write %s\n", path);
             } else {
                 st = mlo_log_artifact(run, path, "model");
-                if (st == MLO_ERR_NOT_SUPPORTED && !artifact_note++)
-                    printf("note: this mlo version does not upload artifacts yet; the models "
-                           "stay in %s/\n",
-                           out);
-                else if (st != MLO_OK && st != MLO_ERR_NOT_SUPPORTED)
+                if (st != MLO_OK) {
                     fprintf(stderr, "mlo_log_artifact %s: %s\n", path, mlo_strerror(st));
+                    failed_runs++;
+                }
             }
             mlo_end_run(run, MLO_RUN_FINISHED);
             nres++;

@@ -227,7 +227,7 @@ int mlo__artifact_path_check(const char *p, int allow_empty);
 /* Waits until no artifact of the run with local id lid is pending upload in
  * this client, or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK,
  * MLO_ERR_TIMEOUT, or the status an upload of the run failed with for good. */
-int mlo__artifacts_wait_run(mlo_client *c, const char *lid, int64_t deadline_ns);
+int mlo__artifacts_wait_run(struct mlo_client *c, const char *lid, int64_t deadline_ns);
 
 /* ---- client internals shared with the shipper ---- */
 typedef struct mlo_run {

@@ -328,11 +328,31 @@ static void test_train_grid(void **state) {
         assert_true(value_at(a[i], "loss", 59) == value_at(b[i], "loss", 59));
         if (value_at(a[i], "accuracy", 60) > best)
             best = value_at(a[i], "accuracy", 60);
-        /* the model file of each run */
+        /* the model file of each run, and the same bytes as the run's artifact
+         * model/<run name>.model on the server */
         char path[512];
-        snprintf(path, sizeof path, "%s/%s.model", dir,
-                 str_at(json_object_get(a[i], "info"), "run_name"));
-        assert_int_equal(access(path, R_OK), 0);
+        const char *rname = str_at(json_object_get(a[i], "info"), "run_name");
+        snprintf(path, sizeof path, "%s/%s.model", dir, rname);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        char local[65536];
+        size_t nlocal = fread(local, 1, sizeof local, f);
+        fclose(f);
+        assert_true(nlocal > 0 && nlocal < sizeof local);
+        for (json_t **runs = a; runs; runs = runs == a ? b : NULL) {
+            json_t *info = json_object_get(runs[i], "info");
+            char url[512];
+            snprintf(url, sizeof url, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/%s.model",
+                     str_at(info, "experiment_id"), str_at(info, "run_id"), rname);
+            long code = 0;
+            char *body = testsrv_get(srv, url, &code);
+            assert_non_null(body);
+            if (code != 200)
+                fail_msg("GET %s: HTTP %ld", url, code);
+            assert_int_equal(strlen(body), nlocal); /* the model file is text */
+            assert_memory_equal(body, local, nlocal);
+            free(body);
+        }
         unlink(path);
     }
     assert_true(best >= 0.9);

@@ -42,7 +42,6 @@ def main():
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=42,
                                                         stratify=y)
     mlo.set_experiment("iris-random-forest")
-    artifacts_supported = True
     with tempfile.TemporaryDirectory() as tmp:
         for n_estimators, max_depth in GRID:
             name = "rf-n%d-d%s" % (n_estimators, max_depth)
@@ -58,14 +57,7 @@ def main():
                 path = os.path.join(tmp, "model.pkl")
                 with open(path, "wb") as f:
                     pickle.dump(model, f)
-                try:
-                    mlo.log_artifact(path, artifact_path="model")
-                except mlo.MloNotSupportedError:
-                    if artifacts_supported:
-                        print("note: artifacts are not supported yet by this libmlo "
-                              "(mlo_log_artifact: MLO_ERR_NOT_SUPPORTED); model.pkl not uploaded")
-                    artifacts_supported = False
-                    mlo.set_tag("model_file_bytes", os.path.getsize(path))
+                mlo.log_artifact(path, artifact_path="model")
                 print("%s  %-14s accuracy=%.3f  f1_macro=%.3f" % (run.info.run_id, name, acc, f1))
     mlo.flush(60)
     print("%d runs logged to %s, experiment iris-random-forest" % (len(GRID), mlo.get_tracking_uri()))

@@ -42,7 +42,6 @@ test_y <- iris$Species[test_idx]
 
 mlo_set_experiment("iris-knn")
 grid <- expand.grid(k = c(1, 5, 15), scale = c(TRUE, FALSE))
-warned <- FALSE
 for (i in seq_len(nrow(grid))) {
   k <- grid$k[i]
   scale <- grid$scale[i]
@@ -58,11 +57,7 @@ for (i in seq_len(nrow(grid))) {
     mlo_log_metric("f1_macro", f1)
     path <- file.path(tempdir(), "model.rds")
     saveRDS(model, path)
-    tryCatch(mlo_log_artifact(path, "model"), mlo_not_supported = function(e) {
-      if (!warned) message("note: artifacts are not supported yet by this libmlo; model.rds not uploaded")
-      warned <<- TRUE
-      mlo_set_tag("model_file_bytes", file.size(path))
-    })
+    mlo_log_artifact(path, "model")
     cat(sprintf("%s  k=%-3d scale=%-5s accuracy=%.3f  f1_macro=%.3f\n", mlo_id(run), k, scale,
                 acc, f1))
   })
