@@ -12,7 +12,7 @@
  *                           of them, in name order;
  *   <store>/runs.map        optional, lines "<local_id> <server_run_id>"
  *                           written by sync (src/mlo_store.c);
- *   <store>/artifacts/*.art, *.failed  manifests of artifacts not uploaded
+ *   <store>/artifacts/<id>.art and .failed: manifests of artifacts not uploaded
  *                           yet (`show` lists a run's; src/mlo_artifact.c).
  * A run's state is the fold of its events in that order: START_RUN gives
  * experiment, name, parent, start time and tags; PARAM and TAG set (the last
