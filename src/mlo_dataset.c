@@ -42,7 +42,9 @@
  * Limits checked at the call, as MLflow's server and its SQL store do (a
  * value they refuse would only fail later, or be retried forever when a
  * database rejects it with a 500): name 1..500 characters, digest 1..36,
- * source type (the scheme) at most 36, source JSON at most 65535.
+ * source type (the scheme) at most 36, source JSON at most 65535; and the
+ * record must fit the event queue (at most half of it: only a queue set
+ * below 256 KiB can be too small).
  */
 #define _GNU_SOURCE
 #include "mlo_internal.h"
@@ -620,6 +622,18 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
         mlo__buf_free(&p);
         mlo__report(c, MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
         return MLO_ERR_NO_MEMORY;
+    }
+    /* a queue takes records up to half its capacity (a power of two) */
+    size_t qcap = 1;
+    while (qcap < c->cfg.queue_bytes && qcap < ((size_t)1 << 40))
+        qcap <<= 1;
+    if (sizeof(mlo_rec) + nlen + p.len > qcap / 2) {
+        size_t need = sizeof(mlo_rec) + nlen + p.len;
+        mlo__buf_free(&p);
+        return refuse(c, MLO_ERR_INVALID_ARGUMENT,
+                      "the dataset's record (%zu bytes) is larger than half the event queue "
+                      "(%zu bytes; mlo_options_set_queue_bytes)",
+                      need, qcap);
     }
     st = mlo__run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__now_ms(), 0, 0.0);
     mlo__buf_free(&p);

@@ -836,8 +836,27 @@ static void test_bad_arguments(void **state) {
     /* but one just under the limit lands: {"url": "<65524 characters>"} = 65535 */
     huge[65524] = 0;
     assert_int_equal(mlo_log_dataset(run, "long-source", huge, "ok2"), MLO_OK);
-    free(huge);
 #undef REFUSED
+
+    /* a queue of 64 KiB takes records up to 32 KiB: that source is refused
+     * there (not MLO_ERR_INTERNAL), and counted */
+    mlo_options_t *o = mlo_options_new();
+    assert_int_equal(mlo_options_set_store_dir(o, tmp_path("store-small")), MLO_OK);
+    assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
+    assert_int_equal(mlo_options_set_queue_bytes(o, 65536), MLO_OK);
+    mlo_client_t *small = NULL;
+    assert_int_equal(mlo_client_open(o, &small), MLO_OK);
+    mlo_options_free(o);
+    mlo_run_t *srun;
+    assert_int_equal(mlo_start_run(small, "datasets", "small-queue", NULL, &srun), MLO_OK);
+    assert_int_equal(mlo_log_dataset(srun, "long-source", huge, "ok2"), MLO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(stat_of(small, MLO_STAT_REJECTED), 1);
+    huge[30000] = 0;
+    assert_int_equal(mlo_log_dataset(srun, "shorter", huge, "ok3"), MLO_OK);
+    assert_int_equal(mlo_client_flush(small, 10000), MLO_OK);
+    check_stats(small, 1, 0);
+    assert_int_equal(mlo_client_close(small), MLO_OK);
+    free(huge);
 
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     check_stats(c, 2, 0);
