@@ -736,16 +736,15 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       ALL(A(mlo_log_artifact(R, "/tmp/\xff", NULL)), A(mlo_log_artifact(R, "/etc/hostname", "a\xc3"))),\
       MLO_ERR_INVALID_UTF8)                                                                        \
     X_(artifact_traversal, "mlo_log_artifact", "artifact_path `../../x`, `/abs`, `a/../../b`", NULL,\
-      "artifacts are not implemented: NOT_SUPPORTED for every path today; once they are, "         \
-      "traversal must be refused (never OK)",                                                      \
+      "refused at the call: nothing staged, nothing sent",                                         \
       ALL(A(mlo_log_artifact(R, "/etc/hostname", "../../x")),                                      \
           A(mlo_log_artifact(R, "/etc/hostname", "/abs")),                                         \
           A(mlo_log_artifact(R, "/etc/hostname", "a/../../b"))),                                   \
-      MLO_ERR_INVALID_ARGUMENT, MLO_ERR_NOT_SUPPORTED)                                             \
+      MLO_ERR_INVALID_PATH)                                                                        \
     X_(artifact_missing, "mlo_log_artifact", "local_path that does not exist; of 1 MB", NULL,       \
-      "NOT_SUPPORTED today",                                                                       \
+      "the message names the path and the reason",                                                 \
       ALL(A(mlo_log_artifact(R, "/nonexistent/x", NULL)), A(mlo_log_artifact(R, P1M, NULL))),      \
-      MLO_ERR_NOT_FOUND, MLO_ERR_INVALID_ARGUMENT, MLO_ERR_NOT_SUPPORTED)                          \
+      MLO_ERR_IO)                                                                                  \
     /* ---- histograms ---- */                                                                     \
     X_(hist_null, "mlo_histogram_new", "run NULL or zeroed, key NULL, out NULL", NULL, NULL,        \
       ALL(A(hist_new(NULL, "ok.h", 1000)), A(hist_new(ZR, "ok.h", 1000)),                          \
@@ -805,7 +804,7 @@ static const char *status_name(int st) {
         "MLO_ERR_ALREADY_EXISTS", "MLO_ERR_NOT_FOUND", "MLO_ERR_PERMISSION",
         "MLO_ERR_RATE_LIMITED", "MLO_ERR_SERVER", "MLO_ERR_PROTOCOL", "MLO_ERR_CONFIG",
         "MLO_ERR_NOT_SUPPORTED", "MLO_ERR_INTERNAL", "MLO_WARN_TRUNCATED", "MLO_WARN_RETRY",
-        "MLO_ERR_STORE"};
+        "MLO_ERR_STORE", "MLO_ERR_IO", "MLO_ERR_INVALID_PATH", "MLO_ERR_ARTIFACTS_NOT_PROXIED"};
     static char buf[4][48];
     static int i;
     if (st >= 0 && (size_t)st < sizeof names / sizeof names[0])
