@@ -5,8 +5,9 @@
  * directories against independent computations (sha256sum; the directory
  * rule of src/mlo_dataset.c reproduced in Python), source types and MLflow's
  * source JSON, the order of a dataset among metrics, a refused dataset and
- * an outage around one, the local store then sync (and `mlo show`), memory
- * mode, and every argument refused at the call.
+ * an outage around one, the local store then sync (and `mlo show`), kill -9
+ * with the record still in the ring, memory mode, and every argument refused
+ * at the call.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -25,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mlo.h"
@@ -746,6 +749,68 @@ static void test_local_store_then_sync(void **state) {
     json_decref(in);
 }
 
+/* kill -9 right after the call returned, the record still in the ring file
+ * (a flush interval of a minute keeps the writer from taking it): the next
+ * opener of the store, here mlo sync, recovers and delivers it. */
+static void test_kill9_recovers(void **state) {
+    (void)state;
+    unsetenv("MLFLOW_TRACKING_URI");
+    write_str(tmp_path("train.csv"), "a,b\n");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        mlo_options_t *o = mlo_options_new();
+        mlo_options_set_store_dir(o, tmp_path("store"));
+        mlo_options_set_flush_interval_ms(o, 60000);
+        mlo_client_t *c = NULL;
+        mlo_run_t *run = NULL;
+        if (mlo_client_open(o, &c) != MLO_OK ||
+            mlo_start_run(c, "datasets-crash", "killed", NULL, &run) != MLO_OK ||
+            mlo_log_metric(run, "m", 1.0, 0) != MLO_OK ||
+            mlo_log_dataset(run, "train", tmp_path("train.csv"), NULL) != MLO_OK)
+            _exit(3);
+        char lid[33];
+        snprintf(lid, sizeof lid, "%s", mlo_run_id(run));
+        if (write(fds[1], lid, 32) != 32)
+            _exit(4);
+        raise(SIGKILL);
+        _exit(5);
+    }
+    close(fds[1]);
+    char lid[33] = "";
+    ssize_t n = read(fds[0], lid, 32);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(n, 32);
+    lid[32] = 0;
+
+    char err[512] = "";
+    int st = mlo__store_sync(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    if (st != MLO_OK)
+        fail_msg("sync: %s", err);
+    json_t *d = get_json("/_test/dump");
+    json_t *r = NULL, *x;
+    size_t i;
+    json_array_foreach(json_object_get(d, "runs"), i, x) {
+        if (!strcmp(str_at(json_object_get(x, "tags"), "mlo.local_id"), lid))
+            r = x;
+    }
+    assert_non_null(r);
+    assert_int_equal(json_array_size(json_object_get(r, "metrics")), 1);
+    json_t *in = json_object_get(r, "inputs");
+    assert_int_equal(json_array_size(in), 1);
+    char want[33], src[PATH_MAX + 32];
+    sha256sum32(tmp_path("train.csv"), want);
+    snprintf(src, sizeof src, "{\"uri\": \"%s\"}", tmp_path("train.csv"));
+    check_dataset(in, "train", want, "local", src);
+    json_decref(d);
+}
+
 /* Without a store (memory only) the dataset goes the same way. */
 static void test_memory_mode(void **state) {
     (void)state;
@@ -885,6 +950,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_refused_keeps_other_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_store_then_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
