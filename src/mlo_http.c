@@ -5,13 +5,17 @@
  * What it owns
  *   An mlo_http owns one CURL easy handle for its whole life, with its
  *   connection cache (so a keep-alive connection is reused from call to
- *   call), its error buffer, three prebuilt header lists (GET, JSON body,
- *   octet-stream body) and copies of every configured string.  The
- *   Authorization header is built once in mlo__http_new, lives only in those
- *   header lists (and in the copies kept to scrub messages), and is wiped in
- *   mlo__http_free.  No message this module writes contains a credential:
- *   messages name the method and API path (never the base URI or the query),
- *   and every message passes through scrub() before it leaves.
+ *   call), its error buffer, six prebuilt header lists (GET, JSON body,
+ *   octet-stream body; each with and without Authorization) and copies of
+ *   every configured string.  The Authorization header is built once in
+ *   mlo__http_new, lives only in those header lists (plus, for one call, a
+ *   list made for a caller's content type; and in the copies kept to scrub
+ *   messages), and is wiped in mlo__http_free.  No message this module
+ *   writes contains a credential: messages name the method and API path
+ *   (never the base URI or the query; an absolute URL without its user info
+ *   and query), and every message passes through scrub() before it leaves
+ *   (which also hides the query of the call's absolute URL, should curl
+ *   quote it).
  *
  * Threads
  *   One mlo_http per thread: a handle is used by one thread at a time and
@@ -45,6 +49,22 @@
  *     cut to what is left before the deadline, and a retry whose wait would
  *     reach the deadline is not made: the call returns status 8 at once,
  *     keeping the last HTTP code and body.
+ *   - Per-attempt limit.  In-memory requests: CURLOPT_TIMEOUT_MS = timeout_s
+ *     for the whole attempt, as always.  Streamed requests (a body from in_fd
+ *     or a response to out_fd: artifacts of any size): no total limit, which
+ *     would cut a 2 GB upload on a slow link however healthy, but an idle
+ *     limit: the progress callback fails the attempt when no byte moved in
+ *     either direction for timeout_s (checked about once a second), and that
+ *     counts as a per-attempt timeout (retried).  Not CURLOPT_LOW_SPEED_*:
+ *     curl averages the speed over the last ~5 s, so a stall after a burst
+ *     would only be noticed up to 5 s late, and "1 byte/s" is the same rule
+ *     said less exactly.  The connect timeout is min(timeout_s, 10 s) for
+ *     both, and the deadline bounds both.
+ *   - Local file failures are not transport failures: a short read of the
+ *     body file (it shrank) or a failed read, and a failed write of the
+ *     response file (ENOSPC, EFBIG, EIO) end the call at once with status 23
+ *     (MLO_ERR_STORE) and a message naming the byte and errno; retrying
+ *     would only fail again.
  *   - Redirects are never followed: a 3xx is returned as it is (status 0).
  *     Following one would turn a POST into a GET and could carry the
  *     Authorization header to another host; MLflow's API does not redirect.
@@ -54,16 +74,34 @@
  * proxy's HTML); 9 when transport failures outlived the retries (a per-attempt
  * timeout included) or a transport error that retrying cannot fix; 8 when the
  * deadline passed, left no room for the next retry, or should_abort said
- * stop; 10 for TLS; 18 for a URL curl refuses (bad scheme or syntax); 7 OOM.
+ * stop; 10 for TLS; 18 for a URL curl refuses (bad scheme or syntax); 23 for
+ * the body or response file; 7 OOM.
  *
  * Proxies: curl's usual http_proxy / https_proxy / no_proxy environment
  * variables apply, as they do for MLflow's Python client (requests).
  *
  * Requests: Accept: application/json and the configured User-Agent always;
  * POST bodies go out with Content-Type: application/json, PUT bodies with
- * application/octet-stream, both with "Expect:" (no 100-continue round trip)
- * and never compressed.  PUT bodies are sent through a read callback over a
- * body_src, so a later file-streaming source only needs another callback.
+ * application/octet-stream (or the caller's content_type), both with
+ * "Expect:" (no 100-continue round trip) and never compressed.  In-memory POST
+ * bodies go through CURLOPT_POSTFIELDS; PUT bodies and bodies from a file
+ * through read_cb over a body_src (memory, or pread of a file region, so the
+ * fd's offset is never moved and every attempt starts again at in_off), with
+ * Content-Length, never chunked.
+ *
+ * Streaming and memory: nothing here is proportional to a streamed body.
+ * curl's own buffers carry it (64 KiB upload buffer, <= 16 KiB write
+ * callbacks); write_cb sends a 2xx body to out_fd with pwrite at an offset
+ * that restarts at 0, after an ftruncate, on every attempt, so a retried
+ * download never keeps bytes of an earlier one; a non-2xx body (the error
+ * JSON) goes to res->body, capped at 1 MiB when out_fd is set.  A call that
+ * fails leaves the response file empty.  The response's status code, needed
+ * to pick the sink before the first body byte, comes from the status line
+ * seen by header_cb, which also takes the ETag (multipart uploads need it).
+ *
+ * Absolute URLs (presigned, e.g. S3 multipart parts): used as they are, with
+ * the header lists without Authorization, so neither the Bearer token nor
+ * Basic credentials ever go to another host.
  */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* strndup, nanosleep, clock_gettime */
@@ -119,8 +157,8 @@ struct mlo_http {
     char *user_agent;
     char *ca_path;
     char *client_cert_path;
-    char *auth;              /* "Authorization: ..." or NULL */
-    char *secrets[NSECRETS]; /* strings scrubbed from every message */
+    char *auth;                       /* "Authorization: ..." or NULL */
+    char *secrets[NSECRETS];          /* strings scrubbed from every message */
     struct curl_slist *hdrs[2][HK_N]; /* [0]: with Authorization (if any), [1]: without */
     int insecure_tls;
     int max_retries;
@@ -134,22 +172,22 @@ struct mlo_http {
     mlo_buf url;   /* reused from call to call */
 
     /* State of the call in flight. */
-    mlo_http_result *res;           /* the caller's result */
-    mlo_buf *sink;                  /* response body (&res->body) */
-    int out_fd;                     /* 2xx bodies go to this file when >= 0 */
-    const char *call_secret;        /* query of a presigned URL: scrubbed from messages */
-    struct curl_slist *hdr_custom;  /* this call's headers when content_type is given */
-    int64_t idle_ns;                /* streamed: an attempt fails after this long idle */
-    body_src src;                   /* request body read through read_cb */
+    mlo_http_result *res;          /* the caller's result */
+    mlo_buf *sink;                 /* response body (&res->body) */
+    int out_fd;                    /* 2xx bodies go to this file when >= 0 */
+    const char *call_secret;       /* query of a presigned URL: scrubbed from messages */
+    struct curl_slist *hdr_custom; /* this call's headers when content_type is given */
+    int64_t idle_ns;               /* streamed: an attempt fails after this long idle */
+    body_src src;                  /* request body read through read_cb */
 
     /* State of the attempt in flight, written by the callbacks. */
-    int oom;              /* write_cb could not grow the body */
-    int aborted;          /* xferinfo_cb saw should_abort */
-    int idle_timeout;     /* xferinfo_cb saw no byte move for idle_ns */
-    int store_errno;      /* write_cb could not write out_fd (errno) */
-    long resp_code;       /* status code of the response being received */
-    int64_t out_off;      /* bytes written to out_fd */
-    uint64_t received;    /* response body bytes seen by write_cb */
+    int oom;           /* write_cb could not grow the body */
+    int aborted;       /* xferinfo_cb saw should_abort */
+    int idle_timeout;  /* xferinfo_cb saw no byte move for idle_ns */
+    int store_errno;   /* write_cb could not write out_fd (errno) */
+    long resp_code;    /* status code of the response being received */
+    int64_t out_off;   /* bytes written to out_fd */
+    uint64_t received; /* response body bytes seen by write_cb */
     curl_off_t last_dl, last_ul;
     int64_t last_move_ns; /* when a byte last moved (either direction) */
     double retry_after_s; /* Retry-After of the last response, < 0 if none */
@@ -304,9 +342,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
     }
     size_t take = n;
     if (h->out_fd >= 0)
-        take = h->sink->len >= ERR_BODY_MAX               ? 0
+        take = h->sink->len >= ERR_BODY_MAX      ? 0
                : n > ERR_BODY_MAX - h->sink->len ? ERR_BODY_MAX - h->sink->len
-                                                          : n;
+                                                 : n;
     if (mlo__buf_append(h->sink, ptr, take) != 0) {
         h->oom = 1;
         return 0; /* CURLE_WRITE_ERROR */
@@ -375,8 +413,8 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud) {
             v++;
             vl--;
         }
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' ||
-                      v[vl - 1] == '\t'))
+        while (vl &&
+               (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' || v[vl - 1] == '\t'))
             vl--;
         char *dst = h->res->etag;
         if (vl >= sizeof h->res->etag)
@@ -856,7 +894,8 @@ static int set_request(mlo_http *h, const mlo_http_req *req, int absolute) {
     if (kind != HK_GET && req->content_type) {
         mlo_buf ct;
         mlo__buf_init(&ct);
-        int oom = mlo__buf_appends(&ct, "Content-Type: ") | mlo__buf_appends(&ct, req->content_type);
+        int oom =
+            mlo__buf_appends(&ct, "Content-Type: ") | mlo__buf_appends(&ct, req->content_type);
         if (!oom)
             h->hdr_custom = make_headers(absolute ? NULL : h->auth, ct.data, &oom);
         mlo__buf_free(&ct);
@@ -1103,8 +1142,8 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
                 msgf(res->message, sizeof res->message,
                      "%s %s: the body file ended after %llu of %llu bytes (from offset %lld): "
                      "it shrank",
-                     method, where, (unsigned long long)h->src.off,
-                     (unsigned long long)h->src.len, (long long)h->src.base);
+                     method, where, (unsigned long long)h->src.off, (unsigned long long)h->src.len,
+                     (long long)h->src.base);
             else
                 msgf(res->message, sizeof res->message,
                      "%s %s: cannot read the body file at byte %llu: %s", method, where,
@@ -1182,8 +1221,8 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
         if (h->on_retry)
             h->on_retry(h->ctx, 0, m);
         if (sleep_until(h, until) != 0) {
-            msgf(res->message, sizeof res->message, "%s %s aborted while waiting to retry",
-                 method, where);
+            msgf(res->message, sizeof res->message, "%s %s aborted while waiting to retry", method,
+                 where);
             return finish(h, res, MLO_ERR_TIMEOUT);
         }
         res->retries++;

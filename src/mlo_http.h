@@ -76,9 +76,9 @@ typedef struct mlo_http_result {
     int retries;           /* counted retries performed (each one preceded by on_retry) */
     int reconnects;        /* immediate, uncounted retries after a reused keep-alive
                               connection turned out dead (0 or 1) */
-    uint64_t bytes_sent;     /* request body bytes sent by the last attempt */
-    uint64_t bytes_received; /* response body bytes received by the last attempt (to the
-                                file or to body, dropped ones included) */
+    /* Body bytes of the last attempt: request body sent, and response body
+     * received (to the file or to body, dropped ones included). */
+    uint64_t bytes_sent, bytes_received;
 } mlo_http_result;
 
 /*
@@ -152,7 +152,8 @@ typedef struct mlo_http_req {
     int64_t deadline_ns; /* CLOCK_MONOTONIC deadline for the whole call, 0 = none */
 } mlo_http_req;
 
-#define MLO_HTTP_REQ_INIT {.in_fd = -1, .out_fd = -1}
+#define MLO_HTTP_REQ_INIT                                                                          \
+    { .in_fd = -1, .out_fd = -1 }
 
 /*
  * Performs req with the rules of mlo__http_call (retries, deadline, backoff,

@@ -7,7 +7,13 @@
  *    connection that the server closes when the next request arrives;
  *  - an HTTPS server (python3 ssl + a self-signed certificate made with the
  *    openssl command), for certificate verification.  Skipped when openssl
- *    is not installed.
+ *    is not installed;
+ *  - blobsrv: another in-process server, for the streamed bodies of
+ *    mlo__http_request (artifacts): it checks request bodies against a
+ *    pseudo-random pattern as they arrive and generates response bodies from
+ *    it, so that neither side holds a body in memory, and it follows a
+ *    per-request script (status, ETag, cut or stalled bodies, dropped
+ *    uploads).
  * Backoff factors are 0.01 s so that the suite stays fast.
  */
 #define _GNU_SOURCE /* strcasestr, strncasecmp, mkdtemp */
@@ -25,6 +31,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -34,7 +41,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1127,6 +1136,992 @@ static void test_tls_client_certificate(void **state) {
     tls_stop(&t);
 }
 
+/* ---- blobsrv: streamed bodies (mlo__http_request) ------------------------ */
+
+/* Byte i of the pattern `seed`: pseudo-random, so that a body shifted,
+ * repeated or cut anywhere does not match. */
+static uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void pat_fill(uint64_t seed, uint64_t off, unsigned char *buf, size_t n) {
+    size_t k = 0;
+    while (k < n) {
+        uint64_t i = off + k;
+        uint64_t w = mix64(seed * 0x100000001b3ULL + (i >> 3));
+        for (unsigned b = (unsigned)(i & 7); b < 8 && k < n; b++)
+            buf[k++] = (unsigned char)(w >> (b * 8));
+    }
+}
+
+/* What blobsrv answers to one request. */
+typedef struct bs_resp {
+    int status;       /* 0: 200 */
+    const char *etag; /* ETag header value, NULL: none */
+    const char *body; /* literal body; NULL: pat_len bytes of pattern pat_seed */
+    uint64_t pat_len, pat_seed;
+    uint64_t cut_after;   /* > 0: close after this many body bytes (of a longer body) */
+    uint64_t stall_after; /* > 0: after this many body bytes send nothing for stall_ms, close */
+    int stall_ms;
+    int chunk_delay_ms;   /* > 0: 16 KiB chunks with this pause between them */
+    int drop_mid_body;    /* read half the request body, then close */
+    int close_after;      /* Connection: close after the response */
+    uint64_t expect_seed; /* the request body must be pattern expect_seed ... */
+    uint64_t expect_off;  /* ... from this offset on */
+} bs_resp;
+
+/* What blobsrv saw of one request. */
+typedef struct bs_seen {
+    char method[16];
+    char target[512];
+    char head[4096];   /* header block */
+    long long clen;    /* Content-Length, -1 if none */
+    uint64_t body_len; /* body bytes read */
+    int match;         /* every byte read equals the expected pattern */
+    char small[256];   /* the first bytes of the body, NUL-terminated */
+} bs_seen;
+
+#define BS_MAX 8
+
+typedef struct blobsrv {
+    int lfd, port;
+    pthread_t th;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    bs_resp script[BS_MAX]; /* request n gets script[min(n, nscript - 1)] */
+    int nscript;
+    bs_seen seen[BS_MAX]; /* under mu */
+    int nseen;            /* under mu */
+    int nreq;             /* server thread only */
+} blobsrv;
+
+static int bs_send_all(blobsrv *s, int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        if (atomic_load(&s->stop))
+            return -1;
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Sleeps ms, in slices, unless the server stops.  -1 if it stopped. */
+static int bs_pause(blobsrv *s, int ms) {
+    for (int t = 0; t < ms; t += 20) {
+        if (atomic_load(&s->stop))
+            return -1;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Reads at most n bytes, waiting in slices of 100 ms for the stop flag. */
+static ssize_t bs_read(blobsrv *s, int fd, void *buf, size_t n) {
+    for (;;) {
+        if (atomic_load(&s->stop))
+            return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, 100);
+        if (pr < 0 && errno != EINTR)
+            return -1;
+        if (pr <= 0)
+            continue;
+        ssize_t r = read(fd, buf, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r;
+    }
+}
+
+/* Sends the body of r; -1: the connection is to be closed. */
+static int bs_send_body(blobsrv *s, int fd, const bs_resp *r) {
+    if (r->body)
+        return bs_send_all(s, fd, r->body, strlen(r->body));
+    unsigned char *buf = malloc(65536);
+    assert_non_null(buf);
+    uint64_t off = 0;
+    int rc = 0;
+    size_t step = r->chunk_delay_ms > 0 ? 16384 : 65536;
+    while (off < r->pat_len) {
+        uint64_t end = r->pat_len;
+        if (r->cut_after && end > r->cut_after)
+            end = r->cut_after;
+        if (r->stall_after && end > r->stall_after)
+            end = r->stall_after;
+        if (off >= end) {
+            if (r->stall_after && off == r->stall_after)
+                bs_pause(s, r->stall_ms);
+            rc = -1; /* cut or stalled: close with the body unfinished */
+            break;
+        }
+        size_t n = end - off < step ? (size_t)(end - off) : step;
+        pat_fill(r->pat_seed, off, buf, n);
+        if (bs_send_all(s, fd, buf, n) != 0) {
+            rc = -1;
+            break;
+        }
+        off += n;
+        if (r->chunk_delay_ms > 0 && off < r->pat_len && bs_pause(s, r->chunk_delay_ms) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* Serves the requests of one connection; returns when it is to be closed. */
+static void bs_conn(blobsrv *s, int fd) {
+    char head[8192];
+    unsigned char *body = malloc(65536);
+    unsigned char *want = malloc(65536);
+    assert_non_null(body);
+    assert_non_null(want);
+    size_t have = 0;
+    for (;;) {
+        /* the header block (curl sends nothing after it but the body) */
+        char *eoh = NULL;
+        while (!eoh) {
+            head[have] = '\0';
+            eoh = strstr(head, "\r\n\r\n");
+            if (eoh)
+                break;
+            if (have + 1 >= sizeof head)
+                goto out;
+            ssize_t r = bs_read(s, fd, head + have, sizeof head - 1 - have);
+            if (r <= 0)
+                goto out;
+            have += (size_t)r;
+        }
+        size_t hl = (size_t)(eoh - head) + 4;
+        const bs_resp *rs = &s->script[s->nreq < s->nscript ? s->nreq : s->nscript - 1];
+        s->nreq++;
+        bs_seen sn;
+        memset(&sn, 0, sizeof sn);
+        sn.clen = -1;
+        sscanf(head, "%15s %511s", sn.method, sn.target);
+        memcpy(sn.head, head, hl < sizeof sn.head ? hl : sizeof sn.head - 1);
+        for (char *p = head; p < head + hl; p++)
+            if (strncasecmp(p, "\r\nContent-Length:", 17) == 0)
+                sn.clen = strtoll(p + 17, NULL, 10);
+        sn.match = 1;
+        /* the body: checked against the pattern as it arrives, never kept */
+        uint64_t need = sn.clen > 0 ? (uint64_t)sn.clen : 0;
+        uint64_t stop_at = rs->drop_mid_body ? need / 2 : need;
+        size_t inbuf = have - hl;
+        int closed = 0;
+        while (sn.body_len < stop_at) {
+            size_t n;
+            if (inbuf > 0) {
+                n = inbuf < 65536 ? inbuf : 65536;
+                memcpy(body, head + hl, n);
+                memmove(head + hl, head + hl + n, inbuf - n);
+                inbuf -= n;
+            } else {
+                uint64_t left = stop_at - sn.body_len;
+                ssize_t r = bs_read(s, fd, body, left < 65536 ? (size_t)left : 65536);
+                if (r <= 0) {
+                    closed = 1;
+                    break;
+                }
+                n = (size_t)r;
+            }
+            if (sn.body_len + n > stop_at)
+                n = (size_t)(stop_at - sn.body_len); /* only from the buffered rest */
+            pat_fill(rs->expect_seed, rs->expect_off + sn.body_len, want, n);
+            if (memcmp(body, want, n) != 0)
+                sn.match = 0;
+            if (sn.body_len < sizeof sn.small - 1) {
+                size_t k = sizeof sn.small - 1 - sn.body_len;
+                memcpy(sn.small + sn.body_len, body, n < k ? n : k);
+            }
+            sn.body_len += n;
+        }
+        memmove(head, head + hl, inbuf);
+        have = inbuf;
+        pthread_mutex_lock(&s->mu);
+        if (s->nseen < BS_MAX)
+            s->seen[s->nseen++] = sn;
+        pthread_mutex_unlock(&s->mu);
+        if (closed || rs->drop_mid_body)
+            goto out;
+
+        int status = rs->status ? rs->status : 200;
+        uint64_t blen = rs->body ? strlen(rs->body) : rs->pat_len;
+        char resp[512];
+        int n =
+            snprintf(resp, sizeof resp,
+                     "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %llu\r\n%s%s%s%s\r\n",
+                     status, rs->body ? "application/json" : "application/octet-stream",
+                     (unsigned long long)blen, rs->etag ? "ETag: " : "", rs->etag ? rs->etag : "",
+                     rs->etag ? "\r\n" : "", rs->close_after ? "Connection: close\r\n" : "");
+        if (bs_send_all(s, fd, resp, (size_t)n) != 0 || bs_send_body(s, fd, rs) != 0 ||
+            rs->close_after)
+            goto out;
+    }
+out:
+    free(body);
+    free(want);
+}
+
+static void *bs_main(void *arg) {
+    blobsrv *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {.fd = s->lfd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        bs_conn(s, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Starts blobsrv with a script of n responses (copied).  On the heap: a
+ * failed test leaves it running (cmocka jumps out), not on a dead stack. */
+static blobsrv *bs_start(const bs_resp *script, int n) {
+    blobsrv *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    assert_true(n >= 1 && n <= BS_MAX);
+    memcpy(s->script, script, (size_t)n * sizeof *script);
+    s->nscript = n;
+    pthread_mutex_init(&s->mu, NULL);
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->th, NULL, bs_main, s), 0);
+    return s;
+}
+
+static void bs_stop(blobsrv *s) {
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    close(s->lfd);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* A copy of what the server saw of request i (0-based); fails if none. */
+static bs_seen bs_get(blobsrv *s, int i) {
+    bs_seen out;
+    pthread_mutex_lock(&s->mu);
+    int n = s->nseen;
+    if (i < n)
+        out = s->seen[i];
+    pthread_mutex_unlock(&s->mu);
+    assert_true(i < n);
+    return out;
+}
+
+static int bs_count(blobsrv *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->nseen;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* The value of header `name` in a header block ("" if absent), in out. */
+static const char *head_value(const char *head, const char *name, char *out, size_t cap) {
+    size_t nl = strlen(name);
+    out[0] = '\0';
+    for (const char *p = head; (p = strstr(p, "\r\n")) != NULL; p += 2) {
+        if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
+            const char *v = p + 3 + nl;
+            while (*v == ' ')
+                v++;
+            size_t vl = strcspn(v, "\r\n");
+            snprintf(out, cap, "%.*s", (int)(vl < cap ? vl : cap - 1), v);
+            break;
+        }
+    }
+    return out;
+}
+
+/* An anonymous temporary file (already unlinked) holding n bytes of pattern seed. */
+static int pattern_file(uint64_t seed, uint64_t n) {
+    char path[] = "/tmp/mlo_http_stream_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    unsigned char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    for (uint64_t off = 0; off < n;) {
+        size_t k = n - off < (1u << 20) ? (size_t)(n - off) : (1u << 20);
+        pat_fill(seed, off, buf, k);
+        assert_int_equal(pwrite(fd, buf, k, (off_t)off), (ssize_t)k);
+        off += k;
+    }
+    free(buf);
+    return fd;
+}
+
+/* An empty temporary file (unlinked) holding `old` (NULL: nothing). */
+static int scratch_file(const char *old) {
+    char path[] = "/tmp/mlo_http_stream_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    if (old)
+        assert_int_equal(write(fd, old, strlen(old)), (ssize_t)strlen(old));
+    return fd;
+}
+
+static long long file_size(int fd) {
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    return (long long)st.st_size;
+}
+
+/* Is the file exactly n bytes of pattern seed? */
+static int file_is_pattern(int fd, uint64_t seed, uint64_t n) {
+    if (file_size(fd) != (long long)n)
+        return 0;
+    unsigned char *got = malloc(1 << 20), *want = malloc(1 << 20);
+    assert_non_null(got);
+    assert_non_null(want);
+    int ok = 1;
+    for (uint64_t off = 0; ok && off < n;) {
+        size_t k = n - off < (1u << 20) ? (size_t)(n - off) : (1u << 20);
+        ok = pread(fd, got, k, (off_t)off) == (ssize_t)k;
+        pat_fill(seed, off, want, k);
+        ok = ok && memcmp(got, want, k) == 0;
+        off += k;
+    }
+    free(got);
+    free(want);
+    return ok;
+}
+
+static void bs_uri(const blobsrv *s, const char *suffix, char *out, size_t cap) {
+    snprintf(out, cap, "http://127.0.0.1:%d%s", s->port, suffix);
+}
+
+static void test_request_bad_args(void **state) {
+    (void)state;
+    cb_state st = {0};
+    mlo_http *h = new_http("http://127.0.0.1:1", &st);
+    mlo_http_result r;
+    int fd = scratch_file("abc");
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "PUT";
+    q.path = "/x";
+
+    assert_int_equal(mlo__http_request(h, NULL, &r), 1);
+    mlo__http_result_free(&r);
+    q.in_fd = fd; /* a body from a file and from memory at once */
+    q.body = "x";
+    q.len = 1;
+    assert_int_equal(mlo__http_request(h, &q, &r), 1);
+    mlo__http_result_free(&r);
+    q.body = NULL;
+    q.len = 0;
+    q.in_off = -1;
+    assert_int_equal(mlo__http_request(h, &q, &r), 1);
+    mlo__http_result_free(&r);
+    q.in_off = 1;
+    q.in_len = INT64_MAX;
+    assert_int_equal(mlo__http_request(h, &q, &r), 1);
+    mlo__http_result_free(&r);
+    q.in_len = 1;
+    q.method = "GET"; /* a GET has no body */
+    assert_int_equal(mlo__http_request(h, &q, &r), 1);
+    mlo__http_result_free(&r);
+    q.method = "PUT";
+    q.content_type = "text/plain\r\nX-Injected: 1";
+    assert_int_equal(mlo__http_request(h, &q, &r), 1);
+    assert_string_equal(r.message, "invalid arguments to the HTTP call");
+    mlo__http_result_free(&r);
+    close(fd);
+    mlo__http_free(h);
+}
+
+/* A region of a file (in_off > 0) arrives byte-exact, with Content-Length and
+ * not chunked, and the fd's own offset is left alone; a POST from a file gets
+ * the given content type; the ETag and byte counts come back. */
+static void test_stream_put_region(void **state) {
+    (void)state;
+    const uint64_t fsize = (3u << 20) + 77, off = 100003, len = (2u << 20) + 5;
+    bs_resp script[] = {
+        {.etag = "\"put-etag-1\"", .body = "{}", .expect_seed = 11, .expect_off = off},
+        {.body = "{\"ok\":true}", .expect_seed = 11, .expect_off = 7},
+        {.body = "{}"},
+    };
+    blobsrv *s = bs_start(script, 3);
+    char uri[64];
+    bs_uri(s, "/prefix", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http_config c = base_cfg(uri, &st);
+    c.token = "tok-stream";
+    mlo_http *h = mlo__http_new(&c);
+    assert_non_null(h);
+    int fd = pattern_file(11, fsize);
+    assert_int_equal(lseek(fd, 5, SEEK_SET), 5);
+
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "PUT";
+    q.path = "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/region.bin";
+    q.in_fd = fd;
+    q.in_off = (int64_t)off;
+    q.in_len = (int64_t)len;
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    assert_int_equal(r.retries, 0);
+    assert_string_equal(r.etag, "\"put-etag-1\"");
+    assert_true(r.bytes_sent == len);
+    assert_true(r.bytes_received == 2);
+    assert_string_equal(r.body.data, "{}");
+    mlo__http_result_free(&r);
+    assert_int_equal(lseek(fd, 0, SEEK_CUR), 5);
+
+    bs_seen sn = bs_get(s, 0);
+    char v[256];
+    assert_string_equal(sn.method, "PUT");
+    assert_string_equal(sn.target,
+                        "/prefix/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/region.bin");
+    assert_true(sn.clen == (long long)len);
+    assert_true(sn.body_len == len);
+    assert_true(sn.match);
+    assert_string_equal(head_value(sn.head, "Transfer-Encoding", v, sizeof v), "");
+    assert_string_equal(head_value(sn.head, "Expect", v, sizeof v), "");
+    assert_string_equal(head_value(sn.head, "Content-Type", v, sizeof v),
+                        "application/octet-stream");
+    assert_string_equal(head_value(sn.head, "Authorization", v, sizeof v), "Bearer tok-stream");
+
+    /* POST of a small region with a content type of its own */
+    q.method = "POST";
+    q.in_off = 7;
+    q.in_len = 1000;
+    q.content_type = "application/x-ndjson";
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    assert_true(r.bytes_sent == 1000);
+    assert_string_equal(r.etag, "");
+    mlo__http_result_free(&r);
+    sn = bs_get(s, 1);
+    assert_string_equal(sn.method, "POST");
+    assert_true(sn.clen == 1000 && sn.body_len == 1000 && sn.match);
+    assert_string_equal(head_value(sn.head, "Content-Type", v, sizeof v), "application/x-ndjson");
+    assert_string_equal(head_value(sn.head, "Transfer-Encoding", v, sizeof v), "");
+
+    /* the in-memory path afterwards: no body headers left over, byte counts */
+    assert_int_equal(
+        mlo__http_call(h, "GET", "/api/2.0/mlflow/runs/get", "run_id=1", NULL, 0, 0, &r), 0);
+    assert_true(r.bytes_sent == 0 && r.bytes_received == 2);
+    mlo__http_result_free(&r);
+    sn = bs_get(s, 2);
+    assert_string_equal(sn.method, "GET");
+    assert_string_equal(head_value(sn.head, "Content-Type", v, sizeof v), "");
+    assert_string_equal(head_value(sn.head, "Content-Length", v, sizeof v), "");
+    assert_int_equal(mlo__http_connects(h), 1); /* streamed calls keep the connection too */
+
+    close(fd);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* A retried upload sends the same bytes again: after a 503 that came once
+ * the whole body was read, and after the connection dropped half-way. */
+static void test_stream_put_retry_resends(void **state) {
+    (void)state;
+    const uint64_t off = 4099, len = 3u << 20;
+    bs_resp script[] = {
+        {.status = 503,
+         .body = "{\"error_code\":\"TEMPORARILY_UNAVAILABLE\"}",
+         .close_after = 1,
+         .expect_seed = 12,
+         .expect_off = off},
+        {.drop_mid_body = 1, .expect_seed = 12, .expect_off = off},
+        {.etag = "\"third\"", .body = "{}", .expect_seed = 12, .expect_off = off},
+    };
+    blobsrv *s = bs_start(script, 3);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    int fd = pattern_file(12, off + len + 1000);
+
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "PUT";
+    q.path = "/api/2.0/mlflow-artifacts/artifacts/retry.bin";
+    q.in_fd = fd;
+    q.in_off = (int64_t)off;
+    q.in_len = (int64_t)len;
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    assert_int_equal(r.retries, 2);
+    assert_int_equal(st.retries_seen, 2);
+    assert_string_equal(r.etag, "\"third\"");
+    assert_true(r.bytes_sent == len);
+    mlo__http_result_free(&r);
+
+    assert_int_equal(bs_count(s), 3);
+    bs_seen a = bs_get(s, 0), b = bs_get(s, 1), c = bs_get(s, 2);
+    assert_true(a.body_len == len && a.match);
+    assert_true(b.body_len == len / 2 && b.match); /* the dropped one, as far as it went */
+    assert_true(c.clen == (long long)len && c.body_len == len && c.match);
+    close(fd);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* A download into a file: byte-exact, and a retry after a body cut short
+ * rewrites the file instead of appending to the first attempt's bytes. */
+static void test_stream_get_to_file(void **state) {
+    (void)state;
+    const uint64_t n = (3u << 20) + 1;
+    bs_resp script[] = {
+        {.pat_len = n, .pat_seed = 21, .cut_after = 1u << 20, .etag = "\"first\""},
+        {.status = 503, .body = "{\"error_code\":\"TEMPORARILY_UNAVAILABLE\"}"},
+        {.pat_len = n, .pat_seed = 21, .etag = "\"d41d8cd98f00b204e9800998ecf8427e-3\""},
+        {.pat_len = 1000, .pat_seed = 22},
+    };
+    blobsrv *s = bs_start(script, 4);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    int out = scratch_file("stale bytes of an earlier download");
+
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "GET";
+    q.path = "/api/2.0/mlflow-artifacts/artifacts/model.bin";
+    q.out_fd = out;
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    assert_int_equal(r.retries, 2);
+    assert_int_equal(st.last_code, 503);
+    assert_int_equal(r.body.len, 0); /* the body went to the file, the 503's is gone */
+    assert_true(r.bytes_received == n);
+    assert_string_equal(r.etag, "\"d41d8cd98f00b204e9800998ecf8427e-3\"");
+    assert_non_null(strstr(r.content_type, "application/octet-stream"));
+    mlo__http_result_free(&r);
+    assert_true(file_is_pattern(out, 21, n));
+    assert_int_equal(bs_count(s), 3);
+
+    /* a smaller body into the same file: the file is that body, nothing more */
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_true(r.bytes_received == 1000);
+    mlo__http_result_free(&r);
+    assert_true(file_is_pattern(out, 22, 1000));
+
+    close(out);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* A 404 with out_fd set: the error JSON in res->body, nothing in the file. */
+static void test_stream_get_404_to_file(void **state) {
+    (void)state;
+    static const char err[] = "{\"error_code\":\"RESOURCE_DOES_NOT_EXIST\",\"message\":\"no such "
+                              "artifact\"}";
+    bs_resp script[] = {{.status = 404, .body = err}};
+    blobsrv *s = bs_start(script, 1);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    int out = scratch_file(NULL);
+
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "GET";
+    q.path = "/api/2.0/mlflow-artifacts/artifacts/missing.bin";
+    q.out_fd = out;
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_int_equal(r.http_code, 404);
+    assert_int_equal(r.retries, 0);
+    assert_string_equal(r.body.data, err);
+    assert_true(r.bytes_received == strlen(err));
+    mlo__http_result_free(&r);
+    assert_int_equal(file_size(out), 0);
+
+    close(out);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* Presigned URLs: used as they are (no base prefix, no query), and no
+ * Authorization header, neither Bearer nor Basic; relative paths on the same
+ * handle still carry it.  Messages leave the URL's query (the signature) out. */
+static void test_absolute_url_no_auth(void **state) {
+    (void)state;
+    bs_resp script[] = {{.body = "{}", .etag = "\"part-1\"", .expect_seed = 31}};
+    blobsrv *s = bs_start(script, 1);
+    char base[64], abs_url[256], v[256];
+    bs_uri(s, "/prefix", base, sizeof base);
+    snprintf(abs_url, sizeof abs_url,
+             "http://127.0.0.1:%d/bucket/key.bin?partNumber=1&X-Amz-Signature=sig0123456789",
+             s->port);
+    int fd = pattern_file(31, 5000);
+    int nreq = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        cb_state st = {0};
+        mlo_http_config c = base_cfg(base, &st);
+        c.token = "tok-never-to-s3";
+        if (mode == 1) {
+            c.user = "alice";
+            c.password = "pw-never-to-s3";
+        }
+        mlo_http *h = mlo__http_new(&c);
+        assert_non_null(h);
+
+        mlo_http_req q = MLO_HTTP_REQ_INIT;
+        q.method = "PUT";
+        q.path = abs_url;
+        q.query = "ignored=1";
+        q.in_fd = fd;
+        q.in_len = 5000;
+        mlo_http_result r;
+        assert_int_equal(mlo__http_request(h, &q, &r), 0);
+        assert_int_equal(r.http_code, 200);
+        assert_string_equal(r.etag, "\"part-1\"");
+        mlo__http_result_free(&r);
+        bs_seen sn = bs_get(s, nreq++);
+        assert_string_equal(sn.target,
+                            "/bucket/key.bin?partNumber=1&X-Amz-Signature=sig0123456789");
+        assert_true(sn.body_len == 5000 && sn.match);
+        assert_null(strcasestr(sn.head, "Authorization"));
+
+        /* a GET to a presigned URL too */
+        mlo_http_req g = MLO_HTTP_REQ_INIT;
+        g.method = "GET";
+        g.path = abs_url;
+        assert_int_equal(mlo__http_request(h, &g, &r), 0);
+        mlo__http_result_free(&r);
+        sn = bs_get(s, nreq++);
+        assert_null(strcasestr(sn.head, "Authorization"));
+
+        /* the tracking API on the same handle still authenticates */
+        assert_int_equal(
+            mlo__http_call(h, "GET", "/api/2.0/mlflow/runs/get", "run_id=1", NULL, 0, 0, &r), 0);
+        mlo__http_result_free(&r);
+        sn = bs_get(s, nreq++);
+        assert_string_equal(sn.target, "/prefix/api/2.0/mlflow/runs/get?run_id=1");
+        assert_string_equal(head_value(sn.head, "Authorization", v, sizeof v),
+                            mode ? "Basic YWxpY2U6cHctbmV2ZXItdG8tczM=" : "Bearer tok-never-to-s3");
+        mlo__http_free(h);
+    }
+
+    /* a failure names the URL without its query */
+    cb_state st = {0};
+    mlo_http_config c = base_cfg(base, &st);
+    c.max_retries = 1;
+    mlo_http *h = mlo__http_new(&c);
+    snprintf(abs_url, sizeof abs_url,
+             "http://user:pw1234@127.0.0.1:%d/bucket/k?X-Amz-Signature=topsecretsig",
+             closed_port());
+    mlo_http_req g = MLO_HTTP_REQ_INIT;
+    g.method = "GET";
+    g.path = abs_url;
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &g, &r), 9);
+    assert_non_null(strstr(r.message, "/bucket/k"));
+    assert_null(strstr(r.message, "topsecretsig"));
+    assert_null(strstr(r.message, "pw1234"));
+    assert_null(strstr(st.last_msg, "topsecretsig"));
+    mlo__http_result_free(&r);
+    mlo__http_free(h);
+    close(fd);
+    bs_stop(s);
+}
+
+/* The ETag as sent (quotes, W/ kept); "" when the next response has none. */
+static void test_etag_captured(void **state) {
+    (void)state;
+    bs_resp script[] = {{.body = "{}", .etag = "W/\"abc-123\""}, {.body = "{}"}};
+    blobsrv *s = bs_start(script, 2);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    mlo_http_result r;
+    assert_int_equal(mlo__http_call(h, "GET", "/a", NULL, NULL, 0, 0, &r), 0);
+    assert_string_equal(r.etag, "W/\"abc-123\"");
+    mlo__http_result_free(&r);
+    assert_int_equal(mlo__http_call(h, "GET", "/b", NULL, NULL, 0, 0, &r), 0);
+    assert_string_equal(r.etag, "");
+    mlo__http_result_free(&r);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* The body file is shorter than in_off + in_len (it shrank): status 23 at
+ * once, not retried. */
+static void test_stream_body_file_shrank(void **state) {
+    (void)state;
+    bs_resp script[] = {{.body = "{}", .expect_seed = 41, .expect_off = 1000}};
+    blobsrv *s = bs_start(script, 1);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    int fd = pattern_file(41, 200000);
+
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "PUT";
+    q.path = "/api/2.0/mlflow-artifacts/artifacts/shrunk.bin";
+    q.in_fd = fd;
+    q.in_off = 1000;
+    q.in_len = 300000; /* 100000 bytes past the end */
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &q, &r), 23);
+    assert_int_equal(r.retries, 0);
+    assert_int_equal(st.retries_seen, 0);
+    assert_non_null(strstr(r.message, "shrank"));
+    assert_non_null(strstr(r.message, "shrunk.bin"));
+    mlo__http_result_free(&r);
+
+    /* the handle goes on working */
+    q.in_len = 5000;
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    mlo__http_result_free(&r);
+    close(fd);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* Writing the download fails (here EFBIG under RLIMIT_FSIZE, as ENOSPC
+ * would): status 23 at once, not retried, and the file is left empty. */
+static void test_stream_out_file_write_fails(void **state) {
+    (void)state;
+    bs_resp script[] = {{.pat_len = 2u << 20, .pat_seed = 51}};
+    blobsrv *s = bs_start(script, 1);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    int out = scratch_file(NULL);
+
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "GET";
+    q.path = "/api/2.0/mlflow-artifacts/artifacts/big.bin";
+    q.out_fd = out;
+    mlo_http_result r;
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 256 * 1024;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = mlo__http_request(h, &q, &r);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(rc, 23);
+    assert_int_equal(r.retries, 0);
+    assert_int_equal(st.retries_seen, 0);
+    assert_non_null(strstr(r.message, "cannot write"));
+    assert_non_null(strstr(r.message, strerror(EFBIG)));
+    mlo__http_result_free(&r);
+    assert_int_equal(file_size(out), 0);
+    assert_int_equal(bs_count(s), 1);
+    close(out);
+
+    /* a descriptor that is no file to write: 23 too, before any request */
+    int ro = open("/dev/null", O_RDONLY);
+    assert_true(ro >= 0);
+    q.out_fd = ro;
+    assert_int_equal(mlo__http_request(h, &q, &r), 23);
+    mlo__http_result_free(&r);
+    close(ro);
+    assert_int_equal(bs_count(s), 1);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* A streamed transfer that takes longer than timeout_s as a whole but never
+ * stalls for that long is not cut (the idle limit, not a total one). */
+static void test_stream_outlives_timeout(void **state) {
+    (void)state;
+    const uint64_t n = 12 * 16384;
+    bs_resp script[] = {{.pat_len = n, .pat_seed = 61, .chunk_delay_ms = 200}};
+    blobsrv *s = bs_start(script, 1);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http_config c = base_cfg(uri, &st);
+    c.timeout_s = 1;
+    c.max_retries = 0;
+    mlo_http *h = mlo__http_new(&c);
+    int out = scratch_file(NULL);
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "GET";
+    q.path = "/slow.bin";
+    q.out_fd = out;
+    mlo_http_result r;
+    int64_t t0 = now_ns();
+    assert_int_equal(mlo__http_request(h, &q, &r), 0);
+    assert_true(now_ns() - t0 > 1000 * MS); /* it did outlive timeout_s */
+    assert_int_equal(r.http_code, 200);
+    mlo__http_result_free(&r);
+    assert_true(file_is_pattern(out, 61, n));
+    close(out);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* A streamed transfer that stalls longer than timeout_s fails as a timeout
+ * (retryable; here with no retries left: status 9), and the file is emptied. */
+static void test_stream_idle_timeout(void **state) {
+    (void)state;
+    bs_resp script[] = {
+        {.pat_len = 1u << 20, .pat_seed = 71, .stall_after = 65536, .stall_ms = 10000}};
+    blobsrv *s = bs_start(script, 1);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http_config c = base_cfg(uri, &st);
+    c.timeout_s = 1;
+    c.max_retries = 0;
+    mlo_http *h = mlo__http_new(&c);
+    int out = scratch_file(NULL);
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "GET";
+    q.path = "/stall.bin";
+    q.out_fd = out;
+    mlo_http_result r;
+    int64_t t0 = now_ns();
+    assert_int_equal(mlo__http_request(h, &q, &r), 9);
+    /* the server would have stalled for 10 s: the idle limit ended it */
+    assert_true(now_ns() - t0 < 7000 * MS);
+    assert_non_null(strstr(r.message, "no data moved"));
+    mlo__http_result_free(&r);
+    assert_int_equal(file_size(out), 0);
+    close(out);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* should_abort is polled during a long transfer: status 8. */
+static void test_stream_should_abort(void **state) {
+    (void)state;
+    bs_resp script[] = {
+        {.pat_len = 4u << 20, .pat_seed = 81, .stall_after = 1u << 20, .stall_ms = 10000}};
+    blobsrv *s = bs_start(script, 1);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st); /* timeout_s 10 */
+    int out = scratch_file(NULL);
+    mlo_http_req q = MLO_HTTP_REQ_INIT;
+    q.method = "GET";
+    q.path = "/stall.bin";
+    q.out_fd = out;
+    mlo_http_result r;
+    int64_t t0 = now_ns();
+    st.abort_at_ns = t0 + 300 * MS;
+    assert_int_equal(mlo__http_request(h, &q, &r), 8);
+    assert_true(now_ns() - t0 < 5000 * MS);
+    assert_non_null(strstr(r.message, "aborted"));
+    mlo__http_result_free(&r);
+    assert_int_equal(file_size(out), 0);
+    close(out);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
+/* kB of a /proc/self/status field ("VmHWM", "VmRSS"), -1 if unknown. */
+static long proc_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long kb = -1;
+    size_t fl = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':')
+            kb = strtol(line + fl + 1, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+/* 64 MiB up from a file and 64 MiB down into one: byte-exact, and the
+ * process's peak RSS grows by far less than the body (no buffer in
+ * proportion to its size: the body would show as >= 64 MiB). */
+static void test_stream_64mb_bounded_memory(void **state) {
+    (void)state;
+    const uint64_t n = 64u << 20;
+    const long max_growth_kb = 16 * 1024;
+    bs_resp script[] = {
+        {.body = "{}", .expect_seed = 91}, /* warm-up */
+        {.body = "{}", .expect_seed = 91, .etag = "\"up\""},
+        {.pat_len = n, .pat_seed = 92},
+    };
+    blobsrv *s = bs_start(script, 3);
+    char uri[64];
+    bs_uri(s, "", uri, sizeof uri);
+    cb_state st = {0};
+    mlo_http *h = new_http(uri, &st);
+    int in = pattern_file(91, n);
+    int out = scratch_file(NULL);
+    mlo_http_req up = MLO_HTTP_REQ_INIT;
+    up.method = "PUT";
+    up.path = "/big-up.bin";
+    up.in_fd = in;
+    up.in_len = 1 << 20;
+    mlo_http_result r;
+    assert_int_equal(mlo__http_request(h, &up, &r), 0); /* curl's buffers exist from here on */
+    mlo__http_result_free(&r);
+
+    FILE *cr = fopen("/proc/self/clear_refs", "w"); /* "5": reset the peak to the current RSS */
+    if (cr) {
+        fputs("5", cr);
+        fclose(cr);
+    }
+    long base_kb = proc_kb("VmHWM");
+    if (base_kb < 0)
+        skip();
+
+    up.in_len = (int64_t)n;
+    assert_int_equal(mlo__http_request(h, &up, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    assert_true(r.bytes_sent == n);
+    mlo__http_result_free(&r);
+    bs_seen sn = bs_get(s, 1);
+    assert_true(sn.body_len == n && sn.match);
+
+    mlo_http_req down = MLO_HTTP_REQ_INIT;
+    down.method = "GET";
+    down.path = "/big-down.bin";
+    down.out_fd = out;
+    assert_int_equal(mlo__http_request(h, &down, &r), 0);
+    assert_int_equal(r.http_code, 200);
+    assert_true(r.bytes_received == n);
+    assert_int_equal(r.body.len, 0);
+    mlo__http_result_free(&r);
+
+    long peak_kb = proc_kb("VmHWM");
+    print_message("peak RSS growth over 2 x 64 MiB streamed: %ld kB\n", peak_kb - base_kb);
+    assert_true(peak_kb - base_kb < max_growth_kb);
+    assert_true(file_is_pattern(out, 92, n));
+    close(in);
+    close(out);
+    mlo__http_free(h);
+    bs_stop(s);
+}
+
 int main(void) {
     /* loopback traffic must not go through a proxy from the environment */
     unsetenv("http_proxy");
@@ -1169,9 +2164,25 @@ int main(void) {
     const struct CMUnitTest closing[] = {
         cmocka_unit_test_setup(test_close_mode, srv_reset),
     };
+    const struct CMUnitTest streaming[] = {
+        cmocka_unit_test(test_request_bad_args),
+        cmocka_unit_test(test_stream_put_region),
+        cmocka_unit_test(test_stream_put_retry_resends),
+        cmocka_unit_test(test_stream_get_to_file),
+        cmocka_unit_test(test_stream_get_404_to_file),
+        cmocka_unit_test(test_absolute_url_no_auth),
+        cmocka_unit_test(test_etag_captured),
+        cmocka_unit_test(test_stream_body_file_shrank),
+        cmocka_unit_test(test_stream_out_file_write_fails),
+        cmocka_unit_test(test_stream_outlives_timeout),
+        cmocka_unit_test(test_stream_idle_timeout),
+        cmocka_unit_test(test_stream_should_abort),
+        cmocka_unit_test(test_stream_64mb_bounded_memory),
+    };
     int failed = 0;
     failed += cmocka_run_group_tests_name("http_standalone", standalone, NULL, NULL);
     failed += cmocka_run_group_tests_name("http_keepalive", keepalive, srv_up, srv_down);
     failed += cmocka_run_group_tests_name("http_close", closing, srv_up_close, srv_down);
+    failed += cmocka_run_group_tests_name("http_stream", streaming, NULL, NULL);
     return failed ? 1 : 0;
 }
