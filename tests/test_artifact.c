@@ -857,6 +857,54 @@ static void test_local_store_then_sync(void **state) {
     free(f);
 }
 
+/* The server refuses an upload for good (400): reported, counted as failed,
+ * the manifest becomes .failed with the blob kept, flush does not hang on
+ * it; `mlo sync` later tries it again and delivers it. */
+static void test_permanent_refusal(void **state) {
+    (void)state;
+    char *dir = tmpdir("refused"), *store = path_join(dir, "store");
+    captured cap;
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(&cap, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-refused", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
+    assert_int_equal(testsrv_fault(srv, "{\"path_prefix\": \"/api/2.0/mlflow-artifacts/artifacts/\", "
+                                        "\"method\": \"PUT\", \"status\": 400, \"count\": 1}"),
+                     0);
+    assert_int_equal(mlo_log_artifact_bytes(run, "refused once", 12, "r/x.txt"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
+    uint64_t failed = 0;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_FAILED, &failed), MLO_OK);
+    assert_int_equal(failed, 1);
+    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, "refused for good"), 1);
+    const mlo_run *r = (const mlo_run *)run;
+    assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, mlo__mono_ns()),
+                     MLO_ERR_SERVER_INVALID);
+    assert_int_equal(count_store_files(store, ".failed"), 1);
+    assert_int_equal(count_store_files(store, ".blob"), 1);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    char exp[64], rid[64];
+    snprintf(exp, sizeof exp, "%s", mlo_run_experiment_id(run));
+    snprintf(rid, sizeof rid, "%s", mlo_run_id(run));
+    assert_int_equal(stored(exp, rid, "r/x.txt", NULL), -1);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+
+    char err[1024] = "";
+    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    if (st != MLO_OK)
+        fail_msg("sync: %s: %s", mlo_strerror(st), err);
+    char sha[65], want[65];
+    sha_hex("refused once", 12, want);
+    assert_int_equal(stored(exp, rid, "r/x.txt", sha), 12);
+    assert_string_equal(sha, want);
+    assert_int_equal(count_store_files(store, ".failed"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
 /* No store (durability off): the call uploads synchronously. */
 static void test_no_store_synchronous(void **state) {
     (void)state;
@@ -901,6 +949,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_not_proxied, setup),
         cmocka_unit_test_setup(test_rejected_paths, setup),
         cmocka_unit_test_setup(test_local_store_then_sync, setup),
+        cmocka_unit_test_setup(test_permanent_refusal, setup),
         cmocka_unit_test_setup(test_no_store_synchronous, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
