@@ -386,6 +386,15 @@ fail:
         c->qops->wake(c->queue);
         pthread_join(c->shipper, NULL);
     }
+    if (c->sender_started) {
+        /* started before what failed (the artifact uploader): stop it now */
+        atomic_store_explicit(&c->abort_at_ns, mlo__mono_ns(), memory_order_release);
+        pthread_mutex_lock(&c->pipe->lock);
+        c->pipe->stop = 1;
+        pthread_cond_broadcast(&c->pipe->cond);
+        pthread_mutex_unlock(&c->pipe->lock);
+        pthread_join(c->sender, NULL);
+    }
     if (c->queue && (!c->store || c->queue != mlo__store_ring(c->store)))
         c->qops->destroy(c->queue);
     if (c->store)

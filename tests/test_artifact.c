@@ -226,6 +226,8 @@ static int stored_count(const char *exp, const char *run_id) {
     return n;
 }
 
+static int count_requests(const char *method, const char *prefix, int *with_auth);
+
 static void assert_stored(mlo_run_t *run, const char *rel, const void *data, size_t len) {
     char sha[65] = "", want[65];
     sha_hex(data, len, want);
@@ -511,6 +513,25 @@ static void test_server_down_then_back(void **state) {
     assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
     assert_stored(run, "notes/a.txt", "survives", 8);
     assert_int_equal(count_store_files(store, ".art"), 0);
+
+    /* the connection dropped in the middle of the body: sent again, whole */
+    size_t n = 3 * 1024 * 1024;
+    unsigned char *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(i * 13 + 7);
+    assert_int_equal(testsrv_fault(srv, "{\"path_prefix\": \"/api/2.0/mlflow-artifacts/artifacts/\", "
+                                        "\"method\": \"PUT\", \"drop_after_bytes\": 1000000, "
+                                        "\"count\": 1}"),
+                     0);
+    assert_int_equal(mlo_log_artifact_bytes(run, data, n, "notes/cut.bin"), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
+    assert_stored(run, "notes/cut.bin", data, n);
+    char put[512];
+    snprintf(put, sizeof put, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/notes/cut.bin",
+             mlo_run_experiment_id(run), mlo_run_id(run));
+    assert_true(count_requests("PUT", put, NULL) >= 2); /* the cut one, then the whole */
+    free(data);
     assert_int_equal(mlo_client_close(c), MLO_OK);
     rm_rf(dir);
     free(dir);
