@@ -206,6 +206,24 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
     if (a->client)
         mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
     int st = mlo__api_classify(r, what, e);
+    if (st == MLO_OK && !rdesc) {
+        /* MLflow answers every successful call with a JSON object ("{}" for
+         * writes).  A 2xx with anything else (a proxy's login page, a
+         * truncated or garbage body) is not an acknowledgement: the server
+         * may have stored nothing.  Any object will do: unknown members are
+         * ignored. */
+        ProtobufCMessage *m = NULL;
+        if (mlo__pbjson_decode(&mlflow__error_response__descriptor,
+                               r->body.data ? r->body.data : "", r->body.len, &m, NULL, 0) != 0) {
+            e->status = st = MLO_ERR_PROTOCOL;
+            snprintf(e->message, sizeof e->message,
+                     "%s: HTTP %ld with a body that is not a JSON object (%.40s): a proxy in the "
+                     "way, or not an MLflow server?",
+                     what, r->http_code, r->content_type[0] ? r->content_type : "no content type");
+        } else {
+            protobuf_c_message_free_unpacked(m, NULL);
+        }
+    }
     if (st == MLO_OK && rdesc) {
         char err[128] = "";
         if (mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp, err,
