@@ -1469,8 +1469,9 @@ static int64_t backoff_ns(const mlo_client *c, int k) {
 }
 
 static int own_pending(const mlo_arts *a, uint64_t upto, const char *lid) {
-    for (const art_item *it = a->head[L_OWN]; it; it = it->next) {
-        if (it->parked || it->seq > upto)
+    /* the own list is in staging order: stop at the first one staged later */
+    for (const art_item *it = a->head[L_OWN]; it && it->seq <= upto; it = it->next) {
+        if (it->parked)
             continue;
         if (!lid || !strncmp(it->lid, lid, 32))
             return 1;
