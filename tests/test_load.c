@@ -42,8 +42,8 @@
  *    allocator quarantine make RSS meaningless.
  *
  * Sizes: in the plain build 8 x 250,000 = 2,000,000 calls (drop) and
- * 8 x 125,000 = 1,000,000 (wait).  Under ASan the counts are divided by 8,
- * under TSan by 20 (both slow every call and the server is the same);
+ * 8 x 125,000 = 1,000,000 (wait).  Under ASan the counts are divided by 4,
+ * under TSan by 10 (both slow every call and the server is the same);
  * MLO_LOAD_DIVISOR overrides the divisor.  The figures are printed as a
  * LOAD line.
  */
@@ -70,10 +70,10 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
-#define DIVISOR 8
+#define DIVISOR 4
 #elif defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
-#define DIVISOR 20
+#define DIVISOR 10
 #else
 #define SANITIZED 0
 #define DIVISOR 1
