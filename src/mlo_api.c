@@ -243,8 +243,16 @@ int mlo__api_post(mlo_api *a, const char *path, const ProtobufCMessage *msg,
     const char *full = full_path(a, path);
     if (!full || mlo__pbjson_encode(msg, &a->body) != 0)
         return no_memory(e, path);
+    mlo_http_req req = MLO_HTTP_REQ_INIT;
+    req.method = "POST";
+    req.path = full;
+    req.body = a->body.data;
+    req.len = a->body.len;
+    req.deadline_ns = a->deadline_ns;
+    req.not_idempotent = a->not_idempotent;
+    a->not_idempotent = 0;
     mlo_http_result r;
-    mlo__http_call(a->http, "POST", full, NULL, a->body.data, a->body.len, a->deadline_ns, &r);
+    mlo__http_request(a->http, &req, &r);
     return finish(a, &r, path, rdesc, resp, e);
 }
 
@@ -357,6 +365,9 @@ int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, in
     req.n_tags = ntags;
     req.tags = pt;
     ProtobufCMessage *m = NULL;
+    /* a lost answer must not create the run twice: the caller searches for
+     * the run's mlo.local_id tag before trying again */
+    a->not_idempotent = 1;
     int st = post(a, "runs/create", &req.base, &mlflow__create_run__response__descriptor, &m, e);
     free(t);
     free(pt);

@@ -16,6 +16,7 @@ struct mlo_api {
     mlo_http *http;
     mlo_client *client; /* NULL for a client-less api (mlo sync): no stats, no callback */
     int64_t deadline_ns;
+    int not_idempotent; /* the next POST: see mlo_http_req.not_idempotent */
     mlo_buf body;
     mlo_buf query;
     mlo_buf path;

@@ -854,6 +854,11 @@ static int set_request(mlo_http *h, const mlo_http_req *req, int absolute) {
      * and nobody flags; POSTFIELDS would point at the previous body). */
     rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
     rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    /* libcurl silently sends a request again on a new connection when a
+     * reused one dies before any answer: a non-idempotent request (which the
+     * server may have carried out before dying) gets a fresh connection, on
+     * which curl never does that. */
+    rc |= curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->not_idempotent ? 1L : 0L);
     rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 
@@ -1191,11 +1196,20 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
             return finish(h, res, MLO_ERR_NETWORK);
         }
         /* A keep-alive connection the server closed while idle: once, at once. */
-        if (!reconnect_used && nconn == 0 && hdr_bytes == 0 && total_us < REUSE_FAIL_FAST_US &&
+        if (!reconnect_used && !req->not_idempotent && nconn == 0 && hdr_bytes == 0 &&
+            total_us < REUSE_FAIL_FAST_US &&
             (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
             reconnect_used = 1;
             res->reconnects++;
             continue;
+        }
+        if (req->not_idempotent && rc != CURLE_COULDNT_RESOLVE_HOST &&
+            rc != CURLE_COULDNT_RESOLVE_PROXY && rc != CURLE_COULDNT_CONNECT &&
+            fk != FK_TLS_RETRYABLE) {
+            msgf(res->message, sizeof res->message,
+                 "%s %s: %.120s: the request may have taken effect, not repeated", method, where,
+                 curl_text(h, rc));
+            return finish(h, res, MLO_ERR_NETWORK);
         }
         if (res->retries >= h->max_retries) {
             if (fk == FK_TLS_RETRYABLE) {

@@ -150,6 +150,15 @@ typedef struct mlo_http_req {
      * fsync: that is the caller's business.  -1: everything into res->body. */
     int out_fd;
     int64_t deadline_ns; /* CLOCK_MONOTONIC deadline for the whole call, 0 = none */
+    /* 1: the request creates something (runs/create) and repeating it after
+     * it may have reached the server would create it twice.  A transport
+     * failure after the request may have been delivered (the answer lost:
+     * connection reset or closed, nothing received, timeout) then ends the
+     * call at once with status 9 (message "... the request may have taken
+     * effect") instead of being retried, so that the caller can look for
+     * what it created first.  Failures before anything was sent (resolve,
+     * connect) and HTTP 408/429/5xx answers are retried as usual. */
+    int not_idempotent;
 } mlo_http_req;
 
 #define MLO_HTTP_REQ_INIT                                                                          \

@@ -447,7 +447,31 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
             free(exp);
             return MLO_ERR_NO_MEMORY;
         }
-        st = mlo__api_create_run(s->api, exp, sr.run_name, rec->timestamp, tags, ntags, &sid, &e);
+        /* runs/create is not repeated by the transport once it may have
+         * reached the server (a lost answer would create the run twice): look
+         * for the run's tag, and only then create again.  With an outbox a
+         * later pass does that after the backoff; memory-only, here, within
+         * the retry budget. */
+        for (int attempt = 0;; attempt++) {
+            st = mlo__api_create_run(s->api, exp, sr.run_name, rec->timestamp, tags, ntags, &sid,
+                                     &e);
+            if (st != MLO_ERR_NETWORK && st != MLO_ERR_TIMEOUT)
+                break;
+            mlo__report(s->c, MLO_WARN_RETRY, 1,
+                        "run %s: create run: %s; looking for it by its %s tag before trying again",
+                        r->lid, e.message[0] ? e.message : mlo_strerror(st), LOCAL_ID_TAG);
+            mlo_api_error e2;
+            int fst = mlo__api_search_run_by_tag(s->api, exp, LOCAL_ID_TAG, r->lid, &sid, &e2);
+            if (fst == MLO_OK) {
+                st = MLO_OK;
+                break;
+            }
+            if (fst != MLO_ERR_NOT_FOUND || attempt >= s->c->cfg.max_retries ||
+                atomic_load_explicit(&s->c->stop, memory_order_acquire))
+                break;
+            struct timespec pause = {0, 200 * 1000000L << (attempt < 3 ? attempt : 3)};
+            nanosleep(&pause, NULL);
+        }
         mlo__kv_free(tags, ntags);
     }
     if (st == MLO_OK) {
