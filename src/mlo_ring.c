@@ -544,7 +544,15 @@ size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_re
     ring *r = ring_of(q);
     uint64_t p = *pos;
     size_t n = 0;
-    for (;;) {
+    /* Never past the producers' claim position.  Space is zeroed when it is
+     * released, so a walk meets a 0 size word at the first claimed-but-
+     * unmarked record -- except when the ring is exactly full (tail - head ==
+     * capacity): then the slot at tail is the slot at head, which still holds
+     * the first record, and an unbounded walk would go round again.
+     * relaxed: only a bound; each record is still read through its size
+     * word's acquire load. */
+    const uint64_t end = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    while (p < end) {
         uint64_t idx = p & r->mask;
         /* acquire: pairs with the producer's release store of the size word. */
         uint32_t size = atomic_load_explicit(size_word(r, idx), memory_order_acquire);
