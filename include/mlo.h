@@ -522,10 +522,18 @@ MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
  * The call returns once the content is safe in the store (copied, with its
  * SHA-256, in chunks: memory stays bounded): the caller may delete or
  * overwrite its file at once.  The sender uploads it in the background
- * (PUT to the server's proxied artifact API, multipart for large files when
- * the server offers it); an upload interrupted by a server outage or a
- * crash resumes later (this client, the next one on the store, or
- * `mlo sync`).  Without a tracking URI artifacts wait in the store for
+ * (PUT to the server's proxied artifact API; files of at least
+ * $MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE bytes (default 500 MiB) in
+ * parts of $MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE (default 100 MiB) through
+ * its multipart API when the server offers it -- on by default, unlike
+ * MLflow's client; $MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false turns it
+ * off -- else one streamed PUT); an upload interrupted by a server outage or
+ * a crash resumes later (this client, the next one on the store, or
+ * `mlo sync`).  An artifact the server refuses for good, or one of a run
+ * whose artifact store is not proxied (MLO_ERR_ARTIFACTS_NOT_PROXIED), is
+ * reported through the error callback, counted in MLO_STAT_FAILED and kept
+ * in the store (`mlo show` lists it; `mlo sync` tries again); flush does not
+ * wait for those.  Without a tracking URI artifacts wait in the store for
  * `mlo sync`.  Without a store (mlo_options_set_durable(opts, 0)) the call
  * uploads synchronously and returns the upload's status.
  * mlo_client_flush waits for artifact uploads too.
@@ -617,16 +625,20 @@ MLO_API int mlo_set_model_alias(mlo_client_t *client, const char *name, const ch
  * "Datasets used"), for auditing which data trained which model.
  * name: the dataset's name.  source: where it lives: a local path, a URL
  * ("https://...", "s3://...") or a versioned reference ("dvc://...",
- * "lakefs://..."); sent as MLflow's source JSON {"uri": ...} with the
- * scheme (or "local") as source type.  digest: the content digest, or NULL
+ * "lakefs://..."); sent as MLflow's source JSON, {"url": ...} for http(s)
+ * (as MLflow's HTTPDatasetSource) and {"uri": ...} otherwise, with the
+ * scheme ("http" for both http and https; "local" for a path or file:) as
+ * source type.  A relative path is made absolute.  digest: the content digest, or NULL
  * to have mlo compute one from a local file or directory source by reading
  * it (SHA-256 over the content, in chunks; for a directory over its sorted
  * relative paths and files' contents), given as its first 32 hex characters.
  * The record goes through the queue and the store like a tag (no network
  * on the call; works offline, uploaded by `mlo sync`).
- * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL run, name or source; a
- * name over 500 characters, a digest over 36; a NULL digest with a source
- * that is not a readable local path), MLO_ERR_INVALID_UTF8, MLO_ERR_IO,
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL or empty run, name,
+ * source or digest; a name over 500 characters, a digest over 36, a URI
+ * scheme over 36, a source over 65535 once in its JSON, a record over half
+ * the event queue; a NULL digest with a source that is not a local path),
+ * MLO_ERR_INVALID_UTF8, MLO_ERR_IO (the local source cannot be read),
  * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED.  Threads: any.
  */
 MLO_API int mlo_log_dataset(mlo_run_t *run, const char *name, const char *source,
