@@ -477,8 +477,37 @@ static void test_large_file(void **state) {
     uint64_t bytes = 0;
     assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
     assert_int_equal(bytes, (uint64_t)size);
-    fprintf(stderr, "large artifact: %ld MB, peak RSS grew by %ld MB (peak %ld MB)\n", mb,
-            grown_mb, ru.ru_maxrss / 1024);
+    /* and back: the download streams to disk and the checksum matches */
+    char *dldir = path_join(dir, "dl");
+    assert_int_equal(mlo_download_artifacts(c, mlo_run_id(run), "big/big.bin", dldir), MLO_OK);
+    char *got = path_join(dldir, "big.bin");
+    fd = open(got, O_RDONLY);
+    assert_true(fd >= 0);
+    buf = malloc(chunk);
+    assert_non_null(buf);
+    x = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestInit_ex(x, EVP_sha256(), NULL), 1);
+    ssize_t nr;
+    int64_t total = 0;
+    while ((nr = read(fd, buf, chunk)) > 0) {
+        EVP_DigestUpdate(x, buf, (size_t)nr);
+        total += nr;
+    }
+    close(fd);
+    free(buf);
+    EVP_DigestFinal_ex(x, d, &dl);
+    EVP_MD_CTX_free(x);
+    char back[65];
+    for (unsigned i = 0; i < dl; i++)
+        sprintf(back + 2 * i, "%02x", d[i]);
+    assert_int_equal(total, size);
+    assert_string_equal(back, want);
+    free(got);
+    free(dldir);
+    getrusage(RUSAGE_SELF, &ru);
+    grown_mb = (ru.ru_maxrss - rss_before_kb) / 1024;
+    fprintf(stderr, "large artifact: %ld MB up and down, peak RSS grew by %ld MB (peak %ld MB)\n",
+            mb, grown_mb, ru.ru_maxrss / 1024);
     /* chunks of 1 MiB: far below the file's size */
     assert_true(grown_mb < 40);
     if (mb >= 200 && !SANITIZED)
