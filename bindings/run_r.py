@@ -167,12 +167,18 @@ def main():
         with TestServer() as srv:
             env["MLFLOW_TRACKING_URI"] = srv.url
             sh(["Rscript", os.path.join(a.source_dir, "examples", "r", "iris_grid.R")], env=env)
-            runs = [r for r in srv.dump()["runs"]
+            d = srv.dump()
+            runs = [r for r in d["runs"]
                     if r["tags"].get("mlflow.source.name", "").endswith("iris_grid.R")]
+            # the model file, an RDS (gzip) of each run, on the server
+            stored = {a["path"]: a["size"] for a in d.get("artifacts", [])}
             bad = [r for r in runs if r["info"]["status"] != "FINISHED"
                    or "accuracy" not in {m["key"] for m in r["metrics"]}
-                   or "f1_macro" not in {m["key"] for m in r["metrics"]} or "k" not in r["params"]]
-            print("%d runs stored by the R example, %d incomplete" % (len(runs), len(bad)))
+                   or "f1_macro" not in {m["key"] for m in r["metrics"]} or "k" not in r["params"]
+                   or stored.get("%s/%s/artifacts/model/model.rds" % (
+                       r["info"]["experiment_id"], r["info"]["run_id"]), 0) < 20]
+            print("%d runs stored by the R example (with model/model.rds), %d incomplete"
+                  % (len(runs), len(bad)))
             if len(runs) < 2 or bad:
                 return 1
     return 0
