@@ -752,6 +752,27 @@ static void recover_and_adopt(mlo_store *s, int all_targets) {
 
 static _Atomic uint32_t client_counter;
 
+/* The tracking URI as the store writes it (acks, .target, runs.map, artifact
+ * manifests) and compares it: without the user:password@ part a URI may
+ * carry, so that no credential is ever written to disk.  malloc'd. */
+static char *uri_for_store(const char *uri) {
+    const char *auth = strstr(uri, "://");
+    if (!auth)
+        return strdup(uri);
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', alen);
+    if (!at)
+        return strdup(uri);
+    size_t head = (size_t)(auth - uri), tail = strlen(at + 1);
+    char *out = malloc(head + tail + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, uri, head);
+    memcpy(out + head, at + 1, tail + 1);
+    return out;
+}
+
 static mlo_store *store_new(const char *dir, const char *uri, mlo_client *c) {
     mlo_store *s = calloc(1, sizeof *s);
     if (!s)
@@ -761,7 +782,7 @@ static mlo_store *store_new(const char *dir, const char *uri, mlo_client *c) {
     s->fsync_policy = c ? c->cfg.fsync_policy : MLO_FSYNC_INTERVAL;
     pthread_mutex_init(&s->map_lock, NULL);
     s->dir = strdup(dir);
-    s->uri = uri ? strdup(uri) : NULL;
+    s->uri = uri ? uri_for_store(uri) : NULL;
     if (!s->dir || (uri && !s->uri)) {
         free(s->dir);
         free(s->uri);
@@ -928,7 +949,7 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
     char *tp = path_of(s, "acks/%s.target", s->procid);
     int tfd = tp ? open(tp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600) : -1;
     free(tp);
-    if (s->lock_fd < 0 || tfd < 0 || write_all(tfd, uri ? uri : "", uri ? strlen(uri) : 0) != 0) {
+    if (s->lock_fd < 0 || tfd < 0 || write_all(tfd, s->uri ? s->uri : "", s->uri ? strlen(s->uri) : 0) != 0) {
         errf(err, errlen, "cannot write in %s/acks: %s", s->dir, strerror(errno));
         if (tfd >= 0)
             close(tfd);
