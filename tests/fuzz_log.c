@@ -19,8 +19,12 @@
  * that mutated inputs reach zstd and protobuf-c; the replay build (plain
  * compiler, libmlo) checks CRCs as in production.
  *
+ * Every field of every event goes into the comparison hash, the DATASET
+ * record's digest, source type and context (LogEvent fields 11-13) included.
+ *
  * Seeds: tests/corpus/log, written by tests/fuzz_log_seeds.c
- * (build/tests/fuzz_log_seeds tests/corpus/log).
+ * (build/tests/fuzz_log_seeds tests/corpus/log); ok-dataset holds DATASET
+ * events (type 6) with and without a context, between a run's other events.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memfd_create */
@@ -78,6 +82,11 @@ static uint64_t event_hash(uint64_t h, const mlo_log_event *e) {
         h = mixs(h, e->tag_keys[i]);
         h = mixs(h, e->tag_values[i]);
     }
+    /* DATASET fields (LogEvent 11-13; NULL when absent), so both readers
+     * must agree on them too */
+    h = mixs(h, e->digest);
+    h = mixs(h, e->source_type);
+    h = mixs(h, e->context);
     return h;
 }
 

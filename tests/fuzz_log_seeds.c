@@ -3,7 +3,8 @@
  * segment writer itself: build/tests/fuzz_log_seeds tests/corpus/log
  * (existing files of the same names are replaced).  The names say what the
  * reader must decide (tests/fuzz_replay.c): ok- reads to the end without
- * damage, bad- has damage.
+ * damage, bad- has damage.  ok-dataset / bad-dataset-last-block-crc hold
+ * DATASET events (type 6: digest, source_type, context).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -90,6 +91,58 @@ static void write_full(const char *name) {
     mlo__logw_close(w);
 }
 
+/* A run that used datasets: START_RUN, DATASET events (type 6, with the
+ * fields digest, source_type and context that only they carry; context
+ * absent, empty and set), a metric and END_RUN, in two blocks. */
+static void write_dataset(const char *name) {
+    mlo_logw *w = create(name);
+    mlo_log_event s = {.type = MLO_EV_START_RUN,
+                       .run_id = RUN,
+                       .key = "iris",
+                       .value = "with-data",
+                       .timestamp = 1700000000000};
+    add(w, &s);
+    mlo_log_event d1 = {.type = MLO_REC_DATASET,
+                        .run_id = RUN,
+                        .key = "iris-train",
+                        .value = "{\"uri\": \"/data/iris/train.csv\"}",
+                        .timestamp = 1700000000001,
+                        .digest = "0123456789abcdef0123456789abcdef",
+                        .source_type = "local"};
+    add(w, &d1);
+    mlo_log_event d2 = {.type = MLO_REC_DATASET,
+                        .run_id = RUN,
+                        .key = "donn\xc3\xa9" "es-test",
+                        .value = "{\"uri\": \"s3://bucket/iris/test.parquet\"}",
+                        .timestamp = 1700000000002,
+                        .digest = "abcdefabcdefabcdefabcdefabcdefabcdef", /* 36: the limit */
+                        .source_type = "s3",
+                        .context = "eval"};
+    add(w, &d2);
+    commit(w);
+    mlo_log_event m = {.type = MLO_REC_METRIC,
+                       .run_id = RUN,
+                       .key = "accuracy",
+                       .value_num = 0.93,
+                       .timestamp = 1700000000003,
+                       .step = 1};
+    add(w, &m);
+    mlo_log_event d3 = {.type = MLO_REC_DATASET,
+                        .run_id = RUN,
+                        .key = "web",
+                        .value = "{\"url\": \"https://example.org/iris.csv\"}",
+                        .timestamp = 1700000000004,
+                        .digest = "ffffffffffffffffffffffffffffffff",
+                        .source_type = "http",
+                        .context = ""};
+    add(w, &d3);
+    mlo_log_event e = {
+        .type = MLO_REC_END_RUN, .run_id = RUN, .value_num = 3, .timestamp = 1700000001000};
+    add(w, &e);
+    commit(w);
+    mlo__logw_close(w);
+}
+
 static unsigned char *slurp(const char *name, size_t *n) {
     FILE *f = fopen(path_of(name), "rb");
     if (!f)
@@ -131,6 +184,12 @@ int main(int argc, char **argv) {
     b[32 + 50] ^= 0x01;
     b[n - 40] ^= 0x80;
     spill("bad-last-block-crc", b, n);
+    free(b);
+
+    write_dataset("ok-dataset");
+    b = slurp("ok-dataset", &n);
+    b[n - 30] ^= 0x40; /* the last block (second dataset block) damaged */
+    spill("bad-dataset-last-block-crc", b, n);
     free(b);
 
     /* a START_RUN with a 10 KB tag value */
