@@ -15,6 +15,23 @@
  * and STORE/runs.map mapping B to the server id "srv-b-0001".
  * Ids: A aaaa0000...0001, B bbbb...0002, C cccc...0003, D dddd...0004.
  * Start times (ms): A 1700000000000, B +100 s, C +200 s, D +300 s.
+ *
+ * Usage: cli_mkstore --api STORE DIR
+ * Makes a second local store STORE through the public API (no tracking URI:
+ * a local client), with one run "with-artifacts" of experiment "artifacts":
+ * param k=7, metric accuracy 0.5 (step 0) and 0.75 (step 1), and
+ *   artifacts  data/data.csv      mlo_log_artifact of DIR/data.csv (written here:
+ *                                 3000 bytes, byte i = (i * 7 + 3) & 255)
+ *              model/weights.bin  mlo_log_artifact_bytes, the same 3000 bytes
+ *              notes/100% done.txt  mlo_log_artifact_bytes of "done\n" (a name
+ *                                 the manifest must percent-encode)
+ *              empty.bin          mlo_log_artifact_bytes(NULL, 0): an empty file
+ *   datasets   "iris-train" from s3://bucket/iris/train.csv, digest
+ *              "0123456789abcdef0123456789abcdef" (given)
+ *              "iris-local" from DIR/data.csv, digest computed (the first 32
+ *              hex characters of its SHA-256)
+ * then ends it (FINISHED) and closes the client; every call must return
+ * MLO_OK.  Prints the run's local id on stdout.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -27,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mlo.h"
 #include "mlo_log.h"
 #include "mlo_queue.h"
 
@@ -97,9 +115,65 @@ static void end(mlo_logw *w, const char *id, int status, long long ts) {
                .type = MLO_REC_END_RUN, .run_id = id, .value_num = status, .timestamp = ts});
 }
 
+static void api_ok(int st, const char *what) {
+    if (st != MLO_OK) {
+        fprintf(stderr, "cli_mkstore: %s: %s\n", what, mlo_strerror(st));
+        exit(1);
+    }
+}
+
+static void on_error(void *user, mlo_status st, const char *msg) {
+    (void)user;
+    fprintf(stderr, "cli_mkstore: callback: %s: %s\n", mlo_strerror(st), msg ? msg : "(null)");
+}
+
+/* cli_mkstore --api STORE DIR: see the top. */
+static int api_store(const char *dir, const char *files) {
+    char data_path[4096];
+    snprintf(data_path, sizeof data_path, "%s/data.csv", files);
+    unsigned char bytes[3000];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (unsigned char)((i * 7 + 3) & 255);
+    FILE *f = fopen(data_path, "wb");
+    if (!f || fwrite(bytes, 1, sizeof bytes, f) != sizeof bytes || fclose(f) != 0) {
+        perror(data_path);
+        return 1;
+    }
+    mlo_options_t *o = mlo_options_new();
+    if (!o)
+        return 1;
+    api_ok(mlo_options_set_tracking_uri(o, NULL), "set_tracking_uri");
+    api_ok(mlo_options_set_store_dir(o, dir), "set_store_dir");
+    api_ok(mlo_options_set_error_callback(o, on_error, NULL), "set_error_callback");
+    mlo_client_t *c;
+    api_ok(mlo_client_open(o, &c), "client_open");
+    mlo_options_free(o);
+    mlo_run_t *r;
+    api_ok(mlo_start_run(c, "artifacts", "with-artifacts", NULL, &r), "start_run");
+    api_ok(mlo_log_param(r, "k", "7"), "log_param");
+    api_ok(mlo_log_metric(r, "accuracy", 0.5, 0), "log_metric");
+    api_ok(mlo_log_metric(r, "accuracy", 0.75, 1), "log_metric");
+    api_ok(mlo_log_artifact(r, data_path, "data"), "log_artifact");
+    api_ok(mlo_log_artifact_bytes(r, bytes, sizeof bytes, "model/weights.bin"),
+           "log_artifact_bytes");
+    api_ok(mlo_log_artifact_bytes(r, "done\n", 5, "notes/100% done.txt"), "log_artifact_bytes");
+    api_ok(mlo_log_artifact_bytes(r, NULL, 0, "empty.bin"), "log_artifact_bytes (empty)");
+    api_ok(mlo_log_dataset(r, "iris-train", "s3://bucket/iris/train.csv",
+                           "0123456789abcdef0123456789abcdef"),
+           "log_dataset (s3)");
+    api_ok(mlo_log_dataset(r, "iris-local", data_path, NULL), "log_dataset (local)");
+    api_ok(mlo_end_run(r, MLO_RUN_FINISHED), "end_run");
+    printf("%s\n", mlo_run_id(r));
+    api_ok(mlo_client_flush(c, 10000), "client_flush");
+    api_ok(mlo_client_close(c), "client_close");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--api"))
+        return api_store(argv[2], argv[3]);
     if (argc != 2) {
-        fprintf(stderr, "usage: cli_mkstore STORE\n");
+        fprintf(stderr, "usage: cli_mkstore STORE | cli_mkstore --api STORE DIR\n");
         return 2;
     }
     snprintf(store, sizeof store, "%s", argv[1]);

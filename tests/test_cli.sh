@@ -2,9 +2,14 @@
 # test_cli.sh MLO CLI_MKSTORE PYTHON TEST_SERVER_PY
 #
 # The `mlo` tool end to end: cli_mkstore writes a local store (see
-# tests/cli_mkstore.c for its runs A-D, one segment with a corrupted block);
-# then ls, show, gate (local store and, against the test server, --uri),
-# sync's argument errors and --help, each checked for output and exit code.
+# tests/cli_mkstore.c for its runs A-D, one segment with a corrupted block)
+# and, through the public API, a second one whose run has artifacts waiting
+# for `mlo sync` and two datasets; then ls, show (datasets, pending and
+# failed artifacts), gate (local store and, against the test server, --uri),
+# sync (the second store: the test server's /_test/dump must then hold the
+# run, both datasets and every artifact with its SHA-256, once, also after a
+# second sync), sync's argument errors and --help, each checked for output
+# and exit code.
 # Prints "ok"/"FAIL" per check; exits 1 if any failed.
 set -u
 MLO=$1 MKSTORE=$2 PY=$3 SRV=$4
@@ -21,6 +26,14 @@ export TZ=UTC LC_ALL=C
 unset MLO_STORE_DIR MLFLOW_TRACKING_URI MLFLOW_TRACKING_TOKEN MLFLOW_TRACKING_USERNAME
 S=$T/store
 "$MKSTORE" "$S" || { echo "FAIL: cli_mkstore"; exit 1; }
+# a second store, written through the public API: one run with artifacts
+# waiting for `mlo sync` and two datasets (see tests/cli_mkstore.c)
+SA=$T/store-api
+mkdir -p "$T/files"
+AR=$("$MKSTORE" --api "$SA" "$T/files") || { echo "FAIL: cli_mkstore --api"; exit 1; }
+DATA_SHA=$(sha256sum "$T/files/data.csv" | cut -d' ' -f1)
+DONE_SHA=$(printf 'done\n' | sha256sum | cut -d' ' -f1)
+EMPTY_SHA=$(printf '' | sha256sum | cut -d' ' -f1)
 
 fails=0
 n=0
@@ -127,6 +140,29 @@ run 2 "$MLO" show zzzz "$S" && has err "no run 'zzzz'"
 run 2 "$MLO" show "$S" 2>/dev/null
 run 2 "$MLO" show knn-k1 "$S" --metric nosuch && has err "no metric 'nosuch'"
 
+# ---- show: a run's datasets and its artifacts not uploaded yet
+run 0 "$MLO" show "$AR" "$SA" --ascii
+has out "with-artifacts" && has out "k  7"
+has out "Datasets (2)"
+has out "iris-train  digest 0123456789abcdef0123456789abcdef  s3 s3://bucket/iris/train.csv"
+has out "iris-local  digest $(echo "$DATA_SHA" | cut -c1-32)  local $T/files/data.csv"
+has out "Artifacts not uploaded yet (4)"
+has out "data/data.csv  3000 bytes  pending (mlo sync uploads it)"
+has out "model/weights.bin  3000 bytes  pending (mlo sync uploads it)"
+has out "notes/100% done.txt  5 bytes  pending (mlo sync uploads it)" # decoded from the manifest
+has out "empty.bin  0 bytes  pending (mlo sync uploads it)"
+before "Datasets (2)" "Artifacts not uploaded yet" && before "Artifacts not uploaded yet" "Metrics (1)"
+run 0 "$MLO" show with-artifacts "$SA" --ascii && has out "Artifacts not uploaded yet (4)" # by name
+# a manifest refused for good (kept as .failed, with its reason) is shown as failed
+f=$(grep -l 'path empty.bin' "$SA"/artifacts/*.art)
+cp "$f" "$T/empty.art"
+{ cat "$f"; printf 'error server%%20said%%3A%%20no\n'; } >"${f%.art}.failed" && rm "$f"
+run 0 "$MLO" show "$AR" "$SA" --ascii && has out "empty.bin  0 bytes  failed: server said: no"
+has out "Artifacts not uploaded yet (4)"
+# the other store's runs show none of it
+run 0 "$MLO" show aaaa "$S" --ascii && hasnt out "Datasets" && hasnt out "Artifacts"
+rm "${f%.art}.failed" && cp "$T/empty.art" "$f" # pending again
+
 # ---- gate, local store
 run 0 "$MLO" gate aaaa "$S" 'accuracy>=0.9' 'latency.p95<100' 'demographic_parity_diff<0.1'
 has out "result: pass (3 conditions)" && has out "accuracy >= 0.9" && has out "pass"
@@ -213,6 +249,63 @@ EOF
         run 2 "$MLO" gate 0123456789abcdef0123456789abcdef --uri "$URI" 'accuracy>0' && has err "no run"
         run 2 "$MLO" gate "$good" --uri "$URI" "$S" 'accuracy>0'
     fi
+
+    # ---- sync of the API store: the run, its datasets and its artifacts
+    # dump_check WHAT: the server's /_test/dump holds exactly one run of
+    # local id $AR, linked to both datasets once each, and the four artifacts
+    # under that run's artifact root with their SHA-256
+    dump_check() {
+        n=$((n + 1))
+        if "$PY" - "$URI" "$AR" "$T/files/data.csv" "$DATA_SHA" "$DONE_SHA" "$EMPTY_SHA" \
+            >"$T/dump.out" 2>&1 <<'EOF'
+import json, sys, urllib.request
+uri, lid, data_path, data_sha, done_sha, empty_sha = sys.argv[1:]
+d = json.loads(urllib.request.urlopen(uri + "/_test/dump", timeout=10).read())
+runs = [r for r in d["runs"] if r["tags"].get("mlo.local_id") == lid]
+assert len(runs) == 1, f"{len(runs)} runs with mlo.local_id {lid}"
+run = runs[0]
+rid, exp = run["info"]["run_id"], run["info"]["experiment_id"]
+assert run["info"]["status"] == "FINISHED", run["info"]
+assert run["params"] == {"k": "7"}, run["params"]
+assert sorted((m["step"], m["value"]) for m in run["metrics"] if m["key"] == "accuracy") == \
+    [(0, 0.5), (1, 0.75)], run["metrics"]
+ds = {x["name"]: x for x in d["datasets"]}
+assert sorted(ds) == ["iris-local", "iris-train"], sorted(ds)
+assert ds["iris-train"]["digest"] == "0123456789abcdef0123456789abcdef"
+assert ds["iris-train"]["source_type"] == "s3"
+assert json.loads(ds["iris-train"]["source"]) == {"uri": "s3://bucket/iris/train.csv"}
+assert ds["iris-local"]["digest"] == data_sha[:32], ds["iris-local"]
+assert ds["iris-local"]["source_type"] == "local"
+assert json.loads(ds["iris-local"]["source"]) == {"uri": data_path}
+for x in ds.values():
+    assert x["runs"] == [rid], x
+inputs = sorted(i["dataset"]["name"] for i in run["inputs"])
+assert inputs == ["iris-local", "iris-train"], run["inputs"]
+root = f"{exp}/{rid}/artifacts/"
+arts = {a["path"][len(root):]: a for a in d["artifacts"] if a["path"].startswith(root)}
+want = {"data/data.csv": (3000, data_sha), "model/weights.bin": (3000, data_sha),
+        "notes/100% done.txt": (5, done_sha), "empty.bin": (0, empty_sha)}
+got = {p: (a["size"], a["sha256"]) for p, a in arts.items()}
+assert got == want, got
+print("dump ok:", rid, len(arts), "artifacts,", len(ds), "datasets")
+EOF
+        then
+            echo "ok: dump after $1"
+        else
+            echo "FAIL: dump after $1"
+            sed 's/^/    /' "$T/dump.out"
+            fails=$((fails + 1))
+        fi
+    }
+    run 0 "$MLO" sync "$SA" --to "$URI" && has out "synced"
+    dump_check "mlo sync"
+    run 0 "$MLO" show "$AR" "$SA" --ascii
+    has out "Server run" && has out "Datasets (2)" && hasnt out "Artifacts not uploaded yet"
+    [ -z "$(find "$SA/artifacts" -name '*.art' -o -name '*.failed' -o -name '*.blob' 2>/dev/null)" ] ||
+        { echo "FAIL: manifests or blobs left after the sync"; fails=$((fails + 1)); }
+    run 0 "$MLO" sync "$SA" --to "$URI" # again: nothing twice
+    dump_check "a second mlo sync"
+
     kill "$srv_pid" 2>/dev/null
     wait "$srv_pid" 2>/dev/null
     srv_pid=""
