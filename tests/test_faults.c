@@ -811,43 +811,35 @@ typedef struct fault_case {
     char name[80];
 } fault_case;
 
-/* Library bugs these cases expose (see the report of issue 8); the tests
- * run in full with MLO_TEST_KNOWN_BUGS=1.
- *  KNOWN_DUP_RUNS: runs/create is a POST the HTTP layer retries as it is
- *    (src/mlo_api.c mlo__api_create_run -> post -> mlo__http_call's retry
- *    loop); when the server created the run but the answer was lost (cut,
- *    connection closed, timeout), each retry creates one more run (4 runs
- *    for 3 lost answers); the mlo.local_id search in src/mlo_sender.c
- *    start_run runs once, before the first attempt only.
- *  KNOWN_200_ACCEPTED: runs/log-batch (and runs/update) are posted with no
- *    response descriptor (src/mlo_api.c mlo__api_log_batch: post(..., NULL,
- *    NULL, e)), and mlo__api_classify takes any 2xx as success: a 200 with a
- *    proxy's HTML login page or a garbage body counts the events as SENT
- *    although the server stored nothing, and says nothing.  MLflow's own
- *    client refuses a 200 whose body is not JSON. */
-enum { KNOWN_NONE, KNOWN_DUP_RUNS, KNOWN_200_ACCEPTED };
+static fault_case fault_cases[2 * NSERVER_FAULTS];
 
-static int is_200_non_json(const server_fault *sf) {
-    return strstr(sf->rule, "\"status\": 200") != NULL;
-}
+/* A library bug the suite still exposes (reported with issue 8); the case
+ * runs with MLO_TEST_KNOWN_BUGS=1.  Four others it found are fixed and
+ * their cases run: runs/create resent after a lost answer (d35e46e), a 200
+ * non-JSON answer to log-batch taken as success (f1c15a4), and, in the
+ * other tests, the ring peek (d2704a5, test_load) and the URI password in
+ * the store (c114649, test_secrets).
+ *  KNOWN_LATE_CREATE: a runs/create the server executes AFTER the client's
+ *    request timeout (the answer 2.5 s late, timeout 1 s): the client does
+ *    not resend it blindly any more, but its mlo.local_id search runs while
+ *    the server is still sleeping on the first request, finds nothing, and
+ *    creates again: 2 runs (src/mlo_sender.c start_run).  An overloaded
+ *    server slower than MLFLOW_HTTP_REQUEST_TIMEOUT gives duplicate runs. */
+enum { KNOWN_NONE, KNOWN_LATE_CREATE };
 
 static int known_bug(const fault_case *fc) {
     if (getenv("MLO_TEST_KNOWN_BUGS"))
         return KNOWN_NONE;
-    if (fc->on_create && fc->sf->stored && fc->sf->transport)
-        return KNOWN_DUP_RUNS;
-    if (!fc->on_create && is_200_non_json(fc->sf))
-        return KNOWN_200_ACCEPTED;
+    if (fc->on_create && fc->sf->timeout_s > 0)
+        return KNOWN_LATE_CREATE;
     return KNOWN_NONE;
 }
-
-static fault_case fault_cases[2 * NSERVER_FAULTS];
 
 static void case_title(char *title, size_t n, const server_fault *sf, int on_create) {
     snprintf(title, n, "%s, on %s", sf->title, on_create ? "runs/create" : "runs/log-batch");
 }
 
-static void run_server_fault(const server_fault *sf, int on_create, int kb) {
+static void run_server_fault(const server_fault *sf, int on_create) {
     char title[200], run_name[64];
     case_title(title, sizeof title, sf, on_create);
     snprintf(run_name, sizeof run_name, "%s-%s", sf->name, on_create ? "create" : "batch");
@@ -880,15 +872,9 @@ static void run_server_fault(const server_fault *sf, int on_create, int kb) {
     expect e = {run_name, "m", 1500, 200};
     verify(srv, &e, f);
     check_counters(cl, 1700 + 3);
-    if (kb == KNOWN_200_ACCEPTED) {
-        /* stored by the server, so nothing is lost, but never reported */
-        fprintf(stderr, "  known bug: the garbage answer was not reported (%d messages)\n",
-                cb_total(&c));
-    } else {
-        if (sf->expect_status >= 0)
-            assert_true(cb_count(&c, sf->expect_status) >= 1);
-        check_reported(&c, 30, run_name);
-    }
+    if (sf->expect_status >= 0)
+        assert_true(cb_count(&c, sf->expect_status) >= 1);
+    check_reported(&c, 30, run_name);
     figure_cb(f, &c);
     f->max_log_ms = worst;
     f->bound_s = start_wait;
@@ -899,11 +885,8 @@ static void run_server_fault(const server_fault *sf, int on_create, int kb) {
 
 static void test_server_fault(void **state) {
     fault_case *fc = *state;
-    int kb = known_bug(fc);
-    if (kb == KNOWN_DUP_RUNS || (kb == KNOWN_200_ACCEPTED && !fc->sf->stored)) {
-        const char *why = kb == KNOWN_DUP_RUNS
-                              ? "a lost runs/create answer gives duplicate runs"
-                              : "a 200 non-JSON answer to log-batch is taken as success: events lost";
+    if (known_bug(fc) == KNOWN_LATE_CREATE) {
+        const char *why = "a runs/create executed after the timeout gives a second run";
         fprintf(stderr, "  skipped (known bug: %s; MLO_TEST_KNOWN_BUGS=1 runs it)\n", why);
         char title[200];
         case_title(title, sizeof title, fc->sf, fc->on_create);
@@ -911,7 +894,7 @@ static void test_server_fault(void **state) {
         snprintf(f->injected, sizeof f->injected, "**skipped: known bug, %s**", why);
         skip();
     }
-    run_server_fault(fc->sf, fc->on_create, kb);
+    run_server_fault(fc->sf, fc->on_create);
 }
 
 static int setup_case(void **state) {

@@ -12,6 +12,9 @@
  *  - everything passed to the error callback;
  *  - everything the process wrote to stderr while a client was open;
  *  - what the server stored (the request bodies end up there).
+ * Three lives: a token (from $MLFLOW_TRACKING_TOKEN), basic auth with the
+ * token also set, and a password inside the tracking URI
+ * (http://user:password@host).
  * Files must be 0600 and directories 0700 (the store's own, and the /dev/shm
  * queue files).  On the wire (a recording proxy in front of the server) the
  * token may appear only as "Authorization: Bearer <token>", the credentials
@@ -535,17 +538,8 @@ static void test_basic_auth_and_token(void **state) {
 
 static void test_password_in_uri(void **state) {
     (void)state;
-    if (!getenv("MLO_TEST_KNOWN_BUGS")) {
-        /* Known bug (reported with issue 8): the tracking URI is written as
-         * given into the store: acks/<procid>.target, every acks/<procid>-<n>.ack and
-         * runs.map line (src/mlo_store.c: mlo__store_open writes uri,
-         * mlo__store_ack_set and mlo__store_map_put append s->uri), so a
-         * password in http://user:password@host lands in files.  Messages
-         * are scrubbed (mlo_http.c uri_secret); the store is not. */
-        fprintf(stderr, "  skipped (known bug: a password in the tracking URI is written into "
-                        "the store's files; MLO_TEST_KNOWN_BUGS=1 runs it)\n");
-        skip();
-    }
+    /* found by this test: the store wrote the URI with its password into
+     * acks and runs.map (fixed in c114649: written without user:password@) */
     run_life(AUTH_URI, "secrets-uri");
 }
 
