@@ -448,6 +448,23 @@ static int manifest_parse(char *text, manifest *m) {
     return 0;
 }
 
+/* For tests/fuzz_manifest.c (declared in mlo_internal.h): manifest_parse
+ * with its fields handed out (path, uri, error malloc'd, the caller frees). */
+int mlo__artifact_manifest_parse(char *text, char lid[33], char sha[65], int64_t *size,
+                                 int64_t *created, char **path, char **uri, char **error) {
+    manifest m;
+    if (manifest_parse(text, &m) != 0)
+        return -1;
+    memcpy(lid, m.lid, sizeof m.lid);
+    memcpy(sha, m.sha, sizeof m.sha);
+    *size = m.size;
+    *created = m.created;
+    *path = m.path;
+    *uri = m.uri;
+    *error = m.error;
+    return 0;
+}
+
 static int manifest_read_fd(int fd, manifest *m) {
     char buf[16384];
     size_t n = 0;

@@ -228,6 +228,13 @@ int mlo__artifact_path_check(const char *p, int allow_empty);
  * this client, or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK,
  * MLO_ERR_TIMEOUT, or the status an upload of the run failed with for good. */
 int mlo__artifacts_wait_run(struct mlo_client *c, const char *lid, int64_t deadline_ns);
+/* Fuzzing and tests (tests/fuzz_manifest.c): parses the text of an artifact
+ * manifest (<store>/artifacts/<id>.art, format at the top of
+ * mlo_artifact.c) as the uploader does; text is modified.  0 with the fields
+ * set (*path, *uri, *error malloc'd, *uri and *error NULL when absent: the
+ * caller frees them), or -1 when it is not a usable manifest. */
+int mlo__artifact_manifest_parse(char *text, char lid[33], char sha[65], int64_t *size,
+                                 int64_t *created, char **path, char **uri, char **error);
 
 /* ---- client internals shared with the shipper ---- */
 typedef struct mlo_run {

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Writes the seed corpus of the fuzz targets (tests/fuzz_pbjson.c, tests/fuzz_config.c).
+"""Writes the seed corpus of the fuzz targets (tests/fuzz_pbjson.c, tests/fuzz_config.c,
+tests/fuzz_manifest.c).
 
 Run from anywhere: /usr/bin/python3 tests/corpus/gen_seeds.py
-It (re)writes the files named below into tests/corpus/pbjson/ and tests/corpus/config/ and
+It (re)writes the files named below into tests/corpus/pbjson/, config/ and manifest/ and
 leaves every other file there alone (regression inputs found by fuzzing are added by hand,
 named crash-*, and stay).
 
@@ -310,6 +311,64 @@ CONFIG = {
 }
 
 
+# Artifact manifests (tests/fuzz_manifest.c; format at the top of src/mlo_artifact.c).  The
+# first four are what the library wrote for tests/cli_mkstore.c --api (a local store: uri "-").
+SHA_DATA = "f541874101876255b4baf3a739778d04cb9cba25ffa38b30bc1fb8b0701f2a45"
+SHA_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+LID = "1f5cc8bb305b6e74eb01d27845cbd3f0"
+
+
+def manifest(path, size=3000, sha=SHA_DATA, uri="-", extra="", lid=LID, version="1"):
+    return (f"mlo-artifact {version}\nrun {lid}\npath {path}\nsize {size}\nsha256 {sha}\n"
+            f"created 1795683077968\nuri {uri}\n{extra}")
+
+
+MANIFEST = {
+    "ok-plain": manifest("data/data.csv"),
+    "ok-bytes": manifest("model/weights.bin"),
+    "ok-encoded-name": manifest("notes/100%25%20done.txt", 5,
+                                "d117fa006ba9208500b2930ce69cbde436c647afa917cb7396a9bc9111a46dd2"),
+    "ok-empty-file": manifest("empty.bin", 0, SHA_EMPTY),
+    "ok-bound-uri": manifest("model/m.bin", uri="http://127.0.0.1:5000/mlflow%20prefix"),
+    "ok-failed": manifest("model/m.bin", uri="https://mlflow.example.org",
+                          extra="error artifact%20upload:%20INVALID_PARAMETER_VALUE%0Abad\n"),
+    "ok-unicode-path": manifest("model/größe/温度.bin"),
+    "ok-control-chars-encoded": manifest("a%09b/c%0Ad%7F%25"),
+    "ok-unknown-keys-blank-lines": "future 7\n\n" + manifest("x.bin") + "\nnote a b c",
+    "ok-no-trailing-newline": manifest("x.bin").rstrip("\n"),
+    "ok-path-4096": manifest("/".join(["d" * 255] * 16) + "e"),  # the limit, in bytes
+    "ok-path-nul-cuts": manifest("a%00/../../x"),  # the decoded path ends at the NUL: "a"
+    "ok-last-wins": manifest("../x") + "path good.bin\n",
+    "bad-empty": "",
+    "bad-version-2": manifest("x.bin", version="2"),
+    "bad-no-version": manifest("x.bin").split("\n", 1)[1],
+    "bad-no-run": manifest("x.bin").replace(f"run {LID}\n", ""),
+    "bad-run-empty": manifest("x.bin", lid=""),
+    "bad-no-path": manifest("x.bin").replace("path x.bin\n", ""),
+    "bad-path-empty": manifest(""),
+    "bad-no-size": manifest("x.bin").replace("size 3000\n", ""),
+    "bad-size-negative": manifest("x.bin", size=-1),
+    "bad-sha-short": manifest("x.bin", sha=SHA_DATA[:63]),
+    "bad-sha-missing": manifest("x.bin").replace(f"sha256 {SHA_DATA}\n", ""),
+    "bad-path-dotdot": manifest("../../etc/passwd"),
+    "bad-path-inner-dotdot": manifest("model/../../../etc/passwd"),
+    "bad-path-encoded-dotdot": manifest("%2E%2E/%2e%2e/etc/passwd"),
+    "bad-path-absolute": manifest("/etc/passwd"),
+    "bad-path-encoded-absolute": manifest("%2Fetc%2Fpasswd"),
+    "bad-path-backslash": manifest("a%5C..%5C..%5Cb"),
+    "bad-path-empty-segment": manifest("a//b"),
+    "bad-path-trailing-slash": manifest("model/"),
+    "bad-path-dot": manifest("./x"),
+    "bad-path-dotdot-only": manifest(".."),
+    "bad-path-invalid-utf8": manifest("%FF%FE.bin"),
+    "bad-path-overlong-slash": manifest("a%C0%AFb"),
+    "bad-path-nul-first": manifest("%00../x"),
+    "bad-path-4097": manifest("/".join(["d" * 255] * 16) + "ee"),
+    "bad-nul-before-path": manifest("x.bin").replace("path ", "\0path "),
+    "bad-binary": bytes(range(256)) * 3,
+}
+
+
 def write(dirname, name, data):
     d = os.path.join(HERE, dirname)
     os.makedirs(d, exist_ok=True)
@@ -325,6 +384,8 @@ def main():
     for name, text in CONFIG.items():
         # str: UTF-8 text; bytes: raw (for the invalid UTF-8 cases)
         write("config", name, text if isinstance(text, bytes) else text.encode())
+    for name, text in MANIFEST.items():
+        write("manifest", name, text if isinstance(text, bytes) else text.encode())
 
 
 if __name__ == "__main__":
