@@ -153,9 +153,11 @@ typedef struct mlo_options mlo_options_t;
 /**
  * Called with the details of a failure or warning.  `message` is borrowed for
  * the duration of the call and never contains a token or password.  Called from
- * the thread that made the failing call, or from the shipper thread for
- * failures found while sending; may be called from several threads at once;
- * must not call mlo functions that wait (flush, close).
+ * the thread that made the failing call, or from the library's own threads
+ * for failures found while sending (retry warnings from the thread whose
+ * request is retried, see mlo_options_set_max_inflight); may be called from
+ * several threads at once; must not call mlo functions that wait (flush,
+ * close).
  */
 typedef void (*mlo_error_fn)(void *user_data, mlo_status status, const char *message);
 
@@ -254,6 +256,20 @@ MLO_API int mlo_options_set_flush_interval_ms(mlo_options_t *opts, unsigned inte
 
 /** The error callback and its user data (NULL: none). */
 MLO_API int mlo_options_set_error_callback(mlo_options_t *opts, mlo_error_fn fn, void *user_data);
+
+/**
+ * How many `log-batch` requests the sender keeps in flight at once, 1 to 16.
+ * Default: $MLO_MAX_INFLIGHT, else 4 (MLflow's server runs 4 workers by
+ * default).  Requests of different runs overlap, each on its own connection
+ * and thread, while the sender groups and encodes the next ones, so a server
+ * with several workers is used fully when several runs log at once.  The
+ * requests of one run are always sent one after the other, in the order the
+ * events were logged (a tag ends with its last value, a conflicting param is
+ * isolated in its own batch).  1: one request at a time on the sender's own
+ * thread.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, n outside
+ * 1..16).
+ */
+MLO_API int mlo_options_set_max_inflight(mlo_options_t *opts, unsigned n);
 
 /**
  * The store directory: the durable run log that is the local store (no

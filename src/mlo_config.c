@@ -52,6 +52,7 @@ struct mlo_options {
     int fsync_set;
     int fsync_policy;
     unsigned fsync_interval_ms;
+    int max_inflight; /* 0 unset */
 };
 
 static int set_str(char **dst, const char *v) {
@@ -299,6 +300,14 @@ MLO_API int mlo_options_set_fsync(mlo_options_t *o, mlo_fsync_policy policy,
     return MLO_OK;
 }
 
+MLO_API int mlo_options_set_max_inflight(mlo_options_t *o, unsigned n) {
+    CHECK_OPTS(o);
+    if (n < 1 || n > MLO_MAX_INFLIGHT_LIMIT)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->max_inflight = (int)n;
+    return MLO_OK;
+}
+
 int mlo__options_set_queue_impl(mlo_options_t *o, int impl) {
     CHECK_OPTS(o);
     if (impl != 0 && impl != 1)
@@ -488,6 +497,17 @@ no_uri:
     c->error_fn = o->error_fn;
     c->error_user = o->error_user;
     c->queue_impl = o->queue_impl;
+    if (o->max_inflight)
+        c->max_inflight = o->max_inflight;
+    else if (env_double("MLO_MAX_INFLIGHT", MLO_MAX_INFLIGHT_DEFAULT, 1, MLO_MAX_INFLIGHT_LIMIT,
+                        &d) ||
+             d != (double)(int)d) {
+        errf(err, errlen, "MLO_MAX_INFLIGHT must be an integer from 1 to %d",
+             MLO_MAX_INFLIGHT_LIMIT);
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    } else
+        c->max_inflight = (int)d;
     return MLO_OK;
 fail:
     if (st == MLO_ERR_NO_MEMORY)

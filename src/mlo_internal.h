@@ -38,6 +38,8 @@
 #define MLO_BATCH_MAX_TAGS 100
 #define MLO_BATCH_MAX_TOTAL 1000
 #define MLO_BATCH_MAX_BYTES (900u * 1024u) /* under MLflow's documented 1 MB */
+#define MLO_MAX_INFLIGHT_DEFAULT 4 /* log-batch requests in flight (README "Performance") */
+#define MLO_MAX_INFLIGHT_LIMIT 16
 
 #define MLO_CLIENT_MAGIC 0x6d6c6f43u /* "mloC" */
 #define MLO_CLIENT_CLOSED_MAGIC 0x6d6c6f58u /* "mloX": a closed client's tombstone */
@@ -76,6 +78,7 @@ typedef struct mlo_config {
     int durable;                 /* 1: ring in a file + run log (default); 0: memory only */
     int fsync_policy;            /* mlo_fsync_policy */
     unsigned fsync_interval_ms;
+    int max_inflight;            /* log-batch requests in flight at once, 1..16 (mlo_sender.c) */
 } mlo_config;
 
 /* Resolves opts (may be NULL) + environment + defaults into cfg.  On failure

@@ -45,8 +45,32 @@
  * done.  Damage in a segment is reported, skipped past if an intact block
  * follows; what was before it is kept.
  *
+ * Requests in flight (max_inflight = N > 1, mlo_options_set_max_inflight):
+ * the sender owns N worker threads, each with its own mlo_api (one curl
+ * handle, one connection).  The sender's thread still walks the stage in
+ * order, creates runs (START_RUN, synchronously) and groups events into
+ * batches; a batch it would have sent, an END_RUN's runs/update and a
+ * DATASET's runs/log-inputs become a job (kept with pointers into the stage,
+ * which does not move until the stage ends) handed to the workers through a
+ * queue, and it goes on grouping while they build, encode and send.  Order:
+ * a run has at most one job in the workers at a time; its later jobs wait in
+ * the run's own FIFO and are handed over when the one before finishes.  So
+ * requests of different runs overlap, those of one run never do and keep the
+ * order of the log (metric steps, tags last-write-wins, a param conflict
+ * isolated by the same 400-splitting, done by the worker).  The stage ends
+ * when every job has finished: its counters are added and it is acknowledged
+ * only then; if any job failed transiently the jobs not yet sent are dropped
+ * and the stage is sent again whole, as with one request at a time.  Workers
+ * report refused entries through the job (the sender's thread passes them to
+ * the error callback); retry warnings come from the worker retrying.  The
+ * queue holds at most one job per run; jobs, and the pointer arena their
+ * batches live in, are bounded by the stage.  N = 1: no worker, every
+ * request on the sender's thread, as before.
+ *
  * Threads: a sender belongs to one thread.  It shares with others only the
- * client's counters, run table (mlo__client_run_created) and the pipe.
+ * client's counters, run table (mlo__client_run_created), the pipe, and with
+ * its own workers the pool (jobs pass between them under pool.lock; a job's
+ * fields are written by one side before it is handed over).
  */
 #define _GNU_SOURCE
 #include "mlo_internal.h"
@@ -54,6 +78,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +93,8 @@
 
 enum { SRUN_UNKNOWN = 0, SRUN_MAPPED = 1, SRUN_FAILED = 2 };
 
+struct job;
+
 typedef struct srun {
     char lid[33];
     char *sid;
@@ -75,6 +102,10 @@ typedef struct srun {
     int state;
     int fail_status;
     uint32_t next; /* hash chain: index + 1 */
+    /* requests in flight: a job of this run is with the workers; the run's
+     * later jobs wait here, in order */
+    int busy;
+    struct job *pend_head, *pend_tail;
 } srun;
 
 typedef struct batch {
@@ -84,11 +115,68 @@ typedef struct batch {
     const mlo_rec **recs; /* capacity MLO_BATCH_MAX_TOTAL */
 } batch;
 
+/* What sending needs, on the sender's thread or on a worker's. */
+typedef struct sendctx {
+    mlo_client *c;
+    mlo_api *api;
+    int keep;
+    uint64_t sent, adopted, failed; /* counters of the stage, added at its end */
+    mlo_buf *defer;                 /* NULL: report at once; else queued for the sender */
+} sendctx;
+
+enum { JOB_BATCH = 1, JOB_END, JOB_DATASET };
+
+/* One request (with its 400-splitting) for a worker. */
+typedef struct job {
+    struct job *next; /* ready queue, finished list, the run's FIFO or the free list */
+    int kind;
+    uint32_t run;         /* index in the sender's run table (the sender's thread only) */
+    const char *sid;      /* the run's server id (lives as long as the sender) */
+    const mlo_rec **recs; /* JOB_BATCH: a slice of the stage's arena */
+    size_t n;
+    const mlo_rec *rec;   /* JOB_END, JOB_DATASET */
+    mlo_dataset_payload ds;
+    /* written by the worker */
+    int status; /* MLO_OK, or the transient status that sends the stage again */
+    uint64_t sent, adopted, failed;
+    mlo_buf reports; /* [int32 status][message NUL]... for the error callback */
+} job;
+
+typedef struct pool pool;
+
+typedef struct worker {
+    pool *p;
+    mlo_api *api;
+    pthread_t thread;
+} worker;
+
+struct pool {
+    mlo_client *c;
+    int keep;
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* a job is ready, or quit */
+    pthread_cond_t done; /* a job has finished */
+    job *ready, *ready_tail;
+    job *fin, *fin_tail;
+    int quit;
+    int cancel; /* != MLO_OK: the stage failed; jobs still queued are not sent */
+    size_t nworkers;
+    worker *w;
+};
+
 struct mlo_sender {
     mlo_client *c;
     mlo_store *st;
     int keep;
     mlo_api *api;
+    /* requests in flight (NULL: one at a time, on this thread) */
+    pool *pool;
+    int pool_on;          /* this stage goes through the pool */
+    int stage_st;         /* first transient failure of a job in this stage */
+    size_t outstanding;   /* jobs of this stage not finished (queued, sending, waiting) */
+    job *free_jobs;
+    const mlo_rec **arena; /* the batches of the stage's jobs */
+    size_t arena_len, arena_cap;
     /* the stage */
     mlo_buf stage;
     size_t *offs;
@@ -105,8 +193,8 @@ struct mlo_sender {
     /* experiment name -> id */
     mlo_kv *exps;
     size_t nexps;
-    /* counters of the stage in progress */
-    uint64_t p_sent, p_adopted, p_failed;
+    /* this thread's sending, and the counters of the stage in progress */
+    sendctx cx;
     mlo_buf scratch;
 };
 
@@ -158,6 +246,9 @@ int mlo__startrun_encode(mlo_buf *b, const mlo_startrun *in) {
 
 /* ---- new / free --------------------------------------------------------------- */
 
+static pool *pool_new(mlo_client *c, int keep, int n);
+static void pool_free(pool *p);
+
 mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep) {
     mlo_sender *s = calloc(1, sizeof *s);
     if (!s)
@@ -175,12 +266,25 @@ mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep) {
     }
     for (size_t i = 0; i < HASH_SIZE; i++)
         s->slot[i] = -1;
+    /* workers only to send: without a server (a store that could not be
+     * used) nothing is sent; fewer threads than asked is fine, none is one
+     * request at a time */
+    if (s->api && c->cfg.max_inflight > 1)
+        s->pool = pool_new(c, keep, c->cfg.max_inflight);
     return s;
 }
 
 void mlo__sender_free(mlo_sender *s) {
     if (!s)
         return;
+    pool_free(s->pool); /* no job is out: a stage ends when all have finished */
+    while (s->free_jobs) {
+        job *j = s->free_jobs;
+        s->free_jobs = j->next;
+        mlo__buf_free(&j->reports);
+        free(j);
+    }
+    free(s->arena);
     for (size_t i = 0; i < s->cap_batches; i++)
         free(s->batches[i].recs);
     free(s->batches);
@@ -296,16 +400,45 @@ static int permanent(int st) {
 
 /* Counts n events of a stage as failed (at the stage's end). */
 static void fail_n(mlo_sender *s, uint64_t n) {
-    s->p_failed += n;
+    s->cx.failed += n;
 }
 
-static void count_sent(mlo_sender *s, const mlo_rec *const *recs, size_t n) {
+static void count_sent(sendctx *x, const mlo_rec *const *recs, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (recs[i]->size & FLAG_ADOPTED)
-            s->p_adopted++;
+            x->adopted++;
         else
-            s->p_sent++;
+            x->sent++;
     }
+}
+
+/* Deferred reports of one job: at most this much text (the callback is
+ * rate-limited to 20 messages a second anyway; the counters count all). */
+#define DEFER_MAX (32u * 1024u)
+
+/* Reports a failure found while sending: at once on the sender's thread, or
+ * queued in the job for it (a worker). */
+static void cx_report(sendctx *x, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cx_report(sendctx *x, int st, const char *fmt, ...) {
+    if (!x->c->cfg.error_fn)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!x->defer) {
+        mlo__report(x->c, st, 1, "%s", msg);
+        return;
+    }
+    int32_t s32 = st;
+    if (x->defer->len < DEFER_MAX && mlo__buf_append(x->defer, &s32, sizeof s32) == 0 &&
+        mlo__buf_append(x->defer, msg, strlen(msg) + 1) != 0)
+        x->defer->len -= sizeof s32; /* out of memory: the message is lost, not the count */
+}
+
+static int64_t abort_at(mlo_client *c) {
+    return atomic_load_explicit(&c->abort_at_ns, memory_order_acquire);
 }
 
 /* ---- runs on the server -------------------------------------------------------------- */
@@ -329,8 +462,7 @@ static int exp_id_for(mlo_sender *s, const char *name, char **out, mlo_api_error
 }
 
 static void set_deadline(mlo_sender *s) {
-    mlo__api_set_deadline(s->api,
-                          atomic_load_explicit(&s->c->abort_at_ns, memory_order_acquire));
+    mlo__api_set_deadline(s->api, abort_at(s->c));
 }
 
 static void mapped(mlo_sender *s, srun *r, char *sid, char *exp) {
@@ -497,46 +629,339 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
 
 /* ---- batches ---------------------------------------------------------------------------- */
 
-/* Sends recs[0..n) of one run; on a 400 splits to isolate the bad entries.
- * MLO_OK, or a transient status (keep only). */
-static int send_recs(mlo_sender *s, srun *run, const mlo_rec **recs, size_t n) {
+/* Sends recs[0..n) of the run with server id sid; on a 400 splits to
+ * isolate the bad entries.  MLO_OK, or a transient status (keep only). */
+static int send_recs(sendctx *x, const char *sid, const mlo_rec *const *recs, size_t n) {
     if (n == 0)
         return MLO_OK;
     mlo_api_error e;
-    set_deadline(s);
-    int st = mlo__api_log_batch(s->api, run->sid, recs, n, &e);
+    mlo__api_set_deadline(x->api, abort_at(x->c));
+    int st = mlo__api_log_batch(x->api, sid, recs, n, &e);
     if (st == MLO_OK) {
-        count_sent(s, recs, n);
+        count_sent(x, recs, n);
         return MLO_OK;
     }
     if (st == MLO_ERR_SERVER_INVALID && n > 1) {
         size_t h = n / 2;
-        int a = send_recs(s, run, recs, h);
+        int a = send_recs(x, sid, recs, h);
         if (a != MLO_OK)
             return a;
-        return send_recs(s, run, recs + h, n - h);
+        return send_recs(x, sid, recs + h, n - h);
     }
-    if (!permanent(st) && s->keep)
+    if (!permanent(st) && x->keep)
         return st;
-    fail_n(s, n);
+    x->failed += n;
     if (n == 1) {
         const mlo_rec *r = recs[0];
         const char *kind = r->type == MLO_REC_METRIC ? "metric"
                            : r->type == MLO_REC_PARAM ? "param"
                                                       : "tag";
-        mlo__report(s->c, st, 1, "run %s: %s \"%.250s\" refused: %s", run->sid, kind, mlo__staged_key(r),
-                    e.message[0] ? e.message : mlo_strerror(st));
+        cx_report(x, st, "run %s: %s \"%.250s\" refused: %s", sid, kind, mlo__staged_key(r),
+                  e.message[0] ? e.message : mlo_strerror(st));
     } else {
-        mlo__report(s->c, st, 1, "run %s: %zu events not delivered: %s", run->sid, n,
-                    e.message[0] ? e.message : mlo_strerror(st));
+        cx_report(x, st, "run %s: %zu events not delivered: %s", sid, n,
+                  e.message[0] ? e.message : mlo_strerror(st));
     }
     return MLO_OK;
+}
+
+/* runs/update for an END_RUN record. */
+static int send_end(sendctx *x, const char *sid, const mlo_rec *r) {
+    mlo_api_error e;
+    mlo__api_set_deadline(x->api, abort_at(x->c));
+    int st = mlo__api_update_run(x->api, sid, (int)r->value, r->timestamp, &e);
+    if (st == MLO_OK) {
+        count_sent(x, &r, 1);
+        return MLO_OK;
+    }
+    if (!permanent(st) && x->keep)
+        return st;
+    x->failed++;
+    cx_report(x, st, "run %s: end run failed: %s", sid,
+              e.message[0] ? e.message : mlo_strerror(st));
+    return MLO_OK;
+}
+
+/* runs/log-inputs for a DATASET record (key = name) whose payload is ds. */
+static int send_dataset(sendctx *x, const char *sid, const mlo_rec *r,
+                        const mlo_dataset_payload *ds) {
+    mlo_api_error e;
+    memset(&e, 0, sizeof e);
+    mlo__api_set_deadline(x->api, abort_at(x->c));
+    int st = mlo__api_log_inputs(x->api, sid, mlo__staged_key(r), ds->digest, ds->source_type,
+                                 ds->source, ds->context, &e);
+    if (st == MLO_OK) {
+        count_sent(x, &r, 1);
+        return MLO_OK;
+    }
+    if (!permanent(st) && x->keep)
+        return st;
+    x->failed++;
+    cx_report(x, st, "run %s: dataset \"%.250s\" (digest %s) refused: %s", sid,
+              mlo__staged_key(r), ds->digest, e.message[0] ? e.message : mlo_strerror(st));
+    return MLO_OK;
+}
+
+/* ---- requests in flight: the pool ------------------------------------------------------ */
+
+static void run_job(worker *w, job *j) {
+    pool *p = w->p;
+    mlo__buf_reset(&j->reports);
+    sendctx x = {.c = p->c, .api = w->api, .keep = p->keep, .defer = &j->reports};
+    switch (j->kind) {
+    case JOB_BATCH:
+        j->status = send_recs(&x, j->sid, j->recs, j->n);
+        break;
+    case JOB_END:
+        j->status = send_end(&x, j->sid, j->rec);
+        break;
+    default:
+        j->status = send_dataset(&x, j->sid, j->rec, &j->ds);
+        break;
+    }
+    j->sent = x.sent;
+    j->adopted = x.adopted;
+    j->failed = x.failed;
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    pool *p = w->p;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->ready && !p->quit)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (!p->ready)
+            break; /* quit, and nothing left */
+        job *j = p->ready;
+        p->ready = j->next;
+        if (!p->ready)
+            p->ready_tail = NULL;
+        int cancel = p->cancel;
+        pthread_mutex_unlock(&p->lock);
+        if (cancel != MLO_OK) {
+            /* the stage failed already: it will be sent again whole */
+            j->status = cancel;
+            j->sent = j->adopted = j->failed = 0;
+            mlo__buf_reset(&j->reports);
+        } else {
+            run_job(w, j);
+        }
+        pthread_mutex_lock(&p->lock);
+        j->next = NULL;
+        if (p->fin_tail)
+            p->fin_tail->next = j;
+        else
+            p->fin = j;
+        p->fin_tail = j;
+        pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static void pool_free(pool *p) {
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < p->nworkers; i++)
+        pthread_join(p->w[i].thread, NULL);
+    for (size_t i = 0; i < p->nworkers; i++)
+        mlo__api_free(p->w[i].api);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->lock);
+    free(p->w);
+    free(p);
+}
+
+static pool *pool_new(mlo_client *c, int keep, int n) {
+    pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->w = calloc((size_t)n, sizeof *p->w);
+    if (!p->w) {
+        free(p);
+        return NULL;
+    }
+    p->c = c;
+    p->keep = keep;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->done, NULL);
+    for (int i = 0; i < n; i++) {
+        worker *w = &p->w[p->nworkers];
+        w->p = p;
+        w->api = mlo__api_new(&c->cfg, c);
+        if (!w->api)
+            break;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            mlo__api_free(w->api);
+            break;
+        }
+        p->nworkers++;
+    }
+    if (!p->nworkers) {
+        pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pool_cancel(mlo_sender *s, int st) {
+    if (s->stage_st == MLO_OK)
+        s->stage_st = st;
+    pthread_mutex_lock(&s->pool->lock);
+    if (s->pool->cancel == MLO_OK)
+        s->pool->cancel = st;
+    pthread_mutex_unlock(&s->pool->lock);
+}
+
+static void pool_push(pool *p, job *j) {
+    j->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->ready_tail)
+        p->ready_tail->next = j;
+    else
+        p->ready = j;
+    p->ready_tail = j;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void job_recycle(mlo_sender *s, job *j) {
+    j->next = s->free_jobs;
+    s->free_jobs = j;
+    s->outstanding--;
+}
+
+/* A job is back from the workers: its counters and reports join the stage's;
+ * the run's next job goes to the workers (or, the stage having failed, is
+ * dropped). */
+static void job_finished(mlo_sender *s, job *j) {
+    if (j->status != MLO_OK) {
+        pool_cancel(s, j->status);
+    } else {
+        s->cx.sent += j->sent;
+        s->cx.adopted += j->adopted;
+        s->cx.failed += j->failed;
+    }
+    for (size_t off = 0; off + sizeof(int32_t) < j->reports.len;) {
+        int32_t st;
+        memcpy(&st, j->reports.data + off, sizeof st);
+        const char *msg = j->reports.data + off + sizeof st;
+        mlo__report(s->c, st, 1, "%s", msg);
+        off += sizeof st + strlen(msg) + 1;
+    }
+    srun *r = &s->runs[j->run];
+    job_recycle(s, j);
+    while (r->pend_head && s->stage_st != MLO_OK) {
+        job *k = r->pend_head;
+        r->pend_head = k->next;
+        job_recycle(s, k);
+    }
+    job *next = r->pend_head;
+    if (!next) {
+        r->pend_tail = NULL;
+        r->busy = 0;
+        return;
+    }
+    r->pend_head = next->next;
+    if (!r->pend_head)
+        r->pend_tail = NULL;
+    pool_push(s->pool, next);
+}
+
+/* Takes the jobs the workers have finished; with wait, at least one. */
+static void pool_collect(mlo_sender *s, int wait) {
+    pool *p = s->pool;
+    pthread_mutex_lock(&p->lock);
+    while (wait && !p->fin)
+        pthread_cond_wait(&p->done, &p->lock);
+    job *j = p->fin;
+    p->fin = p->fin_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    while (j) {
+        job *next = j->next;
+        job_finished(s, j);
+        j = next;
+    }
+}
+
+static void pool_wait_all(mlo_sender *s) {
+    while (s->outstanding)
+        pool_collect(s, 1);
+}
+
+/* Hands a job for run `run` over: to the workers if the run has none
+ * there, else to the run's FIFO.  Returns the stage's status so far. */
+static int submit(mlo_sender *s, job *j) {
+    srun *r = &s->runs[j->run];
+    j->sid = r->sid;
+    j->status = MLO_OK;
+    j->next = NULL;
+    s->outstanding++;
+    if (r->busy) {
+        if (r->pend_tail)
+            r->pend_tail->next = j;
+        else
+            r->pend_head = j;
+        r->pend_tail = j;
+    } else {
+        r->busy = 1;
+        pool_push(s->pool, j);
+    }
+    pool_collect(s, 0);
+    return s->stage_st;
+}
+
+static job *job_new(mlo_sender *s, int kind, uint32_t run) {
+    job *j = s->free_jobs;
+    if (j) {
+        s->free_jobs = j->next;
+    } else {
+        j = calloc(1, sizeof *j);
+        if (!j)
+            return NULL;
+    }
+    j->kind = kind;
+    j->run = run;
+    j->recs = NULL;
+    j->n = 0;
+    j->rec = NULL;
+    return j;
+}
+
+/* Out of memory for a job: the run's jobs are all done first (order), then
+ * this thread sends it itself. */
+static void run_idle(mlo_sender *s, uint32_t run) {
+    while (s->runs[run].busy)
+        pool_collect(s, 1);
 }
 
 static int send_batch(mlo_sender *s, batch *b) {
     if (b->n == 0)
         return MLO_OK;
-    int st = send_recs(s, &s->runs[b->run], b->recs, b->n);
+    int st;
+    job *j = s->pool_on && s->arena_len + b->n <= s->arena_cap ? job_new(s, JOB_BATCH, b->run)
+                                                               : NULL;
+    if (j) {
+        j->recs = s->arena + s->arena_len;
+        j->n = b->n;
+        memcpy(j->recs, b->recs, b->n * sizeof *b->recs);
+        s->arena_len += b->n;
+        st = submit(s, j);
+    } else {
+        if (s->pool_on)
+            run_idle(s, b->run);
+        set_deadline(s);
+        st = send_recs(&s->cx, s->runs[b->run].sid, b->recs, b->n);
+        if (st != MLO_OK && s->pool_on)
+            pool_cancel(s, st);
+    }
     b->n = b->nmetrics = b->nparams = b->ntags = 0;
     b->bytes = 0;
     return st;
@@ -627,27 +1052,33 @@ static int add_event(mlo_sender *s, const mlo_rec *r) {
     return MLO_OK;
 }
 
+/* A runs/update or runs/log-inputs (kind) for record r, after the run's
+ * requests before it: a job, or at once on this thread. */
+static int send_one(mlo_sender *s, int kind, const mlo_rec *r, const mlo_dataset_payload *ds) {
+    job *j = s->pool_on ? job_new(s, kind, r->run) : NULL;
+    if (j) {
+        j->rec = r;
+        if (ds)
+            j->ds = *ds;
+        return submit(s, j);
+    }
+    if (s->pool_on)
+        run_idle(s, r->run);
+    const char *sid = s->runs[r->run].sid;
+    int st = kind == JOB_END ? send_end(&s->cx, sid, r) : send_dataset(&s->cx, sid, r, ds);
+    if (st != MLO_OK && s->pool_on)
+        pool_cancel(s, st);
+    return st;
+}
+
 static int end_run(mlo_sender *s, const mlo_rec *r) {
-    srun *run = &s->runs[r->run];
     batch *b = batch_for(s, r->run);
     if (b) {
         int st = send_batch(s, b);
         if (st != MLO_OK)
             return st;
     }
-    mlo_api_error e;
-    set_deadline(s);
-    int st = mlo__api_update_run(s->api, run->sid, (int)r->value, r->timestamp, &e);
-    if (st == MLO_OK) {
-        count_sent(s, &r, 1);
-        return MLO_OK;
-    }
-    if (!permanent(st) && s->keep)
-        return st;
-    fail_n(s, 1);
-    mlo__report(s->c, st, 1, "run %s: end run failed: %s", run->sid,
-                e.message[0] ? e.message : mlo_strerror(st));
-    return MLO_OK;
+    return send_one(s, JOB_END, r, NULL);
 }
 
 /* runs/log-inputs for one staged DATASET record (key = name, value = the
@@ -667,21 +1098,7 @@ static int log_dataset(mlo_sender *s, const mlo_rec *r) {
                     run->sid, mlo__staged_key(r));
         return MLO_OK;
     }
-    mlo_api_error e;
-    memset(&e, 0, sizeof e);
-    set_deadline(s);
-    int st = mlo__api_log_inputs(s->api, run->sid, mlo__staged_key(r), ds.digest,
-                                 ds.source_type, ds.source, ds.context, &e);
-    if (st == MLO_OK) {
-        count_sent(s, &r, 1);
-        return MLO_OK;
-    }
-    if (!permanent(st) && s->keep)
-        return st;
-    fail_n(s, 1);
-    mlo__report(s->c, st, 1, "run %s: dataset \"%.250s\" (digest %s) refused: %s", run->sid,
-                mlo__staged_key(r), ds.digest, e.message[0] ? e.message : mlo_strerror(st));
-    return MLO_OK;
+    return send_one(s, JOB_DATASET, r, &ds);
 }
 
 static void reset_stage(mlo_sender *s) {
@@ -697,9 +1114,29 @@ static void reset_stage(mlo_sender *s) {
     mlo__buf_reset(&s->stage);
 }
 
+/* Ready to send a stage through the pool: the arena holds every event of
+ * the stage at most once (a batch never takes one twice). */
+static int pool_begin(mlo_sender *s) {
+    if (!s->pool)
+        return 0;
+    if (s->arena_cap < s->nstaged) {
+        const mlo_rec **a = realloc(s->arena, s->nstaged * sizeof *a);
+        if (!a)
+            return 0; /* this stage one request at a time */
+        s->arena = a;
+        s->arena_cap = s->nstaged;
+    }
+    s->arena_len = 0;
+    s->stage_st = MLO_OK;
+    pthread_mutex_lock(&s->pool->lock);
+    s->pool->cancel = MLO_OK;
+    pthread_mutex_unlock(&s->pool->lock);
+    return 1;
+}
+
 int mlo__sender_process(mlo_sender *s) {
     int st = MLO_OK;
-    s->p_sent = s->p_adopted = s->p_failed = 0;
+    s->cx = (sendctx){.c = s->c, .api = s->api, .keep = s->keep};
     if (!s->api) {
         /* no server: nowhere to send (a memory-only client without a URI
          * cannot be opened; this is a store that could not be used) */
@@ -710,6 +1147,7 @@ int mlo__sender_process(mlo_sender *s) {
         reset_stage(s);
         return MLO_OK;
     }
+    s->pool_on = pool_begin(s);
     for (size_t i = 0; i < s->nstaged && st == MLO_OK; i++) {
         const mlo_rec *r = (const mlo_rec *)(s->stage.data + s->offs[i]);
         srun *run = &s->runs[r->run];
@@ -743,12 +1181,21 @@ int mlo__sender_process(mlo_sender *s) {
     }
     if (st == MLO_OK)
         st = send_all(s);
+    if (s->pool_on) {
+        /* the stage is done when every request of it is */
+        if (st != MLO_OK)
+            pool_cancel(s, st);
+        pool_wait_all(s);
+        if (st == MLO_OK)
+            st = s->stage_st;
+        s->pool_on = 0;
+    }
     reset_stage(s);
     if (st != MLO_OK)
         return st; /* nothing counted: the stage will be sent again */
-    mlo__stat_add(s->c, MLO_STAT_SENT, s->p_sent);
-    mlo__stat_add(s->c, MLO_STAT_ADOPTED, s->p_adopted);
-    mlo__stat_add(s->c, MLO_STAT_FAILED, s->p_failed);
+    mlo__stat_add(s->c, MLO_STAT_SENT, s->cx.sent);
+    mlo__stat_add(s->c, MLO_STAT_ADOPTED, s->cx.adopted);
+    mlo__stat_add(s->c, MLO_STAT_FAILED, s->cx.failed);
     return MLO_OK;
 }
 
@@ -856,10 +1303,6 @@ static void acked(mlo_client *c, uint32_t seg, uint64_t off) {
     pthread_mutex_unlock(&p->lock);
     if (done)
         flush_done(c, done);
-}
-
-static int64_t abort_at(mlo_client *c) {
-    return atomic_load_explicit(&c->abort_at_ns, memory_order_acquire);
 }
 
 /* Backoff after a transient failure: ends early only when closing and the

@@ -2,7 +2,7 @@
  * bench_e2e.c - how fast events leave the client: the shipper's pipeline on
  * one core, end to end to a server, and the memory it takes.
  *
- * Usage: bench_e2e [shipper|e2e|memory|all] [events]
+ * Usage: bench_e2e [shipper|e2e|memory|inflight|all] [events]
  *
  * shipper  Ring to encoded log-batch bodies, the network replaced by a
  *          discard sink, on one core.  The benchmark reproduces the shipper's
@@ -26,6 +26,18 @@
  *          quarter of the queue that wakes the shipper, so that figure
  *          includes up to one flush interval of waiting), and the time
  *          mlo_client_flush takes for a single event on an idle client.
+ * inflight Requests in flight (mlo_options_set_max_inflight): R runs log M
+ *          metrics each, interleaved (run 0..R-1, then again), through the
+ *          public API, then mlo_client_flush; events/s = events / (first log
+ *          call .. flush returned); runs created before the clock starts.
+ *          Side by side in one process, N = 1, 2, 4, 8 requests in flight:
+ *          against the test server with a fault rule delaying every
+ *          log-batch by D ms (a server whose workers each take D ms per
+ *          request: the test server is a ThreadingHTTPServer, so delays
+ *          overlap as several workers' would), 16 runs x 2,000 metrics, D =
+ *          50 and 20; then against the plain test server (no delay: the
+ *          Python server's own speed, one process and one database lock) and
+ *          the null server, N = 1 and 4, 16 and 64 runs, median of 3.
  * memory   The process's resident set (VmRSS) before opening a client, after
  *          a warm-up of 1,000,000 events, and after 10,000,000 more events
  *          (default queue size, default full policy: nothing dropped), sent
@@ -516,6 +528,118 @@ static void bench_e2e(long n, const char *test_uri) {
     }
 }
 
+/* ==== requests in flight ===================================================== */
+
+typedef struct inflight_result {
+    double rate, total_s;
+    uint64_t sent, failed, requests;
+} inflight_result;
+
+static inflight_result inflight_once(const char *uri, unsigned n, int runs, int per_run) {
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_tracking_uri(o, uri);
+    mlo_options_set_store_dir(o, bench_store_dir());
+    mlo_options_set_queue_bytes(o, (size_t)64 << 20);
+    mlo_options_set_max_inflight(o, n);
+    mlo_client_t *c;
+    int st = mlo_client_open(o, &c);
+    mlo_options_free(o);
+    if (st)
+        die("mlo_client_open", st);
+    mlo_run_t **r = calloc((size_t)runs, sizeof *r);
+    for (int k = 0; k < runs; k++)
+        if ((st = mlo_start_run(c, "bench_inflight", NULL, NULL, &r[k])))
+            die("mlo_start_run", st);
+    if ((st = mlo_client_flush(c, 600000)))
+        die("mlo_client_flush", st);
+    uint64_t req0;
+    mlo_client_stat(c, MLO_STAT_REQUESTS, &req0);
+    int64_t t0 = bench_mono_ns();
+    for (int i = 0; i < per_run; i++)
+        for (int k = 0; k < runs; k++)
+            mlo_log_metric(r[k], KEYS[i & 7], 0.5 + 1.0 / (double)(i + 3), i / 8);
+    st = mlo_client_flush(c, 1200000);
+    int64_t t1 = bench_mono_ns();
+    if (st)
+        die("mlo_client_flush", st);
+    inflight_result res = {.total_s = (double)(t1 - t0) / 1e9};
+    res.rate = (double)runs * per_run / res.total_s;
+    mlo_client_stat(c, MLO_STAT_SENT, &res.sent);
+    mlo_client_stat(c, MLO_STAT_FAILED, &res.failed);
+    mlo_client_stat(c, MLO_STAT_REQUESTS, &res.requests);
+    res.requests -= req0;
+    mlo_client_close(c);
+    free(r);
+    return res;
+}
+
+static void inflight_row(const char *server, const char *uri, unsigned n, int runs, int per_run,
+                         int reps, double *rate_out) {
+    inflight_result r[3];
+    double rates[3];
+    for (int k = 0; k < reps; k++) {
+        r[k] = inflight_once(uri, n, runs, per_run);
+        rates[k] = r[k].rate;
+    }
+    double med = reps > 1 ? bench_median(rates, reps) : rates[0];
+    int m = 0;
+    for (int k = 0; k < reps; k++)
+        if (r[k].rate == med)
+            m = k;
+    printf("%-30s %4d x %-6d %3u | %12.4g %9.3f | %8lu %8lu %7.0f\n", server, runs, per_run, n,
+           med, r[m].total_s, (unsigned long)r[m].sent, (unsigned long)r[m].requests,
+           (double)r[m].sent / (double)(r[m].requests ? r[m].requests : 1));
+    if (r[m].failed)
+        printf("  !! %lu events failed\n", (unsigned long)r[m].failed);
+    *rate_out = med;
+}
+
+static void bench_inflight(const testsrv *srv) {
+    const char *test_uri = testsrv_uri(srv);
+    printf("requests in flight: R runs x M metrics (interleaved across the runs), then "
+           "mlo_client_flush;\n  events/s = events / (first log call .. flush returned); "
+           "default durable store, 64 MiB queue;\n  N = mlo_options_set_max_inflight; "
+           "requests = all HTTP requests of the timed part\n");
+    printf("%-30s %13s %3s | %12s %9s | %8s %8s %7s\n", "server", "runs x metrics", "N",
+           "events/s", "total s", "sent", "requests", "ev/req");
+    static const int delays[2] = {50, 20};
+    static const unsigned ns[4] = {1, 2, 4, 8};
+    for (int d = 0; d < 2; d++) {
+        char rule[160], name[64];
+        snprintf(rule, sizeof rule,
+                 "{\"path_prefix\": \"runs/log-batch\", \"delay_ms\": %d, \"count\": -1}",
+                 delays[d]);
+        snprintf(name, sizeof name, "test server, %d ms/log-batch", delays[d]);
+        double rate[4];
+        for (int i = 0; i < 4; i++) {
+            free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+            if (testsrv_fault(srv, rule) != 0)
+                die("fault rule", MLO_ERR_INTERNAL);
+            inflight_row(name, test_uri, ns[i], 16, 2000, 1, &rate[i]);
+        }
+        free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+        free(testsrv_post(srv, "/_test/reset", "{}", NULL));
+        printf("  %d ms per request: N=2 %.2fx, N=4 %.2fx, N=8 %.2fx the events/s of N=1\n",
+               delays[d], rate[1] / rate[0], rate[2] / rate[0], rate[3] / rate[0]);
+    }
+    struct {
+        const char *name, *uri;
+    } servers[2] = {{"test server (Python), no delay", test_uri},
+                    {"null server (C, no parse)", sink_uri}};
+    static const int shapes[2][2] = {{16, 2000}, {64, 500}};
+    for (int sv = 0; sv < 2; sv++)
+        for (int sh = 0; sh < 2; sh++) {
+            double r1, r4;
+            inflight_row(servers[sv].name, servers[sv].uri, 1, shapes[sh][0], shapes[sh][1], 3,
+                         &r1);
+            inflight_row(servers[sv].name, servers[sv].uri, 4, shapes[sh][0], shapes[sh][1], 3,
+                         &r4);
+            printf("  N=4 / N=1: %.2fx\n", r4 / r1);
+            if (sv == 0)
+                free(testsrv_post(srv, "/_test/reset", "{}", NULL));
+        }
+}
+
 /* ==== memory ================================================================== */
 
 static void bench_memory(long events) {
@@ -572,14 +696,14 @@ int main(int argc, char **argv) {
     long n = argc > 2 ? atol(argv[2]) : 0;
     bool all = strcmp(what, "all") == 0;
     bool ship = all || !strcmp(what, "shipper"), e2e = all || !strcmp(what, "e2e"),
-         mem = all || !strcmp(what, "memory");
-    if (!ship && !e2e && !mem) {
-        fprintf(stderr, "usage: bench_e2e [shipper|e2e|memory|all] [events]\n");
+         mem = all || !strcmp(what, "memory"), infl = all || !strcmp(what, "inflight");
+    if (!ship && !e2e && !mem && !infl) {
+        fprintf(stderr, "usage: bench_e2e [shipper|e2e|memory|inflight|all] [events]\n");
         return 2;
     }
     bench_print_machine();
     bench_print_load();
-    if (e2e || mem)
+    if (e2e || mem || infl)
         sink_start(); /* fork before any thread exists */
     bench_load l;
     /* memory first: the other parts would raise the baseline and the peak */
@@ -600,6 +724,15 @@ int main(int argc, char **argv) {
         bench_load_begin(&l, testsrv_pid(srv), sink_pid);
         bench_e2e(n ? n : 200000, testsrv_uri(srv));
         bench_load_end(&l, "end to end");
+        testsrv_stop(srv);
+    }
+    if (infl) {
+        testsrv *srv = testsrv_start("");
+        if (!srv)
+            die("cannot start the test server", MLO_ERR_INTERNAL);
+        bench_load_begin(&l, testsrv_pid(srv), sink_pid);
+        bench_inflight(srv);
+        bench_load_end(&l, "requests in flight");
         testsrv_stop(srv);
     }
 
