@@ -722,6 +722,8 @@ class Client:
     often the library's thread collects events that trickle in (default 100).
     store_dir / durable / fsync ("none", "interval", "always") / fsync_interval_ms: the
     library's durable store (default $MLO_STORE_DIR, else ./mlo-store).
+    max_inflight: log-batch requests in flight at once, 1 to 16 (default $MLO_MAX_INFLIGHT,
+    else 4); one run's requests are always sent one after the other.
     on_error: None (default: failures found later, on the shipper thread, are logged
     through the "mlo" logger, warnings of a call become Python warnings), or a callable
     taking an MloWarning (.status, .name, .detail), called from any thread.
@@ -733,7 +735,7 @@ class Client:
                  backoff_factor=None, backoff_jitter=None, request_timeout=None,
                  queue_bytes=None, full_policy=None, full_wait_ms=None, close_timeout=None,
                  flush_interval_ms=None, store_dir=None, durable=None, fsync=None,
-                 fsync_interval_ms=None, on_error=None):
+                 fsync_interval_ms=None, max_inflight=None, on_error=None):
         self._h = None
         self._runs = {}
         self._hists = weakref.WeakSet()
@@ -811,6 +813,8 @@ class Client:
                                                   "MLO_ERR_INVALID_ARGUMENT")
                 set_opt("mlo_options_set_fsync", code,
                         1000 if fsync_interval_ms is None else int(fsync_interval_ms))
+            if max_inflight is not None:
+                set_opt("mlo_options_set_max_inflight", int(max_inflight))
             set_(lib.mlo_options_set_error_callback, _on_error, self._token)
             _handlers[self._token] = weakref.ref(self)
             h = _C.POINTER(ffi.mlo_client_t)()

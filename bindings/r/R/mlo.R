@@ -118,7 +118,7 @@ mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_i
                        backoff_factor = NULL, request_timeout = NULL, queue_bytes = NULL,
                        full_policy = NULL, full_wait_ms = NULL, close_timeout = NULL,
                        flush_interval_ms = NULL, store_dir = NULL, durable = NULL,
-                       fsync = NULL, fsync_interval_ms = NULL) {
+                       fsync = NULL, fsync_interval_ms = NULL, max_inflight = NULL) {
   opts <- .c_mlo_options_new()
   if (is.null(opts)) stop("mlo: out of memory")
   on.exit(.c_mlo_options_free(opts), add = TRUE)
@@ -156,6 +156,8 @@ mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_i
     code <- .mlo_enums$mlo_fsync_policy[[paste0("MLO_FSYNC_", toupper(pol))]]
     .mlo_opt(".c_mlo_options_set_fsync", opts, code, fsync_interval_ms %||% 1000)
   }
+  if (!is.null(max_inflight))
+    .mlo_opt(".c_mlo_options_set_max_inflight", opts, max_inflight)
   .mlo_check(.c_mlo_options_set_error_callback(opts, TRUE))
   res <- .c_mlo_client_open(opts)
   .mlo_check(res$status)
