@@ -3,8 +3,9 @@
  * input that applies to it (issue 8, item 7): NULL, empty, over-length,
  * illegal key characters, invalid UTF-8, NaN/+-Inf, negative and huge steps
  * and timestamps, path traversal, bad enums, zero and huge sizes, handles of
- * the wrong kind.  One table (ROWS below) is both the test and the README's
- * "Hostile input" table: `test_hostile --markdown` prints it.
+ * the wrong kind, closed handles, hostile URIs and download directories.
+ * One table (ROWS below) is both the test and the README's "Hostile input"
+ * table: `test_hostile --markdown` prints it.
  *
  * The calls go to a real client talking to the test server, and around every
  * row the test logs a good metric point ("good", steps 2i and 2i+1).  At the
@@ -13,7 +14,18 @@
  * good entries of a batch with a bad one), nothing a row refused did (keys
  * stored are only "good", "ok.*" and the system tags), and the client's
  * counters add up (ACCEPTED == SENT + FAILED, FAILED == the two param
- * conflicts the table provokes on purpose, nothing dropped).
+ * conflicts and the one artifact the server refuses that the table provokes
+ * on purpose, nothing dropped).  Artifacts and datasets likewise: every
+ * artifact stored is one of run R's under "ok/" (with the SHA-256 of what was
+ * logged), every dataset of R is named "ok.*", the registered model has the
+ * versions and the alias the rows made.
+ *
+ * Besides C and R, the rows use: CC/CR, a client closed in setup() and its
+ * run (MLO_ERR_CLOSED); CL/RL, a client without a tracking URI (its own
+ * local store); CN, a client without a store (artifacts uploaded in the
+ * call), with RND (R resumed) and RNN; and NP_RUN, a run made on the test
+ * server while it did not serve artifacts (its artifact URI is s3://: not
+ * proxied), resumed on C as RNP and on CN as RNN.
  *
  * A row lists the statuses it accepts: the first is the one the header
  * documents (the README shows it); a second one is tolerated only where a
@@ -31,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -51,6 +64,18 @@ static mlo_options_t *O; /* a fresh options object for each row */
 static mlo_histogram_t *H;
 static char store_dir[256];
 static char store_file[300], store_under_file[320]; /* a regular file; a path under it */
+static mlo_client_t *CC; /* a client closed in setup() ... */
+static mlo_run_t *CR;    /* ... and its run */
+static mlo_client_t *CL; /* a client without a tracking URI (a local store) ... */
+static mlo_run_t *RL;    /* ... and its run */
+static mlo_client_t *CN; /* a client without a store (durable off) */
+static mlo_run_t *RND;   /* R resumed on CN */
+static mlo_run_t *RNN;   /* NP_RUN resumed on CN */
+static mlo_run_t *RNP;   /* NP_RUN resumed on C */
+static mlo_run_t *RX;    /* a run of C with an artifact the server refuses */
+static char NP_RUN[64];  /* a run whose artifact URI is s3://: not proxied */
+static char fifo_path[300], data_file[300], adir[300], outside_file[300], nl_file[320],
+    odd_dir[300], empty_dir[300], dl_base[300], D5K[5400];
 
 /* Not a handle: zeroed memory (every handle check must refuse it). */
 static _Alignas(64) unsigned char zeros[8192];
@@ -70,6 +95,14 @@ static char *V7000E; /* 7000 x "é" (two bytes each) */
 static char *V8001; /* 8001 characters */
 static char *N501;  /* 501-character experiment name */
 static char *P1M;   /* a 1 MB path */
+static char *P4097; /* a 4097-byte relative artifact path ("p/p/...") */
+static char *DN500; /* "ok." + 497 letters: the longest dataset name */
+static char *DN501; /* 501 letters */
+static char *DN501E; /* 501 x "é": 501 characters */
+static char *S70K;  /* a 70,000-character dataset source */
+static char *SCH37; /* a 37-letter URI scheme + "://x" */
+static char *A256;  /* a 256-letter alias */
+static unsigned char BYTES[1000]; /* what "ok/bytes.bin" holds */
 
 static char *rep(const char *unit, size_t n, const char *prefix) {
     size_t u = strlen(unit), p = prefix ? strlen(prefix) : 0;
@@ -86,6 +119,7 @@ static char *rep(const char *unit, size_t n, const char *prefix) {
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static int cb_calls, cb_null_messages, cb_store_errors;
+static int cb_by_status[64];
 
 static void on_error(void *user, mlo_status st, const char *msg) {
     (void)user;
@@ -95,7 +129,18 @@ static void on_error(void *user, mlo_status st, const char *msg) {
         cb_null_messages++;
     if (st == MLO_ERR_STORE)
         cb_store_errors++;
+    if ((unsigned)st < 64)
+        cb_by_status[st]++;
+    if (getenv("MLO_HOSTILE_VERBOSE")) /* every message, for a row's why */
+        fprintf(stderr, "    callback: %s: %s\n", mlo_strerror(st), msg ? msg : "(NULL)");
     pthread_mutex_unlock(&cb_lock);
+}
+
+static int cb_count(int st) {
+    pthread_mutex_lock(&cb_lock);
+    int n = cb_by_status[st];
+    pthread_mutex_unlock(&cb_lock);
+    return n;
 }
 
 /* ---- helpers the rows call ---- */
@@ -298,6 +343,163 @@ static int acc(int st) {
 #define A(call) acc(call)
 #define ALL(...) (acc_begin(), __VA_ARGS__, acc_state)
 
+/* ---- helpers of the artifact, registry and dataset rows ---- */
+
+/* "runs:/<R's id><suffix>" (four buffers in turn: several per row) */
+static const char *runs_uri(const char *suffix) {
+    static char b[4][256];
+    static int i;
+    char *p = b[i++ % 4];
+    snprintf(p, sizeof b[0], "runs:/%s%s", mlo_run_id(R), suffix);
+    return p;
+}
+#define RID (mlo_run_id(R))
+
+/* <store_dir>/<name> (four buffers in turn) */
+static const char *in_store(const char *name) {
+    static char b[4][600];
+    static int i;
+    char *p = b[i++ % 4];
+    snprintf(p, sizeof b[0], "%s/%s", store_dir, name);
+    return p;
+}
+
+/* Waits for C's events and artifact uploads (rows that read back). */
+static int settle(void) {
+    return mlo_client_flush(C, 30000);
+}
+
+static int list_n, list_bad;
+static int on_entry(void *user, const char *path, int is_dir, int64_t size) {
+    (void)user;
+    list_n++;
+    if (!path || !*path || path[0] == '/' || (is_dir && size != -1) || (!is_dir && size < 0))
+        list_bad++;
+    return 0;
+}
+static int on_entry_stop(void *user, const char *path, int is_dir, int64_t size) {
+    on_entry(user, path, is_dir, size);
+    return 1;
+}
+
+static int list_on(mlo_client_t *c, const char *run_id, const char *path) {
+    list_n = list_bad = 0;
+    int st = mlo_list_artifacts(c, run_id, path, on_entry, NULL);
+    return st == MLO_OK && list_bad ? MISMATCH : st;
+}
+
+/* Lists run_id/path on C after the uploads: want entries (-1: at least one);
+ * stop: the callback stops at the first. */
+static int list_expect(const char *run_id, const char *path, int want, int stop) {
+    int st = settle();
+    if (st != MLO_OK)
+        return st;
+    list_n = list_bad = 0;
+    st = mlo_list_artifacts(C, run_id, path, stop ? on_entry_stop : on_entry, NULL);
+    if (st == MLO_OK && (list_bad || (want >= 0 ? list_n != want : list_n < 1)))
+        return MISMATCH;
+    return st;
+}
+
+static int dl_on(mlo_client_t *c, const char *run_id, const char *path, const char *dest) {
+    return mlo_download_artifacts(c, run_id, path, dest);
+}
+
+/* Compares the file at path with n bytes of want. */
+static int same_file(const char *path, const void *want, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return MISMATCH;
+    unsigned char buf[2048];
+    size_t got = fread(buf, 1, sizeof buf, f);
+    int eof = fgetc(f) == EOF;
+    fclose(f);
+    return got == n && eof && !memcmp(buf, want, n) ? MLO_OK : MISMATCH;
+}
+
+/* Downloads run_id/path after the uploads into <store_dir>/<sub> (must not
+ * exist yet: created) and compares the file <sub>/<file> with BYTES. */
+static int dl_expect(const char *run_id, const char *path, const char *sub, const char *file) {
+    int st = settle();
+    if (st != MLO_OK)
+        return st;
+    char dest[600], f[700];
+    snprintf(dest, sizeof dest, "%s/%s", dl_base, sub);
+    st = mlo_download_artifacts(C, run_id, path, dest);
+    if (st != MLO_OK)
+        return st;
+    snprintf(f, sizeof f, "%s/%s", dest, file);
+    return same_file(f, BYTES, sizeof BYTES);
+}
+
+/* A download directory holding a symbolic link where a downloaded file goes
+ * (bytes.bin -> a file outside): never followed, the target never made. */
+static int dl_through_link(void) {
+    int st = settle();
+    if (st != MLO_OK)
+        return st;
+    char dest[600], link[700], target[700];
+    snprintf(dest, sizeof dest, "%s/with-link", dl_base);
+    snprintf(link, sizeof link, "%s/bytes.bin", dest);
+    snprintf(target, sizeof target, "%s/link-target", store_dir);
+    if (mkdir(dest, 0700) != 0 || symlink(target, link) != 0)
+        return MISMATCH;
+    st = mlo_download_artifacts(C, RID, "ok", dest);
+    struct stat sb;
+    if (lstat(target, &sb) == 0)
+        return MISMATCH; /* written through the link */
+    return st;
+}
+
+static int64_t reg_version;
+static int reg_on(mlo_run_t *r, const char *path, const char *name) {
+    int64_t v = -7;
+    int st = mlo_register_model(r, path, name, &v);
+    if (st == MLO_OK)
+        reg_version = v;
+    else if (v != -7)
+        return MISMATCH; /* *version touched on failure */
+    return st;
+}
+/* registers R's path as a version of name: the version must be want */
+static int reg_expect(const char *path, const char *name, int64_t want) {
+    int st = reg_on(R, path, name);
+    return st == MLO_OK && reg_version != want ? MISMATCH : st;
+}
+
+/* Logs to run r of C (a store) one artifact whose run is not proxied: staged
+ * (MLO_OK); the uploader must then report MLO_ERR_ARTIFACTS_NOT_PROXIED
+ * through the callback and park it. */
+static int bytes_parked(mlo_run_t *r) {
+    int before = cb_count(MLO_ERR_ARTIFACTS_NOT_PROXIED);
+    int st = mlo_log_artifact_bytes(r, "x", 1, "ok/parked.bin");
+    if (st != MLO_OK)
+        return st;
+    if ((st = settle()) != MLO_OK)
+        return st;
+    return cb_count(MLO_ERR_ARTIFACTS_NOT_PROXIED) > before ? MLO_OK : MISMATCH;
+}
+
+/* Downloads R's ok/ after the uploads into dest. */
+static int dl_to(const char *dest) {
+    int st = settle();
+    return st != MLO_OK ? st : mlo_download_artifacts(C, RID, "ok", dest);
+}
+
+/* Downloads R's ok/ into a directory whose name is not valid UTF-8. */
+static int dl_utf8_dest(void) {
+    int st = settle();
+    if (st != MLO_OK)
+        return st;
+    char dest[600], f[700];
+    snprintf(dest, sizeof dest, "%s/bad\xff", dl_base);
+    st = mlo_download_artifacts(C, RID, "ok", dest);
+    if (st != MLO_OK)
+        return st;
+    snprintf(f, sizeof f, "%s/bytes.bin", dest);
+    return same_file(f, BYTES, sizeof BYTES);
+}
+
 /* batch inputs (compound literals would not survive the row macro) */
 static const char *const KEYS_NULL_MID[] = {"ok.b0", NULL, "ok.b2"};
 static const char *const KEYS_BAD_MID[] = {"ok.c0", "no key!", "ok.c2"};
@@ -316,6 +518,19 @@ static const char *const TKEYS[] = {"ok.s0", "../no", "ok.s2"};
 static const char *const TVALS[] = {"a", "b", "c"};
 static const char *const TKEYS_NULLV[] = {"ok.v0", "no.v1"};
 static const char *const TVALS_NULLV[] = {"a", NULL};
+
+/* texts shared by rows */
+#define BAD_URIS_TEXT                                                                              \
+    "run_id `models:/`, `models:/x@`, `models:/@x`, `runs:/`, `models:/a/b/c`, `?`, `../../x`, "   \
+    "`models://host/m/1`, `models:/m/latest`, `models:/m/Production`, `runs:/<id>?x=1`"
+#define UNKNOWN_TEXT                                                                               \
+    "run_id a well-formed id of no run, `models:/no-such-model/1`, `models:/no-such-model@champion`"
+#define NP_NOTE "the run was made on the test server while it did not serve artifacts"
+#define NEWLINE_NOTE                                                                               \
+    "finding: accepted and staged, then refused by the server (400, a control character in "     \
+    "the path): reported, counted in MLO_STAT_FAILED, kept as .failed; the path check lets "      \
+    "control characters through"
+#define NEWLINE_FAILS 1 /* that artifact: refused by the server */
 
 /*
  * The table.  X_(id, function, bad input, result text (NULL: the status's
@@ -458,8 +673,7 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       ALL(A(open_bad_handle((const mlo_options_t *)C)), A(open_bad_handle(ZO))),                   \
       MLO_ERR_INVALID_ARGUMENT)                                                                    \
     X_(open_no_uri, "mlo_client_open", "no tracking URI at all", NULL,                              \
-      "OK once the local store is in (runs kept on disk)", open_env(NULL, NULL), MLO_ERR_CONFIG,   \
-      MLO_OK)                                                                                      \
+      "a local store: runs kept on disk for `mlo sync`", open_env(NULL, NULL), MLO_OK)             \
     X_(open_env_uri, "mlo_client_open",                                                             \
       "`MLFLOW_TRACKING_URI` = `ftp://h`, `h:5000`, `http://`, invalid UTF-8", NULL, NULL,         \
       ALL(A(open_env("MLFLOW_TRACKING_URI", "ftp://h")),                                           \
@@ -725,26 +939,362 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       mlo_set_tags(R, 3, TKEYS, TVALS), MLO_ERR_INVALID_KEY)                                       \
     X_(tags_value_null, "mlo_set_tags", "values[1] NULL", NULL, "entry 0 lands",                    \
       mlo_set_tags(R, 2, TKEYS_NULLV, TVALS_NULLV), MLO_ERR_INVALID_ARGUMENT)                      \
-    /* ---- artifacts ---- */                                                                      \
-    X_(artifact_null, "mlo_log_artifact", "run NULL or zeroed, local_path NULL or \"\"", NULL, NULL,\
-      ALL(A(mlo_log_artifact(NULL, "/etc/hostname", NULL)),                                        \
-          A(mlo_log_artifact(ZR, "/etc/hostname", NULL)), A(mlo_log_artifact(R, NULL, NULL)),      \
+    /* ---- artifacts: mlo_log_artifact ---- */                                                    \
+    X_(artifact_null, "mlo_log_artifact", "run NULL, zeroed or a client; local_path NULL or \"\"", \
+      NULL, NULL,                                                                                  \
+      ALL(A(mlo_log_artifact(NULL, data_file, NULL)), A(mlo_log_artifact(ZR, data_file, NULL)),    \
+          A(mlo_log_artifact((mlo_run_t *)C, data_file, NULL)), A(mlo_log_artifact(R, NULL, NULL)), \
           A(mlo_log_artifact(R, "", NULL))),                                                       \
       MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(artifact_utf8, "mlo_log_artifact", "local_path or artifact_path with invalid UTF-8", NULL,   \
+    X_(artifact_closed, "mlo_log_artifact", "a run of a closed client", NULL, NULL,                \
+      mlo_log_artifact(CR, data_file, "ok"), MLO_ERR_CLOSED)                                       \
+    X_(artifact_utf8, "mlo_log_artifact", "local_path or artifact_path with invalid UTF-8", NULL,  \
       NULL,                                                                                        \
-      ALL(A(mlo_log_artifact(R, "/tmp/\xff", NULL)), A(mlo_log_artifact(R, "/etc/hostname", "a\xc3"))),\
+      ALL(A(mlo_log_artifact(R, "/tmp/\xff", NULL)), A(mlo_log_artifact(R, data_file, "a\xc3"))),  \
       MLO_ERR_INVALID_UTF8)                                                                        \
-    X_(artifact_traversal, "mlo_log_artifact", "artifact_path `../../x`, `/abs`, `a/../../b`", NULL,\
-      "refused at the call: nothing staged, nothing sent",                                         \
-      ALL(A(mlo_log_artifact(R, "/etc/hostname", "../../x")),                                      \
-          A(mlo_log_artifact(R, "/etc/hostname", "/abs")),                                         \
-          A(mlo_log_artifact(R, "/etc/hostname", "a/../../b"))),                                   \
+    X_(artifact_traversal, "mlo_log_artifact",                                                     \
+      "artifact_path `..`, `../x`, `../../x`, `a/../../b`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`, `./x`", \
+      NULL, "refused at the call: nothing staged, nothing sent",                                   \
+      ALL(A(mlo_log_artifact(R, data_file, "..")), A(mlo_log_artifact(R, data_file, "../x")),      \
+          A(mlo_log_artifact(R, data_file, "../../x")),                                            \
+          A(mlo_log_artifact(R, data_file, "a/../../b")), A(mlo_log_artifact(R, data_file, "/abs")), \
+          A(mlo_log_artifact(R, data_file, "a\\b")), A(mlo_log_artifact(R, data_file, "a//b")),    \
+          A(mlo_log_artifact(R, data_file, "a/")), A(mlo_log_artifact(R, data_file, ".")),         \
+          A(mlo_log_artifact(R, data_file, "./x"))),                                               \
       MLO_ERR_INVALID_PATH)                                                                        \
-    X_(artifact_missing, "mlo_log_artifact", "local_path that does not exist; of 1 MB", NULL,       \
+    X_(artifact_path_long, "mlo_log_artifact", "artifact_path of 4097 bytes", NULL,                \
+      "4096 is the limit", mlo_log_artifact(R, data_file, P4097), MLO_ERR_INVALID_PATH)            \
+    X_(artifact_missing, "mlo_log_artifact", "local_path that does not exist; of 1 MB", NULL,      \
       "the message names the path and the reason",                                                 \
       ALL(A(mlo_log_artifact(R, "/nonexistent/x", NULL)), A(mlo_log_artifact(R, P1M, NULL))),      \
       MLO_ERR_IO)                                                                                  \
+    X_(artifact_special, "mlo_log_artifact", "local_path a FIFO (no writer), `/dev/null`", NULL,   \
+      "not a regular file or directory; the FIFO never blocks the call",                           \
+      ALL(A(mlo_log_artifact(R, fifo_path, "ok")), A(mlo_log_artifact(R, "/dev/null", "ok"))),     \
+      MLO_ERR_IO)                                                                                  \
+    X_(artifact_dir_link, "mlo_log_artifact",                                                      \
+      "a directory holding a symbolic link to a file outside it", NULL,                            \
+      "the link is skipped (and reported); the other file lands",                                  \
+      mlo_log_artifact(R, adir, "ok/dir"), MLO_OK)                                                 \
+    X_(artifact_dir_odd, "mlo_log_artifact",                                                       \
+      "a directory holding a file named with invalid UTF-8, a FIFO and a good file", NULL,         \
+      "the first two are skipped (and reported); the good file lands",                             \
+      mlo_log_artifact(R, odd_dir, "ok/odd"), MLO_OK)                                              \
+    X_(artifact_dir_empty, "mlo_log_artifact", "an empty directory", NULL, "nothing to upload",    \
+      mlo_log_artifact(R, empty_dir, "ok/none"), MLO_OK)                                           \
+    X_(artifact_name_newline, "mlo_log_artifact", "a file whose name holds a newline", NULL,       \
+      NEWLINE_NOTE, mlo_log_artifact(RX, nl_file, "ok"), MLO_OK)                                   \
+    X_(artifact_no_store_np, "mlo_log_artifact",                                                   \
+      "client without a store, run whose artifacts are at s3:// (not proxied)", NULL,              \
+      "uploaded in the call, so refused in the call", mlo_log_artifact(RNN, data_file, "ok"),      \
+      MLO_ERR_ARTIFACTS_NOT_PROXIED)                                                               \
+    /* ---- artifacts: mlo_log_artifact_bytes ---- */                                              \
+    X_(bytes_null, "mlo_log_artifact_bytes",                                                       \
+      "run NULL, zeroed or a client; artifact_path NULL; data NULL with len 1 or SIZE_MAX", NULL,  \
+      NULL,                                                                                        \
+      ALL(A(mlo_log_artifact_bytes(NULL, "x", 1, "ok/x")),                                         \
+          A(mlo_log_artifact_bytes(ZR, "x", 1, "ok/x")),                                           \
+          A(mlo_log_artifact_bytes((mlo_run_t *)C, "x", 1, "ok/x")),                               \
+          A(mlo_log_artifact_bytes(R, "x", 1, NULL)), A(mlo_log_artifact_bytes(R, NULL, 1, "ok/x")), \
+          A(mlo_log_artifact_bytes(R, NULL, SIZE_MAX, "ok/x"))),                                   \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(bytes_closed, "mlo_log_artifact_bytes", "a run of a closed client", NULL, NULL,             \
+      mlo_log_artifact_bytes(CR, "x", 1, "ok/x"), MLO_ERR_CLOSED)                                  \
+    X_(bytes_path_empty, "mlo_log_artifact_bytes", "artifact_path \"\"", NULL,                     \
+      "a file needs a name", mlo_log_artifact_bytes(R, "x", 1, ""), MLO_ERR_INVALID_PATH)          \
+    X_(bytes_traversal, "mlo_log_artifact_bytes",                                                  \
+      "artifact_path `..`, `../x`, `a/../../b`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`, `./x`", NULL, \
+      "refused at the call: nothing staged, nothing sent",                                         \
+      ALL(A(mlo_log_artifact_bytes(R, "x", 1, "..")), A(mlo_log_artifact_bytes(R, "x", 1, "../x")), \
+          A(mlo_log_artifact_bytes(R, "x", 1, "a/../../b")),                                       \
+          A(mlo_log_artifact_bytes(R, "x", 1, "/abs")), A(mlo_log_artifact_bytes(R, "x", 1, "a\\b")), \
+          A(mlo_log_artifact_bytes(R, "x", 1, "a//b")), A(mlo_log_artifact_bytes(R, "x", 1, "a/")), \
+          A(mlo_log_artifact_bytes(R, "x", 1, ".")), A(mlo_log_artifact_bytes(R, "x", 1, "./x"))), \
+      MLO_ERR_INVALID_PATH)                                                                        \
+    X_(bytes_path_long, "mlo_log_artifact_bytes", "artifact_path of 4097 bytes", NULL, NULL,       \
+      mlo_log_artifact_bytes(R, "x", 1, P4097), MLO_ERR_INVALID_PATH)                              \
+    X_(bytes_utf8, "mlo_log_artifact_bytes",                                                       \
+      "artifact_path with a stray byte, an overlong `/`", NULL, NULL,                              \
+      ALL(A(mlo_log_artifact_bytes(R, "x", 1, "ok/\xff")),                                         \
+          A(mlo_log_artifact_bytes(R, "x", 1, "ok\xc0\xafx"))),                                    \
+      MLO_ERR_INVALID_UTF8)                                                                        \
+    X_(bytes_empty, "mlo_log_artifact_bytes", "data NULL with len 0", NULL,                        \
+      "lands as an empty file", mlo_log_artifact_bytes(R, NULL, 0, "ok/empty.bin"), MLO_OK)        \
+    X_(bytes_ok, "mlo_log_artifact_bytes", "1000 bytes; a name with a space, `%` and `ü`", NULL,   \
+      "land byte for byte",                                                                        \
+      ALL(A(mlo_log_artifact_bytes(R, BYTES, sizeof BYTES, "ok/bytes.bin")),                       \
+          A(mlo_log_artifact_bytes(R, "odd", 3, "ok/sub dir/100% \xc3\xbc.bin"))),                 \
+      MLO_OK)                                                                                      \
+    X_(bytes_twice, "mlo_log_artifact_bytes", "the same artifact_path twice", NULL,                \
+      "the second replaces the first, as in MLflow",                                               \
+      ALL(A(mlo_log_artifact_bytes(R, "first", 5, "ok/twice.bin")),                                \
+          A(mlo_log_artifact_bytes(R, "second", 6, "ok/twice.bin"))),                              \
+      MLO_OK)                                                                                      \
+    X_(bytes_no_uri, "mlo_log_artifact_bytes", "a client without a tracking URI", NULL,            \
+      "kept in its store for `mlo sync`", mlo_log_artifact_bytes(RL, "x", 1, "ok/local.bin"),      \
+      MLO_OK)                                                                                      \
+    X_(bytes_not_proxied, "mlo_log_artifact_bytes", "a run whose artifacts are at s3:// (not proxied)", \
+      NULL, "staged; the uploader reports MLO_ERR_ARTIFACTS_NOT_PROXIED and keeps it in the store", \
+      bytes_parked(RNP), MLO_OK)                                                                   \
+    X_(bytes_no_store, "mlo_log_artifact_bytes", "client without a store", NULL,                   \
+      "uploaded in the call; lands",                                                               \
+      mlo_log_artifact_bytes(RND, BYTES, sizeof BYTES, "ok/direct.bin"), MLO_OK)                   \
+    X_(bytes_no_store_np, "mlo_log_artifact_bytes",                                                \
+      "client without a store, run whose artifacts are at s3://", NULL, NULL,                      \
+      mlo_log_artifact_bytes(RNN, "x", 1, "ok/x"), MLO_ERR_ARTIFACTS_NOT_PROXIED)                  \
+    /* ---- artifacts: mlo_list_artifacts ---- */                                                  \
+    X_(list_null, "mlo_list_artifacts",                                                            \
+      "client NULL, zeroed or a run; fn NULL; run_id NULL or \"\"", NULL, NULL,                    \
+      ALL(A(list_on(NULL, RID, NULL)), A(list_on(ZC, RID, NULL)),                                  \
+          A(list_on((mlo_client_t *)R, RID, NULL)), A(mlo_list_artifacts(C, RID, NULL, NULL, NULL)), \
+          A(list_on(C, NULL, NULL)), A(list_on(C, "", NULL))),                                     \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(list_closed, "mlo_list_artifacts", "a closed client", NULL, NULL, list_on(CC, RID, NULL),   \
+      MLO_ERR_CLOSED)                                                                              \
+    X_(list_utf8, "mlo_list_artifacts", "run_id or artifact_path with invalid UTF-8", NULL, NULL,  \
+      ALL(A(list_on(C, "ab\xff", NULL)), A(list_on(C, RID, "ok\xc3"))), MLO_ERR_INVALID_UTF8)      \
+    X_(list_traversal, "mlo_list_artifacts",                                                       \
+      "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes; run_id "    \
+      "`runs:/<id>/../x`, `runs:/<id>/a//b`",                                                      \
+      NULL, "refused before any request",                                                          \
+      ALL(A(list_on(C, RID, "..")), A(list_on(C, RID, "../x")), A(list_on(C, RID, "/abs")),        \
+          A(list_on(C, RID, "a\\b")), A(list_on(C, RID, "a//b")), A(list_on(C, RID, "a/")),        \
+          A(list_on(C, RID, ".")), A(list_on(C, RID, P4097)),                                      \
+          A(list_on(C, runs_uri("/../x"), NULL)), A(list_on(C, runs_uri("/a//b"), NULL))),         \
+      MLO_ERR_INVALID_PATH)                                                                        \
+    X_(list_uri_bad, "mlo_list_artifacts", BAD_URIS_TEXT, NULL, "refused before any request",      \
+      ALL(A(list_on(C, "models:/", NULL)), A(list_on(C, "models:/x@", NULL)),                      \
+          A(list_on(C, "models:/@x", NULL)), A(list_on(C, "runs:/", NULL)),                        \
+          A(list_on(C, "models:/a/b/c", NULL)), A(list_on(C, "?", NULL)),                          \
+          A(list_on(C, "../../x", NULL)), A(list_on(C, "models://host/m/1", NULL)),                \
+          A(list_on(C, "models:/m/latest", NULL)), A(list_on(C, "models:/m/Production", NULL)),    \
+          A(list_on(C, runs_uri("?x=1"), NULL))),                                                  \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(list_unknown, "mlo_list_artifacts", UNKNOWN_TEXT, NULL,                                     \
+      "the server's 404 (for an unknown alias its 400 \"... not found\")",                         \
+      ALL(A(list_on(C, "0123456789abcdef0123456789abcdef", NULL)),                                 \
+          A(list_on(C, "models:/no-such-model/1", NULL)),                                          \
+          A(list_on(C, "models:/no-such-model@champion", NULL))),                                  \
+      MLO_ERR_NOT_FOUND)                                                                           \
+    X_(list_np, "mlo_list_artifacts", "a run whose artifacts are at s3:// (not proxied)", NULL,    \
+      NP_NOTE, list_on(C, NP_RUN, NULL), MLO_ERR_ARTIFACTS_NOT_PROXIED)                            \
+    X_(list_no_uri, "mlo_list_artifacts", "a client without a tracking URI", NULL, NULL,           \
+      list_on(CL, RID, NULL), MLO_ERR_CONFIG)                                                      \
+    X_(list_missing, "mlo_list_artifacts", "artifact_path that does not exist", NULL, "no entries", \
+      list_expect(RID, "no/such/dir", 0, 0), MLO_OK)                                               \
+    X_(list_stop, "mlo_list_artifacts", "a callback that stops at once", NULL,                     \
+      "one entry seen, nothing else", list_expect(RID, "ok", 1, 1), MLO_OK)                        \
+    X_(list_ok, "mlo_list_artifacts", "run_id as an id with artifact_path `ok`; `runs:/<id>/ok`",  \
+      NULL, "the entries under ok/",                                                               \
+      ALL(A(list_expect(RID, "ok", -1, 0)), A(list_expect(runs_uri("/ok"), NULL, -1, 0))), MLO_OK) \
+    /* ---- artifacts: mlo_download_artifacts ---- */                                              \
+    X_(dl_null, "mlo_download_artifacts",                                                          \
+      "client NULL, zeroed or a run; run_id NULL or \"\"; dest_dir NULL or \"\"", NULL, NULL,      \
+      ALL(A(dl_on(NULL, RID, "ok", dl_base)), A(dl_on(ZC, RID, "ok", dl_base)),                    \
+          A(dl_on((mlo_client_t *)R, RID, "ok", dl_base)), A(dl_on(C, NULL, "ok", dl_base)),       \
+          A(dl_on(C, "", "ok", dl_base)), A(dl_on(C, RID, "ok", NULL)), A(dl_on(C, RID, "ok", ""))), \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(dl_closed, "mlo_download_artifacts", "a closed client", NULL, NULL,                         \
+      dl_on(CC, RID, "ok", dl_base), MLO_ERR_CLOSED)                                               \
+    X_(dl_utf8, "mlo_download_artifacts", "run_id or artifact_path with invalid UTF-8", NULL, NULL, \
+      ALL(A(dl_on(C, "ab\xff", NULL, dl_base)), A(dl_on(C, RID, "ok\xff", dl_base))),              \
+      MLO_ERR_INVALID_UTF8)                                                                        \
+    X_(dl_traversal, "mlo_download_artifacts",                                                     \
+      "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes; run_id "    \
+      "`runs:/<id>/../x`",                                                                         \
+      NULL, "refused before any request: nothing written",                                         \
+      ALL(A(dl_on(C, RID, "..", dl_base)), A(dl_on(C, RID, "../x", dl_base)),                      \
+          A(dl_on(C, RID, "/abs", dl_base)), A(dl_on(C, RID, "a\\b", dl_base)),                    \
+          A(dl_on(C, RID, "a//b", dl_base)), A(dl_on(C, RID, "a/", dl_base)),                      \
+          A(dl_on(C, RID, ".", dl_base)), A(dl_on(C, RID, P4097, dl_base)),                        \
+          A(dl_on(C, runs_uri("/../x"), NULL, dl_base))),                                          \
+      MLO_ERR_INVALID_PATH)                                                                        \
+    X_(dl_uri_bad, "mlo_download_artifacts", BAD_URIS_TEXT, NULL, "refused before any request",    \
+      ALL(A(dl_on(C, "models:/", NULL, dl_base)), A(dl_on(C, "models:/x@", NULL, dl_base)),        \
+          A(dl_on(C, "models:/@x", NULL, dl_base)), A(dl_on(C, "runs:/", NULL, dl_base)),          \
+          A(dl_on(C, "models:/a/b/c", NULL, dl_base)), A(dl_on(C, "?", NULL, dl_base)),            \
+          A(dl_on(C, "../../x", NULL, dl_base)), A(dl_on(C, "models://host/m/1", NULL, dl_base)),  \
+          A(dl_on(C, "models:/m/latest", NULL, dl_base)),                                          \
+          A(dl_on(C, "models:/m/Production", NULL, dl_base)),                                      \
+          A(dl_on(C, runs_uri("?x=1"), NULL, dl_base))),                                           \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(dl_unknown, "mlo_download_artifacts", UNKNOWN_TEXT "; artifact_path that does not exist",   \
+      NULL, NULL,                                                                                  \
+      ALL(A(dl_on(C, "0123456789abcdef0123456789abcdef", NULL, dl_base)),                          \
+          A(dl_on(C, "models:/no-such-model/1", NULL, dl_base)),                                   \
+          A(dl_on(C, "models:/no-such-model@champion", NULL, dl_base)),                            \
+          A(dl_on(C, RID, "no/such", dl_base))),                                                   \
+      MLO_ERR_NOT_FOUND)                                                                           \
+    X_(dl_np, "mlo_download_artifacts", "a run whose artifacts are at s3:// (not proxied)", NULL,  \
+      NP_NOTE, dl_on(C, NP_RUN, NULL, dl_base), MLO_ERR_ARTIFACTS_NOT_PROXIED)                     \
+    X_(dl_no_uri, "mlo_download_artifacts", "a client without a tracking URI", NULL, NULL,         \
+      dl_on(CL, RID, "ok", dl_base), MLO_ERR_CONFIG)                                               \
+    X_(dl_dest_bad, "mlo_download_artifacts",                                                      \
+      "dest_dir a regular file; under one; where it cannot be created; of 5000 characters", NULL,  \
+      "nothing written",                                                                           \
+      ALL(A(dl_to(store_file)), A(dl_to(store_under_file)),                                        \
+          A(dl_to("/proc/mlo-no-such/dl")), A(dl_to(D5K))),                                        \
+      MLO_ERR_IO)                                                                                  \
+    X_(dl_dest_link, "mlo_download_artifacts",                                                     \
+      "dest_dir holding a symbolic link where a downloaded file goes", NULL,                       \
+      "never followed: nothing written through it", dl_through_link(), MLO_ERR_INVALID_PATH)       \
+    X_(dl_dest_utf8, "mlo_download_artifacts", "dest_dir with invalid UTF-8", NULL,                \
+      "a local path, any bytes: the files land there (mlo_log_artifact refuses such a "            \
+      "local_path: MLO_ERR_INVALID_UTF8)", dl_utf8_dest(), MLO_OK)                                 \
+    X_(dl_ok, "mlo_download_artifacts", "`runs:/<id>/ok/bytes.bin` (a file); run_id with artifact_path `ok`", \
+      NULL, "byte for byte",                                                                       \
+      ALL(A(dl_expect(runs_uri("/ok/bytes.bin"), NULL, "file", "bytes.bin")),                      \
+          A(dl_expect(RID, "ok", "dir", "bytes.bin"))),                                            \
+      MLO_OK)                                                                                      \
+    X_(dl_again, "mlo_download_artifacts", "into a directory that already holds the files", NULL,  \
+      "replaced", dl_expect(RID, "ok", "dir", "bytes.bin"), MLO_OK)                                \
+    /* ---- model registry ---- */                                                                 \
+    X_(reg_null, "mlo_register_model", "run NULL, zeroed or a client; name NULL or \"\"", NULL,    \
+      "*version untouched",                                                                        \
+      ALL(A(reg_on(NULL, "ok", "m")), A(reg_on(ZR, "ok", "m")), A(reg_on((mlo_run_t *)C, "ok", "m")), \
+          A(reg_on(R, "ok", NULL)), A(reg_on(R, "ok", ""))),                                       \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(reg_closed, "mlo_register_model", "a run of a closed client", NULL, NULL,                   \
+      reg_on(CR, "ok", "m"), MLO_ERR_CLOSED)                                                       \
+    X_(reg_utf8, "mlo_register_model", "name or artifact_path with invalid UTF-8", NULL, NULL,     \
+      ALL(A(reg_on(R, "ok", "m\xff")), A(reg_on(R, "ok\xff", "m"))), MLO_ERR_INVALID_UTF8)         \
+    X_(reg_traversal, "mlo_register_model",                                                        \
+      "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes", NULL,      \
+      "refused before any request",                                                                \
+      ALL(A(reg_on(R, "..", "m")), A(reg_on(R, "../x", "m")), A(reg_on(R, "/abs", "m")),           \
+          A(reg_on(R, "a\\b", "m")), A(reg_on(R, "a//b", "m")), A(reg_on(R, "a/", "m")),           \
+          A(reg_on(R, ".", "m")), A(reg_on(R, P4097, "m"))),                                       \
+      MLO_ERR_INVALID_PATH)                                                                        \
+    X_(reg_no_uri, "mlo_register_model", "a run of a client without a tracking URI", NULL, NULL,   \
+      reg_on(RL, "ok", "m"), MLO_ERR_CONFIG)                                                       \
+    X_(reg_refused_artifact, "mlo_register_model",                                                 \
+      "a run one of whose artifacts the server refused for good", NULL,                            \
+      "the refusal's status, whatever artifact_path is registered: the run's uploads cannot "      \
+      "all complete", reg_on(RX, "elsewhere", "hostile-model-x"), MLO_ERR_SERVER_INVALID)          \
+    X_(reg_ok, "mlo_register_model", "artifact_path `ok` (its uploads pending)", NULL,             \
+      "waits for them; version 1 of a new model", reg_expect("ok", "hostile-model", 1), MLO_OK)    \
+    X_(reg_version_null, "mlo_register_model", "version NULL", NULL, "version 2",                  \
+      mlo_register_model(R, "ok", "hostile-model", NULL), MLO_OK)                                  \
+    X_(reg_missing, "mlo_register_model", "artifact_path under which nothing was logged", NULL,    \
+      "version 3: as MLflow, the source is not checked",                                           \
+      reg_expect("no/such/dir", "hostile-model", 3), MLO_OK)                                       \
+    X_(alias_null, "mlo_set_model_alias",                                                          \
+      "client NULL, zeroed or a run; name or alias NULL or \"\"", NULL, NULL,                      \
+      ALL(A(mlo_set_model_alias(NULL, "hostile-model", "a", 1)),                                   \
+          A(mlo_set_model_alias(ZC, "hostile-model", "a", 1)),                                     \
+          A(mlo_set_model_alias((mlo_client_t *)R, "hostile-model", "a", 1)),                      \
+          A(mlo_set_model_alias(C, NULL, "a", 1)), A(mlo_set_model_alias(C, "", "a", 1)),          \
+          A(mlo_set_model_alias(C, "hostile-model", NULL, 1)),                                     \
+          A(mlo_set_model_alias(C, "hostile-model", "", 1))),                                      \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(alias_closed, "mlo_set_model_alias", "a closed client", NULL, NULL,                         \
+      mlo_set_model_alias(CC, "hostile-model", "a", 1), MLO_ERR_CLOSED)                            \
+    X_(alias_utf8, "mlo_set_model_alias", "name or alias with invalid UTF-8", NULL, NULL,          \
+      ALL(A(mlo_set_model_alias(C, "m\xff", "a", 1)),                                              \
+          A(mlo_set_model_alias(C, "hostile-model", "a\xc3", 1))),                                 \
+      MLO_ERR_INVALID_UTF8)                                                                        \
+    X_(alias_version, "mlo_set_model_alias", "version 0, -1, INT64_MIN", NULL, NULL,               \
+      ALL(A(mlo_set_model_alias(C, "hostile-model", "a", 0)),                                      \
+          A(mlo_set_model_alias(C, "hostile-model", "a", -1)),                                     \
+          A(mlo_set_model_alias(C, "hostile-model", "a", INT64_MIN))),                             \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(alias_reserved, "mlo_set_model_alias", "alias `latest`, `LATEST`, `v1`, `V12`", NULL,       \
+      "refused by the server (reserved names)",                                                    \
+      ALL(A(mlo_set_model_alias(C, "hostile-model", "latest", 1)),                                 \
+          A(mlo_set_model_alias(C, "hostile-model", "LATEST", 1)),                                 \
+          A(mlo_set_model_alias(C, "hostile-model", "v1", 1)),                                     \
+          A(mlo_set_model_alias(C, "hostile-model", "V12", 1))),                                   \
+      MLO_ERR_SERVER_INVALID)                                                                      \
+    X_(alias_chars, "mlo_set_model_alias", "alias `a b`, `a/b`, `a.b`; of 256 characters", NULL,   \
+      "refused by the server (letters, digits, `_` and `-`; at most 255)",                         \
+      ALL(A(mlo_set_model_alias(C, "hostile-model", "a b", 1)),                                    \
+          A(mlo_set_model_alias(C, "hostile-model", "a/b", 1)),                                    \
+          A(mlo_set_model_alias(C, "hostile-model", "a.b", 1)),                                    \
+          A(mlo_set_model_alias(C, "hostile-model", A256, 1))),                                    \
+      MLO_ERR_SERVER_INVALID)                                                                      \
+    X_(alias_unicode, "mlo_set_model_alias", "alias `größe` (letters of any script)", NULL,        \
+      "set: MLflow's `\\w` takes them", mlo_set_model_alias(C, "hostile-model", "größe", 1),       \
+      MLO_OK)                                                                                      \
+    X_(alias_unknown, "mlo_set_model_alias", "a model that does not exist; version INT64_MAX",     \
+      NULL, NULL,                                                                                  \
+      ALL(A(mlo_set_model_alias(C, "no-such-model", "a", 1)),                                      \
+          A(mlo_set_model_alias(C, "hostile-model", "a", INT64_MAX))),                             \
+      MLO_ERR_NOT_FOUND)                                                                           \
+    X_(alias_no_uri, "mlo_set_model_alias", "a client without a tracking URI", NULL, NULL,         \
+      mlo_set_model_alias(CL, "hostile-model", "a", 1), MLO_ERR_CONFIG)                            \
+    X_(alias_ok, "mlo_set_model_alias", "`champion` set on version 1, then moved to 2", NULL,      \
+      "as MLflow: an alias points at one version",                                                 \
+      ALL(A(mlo_set_model_alias(C, "hostile-model", "champion", 1)),                               \
+          A(mlo_set_model_alias(C, "hostile-model", "champion", 2))),                              \
+      MLO_OK)                                                                                      \
+    X_(dl_model, "mlo_download_artifacts",                                                         \
+      "`models:/hostile-model@champion`, `models:/hostile-model/1`", NULL,                         \
+      "the version's files, byte for byte",                                                        \
+      ALL(A(dl_expect("models:/hostile-model@champion", NULL, "champion", "bytes.bin")),           \
+          A(dl_expect("models:/hostile-model/1", NULL, "v1", "bytes.bin"))),                       \
+      MLO_OK)                                                                                      \
+    /* ---- datasets ---- */                                                                       \
+    X_(ds_null, "mlo_log_dataset", "run NULL, zeroed or a client; name NULL; source NULL", NULL,   \
+      NULL,                                                                                        \
+      ALL(A(mlo_log_dataset(NULL, "ok.d", "s3://b/x", "d")), A(mlo_log_dataset(ZR, "ok.d", "s3://b/x", "d")), \
+          A(mlo_log_dataset((mlo_run_t *)C, "ok.d", "s3://b/x", "d")),                             \
+          A(mlo_log_dataset(R, NULL, "s3://b/x", "d")), A(mlo_log_dataset(R, "no.d", NULL, "d"))), \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(ds_closed, "mlo_log_dataset", "a run of a closed client", NULL, NULL,                       \
+      mlo_log_dataset(CR, "ok.d", "s3://b/x", "d"), MLO_ERR_CLOSED)                                \
+    X_(ds_empty, "mlo_log_dataset", "name, source or digest \"\"", NULL, NULL,                     \
+      ALL(A(mlo_log_dataset(R, "", "s3://b/x", "d")), A(mlo_log_dataset(R, "no.d", "", "d")),      \
+          A(mlo_log_dataset(R, "no.d", "s3://b/x", ""))),                                          \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(ds_utf8, "mlo_log_dataset", "name, source or digest with invalid UTF-8", NULL, NULL,        \
+      ALL(A(mlo_log_dataset(R, "no\xff", "s3://b/x", "d")),                                        \
+          A(mlo_log_dataset(R, "no.d", "s3://b/\xc3", "d")),                                       \
+          A(mlo_log_dataset(R, "no.d", "s3://b/x", "d\xed\xa0\x80"))),                             \
+      MLO_ERR_INVALID_UTF8)                                                                        \
+    X_(ds_long, "mlo_log_dataset", "name of 501 characters (also 501 x `é`); digest of 37", NULL,  \
+      "MLflow's limits: 500 and 36 characters",                                                    \
+      ALL(A(mlo_log_dataset(R, DN501, "s3://b/x", "d")), A(mlo_log_dataset(R, DN501E, "s3://b/x", "d")), \
+          A(mlo_log_dataset(R, "no.d", "s3://b/x", K251 + 214))),                                  \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(ds_limits, "mlo_log_dataset", "name of 500 characters; digest of 36", NULL, "land",         \
+      ALL(A(mlo_log_dataset(R, DN500, "s3://b/x", "d")),                                           \
+          A(mlo_log_dataset(R, "ok.digest36", "s3://b/x", "abcdefabcdefabcdefabcdefabcdefabcdef"))), \
+      MLO_OK)                                                                                      \
+    X_(ds_no_digest, "mlo_log_dataset",                                                            \
+      "digest NULL with source `s3://b/x`, `https://h/x.csv`, `dvc://r/x`, `file://host/x`", NULL, \
+      "no local file to compute a digest from",                                                    \
+      ALL(A(mlo_log_dataset(R, "no.d", "s3://b/x", NULL)),                                         \
+          A(mlo_log_dataset(R, "no.d", "https://h/x.csv", NULL)),                                  \
+          A(mlo_log_dataset(R, "no.d", "dvc://r/x", NULL)),                                        \
+          A(mlo_log_dataset(R, "no.d", "file://host/x", NULL))),                                   \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(ds_source_long, "mlo_log_dataset", "a source whose scheme is 37 letters; of 70,000 characters", \
+      NULL, "MLflow's limits: source type 36, source 65535",                                       \
+      ALL(A(mlo_log_dataset(R, "no.d", SCH37, "d")), A(mlo_log_dataset(R, "no.d", S70K, "d"))),    \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(ds_missing, "mlo_log_dataset",                                                              \
+      "digest NULL, source a local path that does not exist, `file:///nonexistent/x`", NULL,       \
+      "the message names the path and the reason",                                                 \
+      ALL(A(mlo_log_dataset(R, "no.d", "/nonexistent/x", NULL)),                                   \
+          A(mlo_log_dataset(R, "no.d", "file:///nonexistent/x", NULL))),                           \
+      MLO_ERR_IO)                                                                                  \
+    X_(ds_special, "mlo_log_dataset", "digest NULL, source a FIFO (no writer), `/dev/null`", NULL, \
+      "not a regular file or directory; the FIFO never blocks the call",                           \
+      ALL(A(mlo_log_dataset(R, "no.d", fifo_path, NULL)),                                          \
+          A(mlo_log_dataset(R, "no.d", "/dev/null", NULL))),                                       \
+      MLO_ERR_IO)                                                                                  \
+    X_(ds_local, "mlo_log_dataset", "digest NULL, source a local file", NULL,                      \
+      "lands with the first 32 hex characters of its SHA-256",                                     \
+      mlo_log_dataset(R, "ok.local", data_file, NULL), MLO_OK)                                     \
+    X_(ds_traversal, "mlo_log_dataset", "source `../../etc/passwd` with a digest", NULL,           \
+      "a location, never read: lands as its absolute path",                                        \
+      mlo_log_dataset(R, "ok.traversal", "../../etc/passwd", "d"), MLO_OK)                         \
+    X_(ds_twice, "mlo_log_dataset", "the same dataset twice", NULL, "linked to the run once",      \
+      ALL(A(mlo_log_dataset(R, "ok.twice", "s3://b/t", "t")),                                      \
+          A(mlo_log_dataset(R, "ok.twice", "s3://b/t", "t"))),                                     \
+      MLO_OK)                                                                                      \
+    X_(ds_no_uri, "mlo_log_dataset", "a client without a tracking URI", NULL,                      \
+      "kept in its store for `mlo sync`", mlo_log_dataset(RL, "ok.d", "s3://b/x", "d"), MLO_OK)    \
     /* ---- histograms ---- */                                                                     \
     X_(hist_null, "mlo_histogram_new", "run NULL or zeroed, key NULL, out NULL", NULL, NULL,        \
       ALL(A(hist_new(NULL, "ok.h", 1000)), A(hist_new(ZR, "ok.h", 1000)),                          \
@@ -898,6 +1448,36 @@ static const char *param(json_t *run, const char *kind, const char *key) {
     return v;
 }
 
+static json_t *artifact(json_t *d, const char *root, const char *rel) {
+    size_t i;
+    json_t *a;
+    size_t rl = strlen(root);
+    json_array_foreach(json_object_get(d, "artifacts"), i, a) {
+        const char *p = json_string_value(json_object_get(a, "path"));
+        if (p && !strncmp(p, root, rl) && !strcmp(p + rl, rel))
+            return a;
+    }
+    fail_msg("artifact %s not stored", rel);
+    return NULL;
+}
+static long long art_size(json_t *d, const char *root, const char *rel) {
+    return json_integer_value(json_object_get(artifact(d, root, rel), "size"));
+}
+static const char *art_sha(json_t *d, const char *root, const char *rel) {
+    return json_string_value(json_object_get(artifact(d, root, rel), "sha256"));
+}
+
+static json_t *dataset(json_t *d, const char *name) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(d, "datasets"), i, x) {
+        if (!strcmp(json_string_value(json_object_get(x, "name")), name))
+            return x;
+    }
+    fail_msg("dataset %.60s not stored", name);
+    return NULL;
+}
+
 static size_t utf8_chars(const char *s) {
     size_t n = 0;
     for (; *s; s++)
@@ -957,8 +1537,10 @@ static void test_every_row(void **state) {
            (unsigned long long)acc, (unsigned long long)sent, (unsigned long long)failed,
            (unsigned long long)dropped, (unsigned long long)rejected, cb_calls);
     assert_int_equal(dropped, 0);
-    assert_int_equal(failed, 2); /* param_conflict and params_dup, on purpose */
-    assert_int_equal(acc, sent + failed);
+    /* param_conflict and params_dup, on purpose (and the artifact the server
+     * refuses, which is no event: not in ACCEPTED) */
+    assert_int_equal(failed, 2 + NEWLINE_FAILS);
+    assert_int_equal(acc, sent + failed - NEWLINE_FAILS);
     assert_true(rejected > 0);
     assert_true(cb_calls > 0);
     assert_int_equal(cb_null_messages, 0);
@@ -1023,6 +1605,85 @@ static void test_every_row(void **state) {
     assert_string_equal(param(run, "tags", "ok.v0"), "a");
     assert_true(count_metric(run, "ok.hist.count") >= 1);
 
+    /* artifacts: only R's, only under ok/, each as logged */
+    char root[200];
+    snprintf(root, sizeof root, "%s/%s/artifacts/",
+             json_string_value(json_object_get(json_object_get(run, "info"), "experiment_id")),
+             mlo_run_id(R));
+    size_t nart = 0;
+    json_array_foreach(json_object_get(d, "artifacts"), i, m) {
+        const char *path = json_string_value(json_object_get(m, "path"));
+        if (!path || strncmp(path, root, strlen(root)) != 0 ||
+            strncmp(path + strlen(root), "ok/", 3) != 0)
+            fail_msg("artifact \"%.100s\" stored: not one the table lets land", path);
+        nart++;
+    }
+    static const char sha_empty[] =
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    assert_int_equal(art_size(d, root, "ok/empty.bin"), 0);
+    assert_string_equal(art_sha(d, root, "ok/empty.bin"), sha_empty);
+    assert_int_equal(art_size(d, root, "ok/bytes.bin"), sizeof BYTES);
+    assert_int_equal(art_size(d, root, "ok/direct.bin"), sizeof BYTES);
+    assert_string_equal(art_sha(d, root, "ok/direct.bin"), art_sha(d, root, "ok/bytes.bin"));
+    assert_int_equal(art_size(d, root, "ok/sub dir/100% \xc3\xbc.bin"), 3);
+    assert_int_equal(art_size(d, root, "ok/twice.bin"), 6); /* the second */
+    assert_int_equal(art_size(d, root, "ok/dir/inside.txt"), 7);
+    assert_int_equal(art_size(d, root, "ok/odd/good.bin"), 5);
+    assert_int_equal(nart, 7); /* not the link, the bad name, the FIFO, the newline */
+    uint64_t files_c = 0, files_n = 0;
+    assert_int_equal(mlo_client_stat(C, MLO_STAT_ARTIFACT_FILES, &files_c), MLO_OK);
+    assert_int_equal(mlo_client_stat(CN, MLO_STAT_ARTIFACT_FILES, &files_n), MLO_OK);
+    assert_int_equal(files_c, 7); /* twice.bin twice; not the parked one, not the newline */
+    assert_int_equal(files_n, 1);                 /* direct.bin, in the call */
+
+    /* datasets: R's are the five the table lets land, each once */
+    size_t nds = 0;
+    json_array_foreach(json_object_get(d, "datasets"), i, m) {
+        json_t *runs = json_object_get(m, "runs"), *r;
+        size_t k, mine = 0;
+        json_array_foreach(runs, k, r) mine += !strcmp(json_string_value(r), mlo_run_id(R));
+        if (!mine)
+            continue;
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (strncmp(name, "ok.", 3) != 0)
+            fail_msg("dataset \"%.60s\" reached the server though the table refused it", name);
+        assert_int_equal(mine, 1);
+        nds++;
+    }
+    assert_int_equal(nds, 5);
+    assert_string_equal(json_string_value(json_object_get(dataset(d, DN500), "digest")), "d");
+    assert_string_equal(json_string_value(json_object_get(dataset(d, "ok.local"), "digest")),
+                        "7407db4b52396127ade22078ee087db1"); /* sha256 of data.txt, 32 */
+    assert_string_equal(json_string_value(json_object_get(dataset(d, "ok.local"), "source_type")),
+                        "local");
+    assert_true(!strncmp(json_string_value(json_object_get(dataset(d, "ok.traversal"), "source")),
+                         "{\"uri\": \"/", 9));
+    dataset(d, "ok.digest36");
+    dataset(d, "ok.twice");
+
+    /* the registered model: three versions of R, the alias moved to 2 */
+    json_t *model = NULL;
+    json_array_foreach(json_object_get(d, "registered_models"), i, m) {
+        if (!strcmp(json_string_value(json_object_get(m, "name")), "hostile-model"))
+            model = m;
+    }
+    assert_non_null(model);
+    json_t *versions = json_object_get(model, "versions");
+    assert_int_equal(json_array_size(versions), 3);
+    json_array_foreach(versions, i, m) {
+        assert_string_equal(json_string_value(json_object_get(m, "run_id")), mlo_run_id(R));
+        char want[24];
+        snprintf(want, sizeof want, "%zu", i + 1);
+        assert_string_equal(json_string_value(json_object_get(m, "version")), want);
+    }
+    const char *src1 = json_string_value(json_object_get(json_array_get(versions, 0), "source"));
+    assert_true(strlen(src1) > 3 && !strcmp(src1 + strlen(src1) - 3, "/ok"));
+    assert_int_equal(json_object_size(json_object_get(model, "aliases")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(model, "aliases"), "größe")), "1");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(model, "aliases"), "champion")), "2");
+
     /* the other client's run: ended twice, the last status wins */
     json_t *run2 = find_run(d, mlo_run_id(R2));
     assert_string_equal(json_string_value(json_object_get(json_object_get(run2, "info"), "status")),
@@ -1049,12 +1710,64 @@ static mlo_client_t *open_client(void) {
     return c;
 }
 
+/* NP_RUN: a run made while the test server did not serve artifacts (the
+ * experiment too, so its artifact location is s3://...: not proxied). */
+static void make_np_run(void) {
+    long code = 0;
+    assert_int_equal(testsrv_config(srv, "{\"serve_artifacts\": false}"), 0);
+    char *body = testsrv_post(srv, "/api/2.0/mlflow/experiments/create",
+                              "{\"name\": \"hostile-s3\"}", &code);
+    assert_int_equal(code, 200);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    char req[200];
+    snprintf(req, sizeof req,
+             "{\"experiment_id\": \"%s\", \"run_name\": \"not-proxied\", \"start_time\": 1}",
+             json_string_value(json_object_get(j, "experiment_id")));
+    json_decref(j);
+    body = testsrv_post(srv, "/api/2.0/mlflow/runs/create", req, &code);
+    assert_int_equal(code, 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    json_t *info = json_object_get(json_object_get(j, "run"), "info");
+    snprintf(NP_RUN, sizeof NP_RUN, "%s", json_string_value(json_object_get(info, "run_id")));
+    assert_true(!strncmp(json_string_value(json_object_get(info, "artifact_uri")), "s3://", 5));
+    json_decref(j);
+    assert_int_equal(testsrv_config(srv, "{\"serve_artifacts\": true}"), 0);
+}
+
 static int setup(void **state) {
     (void)state;
     C = open_client();
     C2 = open_client();
     assert_int_equal(mlo_start_run(C, "hostile", "hostile-input", NULL, &R), MLO_OK);
     assert_int_equal(mlo_start_run(C2, "hostile", "other-client", NULL, &R2), MLO_OK);
+    assert_int_equal(mlo_start_run(C, "hostile", "refused-artifact", NULL, &RX), MLO_OK);
+    /* a closed client and its run */
+    CC = open_client();
+    assert_int_equal(mlo_start_run(CC, "hostile", "closed", NULL, &CR), MLO_OK);
+    assert_int_equal(mlo_client_close(CC), MLO_OK);
+    /* a client without a tracking URI: runs in a local store of its own */
+    mlo_options_t *o = mlo_options_new();
+    assert_non_null(o);
+    assert_int_equal(mlo_options_set_store_dir(o, in_store("local-store")), MLO_OK);
+    assert_int_equal(mlo_options_set_error_callback(o, on_error, NULL), MLO_OK);
+    assert_int_equal(mlo_client_open(o, &CL), MLO_OK);
+    mlo_options_free(o);
+    assert_int_equal(mlo_start_run(CL, "hostile", "local", NULL, &RL), MLO_OK);
+    /* a run whose artifacts are not proxied, on C and on a client without a store */
+    make_np_run();
+    assert_int_equal(mlo_resume_run(C, NP_RUN, &RNP), MLO_OK);
+    o = mlo_options_new();
+    assert_non_null(o);
+    assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
+    assert_int_equal(mlo_options_set_durable(o, 0), MLO_OK);
+    assert_int_equal(mlo_options_set_retries(o, 2, 0.05, 0.01, 10), MLO_OK);
+    assert_int_equal(mlo_options_set_error_callback(o, on_error, NULL), MLO_OK);
+    assert_int_equal(mlo_client_open(o, &CN), MLO_OK);
+    mlo_options_free(o);
+    assert_int_equal(mlo_resume_run(CN, mlo_run_id(R), &RND), MLO_OK);
+    assert_int_equal(mlo_resume_run(CN, NP_RUN, &RNN), MLO_OK);
     assert_int_equal(mlo_histogram_new(R, "ok.hist", 100, &H), MLO_OK);
     assert_int_equal(mlo_histogram_record(H, 1.0), MLO_OK);
     return 0;
@@ -1066,7 +1779,49 @@ static int teardown(void **state) {
         mlo_histogram_free(H);
     assert_int_equal(mlo_client_close(C), MLO_OK);
     assert_int_equal(mlo_client_close(C2), MLO_OK);
+    assert_int_equal(mlo_client_close(CL), MLO_OK);
+    assert_int_equal(mlo_client_close(CN), MLO_OK);
     return 0;
+}
+
+/* The files the artifact and dataset rows read, in store_dir. */
+static void put_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void make_files(void) {
+    snprintf(data_file, sizeof data_file, "%s/data.txt", store_dir);
+    put_file(data_file, "hostile dataset\n");
+    snprintf(fifo_path, sizeof fifo_path, "%s/fifo", store_dir);
+    assert_int_equal(mkfifo(fifo_path, 0600), 0);
+    /* adir: inside.txt, and escape -> a file outside it */
+    snprintf(adir, sizeof adir, "%s/adir", store_dir);
+    snprintf(outside_file, sizeof outside_file, "%s/outside.txt", store_dir);
+    put_file(outside_file, "secret\n");
+    assert_int_equal(mkdir(adir, 0700), 0);
+    put_file(in_store("adir/inside.txt"), "inside\n");
+    assert_int_equal(symlink(outside_file, in_store("adir/escape")), 0);
+    /* odd: good.bin, a name that is not UTF-8, a FIFO */
+    snprintf(odd_dir, sizeof odd_dir, "%s/odd", store_dir);
+    assert_int_equal(mkdir(odd_dir, 0700), 0);
+    put_file(in_store("odd/good.bin"), "good\n");
+    put_file(in_store("odd/bad\xff.bin"), "bad\n");
+    assert_int_equal(mkfifo(in_store("odd/pipe"), 0600), 0);
+    snprintf(empty_dir, sizeof empty_dir, "%s/empty", store_dir);
+    assert_int_equal(mkdir(empty_dir, 0700), 0);
+    assert_int_equal(mkdir(in_store("nl"), 0700), 0);
+    snprintf(nl_file, sizeof nl_file, "%s/nl/a\nb.txt", store_dir);
+    put_file(nl_file, "newline\n");
+    snprintf(dl_base, sizeof dl_base, "%s/dl", store_dir);
+    assert_int_equal(mkdir(dl_base, 0700), 0);
+    int n = snprintf(D5K, sizeof D5K, "%s/", store_dir);
+    memset(D5K + n, 'd', 5000);
+    D5K[n + 5000] = 0;
+    for (size_t i = 0; i < sizeof BYTES; i++)
+        BYTES[i] = (unsigned char)(i * 31 + 7);
 }
 
 int main(int argc, char **argv) {
@@ -1080,6 +1835,16 @@ int main(int argc, char **argv) {
     V8001 = rep("t", 8001, NULL);
     N501 = rep("n", 501, NULL);
     P1M = rep("/x", 1u << 19, "http://h"); /* a URI for set_tracking_uri, a path otherwise */
+    P4097 = rep("/p", 2046, "ok/pp");       /* valid but for its length */
+    DN500 = rep("n", 497, "ok.");
+    DN501 = rep("n", 501, NULL);
+    DN501E = rep("\xc3\xa9", 501, NULL);
+    S70K = rep("s", 70000, "s3://b/");
+    SCH37 = rep("a", 37, NULL);
+    SCH37 = realloc(SCH37, 37 + 5);
+    assert_non_null(SCH37);
+    strcpy(SCH37 + 37, "://x");
+    A256 = rep("a", 256, NULL);
     if (argc > 1 && !strcmp(argv[1], "--markdown")) {
         print_markdown();
         return 0;
@@ -1094,6 +1859,7 @@ int main(int argc, char **argv) {
     FILE *f = fopen(store_file, "w");
     assert_non_null(f);
     fclose(f);
+    make_files();
     static const char *const clear[] = {
         "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
         "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
@@ -1127,5 +1893,12 @@ int main(int argc, char **argv) {
     free(V8001);
     free(N501);
     free(P1M);
+    free(P4097);
+    free(DN500);
+    free(DN501);
+    free(DN501E);
+    free(S70K);
+    free(SCH37);
+    free(A256);
     return rc;
 }
