@@ -64,7 +64,9 @@
  * report refused entries through the job (the sender's thread passes them to
  * the error callback); retry warnings come from the worker retrying.  The
  * queue holds at most one job per run; jobs, and the pointer arena their
- * batches live in, are bounded by the stage.  N = 1: no worker, every
+ * batches live in, are bounded by the stage.  Workers are started when a
+ * job finds none idle, up to N: one run logging uses one (its requests never
+ * overlap), a sync with nothing to send none.  N = 1: no worker, every
  * request on the sender's thread, as before.
  *
  * Threads: a sender belongs to one thread.  It shares with others only the
@@ -157,10 +159,15 @@ struct pool {
     pthread_cond_t work; /* a job is ready, or quit */
     pthread_cond_t done; /* a job has finished */
     job *ready, *ready_tail;
+    size_t nready; /* jobs in the ready queue */
+    int idle;      /* workers waiting for one */
     job *fin, *fin_tail;
     int quit;
     int cancel; /* != MLO_OK: the stage failed; jobs still queued are not sent */
-    size_t nworkers;
+    /* workers are started when a job finds none idle, up to max: a client
+     * with one run (whose requests never overlap) has one, a sync with
+     * nothing to send none (the sender's thread only: no lock) */
+    size_t nworkers, max;
     worker *w;
 };
 
@@ -267,8 +274,8 @@ mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep) {
     for (size_t i = 0; i < HASH_SIZE; i++)
         s->slot[i] = -1;
     /* workers only to send: without a server (a store that could not be
-     * used) nothing is sent; fewer threads than asked is fine, none is one
-     * request at a time */
+     * used) nothing is sent; they start with the first stage that sends,
+     * as many as requests are waiting, up to max_inflight */
     if (s->api && c->cfg.max_inflight > 1)
         s->pool = pool_new(c, keep, c->cfg.max_inflight);
     return s;
@@ -729,14 +736,18 @@ static void *worker_main(void *arg) {
     pool *p = w->p;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->ready && !p->quit)
+        while (!p->ready && !p->quit) {
+            p->idle++;
             pthread_cond_wait(&p->work, &p->lock);
+            p->idle--;
+        }
         if (!p->ready)
             break; /* quit, and nothing left */
         job *j = p->ready;
         p->ready = j->next;
         if (!p->ready)
             p->ready_tail = NULL;
+        p->nready--;
         int cancel = p->cancel;
         pthread_mutex_unlock(&p->lock);
         if (cancel != MLO_OK) {
@@ -778,6 +789,7 @@ static void pool_free(pool *p) {
     free(p);
 }
 
+/* No thread yet: see spawn. */
 static pool *pool_new(mlo_client *c, int keep, int n) {
     pool *p = calloc(1, sizeof *p);
     if (!p)
@@ -789,26 +801,30 @@ static pool *pool_new(mlo_client *c, int keep, int n) {
     }
     p->c = c;
     p->keep = keep;
+    p->max = (size_t)n;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    for (int i = 0; i < n; i++) {
-        worker *w = &p->w[p->nworkers];
-        w->p = p;
-        w->api = mlo__api_new(&c->cfg, c);
-        if (!w->api)
-            break;
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            mlo__api_free(w->api);
-            break;
-        }
-        p->nworkers++;
-    }
-    if (!p->nworkers) {
-        pool_free(p);
-        return NULL;
-    }
     return p;
+}
+
+/* One more worker (its own api: one curl handle).  0, or -1 (fewer
+ * workers then, which is fine). */
+static int spawn(pool *p) {
+    if (p->nworkers >= p->max)
+        return -1;
+    worker *w = &p->w[p->nworkers];
+    w->p = p;
+    w->api = mlo__api_new(&p->c->cfg, p->c);
+    if (!w->api)
+        return -1;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        mlo__api_free(w->api);
+        w->api = NULL;
+        return -1;
+    }
+    p->nworkers++;
+    return 0;
 }
 
 static void pool_cancel(mlo_sender *s, int st) {
@@ -828,8 +844,13 @@ static void pool_push(pool *p, job *j) {
     else
         p->ready = j;
     p->ready_tail = j;
+    /* a worker signalled but not yet running still counts as idle, and its
+     * job as ready: more ready than idle means this one would wait */
+    int more = ++p->nready > (size_t)p->idle;
     pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->lock);
+    if (more && p->nworkers < p->max)
+        spawn(p);
 }
 
 static void job_recycle(mlo_sender *s, job *j) {
@@ -1117,8 +1138,8 @@ static void reset_stage(mlo_sender *s) {
 /* Ready to send a stage through the pool: the arena holds every event of
  * the stage at most once (a batch never takes one twice). */
 static int pool_begin(mlo_sender *s) {
-    if (!s->pool)
-        return 0;
+    if (!s->pool || (!s->pool->nworkers && spawn(s->pool) != 0))
+        return 0; /* no worker: this stage one request at a time */
     if (s->arena_cap < s->nstaged) {
         const mlo_rec **a = realloc(s->arena, s->nstaged * sizeof *a);
         if (!a)

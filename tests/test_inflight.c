@@ -15,7 +15,8 @@
  *    same work in less than half the N = 1 time (measured in the same test).
  *  - One run's requests never overlap: one run with four batches, a tag
  *    between them and its end, N = 4: at most one request of it at a time,
- *    runs/update after the last batch has finished, the tag's last value.
+ *    runs/update after the last batch has finished, the tag's last value;
+ *    and one worker is enough for it (one connection).
  *  - A conflicting param is isolated (400-splitting) while other runs'
  *    batches are in flight: exactly that entry fails, everything else lands.
  *  - mlo_client_flush returns only when every request in flight has
@@ -201,6 +202,28 @@ static int64_t *starts(const char *a, const char *b, size_t *n) {
     json_decref(log);
     *n = k;
     return t;
+}
+
+/* Connections (the server's numbers) that requests ending with suffix came on. */
+static int distinct_conns(const char *suffix) {
+    json_t *log = get_json("/_test/requests");
+    int64_t seen[64];
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(log, i, e) {
+        const char *p = str_at(e, "path");
+        if (!p || strlen(p) < strlen(suffix) || strcmp(p + strlen(p) - strlen(suffix), suffix))
+            continue;
+        int64_t conn = json_integer_value(json_object_get(e, "conn"));
+        int k = 0;
+        while (k < n && seen[k] != conn)
+            k++;
+        if (k == n && n < 64)
+            seen[n++] = conn;
+    }
+    json_decref(log);
+    return n;
 }
 
 static int cmp_i64(const void *x, const void *y) {
@@ -464,6 +487,8 @@ static void test_one_run_in_order(void **state) {
     int64_t *all = starts("runs/log-batch", "runs/update", &nb);
     assert_int_equal(max_concurrent(all, nb, 150 - 50), 1);
     free(all);
+    /* one run needs one worker: its requests all came on one connection */
+    assert_int_equal(distinct_conns("runs/log-batch"), 1);
     expect_counts(c, 3500 + 4 + 1, 0);
     json_t *d = get_json("/_test/dump");
     json_t *r = find_run(d, mlo_run_id(run));
