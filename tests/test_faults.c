@@ -909,7 +909,7 @@ static void print_markdown(void) {
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < nfigs; i++) {
         figure *f = &figs[i];
-        printf("| %s | %s | %ld | %ld | %ld | %d | %.2f ms | %.1f s | %.120s |\n", f->fault, f->injected,
+        printf("| %s | %s | %ld | %ld | %ld | %d | %.2f ms | %.1f s | %.100s |\n", f->fault, f->injected,
                f->events, f->lost, f->doubled, f->messages, f->max_log_ms, f->waited_s, f->first_msg);
     }
 }
