@@ -1150,7 +1150,7 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       "replaced", dl_expect(RID, "ok", "dir", "bytes.bin"), MLO_OK)                                \
     /* ---- model registry ---- */                                                                 \
     X_(reg_null, "mlo_register_model", "run NULL, zeroed or a client; name NULL or \"\"", NULL,    \
-      "*version untouched",                                                                        \
+      "`*version` untouched",                                                                      \
       ALL(A(reg_on(NULL, "ok", "m")), A(reg_on(ZR, "ok", "m")), A(reg_on((mlo_run_t *)C, "ok", "m")), \
           A(reg_on(R, "ok", NULL)), A(reg_on(R, "ok", ""))),                                       \
       MLO_ERR_INVALID_ARGUMENT)                                                                    \
