@@ -318,6 +318,7 @@ static int every_setter(mlo_options_t *o) {
         mlo_options_set_store_dir(o, "/tmp/s"),
         mlo_options_set_durable(o, 1),
         mlo_options_set_fsync(o, MLO_FSYNC_ALWAYS, 0),
+        mlo_options_set_max_inflight(o, 4),
     };
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         if (st[i] != MLO_ERR_INVALID_ARGUMENT)
@@ -660,6 +661,10 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
           A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 0)),                                      \
           A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 3600001))),                               \
       MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(inflight_bad, "mlo_options_set_max_inflight", "0, 17, UINT_MAX", NULL, "1 to 16",          \
+      ALL(A(mlo_options_set_max_inflight(O, 0)), A(mlo_options_set_max_inflight(O, 17)),           \
+          A(mlo_options_set_max_inflight(O, UINT_MAX))),                                           \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
     X_(callback_null, "mlo_options_set_error_callback", "fn NULL with user data", NULL,             \
       "no callback", mlo_options_set_error_callback(O, NULL, (void *)1), MLO_OK)                   \
     X_(setters_null_opts, "mlo_options_set_* (all the others)",                                    \
@@ -698,6 +703,13 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
           A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "-3", NULL, NULL, NULL)),                     \
           A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "1e400", NULL, NULL, NULL)),                  \
           A(open_with("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "-1", NULL, NULL, NULL))),             \
+      MLO_ERR_CONFIG)                                                                              \
+    X_(open_env_inflight, "mlo_client_open", "`MLO_MAX_INFLIGHT` = `0`, `17`, `2.5`, `four`", NULL,  \
+      NULL,                                                                                        \
+      ALL(A(open_with("MLO_MAX_INFLIGHT", "0", NULL, NULL, NULL)),                                 \
+          A(open_with("MLO_MAX_INFLIGHT", "17", NULL, NULL, NULL)),                                \
+          A(open_with("MLO_MAX_INFLIGHT", "2.5", NULL, NULL, NULL)),                               \
+          A(open_with("MLO_MAX_INFLIGHT", "four", NULL, NULL, NULL))),                             \
       MLO_ERR_CONFIG)                                                                              \
     X_(open_env_bool, "mlo_client_open",                                                            \
       "`MLFLOW_TRACKING_INSECURE_TLS=maybe`, `MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER=2`", NULL,    \
@@ -1865,7 +1877,8 @@ int main(int argc, char **argv) {
         "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
         "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
         "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER"};
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
+        "MLO_MAX_INFLIGHT"};
     for (size_t i = 0; i < sizeof clear / sizeof clear[0]; i++)
         unsetenv(clear[i]);
 
