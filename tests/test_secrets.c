@@ -2,7 +2,7 @@
  * test_secrets.c - secrets (issue 8, item 10): a distinctive bearer token, a
  * basic-auth password (and a password inside the tracking URI) go through a
  * client's whole life - logging, a param and tags, 503s and retries, a
- * dropped connection, a 401, the server gone for 3 s (connections refused),
+ * dropped connection, a 401, the server gone for 2 s (connections refused),
  * flushes that time out, the error callback - and then every byte the
  * library wrote is searched for them, in every form a secret can take here
  * (as is, base64 of user:password, URL-encoded):
@@ -338,13 +338,13 @@ static void one_life(const life *L, tcpproxy *px, const char *store, msgs *m, sc
     post_config("{\"require_auth\": \"Bearer somebody-else\"}");
     for (int i = 500; i < 600; i++)
         mlo_log_metric(run, "loss", 1.0 / (i + 1), i);
-    assert_int_equal(mlo_client_flush(c, 1500), MLO_ERR_TIMEOUT); /* 401: kept, retried */
+    assert_int_equal(mlo_client_flush(c, 1000), MLO_ERR_TIMEOUT); /* 401: kept, retried */
     post_config(cfg);
-    /* the server gone for 3 s: connections refused */
+    /* the server gone for 2 s: connections refused */
     tcpproxy_down(px);
     for (int i = 600; i < 700; i++)
         mlo_log_metric(run, "loss", 1.0 / (i + 1), i);
-    assert_int_equal(mlo_client_flush(c, 3000), MLO_ERR_TIMEOUT);
+    assert_int_equal(mlo_client_flush(c, 2000), MLO_ERR_TIMEOUT);
     assert_int_equal(tcpproxy_up(px), 0);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 120000), MLO_OK);
