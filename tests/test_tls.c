@@ -156,7 +156,7 @@ static mlo_client_t *open_tls(const testsrv *s, const tls_cfg *t, captured *cap)
     assert_non_null(o);
     assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(s)), MLO_OK);
     /* short: a start_run that cannot reach the server waits about one request timeout */
-    assert_int_equal(mlo_options_set_retries(o, 1, 0.05, 0.01, 3), MLO_OK);
+    assert_int_equal(mlo_options_set_retries(o, 1, 0.05, 0.01, 1.5), MLO_OK);
     assert_int_equal(mlo_options_set_close_timeout_ms(o, 2000), MLO_OK);
     if (t->ca_opt)
         assert_int_equal(mlo_options_set_ca_cert_path(o, t->ca_opt), MLO_OK);
