@@ -558,7 +558,8 @@ MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
  * reported through the error callback); other special files are skipped.
  * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL run or local_path),
  * MLO_ERR_INVALID_PATH (artifact_path with "..", an absolute path, a
- * backslash, an empty segment), MLO_ERR_INVALID_UTF8, MLO_ERR_IO (local_path
+ * backslash, a control character, an empty segment), MLO_ERR_INVALID_UTF8,
+ * MLO_ERR_IO (local_path
  * missing or unreadable), MLO_ERR_STORE (the store cannot take it: disk
  * full), MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY.  Threads: any.
  */
@@ -653,8 +654,9 @@ MLO_API int mlo_set_model_alias(mlo_client_t *client, const char *name, const ch
  * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL or empty run, name,
  * source or digest; a name over 500 characters, a digest over 36, a URI
  * scheme over 36, a source over 65535 once in its JSON, a record over half
- * the event queue; a NULL digest with a source that is not a local path),
- * MLO_ERR_INVALID_UTF8, MLO_ERR_IO (the local source cannot be read),
+ * the event queue; a NULL digest with a source that is a URI, not a local
+ * path), MLO_ERR_INVALID_UTF8, MLO_ERR_IO (a NULL digest and the local
+ * source is missing, unreadable or not a regular file or directory),
  * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED.  Threads: any.
  */
 MLO_API int mlo_log_dataset(mlo_run_t *run, const char *name, const char *source,

@@ -189,7 +189,9 @@ int mlo__artifact_path_check(const char *p, int allow_empty) {
     const char *seg = p;
     for (size_t i = 0;; i++) {
         char ch = p[i];
-        if (ch == '\\')
+        /* a backslash (a separator elsewhere), control characters (the
+         * server refuses them: a file named "a\nb" would only fail later) */
+        if (ch == '\\' || (ch > 0 && ch < 0x20) || ch == 0x7f)
             return MLO_ERR_INVALID_PATH;
         if (ch == '/' || ch == '\0') {
             size_t len = (size_t)(p + i - seg);
