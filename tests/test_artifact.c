@@ -643,6 +643,66 @@ static void test_kill9_then_recovery(void **state) {
     free(f);
 }
 
+static unsigned char *pattern(size_t n);
+
+/* kill -9 in the middle of the PUT's body: the server holds the request
+ * (a delay before it reads the body), the child's upload blocks with part of
+ * the file sent; the next client on the store uploads the whole file again. */
+static void test_kill9_mid_upload(void **state) {
+    (void)state;
+    char *dir = tmpdir("killmid"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    size_t n = (size_t)24 << 20;
+    unsigned char *content = pattern(n);
+    write_file(f, (const char *)content, n);
+    assert_int_equal(testsrv_fault(srv, "{\"delay_ms\": 6000, \"count\": 1, \"method\": \"PUT\", "
+                                        "\"path_prefix\": \"/api/2.0/mlflow-artifacts/\"}"),
+                     0);
+    free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        execl("/proc/self/exe", "test_artifact", "--kill-child", testsrv_uri(srv), store, f,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    FILE *in = fdopen(pfd[0], "r");
+    char line[256] = "", exp[64] = "", rid[64] = "";
+    assert_non_null(fgets(line, sizeof line, in));
+    assert_int_equal(sscanf(line, "LOGGED %63s %63s", exp, rid), 2);
+    /* the upload has started: the server has the request's headers */
+    for (int i = 0; i < 200 && count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) < 1; i++)
+        usleep(20000);
+    assert_true(count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) >= 1);
+    usleep(200000); /* let the body fill the socket buffers */
+    kill(pid, SIGKILL);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFSIGNALED(ws));
+    fclose(in);
+    assert_int_equal(count_store_files(store, ".art"), 1);
+    unlink(f);
+    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+
+    copts co = {.store = store, .close_ms = 60000};
+    mlo_client_t *c = open_client(NULL, &co);
+    char sha[65] = "", want[65];
+    sha_hex((const char *)content, n, want);
+    assert_int_equal(wait_stored(exp, rid, "model/m.bin", sha), (int64_t)n);
+    assert_string_equal(sha, want);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    free(content);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
 /* Requests of the log whose path starts with prefix (and method). */
 static int count_requests(const char *method, const char *prefix, int *with_auth) {
     json_t *r = get_json("/_test/requests");
@@ -994,6 +1054,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_large_file, setup),
         cmocka_unit_test_setup(test_server_down_then_back, setup),
         cmocka_unit_test_setup(test_kill9_then_recovery, setup),
+        cmocka_unit_test_setup(test_kill9_mid_upload, setup),
         cmocka_unit_test_setup(test_multipart, setup),
         cmocka_unit_test_setup(test_multipart_not_offered, setup),
         cmocka_unit_test_setup(test_not_proxied, setup),
