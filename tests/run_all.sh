@@ -30,7 +30,7 @@ for spec in $builds; do
     env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ASAN_OPTIONS=detect_leaks=1 \
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+        meson test -C "$dir" --print-errorlogs --num-processes 3 || status=1
 done
 
 /usr/bin/python3 - $builds <<'PY'
