@@ -115,6 +115,7 @@ typedef struct art_item {
     int verified;     /* the blob's SHA-256 was checked */
     int fails, waits;
     int64_t retry_at; /* CLOCK_MONOTONIC ns; 0 = now */
+    char *failed_path; /* refused for good: its artifact path (for settle) */
 } art_item;
 
 enum { RUN_UNKNOWN = 0, RUN_READY, RUN_NOT_PROXIED };
@@ -125,6 +126,8 @@ typedef struct art_run {
     int state;
     char *root;       /* RUN_READY: the proxied API path of its artifact root */
     int fail_status;  /* an upload of the run was refused for good with it */
+    char **failed;    /* the artifact paths refused for good */
+    size_t nfailed;
 } art_run;
 
 typedef struct mpu_cfg {
@@ -1464,6 +1467,8 @@ static int process(mlo_arts *a, mlo_api *api, art_item *it, const char *suffix, 
         res = R_RETRY;
     }
 out:
+    if (res == R_FAILED && m.path && !it->failed_path)
+        it->failed_path = strdup(m.path); /* NULL on OOM: counts for the whole run */
     if (bfd >= 0)
         close(bfd);
     if (mfd >= 0)
@@ -1520,12 +1525,22 @@ static void settle(mlo_arts *a, art_item *it, int res, int status) {
         art_run *ar = it->lid[0] ? run_entry(a, it->lid, 1) : NULL;
         if (ar && !ar->fail_status)
             ar->fail_status = status != MLO_OK ? status : MLO_ERR_SERVER_INVALID;
+        if (ar) {
+            char **nf = realloc(ar->failed, (ar->nfailed + 1) * sizeof *nf);
+            if (nf) {
+                ar->failed = nf;
+                /* NULL (unknown path): the whole run counts as failed */
+                ar->failed[ar->nfailed++] = it->failed_path;
+                it->failed_path = NULL;
+            }
+        }
         break;
     }
     default:
         break;
     }
     list_remove(a, it);
+    free(it->failed_path);
     free(it);
     pthread_cond_broadcast(&a->done_cond);
 }
@@ -1681,11 +1696,15 @@ static void arts_free(mlo_arts *a) {
         while (a->head[l]) {
             art_item *it = a->head[l];
             list_remove(a, it);
+            free(it->failed_path);
             free(it);
         }
     while (a->runs) {
         art_run *r = a->runs;
         a->runs = r->next;
+        for (size_t i = 0; i < r->nfailed; i++)
+            free(r->failed[i]);
+        free(r->failed);
         free(r->root);
         free(r);
     }
@@ -1761,7 +1780,16 @@ int mlo__artifacts_flush(mlo_client *c, int64_t deadline_ns) {
     return st;
 }
 
-int mlo__artifacts_wait_run(mlo_client *c, const char *lid, int64_t deadline_ns) {
+/* Whether artifact path p is under prefix (NULL or "": everything). */
+static int under(const char *p, const char *prefix) {
+    if (!prefix || !*prefix || !p)
+        return 1;
+    size_t n = strlen(prefix);
+    return !strncmp(p, prefix, n) && (p[n] == '\0' || p[n] == '/');
+}
+
+int mlo__artifacts_wait_run(mlo_client *c, const char *lid, const char *path,
+                            int64_t deadline_ns) {
     if (!lid)
         return MLO_ERR_INVALID_ARGUMENT;
     mlo_arts *a = arts_of(c);
@@ -1771,7 +1799,10 @@ int mlo__artifacts_wait_run(mlo_client *c, const char *lid, int64_t deadline_ns)
     int st = wait_own(a, UINT64_MAX, lid, deadline_ns);
     if (st == MLO_OK) {
         art_run *ar = run_entry(a, lid, 0);
-        if (ar && ar->fail_status)
+        int hit = 0;
+        for (size_t i = 0; ar && i < ar->nfailed && !hit; i++)
+            hit = under(ar->failed[i], path);
+        if (hit)
             st = ar->fail_status;
         else if (ar && ar->state == RUN_NOT_PROXIED)
             st = MLO_ERR_ARTIFACTS_NOT_PROXIED;

@@ -229,8 +229,10 @@ int mlo__artifact_path_check(const char *p, int allow_empty);
 /* ---- artifact uploads (mlo_artifact.c) ---- */
 /* Waits until no artifact of the run with local id lid is pending upload in
  * this client, or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK,
- * MLO_ERR_TIMEOUT, or the status an upload of the run failed with for good. */
-int mlo__artifacts_wait_run(struct mlo_client *c, const char *lid, int64_t deadline_ns);
+ * MLO_ERR_TIMEOUT, MLO_ERR_ARTIFACTS_NOT_PROXIED, or the status with which
+ * an artifact of the run under path (NULL or "": any) was refused for good. */
+int mlo__artifacts_wait_run(struct mlo_client *c, const char *lid, const char *path,
+                            int64_t deadline_ns);
 /* Fuzzing and tests (tests/fuzz_manifest.c): parses the text of an artifact
  * manifest (<store>/artifacts/<id>.art, format at the top of
  * mlo_artifact.c) as the uploader does; text is modified.  0 with the fields

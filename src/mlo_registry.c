@@ -760,7 +760,7 @@ MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const ch
                                           : "could not be created on the server");
         return st;
     }
-    st = mlo__artifacts_wait_run(c, r->local_id, deadline);
+    st = mlo__artifacts_wait_run(c, r->local_id, artifact_path, deadline);
     if (st != MLO_OK) {
         mlo__report(c, st, 0, "%s: the artifacts of run %s %s", fn, sid,
                     st == MLO_ERR_TIMEOUT ? "are not all uploaded yet"

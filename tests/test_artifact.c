@@ -844,7 +844,7 @@ static void test_not_proxied(void **state) {
     assert_int_equal(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"), 1);
     assert_true(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "s3://") >= 1);
     const mlo_run *r = (const mlo_run *)run;
-    assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id,
+    assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, NULL,
                                              mlo__mono_ns() + 1000000000),
                      MLO_ERR_ARTIFACTS_NOT_PROXIED);
     assert_int_equal(stored_count(mlo_run_experiment_id(run), mlo_run_id(run)), 0);
@@ -989,7 +989,22 @@ static void test_permanent_refusal(void **state) {
     assert_int_equal(failed, 1);
     assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, "refused for good"), 1);
     const mlo_run *r = (const mlo_run *)run;
-    assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, mlo__mono_ns()),
+    /* the refusal counts for the paths it is under, not for the whole run */
+    const char *hit[] = {NULL, "", "r", "r/x.txt"}, *miss[] = {"other", "r/x", "rr", "r/x.txt2"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, hit[i],
+                                                 mlo__mono_ns()),
+                         MLO_ERR_SERVER_INVALID);
+        assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, miss[i],
+                                                 mlo__mono_ns()),
+                         MLO_OK);
+    }
+    /* so a model elsewhere in the run can still be registered */
+    assert_int_equal(mlo_log_artifact_bytes(run, "weights", 7, "model/w.bin"), MLO_OK);
+    int64_t version = 0;
+    assert_int_equal(mlo_register_model(run, "model", "art-refused-model", &version), MLO_OK);
+    assert_int_equal(version, 1);
+    assert_int_equal(mlo_register_model(run, "r", "art-refused-model", &version),
                      MLO_ERR_SERVER_INVALID);
     assert_int_equal(count_store_files(store, ".failed"), 1);
     assert_int_equal(count_store_files(store, ".blob"), 1);
