@@ -88,6 +88,59 @@ _RUN_STATUS = {k[len("MLO_RUN_"):]: v for k, v in ffi.mlo_run_status.items()}
 _RUN_STATUS_NAME = {v: k for k, v in _RUN_STATUS.items()}
 _UINT_MAX = 0xFFFFFFFF
 
+# fork(): a Client belongs to the process that opened it (its C client has threads
+# there).  The child's copy is "inherited": the library answers MLO_ERR_CLOSED for it,
+# and the binding drops it without closing (see _after_fork_child and _fluent).
+_fork_gen = 0  # bumped in every child right after fork
+_mp_exit_pid = None  # the process whose multiprocessing exit hook is registered
+
+
+def _after_fork_child():
+    global _fork_gen
+    _fork_gen += 1
+    for c in list(_clients):
+        # the library does not refuse an inherited histogram (record, free); free
+        # would even wait for a lock the parent's shipper may have held at fork: the
+        # binding never hands them to C again
+        for hist in list(c._hists):
+            hist._h = None
+    # the parent's clients are not this process's to close (or flush) at exit
+    _clients.clear()
+
+
+def _inherited_detail(client):
+    return ("its client was opened in process %d and inherited across fork(): the library's "
+            "threads are not in this process (%d).  Open a new mlo.Client here (resume_run("
+            "run_id) joins the same run), or use the fluent API (mlo.log_metric, ...), which "
+            "re-attaches to the active run by itself" % (client._pid, os.getpid()))
+
+
+def _inherited_error(what, client):
+    _take_details()
+    return MloClosedError(_ECLOSED, strerror(_ECLOSED), "%s: %s" % (what, _inherited_detail(client)),
+                          "MLO_ERR_CLOSED")
+
+
+def _register_mp_exit():
+    """In a multiprocessing child (fork, forkserver: it ends with os._exit, so atexit
+    never runs), the exit handler of the fluent API (end our runs, close our clients:
+    a bounded flush) runs as a multiprocessing finalizer instead, when the worker ends
+    normally (Pool.close()+join(), a Process whose target returned)."""
+    global _mp_exit_pid
+    pid = os.getpid()
+    if _mp_exit_pid == pid:
+        return
+    mp = sys.modules.get("multiprocessing")
+    try:
+        if mp is None or mp.parent_process() is None:
+            return
+        from multiprocessing import util as mp_util
+        from . import _fluent
+        mp_util.Finalize(None, _fluent._at_exit, exitpriority=0)
+        _mp_exit_pid = pid
+    except Exception as e:  # noqa: BLE001 - never let this break a client's open
+        _log.debug("mlo: no multiprocessing exit hook: %s", e)
+
 
 def version():
     """The version of the libmlo actually loaded ("0.1.0")."""
@@ -456,6 +509,9 @@ class Run:
 
     # -- failure path: an exception with the library's message
     def _fail(self, rc, hint=None):
+        c = self._client
+        if c is not None and c._gen != _fork_gen and rc in (_ECLOSED, _EINVAL):
+            raise _inherited_error("run %s" % self.info._run_id, c)
         if self._h is None and rc == _EINVAL:
             _take_details()
             raise MloClosedError(_ECLOSED, strerror(_ECLOSED),
@@ -630,6 +686,9 @@ class Run:
         """A Histogram of this run: record() values (latencies, sizes, ...) from any
         number of threads; every interval the library logs key.p50, .p95, .p99, .max,
         .count and .rate as metrics of the run (step = the interval's number)."""
+        c = self._client
+        if c is not None and c._gen != _fork_gen:  # the library would take it (see above)
+            raise _inherited_error("run %s" % self.info._run_id, c)
         h = _C.POINTER(ffi.mlo_histogram_t)()
         try:
             ms = _cu(interval_ms)
@@ -678,6 +737,9 @@ class Histogram:
             rc = _f_histogram_record(self._h, _double(value, "value"))
         if rc:
             if self._h is None:
+                c = self._run._client
+                if c is not None and c._gen != _fork_gen:
+                    raise _inherited_error("histogram %r" % (self.key,), c)
                 raise MloClosedError(_ECLOSED, strerror(_ECLOSED), "the histogram is closed",
                                      "MLO_ERR_CLOSED")
             _raise(rc, "histogram values must be >= 0 and not NaN" if rc == _EINVAL else None)
@@ -737,6 +799,8 @@ class Client:
                  flush_interval_ms=None, store_dir=None, durable=None, fsync=None,
                  fsync_interval_ms=None, max_inflight=None, on_error=None):
         self._h = None
+        self._pid = os.getpid()
+        self._gen = _fork_gen
         self._runs = {}
         self._hists = weakref.WeakSet()
         self._on_error = on_error
@@ -826,10 +890,12 @@ class Client:
             lib.mlo_options_free(opts)
         self._h = h
         _clients.add(self)
+        _register_mp_exit()
         _settle(self)
 
     def __repr__(self):
-        return "<mlo.Client %s%s>" % (self.tracking_uri, " (closed)" if self._h is None else "")
+        return "<mlo.Client %s%s>" % (self.tracking_uri, " (closed)" if self._h is None else
+                                      " (inherited across fork)" if self._gen != _fork_gen else "")
 
     def __enter__(self):
         return self
@@ -847,9 +913,12 @@ class Client:
 
     @property
     def closed(self):
-        return self._h is None
+        """True once closed, and in a child process for a client inherited across fork()."""
+        return self._h is None or self._gen != _fork_gen
 
     def _handle(self):
+        if self._gen != _fork_gen:
+            raise _inherited_error("client %s" % (self.tracking_uri,), self)
         if self._h is None:
             raise MloClosedError(_ECLOSED, strerror(_ECLOSED), "the client is closed",
                                  "MLO_ERR_CLOSED")
@@ -1096,6 +1165,19 @@ class Client:
         be delivered in time (they are counted as failed)."""
         if self._h is None:
             return
+        if self._gen != _fork_gen:
+            # inherited across fork(): the C client is the parent's (the library answers
+            # MLO_ERR_CLOSED here); forget the handles, close nothing
+            self._h = None
+            for run in self._runs.values():
+                run._h = None
+            for hist in list(self._hists):
+                hist._h = None
+            _clients.discard(self)
+            from . import _fluent
+            _fluent._forget_client(self)
+            _handlers.pop(self._token, None)
+            return
         for hist in list(self._hists):  # free them first: that emits their last interval
             try:
                 hist.close()
@@ -1120,3 +1202,5 @@ def _close_all():
         except MloError as e:
             _log.warning("mlo: closing %r: %s", c, e)
 
+
+os.register_at_fork(after_in_child=_after_fork_child)

@@ -3,12 +3,22 @@
 The active-run stack is process-wide (not per thread): a run started in the main
 thread is the active run of worker threads too.  Threads that need runs of their
 own use a Client and its Run objects.
+
+fork(): the child inherits the active runs, not the client (its threads stay in the
+parent).  The first fluent call of the child that needs the run opens the child's own
+client and re-attaches to the parent's active runs (resume_run), so mlo.log_metric in a
+multiprocessing worker (fork, as a DataLoader's) logs to the parent's run as mlflow
+would.  Those runs stay the parent's: the child never ends them (end_run only detaches
+them there).  A multiprocessing child flushes at its normal end (a finalizer; atexit
+does not run there); a worker killed (Pool.terminate) leaves what it logged in the
+store's crash journal, sent by the next process that opens the store or `mlo sync`.
 """
 
 import atexit
 import os
 import sys
 import threading
+import weakref
 
 from . import _client
 from ._client import (Client, _ci, _cd, _double, _f_log_metric, _f_log_metric_ts, _int64,
@@ -21,6 +31,54 @@ _tracking_uri = None
 _experiment_name = None
 _stack = []  # active runs, innermost last
 _cur = None  # handle of _stack[-1] (None: no active run), read by the hot path
+# In a forked child, until its first fluent call that needs them: the parent's active
+# runs as (run_id, run_name), outermost first (None: nothing to re-attach).
+_inherited = None
+_adopted = weakref.WeakSet()  # the runs re-attached from a parent: not ours to end
+
+
+def _before_fork():
+    # the ids as the library has them now (a run started offline gets its server id
+    # later): the child can read nothing from the parent's client
+    for r in list(_stack):
+        r.info.run_id  # noqa: B018 - refreshes the cached id
+
+
+def _after_fork_child():
+    global _lock, _default, _inherited, _cur
+    # a parent thread may have held the lock at fork (a start_run waiting for the
+    # server): the child would wait for it forever
+    _lock = threading.RLock()
+    held = [(r.info._run_id, r.info.run_name) for r in _stack if r.info._run_id]
+    if held:
+        _inherited = list(_inherited or ()) + held
+    _stack[:] = []
+    _cur = None
+    _default = None  # the parent's: the child opens its own on first use
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_child)
+
+
+def _attach_inherited():
+    """In a forked child, under _lock: the parent's active runs, re-attached through
+    this process's own client (resume_run), become the active-run stack."""
+    global _inherited
+    if not _inherited:
+        return
+    client = get_client()
+    runs = []
+    for run_id, run_name in _inherited:
+        run = client.resume_run(run_id)  # raises (nothing changed) when that fails
+        if run_name and not run.info.run_name:
+            run.info.run_name = run_name
+        runs.append(run)
+    _inherited = None
+    for run in runs:
+        run._fluent = True
+        _adopted.add(run)
+    _stack[:0] = runs
+    _set_cur()
 
 
 def _set_cur():
@@ -33,7 +91,7 @@ def set_tracking_uri(uri):
     Takes effect for the next run; refused while a run is active."""
     global _tracking_uri, _default
     with _lock:
-        if _stack:
+        if _stack or _inherited:
             raise MloInvalidArgumentError(_EINVAL, strerror(_EINVAL),
                                           "end the active run before changing the tracking URI",
                                           "MLO_ERR_INVALID_ARGUMENT")
@@ -80,6 +138,7 @@ def start_run(experiment_name=None, run_name=None, nested=False, run_id=None, ta
     nested=True nests it under the active run; without it, a run already active is an
     error (as in mlflow).  run_id attaches to an existing run instead."""
     with _lock:
+        _attach_inherited()
         client = get_client()
         if _stack and not nested and run_id is None:
             raise MloInvalidArgumentError(
@@ -112,7 +171,9 @@ def _end_run_object(run, status):
             top = _stack.pop()
             _set_cur()
             try:
-                if top.info.status == "RUNNING" and top._h is not None:
+                # a run re-attached from the parent process is the parent's to end
+                if top.info.status == "RUNNING" and top._h is not None and \
+                        top not in _adopted:
                     top.end(status)
             finally:
                 top._fluent = False
@@ -121,14 +182,23 @@ def _end_run_object(run, status):
 
 
 def end_run(status="FINISHED"):
-    """Ends the active run (FINISHED, FAILED or KILLED); no-op without one."""
+    """Ends the active run (FINISHED, FAILED or KILLED); no-op without one.  In a forked
+    child, a run of the parent's is only detached (the parent ends it)."""
+    global _inherited
     with _lock:
         if _stack:
             _end_run_object(_stack[-1], status)
+        elif _inherited:  # not re-attached yet: nothing to ask the server
+            _status_code(status)
+            _inherited = _inherited[:-1] or None
 
 
 def active_run():
-    """The active run (with .info.run_id), or None."""
+    """The active run (with .info.run_id), or None.  In a forked child, the parent's
+    (re-attached through the child's own client)."""
+    if _inherited:
+        with _lock:
+            _attach_inherited()
     return _stack[-1] if _stack else None
 
 
@@ -138,6 +208,11 @@ def _run(run_id=None):
         return get_client().get_run(run_id)
     if _stack:
         return _stack[-1]
+    if _inherited:
+        with _lock:
+            _attach_inherited()
+            if _stack:
+                return _stack[-1]
     return start_run()
 
 
@@ -240,14 +315,18 @@ def flush(timeout_s=None):
 
 
 def _at_exit():
+    # also a multiprocessing finalizer in a worker process (_client._register_mp_exit):
+    # may run twice, the second time finds nothing to do
     # As mlflow: runs still active at exit are ended (FAILED when the program is dying
     # of an uncaught exception, else FINISHED); then every client is closed, which
     # flushes with the close timeout and never hangs when the server is gone.
     failed = getattr(sys, "last_value", None) is not None and \
         not isinstance(sys.last_value, SystemExit)
+    global _inherited
     try:
+        _inherited = None  # a forked child's parent runs: the parent's to end
         while _stack:
-            end_run("FAILED" if failed else "FINISHED")
+            _end_run_object(_stack[-1], "FAILED" if failed else "FINISHED")
     except Exception as e:  # noqa: BLE001
         _client._log.warning("mlo: ending the active run at exit: %s", e)
     _client._close_all()
