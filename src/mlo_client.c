@@ -217,7 +217,7 @@ void mlo__new_local_id(char out[33]) {
  *
  * fork(): the child has none of the parent's threads, so a client inherited
  * across fork cannot ship anything.  The atfork child handler bumps
- * fork_gen; every call compares it with the generation the client was opened
+ * mlo__fork_gen; every call compares it with the generation the client was opened
  * in and answers MLO_ERR_CLOSED on a mismatch: nothing in the child ever waits
  * for a thread that does not exist.  The child opens its own client
  * (mlo_resume_run joins the parent's run).
@@ -230,17 +230,17 @@ static mlo_client *registry;
 static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
 /* relaxed everywhere: a generation number written in the single-threaded
  * child right after fork, read by that same child's threads created later */
-static _Atomic unsigned fork_gen;
+_Atomic unsigned mlo__fork_gen; /* mlo_internal.h: mlo__client_forked */
 
 static void atfork_child(void) {
-    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mlo__fork_gen, 1, memory_order_relaxed);
     /* the lock may have been held by a parent thread at fork: start afresh */
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     reg_lock = fresh;
 }
 
 static int client_forked(const mlo_client *c) {
-    return c->gen != atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    return c->gen != atomic_load_explicit(&mlo__fork_gen, memory_order_relaxed);
 }
 
 static void flush_at_exit(void);
@@ -303,7 +303,7 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
     }
     mlo__artifacts_global_init();
     pthread_once(&proc_once, proc_init);
-    c->gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+    c->gen = atomic_load_explicit(&mlo__fork_gen, memory_order_relaxed);
     c->magic = MLO_CLIENT_MAGIC;
     pthread_mutex_init(&c->runs_lock, NULL);
     pthread_mutex_init(&c->sync_lock, NULL);

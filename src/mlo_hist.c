@@ -191,6 +191,8 @@ static double representative(size_t i, double max) {
 MLO_API int mlo_histogram_record(mlo_histogram_t *h, double value) {
     if (!h || h->magic != MLO_HIST_MAGIC)
         return MLO_ERR_INVALID_ARGUMENT;
+    if (mlo__client_forked(h->client)) /* inherited across fork() */
+        return MLO_ERR_CLOSED;
     if (!(value >= 0)) { /* negative or NaN */
         mlo__stat_add(h->client, MLO_STAT_REJECTED, 1);
         return MLO_ERR_INVALID_ARGUMENT;
@@ -364,16 +366,15 @@ int64_t mlo__hist_tick(mlo_client *c, int64_t now_ns, mlo_emit_fn emit, void *ct
 
 /* ---- create / free ------------------------------------------------------------ */
 
-static int run_ok(const mlo_run *r) {
-    return r && r->magic == MLO_RUN_MAGIC && r->client && r->client->magic == MLO_CLIENT_MAGIC;
-}
-
 MLO_API int mlo_histogram_new(mlo_run_t *run, const char *key, unsigned interval_ms,
                               mlo_histogram_t **out) {
     if (out)
         *out = NULL;
-    if (!out || !run_ok(run) || !key)
+    if (!out || !key)
         return MLO_ERR_INVALID_ARGUMENT;
+    int rst = mlo__run_check(run); /* closed or inherited across fork(): CLOSED */
+    if (rst != MLO_OK)
+        return rst;
     mlo_client *c = run->client;
     size_t klen;
     int st = mlo__validate_key(key, &klen);
@@ -459,6 +460,10 @@ MLO_API int mlo_histogram_free(mlo_histogram_t *h) {
     if (h->magic != MLO_HIST_MAGIC)
         return MLO_ERR_INVALID_ARGUMENT;
     mlo_client *c = h->client;
+    /* inherited across fork(): the parent's shipper may hold hist_lock
+     * forever here, and the queue is the parent's */
+    if (mlo__client_forked(c))
+        return MLO_ERR_CLOSED;
     int found = 0;
     pthread_mutex_lock(&c->hist_lock);
     for (mlo_histogram_t **p = &c->hists; *p; p = &(*p)->next)

@@ -315,6 +315,14 @@ typedef struct mlo_client {
     _Atomic uint32_t err_in_window;
 } mlo_client;
 
+/* The process's fork generation (mlo_client.c): a client opened in another
+ * generation was inherited across fork() and must not be touched (its
+ * threads do not exist here, its locks may be held forever). */
+extern _Atomic unsigned mlo__fork_gen;
+static inline int mlo__client_forked(const mlo_client *c) {
+    return c->gen != atomic_load_explicit(&mlo__fork_gen, memory_order_relaxed);
+}
+
 void mlo__stat_add(mlo_client *c, mlo_stat which, uint64_t n);
 /* Reports through the error callback (if any), rate-limited per second for
  * warnings and shipper errors (rate_limited != 0). */

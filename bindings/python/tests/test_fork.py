@@ -547,15 +547,6 @@ class TestForkLocks(ForkTestCase):
             self.assertEqual(steps(self.server.run(self.fluent.info.run_id), "after.fork"), [7])
         self.assertEqual(self.server.run(self.fluent.info.run_id)["info"]["status"], "RUNNING")
 
-    @unittest.skipUnless(
-        os.environ.get("MLO_TEST_KNOWN_BUGS"),
-        "library bug: mlo_histogram_record/_new/_free do not check the fork generation "
-        "(src/mlo_hist.c: record checks only the magic, run_ok() there ignores fork_gen): "
-        "in a forked child they answer MLO_OK on the parent's handles, free pushes the last "
-        "interval into the parent's shared queue ring (the parent ships it), and free/new "
-        "lock the client's hist_lock, which the parent's shipper may have held at fork: "
-        "the child then blocks forever in mlo_histogram_free (src/mlo_hist.c:463).  The "
-        "binding never passes inherited histograms to C; set MLO_TEST_KNOWN_BUGS=1 to run")
     def test_inherited_histogram_in_c(self):
         """The C library itself (the binding bypassed): an inherited histogram is refused
         with MLO_ERR_CLOSED, at once, whatever the parent's shipper was doing at fork."""
