@@ -686,7 +686,9 @@ MLO_API int mlo_histogram_new(mlo_run_t *run, const char *key, unsigned interval
 /**
  * Records one value: no lock, no allocation, no system call.  Negative and
  * NaN values are refused (MLO_ERR_INVALID_ARGUMENT); values below 1e-9 count
- * as 0; +Infinity is kept in max only.  Threads: any number at once.
+ * as 0; +Infinity is kept in max only.  A histogram inherited across fork()
+ * answers MLO_ERR_CLOSED (here and in mlo_histogram_new/_free).  Threads:
+ * any number at once.
  */
 MLO_API int mlo_histogram_record(mlo_histogram_t *h, double value);
 
