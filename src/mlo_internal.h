@@ -13,7 +13,15 @@
  *   mlo_store.c     the store directory: layout, ring file, crash recovery,
  *                   acks, runs.map, adoption of dead processes, sync
  *   mlo_log.c       the run log's segment files (mlo_log.h)
- *   mlo_api.c       MLflow REST calls (the only user of the generated protobuf code)
+ *   mlo_api.c       MLflow REST calls; with mlo_api_artifacts.c (the proxied
+ *                   artifact API, multipart) and mlo_api_registry.c (model
+ *                   registry) the only users of the generated protobuf code
+ *                   (mlo_api_int.h)
+ *   mlo_artifact.c  artifacts: staging into the store, the uploader thread
+ *   mlo_registry.c  listing, downloads, models:/ and runs:/ URIs, registry
+ *   mlo_dataset.c   mlo_log_dataset and content digests
+ *   mlo_hist.c      histograms
+ *   mlo_cli.c       the `mlo` tool (not in the library)
  *   mlo_pbjson.c    protobuf-c message <-> JSON, driven by descriptors
  *   mlo_http.c      libcurl transport (the only user of curl.h)
  *   mlo_queue_mutex.c, mlo_ring.c  the event queues (mlo_queue.h)
