@@ -192,7 +192,7 @@ static const char *full_path(mlo_api *a, const char *path) {
     return a->path.data;
 }
 
-static int no_memory(mlo_api_error *e, const char *what) {
+int mlo__api_no_memory(mlo_api_error *e, const char *what) {
     memset(e, 0, sizeof *e);
     e->status = MLO_ERR_NO_MEMORY;
     snprintf(e->message, sizeof e->message, "%s: out of memory", what);
@@ -242,7 +242,7 @@ int mlo__api_post(mlo_api *a, const char *path, const ProtobufCMessage *msg,
     mlo__buf_reset(&a->body);
     const char *full = full_path(a, path);
     if (!full || mlo__pbjson_encode(msg, &a->body) != 0)
-        return no_memory(e, path);
+        return mlo__api_no_memory(e, path);
     mlo_http_req req = MLO_HTTP_REQ_INIT;
     req.method = "POST";
     req.path = full;
@@ -261,7 +261,7 @@ int mlo__api_get(mlo_api *a, const char *path, const char *query,
                  mlo_api_error *e) {
     const char *full = full_path(a, path);
     if (!full)
-        return no_memory(e, path);
+        return mlo__api_no_memory(e, path);
     mlo_http_result r;
     mlo__http_call(a->http, "GET", full, query, NULL, 0, a->deadline_ns, &r);
     return finish(a, &r, path, rdesc, resp, e);
@@ -287,7 +287,7 @@ static int get(mlo_api *a, const char *path, const char *qkey, const char *qval,
                mlo_api_error *e) {
     mlo__buf_reset(&a->query);
     if (mlo__api_query(a, &a->query, qkey, qval))
-        return no_memory(e, path);
+        return mlo__api_no_memory(e, path);
     return mlo__api_get(a, path, a->query.data, rdesc, resp, e);
 }
 

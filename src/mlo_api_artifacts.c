@@ -51,13 +51,6 @@ int mlo__artifact_root(const char *uri, char **root) {
     return *root ? MLO_OK : MLO_ERR_NO_MEMORY;
 }
 
-static int no_memory(mlo_api_error *e, const char *what) {
-    memset(e, 0, sizeof *e);
-    e->status = MLO_ERR_NO_MEMORY;
-    snprintf(e->message, sizeof e->message, "%s: out of memory", what);
-    return e->status;
-}
-
 /* Appends "/"-separated segments of s, each percent-encoded, after a '/'
  * (nothing for an empty s). */
 static int append_path(mlo_api *a, mlo_buf *b, const char *s) {
@@ -99,7 +92,7 @@ int mlo__api_artifact_put(mlo_api *a, const char *root, const char *rel, int fd,
     mlo_buf url = {0};
     if (url_of(a, &url, ART_API, root, rel)) {
         mlo__buf_free(&url);
-        return no_memory(e, "artifact upload");
+        return mlo__api_no_memory(e, "artifact upload");
     }
     mlo_http_req req = MLO_HTTP_REQ_INIT;
     req.method = "PUT";
@@ -120,7 +113,7 @@ int mlo__api_artifact_get(mlo_api *a, const char *root, const char *rel, int fd,
     mlo_buf url = {0};
     if (url_of(a, &url, ART_API, root, rel)) {
         mlo__buf_free(&url);
-        return no_memory(e, "artifact download");
+        return mlo__api_no_memory(e, "artifact download");
     }
     mlo_http_req req = MLO_HTTP_REQ_INIT;
     req.method = "GET";
@@ -147,7 +140,7 @@ int mlo__api_artifact_list(mlo_api *a, const char *root, const char *rel,
         bad = mlo__api_query(a, &q, "path", path.data ? path.data : "");
     int st;
     if (bad) {
-        st = no_memory(e, "artifact listing");
+        st = mlo__api_no_memory(e, "artifact listing");
     } else {
         ProtobufCMessage *m = NULL;
         st = mlo__api_get(a, ART_API, q.data, &mlflow__list_artifacts__response__descriptor, &m,
@@ -209,7 +202,7 @@ int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t np
     const char *name;
     if (mpu_url(a, &url, "create", root, rel, &name)) {
         mlo__buf_free(&url);
-        return no_memory(e, "mpu/create");
+        return mlo__api_no_memory(e, "mpu/create");
     }
     Mlflow__CreateMultipartUpload req = MLFLOW__CREATE_MULTIPART_UPLOAD__INIT;
     req.path = (char *)name;
@@ -236,7 +229,7 @@ int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t np
     out->etags = calloc(nparts, sizeof *out->etags);
     out->nparts = nparts;
     if (!out->upload_id || !out->urls || !out->etags) {
-        st = no_memory(e, "mpu/create");
+        st = mlo__api_no_memory(e, "mpu/create");
         goto out;
     }
     for (size_t i = 0; i < r->n_credentials; i++) {
@@ -248,7 +241,7 @@ int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t np
             goto out;
         }
         if (!(out->urls[pn - 1] = strdup(c->url))) {
-            st = no_memory(e, "mpu/create");
+            st = mlo__api_no_memory(e, "mpu/create");
             goto out;
         }
     }
@@ -283,7 +276,7 @@ int mlo__api_mpu_put_part(mlo_api *a, mlo_mpu *m, size_t part, int fd, int64_t o
         return st;
     free(m->etags[part - 1]);
     if (!(m->etags[part - 1] = strdup(etag)))
-        return no_memory(e, "mpu part upload");
+        return mlo__api_no_memory(e, "mpu part upload");
     return MLO_OK;
 }
 
@@ -295,7 +288,7 @@ int mlo__api_mpu_complete(mlo_api *a, const char *root, const char *rel, const m
     Mlflow__MultipartUploadPart **pp = calloc(m->nparts ? m->nparts : 1, sizeof *pp);
     int st;
     if (!parts || !pp || mpu_url(a, &url, "complete", root, rel, &name)) {
-        st = no_memory(e, "mpu/complete");
+        st = mlo__api_no_memory(e, "mpu/complete");
         goto out;
     }
     for (size_t i = 0; i < m->nparts; i++) {
@@ -325,7 +318,7 @@ int mlo__api_mpu_abort(mlo_api *a, const char *root, const char *rel, const char
     const char *name;
     if (mpu_url(a, &url, "abort", root, rel, &name)) {
         mlo__buf_free(&url);
-        return no_memory(e, "mpu/abort");
+        return mlo__api_no_memory(e, "mpu/abort");
     }
     Mlflow__AbortMultipartUpload req = MLFLOW__ABORT_MULTIPART_UPLOAD__INIT;
     req.path = (char *)name;

@@ -48,6 +48,8 @@ int mlo__api_query(mlo_api *a, mlo_buf *q, const char *key, const char *val);
 /* Turns a transport result into a status: MLflow's error body when there is
  * one, else the HTTP status.  Fills e; returns e->status. */
 int mlo__api_classify(const mlo_http_result *r, const char *what, mlo_api_error *e);
+/* e := MLO_ERR_NO_MEMORY "<what>: out of memory"; returns it. */
+int mlo__api_no_memory(mlo_api_error *e, const char *what);
 /* e := MLO_ERR_PROTOCOL "the answer lacks the expected fields". */
 int mlo__api_missing(mlo_api_error *e, const char *what);
 /* *out := strdup(s), or MLO_ERR_NO_MEMORY in e. */

@@ -17,13 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int reg_no_memory(mlo_api_error *e, const char *what) {
-    memset(e, 0, sizeof *e);
-    e->status = MLO_ERR_NO_MEMORY;
-    snprintf(e->message, sizeof e->message, "%s: out of memory", what);
-    return e->status;
-}
-
 /* GET path?k1=v1[&k2=v2] (a NULL value is left out) into *resp. */
 static int reg_get(mlo_api *a, const char *path, const char *k1, const char *v1, const char *k2,
                    const char *v2, const ProtobufCMessageDescriptor *rdesc,
@@ -31,7 +24,7 @@ static int reg_get(mlo_api *a, const char *path, const char *k1, const char *v1,
     mlo__buf_reset(&a->query);
     if (mlo__api_query(a, &a->query, k1, v1) || mlo__api_query(a, &a->query, k2, v2) ||
         mlo__buf_appendc(&a->query, '\0'))
-        return reg_no_memory(e, path);
+        return mlo__api_no_memory(e, path);
     return mlo__api_get(a, path, a->query.data, rdesc, resp, e);
 }
 
@@ -119,7 +112,7 @@ int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version
         free(rid);
         free(ver);
         if (st == MLO_ERR_NO_MEMORY)
-            reg_no_memory(e, what);
+            mlo__api_no_memory(e, what);
         return st;
     }
     if (source)

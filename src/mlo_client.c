@@ -239,9 +239,6 @@ static void atfork_child(void) {
     reg_lock = fresh;
 }
 
-static int client_forked(const mlo_client *c) {
-    return c->gen != atomic_load_explicit(&mlo__fork_gen, memory_order_relaxed);
-}
 
 static void flush_at_exit(void);
 
@@ -251,7 +248,7 @@ static void proc_init(void) {
 }
 
 static int client_ok(const mlo_client *c) {
-    return c && c->magic == MLO_CLIENT_MAGIC && !client_forked(c);
+    return c && c->magic == MLO_CLIENT_MAGIC && !mlo__client_forked(c);
 }
 static int run_ok(const mlo_run *r) {
     return r && r->magic == MLO_RUN_MAGIC && client_ok(r->client);
@@ -260,7 +257,7 @@ static int run_ok(const mlo_run *r) {
  * MLO_ERR_CLOSED, anything else MLO_ERR_INVALID_ARGUMENT. */
 static int client_bad(const mlo_client *c) {
     if (c && (c->magic == MLO_CLIENT_CLOSED_MAGIC ||
-              (c->magic == MLO_CLIENT_MAGIC && client_forked(c))))
+              (c->magic == MLO_CLIENT_MAGIC && mlo__client_forked(c))))
         return MLO_ERR_CLOSED;
     return MLO_ERR_INVALID_ARGUMENT;
 }
@@ -454,7 +451,7 @@ static int flush_until(mlo_client *c, int64_t deadline_ns) {
 static void flush_at_exit(void) {
     pthread_mutex_lock(&reg_lock);
     for (mlo_client *c = registry; c; c = c->reg_next) {
-        if (c->magic != MLO_CLIENT_MAGIC || client_forked(c) ||
+        if (c->magic != MLO_CLIENT_MAGIC || mlo__client_forked(c) ||
             atomic_load_explicit(&c->closing, memory_order_acquire))
             continue;
         int64_t deadline = mlo__mono_ns() + (int64_t)c->cfg.close_timeout_ms * 1000000;
