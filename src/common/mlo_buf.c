@@ -69,3 +69,21 @@ int mlo__buf_printf(mlo_buf *b, const char *fmt, ...) {
     b->len += (size_t)n;
     return 0;
 }
+
+int mlo__buf_base64(mlo_buf *out, const void *p, size_t n) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = p;
+    if (mlo__buf_reserve(out, (n + 2) / 3 * 4) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        char q[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                     i + 2 < n ? b64[v & 63] : '='};
+        mlo__buf_append(out, q, 4); /* reserved above: cannot fail */
+    }
+    return 0;
+}

@@ -31,6 +31,9 @@ int mlo__buf_grow(mlo_buf *b, size_t extra);
 /* Appends printf-style formatted text. 0 ok, -1 ENOMEM or format error. */
 int mlo__buf_printf(mlo_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends n bytes of p as base64 (RFC 4648, with padding). 0 ok, -1 ENOMEM. */
+int mlo__buf_base64(mlo_buf *b, const void *p, size_t n);
+
 /* len = 0, keeps the memory. */
 static inline void mlo__buf_reset(mlo_buf *b) {
     b->len = 0;

@@ -636,37 +636,10 @@ static int put_string(mlo_buf *b, const char *str) {
 }
 
 static int put_base64(mlo_buf *b, const uint8_t *d, size_t n) {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (n > (SIZE_MAX - 8) / 4 * 3 - 3)
         return -1;
-    if (mlo__buf_reserve(b, (n + 2) / 3 * 4 + 2))
-        return -1;
-    char *p = b->data + b->len;
-    *p++ = '"';
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-        *p++ = tbl[v >> 18];
-        *p++ = tbl[(v >> 12) & 63];
-        *p++ = tbl[(v >> 6) & 63];
-        *p++ = tbl[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)d[i] << 16;
-        *p++ = tbl[v >> 18];
-        *p++ = tbl[(v >> 12) & 63];
-        *p++ = '=';
-        *p++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8;
-        *p++ = tbl[v >> 18];
-        *p++ = tbl[(v >> 12) & 63];
-        *p++ = tbl[(v >> 6) & 63];
-        *p++ = '=';
-    }
-    *p++ = '"';
-    b->len = (size_t)(p - b->data);
-    return 0;
+    return mlo__buf_appendc(b, '"') || mlo__buf_base64(b, d, n) || mlo__buf_appendc(b, '"') ? -1
+                                                                                            : 0;
 }
 
 static size_t elem_size(ProtobufCType t) {

@@ -1,16 +1,18 @@
 /*
- * mlo_http.h - the HTTP transport: one libcurl easy handle per sending
- * thread, MLflow's retry rules, deadlines, TLS and auth options.
+ * mlo_http.h - HTTP requests with MLflow's rules: URL, auth, headers,
+ * retries (mlo_retry.c), deadlines, messages without secrets.  Each
+ * mlo_http owns one transport (mlo_transport.h: libcurl, or a test's), so
+ * one connection per sending thread.
  *
- * mlo_http.c is the only file of the library that includes <curl/curl.h>;
- * nothing of curl appears here.  See the design comment at the top of
- * mlo_http.c for the threading rules (one mlo_http per thread) and for what
- * is retried and how.
+ * See the design comment at the top of mlo_http.c for the threading rules
+ * (one mlo_http per thread) and for what is retried and how.
  */
 #ifndef MLO_HTTP_H
 #define MLO_HTTP_H
 
 #include "mlo_buf.h"
+#include "mlo_clock.h"
+#include "mlo_transport.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +40,11 @@ typedef struct mlo_http_config {
      * data moves); non-zero aborts the call with status 8.  May be NULL. */
     int (*should_abort)(void *ctx);
     void *ctx;
+    /* The transport maker (NULL: libcurl's) and its argument, and the clock
+     * that backoff sleeps and deadlines use (NULL: the system's). */
+    mlo_transport_new_fn new_transport;
+    void *transport_user;
+    const mlo_clock *clock;
 } mlo_http_config;
 
 /* One per sending thread: owns one CURL easy handle whose connection is

@@ -1,0 +1,16 @@
+/*
+ * mlo_clock.c - the out-of-line part of mlo_clock.h: sleeping.
+ */
+#define _GNU_SOURCE
+#include "mlo_clock.h"
+
+void mlo__clock_sleep(const mlo_clock *c, int64_t ns) {
+    if (ns <= 0)
+        return;
+    if (c) {
+        c->sleep_ns(c->ctx, ns);
+        return;
+    }
+    struct timespec ts = {(time_t)(ns / MLO_NS_PER_S), (long)(ns % MLO_NS_PER_S)};
+    nanosleep(&ts, NULL);
+}
