@@ -35,6 +35,7 @@
 #include "mlo_buf.h"
 #include "mlo_log.h"
 #include "mlo_queue.h"
+#include "mlo_sync.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -60,25 +61,6 @@ static bool g_curl_started;
 
 #define DEFAULT_STORE "./mlo-store"
 #define MAX_METRIC_COLUMNS 8
-
-/* ------------------------------------------------------------------ */
-/* sync: provided by the store (src/mlo_store.c).  Until that is linked in,
- * this weak stand-in says so; the real one (a strong definition) replaces it
- * at link time, which is why the tool links the whole static archive.       */
-
-int mlo__store_sync(const char *store_dir, const char *uri,
-                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
-                    char *err, size_t errlen) __attribute__((weak));
-int mlo__store_sync(const char *store_dir, const char *uri,
-                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
-                    char *err, size_t errlen) {
-    (void)store_dir;
-    (void)uri;
-    (void)progress;
-    (void)ctx;
-    snprintf(err, errlen, "this build of mlo has no store sync yet (src/mlo_store.c)");
-    return -1;
-}
 
 /* ------------------------------------------------------------------ */
 /* usage texts                                                          */
@@ -1387,7 +1369,7 @@ static int cmd_sync(int argc, char **argv) {
     }
     progress p = {isatty(STDERR_FILENO) == 1, -1, 0};
     char err[1024] = "";
-    int rc = mlo__store_sync(dir, uri, on_progress, &p, err, sizeof err);
+    int rc = mlo__sync_store(dir, uri, on_progress, &p, err, sizeof err);
     if (p.tty && p.last_pct >= 0)
         fprintf(stderr, "\n");
     if (rc != 0) {

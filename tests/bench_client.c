@@ -12,7 +12,7 @@
  * Part 1, latency and throughput.  Two clients talk to the loopback MLflow
  * test server (tests/mlflow_test_server.py, started here), so their shippers
  * really send: one on the lock-free ring, one on the mutex queue
- * (mlo__options_set_queue_impl(opts, 1)), each with a 64 MiB queue and
+ * (mlo__config_set_queue_impl(opts, 1)), each with a 64 MiB queue and
  * MLO_FULL_DROP, each warmed by one full lap of its queue (so no first-touch
  * page fault lands in a measurement).  For 1, 2, 4 and 8 producer threads,
  * each thread logs calls_per_config / threads metrics through
@@ -41,7 +41,8 @@
 #include "alloc_count.h"
 #include "bench_common.h"
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_config.h"
 #include "testsrv.h"
 
 #include <linux/perf_event.h>
@@ -83,7 +84,7 @@ static void open_client(client *cl, const char *uri, const char *name, int impl,
     mlo_options_set_queue_bytes(o, QUEUE_BYTES);
     mlo_options_set_full_policy(o, policy, 100);
     mlo_options_set_close_timeout_ms(o, 2000);
-    mlo__options_set_queue_impl(o, impl);
+    mlo__config_set_queue_impl(o, impl);
     cl->name = name;
     cl->impl = impl;
     int st = mlo_client_open(o, &cl->c);

@@ -47,7 +47,13 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 #include "mlo.h"
-#include "mlo_internal.h"
+#include <stdbool.h>
+#include "mlo.h"
+#include "mlo_api.h"
+#include "mlo_config.h"
+#include "mlo_env.h"
+#include "mlo_payload.h"
+#include "mlo_ring.h"
 #include "testsrv.h"
 
 #include <arpa/inet.h>
@@ -322,7 +328,9 @@ static void bench_shipper(long events) {
     if (st)
         die(err, st);
     pipe_state *s = calloc(1, sizeof *s);
-    s->api = mlo__api_new(&cfg, NULL);
+    static mlo_env env;
+    mlo__env_init(&env, &cfg);
+    s->api = mlo__api_new(&env);
     if (!s->api)
         die("api", MLO_ERR_NO_MEMORY);
     s->run_id = "0123456789abcdef0123456789abcdef";
@@ -411,7 +419,7 @@ static e2e_result e2e_once(const char *uri, int impl, long n) {
     mlo_options_set_tracking_uri(o, uri);
     mlo_options_set_store_dir(o, bench_store_dir());
     mlo_options_set_queue_bytes(o, (size_t)64 << 20);
-    mlo__options_set_queue_impl(o, impl);
+    mlo__config_set_queue_impl(o, impl);
     mlo_client_t *c;
     int st = mlo_client_open(o, &c);
     mlo_options_free(o);
@@ -504,7 +512,7 @@ static void bench_e2e(long n, const char *test_uri) {
         mlo_options_t *o = mlo_options_new();
         mlo_options_set_tracking_uri(o, sink_uri);
         mlo_options_set_store_dir(o, bench_store_dir());
-        mlo__options_set_queue_impl(o, q);
+        mlo__config_set_queue_impl(o, q);
         mlo_client_t *c;
         mlo_run_t *run;
         int st = mlo_client_open(o, &c);

@@ -12,14 +12,19 @@
  * tests/meson.build): that sees every allocation made by libmlo's own code,
  * which is linked in statically here.
  *
- * The histogram lives on a client built from mlo_internal.h without a queue or
+ * The histogram lives in a histogram set of the benchmark's own (the engine,
+ * src/common/mlo_hists.c) without a client, a queue or
  * a shipper, as in test_hist.c: the record path touches neither.
  *
  *   bench_hist [values per thread, default 10000000]
  */
 #define _GNU_SOURCE
 
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_clock.h"
+#include "mlo_config.h"
+#include "mlo_env.h"
+#include "mlo_hists.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -155,9 +160,10 @@ static result run(mlo_histogram_t **hs, int nh, int nt, const double *v) {
     return r;
 }
 
-static void no_emit(void *ctx, uint32_t run, const char *key, double value, int64_t step,
-                    int64_t ts_ms) {
-    (void)ctx, (void)run, (void)key, (void)value, (void)step, (void)ts_ms;
+static int no_emit(void *ctx, uint32_t run, const char *key, size_t klen, double value,
+                   int64_t step, int64_t ts_ms) {
+    (void)ctx, (void)run, (void)key, (void)klen, (void)value, (void)step, (void)ts_ms;
+    return MLO_OK;
 }
 
 static double median3(double a, double b, double c) {
@@ -206,13 +212,15 @@ int main(int argc, char **argv) {
         hot[i] = 2.0;
     }
 
-    mlo_client *c = calloc(1, sizeof *c);
-    c->magic = MLO_CLIENT_MAGIC;
-    pthread_mutex_init(&c->hist_lock, NULL);
-    mlo_run r = {.magic = MLO_RUN_MAGIC, .client = c};
+    static mlo_config cfg;
+    static mlo_env env;
+    static mlo_hists set;
+    mlo__env_init(&env, &cfg);
+    mlo__hists_init(&set, &env);
     mlo_histogram_t *h[2];
-    if (mlo_histogram_new(&r, "latency_ms", 1000, &h[0]) != MLO_OK ||
-        mlo_histogram_new(&r, "latency2_ms", 1000, &h[1]) != MLO_OK) {
+    h[0] = mlo__hists_create(&set, NULL, 0, "latency_ms", 10, 1000000000);
+    h[1] = mlo__hists_create(&set, NULL, 0, "latency2_ms", 11, 1000000000);
+    if (!h[0] || !h[1]) {
         fprintf(stderr, "mlo_histogram_new failed\n");
         return 1;
     }
@@ -245,17 +253,15 @@ int main(int argc, char **argv) {
            (unsigned long long)allocs);
 
     /* drain both banks, so that freeing emits nothing (no queue here) */
-    int64_t t = mlo__mono_ns();
+    int64_t t = mlo__clock_mono(NULL);
     for (int i = 0; i < 4; i++) {
         t += 2000000000;
-        mlo__hist_tick(c, t, no_emit, NULL);
+        mlo__hists_tick(&set, t, no_emit, NULL);
         t += 10000000;
-        mlo__hist_tick(c, t, no_emit, NULL);
+        mlo__hists_tick(&set, t, no_emit, NULL);
     }
-    mlo_histogram_free(h[0]);
-    mlo_histogram_free(h[1]);
-    pthread_mutex_destroy(&c->hist_lock);
-    free(c);
+    mlo__hists_free_all(&set, no_emit, NULL);
+    mlo__hists_destroy(&set);
     int ok = one.cpu <= 50 && allocs == 0;
     printf("target <= 50 ns/value from one thread, 0 allocations: %s\n", ok ? "met" : "MISSED");
     return 0;

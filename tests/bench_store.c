@@ -30,7 +30,8 @@
  */
 #define _GNU_SOURCE
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_log.h"
 #include "mlo_log.h"
 #include "testsrv.h"
 

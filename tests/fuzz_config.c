@@ -46,7 +46,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_config.h"
+#include "mlo_validate.h"
 
 __attribute__((weak)) int mlo_fuzz_accepted;
 
@@ -112,7 +114,7 @@ static void check_key(const char *k) {
     size_t n = strlen(k);
     CHECK(len == n, "validate_key length %zu of %zu", len, n);
     CHECK(n > 0, "empty key accepted");
-    CHECK(mlo__utf8_valid(k, n), "key with bad UTF-8 accepted");
+    CHECK(mlo__validate_utf8(k, n), "key with bad UTF-8 accepted");
     size_t chars = 0;
     for (size_t i = 0; i < n; i++)
         chars += ((unsigned char)k[i] & 0xC0) != 0x80;
@@ -137,13 +139,13 @@ static void check_value(const char *v) {
     CHECK(st == MLO_OK || st == MLO_ERR_INVALID_UTF8, "validate_value returned %d", st);
     mlo_fuzz_accepted = st == MLO_OK;
     size_t n = strlen(v);
-    CHECK(st == MLO_OK || !mlo__utf8_valid(v, n), "valid UTF-8 refused");
+    CHECK(st == MLO_OK || !mlo__validate_utf8(v, n), "valid UTF-8 refused");
     if (st != MLO_OK)
         return;
-    CHECK(mlo__utf8_valid(v, n), "bad UTF-8 accepted");
+    CHECK(mlo__validate_utf8(v, n), "bad UTF-8 accepted");
     CHECK(len <= n && (trunc == 0 || trunc == 1), "len %zu of %zu, truncated %d", len, n, trunc);
     CHECK(trunc || len == n, "shortened without saying so");
-    CHECK(mlo__utf8_valid(v, len), "truncated inside a character");
+    CHECK(mlo__validate_utf8(v, len), "truncated inside a character");
 }
 
 /* Parses "a,b,c" numbers; missing ones stay as they are. */
@@ -286,7 +288,7 @@ static void check_uri(const char *u, const expect *ex) {
     CHECK(n > scheme && u[scheme] != '/' && u[scheme] != '?' && u[scheme] != '#',
           "URI %s names no host", u);
     CHECK(u[n - 1] != '/', "URI %s ends with '/'", u);
-    CHECK(mlo__utf8_valid(u, n), "URI is not UTF-8");
+    CHECK(mlo__validate_utf8(u, n), "URI is not UTF-8");
     if (!ex->noopts && ex->uri) {
         size_t m = strlen(ex->uri);
         while (m > 0 && ex->uri[m - 1] == '/')

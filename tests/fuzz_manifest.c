@@ -40,7 +40,9 @@
 #include <string.h>
 
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_manifest.h"
+#include "mlo_validate.h"
 
 /* defined by fuzz_replay.c; libFuzzer builds get this weak one */
 __attribute__((weak)) int mlo_fuzz_accepted;
@@ -63,7 +65,7 @@ typedef struct fields {
 
 static int parse(char *text, fields *f) {
     memset(f, 0x5a, sizeof *f); /* nothing may be left unset on success */
-    int rc = mlo__artifact_manifest_parse(text, f->lid, f->sha, &f->size, &f->created, &f->path,
+    int rc = mlo__manifest_parse_fields(text, f->lid, f->sha, &f->size, &f->created, &f->path,
                                           &f->uri, &f->error);
     CHECK(rc == 0 || rc == -1);
     return rc;
@@ -115,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(f.path != NULL);
     size_t pl = strlen(f.path);
     CHECK(pl >= 1 && pl <= 4096);
-    CHECK(mlo__artifact_path_check(f.path, 0) == MLO_OK);
+    CHECK(mlo__validate_artifact_path(f.path, 0) == MLO_OK);
     CHECK(f.path[0] != '/' && strcmp(f.path, "..") != 0 && strncmp(f.path, "../", 3) != 0 &&
           !strstr(f.path, "/../") && !strchr(f.path, '\\'));
     size_t ul = f.uri ? strlen(f.uri) : 0, el = f.error ? strlen(f.error) : 0;

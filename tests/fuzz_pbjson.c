@@ -40,7 +40,7 @@
 /* defined by fuzz_replay.c; libFuzzer builds get this weak one */
 __attribute__((weak)) int mlo_fuzz_accepted;
 
-int mlo__utf8_valid(const char *s, size_t n); /* mlo_validate.c */
+int mlo__validate_utf8(const char *s, size_t n); /* mlo_validate.c */
 
 static const ProtobufCMessageDescriptor *const targets[] = {
     &mlflow__error_response__descriptor,
@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mlo__buf_init(&j2);
     CHECK(mlo__pbjson_encode(m, &j1) == 0, "%s decoded but does not encode", d->name);
     CHECK(j1.data != NULL && strlen(j1.data) == j1.len, "encoding has an embedded NUL");
-    CHECK(mlo__utf8_valid(j1.data, j1.len), "encoding is not valid UTF-8: %s", j1.data);
+    CHECK(mlo__validate_utf8(j1.data, j1.len), "encoding is not valid UTF-8: %s", j1.data);
 
     char why[ERRLEN];
     ProtobufCMessage *m2 = decode(d, j1.data, j1.len, why);

@@ -39,7 +39,11 @@
 #include <openssl/evp.h>
 
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_clock.h"
+#include "mlo_sync.h"
+#include "mlo_client.h"
+#include "mlo_uploader.h"
 #include "testsrv.h"
 
 #define MLO_ARTIFACT_BIG_MB 200
@@ -844,8 +848,8 @@ static void test_not_proxied(void **state) {
     assert_int_equal(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"), 1);
     assert_true(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "s3://") >= 1);
     const mlo_run *r = (const mlo_run *)run;
-    assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, NULL,
-                                             mlo__mono_ns() + 1000000000),
+    assert_int_equal(mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, NULL,
+                                            mlo__clock_mono(NULL) + 1000000000),
                      MLO_ERR_ARTIFACTS_NOT_PROXIED);
     assert_int_equal(stored_count(mlo_run_experiment_id(run), mlo_run_id(run)), 0);
     assert_int_equal(mlo_client_close(c), MLO_OK);
@@ -941,7 +945,7 @@ static void test_local_store_then_sync(void **state) {
     assert_int_equal(count_store_files(store, ".art"), 2);
 
     char err[1024] = "";
-    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     if (st != MLO_OK)
         fail_msg("sync: %s: %s", mlo_strerror(st), err);
     char *exp = NULL, *rid = server_run_of(lid, &exp);
@@ -956,7 +960,7 @@ static void test_local_store_then_sync(void **state) {
     assert_int_equal(count_store_files(store, ".art"), 0);
     assert_int_equal(count_store_files(store, ".blob"), 0);
     /* idempotent: a second sync has nothing left to do */
-    st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_OK);
     assert_int_equal(stored_count(exp, rid), 2);
     free(rid);
@@ -992,11 +996,11 @@ static void test_permanent_refusal(void **state) {
     /* the refusal counts for the paths it is under, not for the whole run */
     const char *hit[] = {NULL, "", "r", "r/x.txt"}, *miss[] = {"other", "r/x", "rr", "r/x.txt2"};
     for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, hit[i],
-                                                 mlo__mono_ns()),
+        assert_int_equal(mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, hit[i],
+                                                 mlo__clock_mono(NULL)),
                          MLO_ERR_SERVER_INVALID);
-        assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, miss[i],
-                                                 mlo__mono_ns()),
+        assert_int_equal(mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, miss[i],
+                                                 mlo__clock_mono(NULL)),
                          MLO_OK);
     }
     /* so a model elsewhere in the run can still be registered */
@@ -1016,7 +1020,7 @@ static void test_permanent_refusal(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 
     char err[1024] = "";
-    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     if (st != MLO_OK)
         fail_msg("sync: %s: %s", mlo_strerror(st), err);
     char sha[65], want[65];

@@ -39,7 +39,9 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_sync.h"
+#include "mlo_runs.h"
 #include "testsrv.h"
 
 #define MAX_STEPS 12000
@@ -215,7 +217,7 @@ static void test_kill9_recovery(void **state) {
             assert_int_equal(mlo_client_close(c), MLO_OK);
         } else {
             char err[512] = "";
-            int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+            int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
             if (st != MLO_OK)
                 fail_msg("trial %d: sync: %s (%s)", t, mlo_strerror(st), err);
         }

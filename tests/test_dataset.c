@@ -32,7 +32,8 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_sync.h"
 #include "testsrv.h"
 
 /* src/mlo_dataset.c */
@@ -718,7 +719,7 @@ static void test_local_store_then_sync(void **state) {
 
     /* sync */
     char err[512] = "";
-    int st = mlo__store_sync(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
     if (st != MLO_OK)
         fail_msg("sync: %s", err);
     json_t *d = get_json("/_test/dump");
@@ -741,7 +742,7 @@ static void test_local_store_then_sync(void **state) {
     assert_int_equal(json_array_size(json_object_get(r, "metrics")), 2);
     json_decref(d);
     /* twice: nothing new */
-    assert_int_equal(mlo__store_sync(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err,
+    assert_int_equal(mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err,
                                      sizeof err),
                      MLO_OK);
     in = inputs_of(sid);
@@ -790,7 +791,7 @@ static void test_kill9_recovers(void **state) {
     lid[32] = 0;
 
     char err[512] = "";
-    int st = mlo__store_sync(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
     if (st != MLO_OK)
         fail_msg("sync: %s", err);
     json_t *d = get_json("/_test/dump");

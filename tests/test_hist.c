@@ -1,9 +1,9 @@
 /*
- * test_hist.c - unit tests of the histograms (src/mlo_hist.c) without a
- * server: a client and a run are built directly from mlo_internal.h (only the
- * fields the histograms use), and the shipper's part is played by calling
- * mlo__hist_tick with a clock the test controls and an emit function that
- * collects the metrics.
+ * test_hist.c - unit tests of the histograms without a server: the public
+ * calls' argument checks on a real client (a local store), and the engine
+ * (src/common/mlo_hists.c) on a set of the test's own, whose writer's part
+ * is played by calling mlo__hists_tick with a clock the test controls and an
+ * emit function that collects the metrics.
  *
  * Checked: argument validation; every quantile of known distributions within
  * the documented bound (1/101 = 0.990 %, under the 1 % promised) of the exact
@@ -25,7 +25,11 @@
 
 #include <cmocka.h>
 
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_clock.h"
+#include "mlo_config.h"
+#include "mlo_env.h"
+#include "mlo_hists.h"
 
 #include <float.h>
 #include <math.h>
@@ -36,33 +40,60 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BOUND (1.0 / 101.0) /* proven in mlo_hist.c */
-#define GRACE_NS 2000000    /* mlo_hist.c's swap -> drain delay */
+#define BOUND (1.0 / 101.0) /* proven in mlo_hists.c */
+#define GRACE_NS 2000000    /* mlo_hists.c's swap -> drain delay */
 
-/* ---- a client and a run, as far as the histograms look at them ------------- */
+/* ---- a set of histograms of the test's own, and a real run ------------------ */
 
-static mlo_client *g_client;
-static mlo_run *g_run;
+static mlo_config g_cfg; /* zero: the system clock, no callback */
+static mlo_env g_env;
+static mlo_hists g_set;
+static mlo_client_t *g_client; /* a client on a local store: for the public calls' checks */
+static mlo_run_t *g_run;
+static char g_store[64];
 
 static int setup(void **state) {
     (void)state;
-    g_client = calloc(1, sizeof *g_client);
-    g_client->magic = MLO_CLIENT_MAGIC;
-    pthread_mutex_init(&g_client->hist_lock, NULL);
-    g_run = calloc(1, sizeof *g_run);
-    g_run->magic = MLO_RUN_MAGIC;
-    g_run->index = 7;
-    g_run->client = g_client;
+    mlo__env_init(&g_env, &g_cfg);
+    mlo__hists_init(&g_set, &g_env);
+    snprintf(g_store, sizeof g_store, "/tmp/mlo-test-hist-XXXXXX");
+    assert_non_null(mkdtemp(g_store));
+    mlo_options_t *o = mlo_options_new();
+    assert_int_equal(mlo_options_set_store_dir(o, g_store), MLO_OK);
+    assert_int_equal(mlo_client_open(o, &g_client), MLO_OK);
+    mlo_options_free(o);
+    assert_int_equal(mlo_start_run(g_client, "hist", "r", NULL, &g_run), MLO_OK);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    assert_null(g_client->hists); /* every test frees its histograms */
-    pthread_mutex_destroy(&g_client->hist_lock);
-    free(g_run);
-    free(g_client);
+    assert_null(g_set.head); /* every test frees its histograms */
+    mlo__hists_destroy(&g_set);
+    mlo_end_run(g_run, MLO_RUN_FINISHED);
+    assert_int_equal(mlo_client_close(g_client), MLO_OK);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_store);
+    assert_int_equal(system(cmd), 0);
     return 0;
+}
+
+static int discard(void *ctx, uint32_t run, const char *key, size_t klen, double value,
+                   int64_t step, int64_t ts_ms) {
+    (void)ctx, (void)run, (void)key, (void)klen, (void)value, (void)step, (void)ts_ms;
+    return MLO_OK;
+}
+
+/* A histogram of run index 7 in the test's set. */
+static int hnew(const char *key, unsigned interval_ms, mlo_histogram_t **out) {
+    *out = mlo__hists_create(&g_set, NULL, 7, key, strlen(key), (int64_t)interval_ms * 1000000);
+    return *out ? MLO_OK : MLO_ERR_NO_MEMORY;
+}
+
+static int hfree(mlo_histogram_t *h) {
+    if (!mlo__hists_unlink(h))
+        return MLO_ERR_INVALID_ARGUMENT;
+    return mlo__hists_finish(h, discard, NULL);
 }
 
 /* ---- collecting what a tick emits ------------------------------------------- */
@@ -79,8 +110,9 @@ typedef struct sink {
     point *p;
 } sink;
 
-static void emit(void *ctx, uint32_t run, const char *key, double value, int64_t step,
-                 int64_t ts_ms) {
+static int emit(void *ctx, uint32_t run, const char *key, size_t klen, double value,
+                int64_t step, int64_t ts_ms) {
+    (void)klen;
     sink *s = ctx;
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 64;
@@ -92,6 +124,7 @@ static void emit(void *ctx, uint32_t run, const char *key, double value, int64_t
     p->value = value;
     p->step = step;
     p->ts = ts_ms;
+    return MLO_OK;
 }
 
 /* The last emitted value of key (NAN when none). */
@@ -106,9 +139,9 @@ static double got(const sink *s, const char *key) {
 static void end_interval(mlo_histogram_t *h, int64_t *t, int64_t interval_ns, sink *s) {
     (void)h;
     *t += interval_ns;
-    mlo__hist_tick(g_client, *t, emit, s);
+    mlo__hists_tick(&g_set, *t, emit, s);
     *t += GRACE_NS;
-    mlo__hist_tick(g_client, *t, emit, s);
+    mlo__hists_tick(&g_set, *t, emit, s);
 }
 
 /* cmocka 1.1.5 has no assert_double_equal */
@@ -148,9 +181,9 @@ static void test_arguments(void **state) {
     assert_int_equal(mlo_histogram_new(NULL, "lat", 1000, &h), MLO_ERR_INVALID_ARGUMENT);
     assert_null(h);
     assert_int_equal(mlo_histogram_new(g_run, NULL, 1000, &h), MLO_ERR_INVALID_ARGUMENT);
-    mlo_run bad = *g_run;
-    bad.magic = 0;
-    assert_int_equal(mlo_histogram_new(&bad, "lat", 1000, &h), MLO_ERR_INVALID_ARGUMENT);
+    uint32_t bad[64] = {0}; /* not a run handle */
+    assert_int_equal(mlo_histogram_new((mlo_run_t *)bad, "lat", 1000, &h),
+                     MLO_ERR_INVALID_ARGUMENT);
     assert_int_equal(mlo_histogram_new(g_run, "", 1000, &h), MLO_ERR_INVALID_KEY);
     assert_int_equal(mlo_histogram_new(g_run, "a//b", 1000, &h), MLO_ERR_INVALID_KEY);
     assert_int_equal(mlo_histogram_new(g_run, "../x", 1000, &h), MLO_ERR_INVALID_KEY);
@@ -172,6 +205,8 @@ static void test_arguments(void **state) {
     assert_int_equal(mlo_histogram_new(g_run, "lat", 100, &h), MLO_OK);
     assert_int_equal(mlo_histogram_free(h), MLO_OK);
     assert_int_equal(mlo_histogram_new(g_run, "a/b.c d:e-f_g", 3600000, &h), MLO_OK);
+    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hnew("a/b.c d:e-f_g", 3600000, &h), MLO_OK);
 
     assert_int_equal(mlo_histogram_record(NULL, 1.0), MLO_ERR_INVALID_ARGUMENT);
     assert_int_equal(mlo_histogram_record(h, -1.0), MLO_ERR_INVALID_ARGUMENT);
@@ -186,12 +221,12 @@ static void test_arguments(void **state) {
     assert_int_equal(mlo_histogram_record(h, 1e12), MLO_OK);
     assert_int_equal(mlo_histogram_record(h, DBL_MAX), MLO_OK);
     assert_int_equal(mlo_histogram_record(h, INFINITY), MLO_OK);
-    uint64_t rejected = atomic_load(&g_client->st[MLO_STAT_REJECTED]);
+    uint64_t rejected = mlo__env_stat_get(&g_env, MLO_STAT_REJECTED);
     assert_true(rejected >= 4);
 
     /* what that interval reports: 7 finite values, +Infinity in max only */
     sink s = {0};
-    int64_t t = mlo__mono_ns();
+    int64_t t = mlo__clock_mono(NULL);
     end_interval(h, &t, 3600000000000, &s);
     assert_int_equal(s.n, 6);
     assert_near(got(&s, "a/b.c d:e-f_g.count"), 7, 0);
@@ -212,7 +247,7 @@ static void test_arguments(void **state) {
     assert_near(got(&s, "a/b.c d:e-f_g.p50"), 3e15, 0);
     assert_near(got(&s, "a/b.c d:e-f_g.count"), 2, 0);
     free(s.p);
-    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hfree(h), MLO_OK);
     assert_int_equal(mlo_histogram_free(NULL), MLO_OK);
 }
 
@@ -222,7 +257,7 @@ static double g_worst; /* worst relative error seen by check_quantiles */
 
 static void check_quantiles(const char *name, double *v, size_t n) {
     mlo_histogram_t *h;
-    assert_int_equal(mlo_histogram_new(g_run, "d", 1000, &h), MLO_OK);
+    assert_int_equal(hnew("d", 1000, &h), MLO_OK);
     double mx = 0;
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(mlo_histogram_record(h, v[i]), MLO_OK);
@@ -230,7 +265,7 @@ static void check_quantiles(const char *name, double *v, size_t n) {
             mx = v[i];
     }
     sink s = {0};
-    int64_t t = mlo__mono_ns();
+    int64_t t = mlo__clock_mono(NULL);
     end_interval(h, &t, 1000000000, &s);
     qsort(v, n, sizeof *v, cmp_double);
     static const double qs[3] = {0.50, 0.95, 0.99};
@@ -248,7 +283,7 @@ static void check_quantiles(const char *name, double *v, size_t n) {
     assert_near(got(&s, "d.max"), mx, 0);
     assert_near(got(&s, "d.count"), (double)n, 0);
     free(s.p);
-    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hfree(h), MLO_OK);
 }
 
 static void test_distributions(void **state) {
@@ -294,9 +329,9 @@ static void test_distributions(void **state) {
 static void test_boundaries(void **state) {
     (void)state;
     mlo_histogram_t *h;
-    assert_int_equal(mlo_histogram_new(g_run, "b", 1000, &h), MLO_OK);
+    assert_int_equal(hnew("b", 1000, &h), MLO_OK);
     sink s = {0};
-    int64_t t = mlo__mono_ns();
+    int64_t t = mlo__clock_mono(NULL);
     double worst = 0;
     size_t checked = 0;
     for (int e = -30; e <= 39; e++)
@@ -327,7 +362,7 @@ static void test_boundaries(void **state) {
     assert_true(worst > 0.98 * BOUND);
     assert_true(checked > 10000);
     free(s.p);
-    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hfree(h), MLO_OK);
 }
 
 /* ---- many threads --------------------------------------------------------------- */
@@ -378,7 +413,7 @@ static void test_threads_count_exactly(void **state) {
     const int nt = 4;
     size_t n = stress_events();
     mlo_histogram_t *h;
-    assert_int_equal(mlo_histogram_new(g_run, "mt", 1000, &h), MLO_OK);
+    assert_int_equal(hnew("mt", 1000, &h), MLO_OK);
     worker w[4];
     pthread_t th[4];
     atomic_int running;
@@ -391,12 +426,12 @@ static void test_threads_count_exactly(void **state) {
             mx = w[i].max;
     }
     sink s = {0};
-    int64_t t = mlo__mono_ns();
+    int64_t t = mlo__clock_mono(NULL);
     end_interval(h, &t, 1000000000, &s);
     assert_near(got(&s, "mt.count"), (double)(nt * n), 0);
     assert_near(got(&s, "mt.max"), mx, 0);
     free(s.p);
-    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hfree(h), MLO_OK);
 }
 
 static void test_swaps_lose_nothing(void **state) {
@@ -404,12 +439,12 @@ static void test_swaps_lose_nothing(void **state) {
     const int nt = 4;
     size_t n = stress_events();
     mlo_histogram_t *h;
-    assert_int_equal(mlo_histogram_new(g_run, "sw", 100, &h), MLO_OK);
+    assert_int_equal(hnew("sw", 100, &h), MLO_OK);
     worker w[4];
     pthread_t th[4];
     atomic_int running;
     sink s = {0};
-    int64_t t = mlo__mono_ns();
+    int64_t t = mlo__clock_mono(NULL);
     run_workers(h, w, th, nt, n, 1024, &running);
     size_t intervals = 0;
     /* the ticker swaps and drains as fast as it can while the workers record */
@@ -440,7 +475,7 @@ static void test_swaps_lose_nothing(void **state) {
     assert_near(total, (double)(nt * n), 0);
     assert_true(reports >= 4); /* the swaps really happened under recording */
     free(s.p);
-    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hfree(h), MLO_OK);
 }
 
 /* ---- intervals: steps, rate, empty intervals, wake-up times --------------------- */
@@ -448,21 +483,21 @@ static void test_swaps_lose_nothing(void **state) {
 static void test_steps_and_rate(void **state) {
     (void)state;
     mlo_histogram_t *h;
-    int64_t t0 = mlo__mono_ns();
-    assert_int_equal(mlo_histogram_new(g_run, "lat", 1000, &h), MLO_OK);
-    int64_t t1 = mlo__mono_ns(); /* the histogram's t0 is in [t0, t1] */
+    int64_t t0 = mlo__clock_mono(NULL);
+    assert_int_equal(hnew("lat", 1000, &h), MLO_OK);
+    int64_t t1 = mlo__clock_mono(NULL); /* the histogram's t0 is in [t0, t1] */
     sink s = {0};
 
     /* before the first due time: nothing, and the wait asked for is at most I */
-    int64_t wait = mlo__hist_tick(g_client, t1, emit, &s);
+    int64_t wait = mlo__hists_tick(&g_set, t1, emit, &s);
     assert_true(wait > 0 && wait <= 1000000000);
     assert_int_equal(s.n, 0);
 
     /* an empty interval emits nothing */
     int64_t t = t1 + 1000000000;
-    wait = mlo__hist_tick(g_client, t, emit, &s); /* swap */
+    wait = mlo__hists_tick(&g_set, t, emit, &s); /* swap */
     assert_true(wait > 0 && wait <= GRACE_NS);
-    wait = mlo__hist_tick(g_client, t + GRACE_NS, emit, &s); /* drain */
+    wait = mlo__hists_tick(&g_set, t + GRACE_NS, emit, &s); /* drain */
     assert_int_equal(s.n, 0);
     assert_true(wait > 0 && wait <= 1000000000);
 
@@ -471,9 +506,9 @@ static void test_steps_and_rate(void **state) {
     for (int i = 0; i < 500; i++)
         assert_int_equal(mlo_histogram_record(h, 10.0), MLO_OK);
     int64_t late = t0 + 4500000000;
-    mlo__hist_tick(g_client, late, emit, &s);
+    mlo__hists_tick(&g_set, late, emit, &s);
     assert_int_equal(s.n, 0); /* swapped, not yet drained */
-    mlo__hist_tick(g_client, late + GRACE_NS, emit, &s);
+    mlo__hists_tick(&g_set, late + GRACE_NS, emit, &s);
     assert_int_equal(s.n, 6);
     const char *order[6] = {"lat.p50", "lat.p95", "lat.p99", "lat.max", "lat.count", "lat.rate"};
     for (int i = 0; i < 6; i++) {
@@ -491,33 +526,33 @@ static void test_steps_and_rate(void **state) {
     s.n = 0;
     assert_int_equal(mlo_histogram_record(h, 1.0), MLO_OK);
     t = t0 + 5000000000 + (t1 - t0);
-    mlo__hist_tick(g_client, t, emit, &s);
-    mlo__hist_tick(g_client, t + GRACE_NS, emit, &s);
+    mlo__hists_tick(&g_set, t, emit, &s);
+    mlo__hists_tick(&g_set, t + GRACE_NS, emit, &s);
     assert_int_equal(s.n, 6);
     assert_int_equal(s.p[0].step, 4);
     free(s.p);
-    assert_int_equal(mlo_histogram_free(h), MLO_OK);
+    assert_int_equal(hfree(h), MLO_OK);
 }
 
 /* Several histograms: the tick asks for the earliest due time among them. */
 static void test_several(void **state) {
     (void)state;
     mlo_histogram_t *a, *b, *c;
-    assert_int_equal(mlo_histogram_new(g_run, "a", 100, &a), MLO_OK);
-    assert_int_equal(mlo_histogram_new(g_run, "b", 5000, &b), MLO_OK);
-    assert_int_equal(mlo_histogram_new(g_run, "c", 60000, &c), MLO_OK);
+    assert_int_equal(hnew("a", 100, &a), MLO_OK);
+    assert_int_equal(hnew("b", 5000, &b), MLO_OK);
+    assert_int_equal(hnew("c", 60000, &c), MLO_OK);
     sink s = {0};
-    int64_t now = mlo__mono_ns();
-    int64_t wait = mlo__hist_tick(g_client, now, emit, &s);
+    int64_t now = mlo__clock_mono(NULL);
+    int64_t wait = mlo__hists_tick(&g_set, now, emit, &s);
     assert_true(wait <= 100000000);
-    assert_int_equal(mlo_histogram_free(a), MLO_OK);
-    wait = mlo__hist_tick(g_client, now, emit, &s);
+    assert_int_equal(hfree(a), MLO_OK);
+    wait = mlo__hists_tick(&g_set, now, emit, &s);
     assert_true(wait > 100000000 && wait <= 5000000000);
     /* histograms left over are freed at close (empty ones emit nothing, so
      * no queue is needed here) */
-    mlo__hist_free_all(g_client);
-    assert_null(g_client->hists);
-    wait = mlo__hist_tick(g_client, now, emit, &s);
+    mlo__hists_free_all(&g_set, discard, NULL);
+    assert_null(g_set.head);
+    wait = mlo__hists_tick(&g_set, now, emit, &s);
     assert_true(wait == INT64_MAX);
     assert_int_equal(s.n, 0);
     free(s.p);

@@ -49,7 +49,9 @@
 #include <jansson.h>
 
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_config.h"
+#include "mlo_sync.h"
 #include "testsrv.h"
 
 static testsrv *srv;
@@ -660,7 +662,7 @@ static void test_sync_inflight(void **state) {
     delay_batches(DELAY_MS);
     setenv("MLO_MAX_INFLIGHT", "4", 1);
     char err[512] = "";
-    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     unsetenv("MLO_MAX_INFLIGHT");
     free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
     assert_int_equal(st, MLO_OK);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "mlo_log.h"
+#include "mlo_payload.h"
 #include "mlo_queue.h"
 
 #include <errno.h>
@@ -640,24 +641,24 @@ static void test_dataset_event(void **state) {
     /* the ring record's payload: source, digest, type, context */
     mlo_dataset_payload ds;
     const char full[] = "{}\0dg\0local\0ctx";
-    assert_int_equal(mlo__dataset_payload_parse(full, sizeof full - 1, &ds), 0);
+    assert_int_equal(mlo__payload_dataset_parse(full, sizeof full - 1, &ds), 0);
     assert_string_equal(ds.source, "{}");
     assert_string_equal(ds.digest, "dg");
     assert_string_equal(ds.source_type, "local");
     assert_string_equal(ds.context, "ctx");
     const char empty_ctx[] = "{}\0dg\0local\0";
-    assert_int_equal(mlo__dataset_payload_parse(empty_ctx, sizeof empty_ctx - 1, &ds), 0);
+    assert_int_equal(mlo__payload_dataset_parse(empty_ctx, sizeof empty_ctx - 1, &ds), 0);
     assert_string_equal(ds.context, "");
     const char three[] = "{}\0dg\0local"; /* context missing: "" */
-    assert_int_equal(mlo__dataset_payload_parse(three, sizeof three - 1, &ds), 0);
+    assert_int_equal(mlo__payload_dataset_parse(three, sizeof three - 1, &ds), 0);
     assert_string_equal(ds.source_type, "local");
     assert_string_equal(ds.context, "");
     const char five[] = "{}\0dg\0local\0ctx\0future"; /* a later field: ignored */
-    assert_int_equal(mlo__dataset_payload_parse(five, sizeof five - 1, &ds), 0);
+    assert_int_equal(mlo__payload_dataset_parse(five, sizeof five - 1, &ds), 0);
     assert_string_equal(ds.context, "ctx");
     const char two[] = "{}\0dg";
-    assert_int_equal(mlo__dataset_payload_parse(two, sizeof two - 1, &ds), -1);
-    assert_int_equal(mlo__dataset_payload_parse("", 0, &ds), -1);
+    assert_int_equal(mlo__payload_dataset_parse(two, sizeof two - 1, &ds), -1);
+    assert_int_equal(mlo__payload_dataset_parse("", 0, &ds), -1);
 }
 
 /* A segment written before datasets existed (tests/corpus/log/ok-full,

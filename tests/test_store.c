@@ -30,7 +30,8 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_sync.h"
 #include "testsrv.h"
 
 static testsrv *srv;
@@ -229,7 +230,7 @@ static void test_local_run_then_sync_twice(void **state) {
     json_decref(d);
 
     char err[512];
-    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     d = dump();
     assert_int_equal(nruns(d), 2);
     json_t *r = run_by_tag(d, "mlo.local_id", lid);
@@ -287,7 +288,7 @@ static void test_local_run_then_sync_twice(void **state) {
 
     /* sync again: nothing is created or sent twice */
     free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
-    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     assert_int_equal(count_requests("runs/create"), 0);
     assert_int_equal(count_requests("runs/log-batch"), 0);
     d = dump();
@@ -299,7 +300,7 @@ static void test_local_run_then_sync_twice(void **state) {
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -f '%s'/acks/*.ack", store);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     assert_int_equal(count_requests("runs/create"), 0);
     d = dump();
     assert_int_equal(nruns(d), 2);
@@ -449,7 +450,7 @@ static void test_corrupted_segment(void **state) {
     assert_int_equal(pwrite(fd, junk, sizeof junk, sb.st_size / 2), (ssize_t)sizeof junk);
     close(fd);
     char err[512] = "";
-    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_ERR_STORE);
     assert_non_null(strstr(err, "damaged"));
     json_t *d = dump();
@@ -489,7 +490,7 @@ static void test_truncated_segment(void **state) {
     assert_int_equal(stat(seg, &sb), 0);
     assert_int_equal(truncate(seg, sb.st_size - 7), 0); /* the last block torn */
     char err[512] = "";
-    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     json_t *d = dump();
     json_t *r = run_by_tag(d, "mlflow.runName", "torn");
     assert_int_equal(count_metric(r, "v"), 200); /* the first two blocks */
@@ -667,7 +668,7 @@ static void test_two_processes_one_store(void **state) {
     pid_t p = fork();
     if (p == 0) {
         char err[512] = "";
-        int st = mlo__store_sync(store, uri, NULL, NULL, err, sizeof err);
+        int st = mlo__sync_store(store, uri, NULL, NULL, err, sizeof err);
         _exit(st == MLO_OK && strstr(err, "still running") ? 0 : 30);
     }
     int status;
@@ -680,7 +681,7 @@ static void test_two_processes_one_store(void **state) {
     assert_int_equal(mlo_client_close(live), MLO_OK);
     /* now it is gone: sync takes it */
     char err[512];
-    assert_int_equal(mlo__store_sync(store, uri, NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, uri, NULL, NULL, err, sizeof err), MLO_OK);
     d = dump();
     assert_int_equal(nruns(d), 3);
     assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "live-local"), "z"), 1);
@@ -713,7 +714,7 @@ static void test_many_nested_runs(void **state) {
     }
     assert_int_equal(mlo_client_close(c), MLO_OK);
     char err[512];
-    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     json_t *d = dump();
     assert_int_equal(nruns(d), N);
     for (int i = 1; i < N; i++) {
@@ -753,12 +754,12 @@ static void test_sync_resumable_and_refusals(void **state) {
     setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0", 1);
     assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": -1}"), 0);
     char err[512] = "";
-    int st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_ERR_SERVER);
     assert_non_null(strstr(err, "run sync again"));
     free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
     unsetenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES");
-    st = mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_ERR_SERVER_INVALID);
     assert_non_null(strstr(err, "1 events were refused"));
     json_t *d = dump();
@@ -794,7 +795,7 @@ static void test_relative_store_survives_chdir(void **state) {
     char store[600];
     snprintf(store, sizeof store, "%s/rel-store", dir);
     char err[512];
-    assert_int_equal(mlo__store_sync(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
+    assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     json_t *d = dump();
     assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "rel"), "m"), 1);
     json_decref(d);

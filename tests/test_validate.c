@@ -13,7 +13,10 @@
 
 #include <cmocka.h>
 
-#include "mlo_internal.h"
+#include "mlo.h"
+#include "mlo_api.h"
+#include "mlo_config.h"
+#include "mlo_validate.h"
 
 static int key_status(const char *k) {
     size_t len;
@@ -287,38 +290,38 @@ static void test_artifact_paths(void **state) {
     (void)state;
     const char *ok[] = {"a", "model/weights.bin", "a..b/c", ".hidden", "x/.y", "sp ace/ü", "a:b"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        if (mlo__artifact_path_check(ok[i], 0) != MLO_OK)
+        if (mlo__validate_artifact_path(ok[i], 0) != MLO_OK)
             fail_msg("refused %s", ok[i]);
     const char *bad[] = {"", "/abs", "a//b", "a/", "..", "../x", "a/../b", ".", "./a", "a/.",
                          "a\\b", "\\x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        if (mlo__artifact_path_check(bad[i], 0) != MLO_ERR_INVALID_PATH)
+        if (mlo__validate_artifact_path(bad[i], 0) != MLO_ERR_INVALID_PATH)
             fail_msg("accepted %s", bad[i]);
-    assert_int_equal(mlo__artifact_path_check("\xff\xfe", 0), MLO_ERR_INVALID_UTF8);
-    assert_int_equal(mlo__artifact_path_check(NULL, 1), MLO_OK);
-    assert_int_equal(mlo__artifact_path_check("", 1), MLO_OK);
-    assert_int_equal(mlo__artifact_path_check(NULL, 0), MLO_ERR_INVALID_PATH);
+    assert_int_equal(mlo__validate_artifact_path("\xff\xfe", 0), MLO_ERR_INVALID_UTF8);
+    assert_int_equal(mlo__validate_artifact_path(NULL, 1), MLO_OK);
+    assert_int_equal(mlo__validate_artifact_path("", 1), MLO_OK);
+    assert_int_equal(mlo__validate_artifact_path(NULL, 0), MLO_ERR_INVALID_PATH);
     char *longp = malloc(5000);
     memset(longp, 'a', 4999);
     longp[4999] = 0;
-    assert_int_equal(mlo__artifact_path_check(longp, 0), MLO_ERR_INVALID_PATH);
+    assert_int_equal(mlo__validate_artifact_path(longp, 0), MLO_ERR_INVALID_PATH);
     free(longp);
 
     char *root = NULL;
-    assert_int_equal(mlo__artifact_root("mlflow-artifacts:/0/abc/artifacts", &root), MLO_OK);
+    assert_int_equal(mlo__api_artifact_root("mlflow-artifacts:/0/abc/artifacts", &root), MLO_OK);
     assert_string_equal(root, "0/abc/artifacts");
     free(root);
-    assert_int_equal(mlo__artifact_root("mlflow-artifacts://h:5000/7/r/artifacts/", &root), MLO_OK);
+    assert_int_equal(mlo__api_artifact_root("mlflow-artifacts://h:5000/7/r/artifacts/", &root), MLO_OK);
     assert_string_equal(root, "7/r/artifacts");
     free(root);
-    assert_int_equal(mlo__artifact_root("mlflow-artifacts:", &root), MLO_OK);
+    assert_int_equal(mlo__api_artifact_root("mlflow-artifacts:", &root), MLO_OK);
     assert_string_equal(root, "");
     free(root);
-    assert_int_equal(mlo__artifact_root("s3://bucket/0/r/artifacts", &root),
+    assert_int_equal(mlo__api_artifact_root("s3://bucket/0/r/artifacts", &root),
                      MLO_ERR_ARTIFACTS_NOT_PROXIED);
     assert_null(root);
-    assert_int_equal(mlo__artifact_root("file:///tmp/x", &root), MLO_ERR_ARTIFACTS_NOT_PROXIED);
-    assert_int_equal(mlo__artifact_root(NULL, &root), MLO_ERR_ARTIFACTS_NOT_PROXIED);
+    assert_int_equal(mlo__api_artifact_root("file:///tmp/x", &root), MLO_ERR_ARTIFACTS_NOT_PROXIED);
+    assert_int_equal(mlo__api_artifact_root(NULL, &root), MLO_ERR_ARTIFACTS_NOT_PROXIED);
 }
 
 int main(void) {

@@ -47,7 +47,11 @@
  * below 256 KiB can be too small).
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_client.h"
+
+#include "mlo_payload.h"
+#include "mlo_sha256.h"
+#include "mlo_validate.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -420,17 +424,17 @@ static int refuse(mlo_client *c, int st, const char *fmt, ...) {
     va_end(ap);
     /* one line of UTF-8, whatever the file names under a directory are */
     size_t n = strlen(msg);
-    for (int k = 0; k < 3 && n && (unsigned char)msg[n - 1] >= 0x80 && !mlo__utf8_valid(msg, n);
+    for (int k = 0; k < 3 && n && (unsigned char)msg[n - 1] >= 0x80 && !mlo__validate_utf8(msg, n);
          k++)
         msg[--n] = 0; /* vsnprintf may have cut a character */
-    int utf8 = mlo__utf8_valid(msg, n);
+    int utf8 = mlo__validate_utf8(msg, n);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)msg[i];
         if (ch < 0x20 || ch == 0x7F || (!utf8 && ch >= 0x80))
             msg[i] = '?';
     }
-    mlo__stat_add(c, MLO_STAT_REJECTED, 1);
-    mlo__report(c, st, 1, "log_dataset: %s", msg);
+    mlo__env_stat(mlo__client_env(c), MLO_STAT_REJECTED, 1);
+    mlo__env_report(mlo__client_env(c), st, 1, "log_dataset: %s", msg);
     return st;
 }
 
@@ -513,20 +517,20 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
     size_t nlen = strlen(name);
     if (!nlen)
         return refuse(c, MLO_ERR_INVALID_ARGUMENT, "the name is empty");
-    if (!mlo__utf8_valid(name, nlen))
+    if (!mlo__validate_utf8(name, nlen))
         return refuse(c, MLO_ERR_INVALID_UTF8, "the name is not valid UTF-8");
     if (utf8_chars(name) > DS_MAX_NAME_CHARS)
         return refuse(c, MLO_ERR_INVALID_ARGUMENT,
                       "the name is over 500 characters (MLflow's limit)");
     if (!source[0])
         return refuse(c, MLO_ERR_INVALID_ARGUMENT, "the source is empty");
-    if (!mlo__utf8_valid(source, strlen(source)))
+    if (!mlo__validate_utf8(source, strlen(source)))
         return refuse(c, MLO_ERR_INVALID_UTF8, "the source is not valid UTF-8");
     if (digest) {
         if (!digest[0])
             return refuse(c, MLO_ERR_INVALID_ARGUMENT,
                           "the digest is empty (NULL computes one)");
-        if (!mlo__utf8_valid(digest, strlen(digest)))
+        if (!mlo__validate_utf8(digest, strlen(digest)))
             return refuse(c, MLO_ERR_INVALID_UTF8, "the digest is not valid UTF-8");
         if (utf8_chars(digest) > DS_MAX_DIGEST_CHARS)
             return refuse(c, MLO_ERR_INVALID_ARGUMENT,
@@ -570,7 +574,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
     } else {
         snprintf(type, sizeof type, "local");
         loc = absolute_path(source);
-        if (loc && !mlo__utf8_valid(loc, strlen(loc))) {
+        if (loc && !mlo__validate_utf8(loc, strlen(loc))) {
             free(loc);
             return refuse(c, MLO_ERR_INVALID_UTF8,
                           "the absolute path of \"%.300s\" is not valid UTF-8",
@@ -583,7 +587,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
     }
     if (!loc) {
         free(fs_path);
-        mlo__report(c, MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
+        mlo__env_report(mlo__client_env(c), MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
         return MLO_ERR_NO_MEMORY;
     }
 
@@ -595,7 +599,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
         if (st != MLO_OK) {
             free(loc);
             if (st == MLO_ERR_NO_MEMORY) {
-                mlo__report(c, st, 1, "log_dataset: %s", err);
+                mlo__env_report(mlo__client_env(c), st, 1, "log_dataset: %s", err);
                 return st;
             }
             return refuse(c, st, "cannot compute the digest: %s", err);
@@ -620,12 +624,12 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
           mlo__buf_appends(&p, "") != 0; /* context: none (MLflow's log_input default) */
     if (oom) {
         mlo__buf_free(&p);
-        mlo__report(c, MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
+        mlo__env_report(mlo__client_env(c), MLO_ERR_NO_MEMORY, 1, "log_dataset: out of memory");
         return MLO_ERR_NO_MEMORY;
     }
     /* a queue takes records up to half its capacity (a power of two) */
     size_t qcap = 1;
-    while (qcap < c->cfg.queue_bytes && qcap < ((size_t)1 << 40))
+    while (qcap < mlo__client_env(c)->cfg->queue_bytes && qcap < ((size_t)1 << 40))
         qcap <<= 1;
     if (sizeof(mlo_rec) + nlen + p.len > qcap / 2) {
         size_t need = sizeof(mlo_rec) + nlen + p.len;
@@ -635,7 +639,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
                       "(%zu bytes; mlo_options_set_queue_bytes)",
                       need, qcap);
     }
-    st = mlo__run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__now_ms(), 0, 0.0);
+    st = mlo__run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__env_now_ms(mlo__client_env(c)), 0, 0.0);
     mlo__buf_free(&p);
     return st;
 }

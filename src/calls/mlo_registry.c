@@ -10,7 +10,7 @@
  *
  * Time limits.  Each metadata request (runs/get, model-versions/get,
  * registered-models calls, an artifact listing) gets a deadline of the client's
- * request timeout (MLFLOW_HTTP_REQUEST_TIMEOUT, c->cfg.timeout_s) from the
+ * request timeout (MLFLOW_HTTP_REQUEST_TIMEOUT) from the
  * moment it starts, retries included.  A file download has no total
  * deadline: a model of several GB may rightly take longer than any fixed
  * bound.  The transport bounds each attempt instead by an idle limit (it
@@ -51,7 +51,13 @@
  * .mlo-part is removed).
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_client.h"
+
+#include "mlo_api.h"
+#include "mlo_sha256.h"
+#include "mlo_store.h"
+#include "mlo_uploader.h"
+#include "mlo_validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,13 +76,13 @@
 /* ---- small helpers ---------------------------------------------------------- */
 
 static int64_t timeout_ns(const mlo_client *c) {
-    double t = c->cfg.timeout_s > 0 ? c->cfg.timeout_s : 120.0;
+    double t = mlo__client_env(c)->cfg->timeout_s > 0 ? mlo__client_env(c)->cfg->timeout_s : 120.0;
     return (int64_t)(t * 1e9);
 }
 
 /* Arms the deadline of the next metadata request. */
 static void arm(mlo_api *a, const mlo_client *c) {
-    mlo__api_set_deadline(a, mlo__mono_ns() + timeout_ns(c));
+    mlo__api_set_deadline(a, mlo__env_mono(mlo__client_env(c)) + timeout_ns(c));
 }
 
 /* a + "/" + b, either may be NULL or "" (malloc'd, never NULL unless OOM). */
@@ -93,7 +99,7 @@ static char *join(const char *a, const char *b) {
 static int check_str(const char *s) {
     if (!s || !*s)
         return MLO_ERR_INVALID_ARGUMENT;
-    if (!mlo__utf8_valid(s, strlen(s)))
+    if (!mlo__validate_utf8(s, strlen(s)))
         return MLO_ERR_INVALID_UTF8;
     return MLO_OK;
 }
@@ -114,9 +120,9 @@ static int name_ok(const char *n) {
 }
 
 static int need_uri(mlo_client *c, const char *fn) {
-    if (c->cfg.tracking_uri)
+    if (mlo__client_env(c)->cfg->tracking_uri)
         return MLO_OK;
-    mlo__report(c, MLO_ERR_CONFIG, 0,
+    mlo__env_report(mlo__client_env(c), MLO_ERR_CONFIG, 0,
                 "%s: no tracking URI (set MLFLOW_TRACKING_URI or mlo_options_set_tracking_uri): "
                 "this call talks to the server",
                 fn);
@@ -124,7 +130,7 @@ static int need_uri(mlo_client *c, const char *fn) {
 }
 
 static int fail_api(mlo_client *c, const char *fn, const mlo_api_error *e, int st) {
-    mlo__report(c, st, 0, "%s: %s", fn, e->message[0] ? e->message : mlo_strerror(st));
+    mlo__env_report(mlo__client_env(c), st, 0, "%s: %s", fn, e->message[0] ? e->message : mlo_strerror(st));
     return st;
 }
 
@@ -148,7 +154,7 @@ typedef struct mlo_ctx {
 } mlo_ctx;
 
 static int bad_uri(mlo_ctx *x, const char *uri, const char *why) {
-    mlo__report(x->c, MLO_ERR_INVALID_ARGUMENT, 0, "%s: \"%.300s\": %s", x->fn, uri, why);
+    mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_ARGUMENT, 0, "%s: \"%.300s\": %s", x->fn, uri, why);
     return MLO_ERR_INVALID_ARGUMENT;
 }
 
@@ -177,9 +183,9 @@ static int resolve_run(mlo_ctx *x, const char *run_id, const char *prefix, mlo_l
     int st = mlo__api_get_run_info(x->a, run_id, NULL, &uri, &e);
     if (st != MLO_OK)
         return fail_api(x->c, x->fn, &e, st);
-    st = mlo__artifact_root(uri, &out->root);
+    st = mlo__api_artifact_root(uri, &out->root);
     if (st == MLO_ERR_ARTIFACTS_NOT_PROXIED)
-        mlo__report(x->c, st, 0,
+        mlo__env_report(mlo__client_env(x->c), st, 0,
                     "%s: run %.64s keeps its artifacts at %.300s, which the client cannot reach "
                     "through the tracking server: run the server with --serve-artifacts",
                     x->fn, run_id, uri);
@@ -209,9 +215,9 @@ static int resolve_runs_uri(mlo_ctx *x, const char *uri, const char *s, mlo_loc 
     if (!rid)
         return MLO_ERR_NO_MEMORY;
     const char *path = p[n] ? p + n + 1 : "";
-    int st = mlo__artifact_path_check(path, 1);
+    int st = mlo__validate_artifact_path(path, 1);
     if (st != MLO_OK) {
-        mlo__report(x->c, st, 0, "%s: \"%.300s\": the path is not a relative artifact path",
+        mlo__env_report(mlo__client_env(x->c), st, 0, "%s: \"%.300s\": the path is not a relative artifact path",
                     x->fn, uri);
         free(rid);
         return st;
@@ -272,7 +278,7 @@ static int resolve_models_uri(mlo_ctx *x, const char *uri, const char *s, mlo_lo
     if (st != MLO_OK) {
         fail_api(x->c, x->fn, &e, st);
     } else if (!*source) {
-        mlo__report(x->c, MLO_ERR_PROTOCOL, 0, "%s: model version %.300s has no source",
+        mlo__env_report(mlo__client_env(x->c), MLO_ERR_PROTOCOL, 0, "%s: model version %.300s has no source",
                     x->fn, uri);
         st = MLO_ERR_PROTOCOL;
     } else {
@@ -288,9 +294,9 @@ static int resolve_models_uri(mlo_ctx *x, const char *uri, const char *s, mlo_lo
 /* A source given as "mlflow-artifacts:/..." (or another scheme). */
 static int resolve_artifact_uri(mlo_ctx *x, const char *uri, mlo_loc *out) {
     char *root = NULL;
-    int st = mlo__artifact_root(uri, &root);
+    int st = mlo__api_artifact_root(uri, &root);
     if (st == MLO_ERR_ARTIFACTS_NOT_PROXIED) {
-        mlo__report(x->c, st, 0,
+        mlo__env_report(mlo__client_env(x->c), st, 0,
                     "%s: the artifacts are at %.300s, which the client cannot reach through "
                     "the tracking server: run the server with --serve-artifacts",
                     x->fn, uri);
@@ -301,8 +307,8 @@ static int resolve_artifact_uri(mlo_ctx *x, const char *uri, mlo_loc *out) {
     /* Keep the last segment as the prefix, so that what the URI names is
      * looked up in its parent's listing (a file or a directory). */
     char *slash = strrchr(root, '/');
-    if (!*root || mlo__artifact_path_check(root, 0) != MLO_OK) {
-        mlo__report(x->c, MLO_ERR_INVALID_PATH, 0, "%s: unusable artifact location %.300s",
+    if (!*root || mlo__validate_artifact_path(root, 0) != MLO_OK) {
+        mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0, "%s: unusable artifact location %.300s",
                     x->fn, uri);
         free(root);
         return MLO_ERR_INVALID_PATH;
@@ -346,13 +352,13 @@ static int begin(mlo_client *c, const char *fn, const char *run_id, const char *
         return st;
     if ((st = check_str(run_id)) != MLO_OK)
         return st;
-    if ((st = mlo__artifact_path_check(artifact_path, 1)) != MLO_OK)
+    if ((st = mlo__validate_artifact_path(artifact_path, 1)) != MLO_OK)
         return st;
     if ((st = need_uri(c, fn)) != MLO_OK)
         return st;
     x->c = c;
     x->fn = fn;
-    x->a = mlo__api_new(&c->cfg, c);
+    x->a = mlo__api_new(mlo__client_env(c));
     return x->a ? MLO_OK : MLO_ERR_NO_MEMORY;
 }
 
@@ -370,7 +376,7 @@ typedef struct list_ctx {
 static int list_cb(void *vctx, const char *name, int is_dir, int64_t size) {
     list_ctx *l = vctx;
     if (!name_ok(name)) {
-        mlo__report(l->x->c, MLO_ERR_INVALID_PATH, 0,
+        mlo__env_report(mlo__client_env(l->x->c), MLO_ERR_INVALID_PATH, 0,
                     "%s: the server listed an entry named \"%.200s\": refused", l->x->fn, name);
         l->status = MLO_ERR_INVALID_PATH;
         return 1;
@@ -483,7 +489,7 @@ static int list_dir(mlo_ctx *x, const char *root, const char *rel, entries *es) 
     if (st != MLO_OK)
         return fail_api(x->c, x->fn, &e, st);
     if (es->status == MLO_ERR_INVALID_PATH)
-        mlo__report(x->c, MLO_ERR_INVALID_PATH, 0,
+        mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
                     "%s: the server listed an entry named \"%.200s\" in \"%.300s\": refused, "
                     "nothing is written outside the download directory",
                     x->fn, es->n ? es->v[0].name : "", rel);
@@ -491,12 +497,12 @@ static int list_dir(mlo_ctx *x, const char *root, const char *rel, entries *es) 
 }
 
 static int io_fail(mlo_ctx *x, const char *what, const char *name, int err) {
-    mlo__report(x->c, MLO_ERR_IO, 0, "%s: %s \"%.300s\": %s", x->fn, what, name, strerror(err));
+    mlo__env_report(mlo__client_env(x->c), MLO_ERR_IO, 0, "%s: %s \"%.300s\": %s", x->fn, what, name, strerror(err));
     return MLO_ERR_IO;
 }
 
 static int symlink_fail(mlo_ctx *x, const char *rel) {
-    mlo__report(x->c, MLO_ERR_INVALID_PATH, 0,
+    mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
                 "%s: \"%.300s\" is a symbolic link in the download directory: not followed",
                 x->fn, rel);
     return MLO_ERR_INVALID_PATH;
@@ -578,7 +584,7 @@ static int sync_dir(mlo_ctx *x, int dfd, const char *what) {
 /* Downloads the directory root/rel (rel may be "") into dfd. */
 static int get_dir(mlo_ctx *x, const char *root, const char *rel, int dfd, int depth) {
     if (depth > MAX_DEPTH) {
-        mlo__report(x->c, MLO_ERR_INVALID_PATH, 0,
+        mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
                     "%s: \"%.300s\" is more than %d directories deep: refused", x->fn, rel,
                     MAX_DEPTH);
         return MLO_ERR_INVALID_PATH;
@@ -591,8 +597,8 @@ static int get_dir(mlo_ctx *x, const char *root, const char *rel, int dfd, int d
             st = MLO_ERR_NO_MEMORY;
             break;
         }
-        if (mlo__artifact_path_check(sub, 0) != MLO_OK) { /* too long, not UTF-8 */
-            mlo__report(x->c, MLO_ERR_INVALID_PATH, 0, "%s: unusable artifact path \"%.300s\"",
+        if (mlo__validate_artifact_path(sub, 0) != MLO_OK) { /* too long, not UTF-8 */
+            mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0, "%s: unusable artifact path \"%.300s\"",
                         x->fn, sub);
             st = MLO_ERR_INVALID_PATH;
         } else if (es.v[i].is_dir) {
@@ -680,7 +686,7 @@ MLO_API int mlo_download_artifacts(mlo_client_t *c, const char *run_id,
         } else {
             st = list_dir(&x, loc.root, parent, &es);
             if (st == MLO_OK && es.n == 0) {
-                mlo__report(c, MLO_ERR_NOT_FOUND, 0, "%s: no artifact \"%.300s\" at %.300s",
+                mlo__env_report(mlo__client_env(c), MLO_ERR_NOT_FOUND, 0, "%s: no artifact \"%.300s\" at %.300s",
                             x.fn, *target ? target : "(root)", run_id);
                 st = MLO_ERR_NOT_FOUND;
             } else if (st == MLO_OK) {
@@ -714,28 +720,9 @@ MLO_API int mlo_download_artifacts(mlo_client_t *c, const char *run_id,
  * mlo_start_run does, at most until deadline_ns. */
 static int wait_server_id(mlo_run *r, int64_t deadline_ns, const char **sid) {
     mlo_client *c = r->client;
-    *sid = atomic_load_explicit(&r->server_id, memory_order_acquire);
-    if (*sid)
-        return MLO_OK;
-    c->qops->wake(c->queue); /* the writer may be asleep for a flush interval */
-    struct timespec abs = {deadline_ns / 1000000000, deadline_ns % 1000000000};
-    pthread_mutex_lock(&c->runs_lock);
-    while (!atomic_load_explicit(&r->server_id, memory_order_acquire) &&
-           atomic_load_explicit(&r->create_status, memory_order_acquire) == MLO_OK &&
-           !atomic_load_explicit(&c->closing, memory_order_acquire)) {
-        if (pthread_cond_timedwait(&c->runs_cond, &c->runs_lock, &abs) == ETIMEDOUT)
-            break;
-    }
-    pthread_mutex_unlock(&c->runs_lock);
-    *sid = atomic_load_explicit(&r->server_id, memory_order_acquire);
-    if (*sid)
-        return MLO_OK;
-    int st = atomic_load_explicit(&r->create_status, memory_order_acquire);
-    if (st != MLO_OK)
-        return st;
-    if (atomic_load_explicit(&c->closing, memory_order_acquire))
-        return MLO_ERR_CLOSED;
-    return MLO_ERR_TIMEOUT;
+    if (!mlo__runs_sid(r))
+        mlo__client_wake(c); /* the writer may be asleep for a flush interval */
+    return mlo__runs_wait(mlo__client_runs(c), r, deadline_ns, sid);
 }
 
 MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const char *name,
@@ -747,27 +734,27 @@ MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const ch
     mlo_client *c = r->client;
     if ((st = check_str(name)) != MLO_OK)
         return st;
-    if ((st = mlo__artifact_path_check(artifact_path, 1)) != MLO_OK)
+    if ((st = mlo__validate_artifact_path(artifact_path, 1)) != MLO_OK)
         return st;
     if ((st = need_uri(c, fn)) != MLO_OK)
         return st;
-    int64_t deadline = mlo__mono_ns() + timeout_ns(c);
+    int64_t deadline = mlo__env_mono(mlo__client_env(c)) + timeout_ns(c);
     const char *sid = NULL;
     st = wait_server_id(r, deadline, &sid);
     if (st != MLO_OK) {
-        mlo__report(c, st, 0, "%s: run %s %s", fn, r->local_id,
+        mlo__env_report(mlo__client_env(c), st, 0, "%s: run %s %s", fn, r->local_id,
                     st == MLO_ERR_TIMEOUT ? "is not on the server yet"
                                           : "could not be created on the server");
         return st;
     }
-    st = mlo__artifacts_wait_run(c, r->local_id, artifact_path, deadline);
+    st = mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, artifact_path, deadline);
     if (st != MLO_OK) {
-        mlo__report(c, st, 0, "%s: the artifacts of run %s %s", fn, sid,
+        mlo__env_report(mlo__client_env(c), st, 0, "%s: the artifacts of run %s %s", fn, sid,
                     st == MLO_ERR_TIMEOUT ? "are not all uploaded yet"
                                           : "could not all be uploaded");
         return st;
     }
-    mlo_api *a = mlo__api_new(&c->cfg, c);
+    mlo_api *a = mlo__api_new(mlo__client_env(c));
     if (!a)
         return MLO_ERR_NO_MEMORY;
     mlo_api_error e;
@@ -797,7 +784,7 @@ MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const ch
         errno = 0;
         long long v = strtoll(ver, &end, 10);
         if (errno || end == ver || *end || v <= 0) {
-            mlo__report(c, MLO_ERR_PROTOCOL, 0, "%s: the server gave version \"%.64s\"", fn, ver);
+            mlo__env_report(mlo__client_env(c), MLO_ERR_PROTOCOL, 0, "%s: the server gave version \"%.64s\"", fn, ver);
             st = MLO_ERR_PROTOCOL;
         } else if (version) {
             *version = (int64_t)v;
@@ -824,7 +811,7 @@ MLO_API int mlo_set_model_alias(mlo_client_t *c, const char *name, const char *a
         return MLO_ERR_INVALID_ARGUMENT;
     if ((st = need_uri(c, fn)) != MLO_OK)
         return st;
-    mlo_api *a = mlo__api_new(&c->cfg, c);
+    mlo_api *a = mlo__api_new(mlo__client_env(c));
     if (!a)
         return MLO_ERR_NO_MEMORY;
     char ver[24];

@@ -10,7 +10,9 @@
  * resolve only reads it.
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_config.h"
+
+#include "mlo_validate.h"
 
 #include <errno.h>
 #include <math.h>
@@ -53,12 +55,15 @@ struct mlo_options {
     int fsync_policy;
     unsigned fsync_interval_ms;
     int max_inflight; /* 0 unset */
+    mlo_transport_new_fn new_transport;
+    void *transport_user;
+    const mlo_clock *clock;
 };
 
 static int set_str(char **dst, const char *v) {
     char *copy = NULL;
     if (v) {
-        if (!mlo__utf8_valid(v, strlen(v)))
+        if (!mlo__validate_utf8(v, strlen(v)))
             return MLO_ERR_INVALID_UTF8;
         copy = strdup(v);
         if (!copy)
@@ -136,7 +141,7 @@ static int header_safe(const char *v) {
 /* Validates a secret, then replaces *dst, wiping the old one; a refused
  * value leaves what was set before. */
 static int set_secret(char **dst, const char *v) {
-    if (v && !mlo__utf8_valid(v, strlen(v)))
+    if (v && !mlo__validate_utf8(v, strlen(v)))
         return MLO_ERR_INVALID_UTF8;
     if (!header_safe(v))
         return MLO_ERR_INVALID_ARGUMENT;
@@ -182,7 +187,7 @@ MLO_API int mlo_options_set_basic_auth(mlo_options_t *o, const char *user, const
     if ((user == NULL) != (password == NULL))
         return MLO_ERR_INVALID_ARGUMENT;
     /* validate both before touching either: a refused pair keeps the old one */
-    if (user && (!mlo__utf8_valid(user, strlen(user)) || !mlo__utf8_valid(password, strlen(password))))
+    if (user && (!mlo__validate_utf8(user, strlen(user)) || !mlo__validate_utf8(password, strlen(password))))
         return MLO_ERR_INVALID_UTF8;
     if (!header_safe(user) || !header_safe(password) || (user && strchr(user, ':')))
         return MLO_ERR_INVALID_ARGUMENT;
@@ -308,11 +313,24 @@ MLO_API int mlo_options_set_max_inflight(mlo_options_t *o, unsigned n) {
     return MLO_OK;
 }
 
-int mlo__options_set_queue_impl(mlo_options_t *o, int impl) {
+int mlo__config_set_queue_impl(mlo_options_t *o, int impl) {
     CHECK_OPTS(o);
     if (impl != 0 && impl != 1)
         return MLO_ERR_INVALID_ARGUMENT;
     o->queue_impl = impl;
+    return MLO_OK;
+}
+
+int mlo__config_set_transport(mlo_options_t *o, mlo_transport_new_fn fn, void *user) {
+    CHECK_OPTS(o);
+    o->new_transport = fn;
+    o->transport_user = user;
+    return MLO_OK;
+}
+
+int mlo__config_set_clock(mlo_options_t *o, const mlo_clock *clock) {
+    CHECK_OPTS(o);
+    o->clock = clock;
     return MLO_OK;
 }
 
@@ -410,7 +428,7 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
         st = MLO_ERR_CONFIG;
         goto fail;
     }
-    if (!mlo__utf8_valid(uri, strlen(uri))) {
+    if (!mlo__validate_utf8(uri, strlen(uri))) {
         errf(err, errlen, "tracking URI is not valid UTF-8");
         st = MLO_ERR_CONFIG;
         goto fail;
@@ -497,6 +515,9 @@ no_uri:
     c->error_fn = o->error_fn;
     c->error_user = o->error_user;
     c->queue_impl = o->queue_impl;
+    c->new_transport = o->new_transport;
+    c->transport_user = o->transport_user;
+    c->clock = o->clock;
     if (o->max_inflight)
         c->max_inflight = o->max_inflight;
     else if (env_double("MLO_MAX_INFLIGHT", MLO_MAX_INFLIGHT_DEFAULT, 1, MLO_MAX_INFLIGHT_LIMIT,

@@ -19,9 +19,13 @@ struct mlo_sha256 {
     EVP_MD_CTX *md;
 };
 
+/* OpenSSL, when mlo is the first to initialise it, registers no atexit
+ * cleanup: an exit() without mlo_client_close runs the atexit flush while
+ * the uploader may still be hashing, and a cleaned-up libcrypto under it
+ * would crash the exit (the memory is the OS's to take back). */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void init_once(void) {
-    OPENSSL_init_crypto(0, NULL);
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 void mlo__sha256_global_init(void) {
     pthread_once(&once, init_once);

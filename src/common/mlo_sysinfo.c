@@ -9,7 +9,10 @@
  * directory.  Threads: any; no shared state.
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_sysinfo.h"
+
+#include "mlo.h"
+#include "mlo_validate.h"
 
 #include <limits.h>
 #include <pwd.h>
@@ -18,30 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int mlo__kv_push(mlo_kv **tags, size_t *n, const char *k, const char *v) {
-    mlo_kv *t = realloc(*tags, (*n + 1) * sizeof **tags);
-    if (!t)
-        return -1;
-    *tags = t;
-    t[*n].key = strdup(k);
-    t[*n].value = strdup(v);
-    if (!t[*n].key || !t[*n].value) {
-        free(t[*n].key);
-        free(t[*n].value);
-        return -1;
-    }
-    (*n)++;
-    return 0;
-}
-
-void mlo__kv_free(mlo_kv *tags, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(tags[i].key);
-        free(tags[i].value);
-    }
-    free(tags);
-}
 
 /* Reads a small file into buf (NUL-terminated, trailing newline removed). */
 static int read_small(const char *path, char *buf, size_t cap) {
@@ -192,11 +171,11 @@ static int git_tags(const char *start, mlo_kv **tags, size_t *n) {
     }
     char url[1024];
     origin_url(gitdir, url, sizeof url);
-    if (!mlo__utf8_valid(url, strlen(url)))
+    if (!mlo__validate_utf8(url, strlen(url)))
         url[0] = 0;
     if (mlo__kv_push(tags, n, "mlflow.source.git.commit", commit))
         return -1;
-    if (branch && mlo__utf8_valid(branch, strlen(branch)) &&
+    if (branch && mlo__validate_utf8(branch, strlen(branch)) &&
         mlo__kv_push(tags, n, "mlflow.source.git.branch", branch))
         return -1;
     if (url[0] && mlo__kv_push(tags, n, "mlflow.source.git.repoURL", url))
@@ -213,7 +192,7 @@ int mlo__sysinfo_tags(mlo_kv **tags, size_t *n) {
     char pwbuf[1024];
     if ((!user || !*user) && getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
         user = res->pw_name;
-    if (user && *user && mlo__utf8_valid(user, strlen(user)) &&
+    if (user && *user && mlo__validate_utf8(user, strlen(user)) &&
         mlo__kv_push(tags, n, "mlflow.user", user))
         return -1;
 
@@ -222,7 +201,7 @@ int mlo__sysinfo_tags(mlo_kv **tags, size_t *n) {
     ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (el > 0) {
         exe[el] = 0;
-        if (mlo__utf8_valid(exe, (size_t)el) && mlo__kv_push(tags, n, "mlflow.source.name", exe))
+        if (mlo__validate_utf8(exe, (size_t)el) && mlo__kv_push(tags, n, "mlflow.source.name", exe))
             return -1;
     }
     if (mlo__kv_push(tags, n, "mlflow.source.type", "LOCAL"))

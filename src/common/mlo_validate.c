@@ -16,7 +16,10 @@
  * Threads: pure functions; the locale object is created once (pthread_once).
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_validate.h"
+
+#include "mlo.h"
+#include "mlo_config.h"
 
 #include <locale.h>
 #include <pthread.h>
@@ -84,7 +87,7 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
     return 0;
 }
 
-int mlo__utf8_valid(const char *s, size_t n) {
+int mlo__validate_utf8(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
@@ -178,13 +181,13 @@ int mlo__validate_value(const char *v, size_t max_chars, size_t *len_out, int *t
     return MLO_OK;
 }
 
-int mlo__artifact_path_check(const char *p, int allow_empty) {
+int mlo__validate_artifact_path(const char *p, int allow_empty) {
     if (!p || !*p)
         return allow_empty ? MLO_OK : MLO_ERR_INVALID_PATH;
     size_t n = strlen(p);
     if (n > 4096 || p[0] == '/')
         return MLO_ERR_INVALID_PATH;
-    if (!mlo__utf8_valid(p, n))
+    if (!mlo__validate_utf8(p, n))
         return MLO_ERR_INVALID_UTF8;
     const char *seg = p;
     for (size_t i = 0;; i++) {

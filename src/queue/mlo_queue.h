@@ -31,38 +31,8 @@ enum mlo_rec_type {
                           * when it was logged */
 };
 
-/* MLO_REC_DATASET payload: four strings separated by NUL bytes (no NUL after
- * the last): source (MLflow's source JSON, e.g. {"uri": "/data/train.csv"}),
- * digest, source type ("local", "http", "s3", ...), input context (MLflow's
- * mlflow.data.context input tag: "" for none).  A reader takes a missing
- * trailing field as "" and ignores fields after the fourth (room to grow). */
-typedef struct mlo_dataset_payload {
-    const char *source, *digest, *source_type, *context;
-} mlo_dataset_payload;
-
-/* Splits the payload p[0..len) in place; p[len] must be readable and NUL
- * (the writer's scratch copy and the sender's stage both end values so).
- * 0, or -1 when source, digest or source type is missing. */
-static inline int mlo__dataset_payload_parse(const char *p, size_t len, mlo_dataset_payload *o) {
-    const char *f[4] = {"", "", "", ""};
-    size_t pos = 0;
-    int n = 0;
-    while (n < 4) {
-        f[n++] = p + pos;
-        while (pos < len && p[pos])
-            pos++;
-        if (pos >= len)
-            break;
-        pos++; /* past the NUL */
-    }
-    if (n < 3)
-        return -1;
-    o->source = f[0];
-    o->digest = f[1];
-    o->source_type = f[2];
-    o->context = f[3];
-    return 0;
-}
+/* The values of DATASET and START_RUN records are laid out as
+ * queue/mlo_payload.h says. */
 
 /* The fixed part of every record.  `size` is written by the queue. */
 typedef struct mlo_rec {
@@ -97,11 +67,6 @@ typedef struct mlo_queue mlo_queue;
 
 /* A light sleep (wait with deep == 0) ends when this share of the capacity is in use. */
 #define MLO_Q_WAKE_DIVISOR 4u
-
-/* The ring laid over caller memory (a later issue maps it from a file):
- * bytes needed for a capacity, and init in place. */
-size_t mlo__ring_bytes(size_t capacity);
-mlo_queue *mlo__ring_init_in(void *mem, size_t bytes, int64_t full_wait_ns);
 
 /* Called by drain on each record; the record is valid only during the call. */
 typedef void (*mlo_rec_fn)(void *ctx, const mlo_rec *rec);

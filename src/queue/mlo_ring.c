@@ -73,7 +73,9 @@
  */
 #define _GNU_SOURCE /* syscall() */
 
-#include "mlo_queue.h"
+#include "mlo_ring.h"
+
+#include "mlo_clock.h"
 
 #include <assert.h>
 #include <sched.h>
@@ -164,9 +166,7 @@ static uint16_t rec_type(ring *r, uint64_t idx) {
 }
 
 static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return mlo__clock_mono(NULL);
 }
 
 /* now + ns on the monotonic clock; ns < 0 or too far: never. */

@@ -9,12 +9,12 @@
  * when they are not (an HTML page from a proxy, a wrong URL).
  *
  * Threads: an mlo_api belongs to one thread at a time (it owns an mlo_http,
- * that is one curl handle, and reusable buffers).
+ * that is one transport, and reusable buffers).
  */
 #define _GNU_SOURCE
 #include "mlo_api_int.h"
-#include "mlo_internal.h"
 #include "mlo_http.h"
+#include "mlo_payload.h"
 #include "mlo_pbjson.h"
 #include "mlflow_service.pb-c.h"
 
@@ -27,30 +27,29 @@
 
 static void on_retry(void *ctx, long code, const char *msg) {
     mlo_api *a = ctx;
-    if (!a->client)
-        return;
-    mlo__stat_add(a->client, MLO_STAT_RETRIED, 1);
-    mlo__report(a->client, MLO_WARN_RETRY, 1, "retrying (HTTP %ld): %s", code, msg);
+    mlo__env_stat(a->env, MLO_STAT_RETRIED, 1);
+    mlo__env_report(a->env, MLO_WARN_RETRY, 1, "retrying (HTTP %ld): %s", code, msg);
 }
 
 static int should_abort(void *ctx) {
     mlo_api *a = ctx;
     int64_t d = a->deadline_ns;
-    if (a->client) {
-        /* acquire: pairs with close's release store; close may set it while a
-         * request started earlier is still in flight */
-        int64_t ab = atomic_load_explicit(&a->client->abort_at_ns, memory_order_acquire);
-        if (ab && (!d || ab < d))
-            d = ab;
-    }
-    return d && mlo__mono_ns() >= d;
+    /* close may set the env's deadline while a request started earlier is
+     * still in flight */
+    int64_t ab = mlo__env_abort_at(a->env);
+    if (ab && (!d || ab < d))
+        d = ab;
+    return d && mlo__env_mono(a->env) >= d;
 }
 
-mlo_api *mlo__api_new(const mlo_config *cfg, mlo_client *client) {
+mlo_api *mlo__api_new(mlo_env *env) {
+    const mlo_config *cfg = env->cfg;
+    if (!cfg->tracking_uri)
+        return NULL;
     mlo_api *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    a->client = client;
+    a->env = env;
     char ua[64];
     snprintf(ua, sizeof ua, "mlo/%s", mlo_version());
     mlo_http_config hc = {
@@ -70,6 +69,9 @@ mlo_api *mlo__api_new(const mlo_config *cfg, mlo_client *client) {
         .on_retry = on_retry,
         .should_abort = should_abort,
         .ctx = a,
+        .new_transport = cfg->new_transport,
+        .transport_user = cfg->transport_user,
+        .clock = cfg->clock,
     };
     a->http = mlo__http_new(&hc);
     a->metrics = calloc(MLO_BATCH_MAX_METRICS, sizeof *a->metrics);
@@ -203,8 +205,7 @@ int mlo__api_no_memory(mlo_api_error *e, const char *what) {
 static int finish(mlo_api *a, mlo_http_result *r, const char *what,
                   const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
                   mlo_api_error *e) {
-    if (a->client)
-        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
+    mlo__env_stat(a->env, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
     int st = mlo__api_classify(r, what, e);
     if (st == MLO_OK && !rdesc) {
         /* MLflow answers every successful call with a JSON object ("{}" for
@@ -460,7 +461,7 @@ static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
         if (r->type == MLO_REC_METRIC && nm < MLO_BATCH_MAX_METRICS) {
             Mlflow__Metric *m = &a->metrics[nm];
             mlflow__metric__init(m);
-            m->key = mlo__staged_key(r);
+            m->key = mlo__payload_staged_key(r);
             m->has_value = 1;
             m->value = r->value;
             m->has_timestamp = 1;
@@ -471,14 +472,14 @@ static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
         } else if (r->type == MLO_REC_PARAM && np < MLO_BATCH_MAX_PARAMS) {
             Mlflow__Param *p = &a->params[np];
             mlflow__param__init(p);
-            p->key = mlo__staged_key(r);
-            p->value = mlo__staged_val(r);
+            p->key = mlo__payload_staged_key(r);
+            p->value = mlo__payload_staged_val(r);
             a->pparams[np++] = p;
         } else if (r->type == MLO_REC_TAG && nt < MLO_BATCH_MAX_TAGS) {
             Mlflow__RunTag *t = &a->tags[nt];
             mlflow__run_tag__init(t);
-            t->key = mlo__staged_key(r);
-            t->value = mlo__staged_val(r);
+            t->key = mlo__payload_staged_key(r);
+            t->value = mlo__payload_staged_val(r);
             a->ptags[nt++] = t;
         }
     }

@@ -22,6 +22,10 @@
  */
 #define _GNU_SOURCE
 #include "mlo_api_int.h"
+#include "mlo_validate.h"
+
+#include <errno.h>
+#include <strings.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +35,7 @@
 #define ART_API "/api/2.0/mlflow-artifacts/artifacts"
 #define MPU_API "/api/2.0/mlflow-artifacts/mpu/"
 
-int mlo__artifact_root(const char *uri, char **root) {
+int mlo__api_artifact_root(const char *uri, char **root) {
     static const char scheme[] = "mlflow-artifacts:";
     *root = NULL;
     if (!uri || strncmp(uri, scheme, sizeof scheme - 1) != 0)
@@ -80,8 +84,7 @@ static int url_of(mlo_api *a, mlo_buf *b, const char *prefix, const char *root, 
 
 /* Classifies a transport result (counts the request, frees r). */
 static int done(mlo_api *a, mlo_http_result *r, const char *what, mlo_api_error *e) {
-    if (a->client)
-        mlo__stat_add(a->client, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
+    mlo__env_stat(a->env, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
     int st = mlo__api_classify(r, what, e);
     mlo__http_result_free(r);
     return st;
@@ -180,7 +183,7 @@ static int mpu_url(mlo_api *a, mlo_buf *b, const char *op, const char *root, con
     return bad;
 }
 
-void mlo__mpu_free(mlo_mpu *m) {
+void mlo__api_mpu_free(mlo_mpu *m) {
     if (!m)
         return;
     for (size_t i = 0; i < m->nparts; i++) {
@@ -248,7 +251,7 @@ int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t np
 out:
     protobuf_c_message_free_unpacked(m, NULL);
     if (st != MLO_OK)
-        mlo__mpu_free(out);
+        mlo__api_mpu_free(out);
     return st;
 }
 
@@ -326,4 +329,66 @@ int mlo__api_mpu_abort(mlo_api *a, const char *root, const char *rel, const char
     int st = mlo__api_post(a, url.data, &req.base, NULL, NULL, e);
     mlo__buf_free(&url);
     return st;
+}
+
+/* ---- uploading a file: one PUT or multipart ---------------------------------- */
+
+#define MPU_MIN_DEFAULT (500LL * 1024 * 1024)
+#define MPU_CHUNK_DEFAULT (100LL * 1024 * 1024)
+#define MPU_MAX_PARTS 10000
+
+static int env_bool_false(const char *v) {
+    return v && (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
+                 !strcasecmp(v, "off"));
+}
+
+static int64_t env_size(const char *name, int64_t def) {
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || n <= 0)
+        return def;
+    return n;
+}
+
+void mlo__api_mpu_cfg_read(mlo_mpu_cfg *m) {
+    m->enabled = !env_bool_false(getenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"));
+    m->min_size = env_size("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", MPU_MIN_DEFAULT);
+    m->chunk = env_size("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", MPU_CHUNK_DEFAULT);
+    m->unsupported = 0;
+}
+
+int mlo__api_artifact_upload(mlo_api *api, mlo_mpu_cfg *mc, const char *root, const char *rel,
+                             int fd, int64_t size, mlo_api_error *e) {
+    if (mc->enabled && !mc->unsupported && size >= mc->min_size && size > 0) {
+        int64_t chunk = mc->chunk;
+        if ((size + chunk - 1) / chunk > MPU_MAX_PARTS)
+            chunk = (size + MPU_MAX_PARTS - 1) / MPU_MAX_PARTS;
+        size_t nparts = (size_t)((size + chunk - 1) / chunk);
+        mlo_mpu m;
+        int st = mlo__api_mpu_create(api, root, rel, nparts, &m, e);
+        if (st == MLO_ERR_NOT_SUPPORTED) {
+            mc->unsupported = 1; /* this server has no multipart: single PUTs from now on */
+        } else if (st != MLO_OK) {
+            return st;
+        } else {
+            for (size_t i = 0; i < nparts && st == MLO_OK; i++) {
+                int64_t off = (int64_t)i * chunk;
+                int64_t len = size - off < chunk ? size - off : chunk;
+                st = mlo__api_mpu_put_part(api, &m, i + 1, fd, off, len, e);
+            }
+            if (st == MLO_OK)
+                st = mlo__api_mpu_complete(api, root, rel, &m, e);
+            if (st != MLO_OK) {
+                mlo_api_error e2;
+                mlo__api_mpu_abort(api, root, rel, m.upload_id, &e2);
+            }
+            mlo__api_mpu_free(&m);
+            return st;
+        }
+    }
+    return mlo__api_artifact_put(api, root, rel, fd, 0, size, e);
 }

@@ -7,14 +7,14 @@
 #ifndef MLO_API_INT_H
 #define MLO_API_INT_H
 
-#include "mlo_internal.h"
+#include "mlo_api.h"
 #include "mlo_http.h"
 #include "mlo_pbjson.h"
 #include "mlflow_service.pb-c.h"
 
 struct mlo_api {
     mlo_http *http;
-    mlo_client *client; /* NULL for a client-less api (mlo sync): no stats, no callback */
+    mlo_env *env;
     int64_t deadline_ns;
     int not_idempotent; /* the next POST: see mlo_http_req.not_idempotent */
     mlo_buf body;

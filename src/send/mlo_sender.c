@@ -1,8 +1,7 @@
 /*
- * mlo_sender.c - the sender: creates runs on the server and sends their
- * events, grouped per run into `runs/log-batch` requests within MLflow's
- * limits; reads the run log back from the acknowledged offset and moves the
- * acknowledgement forward.
+ * mlo_sender.c - the sender's core: creates runs on the server and sends
+ * their events, grouped per run into `runs/log-batch` requests within
+ * MLflow's limits (the requests themselves: mlo_requests.c).
  *
  * The core works on a stage: events copied into an arena (mlo_rec header,
  * key, NUL, value, NUL; the header's `run` is an index into the sender's run
@@ -36,18 +35,13 @@
  * events count as failed, as they did before the store.  Counters of a stage
  * are added only when it completes.
  *
- * Reading (mlo__sender_main, one thread per client with a store and a
- * server; mlo__sender_drain_segments for `mlo sync`): segments in order -
- * adopted segments of dead processes first, then the client's own, following
- * the writer through mlo_pipe.  A stage is whole blocks (about STAGE_TARGET
- * events); after it is processed the block end is the new acknowledged
- * offset (acks/<procid>-<n>.ack) and flushes whose target it reaches are
- * done.  Damage in a segment is reported, skipped past if an intact block
- * follows; what was before it is kept.
+ * Stages come from the outbox (mlo_outbox.c: whole blocks of the store's
+ * segments, acknowledged once processed) or, without a store, from the
+ * writer.
  *
  * Requests in flight (max_inflight = N > 1, mlo_options_set_max_inflight):
- * the sender owns N worker threads, each with its own mlo_api (one curl
- * handle, one connection).  The sender's thread still walks the stage in
+ * the sender owns a pool of N workers (mlo_inflight.c), each with its own
+ * mlo_api (one connection).  The sender's thread still walks the stage in
  * order, creates runs (START_RUN, synchronously) and groups events into
  * batches; a batch it would have sent, an END_RUN's runs/update and a
  * DATASET's runs/log-inputs become a job (kept with pointers into the stage,
@@ -70,13 +64,19 @@
  * request on the sender's thread, as before.
  *
  * Threads: a sender belongs to one thread.  It shares with others only the
- * client's counters, run table (mlo__client_run_created), the pipe, and with
- * its own workers the pool (jobs pass between them under pool.lock; a job's
- * fields are written by one side before it is handed over).
+ * environment's counters, the client's run table (mlo__runs_created), and
+ * with its own workers the pool (mlo_inflight.c).
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_sender.h"
+
+#include "mlo_api.h"
+#include "mlo_inflight.h"
+#include "mlo_kv.h"
 #include "mlo_log.h"
+#include "mlo_payload.h"
+#include "mlo_requests.h"
+#include "mlo_retry.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -87,15 +87,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define STAGE_TARGET 4096
 #define HASH_SIZE 8192
 #define SRUN_BUCKETS 4096
 #define LOCAL_ID_TAG "mlo.local_id"
-#define FLAG_ADOPTED 1u
 
 enum { SRUN_UNKNOWN = 0, SRUN_MAPPED = 1, SRUN_FAILED = 2 };
-
-struct job;
 
 typedef struct srun {
     char lid[33];
@@ -107,7 +103,7 @@ typedef struct srun {
     /* requests in flight: a job of this run is with the workers; the run's
      * later jobs wait here, in order */
     int busy;
-    struct job *pend_head, *pend_tail;
+    mlo_job *pend_head, *pend_tail;
 } srun;
 
 typedef struct batch {
@@ -117,71 +113,18 @@ typedef struct batch {
     const mlo_rec **recs; /* capacity MLO_BATCH_MAX_TOTAL */
 } batch;
 
-/* What sending needs, on the sender's thread or on a worker's. */
-typedef struct sendctx {
-    mlo_client *c;
-    mlo_api *api;
-    int keep;
-    uint64_t sent, adopted, failed; /* counters of the stage, added at its end */
-    mlo_buf *defer;                 /* NULL: report at once; else queued for the sender */
-} sendctx;
-
-enum { JOB_BATCH = 1, JOB_END, JOB_DATASET };
-
-/* One request (with its 400-splitting) for a worker. */
-typedef struct job {
-    struct job *next; /* ready queue, finished list, the run's FIFO or the free list */
-    int kind;
-    uint32_t run;         /* index in the sender's run table (the sender's thread only) */
-    const char *sid;      /* the run's server id (lives as long as the sender) */
-    const mlo_rec **recs; /* JOB_BATCH: a slice of the stage's arena */
-    size_t n;
-    const mlo_rec *rec;   /* JOB_END, JOB_DATASET */
-    mlo_dataset_payload ds;
-    /* written by the worker */
-    int status; /* MLO_OK, or the transient status that sends the stage again */
-    uint64_t sent, adopted, failed;
-    mlo_buf reports; /* [int32 status][message NUL]... for the error callback */
-} job;
-
-typedef struct pool pool;
-
-typedef struct worker {
-    pool *p;
-    mlo_api *api;
-    pthread_t thread;
-} worker;
-
-struct pool {
-    mlo_client *c;
-    int keep;
-    pthread_mutex_t lock;
-    pthread_cond_t work; /* a job is ready, or quit */
-    pthread_cond_t done; /* a job has finished */
-    job *ready, *ready_tail;
-    size_t nready; /* jobs in the ready queue */
-    int idle;      /* workers waiting for one */
-    job *fin, *fin_tail;
-    int quit;
-    int cancel; /* != MLO_OK: the stage failed; jobs still queued are not sent */
-    /* workers are started when a job finds none idle, up to max: a client
-     * with one run (whose requests never overlap) has one, a sync with
-     * nothing to send none (the sender's thread only: no lock) */
-    size_t nworkers, max;
-    worker *w;
-};
-
 struct mlo_sender {
-    mlo_client *c;
+    mlo_env *env;
+    mlo_runs *client_runs; /* told when a run gets its server id (NULL: nobody) */
     mlo_store *st;
     int keep;
     mlo_api *api;
     /* requests in flight (NULL: one at a time, on this thread) */
-    pool *pool;
+    mlo_inflight *pool;
     int pool_on;          /* this stage goes through the pool */
     int stage_st;         /* first transient failure of a job in this stage */
     size_t outstanding;   /* jobs of this stage not finished (queued, sending, waiting) */
-    job *free_jobs;
+    mlo_job *free_jobs;
     const mlo_rec **arena; /* the batches of the stage's jobs */
     size_t arena_len, arena_cap;
     /* the stage */
@@ -201,73 +144,26 @@ struct mlo_sender {
     mlo_kv *exps;
     size_t nexps;
     /* this thread's sending, and the counters of the stage in progress */
-    sendctx cx;
+    mlo_reqctx cx;
     mlo_buf scratch;
 };
 
-/* ---- START_RUN payload ------------------------------------------------------- */
-
-int mlo__startrun_parse(const char *p, size_t len, mlo_startrun *o) {
-    memset(o, 0, sizeof *o);
-    const char *f[4];
-    size_t pos = 0;
-    for (int i = 0; i < 4; i++) {
-        const char *z = pos < len ? memchr(p + pos, 0, len - pos) : NULL;
-        if (!z)
-            return -1;
-        f[i] = p + pos;
-        pos = (size_t)(z - p) + 1;
-    }
-    o->exp_name = *f[0] ? f[0] : NULL;
-    o->exp_id = *f[1] ? f[1] : NULL;
-    o->run_name = *f[2] ? f[2] : NULL;
-    o->parent = *f[3] ? f[3] : NULL;
-    while (pos < len && o->ntags < MLO_START_MAX_TAGS) {
-        const char *k = p + pos;
-        const char *z = memchr(k, 0, len - pos);
-        if (!z)
-            return -1;
-        pos = (size_t)(z - p) + 1;
-        const char *v = p + pos;
-        z = pos < len ? memchr(v, 0, len - pos) : NULL;
-        if (!z)
-            return -1;
-        pos = (size_t)(z - p) + 1;
-        o->keys[o->ntags] = k;
-        o->values[o->ntags++] = v;
-    }
-    return 0;
-}
-
-int mlo__startrun_encode(mlo_buf *b, const mlo_startrun *in) {
-    const char *f[4] = {in->exp_name, in->exp_id, in->run_name, in->parent};
-    for (int i = 0; i < 4; i++)
-        if (mlo__buf_append(b, f[i] ? f[i] : "", f[i] ? strlen(f[i]) + 1 : 1) != 0)
-            return -1;
-    for (size_t i = 0; i < in->ntags; i++)
-        if (mlo__buf_append(b, in->keys[i], strlen(in->keys[i]) + 1) != 0 ||
-            mlo__buf_append(b, in->values[i], strlen(in->values[i]) + 1) != 0)
-            return -1;
-    return 0;
-}
-
 /* ---- new / free --------------------------------------------------------------- */
 
-static pool *pool_new(mlo_client *c, int keep, int n);
-static void pool_free(pool *p);
-
-mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep) {
+mlo_sender *mlo__sender_new(mlo_env *env, mlo_store *st, int keep, mlo_runs *runs) {
     mlo_sender *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->c = c;
+    const mlo_config *cfg = env->cfg;
+    s->env = env;
+    s->client_runs = runs;
     s->st = st;
     s->keep = keep;
-    s->api = c->cfg.tracking_uri ? mlo__api_new(&c->cfg, c) : NULL;
+    s->api = cfg->tracking_uri ? mlo__api_new(env) : NULL;
     s->slot = malloc(HASH_SIZE * sizeof *s->slot);
     s->slot_run = calloc(HASH_SIZE, sizeof *s->slot_run);
     s->heads = calloc(SRUN_BUCKETS, sizeof *s->heads);
-    if ((c->cfg.tracking_uri && !s->api) || !s->slot || !s->slot_run || !s->heads) {
+    if ((cfg->tracking_uri && !s->api) || !s->slot || !s->slot_run || !s->heads) {
         mlo__sender_free(s);
         return NULL;
     }
@@ -276,17 +172,17 @@ mlo_sender *mlo__sender_new(mlo_client *c, mlo_store *st, int keep) {
     /* workers only to send: without a server (a store that could not be
      * used) nothing is sent; they start with the first stage that sends,
      * as many as requests are waiting, up to max_inflight */
-    if (s->api && c->cfg.max_inflight > 1)
-        s->pool = pool_new(c, keep, c->cfg.max_inflight);
+    if (s->api && cfg->max_inflight > 1)
+        s->pool = mlo__inflight_new(env, keep, cfg->max_inflight);
     return s;
 }
 
 void mlo__sender_free(mlo_sender *s) {
     if (!s)
         return;
-    pool_free(s->pool); /* no job is out: a stage ends when all have finished */
+    mlo__inflight_free(s->pool); /* no job is out: a stage ends when all have finished */
     while (s->free_jobs) {
-        job *j = s->free_jobs;
+        mlo_job *j = s->free_jobs;
         s->free_jobs = j->next;
         mlo__buf_free(&j->reports);
         free(j);
@@ -400,52 +296,9 @@ size_t mlo__sender_staged(const mlo_sender *s) {
 
 /* ---- failures ---------------------------------------------------------------------- */
 
-/* Refusals that resending cannot fix. */
-static int permanent(int st) {
-    return st == MLO_ERR_SERVER_INVALID || st == MLO_ERR_NOT_FOUND || st == MLO_ERR_ALREADY_EXISTS;
-}
-
 /* Counts n events of a stage as failed (at the stage's end). */
 static void fail_n(mlo_sender *s, uint64_t n) {
     s->cx.failed += n;
-}
-
-static void count_sent(sendctx *x, const mlo_rec *const *recs, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (recs[i]->size & FLAG_ADOPTED)
-            x->adopted++;
-        else
-            x->sent++;
-    }
-}
-
-/* Deferred reports of one job: at most this much text (the callback is
- * rate-limited to 20 messages a second anyway; the counters count all). */
-#define DEFER_MAX (32u * 1024u)
-
-/* Reports a failure found while sending: at once on the sender's thread, or
- * queued in the job for it (a worker). */
-static void cx_report(sendctx *x, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void cx_report(sendctx *x, int st, const char *fmt, ...) {
-    if (!x->c->cfg.error_fn)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (!x->defer) {
-        mlo__report(x->c, st, 1, "%s", msg);
-        return;
-    }
-    int32_t s32 = st;
-    if (x->defer->len < DEFER_MAX && mlo__buf_append(x->defer, &s32, sizeof s32) == 0 &&
-        mlo__buf_append(x->defer, msg, strlen(msg) + 1) != 0)
-        x->defer->len -= sizeof s32; /* out of memory: the message is lost, not the count */
-}
-
-static int64_t abort_at(mlo_client *c) {
-    return atomic_load_explicit(&c->abort_at_ns, memory_order_acquire);
 }
 
 /* ---- runs on the server -------------------------------------------------------------- */
@@ -469,7 +322,7 @@ static int exp_id_for(mlo_sender *s, const char *name, char **out, mlo_api_error
 }
 
 static void set_deadline(mlo_sender *s) {
-    mlo__api_set_deadline(s->api, abort_at(s->c));
+    mlo__api_set_deadline(s->api, mlo__env_abort_at(s->env));
 }
 
 static void mapped(mlo_sender *s, srun *r, char *sid, char *exp) {
@@ -477,14 +330,16 @@ static void mapped(mlo_sender *s, srun *r, char *sid, char *exp) {
     free(r->exp);
     r->exp = exp;
     r->state = SRUN_MAPPED;
-    mlo__client_run_created(s->c, r->lid, sid, exp, MLO_OK);
+    if (s->client_runs)
+        mlo__runs_created(s->client_runs, r->lid, sid, exp, MLO_OK);
 }
 
 static void run_failed(mlo_sender *s, srun *r, int st, const char *msg) {
     r->state = SRUN_FAILED;
     r->fail_status = st;
-    mlo__report(s->c, st, 1, "run %s: %s", r->lid, msg);
-    mlo__client_run_created(s->c, r->lid, NULL, NULL, st);
+    mlo__env_report(s->env, st, 1, "run %s: %s", r->lid, msg);
+    if (s->client_runs)
+        mlo__runs_created(s->client_runs, r->lid, NULL, NULL, st);
 }
 
 /* A run seen without its START_RUN (resumed by id, or started in a part of
@@ -517,7 +372,7 @@ static int resolve(mlo_sender *s, srun *r) {
         mapped(s, r, sid, exp);
         return MLO_OK;
     }
-    if (permanent(st)) {
+    if (mlo__retry_permanent(st)) {
         run_failed(s, r, st,
                    "its start is not in the store and the server has no run of that id; its "
                    "events cannot be delivered");
@@ -529,7 +384,8 @@ static int resolve(mlo_sender *s, srun *r) {
 static int start_run(mlo_sender *s, const mlo_rec *rec) {
     srun *r = &s->runs[rec->run];
     if (r->state == SRUN_MAPPED) {
-        mlo__client_run_created(s->c, r->lid, r->sid, r->exp, MLO_OK);
+        if (s->client_runs)
+            mlo__runs_created(s->client_runs, r->lid, r->sid, r->exp, MLO_OK);
         return MLO_OK;
     }
     char *sid = NULL;
@@ -538,7 +394,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
         return MLO_OK;
     }
     mlo_startrun sr;
-    if (mlo__startrun_parse(mlo__staged_val(rec), rec->val_len, &sr) != 0) {
+    if (mlo__payload_startrun_parse(mlo__payload_staged_val(rec), rec->val_len, &sr) != 0) {
         run_failed(s, r, MLO_ERR_INTERNAL, "malformed start record");
         return MLO_OK;
     }
@@ -571,7 +427,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
             long pi = srun_for(s, sr.parent, strlen(sr.parent));
             if (pi >= 0) {
                 int pst = resolve(s, &s->runs[pi]);
-                if (pst != MLO_OK && !permanent(pst)) {
+                if (pst != MLO_OK && !mlo__retry_permanent(pst)) {
                     mlo__kv_free(tags, ntags);
                     free(exp);
                     return pst;
@@ -596,7 +452,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
                                      &e);
             if (st != MLO_ERR_NETWORK && st != MLO_ERR_TIMEOUT)
                 break;
-            mlo__report(s->c, MLO_WARN_RETRY, 1,
+            mlo__env_report(s->env, MLO_WARN_RETRY, 1,
                         "run %s: create run: %s; looking for it by its %s tag before trying again",
                         r->lid, e.message[0] ? e.message : mlo_strerror(st), LOCAL_ID_TAG);
             mlo_api_error e2;
@@ -605,11 +461,10 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
                 st = MLO_OK;
                 break;
             }
-            if (fst != MLO_ERR_NOT_FOUND || attempt >= s->c->cfg.max_retries ||
-                atomic_load_explicit(&s->c->stop, memory_order_acquire))
+            if (fst != MLO_ERR_NOT_FOUND || attempt >= s->env->cfg->max_retries ||
+                mlo__env_aborted(s->env))
                 break;
-            struct timespec pause = {0, 200 * 1000000L << (attempt < 3 ? attempt : 3)};
-            nanosleep(&pause, NULL);
+            mlo__clock_sleep(mlo__env_clock(s->env), 200 * 1000000LL << (attempt < 3 ? attempt : 3));
         }
         mlo__kv_free(tags, ntags);
     }
@@ -617,7 +472,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
         if (s->st && mlo__store_map_put(s->st, r->lid, sid) != 0) {
             /* without the mapping on disk a crash could create it twice; the
              * tag search still finds it, so go on, but say so */
-            mlo__report(s->c, MLO_ERR_STORE, 1, "run %s: cannot record its server id in %s",
+            mlo__env_report(s->env, MLO_ERR_STORE, 1, "run %s: cannot record its server id in %s",
                         r->lid, "runs.map");
         }
         mapped(s, r, sid, exp);
@@ -626,234 +481,23 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
     free(exp);
     char msg[700];
     snprintf(msg, sizeof msg, "create run: %s", e.message[0] ? e.message : mlo_strerror(st));
-    if (permanent(st) || !s->keep) {
+    if (mlo__retry_permanent(st) || !s->keep) {
         run_failed(s, r, st, msg);
         return MLO_OK;
     }
-    mlo__report(s->c, st, 1, "run %s: %s (will retry)", r->lid, msg);
+    mlo__env_report(s->env, st, 1, "run %s: %s (will retry)", r->lid, msg);
     return st;
 }
 
-/* ---- batches ---------------------------------------------------------------------------- */
-
-/* Sends recs[0..n) of the run with server id sid; on a 400 splits to
- * isolate the bad entries.  MLO_OK, or a transient status (keep only). */
-static int send_recs(sendctx *x, const char *sid, const mlo_rec *const *recs, size_t n) {
-    if (n == 0)
-        return MLO_OK;
-    mlo_api_error e;
-    mlo__api_set_deadline(x->api, abort_at(x->c));
-    int st = mlo__api_log_batch(x->api, sid, recs, n, &e);
-    if (st == MLO_OK) {
-        count_sent(x, recs, n);
-        return MLO_OK;
-    }
-    if (st == MLO_ERR_SERVER_INVALID && n > 1) {
-        size_t h = n / 2;
-        int a = send_recs(x, sid, recs, h);
-        if (a != MLO_OK)
-            return a;
-        return send_recs(x, sid, recs + h, n - h);
-    }
-    if (!permanent(st) && x->keep)
-        return st;
-    x->failed += n;
-    if (n == 1) {
-        const mlo_rec *r = recs[0];
-        const char *kind = r->type == MLO_REC_METRIC ? "metric"
-                           : r->type == MLO_REC_PARAM ? "param"
-                                                      : "tag";
-        cx_report(x, st, "run %s: %s \"%.250s\" refused: %s", sid, kind, mlo__staged_key(r),
-                  e.message[0] ? e.message : mlo_strerror(st));
-    } else {
-        cx_report(x, st, "run %s: %zu events not delivered: %s", sid, n,
-                  e.message[0] ? e.message : mlo_strerror(st));
-    }
-    return MLO_OK;
-}
-
-/* runs/update for an END_RUN record. */
-static int send_end(sendctx *x, const char *sid, const mlo_rec *r) {
-    mlo_api_error e;
-    mlo__api_set_deadline(x->api, abort_at(x->c));
-    int st = mlo__api_update_run(x->api, sid, (int)r->value, r->timestamp, &e);
-    if (st == MLO_OK) {
-        count_sent(x, &r, 1);
-        return MLO_OK;
-    }
-    if (!permanent(st) && x->keep)
-        return st;
-    x->failed++;
-    cx_report(x, st, "run %s: end run failed: %s", sid,
-              e.message[0] ? e.message : mlo_strerror(st));
-    return MLO_OK;
-}
-
-/* runs/log-inputs for a DATASET record (key = name) whose payload is ds. */
-static int send_dataset(sendctx *x, const char *sid, const mlo_rec *r,
-                        const mlo_dataset_payload *ds) {
-    mlo_api_error e;
-    memset(&e, 0, sizeof e);
-    mlo__api_set_deadline(x->api, abort_at(x->c));
-    int st = mlo__api_log_inputs(x->api, sid, mlo__staged_key(r), ds->digest, ds->source_type,
-                                 ds->source, ds->context, &e);
-    if (st == MLO_OK) {
-        count_sent(x, &r, 1);
-        return MLO_OK;
-    }
-    if (!permanent(st) && x->keep)
-        return st;
-    x->failed++;
-    cx_report(x, st, "run %s: dataset \"%.250s\" (digest %s) refused: %s", sid,
-              mlo__staged_key(r), ds->digest, e.message[0] ? e.message : mlo_strerror(st));
-    return MLO_OK;
-}
-
-/* ---- requests in flight: the pool ------------------------------------------------------ */
-
-static void run_job(worker *w, job *j) {
-    pool *p = w->p;
-    mlo__buf_reset(&j->reports);
-    sendctx x = {.c = p->c, .api = w->api, .keep = p->keep, .defer = &j->reports};
-    switch (j->kind) {
-    case JOB_BATCH:
-        j->status = send_recs(&x, j->sid, j->recs, j->n);
-        break;
-    case JOB_END:
-        j->status = send_end(&x, j->sid, j->rec);
-        break;
-    default:
-        j->status = send_dataset(&x, j->sid, j->rec, &j->ds);
-        break;
-    }
-    j->sent = x.sent;
-    j->adopted = x.adopted;
-    j->failed = x.failed;
-}
-
-static void *worker_main(void *arg) {
-    worker *w = arg;
-    pool *p = w->p;
-    pthread_mutex_lock(&p->lock);
-    for (;;) {
-        while (!p->ready && !p->quit) {
-            p->idle++;
-            pthread_cond_wait(&p->work, &p->lock);
-            p->idle--;
-        }
-        if (!p->ready)
-            break; /* quit, and nothing left */
-        job *j = p->ready;
-        p->ready = j->next;
-        if (!p->ready)
-            p->ready_tail = NULL;
-        p->nready--;
-        int cancel = p->cancel;
-        pthread_mutex_unlock(&p->lock);
-        if (cancel != MLO_OK) {
-            /* the stage failed already: it will be sent again whole */
-            j->status = cancel;
-            j->sent = j->adopted = j->failed = 0;
-            mlo__buf_reset(&j->reports);
-        } else {
-            run_job(w, j);
-        }
-        pthread_mutex_lock(&p->lock);
-        j->next = NULL;
-        if (p->fin_tail)
-            p->fin_tail->next = j;
-        else
-            p->fin = j;
-        p->fin_tail = j;
-        pthread_cond_signal(&p->done);
-    }
-    pthread_mutex_unlock(&p->lock);
-    return NULL;
-}
-
-static void pool_free(pool *p) {
-    if (!p)
-        return;
-    pthread_mutex_lock(&p->lock);
-    p->quit = 1;
-    pthread_cond_broadcast(&p->work);
-    pthread_mutex_unlock(&p->lock);
-    for (size_t i = 0; i < p->nworkers; i++)
-        pthread_join(p->w[i].thread, NULL);
-    for (size_t i = 0; i < p->nworkers; i++)
-        mlo__api_free(p->w[i].api);
-    pthread_cond_destroy(&p->work);
-    pthread_cond_destroy(&p->done);
-    pthread_mutex_destroy(&p->lock);
-    free(p->w);
-    free(p);
-}
-
-/* No thread yet: see spawn. */
-static pool *pool_new(mlo_client *c, int keep, int n) {
-    pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->w = calloc((size_t)n, sizeof *p->w);
-    if (!p->w) {
-        free(p);
-        return NULL;
-    }
-    p->c = c;
-    p->keep = keep;
-    p->max = (size_t)n;
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->done, NULL);
-    return p;
-}
-
-/* One more worker (its own api: one curl handle).  0, or -1 (fewer
- * workers then, which is fine). */
-static int spawn(pool *p) {
-    if (p->nworkers >= p->max)
-        return -1;
-    worker *w = &p->w[p->nworkers];
-    w->p = p;
-    w->api = mlo__api_new(&p->c->cfg, p->c);
-    if (!w->api)
-        return -1;
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-        mlo__api_free(w->api);
-        w->api = NULL;
-        return -1;
-    }
-    p->nworkers++;
-    return 0;
-}
+/* ---- requests in flight: one job per run at a time ------------------------------------ */
 
 static void pool_cancel(mlo_sender *s, int st) {
     if (s->stage_st == MLO_OK)
         s->stage_st = st;
-    pthread_mutex_lock(&s->pool->lock);
-    if (s->pool->cancel == MLO_OK)
-        s->pool->cancel = st;
-    pthread_mutex_unlock(&s->pool->lock);
+    mlo__inflight_cancel(s->pool, st);
 }
 
-static void pool_push(pool *p, job *j) {
-    j->next = NULL;
-    pthread_mutex_lock(&p->lock);
-    if (p->ready_tail)
-        p->ready_tail->next = j;
-    else
-        p->ready = j;
-    p->ready_tail = j;
-    /* a worker signalled but not yet running still counts as idle, and its
-     * job as ready: more ready than idle means this one would wait */
-    int more = ++p->nready > (size_t)p->idle;
-    pthread_cond_signal(&p->work);
-    pthread_mutex_unlock(&p->lock);
-    if (more && p->nworkers < p->max)
-        spawn(p);
-}
-
-static void job_recycle(mlo_sender *s, job *j) {
+static void job_recycle(mlo_sender *s, mlo_job *j) {
     j->next = s->free_jobs;
     s->free_jobs = j;
     s->outstanding--;
@@ -862,7 +506,7 @@ static void job_recycle(mlo_sender *s, job *j) {
 /* A job is back from the workers: its counters and reports join the stage's;
  * the run's next job goes to the workers (or, the stage having failed, is
  * dropped). */
-static void job_finished(mlo_sender *s, job *j) {
+static void job_finished(mlo_sender *s, mlo_job *j) {
     if (j->status != MLO_OK) {
         pool_cancel(s, j->status);
     } else {
@@ -874,17 +518,17 @@ static void job_finished(mlo_sender *s, job *j) {
         int32_t st;
         memcpy(&st, j->reports.data + off, sizeof st);
         const char *msg = j->reports.data + off + sizeof st;
-        mlo__report(s->c, st, 1, "%s", msg);
+        mlo__env_report(s->env, st, 1, "%s", msg);
         off += sizeof st + strlen(msg) + 1;
     }
     srun *r = &s->runs[j->run];
     job_recycle(s, j);
     while (r->pend_head && s->stage_st != MLO_OK) {
-        job *k = r->pend_head;
+        mlo_job *k = r->pend_head;
         r->pend_head = k->next;
         job_recycle(s, k);
     }
-    job *next = r->pend_head;
+    mlo_job *next = r->pend_head;
     if (!next) {
         r->pend_tail = NULL;
         r->busy = 0;
@@ -893,20 +537,14 @@ static void job_finished(mlo_sender *s, job *j) {
     r->pend_head = next->next;
     if (!r->pend_head)
         r->pend_tail = NULL;
-    pool_push(s->pool, next);
+    mlo__inflight_push(s->pool, next);
 }
 
 /* Takes the jobs the workers have finished; with wait, at least one. */
 static void pool_collect(mlo_sender *s, int wait) {
-    pool *p = s->pool;
-    pthread_mutex_lock(&p->lock);
-    while (wait && !p->fin)
-        pthread_cond_wait(&p->done, &p->lock);
-    job *j = p->fin;
-    p->fin = p->fin_tail = NULL;
-    pthread_mutex_unlock(&p->lock);
+    mlo_job *j = mlo__inflight_collect(s->pool, wait);
     while (j) {
-        job *next = j->next;
+        mlo_job *next = j->next;
         job_finished(s, j);
         j = next;
     }
@@ -919,7 +557,7 @@ static void pool_wait_all(mlo_sender *s) {
 
 /* Hands a job for run `run` over: to the workers if the run has none
  * there, else to the run's FIFO.  Returns the stage's status so far. */
-static int submit(mlo_sender *s, job *j) {
+static int submit(mlo_sender *s, mlo_job *j) {
     srun *r = &s->runs[j->run];
     j->sid = r->sid;
     j->status = MLO_OK;
@@ -933,14 +571,14 @@ static int submit(mlo_sender *s, job *j) {
         r->pend_tail = j;
     } else {
         r->busy = 1;
-        pool_push(s->pool, j);
+        mlo__inflight_push(s->pool, j);
     }
     pool_collect(s, 0);
     return s->stage_st;
 }
 
-static job *job_new(mlo_sender *s, int kind, uint32_t run) {
-    job *j = s->free_jobs;
+static mlo_job *job_new(mlo_sender *s, int kind, uint32_t run) {
+    mlo_job *j = s->free_jobs;
     if (j) {
         s->free_jobs = j->next;
     } else {
@@ -967,8 +605,9 @@ static int send_batch(mlo_sender *s, batch *b) {
     if (b->n == 0)
         return MLO_OK;
     int st;
-    job *j = s->pool_on && s->arena_len + b->n <= s->arena_cap ? job_new(s, JOB_BATCH, b->run)
-                                                               : NULL;
+    mlo_job *j = s->pool_on && s->arena_len + b->n <= s->arena_cap
+                     ? job_new(s, MLO_JOB_BATCH, b->run)
+                     : NULL;
     if (j) {
         j->recs = s->arena + s->arena_len;
         j->n = b->n;
@@ -979,7 +618,7 @@ static int send_batch(mlo_sender *s, batch *b) {
         if (s->pool_on)
             run_idle(s, b->run);
         set_deadline(s);
-        st = send_recs(&s->cx, s->runs[b->run].sid, b->recs, b->n);
+        st = mlo__requests_batch(&s->cx, s->runs[b->run].sid, b->recs, b->n);
         if (st != MLO_OK && s->pool_on)
             pool_cancel(s, st);
     }
@@ -1022,7 +661,7 @@ static batch *batch_for(mlo_sender *s, uint32_t run) {
 
 static int has_key(const batch *b, int type, const char *key) {
     for (uint32_t i = 0; i < b->n; i++)
-        if (b->recs[i]->type == type && strcmp(mlo__staged_key(b->recs[i]), key) == 0)
+        if (b->recs[i]->type == type && strcmp(mlo__payload_staged_key(b->recs[i]), key) == 0)
             return 1;
     return 0;
 }
@@ -1054,9 +693,9 @@ static int add_event(mlo_sender *s, const mlo_rec *r) {
     if (r->type == MLO_REC_METRIC)
         full |= b->nmetrics + 1 > MLO_BATCH_MAX_METRICS;
     else if (r->type == MLO_REC_PARAM)
-        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS || has_key(b, MLO_REC_PARAM, mlo__staged_key(r));
+        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS || has_key(b, MLO_REC_PARAM, mlo__payload_staged_key(r));
     else
-        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS || has_key(b, MLO_REC_TAG, mlo__staged_key(r));
+        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS || has_key(b, MLO_REC_TAG, mlo__payload_staged_key(r));
     if (full) {
         int st = send_batch(s, b);
         if (st != MLO_OK)
@@ -1076,7 +715,7 @@ static int add_event(mlo_sender *s, const mlo_rec *r) {
 /* A runs/update or runs/log-inputs (kind) for record r, after the run's
  * requests before it: a job, or at once on this thread. */
 static int send_one(mlo_sender *s, int kind, const mlo_rec *r, const mlo_dataset_payload *ds) {
-    job *j = s->pool_on ? job_new(s, kind, r->run) : NULL;
+    mlo_job *j = s->pool_on ? job_new(s, kind, r->run) : NULL;
     if (j) {
         j->rec = r;
         if (ds)
@@ -1086,7 +725,8 @@ static int send_one(mlo_sender *s, int kind, const mlo_rec *r, const mlo_dataset
     if (s->pool_on)
         run_idle(s, r->run);
     const char *sid = s->runs[r->run].sid;
-    int st = kind == JOB_END ? send_end(&s->cx, sid, r) : send_dataset(&s->cx, sid, r, ds);
+    int st = kind == MLO_JOB_END ? mlo__requests_end(&s->cx, sid, r)
+                                 : mlo__requests_dataset(&s->cx, sid, r, ds);
     if (st != MLO_OK && s->pool_on)
         pool_cancel(s, st);
     return st;
@@ -1099,7 +739,7 @@ static int end_run(mlo_sender *s, const mlo_rec *r) {
         if (st != MLO_OK)
             return st;
     }
-    return send_one(s, JOB_END, r, NULL);
+    return send_one(s, MLO_JOB_END, r, NULL);
 }
 
 /* runs/log-inputs for one staged DATASET record (key = name, value = the
@@ -1113,13 +753,13 @@ static int log_dataset(mlo_sender *s, const mlo_rec *r) {
             return st;
     }
     mlo_dataset_payload ds;
-    if (mlo__dataset_payload_parse(mlo__staged_val(r), r->val_len, &ds) != 0) {
+    if (mlo__payload_dataset_parse(mlo__payload_staged_val(r), r->val_len, &ds) != 0) {
         fail_n(s, 1);
-        mlo__report(s->c, MLO_ERR_INTERNAL, 1, "run %s: dataset \"%.250s\": malformed record",
-                    run->sid, mlo__staged_key(r));
+        mlo__env_report(s->env, MLO_ERR_INTERNAL, 1, "run %s: dataset \"%.250s\": malformed record",
+                    run->sid, mlo__payload_staged_key(r));
         return MLO_OK;
     }
-    return send_one(s, JOB_DATASET, r, &ds);
+    return send_one(s, MLO_JOB_DATASET, r, &ds);
 }
 
 static void reset_stage(mlo_sender *s) {
@@ -1138,7 +778,7 @@ static void reset_stage(mlo_sender *s) {
 /* Ready to send a stage through the pool: the arena holds every event of
  * the stage at most once (a batch never takes one twice). */
 static int pool_begin(mlo_sender *s) {
-    if (!s->pool || (!s->pool->nworkers && spawn(s->pool) != 0))
+    if (!s->pool || (!mlo__inflight_workers(s->pool) && mlo__inflight_spawn(s->pool) != 0))
         return 0; /* no worker: this stage one request at a time */
     if (s->arena_cap < s->nstaged) {
         const mlo_rec **a = realloc(s->arena, s->nstaged * sizeof *a);
@@ -1149,22 +789,20 @@ static int pool_begin(mlo_sender *s) {
     }
     s->arena_len = 0;
     s->stage_st = MLO_OK;
-    pthread_mutex_lock(&s->pool->lock);
-    s->pool->cancel = MLO_OK;
-    pthread_mutex_unlock(&s->pool->lock);
+    mlo__inflight_begin(s->pool);
     return 1;
 }
 
 int mlo__sender_process(mlo_sender *s) {
     int st = MLO_OK;
-    s->cx = (sendctx){.c = s->c, .api = s->api, .keep = s->keep};
+    s->cx = (mlo_reqctx){.env = s->env, .api = s->api, .keep = s->keep};
     if (!s->api) {
         /* no server: nowhere to send (a memory-only client without a URI
          * cannot be opened; this is a store that could not be used) */
         uint64_t n = 0;
         for (size_t i = 0; i < s->nstaged; i++)
             n += ((const mlo_rec *)(s->stage.data + s->offs[i]))->type != MLO_EV_START_RUN;
-        mlo__stat_add(s->c, MLO_STAT_FAILED, n);
+        mlo__env_stat(s->env, MLO_STAT_FAILED, n);
         reset_stage(s);
         return MLO_OK;
     }
@@ -1214,16 +852,16 @@ int mlo__sender_process(mlo_sender *s) {
     reset_stage(s);
     if (st != MLO_OK)
         return st; /* nothing counted: the stage will be sent again */
-    mlo__stat_add(s->c, MLO_STAT_SENT, s->cx.sent);
-    mlo__stat_add(s->c, MLO_STAT_ADOPTED, s->cx.adopted);
-    mlo__stat_add(s->c, MLO_STAT_FAILED, s->cx.failed);
+    mlo__env_stat(s->env, MLO_STAT_SENT, s->cx.sent);
+    mlo__env_stat(s->env, MLO_STAT_ADOPTED, s->cx.adopted);
+    mlo__env_stat(s->env, MLO_STAT_FAILED, s->cx.failed);
     return MLO_OK;
 }
 
 /* ---- reading the run log ------------------------------------------------------------------ */
 
 /* Stages one event read from a segment. */
-static int stage_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
+int mlo__sender_add_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
     if (!ev->run_id || !ev->run_id[0] || strlen(ev->run_id) > 32)
         return 0;
     switch (ev->type) {
@@ -1240,16 +878,12 @@ static int stage_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
         return mlo__sender_add(s, ev->type, ev->run_id, "", 0, "", 0, ev->value_num,
                                ev->timestamp, 0, flags);
     case MLO_REC_DATASET: {
-        /* back into the record's payload (mlo_queue.h); a dataset without
+        /* back into the record's payload (mlo_payload.h); a dataset without
          * name, source, digest or type would only be refused: counted failed */
-        const char *f[4] = {ev->value, ev->digest, ev->source_type,
-                            ev->context ? ev->context : ""};
+        mlo_dataset_payload ds = {ev->value, ev->digest, ev->source_type, ev->context};
         mlo__buf_reset(&s->scratch);
-        for (int i = 0; i < 4; i++) {
-            const char *v = f[i] ? f[i] : "";
-            if (mlo__buf_append(&s->scratch, v, strlen(v) + (i < 3)) != 0)
-                return -1;
-        }
+        if (mlo__payload_dataset_encode(&s->scratch, &ds) != 0)
+            return -1;
         return mlo__sender_add(s, ev->type, ev->run_id, ev->key ? ev->key : "",
                                ev->key ? strlen(ev->key) : 0, s->scratch.data, s->scratch.len, 0,
                                ev->timestamp, 0, flags);
@@ -1265,7 +899,7 @@ static int stage_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
             sr.values[i] = ev->tag_values[i] ? ev->tag_values[i] : "";
         }
         mlo__buf_reset(&s->scratch);
-        if (mlo__startrun_encode(&s->scratch, &sr) != 0)
+        if (mlo__payload_startrun_encode(&s->scratch, &sr) != 0)
             return -1;
         return mlo__sender_add(s, ev->type, ev->run_id, NULL, 0, s->scratch.data, s->scratch.len,
                                0, ev->timestamp, 0, flags);
@@ -1275,353 +909,6 @@ static int stage_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
     }
 }
 
-/* Reads whole blocks from r into the stage, about STAGE_TARGET events.
- * Returns 1 (stage full, more may follow), 0 (no more complete blocks for
- * now), -1 (damage: err says what) or -2 (out of memory); *end gets the end
- * of the last block staged (unchanged if none). */
-static int read_stage(mlo_sender *s, mlo_logr *r, int flags, uint64_t *end, char *err,
-                      size_t errlen) {
-    for (;;) {
-        mlo_log_event ev;
-        int rc = mlo__logr_next(r, &ev, err, errlen);
-        if (rc != 1)
-            return rc;
-        if (stage_event(s, &ev, flags) != 0)
-            return -2;
-        if (mlo__logr_at_block_end(r)) {
-            *end = mlo__logr_block_end(r);
-            if (s->nstaged >= STAGE_TARGET)
-                return 1;
-        }
-    }
-}
-
-/* ---- the outbox thread ---------------------------------------------------------------------- */
-
-static void flush_done(mlo_client *c, uint64_t seq) {
-    pthread_mutex_lock(&c->flush_lock);
-    if (seq > c->flush_done)
-        c->flush_done = seq;
-    pthread_cond_broadcast(&c->flush_cond);
-    pthread_mutex_unlock(&c->flush_lock);
-}
-
-/* The sender has acknowledged own segment seg up to off (UINT64_MAX: all). */
-static void acked(mlo_client *c, uint32_t seg, uint64_t off) {
-    mlo_pipe *p = c->pipe;
-    uint64_t done = 0;
-    pthread_mutex_lock(&p->lock);
-    p->acked_seg = seg;
-    p->acked_off = off;
-    size_t k = 0;
-    while (k < p->ntargets &&
-           (p->targets[k].seg < seg || (p->targets[k].seg == seg && p->targets[k].off <= off)))
-        done = p->targets[k++].seq;
-    if (k) {
-        memmove(p->targets, p->targets + k, (p->ntargets - k) * sizeof *p->targets);
-        p->ntargets -= k;
-    }
-    pthread_mutex_unlock(&p->lock);
-    if (done)
-        flush_done(c, done);
-}
-
-/* Backoff after a transient failure: ends early only when closing and the
- * close deadline has passed.  Returns 1 when the thread should stop. */
-static int backoff(mlo_client *c, int k) {
-    double f = c->cfg.backoff_factor_s > 0 ? c->cfg.backoff_factor_s : 0.05;
-    double secs = f * (double)(1u << (k < 10 ? k : 10));
-    if (secs < 0.05)
-        secs = 0.05;
-    if (secs > 60)
-        secs = 60;
-    int64_t until = mlo__mono_ns() + (int64_t)(secs * 1e9);
-    for (;;) {
-        int64_t now = mlo__mono_ns();
-        int64_t ab = abort_at(c);
-        pthread_mutex_lock(&c->pipe->lock);
-        int stop = c->pipe->stop;
-        pthread_mutex_unlock(&c->pipe->lock);
-        if (stop && ab && now >= ab)
-            return 1;
-        if (now >= until)
-            return 0;
-        int64_t step = until - now;
-        if (ab && ab > now && ab - now < step)
-            step = ab - now;
-        if (step > 100000000)
-            step = 100000000;
-        struct timespec ts = {0, (long)(step > 0 ? step : 1000000)};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* A position in one segment the sender goes through. */
-typedef struct cursor {
-    const char *procid;
-    uint32_t n;
-    int flags;
-    mlo_logr *r;
-    uint64_t ack;
-} cursor;
-
-enum { STEP_MORE = 1, STEP_END = 0, STEP_FAIL = -1 };
-
-static void cursor_close(cursor *k) {
-    if (k->r)
-        mlo__logr_close(k->r);
-    k->r = NULL;
-}
-
-/* One stage of a segment: read, send, acknowledge.  STEP_MORE (more may
- * follow at once), STEP_END (no more complete blocks for now, or the segment
- * is unreadable past damage), STEP_FAIL (transient failure: the stage will
- * be read again from the acknowledged offset). */
-static int step(mlo_sender *s, cursor *k) {
-    mlo_client *c = s->c;
-    char err[256] = "";
-    if (!k->r) {
-        char *path = mlo__store_seg_path(s->st, k->procid, k->n);
-        k->r = path ? mlo__logr_open(path, err, sizeof err) : NULL;
-        if (!k->r) {
-            mlo__report(c, MLO_ERR_STORE, 1, "store: cannot read %s: %s; skipped",
-                        path ? path : "a segment", err);
-            free(path);
-            return STEP_END;
-        }
-        free(path);
-        k->ack = mlo__store_ack_get(s->st, k->procid, k->n);
-        if (k->ack && mlo__logr_seek(k->r, k->ack) != 0) {
-            k->ack = 0;
-            mlo__logr_seek(k->r, 0);
-        }
-    }
-    uint64_t end = k->ack;
-    int rc = read_stage(s, k->r, k->flags, &end, err, sizeof err);
-    if (rc == -2) {
-        reset_stage(s);
-        mlo__logr_seek(k->r, k->ack);
-        return STEP_FAIL;
-    }
-    if (mlo__sender_staged(s)) {
-        int st = mlo__sender_process(s);
-        if (st != MLO_OK) {
-            mlo__report(c, st, 1,
-                        "server unreachable or failing (%s): events are kept in the store and "
-                        "sent when it answers",
-                        mlo_strerror(st));
-            mlo__logr_seek(k->r, k->ack);
-            return STEP_FAIL;
-        }
-        if (end != k->ack) {
-            k->ack = end;
-            mlo__store_ack_set(s->st, k->procid, k->n, k->ack,
-                               mlo__store_fsync_policy(s->st) == MLO_FSYNC_ALWAYS);
-        }
-    }
-    if (rc == 1)
-        return STEP_MORE;
-    if (rc == -1) {
-        mlo__report(c, MLO_ERR_STORE, 1, "store: segment %s-%06u damaged: %s", k->procid, k->n,
-                    err);
-        return mlo__logr_skip_damage(k->r) == 1 ? STEP_MORE : STEP_END;
-    }
-    return STEP_END;
-}
-
-/* Own segments first (so a flush or a new run never waits behind a backlog),
- * then, whenever the own log is caught up, one stage at a time of what
- * earlier processes left unsent. */
-void *mlo__sender_main(void *arg) {
-    mlo_client *c = arg;
-    mlo_pipe *p = c->pipe;
-    mlo_sender *s = mlo__sender_new(c, c->store, 1);
-    if (!s) {
-        mlo__report(c, MLO_ERR_NO_MEMORY, 0,
-                    "sender: out of memory; events stay in the store for the next process");
-        return NULL;
-    }
-    size_t nad;
-    const mlo_seg_ref *ad = mlo__store_adopted(c->store, &nad);
-    size_t ai = 0;
-    cursor own = {.procid = mlo__store_procid(c->store), .n = 1};
-    cursor old = {0};
-    int fails = 0;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        uint32_t wseg = p->seg;
-        uint64_t wcommitted = p->committed;
-        int wdone = p->writer_done, stop = p->stop;
-        pthread_mutex_unlock(&p->lock);
-        int64_t ab = abort_at(c);
-        if (stop && ab && mlo__mono_ns() >= ab)
-            break;
-        int caught_up = 1;
-        if (wseg && own.n <= wseg) {
-            int r = step(s, &own);
-            if (r == STEP_FAIL) {
-                atomic_store_explicit(&c->sender_failing, 1, memory_order_relaxed);
-                if (backoff(c, fails++))
-                    break;
-                continue;
-            }
-            atomic_store_explicit(&c->sender_failing, 0, memory_order_relaxed);
-            fails = 0;
-            if (r == STEP_MORE)
-                continue;
-            if (own.n < wseg) {
-                /* the writer has moved on: this segment is complete */
-                acked(c, own.n, UINT64_MAX);
-                cursor_close(&own);
-                own.n++;
-                continue;
-            }
-            /* everything the writer had committed before we read is sent */
-            acked(c, own.n, wcommitted > own.ack ? wcommitted : own.ack);
-        } else if (wseg) {
-            caught_up = 1;
-        }
-        if (stop && wdone && caught_up)
-            break;
-        if (!stop && ai < nad) {
-            if (!old.r) {
-                old.procid = ad[ai].procid;
-                old.n = ad[ai].n;
-                old.flags = FLAG_ADOPTED;
-            }
-            int r = step(s, &old);
-            if (r == STEP_FAIL) {
-                if (backoff(c, fails++))
-                    break;
-                continue;
-            }
-            fails = 0;
-            if (r == STEP_END) {
-                cursor_close(&old);
-                ai++;
-            }
-            continue;
-        }
-        pthread_mutex_lock(&p->lock);
-        if (p->seg == wseg && p->committed == wcommitted && !p->stop) {
-            int64_t t = mlo__mono_ns() + 1000000000;
-            struct timespec ts = {t / 1000000000, t % 1000000000};
-            pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-        }
-        pthread_mutex_unlock(&p->lock);
-    }
-    cursor_close(&own);
-    cursor_close(&old);
-    mlo__sender_free(s);
-    return NULL;
-}
-
-/* ---- sync ---------------------------------------------------------------------------------- */
-
-int mlo__sender_drain_segments(mlo_sender *s, const mlo_seg_ref *segs, size_t n,
-                               void (*progress)(void *ctx, uint64_t done, uint64_t total),
-                               void *ctx, char *errbuf, size_t errlen) {
-    mlo_client *c = s->c;
-    uint64_t total = 0, done = 0;
-    uint64_t *acks = calloc(n ? n : 1, sizeof *acks);
-    uint64_t *sizes = calloc(n ? n : 1, sizeof *sizes);
-    if (!acks || !sizes) {
-        free(acks);
-        free(sizes);
-        return MLO_ERR_NO_MEMORY;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char *path = mlo__store_seg_path(s->st, segs[i].procid, segs[i].n);
-        struct stat sb;
-        if (path && stat(path, &sb) == 0)
-            sizes[i] = (uint64_t)sb.st_size;
-        free(path);
-        acks[i] = mlo__store_ack_get(s->st, segs[i].procid, segs[i].n);
-        if (sizes[i] > acks[i])
-            total += sizes[i] - (acks[i] ? acks[i] : 0);
-    }
-    if (progress)
-        progress(ctx, 0, total);
-    int result = MLO_OK, damaged = 0;
-    char err[256];
-    for (size_t i = 0; i < n && result == MLO_OK; i++) {
-        char *path = mlo__store_seg_path(s->st, segs[i].procid, segs[i].n);
-        err[0] = 0;
-        mlo_logr *r = path ? mlo__logr_open(path, err, sizeof err) : NULL;
-        if (!r) {
-            mlo__report(c, MLO_ERR_STORE, 0, "cannot read %s: %s", path ? path : "a segment",
-                        err);
-            if (errbuf && errlen && !errbuf[0])
-                snprintf(errbuf, errlen, "cannot read %s: %s", path ? path : "a segment", err);
-            free(path);
-            damaged = 1;
-            continue;
-        }
-        uint64_t ack = acks[i];
-        if (ack && mlo__logr_seek(r, ack) != 0)
-            ack = 0;
-        uint64_t base = ack;
-        int tries = 0;
-        for (;;) {
-            uint64_t end = ack;
-            err[0] = 0;
-            int rc = read_stage(s, r, FLAG_ADOPTED, &end, err, sizeof err);
-            if (rc == -2) {
-                reset_stage(s);
-                result = MLO_ERR_NO_MEMORY;
-                break;
-            }
-            if (mlo__sender_staged(s)) {
-                int st = mlo__sender_process(s);
-                if (st != MLO_OK) {
-                    if (++tries <= 2) {
-                        struct timespec ts = {tries, 0};
-                        nanosleep(&ts, NULL);
-                        mlo__logr_seek(r, ack);
-                        continue;
-                    }
-                    if (errbuf && errlen)
-                        snprintf(errbuf, errlen,
-                                 "the server could not take the events (%s); nothing is lost: "
-                                 "run sync again later",
-                                 mlo_strerror(st));
-                    result = st;
-                    break;
-                }
-                tries = 0;
-                if (end != ack) {
-                    done += end - ack;
-                    ack = end;
-                    mlo__store_ack_set(s->st, segs[i].procid, segs[i].n, ack, 1);
-                    if (progress)
-                        progress(ctx, done, total);
-                }
-            }
-            if (rc == 1)
-                continue;
-            if (rc == -1) {
-                mlo__report(c, MLO_ERR_STORE, 0, "segment %s damaged: %s", path, err);
-                if (errbuf && errlen && !errbuf[0])
-                    snprintf(errbuf, errlen,
-                             "segment %s damaged (%s): the intact blocks were uploaded", path,
-                             err);
-                damaged = 1;
-                if (mlo__logr_skip_damage(r) == 1)
-                    continue;
-            }
-            break;
-        }
-        if (result == MLO_OK && sizes[i] > base && done < total) {
-            /* a torn tail or damage: count the segment as done */
-            uint64_t rest = sizes[i] - ack;
-            done += rest;
-            if (progress)
-                progress(ctx, done > total ? total : done, total);
-        }
-        mlo__logr_close(r);
-        free(path);
-    }
-    free(acks);
-    free(sizes);
-    return result == MLO_OK && damaged ? MLO_ERR_STORE : result;
+void mlo__sender_reset(mlo_sender *s) {
+    reset_stage(s);
 }

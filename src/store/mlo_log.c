@@ -98,6 +98,8 @@
 #include "mlo_log.h"
 
 #include "mlo_buf.h"
+#include "mlo_clock.h"
+#include "mlo_fs.h"
 #include "mlo_log.pb-c.h"
 
 #include <errno.h>
@@ -342,47 +344,6 @@ static size_t varint_put(uint8_t *p, uint32_t v) {
     return i;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* pread/pwrite the whole range, retrying EINTR and short transfers.
- * Returns bytes transferred (< n only at end of file for reads), -1 on error. */
-static ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off) {
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (k == 0)
-            break;
-        done += (size_t)k;
-    }
-    return (ssize_t)done;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (k == 0) {
-            errno = ENOSPC;
-            return -1;
-        }
-        done += (size_t)k;
-    }
-    return 0;
-}
 
 static int grow(uint8_t **buf, size_t *cap, size_t need) {
     if (need <= *cap)
@@ -442,8 +403,8 @@ mlo_logw *mlo__logw_create(const char *path, char *err, size_t errlen) {
     }
     /* 0600 exactly, whatever the umask: runs may hold private data. */
     uint8_t h[SEG_HDR_LEN];
-    seg_header(h, now_ms());
-    if (fchmod(fd, 0600) != 0 || pwrite_full(fd, h, sizeof h, 0) != 0) {
+    seg_header(h, mlo__clock_now_ms(NULL));
+    if (fchmod(fd, 0600) != 0 || mlo__fs_pwrite_full(fd, h, sizeof h, 0) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
@@ -467,7 +428,7 @@ static int probe_block(int fd, uint64_t off, uint64_t size, uint8_t **buf, size_
     uint8_t h[BLK_HDR_LEN];
     if (size < off || size - off < BLK_HDR_LEN)
         return 0;
-    ssize_t k = pread_full(fd, h, BLK_HDR_LEN, off);
+    ssize_t k = mlo__fs_pread_full(fd, h, BLK_HDR_LEN, off);
     if (k < 0)
         return -2;
     if ((size_t)k < BLK_HDR_LEN)
@@ -480,7 +441,7 @@ static int probe_block(int fd, uint64_t off, uint64_t size, uint8_t **buf, size_
         return 0;
     if (grow(buf, cap, b.comp_len) != 0)
         return -2;
-    k = pread_full(fd, *buf, b.comp_len, off + BLK_HDR_LEN);
+    k = mlo__fs_pread_full(fd, *buf, b.comp_len, off + BLK_HDR_LEN);
     if (k < 0)
         return -2;
     if ((size_t)k < b.comp_len)
@@ -498,7 +459,7 @@ static int intact_block_after(int fd, uint64_t from, uint64_t size, uint8_t **bu
         size_t want = sizeof win;
         if (size - pos < want)
             want = (size_t)(size - pos);
-        ssize_t k = pread_full(fd, win, want, pos);
+        ssize_t k = mlo__fs_pread_full(fd, win, want, pos);
         if (k < (ssize_t)BLK_HDR_LEN)
             return 0;
         for (size_t i = 0; i + BLK_HDR_LEN <= (size_t)k; i++) {
@@ -523,7 +484,7 @@ mlo_logw *mlo__logw_reopen(const char *path, char *err, size_t errlen) {
     uint8_t h[SEG_HDR_LEN];
     uint64_t hdr_len = 0;
     ssize_t k;
-    if (fstat(fd, &st) != 0 || (k = pread_full(fd, h, sizeof h, 0)) < 0) {
+    if (fstat(fd, &st) != 0 || (k = mlo__fs_pread_full(fd, h, sizeof h, 0)) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         close(fd);
         return NULL;
@@ -695,7 +656,7 @@ int mlo__logw_commit(mlo_logw *w, int do_fsync, mlo_log_off *end) {
     put32(h + 12, (uint32_t)w->pending);
     put32(h + 16, mlo__crc32c(w->out + BLK_HDR_LEN, c));
     put32(h + 20, mlo__crc32c(h, 20));
-    if (pwrite_full(w->fd, w->out, BLK_HDR_LEN + c, w->size) != 0 ||
+    if (mlo__fs_pwrite_full(w->fd, w->out, BLK_HDR_LEN + c, w->size) != 0 ||
         (do_fsync && fdatasync(w->fd) != 0)) {
         int e = errno;
         /* Cut what may have reached the file; the block stays pending. */
@@ -850,7 +811,7 @@ static const uint8_t *rd_get(mlo_logr *r, uint64_t off, size_t n, uint8_t **buf,
     }
     if (grow(buf, cap, n ? n : 1) != 0)
         return NULL;
-    ssize_t k = pread_full(r->fd, *buf, n, off);
+    ssize_t k = mlo__fs_pread_full(r->fd, *buf, n, off);
     if (k < 0)
         return NULL;
     if ((size_t)k < n) {
@@ -955,7 +916,7 @@ static int load_block(mlo_logr *r, char *err, size_t errlen) {
     if (r->fd < 0) {
         h = r->mem + off;
     } else {
-        ssize_t k = pread_full(r->fd, hb, BLK_HDR_LEN, off);
+        ssize_t k = mlo__fs_pread_full(r->fd, hb, BLK_HDR_LEN, off);
         if (k < 0)
             DAMAGE("offset %llu: %s", o, strerror(errno));
         if ((size_t)k < BLK_HDR_LEN)
@@ -1129,7 +1090,7 @@ int mlo__logr_skip_damage(mlo_logr *r) {
             size_t want = sizeof win;
             if (size - pos < want)
                 want = (size_t)(size - pos);
-            ssize_t got = pread_full(r->fd, win, want, pos);
+            ssize_t got = mlo__fs_pread_full(r->fd, win, want, pos);
             if (got < (ssize_t)BLK_HDR_LEN)
                 return 0;
             w = win;

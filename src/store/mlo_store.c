@@ -90,17 +90,18 @@
  * Two processes never write the same file: each writes its own segments,
  * ring and acks; runs.map lines are appended with O_APPEND, one write each.
  *
- * mlo__store_sync: recovers and adopts every dead process's files, whatever
- * its URI, and sends them (mlo__sender_drain_segments), then uploads their
- * artifacts, pending and failed (mlo__artifacts_sync: the runs exist by
- * then).  Resumable (acks at block boundaries; an artifact's manifest goes
- * only once it is uploaded) and idempotent (runs.map + the mlo.local_id tag;
- * a PUT twice stores the same file).
+ * mlo__store_open_all (for `mlo sync`, send/mlo_sync.c): recovers and
+ * adopts every dead process's files, whatever its URI.
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
-#include "mlo_artifact.h"
+#include "mlo_store.h"
+
+#include "mlo_buf.h"
+#include "mlo_fs.h"
 #include "mlo_log.h"
+#include "mlo_payload.h"
+#include "mlo_ring.h"
+#include "mlo_runs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -129,7 +130,7 @@ struct mlo_store {
     char *dir;
     char *uri; /* NULL: local store */
     char procid[48];
-    mlo_client *c;
+    mlo_env *env; /* reports and counts recovery; NULL: quiet */
     int lock_fd;
     int ring_fd;
     void *ring_mem;
@@ -163,6 +164,19 @@ static void errf(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
 }
 
+static void report(mlo_store *s, int st, int rate_limited, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report(mlo_store *s, int st, int rate_limited, const char *fmt, ...) {
+    if (!s->env)
+        return;
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mlo__env_report(s->env, st, rate_limited, "%s", msg);
+}
+
 static char *path_of(const mlo_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *path_of(const mlo_store *s, const char *fmt, ...) {
     mlo_buf b = {0};
@@ -176,33 +190,6 @@ static char *path_of(const mlo_store *s, const char *fmt, ...) {
         return NULL;
     }
     return b.data;
-}
-
-static int mkdir_p(const char *dir) {
-    char *p = strdup(dir);
-    if (!p)
-        return -1;
-    for (char *q = p + 1; *q; q++) {
-        if (*q == '/') {
-            *q = 0;
-            if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-                free(p);
-                return -1;
-            }
-            *q = '/';
-        }
-    }
-    int rc = mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
-static void fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
 }
 
 /* Opens and exclusively locks <store>/acks/<procid>.lock without waiting.
@@ -233,44 +220,6 @@ static int keep_lock(mlo_store *s, int fd, const char *procid) {
     s->claimed = c;
     snprintf(s->claimed[s->nlocks], 48, "%s", procid);
     s->locks[s->nlocks++] = fd;
-    return 0;
-}
-
-static char *read_file(const char *path, size_t *len) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    mlo_buf b = {0};
-    char tmp[4096];
-    ssize_t n;
-    while ((n = read(fd, tmp, sizeof tmp)) > 0)
-        if (mlo__buf_append(&b, tmp, (size_t)n) != 0) {
-            n = -1;
-            break;
-        }
-    close(fd);
-    if (n < 0) {
-        mlo__buf_free(&b);
-        return NULL;
-    }
-    if (!b.data && mlo__buf_reserve(&b, 1) != 0)
-        return NULL;
-    if (len)
-        *len = b.len;
-    return b.data;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
     return 0;
 }
 
@@ -308,7 +257,7 @@ uint64_t mlo__store_ack_get(mlo_store *s, const char *procid, uint32_t n) {
     char *p = path_of(s, "acks/%s-%06u.ack", procid, n);
     if (!p)
         return 0;
-    char *t = read_file(p, NULL);
+    char *t = mlo__fs_read_file(p, NULL);
     free(p);
     if (!t)
         return 0;
@@ -426,7 +375,7 @@ int mlo__store_map_put(mlo_store *s, const char *lid, const char *sid) {
     free(p);
     int rc = -1;
     if (fd >= 0 && len > 0 && (size_t)len < sizeof line) {
-        rc = write_all(fd, line, (size_t)len);
+        rc = mlo__fs_write_all(fd, line, (size_t)len);
         if (rc == 0 && fdatasync(fd) != 0)
             rc = -1;
     }
@@ -455,6 +404,7 @@ typedef struct recover_ctx {
     const char *runs;
     size_t runs_len;
     mlo_buf scratch;
+    mlo_startrun sr;
     uint64_t n, orphans;
     int failed;
 } recover_ctx;
@@ -470,8 +420,9 @@ static void recover_rec(void *ctx, const mlo_rec *r) {
     }
     memcpy(lid, x->runs + (size_t)r->run * 33, 32);
     lid[32] = 0;
-    int rc = mlo__writer_add_rec(x->w, r, lid, &x->scratch);
-    if (rc < 0)
+    mlo_log_event ev;
+    int rc = mlo__payload_to_event(r, lid, &x->scratch, &x->sr, &ev);
+    if (rc < 0 || (rc > 0 && mlo__logw_add(x->w, &ev) != 0))
         x->failed = 1;
     else if (rc > 0)
         x->n++;
@@ -523,23 +474,23 @@ static void recover_ring(mlo_store *s, const char *procid) {
     mem = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED)
         goto out;
-    x.runs = read_file(runs, &x.runs_len);
+    x.runs = mlo__fs_read_file(runs, &x.runs_len);
     unlink(tmp);
     x.w = mlo__logw_create(tmp, err, sizeof err);
     if (!x.w) {
-        mlo__report(s->c, MLO_ERR_STORE, 0, "store %s: cannot recover the queue of process %s: %s",
+        report(s, MLO_ERR_STORE, 0, "store %s: cannot recover the queue of process %s: %s",
                     s->dir, procid, err);
         goto out;
     }
     uint64_t skipped = 0;
     long n = mlo__ring_recover(mem, (size_t)sb.st_size, recover_rec, &x, &skipped);
     if (n < 0)
-        mlo__report(s->c, MLO_ERR_STORE, 0,
+        report(s, MLO_ERR_STORE, 0,
                     "store %s: the queue file of process %s is not readable; removed", s->dir,
                     procid);
     mlo_log_off end;
     if (x.failed || (x.n && mlo__logw_commit(x.w, 1, &end) != 0)) {
-        mlo__report(s->c, MLO_ERR_STORE, 0,
+        report(s, MLO_ERR_STORE, 0,
                     "store %s: cannot write the recovered events of process %s (%s); its queue "
                     "file is kept for a later try",
                     s->dir, procid, strerror(errno));
@@ -555,16 +506,16 @@ static void recover_ring(mlo_store *s, const char *procid) {
             goto out;
         char *sd = path_of(s, "segments");
         if (sd)
-            fsync_dir(sd);
+            mlo__fs_fsync_dir(sd);
         free(sd);
     } else {
         unlink(tmp);
     }
     s->recovered += x.n;
-    if (s->c && x.n)
-        mlo__stat_add(s->c, MLO_STAT_RECOVERED, x.n);
+    if (s->env && x.n)
+        mlo__env_stat(s->env, MLO_STAT_RECOVERED, x.n);
     if (x.orphans)
-        mlo__report(s->c, MLO_ERR_STORE, 0,
+        report(s, MLO_ERR_STORE, 0,
                     "store %s: %" PRIu64 " events of process %s name no known run; dropped",
                     s->dir, x.orphans, procid);
 remove:
@@ -682,7 +633,7 @@ static void recover_and_adopt(mlo_store *s, int all_targets) {
             int take = all_targets;
             if (!take) {
                 char *tp = path_of(s, "acks/%s.target", procid);
-                char *t = tp ? read_file(tp, NULL) : NULL;
+                char *t = tp ? mlo__fs_read_file(tp, NULL) : NULL;
                 take = t && !strcmp(t, s->uri);
                 free(t);
                 free(tp);
@@ -736,7 +687,7 @@ static void recover_and_adopt(mlo_store *s, int all_targets) {
             int take = all_targets;
             if (!take) {
                 char *tp = path_of(s, "acks/%s.target", procid);
-                char *t = tp ? read_file(tp, NULL) : NULL;
+                char *t = tp ? mlo__fs_read_file(tp, NULL) : NULL;
                 take = t && !strcmp(t, s->uri);
                 free(t);
                 free(tp);
@@ -773,13 +724,13 @@ static char *uri_for_store(const char *uri) {
     return out;
 }
 
-static mlo_store *store_new(const char *dir, const char *uri, mlo_client *c) {
+static mlo_store *store_new(const char *dir, const char *uri, mlo_env *env) {
     mlo_store *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->lock_fd = s->ring_fd = s->runs_fd = -1;
-    s->c = c;
-    s->fsync_policy = c ? c->cfg.fsync_policy : MLO_FSYNC_INTERVAL;
+    s->env = env;
+    s->fsync_policy = env ? env->cfg->fsync_policy : MLO_FSYNC_INTERVAL;
     pthread_mutex_init(&s->map_lock, NULL);
     s->dir = strdup(dir);
     s->uri = uri ? uri_for_store(uri) : NULL;
@@ -811,7 +762,7 @@ static int make_layout(mlo_store *s, char *err, size_t errlen) {
         char *p = path_of(s, "%s", subs[i] + (i ? 1 : 0));
         if (!p)
             return MLO_ERR_NO_MEMORY;
-        int rc = i == 0 ? mkdir_p(s->dir) : (mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0);
+        int rc = i == 0 ? mlo__fs_mkdir_p(s->dir, 0700) : (mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0);
         int e = errno;
         free(p);
         if (rc != 0) {
@@ -848,7 +799,7 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
      * neither reliably (the ring is never fsynced). */
     char shm[256];
     char rnd[33];
-    mlo__new_local_id(rnd);
+    mlo__runs_new_id(rnd);
     snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", MLO_SHM_DIR, s->procid, rnd);
     s->ring_fd = open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (s->ring_fd >= 0) {
@@ -932,9 +883,9 @@ static void store_free(mlo_store *s) {
 }
 
 int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t full_wait_ns,
-                    mlo_client *c, mlo_store **out, char *err, size_t errlen) {
+                    mlo_env *env, mlo_store **out, char *err, size_t errlen) {
     *out = NULL;
-    mlo_store *s = store_new(dir, uri, c);
+    mlo_store *s = store_new(dir, uri, env);
     if (!s)
         return MLO_ERR_NO_MEMORY;
     int st = make_layout(s, err, errlen);
@@ -943,13 +894,13 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
         return st;
     }
     absolute(s);
-    snprintf(s->procid, sizeof s->procid, "%013lld-%ld-%u", (long long)mlo__now_ms(),
+    snprintf(s->procid, sizeof s->procid, "%013lld-%ld-%u", (long long)mlo__clock_now_ms(NULL),
              (long)getpid(), (unsigned)atomic_fetch_add(&client_counter, 1));
     s->lock_fd = lock_procid(s, s->procid);
     char *tp = path_of(s, "acks/%s.target", s->procid);
     int tfd = tp ? open(tp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600) : -1;
     free(tp);
-    if (s->lock_fd < 0 || tfd < 0 || write_all(tfd, s->uri ? s->uri : "", s->uri ? strlen(s->uri) : 0) != 0) {
+    if (s->lock_fd < 0 || tfd < 0 || mlo__fs_write_all(tfd, s->uri ? s->uri : "", s->uri ? strlen(s->uri) : 0) != 0) {
         errf(err, errlen, "cannot write in %s/acks: %s", s->dir, strerror(errno));
         if (tfd >= 0)
             close(tfd);
@@ -962,10 +913,9 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
         st = create_ring(s, capacity, full_wait_ns, err, errlen);
         if (st != MLO_OK) {
             /* the store still works for segments; the queue lives in memory */
-            mlo__report(c, MLO_ERR_STORE, 0,
-                        "store %s: %s; the event queue lives in memory (a crash loses what it "
-                        "holds)",
-                        s->dir, err);
+            report(s, MLO_ERR_STORE, 0,
+                   "store %s: %s; the event queue lives in memory (a crash loses what it holds)",
+                   s->dir, err);
             err[0] = 0;
         }
     }
@@ -996,104 +946,25 @@ void mlo__store_close(mlo_store *s, int ring_empty) {
     store_free(s);
 }
 
-/* ---- sync ---------------------------------------------------------------------- */
-
-typedef struct sync_errs {
-    char first[512];
-    int n;
-} sync_errs;
-
-static void sync_err_cb(void *user, mlo_status st, const char *msg) {
-    sync_errs *e = user;
-    if (st == MLO_WARN_RETRY || st == MLO_WARN_TRUNCATED)
-        return;
-    if (!e->n++)
-        snprintf(e->first, sizeof e->first, "%s", msg);
-}
-
-int mlo__store_sync(const char *store_dir, const char *uri,
-                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
-                    char *err, size_t errlen) {
-    if (err && errlen)
-        err[0] = 0;
-    if (!store_dir) {
-        errf(err, errlen, "no store directory given");
-        return MLO_ERR_INVALID_ARGUMENT;
-    }
+int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_store **out,
+                        char *err, size_t errlen) {
+    *out = NULL;
     struct stat sb;
-    if (stat(store_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        errf(err, errlen, "%s: not a store directory", store_dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        errf(err, errlen, "%s: not a store directory", dir);
         return MLO_ERR_STORE;
     }
-    mlo_options_t *o = mlo_options_new();
-    if (!o)
+    mlo_store *s = store_new(dir, uri, env);
+    if (!s)
         return MLO_ERR_NO_MEMORY;
-    int st = uri ? mlo_options_set_tracking_uri(o, uri) : MLO_OK;
-    mlo_client *c = calloc(1, sizeof *c);
-    if (st != MLO_OK || !c) {
-        mlo_options_free(o);
-        free(c);
-        errf(err, errlen, "invalid tracking URI");
-        return st != MLO_OK ? st : MLO_ERR_NO_MEMORY;
-    }
-    sync_errs errs = {0};
-    mlo_options_set_error_callback(o, sync_err_cb, &errs);
-    st = mlo__config_resolve(o, &c->cfg, err, errlen);
-    mlo_options_free(o);
-    if (st == MLO_OK && !c->cfg.tracking_uri) {
-        errf(err, errlen, "no tracking URI: pass one or set MLFLOW_TRACKING_URI");
-        st = MLO_ERR_CONFIG;
-    }
-    if (st != MLO_OK) {
-        mlo__config_free(&c->cfg);
-        free(c);
-        return st;
-    }
-    c->magic = MLO_CLIENT_MAGIC;
-    pthread_mutex_init(&c->runs_lock, NULL);
-    pthread_cond_init(&c->runs_cond, NULL);
-
-    mlo_store *s = store_new(store_dir, c->cfg.tracking_uri, c);
-    if (!s) {
-        st = MLO_ERR_NO_MEMORY;
-        goto done;
-    }
     absolute(s);
     /* a procid of our own only to tell our files from others' */
     snprintf(s->procid, sizeof s->procid, "sync-%ld", (long)getpid());
     recover_and_adopt(s, 1);
-    mlo_sender *snd = mlo__sender_new(c, s, 1);
-    if (!snd) {
-        st = MLO_ERR_NO_MEMORY;
-    } else {
-        st = mlo__sender_drain_segments(snd, s->adopted, s->nadopted, progress, ctx, err, errlen);
-        mlo__sender_free(snd);
-    }
-    uint64_t refused = atomic_load(&c->st[MLO_STAT_FAILED]);
-    /* artifacts after the segments: their runs exist on the server now */
-    char aerr[768] = "";
-    int ast = st == MLO_OK ? mlo__artifacts_sync(c, s, aerr, sizeof aerr) : MLO_OK;
-    if (st == MLO_OK && !refused && ast != MLO_OK) {
-        st = ast;
-        errf(err, errlen, "%s", aerr[0] ? aerr : mlo_strerror(ast));
-    }
-    if (st == MLO_OK && refused) {
-        st = MLO_ERR_SERVER_INVALID;
-        errf(err, errlen,
-             "%llu events were refused by the server (first: %s); everything else was uploaded",
-             (unsigned long long)refused, errs.n ? errs.first : "see the error callback");
-    } else if (st == MLO_OK && s->live_skipped)
-        errf(err, errlen,
-             "%zu files belong to processes still running (they send their own events); "
-             "they were left alone",
-             s->live_skipped);
-    else if (st != MLO_OK && err && !err[0] && errs.n)
-        errf(err, errlen, "%s", errs.first);
-    store_free(s);
-done:
-    pthread_mutex_destroy(&c->runs_lock);
-    pthread_cond_destroy(&c->runs_cond);
-    mlo__config_free(&c->cfg);
-    free(c);
-    return st;
+    *out = s;
+    return MLO_OK;
+}
+
+size_t mlo__store_live_skipped(const mlo_store *s) {
+    return s->live_skipped;
 }

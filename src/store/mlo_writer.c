@@ -1,5 +1,5 @@
 /*
- * mlo_shipper.c - the writer thread: drains the event queue into the store's
+ * mlo_writer.c - the writer: drains the event queue into the store's
  * run log and hands over to the sender.
  *
  * With a store (the default) each cycle peeks up to STAGE_MAX records from
@@ -25,38 +25,44 @@
  * core (mlo_sender.c) and sends in this thread; events that cannot be sent
  * after the retries count as failed.
  *
- * Waiting: a light sleep of one flush interval, which producers do not
- * interrupt (so a log call never pays for a wake-up system call) unless the
- * queue fills to a quarter; after a second without events, a deep sleep that
- * the next event ends (one system call after an idle spell).
+ * Waiting (a worker of mlo_worker.h that sleeps on the queue): a light
+ * sleep of one flush interval, which producers do not interrupt (so a log
+ * call never pays for a wake-up system call) unless the queue fills to a
+ * quarter; after a second without events, a deep sleep that the next event
+ * ends (one system call after an idle spell).  Histograms due earlier cut
+ * the sleep short.
  *
- * Threads: only the writer thread runs this file (mlo__writer_add_rec is
- * also used by crash recovery, on the thread that opens the store).
+ * Threads: only the writer's thread runs this file.
  */
 #define _GNU_SOURCE
-#include "mlo_internal.h"
+#include "mlo_writer.h"
+
 #include "mlo_log.h"
+#include "mlo_payload.h"
+#include "mlo_ring.h"
+#include "mlo_sender.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define STAGE_MAX 4096
 #define SEG_MAX_BYTES (64u << 20)
 #define RETRY_NS 1000000000
+#define FAILING_PAUSE_NS 50000000
+#define IDLE_DEEP_NS 1000000000
+#define DEEP_SLEEP_NS 10000000000LL
 
-typedef struct writer {
-    mlo_client *c;
-    mlo_store *st;
-    mlo_pipe *p;
+struct mlo_writer {
+    mlo_writer_cfg cfg;
+    mlo_worker worker;
     mlo_logw *w;
     int sync_fd; /* read-only fd of the current segment, for interval fsyncs */
     uint32_t seg;
     mlo_buf scratch;
-    int use_peek;
+    mlo_startrun sr;
     uint64_t peek_end;
     uint64_t events;    /* events added since the last commit */
     uint64_t flush_seq; /* highest FLUSH seen since the last commit */
@@ -65,76 +71,25 @@ typedef struct writer {
     int64_t last_sync;
     int dirty;
     int oom;
-    size_t taken; /* records of this peek handled (before an out-of-memory) */
+    size_t taken;    /* records of this peek handled (before an out-of-memory) */
     mlo_sender *snd; /* memory mode */
     int64_t hist_next_ns; /* when the histograms want the next tick (relative) */
-} writer;
+    int64_t idle_ns;      /* light sleeps since the last record */
+    int deep;             /* the next sleep is a deep one */
+    int ring_left;
+};
 
-/* ---- records -> log events ------------------------------------------------- */
-
-int mlo__writer_add_rec(struct mlo_logw *w, const mlo_rec *r, const char *lid, mlo_buf *scratch) {
-    mlo_log_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = r->type;
-    ev.run_id = lid;
-    mlo__buf_reset(scratch);
-    if (mlo__buf_append(scratch, mlo__rec_key(r), r->key_len) != 0 ||
-        mlo__buf_appendc(scratch, 0) != 0 ||
-        mlo__buf_append(scratch, mlo__rec_val(r), r->val_len) != 0 ||
-        mlo__buf_appendc(scratch, 0) != 0)
-        return -1;
-    const char *key = scratch->data;
-    const char *val = scratch->data + r->key_len + 1;
-    mlo_startrun sr;
-    mlo_dataset_payload ds;
-    switch (r->type) {
-    case MLO_REC_METRIC:
-        ev.key = key;
-        ev.value_num = r->value;
-        ev.timestamp = r->timestamp;
-        ev.step = r->step;
-        break;
-    case MLO_REC_PARAM:
-    case MLO_REC_TAG:
-        ev.key = key;
-        ev.value = val;
-        break;
-    case MLO_REC_END_RUN:
-        ev.value_num = r->value;
-        ev.timestamp = r->timestamp;
-        break;
-    case MLO_REC_DATASET:
-        if (mlo__dataset_payload_parse(val, r->val_len, &ds) != 0)
-            return 0;
-        ev.key = key;
-        ev.value = ds.source;
-        ev.timestamp = r->timestamp;
-        ev.digest = ds.digest;
-        ev.source_type = ds.source_type;
-        ev.context = ds.context;
-        break;
-    case MLO_EV_START_RUN:
-        if (mlo__startrun_parse(val, r->val_len, &sr) != 0)
-            return 0;
-        ev.key = sr.exp_name;
-        ev.value = sr.run_name;
-        ev.timestamp = r->timestamp;
-        ev.experiment_id = sr.exp_id;
-        ev.parent_run_id = sr.parent;
-        ev.ntags = sr.ntags;
-        ev.tag_keys = sr.keys;
-        ev.tag_values = sr.values;
-        break;
-    default:
-        return 0;
-    }
-    return mlo__logw_add(w, &ev) == 0 ? 1 : -1;
+static mlo_env *env_of(mlo_writer *w) {
+    return w->cfg.env;
+}
+static int64_t now_ns(mlo_writer *w) {
+    return mlo__env_mono(w->cfg.env);
 }
 
 /* ---- the durable path ---------------------------------------------------------- */
 
 static void write_cb(void *ctx, const mlo_rec *r) {
-    writer *w = ctx;
+    mlo_writer *w = ctx;
     if (w->oom)
         return; /* not taken: stays in the ring */
     if (r->type == MLO_REC_FLUSH) {
@@ -143,14 +98,15 @@ static void write_cb(void *ctx, const mlo_rec *r) {
         w->taken++;
         return;
     }
-    mlo_run *run = mlo__client_run(w->c, r->run);
+    mlo_run *run = mlo__runs_get(w->cfg.runs, r->run);
     if (!run) {
-        mlo__stat_add(w->c, MLO_STAT_FAILED, 1);
+        mlo__env_stat(env_of(w), MLO_STAT_FAILED, 1);
         w->taken++;
         return;
     }
-    int rc = mlo__writer_add_rec(w->w, r, run->local_id, &w->scratch);
-    if (rc < 0) {
+    mlo_log_event ev;
+    int rc = mlo__payload_to_event(r, run->local_id, &w->scratch, &w->sr, &ev);
+    if (rc < 0 || (rc > 0 && mlo__logw_add(w->w, &ev) != 0)) {
         w->oom = 1;
         return;
     }
@@ -164,13 +120,14 @@ static void noop_cb(void *ctx, const mlo_rec *r) {
     (void)r;
 }
 
-/* Histogram emissions (mlo__hist_tick) go into the pipeline like any metric. */
-static void emit_durable(void *ctx, uint32_t run, const char *key, double value, int64_t step,
-                         int64_t ts_ms) {
-    writer *w = ctx;
-    mlo_run *r = mlo__client_run(w->c, run);
+/* Histogram emissions (mlo__hists_tick) go into the pipeline like any metric. */
+static int emit_durable(void *ctx, uint32_t run, const char *key, size_t klen, double value,
+                        int64_t step, int64_t ts_ms) {
+    (void)klen;
+    mlo_writer *w = ctx;
+    mlo_run *r = mlo__runs_get(w->cfg.runs, run);
     if (!r || !w->w)
-        return;
+        return MLO_OK;
     mlo_log_event ev = {.type = MLO_REC_METRIC,
                         .run_id = r->local_id,
                         .key = key,
@@ -181,49 +138,38 @@ static void emit_durable(void *ctx, uint32_t run, const char *key, double value,
         w->events++;
     else
         w->oom = 1;
+    return MLO_OK;
 }
 
-static void emit_memory(void *ctx, uint32_t run, const char *key, double value, int64_t step,
-                        int64_t ts_ms) {
-    writer *w = ctx;
-    mlo_run *r = mlo__client_run(w->c, run);
+static int emit_memory(void *ctx, uint32_t run, const char *key, size_t klen, double value,
+                       int64_t step, int64_t ts_ms) {
+    mlo_writer *w = ctx;
+    mlo_run *r = mlo__runs_get(w->cfg.runs, run);
     if (!r)
-        return;
-    mlo__stat_add(w->c, MLO_STAT_ACCEPTED, 1);
-    if (mlo__sender_add(w->snd, MLO_REC_METRIC, r->local_id, key, strlen(key), "", 0, value,
-                        ts_ms, step, 0) != 0)
-        mlo__stat_add(w->c, MLO_STAT_FAILED, 1);
+        return MLO_OK;
+    mlo__env_stat(env_of(w), MLO_STAT_ACCEPTED, 1);
+    if (mlo__sender_add(w->snd, MLO_REC_METRIC, r->local_id, key, klen, "", 0, value, ts_ms, step,
+                        0) != 0)
+        mlo__env_stat(env_of(w), MLO_STAT_FAILED, 1);
+    return MLO_OK;
 }
 
-static void flush_done(mlo_client *c, uint64_t seq) {
-    pthread_mutex_lock(&c->flush_lock);
-    if (seq > c->flush_done)
-        c->flush_done = seq;
-    pthread_cond_broadcast(&c->flush_cond);
-    pthread_mutex_unlock(&c->flush_lock);
-}
-
-void mlo__pipe_signal(mlo_pipe *p) {
-    pthread_mutex_lock(&p->lock);
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-}
-
-static void fail(writer *w, const char *what) {
+static void fail(mlo_writer *w, const char *what) {
     int e = errno;
     if (!w->failing)
-        mlo__report(w->c, MLO_ERR_STORE, 0,
-                    "store: %s (%s): events wait in the queue and the write is retried every "
-                    "second; log calls meet the full policy once the queue is full",
-                    what, strerror(e));
+        mlo__env_report(env_of(w), MLO_ERR_STORE, 0,
+                        "store: %s (%s): events wait in the queue and the write is retried every "
+                        "second; log calls meet the full policy once the queue is full",
+                        what, strerror(e));
     w->failing = 1;
-    w->retry_at = mlo__mono_ns() + RETRY_NS;
+    w->retry_at = now_ns(w) + RETRY_NS;
 }
 
-static int ensure_segment(writer *w) {
+static int ensure_segment(mlo_writer *w) {
     if (w->w)
         return 0;
-    char *path = mlo__store_seg_path(w->st, mlo__store_procid(w->st), w->seg + 1);
+    mlo_store *st = w->cfg.store;
+    char *path = mlo__store_seg_path(st, mlo__store_procid(st), w->seg + 1);
     char err[256] = "";
     mlo_logw *lw = path ? mlo__logw_create(path, err, sizeof err) : NULL;
     if (!lw && path && errno == EEXIST) {
@@ -243,47 +189,34 @@ static int ensure_segment(writer *w) {
     free(path);
     w->w = lw;
     w->seg++;
-    pthread_mutex_lock(&w->p->lock);
-    w->p->seg = w->seg;
-    w->p->committed = mlo__logw_size(lw);
-    pthread_mutex_unlock(&w->p->lock);
+    mlo__pipe_segment(w->cfg.pipe, w->seg, mlo__logw_size(lw));
     return 0;
 }
 
-static void rotate(writer *w) {
-    mlo__logw_close(w->w);
-    w->w = NULL;
-}
-
 /* Announces a successful commit ending at end. */
-static void committed(writer *w, uint64_t end) {
-    mlo_client *c = w->c;
+static void committed(mlo_writer *w, uint64_t end) {
     if (w->events)
-        mlo__stat_add(c, MLO_STAT_ACCEPTED, w->events);
+        mlo__env_stat(env_of(w), MLO_STAT_ACCEPTED, w->events);
     w->events = 0;
     uint64_t seq = w->flush_seq;
     w->flush_seq = 0;
-    pthread_mutex_lock(&w->p->lock);
-    w->p->committed = end;
-    int local = mlo__store_uri(w->st) == NULL;
-    if (seq && !local) {
-        if (w->p->ntargets == MLO_PIPE_TARGETS)
-            w->p->ntargets--; /* a later target covers the one it replaces */
-        w->p->targets[w->p->ntargets++] =
-            (mlo_flush_target){.seq = seq, .seg = w->seg, .off = end};
+    if (mlo__store_uri(w->cfg.store) == NULL) {
+        /* a local store: committed is the promise */
+        mlo__pipe_committed(w->cfg.pipe, end, 0);
+        if (seq)
+            mlo__gate_done(w->cfg.flush, seq);
+    } else {
+        mlo__pipe_committed(w->cfg.pipe, end, seq);
     }
-    pthread_cond_broadcast(&w->p->cond);
-    pthread_mutex_unlock(&w->p->lock);
-    if (seq && local)
-        flush_done(c, seq);
 }
 
-static int do_commit(writer *w) {
-    int64_t now = mlo__mono_ns();
-    int pol = w->c->cfg.fsync_policy;
+static int do_commit(mlo_writer *w) {
+    int64_t now = now_ns(w);
+    const mlo_config *cfg = env_of(w)->cfg;
+    int pol = cfg->fsync_policy;
     int do_fsync = pol == MLO_FSYNC_ALWAYS ||
                    (pol == MLO_FSYNC_INTERVAL &&
-                    now - w->last_sync >= (int64_t)w->c->cfg.fsync_interval_ms * 1000000);
+                    now - w->last_sync >= (int64_t)cfg->fsync_interval_ms * 1000000);
     mlo_log_off end;
     size_t pending = mlo__logw_pending(w->w);
     if (mlo__logw_commit(w->w, do_fsync && pending, &end) != 0) {
@@ -299,22 +232,25 @@ static int do_commit(writer *w) {
         }
     }
     if (w->failing)
-        mlo__report(w->c, MLO_ERR_STORE, 0, "store: writing the run log works again");
+        mlo__env_report(env_of(w), MLO_ERR_STORE, 0, "store: writing the run log works again");
     w->failing = 0;
-    if (w->use_peek)
-        mlo__ring_release_sc(w->c->queue, w->peek_end);
+    if (w->cfg.peek)
+        mlo__ring_release_sc(w->cfg.queue, w->peek_end);
     committed(w, end);
-    if (end >= SEG_MAX_BYTES)
-        rotate(w);
+    if (end >= SEG_MAX_BYTES) {
+        mlo__logw_close(w->w);
+        w->w = NULL;
+    }
     return 0;
 }
 
 /* Interval fsync of what was committed without one. */
-static void interval_sync(writer *w) {
-    if (!w->dirty || w->c->cfg.fsync_policy != MLO_FSYNC_INTERVAL || w->sync_fd < 0)
+static void interval_sync(mlo_writer *w) {
+    const mlo_config *cfg = env_of(w)->cfg;
+    if (!w->dirty || cfg->fsync_policy != MLO_FSYNC_INTERVAL || w->sync_fd < 0)
         return;
-    int64_t now = mlo__mono_ns();
-    if (now - w->last_sync < (int64_t)w->c->cfg.fsync_interval_ms * 1000000)
+    int64_t now = now_ns(w);
+    if (now - w->last_sync < (int64_t)cfg->fsync_interval_ms * 1000000)
         return;
     fdatasync(w->sync_fd);
     w->last_sync = now;
@@ -322,10 +258,10 @@ static void interval_sync(writer *w) {
 }
 
 /* One cycle: take records, commit.  Returns the number of records taken. */
-static size_t cycle(writer *w) {
-    mlo_client *c = w->c;
+static size_t cycle(mlo_writer *w) {
+    mlo_queue *q = w->cfg.queue;
     if (w->failing) {
-        if (mlo__mono_ns() < w->retry_at)
+        if (now_ns(w) < w->retry_at)
             return 0;
         if (ensure_segment(w) != 0)
             return 0;
@@ -338,23 +274,23 @@ static size_t cycle(writer *w) {
     }
     if (ensure_segment(w) != 0)
         return 0;
-    w->hist_next_ns = mlo__hist_tick(c, mlo__mono_ns(), emit_durable, w);
+    w->hist_next_ns = mlo__hists_tick(w->cfg.hists, now_ns(w), emit_durable, w);
     size_t n;
     w->taken = 0;
-    if (w->use_peek) {
-        w->peek_end = mlo__ring_head_sc(c->queue);
-        n = mlo__ring_peek_sc(c->queue, &w->peek_end, STAGE_MAX, write_cb, w);
+    if (w->cfg.peek) {
+        w->peek_end = mlo__ring_head_sc(q);
+        n = mlo__ring_peek_sc(q, &w->peek_end, STAGE_MAX, write_cb, w);
     } else {
-        n = c->qops->drain(c->queue, STAGE_MAX, write_cb, w);
+        n = w->cfg.qops->drain(q, STAGE_MAX, write_cb, w);
     }
     if (w->oom) {
         w->oom = 0;
-        if (w->use_peek) {
+        if (w->cfg.peek) {
             /* release, later, only what went into the block */
-            w->peek_end = mlo__ring_head_sc(c->queue);
-            mlo__ring_peek_sc(c->queue, &w->peek_end, w->taken, noop_cb, NULL);
+            w->peek_end = mlo__ring_head_sc(q);
+            mlo__ring_peek_sc(q, &w->peek_end, w->taken, noop_cb, NULL);
         } else {
-            mlo__stat_add(c, MLO_STAT_FAILED, n - w->taken);
+            mlo__env_stat(env_of(w), MLO_STAT_FAILED, n - w->taken);
         }
         errno = ENOMEM;
         fail(w, "out of memory");
@@ -365,169 +301,203 @@ static size_t cycle(writer *w) {
     return n;
 }
 
-/* The light sleep, cut short when a histogram is due. */
-static int64_t sleep_ns(const writer *w, int64_t interval_ns) {
-    int64_t t = w->hist_next_ns - mlo__mono_ns();
-    if (w->hist_next_ns == INT64_MAX || t >= interval_ns)
-        return interval_ns;
-    return t > 0 ? t : 0;
+/* How long to sleep now that there is nothing to do: one flush interval
+ * (light), cut short when a histogram is due; after a second of those, a
+ * deep sleep that any record ends. */
+static int64_t idle_sleep(mlo_writer *w) {
+    int64_t interval_ns = (int64_t)env_of(w)->cfg->flush_interval_ms * 1000000;
+    w->deep = 0;
+    if (w->hist_next_ns != INT64_MAX) /* relative: ns until the next tick is due */
+        return w->hist_next_ns < interval_ns ? (w->hist_next_ns > 0 ? w->hist_next_ns : 0)
+                                             : interval_ns;
+    if (w->idle_ns >= IDLE_DEEP_NS) {
+        w->deep = 1;
+        return DEEP_SLEEP_NS;
+    }
+    w->idle_ns += interval_ns;
+    return interval_ns;
 }
 
-static void run_durable(writer *w) {
-    mlo_client *c = w->c;
-    int64_t interval_ns = (int64_t)c->cfg.flush_interval_ms * 1000000;
-    int64_t idle_ns = 0;
-    for (;;) {
-        size_t n = cycle(w);
-        interval_sync(w);
-        if (n) {
-            idle_ns = 0;
-            continue;
-        }
-        /* acquire: pairs with close's release store; the queue is closed by then */
-        if (atomic_load_explicit(&c->stop, memory_order_acquire)) {
-            if (w->failing) {
-                /* one last try, then leave the rest in the ring file */
-                w->retry_at = 0;
-                cycle(w);
-                if (w->failing)
-                    break;
-                continue;
-            }
-            if (cycle(w))
-                continue;
-            break;
-        }
-        if (w->failing) {
-            struct timespec ts = {0, 50000000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        int64_t sl = sleep_ns(w, interval_ns);
-        if (w->hist_next_ns != INT64_MAX) {
-            c->qops->wait(c->queue, sl, 0); /* histograms tick: no deep sleep */
-        } else if (idle_ns >= 1000000000) {
-            c->qops->wait(c->queue, 10000000000, 1);
-        } else {
-            c->qops->wait(c->queue, interval_ns, 0);
-            idle_ns += interval_ns;
-        }
-    }
+/* The writer is done: the segment is closed (fsync'd when the policy says
+ * so) and the sender told. */
+static int64_t finish_durable(mlo_writer *w) {
     if (w->w) {
-        if (w->dirty && c->cfg.fsync_policy != MLO_FSYNC_NONE && w->sync_fd >= 0)
+        if (w->dirty && env_of(w)->cfg->fsync_policy != MLO_FSYNC_NONE && w->sync_fd >= 0)
             fdatasync(w->sync_fd);
         mlo__logw_close(w->w);
         w->w = NULL;
     }
+    /* the ring may be removed at close only if it holds nothing */
+    w->ring_left = w->failing;
+    mlo__pipe_writer_done(w->cfg.pipe);
+    return MLO_WORKER_EXIT;
+}
+
+static int64_t run_durable(void *ctx, mlo_worker *wk) {
+    mlo_writer *w = ctx;
+    size_t n = cycle(w);
+    interval_sync(w);
+    if (n) {
+        w->idle_ns = 0;
+        return 0;
+    }
+    /* after the stop was asked for, the queue is closed: empty it */
+    if (mlo__worker_stopping(wk)) {
+        if (w->failing) {
+            /* one last try, then leave the rest in the ring file */
+            w->retry_at = 0;
+            cycle(w);
+            return w->failing ? finish_durable(w) : 0;
+        }
+        return cycle(w) ? 0 : finish_durable(w);
+    }
+    if (w->failing) {
+        w->deep = -1; /* a plain pause: the queue filling up must not spin us */
+        return FAILING_PAUSE_NS;
+    }
+    return idle_sleep(w);
 }
 
 /* ---- memory only ------------------------------------------------------------------ */
 
 typedef struct mem_ctx {
-    writer *w;
+    mlo_writer *w;
     uint64_t events;
     uint64_t flush_seq;
 } mem_ctx;
 
 static void mem_cb(void *ctx, const mlo_rec *r) {
     mem_ctx *m = ctx;
-    mlo_client *c = m->w->c;
+    mlo_writer *w = m->w;
     if (r->type == MLO_REC_FLUSH) {
         if ((uint64_t)r->step > m->flush_seq)
             m->flush_seq = (uint64_t)r->step;
         /* everything before the flush is sent before it is done: a flush
-         * ends the stage (process_mem sends what is staged) */
+         * ends the stage (run_memory sends what is staged) */
         return;
     }
-    mlo_run *run = mlo__client_run(c, r->run);
-    int rc = run ? mlo__sender_add(m->w->snd, r->type, run->local_id, mlo__rec_key(r),
-                                   r->key_len, mlo__rec_val(r), r->val_len, r->value,
-                                   r->timestamp, r->step, 0)
+    mlo_run *run = mlo__runs_get(w->cfg.runs, r->run);
+    int rc = run ? mlo__sender_add(w->snd, r->type, run->local_id, mlo__rec_key(r), r->key_len,
+                                   mlo__rec_val(r), r->val_len, r->value, r->timestamp, r->step,
+                                   0)
                  : -1;
     if (r->type != MLO_EV_START_RUN) {
         m->events++;
         if (rc != 0)
-            mlo__stat_add(c, MLO_STAT_FAILED, 1);
+            mlo__env_stat(env_of(w), MLO_STAT_FAILED, 1);
     }
 }
 
-static void run_memory(writer *w) {
-    mlo_client *c = w->c;
-    int64_t interval_ns = (int64_t)c->cfg.flush_interval_ms * 1000000;
-    int64_t idle_ns = 0;
-    for (;;) {
-        mem_ctx m = {.w = w};
-        w->hist_next_ns = mlo__hist_tick(c, mlo__mono_ns(), emit_memory, w);
-        size_t n = c->qops->drain(c->queue, STAGE_MAX, mem_cb, &m);
-        if (!n && mlo__sender_staged(w->snd))
-            mlo__sender_process(w->snd); /* histogram metrics only */
-        if (n) {
-            mlo__stat_add(c, MLO_STAT_ACCEPTED, m.events);
-            mlo__sender_process(w->snd);
-            if (m.flush_seq)
-                flush_done(c, m.flush_seq);
-            idle_ns = 0;
-            continue;
-        }
-        if (atomic_load_explicit(&c->stop, memory_order_acquire))
-            break; /* the drain above found nothing: the queue is closed and empty */
-        int64_t sl = sleep_ns(w, interval_ns);
-        if (w->hist_next_ns != INT64_MAX) {
-            c->qops->wait(c->queue, sl, 0); /* histograms tick: no deep sleep */
-        } else if (idle_ns >= 1000000000) {
-            c->qops->wait(c->queue, 10000000000, 1);
-        } else {
-            c->qops->wait(c->queue, interval_ns, 0);
-            idle_ns += interval_ns;
-        }
+static int64_t run_memory(void *ctx, mlo_worker *wk) {
+    mlo_writer *w = ctx;
+    mem_ctx m = {.w = w};
+    w->hist_next_ns = mlo__hists_tick(w->cfg.hists, now_ns(w), emit_memory, w);
+    size_t n = w->cfg.qops->drain(w->cfg.queue, STAGE_MAX, mem_cb, &m);
+    if (!n && mlo__sender_staged(w->snd))
+        mlo__sender_process(w->snd); /* histogram metrics only */
+    if (n) {
+        mlo__env_stat(env_of(w), MLO_STAT_ACCEPTED, m.events);
+        mlo__sender_process(w->snd);
+        if (m.flush_seq)
+            mlo__gate_done(w->cfg.flush, m.flush_seq);
+        w->idle_ns = 0;
+        return 0;
     }
+    if (mlo__worker_stopping(wk))
+        return MLO_WORKER_EXIT; /* the drain above found nothing: closed and empty */
+    return idle_sleep(w);
 }
 
+/* Without a sender (out of memory at start): keep draining so producers are
+ * not stuck; everything counts as failed. */
 static void discard_cb(void *ctx, const mlo_rec *r) {
-    mlo_client *c = ctx;
+    mlo_writer *w = ctx;
     if (r->type == MLO_REC_FLUSH) {
-        flush_done(c, (uint64_t)r->step);
+        mlo__gate_done(w->cfg.flush, (uint64_t)r->step);
         return;
     }
     if (r->type != MLO_EV_START_RUN) {
-        mlo__stat_add(c, MLO_STAT_ACCEPTED, 1);
-        mlo__stat_add(c, MLO_STAT_FAILED, 1);
+        mlo__env_stat(env_of(w), MLO_STAT_ACCEPTED, 1);
+        mlo__env_stat(env_of(w), MLO_STAT_FAILED, 1);
     }
 }
 
-void *mlo__shipper_main(void *arg) {
-    mlo_client *c = arg;
-    writer w = {.c = c, .st = c->store, .p = c->pipe, .sync_fd = -1};
-    mlo__buf_init(&w.scratch);
-    w.last_sync = mlo__mono_ns();
-    if (c->store) {
-        w.use_peek = c->qops == &mlo__queue_ring_ops;
-        run_durable(&w);
-        pthread_mutex_lock(&c->pipe->lock);
-        c->pipe->writer_done = 1;
-        pthread_cond_broadcast(&c->pipe->cond);
-        pthread_mutex_unlock(&c->pipe->lock);
-        /* the ring may be removed at close only if it holds nothing */
-        atomic_store_explicit(&c->ring_left, w.failing, memory_order_release);
-    } else {
-        w.snd = mlo__sender_new(c, NULL, 0);
-        if (!w.snd) {
-            mlo__report(c, MLO_ERR_NO_MEMORY, 0, "shipper: out of memory, nothing will be sent");
-            /* keep draining so producers are not stuck; count as failed */
-            for (;;) {
-                size_t n = c->qops->drain(c->queue, STAGE_MAX, discard_cb, c);
-                if (!n && atomic_load_explicit(&c->stop, memory_order_acquire))
-                    break;
-                if (!n)
-                    c->qops->wait(c->queue, 100000000, 1);
-            }
-        } else {
-            run_memory(&w);
-            mlo__sender_free(w.snd);
+static int64_t run_discard(void *ctx, mlo_worker *wk) {
+    mlo_writer *w = ctx;
+    size_t n = w->cfg.qops->drain(w->cfg.queue, STAGE_MAX, discard_cb, w);
+    if (n)
+        return 0;
+    if (mlo__worker_stopping(wk))
+        return MLO_WORKER_EXIT;
+    w->deep = 1;
+    return 100000000;
+}
+
+/* ---- the worker ------------------------------------------------------------------- */
+
+static void writer_sleep(void *ctx, int64_t ns) {
+    mlo_writer *w = ctx;
+    if (w->deep < 0) {
+        mlo__clock_sleep(NULL, ns);
+        return;
+    }
+    w->cfg.qops->wait(w->cfg.queue, ns, w->deep);
+}
+
+static void writer_wake(void *ctx) {
+    mlo_writer *w = ctx;
+    w->cfg.qops->wake(w->cfg.queue);
+}
+
+static const mlo_worker_ops durable_ops = {"mlo-writer", run_durable, writer_sleep, writer_wake};
+static const mlo_worker_ops memory_ops = {"mlo-writer", run_memory, writer_sleep, writer_wake};
+static const mlo_worker_ops discard_ops = {"mlo-writer", run_discard, writer_sleep, writer_wake};
+
+mlo_writer *mlo__writer_start(const mlo_writer_cfg *cfg) {
+    mlo_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->cfg = *cfg;
+    w->sync_fd = -1;
+    w->hist_next_ns = INT64_MAX;
+    mlo__buf_init(&w->scratch);
+    w->last_sync = now_ns(w);
+    const mlo_worker_ops *ops = &durable_ops;
+    if (!cfg->store) {
+        w->snd = mlo__sender_new(cfg->env, NULL, 0, cfg->runs);
+        ops = &memory_ops;
+        if (!w->snd) {
+            mlo__env_report(cfg->env, MLO_ERR_NO_MEMORY, 0,
+                            "writer: out of memory, nothing will be sent");
+            ops = &discard_ops;
         }
     }
-    if (w.sync_fd >= 0)
-        close(w.sync_fd);
-    mlo__buf_free(&w.scratch);
-    return NULL;
+    if (mlo__worker_start(&w->worker, ops, w) != 0) {
+        mlo__sender_free(w->snd);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void mlo__writer_wake(mlo_writer *w) {
+    mlo__worker_wake(&w->worker);
+}
+
+void mlo__writer_stop(mlo_writer *w) {
+    mlo__worker_stop(&w->worker, 0);
+}
+
+int mlo__writer_ring_left(const mlo_writer *w) {
+    return w->ring_left;
+}
+
+void mlo__writer_free(mlo_writer *w) {
+    if (!w)
+        return;
+    if (w->sync_fd >= 0)
+        close(w->sync_fd);
+    mlo__sender_free(w->snd);
+    mlo__buf_free(&w->scratch);
+    free(w);
 }

@@ -1,0 +1,45 @@
+/*
+ * mlo_uploader.h - the artifact uploader (mlo_uploader.c).
+ */
+#ifndef MLO_UPLOADER_H
+#define MLO_UPLOADER_H
+
+#include "mlo_env.h"
+#include "mlo_runs.h"
+#include "mlo_store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mlo_uploader mlo_uploader;
+
+/* Starts the uploader of a client with a store and a tracking URI: its own
+ * staged artifacts (handed over) and those of the dead processes the store
+ * claimed.  runs: the client's run table (server ids).  NULL when out of
+ * memory. */
+mlo_uploader *mlo__uploader_start(mlo_env *env, mlo_store *st, mlo_runs *runs);
+/* The log call: files ids[0..n) (ids "<procid>-<n>", staged with their
+ * manifests) of run lid are to be uploaded.  MLO_OK or MLO_ERR_NO_MEMORY. */
+int mlo__uploader_hand_over(mlo_uploader *u, const char *lid, const char *const *ids, size_t n);
+/* mlo_client_flush: waits until every artifact handed over before the call
+ * is uploaded, refused for good, or parked (its run's artifact store is not
+ * proxied), or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK or
+ * MLO_ERR_TIMEOUT; MLO_OK at once for NULL. */
+int mlo__uploader_flush(mlo_uploader *u, int64_t deadline_ns);
+/* Waits until no artifact of the run with local id lid is pending, or
+ * deadline_ns passes.  MLO_OK, MLO_ERR_TIMEOUT, MLO_ERR_ARTIFACTS_NOT_PROXIED,
+ * or the status with which an artifact of the run under path (NULL or "":
+ * any) was refused for good.  MLO_OK at once for NULL. */
+int mlo__uploader_wait_run(mlo_uploader *u, const char *lid, const char *path,
+                           int64_t deadline_ns);
+/* mlo_client_close, after the events' flush: waits as mlo__uploader_flush,
+ * then stops the worker and frees u; what is left stays in the store.
+ * MLO_OK or MLO_ERR_TIMEOUT. */
+int mlo__uploader_stop(mlo_uploader *u, int64_t deadline_ns);
+/* `mlo sync`, after the segments: uploads every artifact of the dead
+ * processes the store has claimed (pending and failed ones) to env's
+ * tracking URI.  MLO_OK, or the first failure with a message in err (what
+ * was not uploaded stays in the store). */
+int mlo__uploader_sync(mlo_env *env, mlo_store *st, char *err, size_t errlen);
+
+#endif /* MLO_UPLOADER_H */
