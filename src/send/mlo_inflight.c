@@ -92,8 +92,13 @@ static int64_t worker_run(void *ctx, mlo_worker *wk) {
         p->fin = j;
     p->fin_tail = j;
     pthread_cond_signal(&p->done);
+    /* idle from here on, in the same locked section: the sender, which
+     * hands this run's next job over as soon as it sees this one finished,
+     * must find this worker idle rather than start another one */
+    int more = p->ready != NULL;
+    w->idle = !more;
     pthread_mutex_unlock(&p->lock);
-    return 0;
+    return more ? 0 : MLO_WORKER_IDLE;
 }
 
 static const mlo_worker_ops worker_ops = {"mlo-inflight", worker_run, NULL, NULL};
