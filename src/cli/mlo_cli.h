@@ -10,6 +10,8 @@
  *                     the library's REST layer (src/mlo_api_read.h)
  *   mlo_cli_table.c   text tables, sparklines, number and time formatting
  *   mlo_cli_json.c    a JSON writer and the little JSON reading the tool does
+ *   mlo_cli_html.c    escaping for the HTML page
+ *   mlo_cli_chart.c   the page's SVG charts
  *   mlo_cli_ls.c, mlo_cli_show.c, mlo_cli_gate.c, mlo_cli_sync.c,
  *   mlo_cli_report.c  one command each
  *
@@ -181,7 +183,37 @@ bool cli_utf8_locale(void);
 void cli_fmt_time(int64_t ms, char *out, size_t n);
 /* A metric value for people: 6 significant digits, NaN, Infinity. */
 void cli_fmt_num(double v, char *out, size_t n);
+/* The shortest decimal that reads back as exactly v (1 to 17 significant
+ * digits, C locale), or NaN, Infinity, -Infinity.  n >= 32. */
+void cli_fmt_shortest(double v, char *out, size_t n);
 const char *cli_status_name(int st, bool ended);
+
+/* ---- HTML (mlo_cli_html.c) ---- */
+/* Appends s as HTML text or a double-quoted attribute value: & < > " ' as
+ * character references, control characters as their Unicode control
+ * pictures (U+2400...; tab and newline kept when keep_ws), invalid UTF-8 as
+ * U+FFFD.  Nothing from a run reaches the page any other way. */
+void cli_html_esc(mlo_buf *out, const char *s, bool keep_ws);
+/* Appends at most max code points of s, escaped, with "..." when cut. */
+void cli_html_esc_cut(mlo_buf *out, const char *s, size_t max);
+
+/* ---- charts (mlo_cli_chart.c) ---- */
+typedef struct cli_series {
+    const char *run_id; /* data-run of the path */
+    const char *label;  /* legend and tooltip */
+    int color;          /* colour class c<color> */
+    const point *p;     /* sorted by (step, timestamp) */
+    size_t n;
+} cli_series;
+/* Appends a <figure> with one <svg class="chart"> holding every series as a
+ * <path> (steps on x; log y when the values span two decades or more;
+ * non-finite values break the line; more points than pixel columns are
+ * reduced to each column's minimum and maximum) and an HTML legend. */
+void cli_chart_metric(mlo_buf *out, const char *key, const cli_series *s, size_t ns);
+/* Appends an <svg class="parcoords">: one axis per param (numeric or
+ * categorical) and the metric's latest value last, one line per run. */
+void cli_chart_parcoords(mlo_buf *out, run *const *runs, const int *colors, size_t nruns,
+                         char *const *params, size_t nparams, const char *metric);
 
 /* ---- the little JSON the tool reads (mlo_cli_json.c) ---- */
 /* The string member `key` of the top-level JSON object in json, unescaped
@@ -202,15 +234,35 @@ bool cli_is_help(const char *s);
 /* Prints "mlo: <fmt with what>", the usage, and returns EXIT_ERROR. */
 int cli_bad_usage(void (*usage)(FILE *), const char *fmt, const char *what);
 
+/* ---- gate conditions (mlo_cli_gate.c) ---- */
+typedef enum { OP_GE, OP_LE, OP_GT, OP_LT, OP_EQ, OP_NE } cli_gate_op;
+typedef struct cli_cond {
+    char *text; /* as written, trimmed */
+    char *metric;
+    cli_gate_op op;
+    double threshold;
+    char *baseline; /* run id, or NULL */
+} cli_cond;
+/* Parses "METRIC OP THRESHOLD" (THRESHOLD a number or baseline:RUN).  0, or
+ * -1 with a message on stderr. */
+int cli_cond_parse(const char *in, cli_cond *c);
+/* Whether c holds for r's latest value (base: the baseline run, for a
+ * baseline condition).  *value and *threshold get what was compared (NaN
+ * when missing), *why the reason of a failure ("FAIL (no such metric)"...). */
+bool cli_cond_check(const cli_cond *c, const run *r, const run *base, double *value,
+                    double *threshold, const char **why);
+
 /* ---- the commands, each with its usage text ---- */
 void cli_usage_ls(FILE *f);
 void cli_usage_show(FILE *f);
 void cli_usage_sync(FILE *f);
 void cli_usage_gate(FILE *f);
+void cli_usage_report(FILE *f);
 int cli_cmd_ls(int argc, char **argv);
 int cli_cmd_show(int argc, char **argv);
 int cli_cmd_sync(int argc, char **argv);
 int cli_cmd_gate(int argc, char **argv);
+int cli_cmd_report(int argc, char **argv);
 extern const char *const cli_exit_text;
 extern const char *const cli_store_text;
 

@@ -38,16 +38,7 @@ void cli_usage_gate(FILE *f) {
             cli_store_text, cli_exit_text);
 }
 
-typedef enum { OP_GE, OP_LE, OP_GT, OP_LT, OP_EQ, OP_NE } gate_op;
 static const char *const OP_TEXT[] = {">=", "<=", ">", "<", "==", "!="};
-
-typedef struct cond {
-    char *text; /* as written, trimmed */
-    char *metric;
-    gate_op op;
-    double threshold;
-    char *baseline; /* run id, or NULL */
-} cond;
 
 static char *trim(char *s) {
     while (*s == ' ' || *s == '\t')
@@ -62,8 +53,7 @@ static bool has_op(const char *s) {
     return strpbrk(s, "<>=!") != NULL;
 }
 
-/* Parses "METRIC OP THRESHOLD".  0, or -1 with a message. */
-static int cond_parse(const char *in, cond *c) {
+int cli_cond_parse(const char *in, cli_cond *c) {
     memset(c, 0, sizeof *c);
     char *buf = xstrdup(in), *s = trim(buf);
     char *o = strpbrk(s, "<>=!");
@@ -131,7 +121,7 @@ static int cond_parse(const char *in, cond *c) {
     return 0;
 }
 
-static bool cond_holds(gate_op op, double v, double th) {
+static bool cond_holds(cli_gate_op op, double v, double th) {
     switch (op) {
     case OP_GE:
         return v >= th;
@@ -149,7 +139,30 @@ static bool cond_holds(gate_op op, double v, double th) {
     return false;
 }
 
-static int read_cond_file(const char *path, cond **cs, size_t *n) {
+bool cli_cond_check(const cli_cond *c, const run *r, const run *base, double *value,
+                    double *threshold, const char **why) {
+    double v = NAN, th = c->threshold;
+    *why = NULL;
+    bool have = cli_latest(r, c->metric, &v);
+    if (c->baseline && (!base || !cli_latest(base, c->metric, &th))) {
+        th = NAN;
+        *why = "FAIL (baseline has no such metric)";
+    }
+    *value = have ? v : NAN;
+    *threshold = th;
+    bool ok = false;
+    if (!have)
+        *why = "FAIL (no such metric)";
+    else if (isnan(v))
+        *why = "FAIL (value is NaN)";
+    else if (!*why)
+        ok = cond_holds(c->op, v, th);
+    if (!ok && !*why)
+        *why = "FAIL";
+    return ok;
+}
+
+static int read_cond_file(const char *path, cli_cond **cs, size_t *n) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
         fprintf(stderr, "mlo: %s: %s\n", path, strerror(errno));
@@ -166,7 +179,7 @@ static int read_cond_file(const char *path, cond **cs, size_t *n) {
         if (!*s)
             continue;
         *cs = xrealloc(*cs, (*n + 1) * sizeof **cs);
-        if (cond_parse(s, &(*cs)[*n]) != 0) {
+        if (cli_cond_parse(s, &(*cs)[*n]) != 0) {
             fprintf(stderr, "mlo: in %s, line %d\n", path, ln);
             rc = -1;
             break;
@@ -192,7 +205,7 @@ static run *server_run(cli_remote *rm, store *s, const char *id, const char *wha
 
 int cli_cmd_gate(int argc, char **argv) {
     const char *run_arg = NULL, *store_arg = NULL, *uri = NULL;
-    cond *cs = NULL;
+    cli_cond *cs = NULL;
     size_t nc = 0;
     args a = {argc, argv, 0};
     for (a.i = 1; a.i < argc; a.i++) {
@@ -217,7 +230,7 @@ int cli_cmd_gate(int argc, char **argv) {
             return cli_bad_usage(cli_usage_gate, "'%s' is not a condition (METRIC OP VALUE)", s);
         else {
             cs = xrealloc(cs, (nc + 1) * sizeof *cs);
-            if (cond_parse(s, &cs[nc]) != 0)
+            if (cli_cond_parse(s, &cs[nc]) != 0)
                 return EXIT_ERROR;
             nc++;
         }
@@ -275,32 +288,21 @@ int cli_cmd_gate(int argc, char **argv) {
     t.right[1] = t.right[2] = true;
     size_t failed = 0;
     for (size_t i = 0; i < nc; i++) {
-        const cond *c = &cs[i];
+        const cli_cond *c = &cs[i];
         char vb[64] = "-", tb[64] = "-";
-        const char *why = NULL;
-        double v = NAN, th = c->threshold;
-        bool have = cli_latest(target, c->metric, &v);
-        if (c->baseline && !cli_latest(bases[i], c->metric, &th)) {
-            th = NAN;
-            why = "FAIL (baseline has no such metric)";
-        }
-        if (have)
+        const char *why;
+        double v, th;
+        bool ok = cli_cond_check(c, target, bases[i], &v, &th, &why);
+        if (cli_run_metric(target, c->metric, false))
             cli_fmt_num(v, vb, sizeof vb);
         if (!isnan(th))
             cli_fmt_num(th, tb, sizeof tb);
-        bool ok = false;
-        if (!have)
-            why = "FAIL (no such metric)";
-        else if (isnan(v))
-            why = "FAIL (value is NaN)";
-        else if (!why)
-            ok = cond_holds(c->op, v, th);
         if (!ok)
             failed++;
         cli_table_set(&t, i + 1, 0, c->text);
         cli_table_set(&t, i + 1, 1, vb);
         cli_table_set(&t, i + 1, 2, tb);
-        cli_table_set(&t, i + 1, 3, ok ? "pass" : why ? why : "FAIL");
+        cli_table_set(&t, i + 1, 3, ok ? "pass" : why);
     }
     cli_table_print(&t, stdout);
     printf("\n");

@@ -1,5 +1,5 @@
 /*
- * mlo_cli_main.c - the `mlo` command-line tool: ls, show, sync, gate.
+ * mlo_cli_main.c - the `mlo` command-line tool: ls, show, sync, gate, report.
  * Dispatch, the usage texts and option parsing; each command has its file
  * (mlo_cli.h lists them).
  *
@@ -36,6 +36,8 @@ static void usage_main(FILE *f) {
             "  sync [STORE] [--to URI]      upload local runs to an MLflow tracking server\n"
             "  gate RUN [STORE|--uri URI] CONDITION...\n"
             "                               check a run's metrics against thresholds\n"
+            "  report [STORE|--uri URI] -o FILE.html\n"
+            "                               one HTML page comparing runs: table, charts\n"
             "  help [COMMAND]               this text, or a command's\n"
             "\n"
             "Every command takes --help.  mlo --version prints the version.\n"
@@ -85,6 +87,7 @@ static const command COMMANDS[] = {
     {"show", cli_cmd_show, cli_usage_show},
     {"sync", cli_cmd_sync, cli_usage_sync},
     {"gate", cli_cmd_gate, cli_usage_gate},
+    {"report", cli_cmd_report, cli_usage_report},
 };
 
 static const command *find_command(const char *name) {
@@ -96,6 +99,9 @@ static const command *find_command(const char *name) {
 
 int main(int argc, char **argv) {
     setlocale(LC_ALL, "");
+    /* numbers are read and written with '.', whatever the locale: what the
+     * tool prints is parsed by scripts (--json, gate thresholds) */
+    setlocale(LC_NUMERIC, "C");
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     if (argc < 2) {
         usage_main(stderr);

@@ -152,3 +152,17 @@ void cli_sparkline(const point *p, size_t n, size_t width, bool ascii, mlo_buf *
     }
     xfree(val);
 }
+
+void cli_fmt_shortest(double v, char *out, size_t n) {
+    if (isnan(v) || isinf(v)) {
+        cli_fmt_num(v, out, n);
+        return;
+    }
+    /* the fewest significant digits that read back as exactly v (LC_NUMERIC
+     * is "C": main sets it) */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+}
