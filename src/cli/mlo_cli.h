@@ -109,6 +109,7 @@ typedef struct store {
     run **runs;
     size_t n, cap;
     run **tab; /* open addressing on id */
+    run *last; /* the run of the last event folded in */
     size_t tabcap;
     const char *hist_prefix; /* keep metric histories of runs whose id starts so */
     size_t segments, events, damaged;

@@ -182,7 +182,10 @@ static void run_dataset(run *r, const mlo_log_event *e) {
 }
 
 static void apply(store *s, const mlo_log_event *e) {
-    run *r = cli_store_run(s, e->run_id);
+    /* events come in runs of the same run: the last one found first */
+    run *r = s->last && strcmp(s->last->id, e->run_id) == 0 ? s->last
+                                                              : cli_store_run(s, e->run_id);
+    s->last = r;
     switch (e->type) {
     case MLO_EV_START_RUN:
         if (e->key)
@@ -392,7 +395,11 @@ static int point_cmp(const void *pa, const void *pb) {
 size_t cli_history_normalize(point *p, size_t n) {
     if (n == 0)
         return 0;
-    qsort(p, n, sizeof *p, point_cmp);
+    bool sorted = true; /* the usual case: logged in step order */
+    for (size_t i = 1; i < n && sorted; i++)
+        sorted = point_cmp(&p[i - 1], &p[i]) <= 0;
+    if (!sorted)
+        qsort(p, n, sizeof *p, point_cmp);
     size_t k = 1;
     for (size_t i = 1; i < n; i++)
         if (memcmp(&p[i], &p[k - 1], sizeof *p) != 0)
