@@ -248,6 +248,16 @@ EOF
         run 1 "$MLO" gate "$bad" --uri "$URI" "accuracy>baseline:$good"
         run 2 "$MLO" gate 0123456789abcdef0123456789abcdef --uri "$URI" 'accuracy>0' && has err "no run"
         run 2 "$MLO" gate "$good" --uri "$URI" "$S" 'accuracy>0'
+        # mlo report from the server (runs/search, metrics/get-history)
+        run 0 "$MLO" report --uri "$URI" --experiment gate-test --sort accuracy \
+            --gate 'accuracy>=0.9' -o "$T/srv.html"
+        has out "(2 runs, 2 charts"
+        [ "$(grep -o '<td class="gate [a-z]*"' "$T/srv.html" | tr '\n' ' ')" = \
+            '<td class="gate pass" <td class="gate fail" ' ] ||
+            { echo "FAIL: report --uri: good passes, bad fails, best first"; fails=$((fails + 1)); }
+        grep -q "data-run=\"$good\" d=\"M[^\"]*l[^\"]*\" data-points=\"2\"" "$T/srv.html" ||
+            { echo "FAIL: report --uri: accuracy history of 2 points"; fails=$((fails + 1)); }
+        run 2 "$MLO" report --uri "$URI" --experiment nosuch -o "$T/x.html" && has err "no experiment"
     fi
 
     # ---- sync of the API store: the run, its datasets and its artifacts
@@ -305,6 +315,14 @@ EOF
         { echo "FAIL: manifests or blobs left after the sync"; fails=$((fails + 1)); }
     run 0 "$MLO" sync "$SA" --to "$URI" # again: nothing twice
     dump_check "a second mlo sync"
+    # the synced run's page from the server: datasets and uploaded artifacts
+    run 0 "$MLO" report --uri "$URI" --experiment artifacts -o "$T/art.html"
+    for a in data/data.csv model/weights.bin "notes/100% done.txt" empty.bin; do
+        grep -qF "<td>$a</td><td class=\"num\">" "$T/art.html" ||
+            { echo "FAIL: report --uri lacks artifact $a"; fails=$((fails + 1)); }
+    done
+    [ "$(grep -o "<td>on the server</td>" "$T/art.html" | wc -l)" = 4 ] && grep -qF "<td>iris-train</td>" "$T/art.html" ||
+        { echo "FAIL: report --uri: artifacts on the server, datasets"; fails=$((fails + 1)); }
 
     kill "$srv_pid" 2>/dev/null
     wait "$srv_pid" 2>/dev/null
