@@ -220,6 +220,20 @@ void cli_chart_parcoords(mlo_buf *out, run *const *runs, const int *colors, size
 /* The string member `key` of the top-level JSON object in json, unescaped
  * (malloc'd with xmalloc), or NULL when absent or not a string. */
 char *cli_json_get_string(const char *json, const char *key);
+/* Appends s as a JSON string (NULL: null). */
+void cli_json_str(mlo_buf *b, const char *s);
+/* Appends v: the shortest round-trip decimal, or "NaN", "Infinity",
+ * "-Infinity" as strings. */
+void cli_json_num(mlo_buf *b, double v);
+/* Appends "<name>_ms":ms,"<name>":"YYYY-MM-DDTHH:MM:SS.mmmZ" (both null
+ * when ms <= 0). */
+void cli_json_time(mlo_buf *b, const char *name, int64_t ms);
+/* Appends the fields every run object has ("id" ... "parent_id", no braces). */
+void cli_json_run_fields(mlo_buf *b, const run *r);
+/* Appends {"step":..,"timestamp_ms":..,"timestamp":..,"value":..}. */
+void cli_json_point(mlo_buf *b, const point *p);
+/* Writes b and a newline to stdout, and frees b. */
+void cli_json_write(mlo_buf *b);
 
 /* ---- option parsing (mlo_cli_main.c): long options with a value as
  * "--opt VALUE" or "--opt=VALUE"; the rest are positionals ---- */

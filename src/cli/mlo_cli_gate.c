@@ -18,7 +18,8 @@
 
 void cli_usage_gate(FILE *f) {
     fprintf(f,
-            "usage: mlo gate RUN [STORE | --store DIR | --uri URI] [--file F] CONDITION...\n"
+            "usage: mlo gate RUN [STORE | --store DIR | --uri URI] [--file F] [--json]\n"
+            "                CONDITION...\n"
             "\n"
             "Checks the latest value of a run's metrics against conditions, prints a\n"
             "pass/fail table and exits 0 when all hold, 1 when any fails: a CI step that\n"
@@ -34,6 +35,8 @@ void cli_usage_gate(FILE *f) {
             "               (GET /api/2.0/mlflow/runs/get; MLFLOW_TRACKING_TOKEN,\n"
             "               _USERNAME/_PASSWORD, _INSECURE_TLS, _SERVER_CERT_PATH apply)\n"
             "  --store DIR  the local store (also the first argument without an operator)\n"
+            "  --json       one JSON document instead of the table (fields: README); the\n"
+            "               exit status is the same\n"
             "%s%s",
             cli_store_text, cli_exit_text);
 }
@@ -203,17 +206,68 @@ static run *server_run(cli_remote *rm, store *s, const char *id, const char *wha
     return rc == 0 ? r : NULL;
 }
 
+/* gate --json: the document the README describes; the same exit status. */
+static int gate_json(const run *target, const cli_cond *cs, size_t nc, run *const *bases,
+                     const char *source) {
+    mlo_buf b = {0};
+    mlo__buf_appends(&b, "{\"run\":{");
+    cli_json_run_fields(&b, target);
+    mlo__buf_appends(&b, "},\"source\":");
+    cli_json_str(&b, source);
+    mlo__buf_appends(&b, ",\"conditions\":[");
+    size_t failed = 0;
+    for (size_t i = 0; i < nc; i++) {
+        const cli_cond *c = &cs[i];
+        double v, th;
+        const char *why;
+        bool ok = cli_cond_check(c, target, bases[i], &v, &th, &why);
+        failed += !ok;
+        mlo__buf_appends(&b, i ? ",{\"condition\":" : "{\"condition\":");
+        cli_json_str(&b, c->text);
+        mlo__buf_appends(&b, ",\"metric\":");
+        cli_json_str(&b, c->metric);
+        mlo__buf_printf(&b, ",\"op\":\"%s\",\"baseline\":", OP_TEXT[c->op]);
+        cli_json_str(&b, c->baseline);
+        mlo__buf_appends(&b, ",\"threshold\":");
+        if (isnan(th))
+            mlo__buf_appends(&b, "null");
+        else
+            cli_json_num(&b, th);
+        mlo__buf_appends(&b, ",\"value\":");
+        if (cli_run_metric((run *)target, c->metric, false))
+            cli_json_num(&b, v);
+        else
+            mlo__buf_appends(&b, "null");
+        mlo__buf_printf(&b, ",\"passed\":%s,\"reason\":", ok ? "true" : "false");
+        /* "FAIL (no such metric)" -> "no such metric" */
+        char reason[96];
+        size_t wl = why ? strlen(why) : 0;
+        if (why && wl > 7 && strncmp(why, "FAIL (", 6) == 0)
+            snprintf(reason, sizeof reason, "%.*s", (int)(wl - 7), why + 6);
+        else
+            snprintf(reason, sizeof reason, "condition does not hold");
+        cli_json_str(&b, ok ? NULL : reason);
+        mlo__buf_appendc(&b, '}');
+    }
+    mlo__buf_printf(&b, "],\"passed\":%s,\"failed\":%zu}", failed ? "false" : "true", failed);
+    cli_json_write(&b);
+    return failed ? EXIT_GATE_FAIL : EXIT_PASS;
+}
+
 int cli_cmd_gate(int argc, char **argv) {
     const char *run_arg = NULL, *store_arg = NULL, *uri = NULL;
     cli_cond *cs = NULL;
     size_t nc = 0;
+    bool json = false;
     args a = {argc, argv, 0};
     for (a.i = 1; a.i < argc; a.i++) {
         const char *s = argv[a.i], *v;
         if (cli_is_help(s)) {
             cli_usage_gate(stdout);
             return EXIT_PASS;
-        } else if (cli_opt_val(&a, "--uri", &v))
+        } else if (strcmp(s, "--json") == 0)
+            json = true;
+        else if (cli_opt_val(&a, "--uri", &v))
             uri = v;
         else if (cli_opt_val(&a, "--store", &v))
             store_arg = v;
@@ -278,6 +332,8 @@ int cli_cmd_gate(int argc, char **argv) {
     if (!target)
         return EXIT_ERROR;
 
+    if (json)
+        return gate_json(target, cs, nc, bases, uri ? uri : st.dir);
     printf("gate: run %s (%s)\n\n", target->id, cli_run_name(target));
     table t;
     cli_table_init(&t, 4, nc + 1);

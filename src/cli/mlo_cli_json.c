@@ -1,14 +1,20 @@
 /*
- * mlo_cli_json.c - the little JSON the `mlo` tool reads: a member of a
- * dataset's source ({"uri": "s3://..."}).  Input is untrusted (it comes from
- * the store); anything unexpected gives "absent".  Nesting is bounded.
+ * mlo_cli_json.c - JSON in the `mlo` tool.  Reading: a member of a
+ * dataset's source ({"uri": "s3://..."}); input is untrusted (it comes from
+ * the store), anything unexpected gives "absent", nesting is bounded.
+ * Writing: the --json documents of ls, show and gate (their fields are in
+ * the README): strings as valid UTF-8 (U+FFFD for invalid bytes), numbers
+ * with the shortest decimal that reads back exactly, NaN and +-Infinity as
+ * the strings MLflow uses, times as milliseconds and ISO 8601 (UTC).
  *
  * Threads: one.
  */
 #include "mlo_cli.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_DEPTH 64
 
@@ -204,4 +210,105 @@ char *cli_json_get_string(const char *json, const char *key) {
         r.p++;
     }
     return found;
+}
+
+/* ---- writing ---- */
+
+void cli_json_str(mlo_buf *b, const char *s) {
+    if (!s) {
+        mlo__buf_appends(b, "null");
+        return;
+    }
+    mlo__buf_appendc(b, '"');
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            mlo__buf_appendc(b, '\\');
+            mlo__buf_appendc(b, (char)c);
+            p++;
+        } else if (c < 0x20 || c == 0x7F) {
+            mlo__buf_printf(b, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            mlo__buf_appendc(b, (char)c);
+            p++;
+        } else {
+            /* copy a valid UTF-8 sequence, else U+FFFD for the byte */
+            size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+            unsigned cp = n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+            size_t i = 1;
+            for (; n && i < n && (p[i] & 0xC0) == 0x80; i++)
+                cp = (cp << 6) | (p[i] & 0x3F);
+            bool ok = n && i == n &&
+                      cp >= (n == 2   ? 0x80u
+                             : n == 3 ? 0x800u
+                                      : 0x10000u) &&
+                      cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+            if (ok) {
+                mlo__buf_append(b, p, n);
+                p += n;
+            } else {
+                mlo__buf_appends(b, "\\ufffd");
+                p++;
+            }
+        }
+    }
+    mlo__buf_appendc(b, '"');
+}
+
+void cli_json_num(mlo_buf *b, double v) {
+    char s[40];
+    cli_fmt_shortest(v, s, sizeof s);
+    if (isfinite(v))
+        mlo__buf_appends(b, s);
+    else
+        mlo__buf_printf(b, "\"%s\"", s); /* as MLflow writes them */
+}
+
+void cli_json_time(mlo_buf *b, const char *name, int64_t ms) {
+    mlo__buf_printf(b, "\"%s_ms\":", name);
+    if (ms <= 0) {
+        mlo__buf_printf(b, "null,\"%s\":null", name);
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char iso[64] = "";
+    if (gmtime_r(&t, &tm))
+        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm);
+    mlo__buf_printf(b, "%lld,\"%s\":\"%s.%03dZ\"", (long long)ms, name, iso, (int)(ms % 1000));
+}
+
+void cli_json_write(mlo_buf *b) {
+    mlo__buf_appendc(b, '\n');
+    fwrite(b->data, 1, b->len, stdout);
+    mlo__buf_free(b);
+}
+
+void cli_json_run_fields(mlo_buf *b, const run *r) {
+    mlo__buf_appends(b, "\"id\":");
+    cli_json_str(b, r->id);
+    mlo__buf_appends(b, ",\"server_id\":");
+    cli_json_str(b, r->server_id);
+    mlo__buf_appends(b, ",\"name\":");
+    cli_json_str(b, r->name ? r->name : cli_kvs_get(&r->tags, "mlflow.runName"));
+    mlo__buf_appends(b, ",\"experiment\":");
+    cli_json_str(b, r->exp_name ? r->exp_name : r->exp_id || !r->started ? NULL : "Default");
+    mlo__buf_appends(b, ",\"experiment_id\":");
+    cli_json_str(b, r->exp_id);
+    mlo__buf_printf(b, ",\"status\":\"%s\",", cli_status_name(r->status, r->ended));
+    cli_json_time(b, "start_time", r->start);
+    mlo__buf_appendc(b, ',');
+    cli_json_time(b, "end_time", r->ended ? r->end : 0);
+    mlo__buf_appends(b, ",\"parent_id\":");
+    cli_json_str(b, r->parent);
+}
+
+void cli_json_point(mlo_buf *b, const point *p) {
+    mlo__buf_printf(b, "{\"step\":%lld,", (long long)p->step);
+    cli_json_time(b, "timestamp", p->ts);
+    mlo__buf_appends(b, ",\"value\":");
+    cli_json_num(b, p->v);
+    mlo__buf_appendc(b, '}');
 }

@@ -16,7 +16,7 @@
 void cli_usage_ls(FILE *f) {
     fprintf(f,
             "usage: mlo ls [STORE] [--sort METRIC [--asc]] [--metrics K1,K2,...]\n"
-            "              [--experiment NAME] [--long]\n"
+            "              [--experiment NAME] [--long] [--json]\n"
             "\n"
             "Lists the runs of the local store: id, experiment, name, status, start time\n"
             "and the latest value of each metric (at most %d metric columns unless\n"
@@ -29,6 +29,7 @@ void cli_usage_ls(FILE *f) {
             "  --experiment NAME  only runs of this experiment (name or id)\n"
             "  --long             full run ids (default: the first 12 characters, which\n"
             "                     show and gate accept as a prefix)\n"
+            "  --json             one JSON document instead of the table (fields: README)\n"
             "%s%s",
             CLI_MAX_METRIC_COLUMNS, cli_store_text, cli_exit_text);
 }
@@ -56,9 +57,16 @@ static int ls_cmp(const void *pa, const void *pb) {
     return strcmp(a->id, b->id);
 }
 
+static bool has_col(char *const *cols, size_t n, const char *key) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cols[i], key) == 0)
+            return true;
+    return false;
+}
+
 int cli_cmd_ls(int argc, char **argv) {
     const char *store_arg = NULL, *metrics_opt = NULL, *exp_filter = NULL;
-    bool long_ids = false;
+    bool long_ids = false, json = false;
     memset(&g_ls, 0, sizeof g_ls);
     args a = {argc, argv, 0};
     for (a.i = 1; a.i < argc; a.i++) {
@@ -72,6 +80,8 @@ int cli_cmd_ls(int argc, char **argv) {
             g_ls.asc = true;
         else if (strcmp(s, "--long") == 0)
             long_ids = true;
+        else if (strcmp(s, "--json") == 0)
+            json = true;
         else if (cli_opt_val(&a, "--metrics", &v))
             metrics_opt = v;
         else if (cli_opt_val(&a, "--experiment", &v))
@@ -100,7 +110,7 @@ int cli_cmd_ls(int argc, char **argv) {
             continue;
         rows[nr++] = r;
     }
-    if (nr == 0) {
+    if (nr == 0 && !json) {
         printf("no runs in %s%s\n", st.dir, exp_filter ? " for that experiment" : "");
         return EXIT_PASS;
     }
@@ -153,6 +163,33 @@ int cli_cmd_ls(int argc, char **argv) {
                     g_ls.sort);
     }
     qsort(rows, nr, sizeof *rows, ls_cmp);
+    if (json) {
+        mlo_buf b = {0};
+        mlo__buf_appends(&b, "{\"store\":");
+        cli_json_str(&b, st.dir);
+        mlo__buf_appends(&b, ",\"runs\":[");
+        for (size_t i = 0; i < nr; i++) {
+            run *r = rows[i];
+            mlo__buf_appends(&b, i ? ",{" : "{");
+            cli_json_run_fields(&b, r);
+            mlo__buf_appends(&b, ",\"metrics\":{");
+            bool first = true;
+            for (size_t k = 0; k < r->nm; k++) {
+                if (metrics_opt && !has_col(cols, ncols, r->m[k].key))
+                    continue;
+                if (!first)
+                    mlo__buf_appendc(&b, ',');
+                first = false;
+                cli_json_str(&b, r->m[k].key);
+                mlo__buf_appendc(&b, ':');
+                cli_json_point(&b, &r->m[k].last);
+            }
+            mlo__buf_appends(&b, "}}");
+        }
+        mlo__buf_printf(&b, "],\"damaged\":%zu}", st.damaged);
+        cli_json_write(&b);
+        return EXIT_PASS;
+    }
 
     bool any_server = false;
     for (size_t i = 0; i < nr; i++)

@@ -183,8 +183,7 @@ static void run_dataset(run *r, const mlo_log_event *e) {
 
 static void apply(store *s, const mlo_log_event *e) {
     /* events come in runs of the same run: the last one found first */
-    run *r = s->last && strcmp(s->last->id, e->run_id) == 0 ? s->last
-                                                              : cli_store_run(s, e->run_id);
+    run *r = s->last && strcmp(s->last->id, e->run_id) == 0 ? s->last : cli_store_run(s, e->run_id);
     s->last = r;
     switch (e->type) {
     case MLO_EV_START_RUN:
