@@ -21,6 +21,7 @@ cat <<MSG
 
 Next:
   $build/src/mlo show $best          # params, tags and metric charts of the best run
+  $build/src/mlo report --sort accuracy -o report.html   # one HTML page: table, charts, gate
   $build/src/mlo gate $best 'accuracy>=0.9'   # exit 0 on pass, 1 on fail (for CI)
   $build/src/mlo sync --to http://HOST:5000   # upload every run to an MLflow server,
                                                 # then open its UI (mlflow server / mlflow ui)

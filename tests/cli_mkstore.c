@@ -32,6 +32,19 @@
  *              hex characters of its SHA-256)
  * then ends it (FINISHED) and closes the client; every call must return
  * MLO_OK.  Prints the run's local id on stdout.
+ *
+ * Usage: cli_mkstore --hostile STORE
+ * Makes a store for the escaping test of `mlo report` (tests/test_report.sh)
+ * with the segment writer, which checks no key: every string a run has
+ * (experiment, name, param and tag keys and values, metric keys, a
+ * dataset's name and source) carries markup that would run a script or
+ * set document.title to "PWNED" if it reached the page unescaped, quotes of
+ * both kinds, control characters and invalid UTF-8.  Run H1 (FINISHED):
+ * metric "acc<script>" over steps 0-9, "loss" over 0-9 with NaN at step 4
+ * and +Infinity at step 7 (three pieces: steps 0-3, 5-6, 8-9), system/cpu,
+ * lat.p50/.p95/.p99; run H2 (FAILED): "loss" over 5000 steps (more than a
+ * chart's pixel columns: drawn as min/max per column), "acc<script>" 0.5.
+ * Ids: H1 eeee...0005, H2 ffff...0006.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -169,11 +182,77 @@ static int api_store(const char *dir, const char *files) {
     return 0;
 }
 
+#define H1 "eeee0000000000000000000000000005"
+#define H2 "ffff0000000000000000000000000006"
+#define EVIL "<script>document.title='PWNED'</script>"
+
+/* cli_mkstore --hostile STORE: see the top. */
+static int hostile_store(void) {
+    char p[4096];
+    mkdir(store, 0700);
+    snprintf(p, sizeof p, "%s/segments", store);
+    if (mkdir(p, 0700) != 0) {
+        perror(p);
+        return 1;
+    }
+    static const char *tk[] = {"mlflow.note.content", "t\"" EVIL};
+    static const char *tv[] = {"line one\nline two\t\x07" "bell \xff\xfe" " bad UTF-8",
+                               "<svg onload=\"document.title='PWNED'\">\x1b[31m"};
+    mlo_logw *w = seg("0001.seg");
+    add(w, (mlo_log_event){.type = MLO_EV_START_RUN,
+                           .run_id = H1,
+                           .key = "exp" EVIL,
+                           .value = "h1" EVIL "\"'&amp;\x01\x1b",
+                           .timestamp = T0,
+                           .ntags = 2,
+                           .tag_keys = tk,
+                           .tag_values = tv});
+    param(w, H1, "\"><img src=x onerror=\"document.title='PWNED'\">", "</td></tr></table>" EVIL);
+    param(w, H1, "lr", "0.1");
+    for (int i = 0; i < 10; i++) {
+        metric(w, H1, "acc" EVIL, 0.5 + i * 0.05, i, T0 + i);
+        metric(w, H1, "loss", i == 4 ? NAN : i == 7 ? INFINITY : 1.0 / (i + 1), i, T0 + i);
+        metric(w, H1, "system/cpu", 40 + i, i, T0 + i);
+        metric(w, H1, "lat.p50", 10 + i, i, T0 + i);
+        metric(w, H1, "lat.p95", 20 + i, i, T0 + i);
+        metric(w, H1, "lat.p99", 30 + i, i, T0 + i);
+    }
+    add(w, (mlo_log_event){.type = MLO_REC_DATASET,
+                           .run_id = H1,
+                           .key = "ds" EVIL,
+                           .value = "{\"uri\": \"s3://b/</script><script>document.title="
+                                    "'PWNED'</script>\"}",
+                           .digest = "d\"igest",
+                           .source_type = "s3'",
+                           .context = "train<b>",
+                           .timestamp = T0});
+    end(w, H1, 3, T0 + 2000);
+    commit(w);
+    add(w, (mlo_log_event){.type = MLO_EV_START_RUN,
+                           .run_id = H2,
+                           .key = "exp" EVIL,
+                           .value = "'onmouseover='document.title=\"PWNED\"",
+                           .timestamp = T0 + 10000});
+    param(w, H2, "\"><img src=x onerror=\"document.title='PWNED'\">", "x");
+    param(w, H2, "lr", "0.01");
+    for (int i = 0; i < 5000; i++)
+        metric(w, H2, "loss", 1.0 / (i + 1) + (i % 7) * 0.001, i, T0 + 10000 + i);
+    metric(w, H2, "acc" EVIL, 0.5, 9, T0 + 20000);
+    end(w, H2, 4, T0 + 20000);
+    commit(w);
+    mlo__logw_close(w);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--api"))
         return api_store(argv[2], argv[3]);
+    if (argc == 3 && !strcmp(argv[1], "--hostile")) {
+        snprintf(store, sizeof store, "%s", argv[2]);
+        return hostile_store();
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: cli_mkstore STORE | cli_mkstore --api STORE DIR\n");
+        fprintf(stderr, "usage: cli_mkstore STORE | --api STORE DIR | --hostile STORE\n");
         return 2;
     }
     snprintf(store, sizeof store, "%s", argv[1]);

@@ -8,8 +8,9 @@
 # failed artifacts), gate (local store and, against the test server, --uri),
 # sync (the second store: the test server's /_test/dump must then hold the
 # run, both datasets and every artifact with its SHA-256, once, also after a
-# second sync), sync's argument errors and --help, each checked for output
-# and exit code.
+# second sync), sync's argument errors and --help, --json of ls/show/gate
+# (parsed: fields, full precision, ms and ISO 8601 times), mlo report --uri,
+# each checked for output and exit code.
 # Prints "ok"/"FAIL" per check; exits 1 if any failed.
 set -u
 MLO=$1 MKSTORE=$2 PY=$3 SRV=$4
@@ -195,6 +196,83 @@ printf 'accuracy >>= 1\n' >"$T/bad.txt"
 run 2 "$MLO" gate aaaa "$S" --file "$T/bad.txt" && has err "line 1"
 run 2 "$MLO" gate aaaa "$S" --file "$T/nofile.txt"
 
+# ---- --json on ls, show and gate, parsed; show prints the shortest exact digits
+run 0 "$MLO" show aaaa "$S" --history --ascii && has out "0.3333333333333333" && has out "last 0.93 (step 3)"
+run 0 "$MLO" ls "$S" --json --sort accuracy && cp "$T/out" "$T/ls.json"
+run 0 "$MLO" show aaaa "$S" --json --history && cp "$T/out" "$T/show.json"
+run 0 "$MLO" show knn-k9 "$S" --json --metric weird && cp "$T/out" "$T/show9.json"
+run 0 "$MLO" show "$AR" "$SA" --json && cp "$T/out" "$T/showa.json"
+run 1 "$MLO" gate aaaa "$S" --json 'accuracy>=0.9' 'precision>0.5' 'accuracy>=baseline:bbbb' &&
+    cp "$T/out" "$T/gate.json"
+run 0 "$MLO" gate bbbb "$S" --json 'accuracy>=0.9' && cp "$T/out" "$T/gate0.json"
+n=$((n + 1))
+if "$PY" - "$T" "$AR" >"$T/json.out" 2>&1 <<'EOF'
+import datetime, json, sys
+t, ar = sys.argv[1:]
+def load(name):
+    text = open(f"{t}/{name}").read()
+    assert text.count("\n") == 1, f"{name}: one document on one line"
+    return json.loads(text)
+def iso_ok(obj, name):
+    ms, iso = obj[name + "_ms"], obj[name]
+    if ms is None:
+        assert iso is None, (name, obj)
+        return
+    d = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    assert round(d.timestamp() * 1000) == ms, (name, ms, iso)
+ls = load("ls.json")
+names = [r["name"] for r in ls["runs"]]
+assert names == ["knn-k5", "knn-k1", "knn-k9", "damaged-run"], names
+a = ls["runs"][1]
+assert a["id"] == "aaaa0000000000000000000000000001" and a["status"] == "FINISHED", a
+assert a["experiment"] == "iris" and a["server_id"] is None, a
+assert ls["runs"][0]["server_id"] == "srv-b-0001", ls["runs"][0]
+assert a["start_time_ms"] == 1700000000000 and a["end_time_ms"] == 1700000003200, a
+assert a["metrics"]["accuracy"] == {"step": 3, "timestamp_ms": 1700000000300,
+    "timestamp": "2023-11-14T22:13:20.300Z", "value": 0.93}, a["metrics"]["accuracy"]
+assert a["metrics"]["loss"]["value"] == 0.1 and ls["damaged"] >= 1, a
+for r in ls["runs"]:
+    iso_ok(r, "start_time"); iso_ok(r, "end_time")
+    for m in r["metrics"].values():
+        iso_ok(m, "timestamp")
+s = load("show.json")
+assert s["params"] == {"k": "1", "distance": "euclid", "seed": "42"}, s["params"]
+assert s["tags"]["team"] == "vision" and s["duration_s"] == 3.2, s
+h = s["metrics"]["loss"]["history"]
+assert [p["value"] for p in h] == [1.0 / (i + 1) for i in range(10)], h  # full precision
+assert [p["step"] for p in h] == list(range(10)) and s["metrics"]["loss"]["count"] == 10
+assert s["metrics"]["loss"]["min"] == 0.1 and s["metrics"]["loss"]["max"] == 1
+assert s["metrics"]["accuracy"]["latest"]["value"] == 0.93
+for p in h:
+    iso_ok(p, "timestamp")
+s9 = load("show9.json")
+assert list(s9["metrics"]) == ["weird"] and s9["metrics"]["weird"]["latest"]["value"] == "NaN", s9
+assert "history" not in s9["metrics"]["weird"] and s9["end_time"] is None, s9
+sa = load("showa.json")
+assert sorted(d["name"] for d in sa["datasets"]) == ["iris-local", "iris-train"], sa["datasets"]
+arts = {x["path"]: x for x in sa["artifacts_pending"]}
+assert sorted(arts) == ["data/data.csv", "empty.bin", "model/weights.bin", "notes/100% done.txt"], arts
+assert arts["empty.bin"]["size"] == 0 and arts["empty.bin"]["state"] == "pending", arts
+g = load("gate.json")
+assert g["passed"] is False and g["failed"] == 2, g
+c = g["conditions"]
+assert c[0] == {"condition": "accuracy >= 0.9", "metric": "accuracy", "op": ">=", "baseline": None,
+                "threshold": 0.9, "value": 0.93, "passed": True, "reason": None}, c[0]
+assert c[1]["value"] is None and c[1]["reason"] == "no such metric", c[1]
+assert c[2]["baseline"] == "bbbb" and c[2]["threshold"] == 0.96 and not c[2]["passed"], c[2]
+assert g["run"]["name"] == "knn-k1", g["run"]
+g0 = load("gate0.json")
+assert g0["passed"] is True and g0["failed"] == 0, g0
+print("json ok")
+EOF
+then
+    echo "ok: --json outputs parsed"
+else
+    echo "FAIL: --json outputs"
+    sed 's/^/    /' "$T/json.out"
+    fails=$((fails + 1))
+fi
+
 # ---- sync: argument checks (the upload itself is tested with the store)
 run 2 "$MLO" sync "$S" && has err "no server to sync to"
 run 2 "$MLO" sync "$T/nowhere" --to http://127.0.0.1:9 && has err "no store at"
@@ -248,6 +326,16 @@ EOF
         run 1 "$MLO" gate "$bad" --uri "$URI" "accuracy>baseline:$good"
         run 2 "$MLO" gate 0123456789abcdef0123456789abcdef --uri "$URI" 'accuracy>0' && has err "no run"
         run 2 "$MLO" gate "$good" --uri "$URI" "$S" 'accuracy>0'
+        # mlo report from the server (runs/search, metrics/get-history)
+        run 0 "$MLO" report --uri "$URI" --experiment gate-test --sort accuracy \
+            --gate 'accuracy>=0.9' -o "$T/srv.html"
+        has out "(2 runs, 2 charts"
+        [ "$(grep -o '<td class="gate [a-z]*"' "$T/srv.html" | tr '\n' ' ')" = \
+            '<td class="gate pass" <td class="gate fail" ' ] ||
+            { echo "FAIL: report --uri: good passes, bad fails, best first"; fails=$((fails + 1)); }
+        grep -q "data-run=\"$good\" d=\"M[^\"]*l[^\"]*\" data-points=\"2\"" "$T/srv.html" ||
+            { echo "FAIL: report --uri: accuracy history of 2 points"; fails=$((fails + 1)); }
+        run 2 "$MLO" report --uri "$URI" --experiment nosuch -o "$T/x.html" && has err "no experiment"
     fi
 
     # ---- sync of the API store: the run, its datasets and its artifacts
@@ -305,6 +393,14 @@ EOF
         { echo "FAIL: manifests or blobs left after the sync"; fails=$((fails + 1)); }
     run 0 "$MLO" sync "$SA" --to "$URI" # again: nothing twice
     dump_check "a second mlo sync"
+    # the synced run's page from the server: datasets and uploaded artifacts
+    run 0 "$MLO" report --uri "$URI" --experiment artifacts -o "$T/art.html"
+    for a in data/data.csv model/weights.bin "notes/100% done.txt" empty.bin; do
+        grep -qF "<td>$a</td><td class=\"num\">" "$T/art.html" ||
+            { echo "FAIL: report --uri lacks artifact $a"; fails=$((fails + 1)); }
+    done
+    [ "$(grep -o "<td>on the server</td>" "$T/art.html" | wc -l)" = 4 ] && grep -qF "<td>iris-train</td>" "$T/art.html" ||
+        { echo "FAIL: report --uri: artifacts on the server, datasets"; fails=$((fails + 1)); }
 
     kill "$srv_pid" 2>/dev/null
     wait "$srv_pid" 2>/dev/null
