@@ -60,10 +60,12 @@ def stage(a):
         shutil.rmtree(pkg)
     src = os.path.join(a.source_dir, "bindings", "r")
     shutil.copytree(src, pkg, ignore=shutil.ignore_patterns(
-        "*.o", "*.so", "Makevars", "mlo_r_glue.c", "mlo_r_stubs.R", ".Rhistory"))
+        "*.o", "*.so", "Makevars", "mlo_r_glue.c", "mlo_r_stubs.R", "mlo_client.Rd",
+        ".Rhistory"))
     gen = os.path.join(a.build_dir, "bindings")
     shutil.copy(os.path.join(gen, "mlo_r_glue.c"), os.path.join(pkg, "src"))
     shutil.copy(os.path.join(gen, "mlo_r_stubs.R"), os.path.join(pkg, "R"))
+    shutil.copy(os.path.join(gen, "mlo_client.Rd"), os.path.join(pkg, "man"))
     return pkg
 
 
@@ -135,7 +137,8 @@ def main():
         # the layout configure expects: bindings/{r,gen_bindings.py}, include/mlo.h
         shutil.copytree(os.path.join(a.source_dir, "bindings", "r"), os.path.join(src, "r"),
                         ignore=shutil.ignore_patterns("*.o", "*.so", "Makevars",
-                                                      "mlo_r_glue.c", "mlo_r_stubs.R"))
+                                                      "mlo_r_glue.c", "mlo_r_stubs.R",
+                                                      "mlo_client.Rd"))
         shutil.copy(os.path.join(a.source_dir, "bindings", "gen_bindings.py"), src)
         pc = os.path.join(a.work, "pkgconfig")
         os.makedirs(pc, exist_ok=True)

@@ -35,7 +35,8 @@ from ._errors import (MloClosedError, MloConfigError, MloError, MloInvalidArgume
                       MloInvalidKeyError, MloInvalidStatusError, MloInvalidUtf8Error,
                       MloNetworkError, MloNotFoundError, MloNotSupportedError,
                       MloPermissionError, MloQueueFullError, MloServerError, MloTimeoutError,
-                      MloWarning, MloIOError, MloInvalidPathError, MloArtifactsNotProxiedError)
+                      MloWarning, MloIOError, MloInvalidPathError, MloArtifactsNotProxiedError,
+                      MloNoMemoryError)
 from ._client import (LIBRARY, ActiveRun, Client, FileInfo, Histogram, ModelVersion, Run, RunInfo,
                       error_for, ffi, strerror, version)
 from ._fluent import (active_run, end_run, flush, get_client, get_tracking_uri, histogram,
@@ -43,6 +44,10 @@ from ._fluent import (active_run, end_run, flush, get_client, get_tracking_uri, 
                       log_metric, log_metrics, log_param, log_params, register_model,
                       set_experiment, set_tag, set_tags, set_tracking_uri, start_run)
 from . import artifacts
+from . import _errors
+
+# the exception classes of the statuses without a hand-written class (generated)
+globals().update(_errors.GENERATED)
 
 __version__ = "%d.%d.%d" % ffi.HEADER_VERSION
 
@@ -57,5 +62,5 @@ __all__ = [
     "MloInvalidStatusError", "MloQueueFullError", "MloClosedError", "MloTimeoutError",
     "MloNetworkError", "MloConfigError", "MloNotSupportedError", "MloServerError",
     "MloNotFoundError", "MloPermissionError", "MloWarning", "MloIOError", "MloInvalidPathError",
-    "MloArtifactsNotProxiedError",
-]
+    "MloArtifactsNotProxiedError", "MloNoMemoryError",
+] + sorted(_errors.GENERATED)
