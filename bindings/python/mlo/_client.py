@@ -650,16 +650,11 @@ class Run:
 
     def log_dict(self, dictionary, artifact_file):
         """Logs a JSON-serialisable object as a JSON artifact, or as YAML when
-        artifact_file ends in .yaml or .yml (needs PyYAML) (mlflow's log_dict)."""
+        artifact_file ends in .yaml or .yml (mlflow's log_dict)."""
         ext = os.path.splitext(str(artifact_file))[1].lower()
         if ext in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise _status_error("MLO_ERR_NOT_SUPPORTED",
-                                    "YAML needs PyYAML (apt-get install python3-yaml); "
-                                    "or log to a .json file") from None
-            text = yaml.safe_dump(dictionary, default_flow_style=False)
+            from . import _yaml  # the standard library's: no PyYAML needed
+            text = _yaml.dump(dictionary)
         else:
             text = json.dumps(dictionary, indent=2)
         self.log_text(text, artifact_file)
