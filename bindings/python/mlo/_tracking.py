@@ -10,6 +10,7 @@ offline (the experiment is created when the run reaches a server)."""
 
 import datetime
 import math
+import os
 import warnings
 
 from . import _client, _fluent, _rest
@@ -270,10 +271,13 @@ def register_model(model_uri, name, tags=None):
     if tags:
         raise _rest.not_supported("register_model(tags=...)", "register without tags and set "
                                   "them in the MLflow UI (the library has no model version tags)")
-    uri = str(model_uri)
+    uri = str(os.fspath(model_uri) if hasattr(model_uri, "__fspath__") else model_uri)
+    if uri.startswith("models:/"):
+        raise _rest.not_supported("register_model(%r) (a copy of a model version)" % uri,
+                                  "mlo.register_model('runs:/<run_id>/<path>', name) of the "
+                                  "run that logged it")
     if not uri.startswith("runs:/"):
-        raise _rest.not_supported("register_model(%r)" % uri, "give runs:/<run_id>/<path> "
-                                  "(mlo.register_model copies no models:/ versions)")
+        raise _fluent._einval("model_uri must be runs:/<run_id>/<artifact_path>, not %r" % uri)
     rid, _, apath = uri[len("runs:/"):].lstrip("/").partition("/")
     client = _fluent.get_client()
     run = client._runs.get(rid)

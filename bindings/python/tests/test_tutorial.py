@@ -43,6 +43,12 @@ from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+# this process's own client (loading models) keeps its store out of the build directory
+STORE = tempfile.mkdtemp(prefix="mlo-test-store-")
+os.environ["MLO_STORE_DIR"] = STORE
+import atexit  # noqa: E402
+atexit.register(shutil.rmtree, STORE, True)
+
 import mlo  # noqa: E402
 import mlo.pyfunc  # noqa: E402
 import mlo.sklearn  # noqa: E402
