@@ -48,7 +48,7 @@ def _numpy_image(image):
     if image.size and (image.min() < low or image.max() > high):
         warnings.warn(MloWarning(0, "", "Out-of-range values are detected. Clipping array "
                                  "(dtype: '%s') to [%s, %s]" % (image.dtype, low, high),
-                                 "MLO_WARN_CLIPPED"), stacklevel=4)
+                                 "MLO_WARN_CLIPPED"), stacklevel=3)
         image = np.clip(image, low, high)
     if not is_int:
         image = image * 255
