@@ -169,8 +169,10 @@ class TestTutorial(unittest.TestCase):
                                             dst_path=os.path.join(self.tmp, "dl", rid))
             self.assertEqual(loaded.predict(X_TEST).tolist(),
                              MODELS[(n, d)].predict(X_TEST).tolist())
-            pyf = mlo.pyfunc.load_model("runs:/%s/model" % rid)
-            self.assertEqual(pyf.predict(X_TEST).tolist(), MODELS[(n, d)].predict(X_TEST).tolist())
+            if (n, d) == GRID[-1]:  # and as a python_function model (one is enough)
+                pyf = mlo.pyfunc.load_model("runs:/%s/model" % rid)
+                self.assertEqual(pyf.predict(X_TEST).tolist(),
+                                 MODELS[(n, d)].predict(X_TEST).tolist())
         self.assertEqual(seen, set(GRID))
 
 

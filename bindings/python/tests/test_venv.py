@@ -46,11 +46,14 @@ print("RESULT " + json.dumps({"library": mlo.LIBRARY, "file": mlo.__file__,
 """
 
 
-def clean_env(**extra):
+def clean_env(preload=False, **extra):
+    """The environment of a fresh shell: nothing of the build's Python setup.  preload:
+    keep the sanitizer runtime a sanitizer build preloads (only the interpreter that
+    loads libmlo needs it; venv and pip are much faster without)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "MLO_FFI", "MLO_LIBRARY", "LD_LIBRARY_PATH",
                         "MLO_WHEEL_LIBRARY", "VIRTUAL_ENV", "PYTHONHOME")
-           and not k.startswith("PIP_")}
+           and not k.startswith("PIP_") and (preload or k != "LD_PRELOAD")}
     env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
                PIP_NO_WARN_SCRIPT_LOCATION="1", PIP_ROOT_USER_ACTION="ignore",
                PYTHONDONTWRITEBYTECODE="1")
@@ -86,7 +89,8 @@ class TestVenvInstall(unittest.TestCase):
 
         with TestServer() as srv:
             store = os.path.join(self.tmp, "store")
-            p = subprocess.run([vpy, "-c", SCRIPT, srv.url], env=clean_env(MLO_STORE_DIR=store),
+            p = subprocess.run([vpy, "-c", SCRIPT, srv.url],
+                               env=clean_env(preload=True, MLO_STORE_DIR=store),
                                capture_output=True, text=True, timeout=120, cwd="/")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             res = json.loads([ln for ln in p.stdout.splitlines()
