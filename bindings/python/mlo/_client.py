@@ -1227,7 +1227,8 @@ class Client:
 
 
 Client.__init__.__signature__ = _client_signature()
-Client.__doc__ += _options_doc()
+if Client.__doc__:  # None under python -OO
+    Client.__doc__ += _options_doc()
 
 
 def _close_all():
