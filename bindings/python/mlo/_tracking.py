@@ -14,8 +14,8 @@ import os
 import warnings
 
 from . import _client, _fluent, _rest
-from ._errors import (MloError, MloInvalidArgumentError, MloNetworkError, MloNotFoundError,
-                      MloServerError, MloTimeoutError, MloWarning)
+from ._errors import (MloNetworkError, MloNotFoundError, MloServerError, MloTimeoutError,
+                      MloWarning)
 from .entities import Experiment, Run, ViewType
 
 READ_FLUSH_S = 60
@@ -69,7 +69,7 @@ def set_experiment(experiment_name=None, experiment_id=None):
                                                 experiment_name=name)["experiment"])
         except MloNotFoundError:
             try:
-                eid = rest.post("experiments/create", {"name": name})["experiment_id"]
+                rest.post("experiments/create", {"name": name})
             except MloServerError as e:  # created by someone else meanwhile
                 if e.name != "MLO_ERR_ALREADY_EXISTS":
                     raise
@@ -302,5 +302,4 @@ def register_model(model_uri, name, tags=None):
 
 
 __all__ = ["set_experiment", "get_experiment_by_name", "get_experiment", "create_experiment",
-           "search_experiments", "get_run", "search_runs", "register_model", "MloError",
-           "MloInvalidArgumentError"]
+           "search_experiments", "get_run", "search_runs", "register_model"]

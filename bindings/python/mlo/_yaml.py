@@ -6,7 +6,6 @@ too) and its folding of long scalars at 80 columns; load() reads that subset bac
 mappings and sequences, plain, single- and double-quoted scalars, possibly folded, and
 empty or simple flow collections) and is used when PyYAML is not importable."""
 
-import json
 import math
 import re
 
