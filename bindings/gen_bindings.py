@@ -220,6 +220,9 @@ class Api:
         self.macros = {}
         self.sha256 = ""
         self.destructors = {}  # handle type -> function releasing it
+        self.enum_docs = {}  # enum constant -> its doc comment
+        self.options = []  # OptionSpec, header order (see options())
+        self.errors = []  # ErrorSpec, header order (see error_table())
 
 
 def _type_of(node):
@@ -310,6 +313,8 @@ def parse_header(header_path, cc="cc"):
                     v = _const_value(e.value, known_consts) if e.value is not None else nxt
                     vals.append((e.name, v))
                     known_consts[e.name] = v
+                    if e.coord is not None:
+                        api.enum_docs[e.name] = doc_for(e.coord.line)
                     nxt = v + 1
                 api.enums[name] = vals
             elif isinstance(t, c_ast.TypeDecl) and isinstance(t.type, c_ast.Struct):
@@ -344,6 +349,8 @@ def parse_header(header_path, cc="cc"):
     for cb in api.callbacks.values():
         for p in cb.params:
             classify_param(api, cb, p, callback=True)
+    api.options = options(api)
+    api.errors = error_table(api)
     return api
 
 
@@ -451,6 +458,275 @@ def r_args(f):
 
 
 # ---------------------------------------------------------------------------
+# Client options: the keyword arguments of mlo.Client (Python) and mlo_client (R)
+#
+# Every mlo_options_set_<name>(mlo_options_t *opts, ...) setter of the header becomes
+# one keyword per parameter, in header order, in both languages; the bindings apply
+# them generically (no hand-written list), so an option added to the header reaches
+# both.  Keyword names: a setter of one parameter gives its own name (<name>); in a
+# setter of several, the parameter "policy" gives <name> and the others
+# <name minus "_policy">_<parameter>; OPTION_KEYWORDS renames the few whose MLflow
+# names differ.  When some keywords of a setter are given and others not, the others
+# get the value that keeps their default: the header's "negative value to keep"
+# convention, else the default its doc comment states ("default 100", "(the default,
+# 1000 ms)" on the enum constant of the policy), else NULL for a string; a parameter
+# with none of these stops the generator (document its default in the header).
+
+OPTION_KEYWORDS = {
+    ("mlo_options_set_basic_auth", "user"): "username",
+    ("mlo_options_set_basic_auth", "password"): "password",
+    ("mlo_options_set_retries", "max_retries"): "max_retries",
+    ("mlo_options_set_retries", "backoff_factor_s"): "backoff_factor",
+    ("mlo_options_set_retries", "jitter_s"): "backoff_jitter",
+    ("mlo_options_set_retries", "timeout_s"): "request_timeout",
+    ("mlo_options_set_close_timeout_ms", "timeout_ms"): "close_timeout",
+    ("mlo_options_set_error_callback", "fn"): "on_error",
+}
+
+# Keywords whose unit differs from the C parameter's: the binding multiplies by this
+# (close_timeout is in seconds, as mlflow's timeouts; the setter takes milliseconds).
+OPTION_SCALE = {
+    ("mlo_options_set_close_timeout_ms", "timeout_ms"): 1000,
+}
+
+# The keyword that takes the tracking URI: positional first argument in both languages.
+OPTION_FIRST = "tracking_uri"
+
+
+class OptionSpec:
+    """One keyword: which setter, which of its parameters (0-based, after opts)."""
+
+    def __init__(self, keyword, setter, param, index, kind, ctype):
+        self.keyword = keyword
+        self.setter = setter
+        self.param = param
+        self.index = index
+        self.kind = kind  # str, bool, int, uint, double, size, enum, callback
+        self.ctype = ctype  # the C type name (enum or callback type for those kinds)
+        self.keep = None  # the value that keeps the default (the header's convention)
+        self.default = None  # the documented default, for a sibling keyword's call
+        self.scale = 1
+        self.values = None  # enum: {"wait": 0, "drop": 1}
+        self.doc = ""
+
+    def as_dict(self):
+        return {"keyword": self.keyword, "setter": self.setter, "param": self.param,
+                "index": self.index, "kind": self.kind, "ctype": self.ctype, "keep": self.keep,
+                "default": self.default, "scale": self.scale, "values": self.values,
+                "doc": self.doc}
+
+
+def _enum_short_names(consts):
+    """{"MLO_FULL_WAIT": 0, ...} -> {"wait": 0, ...} (the common prefix dropped)."""
+    names = list(consts)
+    if len(names) > 1:
+        prefix = os.path.commonprefix(names)
+        prefix = prefix[:prefix.rfind("_") + 1]
+    else:
+        prefix = names[0][:names[0].rfind("_") + 1] if names else ""
+    return {n[len(prefix):].lower(): v for n, v in consts.items()}
+
+
+_DEFAULT_NUMBER = re.compile(r"\bdefault\b\W{0,3}?(\d[\d,]*(?:\.\d+)?)", re.I)
+
+
+def _doc_default(text):
+    m = _DEFAULT_NUMBER.search(text or "")
+    if not m:
+        return None
+    v = m.group(1).replace(",", "")
+    return float(v) if "." in v else int(v)
+
+
+def _doc_text(doc):
+    """A doc comment for users of a binding: C-only parts (statuses, threads) cut."""
+    d = re.split(r"\b(?:Statuses|Threads):", doc or "", maxsplit=1)[0]
+    return re.sub(r"\s+", " ", d).strip()
+
+
+def options(api):
+    out = []
+    for f in api.functions:
+        if not f.name.startswith("mlo_options_set_"):
+            continue
+        if not f.params or f.params[0].role != ("handle", "mlo_options_t"):
+            raise GenError("%s: an option setter must take the mlo_options_t * first" % f.name)
+        name = f.name[len("mlo_options_set_"):]
+        params = [p for p in f.params[1:] if p.role[0] != "userdata"]
+        specs = []
+        for i, p in enumerate(f.params[1:]):
+            if p.role[0] == "userdata":
+                continue
+            role = p.role
+            if role[0] == "str":
+                kind, ctype = "str", "char *"
+            elif role[0] == "callback":
+                kind, ctype = "callback", role[1]
+            elif role[0] == "scalar" and role[1] == "enum":
+                kind, ctype = "enum", p.type.base
+            elif role[0] == "scalar":
+                kind = {"int": "int", "unsigned": "uint", "unsigned int": "uint",
+                        "uint32_t": "uint", "double": "double", "float": "double",
+                        "size_t": "size", "int64_t": "int", "uint64_t": "uint",
+                        "long": "int", "unsigned long": "uint", "int32_t": "int"}.get(role[1])
+                ctype = role[1]
+                if kind is None:
+                    raise GenError("%s: no option kind for parameter %s" % (f.name, p.name))
+                if kind == "int" and len(params) == 1 and ctype == "int":
+                    kind = "bool"  # a flag: "non-zero" means on
+            else:
+                raise GenError("%s: option parameter %s of type %s cannot be bound"
+                               % (f.name, p.name, p.type.c()))
+            kw = OPTION_KEYWORDS.get((f.name, p.name))
+            if kw is None:
+                if len(params) == 1 or p.name == "policy":
+                    kw = name
+                else:
+                    prefix = name[:-len("_policy")] if name.endswith("_policy") else name
+                    kw = p.name if p.name.startswith(prefix + "_") else prefix + "_" + p.name
+            spec = OptionSpec(kw, f.name, p.name, i, kind, ctype)
+            spec.scale = OPTION_SCALE.get((f.name, p.name), 1)
+            spec.doc = _doc_text(f.doc)
+            if kind == "enum":
+                consts = dict(api.enums.get(ctype, []))
+                if not consts:
+                    raise GenError("%s: enum %s has no constants" % (f.name, ctype))
+                spec.values = _enum_short_names(consts)
+            specs.append(spec)
+        # what an unset keyword of a setter passes when a sibling is set
+        keeps = re.search(r"negative\s+value\s+to\s+keep", f.doc or "", re.I)
+        enum_default_doc = ""
+        for spec in specs:
+            if spec.kind == "enum":
+                for cname, v in api.enums[spec.ctype]:
+                    d = api.enum_docs.get(cname, "")
+                    if re.search(r"\bthe default\b", d, re.I):
+                        spec.default = v
+                        enum_default_doc = d
+                        break
+        numeric = [s for s in specs if s.kind in ("int", "uint", "double", "size")]
+        for spec in numeric:
+            if keeps:
+                spec.keep = -1
+        if len(specs) > 1:
+            need = [s for s in numeric if s.keep is None]
+            if len(need) > 1:
+                raise GenError("%s: several numeric parameters without a documented way to "
+                               "keep their defaults" % f.name)
+            for spec in need:
+                spec.default = _doc_default(f.doc)
+                if spec.default is None:
+                    spec.default = _doc_default(enum_default_doc)
+                if spec.default is None:
+                    raise GenError("%s: the default of %s is not in the header (write "
+                                   "\"default N\" in its doc comment)" % (f.name, spec.param))
+            for spec in specs:
+                if spec.kind in ("enum", "bool") and spec.default is None and spec.keep is None:
+                    raise GenError("%s: the default of %s is not in the header (mark its enum "
+                                   "constant \"the default\")" % (f.name, spec.param))
+        out.extend(specs)
+    seen = {}
+    for spec in out:
+        if spec.keyword in seen:
+            raise GenError("option keyword %s of %s is also one of %s: add it to OPTION_KEYWORDS"
+                           % (spec.keyword, spec.setter, seen[spec.keyword]))
+        seen[spec.keyword] = spec.setter
+    if OPTION_FIRST not in seen:
+        raise GenError("no option %s in the header" % OPTION_FIRST)
+    known = {(f.name, p.name) for f in api.functions for p in f.params}
+    for key in list(OPTION_KEYWORDS) + list(OPTION_SCALE):
+        if key not in known:
+            raise GenError("OPTION_KEYWORDS/OPTION_SCALE name %s(%s), which the header no "
+                           "longer has" % key)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Statuses -> exceptions (Python) and condition classes (R)
+#
+# Every error status of the header (MLO_ERR_*) gets its own exception class in Python
+# (Mlo<Name>Error) and its own condition class in R (mlo_<name>); STATUS_FAMILIES puts
+# some under another status's class (a bad key is a bad argument), so that catching
+# the family catches them.  A status added to the header gets its classes without a
+# change here.  Warnings (MLO_WARN_*) are not errors.
+
+STATUS_FAMILIES = {
+    "MLO_ERR_INVALID_KEY": "MLO_ERR_INVALID_ARGUMENT",
+    "MLO_ERR_INVALID_UTF8": "MLO_ERR_INVALID_ARGUMENT",
+    "MLO_ERR_INVALID_STATUS": "MLO_ERR_INVALID_ARGUMENT",
+    "MLO_ERR_INVALID_PATH": "MLO_ERR_INVALID_ARGUMENT",
+    "MLO_ERR_TLS": "MLO_ERR_NETWORK",
+    "MLO_ERR_SERVER_INVALID": "MLO_ERR_SERVER",
+    "MLO_ERR_ALREADY_EXISTS": "MLO_ERR_SERVER",
+    "MLO_ERR_NOT_FOUND": "MLO_ERR_SERVER",
+    "MLO_ERR_PERMISSION": "MLO_ERR_SERVER",
+    "MLO_ERR_RATE_LIMITED": "MLO_ERR_SERVER",
+    "MLO_ERR_PROTOCOL": "MLO_ERR_SERVER",
+    "MLO_ERR_ARTIFACTS_NOT_PROXIED": "MLO_ERR_CONFIG",
+}
+
+# Python class names the CamelCase rule would spell otherwise.
+PY_ERROR_NAMES = {
+    "MLO_ERR_IO": "MloIOError",
+    "MLO_ERR_TLS": "MloTLSError",
+}
+
+
+class ErrorSpec:
+    def __init__(self, status, value, py_class, r_class, family, doc):
+        self.status = status
+        self.value = value
+        self.py_class = py_class
+        self.r_class = r_class
+        self.family = family  # another status name, or None
+        self.doc = doc
+
+
+def error_table(api):
+    statuses = dict(api.enums.get("mlo_status", []))
+    if not statuses:
+        raise GenError("the header has no mlo_status enum")
+    for k, fam in STATUS_FAMILIES.items():
+        if k not in statuses or fam not in statuses:
+            raise GenError("STATUS_FAMILIES names %s -> %s, which the header no longer has"
+                           % (k, fam))
+    for k in PY_ERROR_NAMES:
+        if k not in statuses:
+            raise GenError("PY_ERROR_NAMES names %s, which the header no longer has" % k)
+    out = []
+    for name, value in statuses.items():
+        if not name.startswith("MLO_ERR_"):
+            continue  # MLO_OK and the warnings
+        rest = name[len("MLO_ERR_"):]
+        py = PY_ERROR_NAMES.get(name) or \
+            "Mlo" + "".join(w[:1].upper() + w[1:].lower() for w in rest.split("_")) + "Error"
+        out.append(ErrorSpec(name, value, py, "mlo_" + rest.lower(), STATUS_FAMILIES.get(name),
+                             _doc_text(api.enum_docs.get(name, ""))))
+    # families first, so that a binding can build the classes in order
+    by = {e.status: e for e in out}
+
+    def depth(e):
+        d = 0
+        while e.family:
+            e = by[e.family]
+            d += 1
+        return d
+
+    return sorted(out, key=lambda e: (depth(e), e.value))
+
+
+def r_condition_classes(api, e):
+    """The R condition classes of an error spec, most specific first (mlo_error and
+    error/condition are added by the R layer)."""
+    by = {x.status: x for x in api.errors}
+    out = [e.r_class]
+    while e.family:
+        e = by[e.family]
+        out.append(e.r_class)
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Python
 
 
@@ -508,6 +784,24 @@ def gen_python(api, header_name):
         w("%s = {%s}" % (name, ", ".join("%r: %d" % (c, v) for c, v in vals)))
     w("")
     w("ENUMS = {%s}" % ", ".join("%r: %s" % (n, n) for n in api.enums))
+    w("")
+    w("# ---- client options: one keyword per parameter of each mlo_options_set_* setter, in")
+    w("# header order (see OPTION_KEYWORDS in %s).  kind: str, bool, int, uint, double," % GENERATOR)
+    w("# size, enum, callback; keep: the value that keeps the default; default: the documented")
+    w("# default (passed when a sibling keyword of the same setter is given); scale: keyword")
+    w("# unit / C unit; values: the names of an enum's constants.")
+    w("OPTION_FIRST = %r" % OPTION_FIRST)
+    w("OPTIONS = (")
+    for opt in api.options:
+        w("    %r," % (opt.as_dict(),))
+    w(")")
+    w("")
+    w("# ---- error statuses: name -> (exception class, family status or None, value, doc);")
+    w("# families come first.  Warnings (MLO_WARN_*) are not errors.")
+    w("STATUS_ERRORS = {")
+    for e in api.errors:
+        w("    %r: (%r, %r, %d, %r)," % (e.status, e.py_class, e.family, e.value, e.doc))
+    w("}")
     w("")
     w("# ---- opaque handles")
     for name, tag in api.handles.items():
@@ -1148,6 +1442,30 @@ def gen_r_stubs(api, header_name):
     w(",\n".join(items))
     w(")")
     w("")
+    w("# Client options: one argument of mlo_client() per parameter of each")
+    w("# mlo_options_set_* setter (see OPTION_KEYWORDS in %s); mlo.R applies them." % GENERATOR)
+    w(".mlo_options <- list(")
+    items = []
+    for opt in api.options:
+        if opt.kind == "callback":
+            continue  # R installs its own error sink
+        items.append("  list(keyword = %s, setter = %s, index = %dL, kind = %s, keep = %s, "
+                     "default = %s, scale = %s, values = %s)"
+                     % (_r_lit(opt.keyword), _r_lit(".c_" + opt.setter), opt.index + 1,
+                        _r_lit(opt.kind), _r_lit(opt.keep), _r_lit(opt.default),
+                        _r_lit(opt.scale), _r_lit(opt.values)))
+    w(",\n".join(items))
+    w(")")
+    w(".mlo_option_keywords <- vapply(.mlo_options, function(o) o$keyword, \"\")")
+    w("")
+    w("# Error statuses -> condition classes, most specific first (mlo_error, error and")
+    w("# condition are added by .mlo_stop).")
+    w(".mlo_conditions <- list(")
+    w(",\n".join("  %s = c(%s)" % (e.status, ", ".join(_r_lit(c) for c in
+                                                       r_condition_classes(api, e)))
+                 for e in sorted(api.errors, key=lambda e: e.value)))
+    w(")")
+    w("")
     for f in api.functions:
         args = [p.name for p in r_args(f)]
         if f.doc:
@@ -1155,6 +1473,96 @@ def gen_r_stubs(api, header_name):
                 w("# %s" % ln.strip())
         w(".c_%s <- function(%s) .Call(C_%s%s)" % (f.name, ", ".join(args), f.name,
                                                   "".join(", " + a for a in args)))
+    w("")
+    return "\n".join(o)
+
+
+def _r_lit(v):
+    """A Python value as an R literal."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return "%dL" % v if abs(v) < 2 ** 31 else repr(float(v))
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "c(%s)" % ", ".join("%s = %s" % (k, _r_lit(x)) for k, x in v.items())
+    raise GenError("no R literal for %r" % (v,))
+
+
+def _rd_escape(text):
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("{", "\\{") \
+        .replace("}", "\\}")
+
+
+def gen_r_rd(api, header_name):
+    """man/mlo_client.Rd: the usage and arguments of mlo_client(), from the setters."""
+    kws = [o for o in api.options if o.kind != "callback"]
+    usage = "mlo_client(" + ", ".join("%s = NULL" % o.keyword for o in kws) + ")"
+    # wrap the usage line as R CMD check likes it (under 90 columns)
+    lines, cur = [], ""
+    for part in usage.split(", "):
+        piece = part if not cur else cur + ", " + part
+        if len(piece) > 86 and cur:
+            lines.append(cur + ",")
+            cur = "           " + part
+        else:
+            cur = piece
+    lines.append(cur)
+    o = []
+    w = o.append
+    w("%% Generated by %s from %s: do not edit." % (GENERATOR, header_name))
+    w("% The arguments are the client options of the header, one per parameter of each")
+    w("% mlo_options_set_* setter.")
+    w("\\name{mlo_client}")
+    w("\\alias{mlo_client}")
+    w("\\title{Open a client of a tracking server}")
+    w("\\description{")
+    w("\\code{mlo_client} opens a client of one tracking server: its own queue, store and")
+    w("sending thread.  Every argument left \\code{NULL} falls back to MLflow's environment")
+    w("variable, then to the library's default.  The functions without a \\code{client}")
+    w("argument use a default client, opened at the first run from")
+    w("\\code{\\link{mlo_set_tracking_uri}} or \\env{MLFLOW_TRACKING_URI}; see")
+    w("\\code{\\link{mlo_close}} for closing, flushing and the client's counters.")
+    w("}")
+    w("\\usage{")
+    for ln in lines:
+        w(ln)
+    w("}")
+    w("\\arguments{")
+    done = set()
+    for opt in kws:
+        if opt.setter in done:
+            continue
+        done.add(opt.setter)
+        group = [x for x in kws if x.setter == opt.setter]
+        text = opt.doc
+        if any(x.scale == 1000 for x in group):
+            text = "In seconds (the C setter takes milliseconds). " + text
+        text = _rd_escape(text)
+        for x in group:
+            if x.values:
+                text += " \\code{%s}: one of %s." % (x.keyword, ", ".join(
+                    '\\code{"%s"}' % k for k in x.values))
+        w("\\item{%s}{%s}" % (", ".join(x.keyword for x in group), text))
+    w("}")
+    w("\\value{")
+    w("The client.  Errors are conditions of class \\code{mlo_error} (and a class per kind,")
+    w("such as \\code{mlo_invalid_key}, \\code{mlo_timeout}, \\code{mlo_config}).")
+    w("}")
+    w("\\examples{")
+    w("\\dontrun{")
+    w("cl <- mlo_client(\"http://127.0.0.1:5000\", queue_bytes = 2^26, backoff_jitter = 0.5)")
+    w("run <- mlo_start_run(client = cl)")
+    w("mlo_log_metric(\"x\", 1, run_id = run, client = cl)")
+    w("mlo_end_run(run_id = run, client = cl)")
+    w("mlo_close(cl)")
+    w("}")
+    w("}")
     w("")
     return "\n".join(o)
 
@@ -1172,6 +1580,9 @@ def gen_manifest(api, header_name):
         "handles": sorted(api.handles),
         "callbacks": sorted(api.callbacks),
         "destructors": api.destructors,
+        "options": [o.as_dict() for o in api.options],
+        "errors": {e.status: {"python": e.py_class, "r": r_condition_classes(api, e),
+                              "family": e.family, "value": e.value} for e in api.errors},
     }, indent=1, sort_keys=True) + "\n"
 
 
@@ -1179,6 +1590,7 @@ OUTPUTS = {
     "py": ("_mlo_ffi.py", gen_python),
     "rglue": ("mlo_r_glue.c", gen_r_glue),
     "rstubs": ("mlo_r_stubs.R", gen_r_stubs),
+    "rdoc": ("mlo_client.Rd", gen_r_rd),
     "json": ("mlo_bindings.json", gen_manifest),
 }
 

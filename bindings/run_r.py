@@ -12,7 +12,10 @@ check    stage + R CMD build + R CMD check --no-manual; fails unless "Status: OK
 example  install + Rscript examples/r/iris_grid.R against a test server;
 pkgconfig  R CMD INSTALL of a plain copy of bindings/r (no generated files: its
          configure generates them) found through pkg-config ("mlo", from the
-         build's uninstalled .pc file), then loads it.
+         build's uninstalled .pc file), then loads it without LD_LIBRARY_PATH;
+prefix   the same against libmlo installed under a prefix outside the loader's
+         paths (meson install --destdir into WORK, the .pc prefix pointed there):
+         the package's RUNPATH names that libdir and ldd resolves libmlo there.
 
 Exits 77 (meson's "skipped") when R is not installed or the build uses sanitizers
 (an instrumented libmlo cannot be loaded into an uninstrumented R).
@@ -20,6 +23,7 @@ Exits 77 (meson's "skipped") when R is not installed or the build uses sanitizer
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,10 +64,12 @@ def stage(a):
         shutil.rmtree(pkg)
     src = os.path.join(a.source_dir, "bindings", "r")
     shutil.copytree(src, pkg, ignore=shutil.ignore_patterns(
-        "*.o", "*.so", "Makevars", "mlo_r_glue.c", "mlo_r_stubs.R", ".Rhistory"))
+        "*.o", "*.so", "Makevars", "mlo_r_glue.c", "mlo_r_stubs.R", "mlo_client.Rd",
+        ".Rhistory"))
     gen = os.path.join(a.build_dir, "bindings")
     shutil.copy(os.path.join(gen, "mlo_r_glue.c"), os.path.join(pkg, "src"))
     shutil.copy(os.path.join(gen, "mlo_r_stubs.R"), os.path.join(pkg, "R"))
+    shutil.copy(os.path.join(gen, "mlo_client.Rd"), os.path.join(pkg, "man"))
     return pkg
 
 
@@ -75,10 +81,64 @@ def install(a):
     return pkg
 
 
+def install_with_pkgconfig(a, env, pc_text, header, libdir):
+    """R CMD INSTALL of a plain copy of bindings/r (no generated files: its configure
+    generates them) finding libmlo through pkg-config alone (the .pc text given), then
+    loads it with no LD_LIBRARY_PATH: the package's shared object must name libdir in
+    its RUNPATH and the loader must take libmlo from there."""
+    src = os.path.join(a.work, "src")
+    if os.path.exists(src):
+        shutil.rmtree(src)
+    # the layout configure expects: bindings/{r,gen_bindings.py}; the header: MLO_HEADER
+    shutil.copytree(os.path.join(a.source_dir, "bindings", "r"), os.path.join(src, "r"),
+                    ignore=shutil.ignore_patterns("*.o", "*.so", "Makevars", "mlo_r_glue.c",
+                                                  "mlo_r_stubs.R", "mlo_client.Rd"))
+    shutil.copy(os.path.join(a.source_dir, "bindings", "gen_bindings.py"), src)
+    pc = os.path.join(a.work, "pkgconfig")
+    os.makedirs(pc, exist_ok=True)
+    with open(os.path.join(pc, "mlo.pc"), "w") as f:
+        f.write(pc_text)
+    for k in ("MLO_CFLAGS", "MLO_LIBS", "LD_LIBRARY_PATH", "MLO_NO_RPATH"):
+        env.pop(k, None)
+    env["PKG_CONFIG_PATH"] = pc
+    env["MLO_HEADER"] = header
+    lib = os.path.join(a.work, "lib")
+    if os.path.exists(lib):
+        shutil.rmtree(lib)
+    os.makedirs(lib)
+    r = sh(["R", "CMD", "INSTALL", "--no-multiarch", "-l", lib, os.path.join(src, "r")],
+           env=env, check=False, capture=True)
+    if r.returncode != 0 or "mlo: found with pkg-config" not in r.stdout:
+        print("R CMD INSTALL failed or did not use pkg-config")
+        return 1
+    for gen in ("src/mlo_r_glue.c", "R/mlo_r_stubs.R", "man/mlo_client.Rd"):
+        if not os.path.exists(os.path.join(src, "r", gen)):
+            print("configure did not generate %s" % gen)
+            return 1
+    so = os.path.join(lib, "mlo", "libs", "mlo.so")
+    real = os.path.realpath(libdir)
+    d = subprocess.run(["readelf", "-d", so], capture_output=True, text=True)
+    runpath = re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library (?:runpath|rpath): \[(.*)\]", d.stdout)
+    print("%s: RUNPATH %s" % (so, runpath))
+    if not any(real in map(os.path.realpath, p.split(":")) for p in runpath):
+        print("the package's shared object has no RUNPATH to %s" % libdir)
+        return 1
+    ld = subprocess.run(["ldd", so], capture_output=True, text=True, env=env)
+    hit = re.search(r"libmlo\.so\.\d+ => (\S+)", ld.stdout)
+    print("ldd: libmlo from %s" % (hit.group(1) if hit else "nowhere"))
+    if not hit or os.path.realpath(os.path.dirname(hit.group(1))) != real:
+        print(ld.stdout)
+        print("libmlo is not loaded from %s" % libdir)
+        return 1
+    r = sh(["Rscript", "-e", "library(mlo); cat('mlo', mlo_version(), 'loaded\\n')"],
+           env=env, check=False, capture=True)
+    return 0 if r.returncode == 0 and "loaded" in r.stdout else 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["stage", "install", "test", "check", "example",
-                                     "pkgconfig"])
+                                     "pkgconfig", "prefix"])
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--work", help="working directory (default BUILD/bindings/r-<what>)")
@@ -129,37 +189,40 @@ def main():
             return 1
         print("R CMD check: Status: OK")
     elif a.what == "pkgconfig":
-        src = os.path.join(a.work, "src")
-        if os.path.exists(src):
-            shutil.rmtree(src)
-        # the layout configure expects: bindings/{r,gen_bindings.py}, include/mlo.h
-        shutil.copytree(os.path.join(a.source_dir, "bindings", "r"), os.path.join(src, "r"),
-                        ignore=shutil.ignore_patterns("*.o", "*.so", "Makevars",
-                                                      "mlo_r_glue.c", "mlo_r_stubs.R"))
-        shutil.copy(os.path.join(a.source_dir, "bindings", "gen_bindings.py"), src)
-        pc = os.path.join(a.work, "pkgconfig")
-        os.makedirs(pc, exist_ok=True)
+        # the build's uninstalled .pc file: -L<build>/src
         with open(os.path.join(a.build_dir, "meson-uninstalled", "mlo-uninstalled.pc")) as f:
             text = f.read()
-        with open(os.path.join(pc, "mlo.pc"), "w") as f:
-            f.write(text)
-        env.pop("MLO_CFLAGS")
-        env.pop("MLO_LIBS")
-        env["PKG_CONFIG_PATH"] = pc
-        env["MLO_HEADER"] = os.path.join(a.source_dir, "include", "mlo.h")
-        env["LD_LIBRARY_PATH"] = os.path.join(a.build_dir, "src")
-        lib = os.path.join(a.work, "lib")
-        os.makedirs(lib, exist_ok=True)
-        r = sh(["R", "CMD", "INSTALL", "--no-multiarch", "-l", lib, os.path.join(src, "r")],
-               env=env, check=False, capture=True)
-        if r.returncode != 0 or "mlo: found with pkg-config" not in r.stdout:
+        return install_with_pkgconfig(a, env, text, os.path.join(a.source_dir, "include",
+                                                                 "mlo.h"),
+                                      os.path.join(a.build_dir, "src"))
+    elif a.what == "prefix":
+        # libmlo installed under a prefix outside the loader's paths (meson install
+        # --destdir, the .pc file's prefix pointed there as --prefix would have written
+        # it): the package must load it without LD_LIBRARY_PATH
+        meson = shutil.which("meson")
+        if not meson:
+            print("meson is not on PATH: skipped")
+            return SKIP
+        dest = os.path.join(a.work, "destdir")
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        sh([meson, "install", "-C", a.build_dir, "--no-rebuild", "--quiet", "--destdir", dest],
+           env=env)
+        pcs = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == "mlo.pc"]
+        headers = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == "mlo.h"]
+        if len(pcs) != 1 or len(headers) != 1:
+            print("meson install put %d mlo.pc and %d mlo.h under %s" % (len(pcs), len(headers),
+                                                                      dest))
             return 1
-        if not os.path.exists(os.path.join(src, "r", "src", "mlo_r_glue.c")):
-            print("configure did not generate the glue")
+        with open(pcs[0]) as f:
+            text = f.read()
+        m = re.search(r"^prefix=(.*)$", text, flags=re.M)
+        if not m:
+            print("no prefix= in %s" % pcs[0])
             return 1
-        r = sh(["Rscript", "-e", "library(mlo); cat('mlo', mlo_version(), 'loaded\\n')"],
-               env=env, check=False, capture=True)
-        return 0 if r.returncode == 0 and "loaded" in r.stdout else 1
+        text = text.replace(m.group(0), "prefix=" + dest + m.group(1), 1)
+        libdir = os.path.dirname(os.path.dirname(pcs[0]))
+        return install_with_pkgconfig(a, env, text, headers[0], libdir)
     elif a.what == "example":
         install(a)
         sys.path.insert(0, os.path.join(HERE, "python", "tests"))

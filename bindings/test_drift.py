@@ -10,9 +10,19 @@ generator does):
   4. the hand-written layers use it: the Python package (mlo/*.py) names it, and
      the R package (R/*.R) calls .c_<function>; a function deliberately left out
      must be named in a comment there, with the reason;
-  5. the library built exports it.
+  5. the library built exports it;
+  6. the client options and the error classes follow the header: mlo.Client takes
+     exactly the keywords generated from the mlo_options_set_* setters (its
+     signature, read from a Python that loads the package with the generated
+     module) and the R package sets mlo_client's arguments from the generated
+     .mlo_options; every MLO_ERR_* status has its Python exception (error_for gives
+     it, it is exported by mlo, under its family's class) and its R condition
+     classes in the generated .mlo_conditions, which mlo.R uses.  An option setter
+     counts as used by both packages through those tables.
 Then it checks itself: a copy of the header with one more function must be
-reported as drifted.
+reported as drifted; with one more option setter and one more status, the
+regenerated layers must carry them into mlo.Client's signature, its exceptions
+and the R tables without a change to the hand-written code.
 
 Usage: test_drift.py --header H --gen-dir DIR --python-pkg DIR --r-pkg DIR [--library SO] [--cc CC]
 Exit status 0 when everything is bound, 1 otherwise.
@@ -20,6 +30,7 @@ Exit status 0 when everything is bound, 1 otherwise.
 
 import argparse
 import ctypes
+import json
 import glob
 import importlib.util
 import os
@@ -87,10 +98,16 @@ def check(api, gen_dir, py_pkg, r_pkg, library=None, check_digest=True):
                             % (f.name, nargs))
         if not re.search(r"^\.c_%s <- function\(" % f.name, stubs, flags=re.M):
             problems.append("R: %s has no stub .c_%s in mlo_r_stubs.R" % (f.name, f.name))
-    # 4: the hand-written layers
+    # 4: the hand-written layers (an option setter is applied through the generated
+    # table when the package applies that table: checked in 6)
     py_text = hand_written(py_pkg, "*.py", {"_mlo_ffi.py"})
     r_text = hand_written(os.path.join(r_pkg, "R"), "*.R", {"mlo_r_stubs.R"})
+    setters = {o.setter for o in api.options}
+    py_tables = "ffi.OPTIONS" in py_text
+    r_tables = ".mlo_options" in r_text and "formals(mlo_client)" in r_text
     for f in funcs:
+        if f.name in setters and py_tables and r_tables:
+            continue
         if not re.search(r"\b%s\b" % f.name, py_text):
             problems.append("python: the mlo package never uses %s (wrap it, or name it in a "
                             "comment saying why not)" % f.name)
@@ -98,12 +115,105 @@ def check(api, gen_dir, py_pkg, r_pkg, library=None, check_digest=True):
                 not re.search(r"#.*\b%s\b" % f.name, r_text):
             problems.append("R: the mlo package never calls .c_%s or C_%s (wrap it, or name it "
                             "in a comment saying why not)" % (f.name, f.name))
+    # 6: options and errors, as the packages see them
+    problems += check_tables(api, gen_dir, py_pkg, r_pkg, stubs, r_text, library)
     # 5: the library
     if library:
         lib = ctypes.CDLL(library)
         for f in funcs:
             if not hasattr(lib, f.name):
                 problems.append("library: %s does not export %s" % (library, f.name))
+    return problems
+
+
+PY_SURFACE = r"""
+import inspect, json, sys
+import mlo
+from mlo import _client
+sig = inspect.signature(mlo.Client)
+out = {"keywords": [p.name for p in sig.parameters.values()], "errors": {}}
+for name, value in _client.ffi.mlo_status.items():
+    if not name.startswith("MLO_ERR_"):
+        continue
+    cls = type(mlo.error_for(value))
+    out["errors"][name] = {"class": cls.__name__, "mro": [c.__name__ for c in cls.__mro__],
+                           "exported": getattr(mlo, cls.__name__, None) is cls}
+print("SURFACE " + json.dumps(out))
+"""
+
+
+def python_surface(gen_dir, py_pkg, library):
+    """What a Python loading the package with this generated module sees."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["MLO_FFI"] = os.path.join(gen_dir, "_mlo_ffi.py")
+    env["PYTHONPATH"] = os.path.dirname(os.path.abspath(py_pkg))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if library:
+        env["MLO_LIBRARY"] = library
+    r = subprocess.run([sys.executable, "-c", PY_SURFACE], env=env, capture_output=True,
+                       text=True, timeout=120)
+    for line in r.stdout.splitlines():
+        if line.startswith("SURFACE "):
+            return json.loads(line[len("SURFACE "):]), None
+    return None, "python: cannot load the package with %s: %s" % (env["MLO_FFI"],
+                                                                 r.stderr.strip()[-800:])
+
+
+def check_tables(api, gen_dir, py_pkg, r_pkg, stubs, r_text, library):
+    problems = []
+    kws = [o.keyword for o in api.options]
+    r_kws = [o.keyword for o in api.options if o.kind != "callback"]
+    # Python: the signature of mlo.Client, the exception of each status
+    surf, err = python_surface(gen_dir, py_pkg, library)
+    if err:
+        return [err]
+    got = [k for k in surf["keywords"] if k != "self"]
+    if sorted(got) != sorted(kws):
+        problems.append("python: mlo.Client's keywords differ from the header's options: "
+                        "missing %s, extra %s" % (sorted(set(kws) - set(got)),
+                                                  sorted(set(got) - set(kws))))
+    by = {e.status: e for e in api.errors}
+    for e in api.errors:
+        seen = surf["errors"].get(e.status)
+        if seen is None:
+            problems.append("python: %s has no exception" % e.status)
+            continue
+        if seen["class"] != e.py_class or not seen["exported"]:
+            problems.append("python: %s raises %s (exported: %s), expected mlo.%s"
+                            % (e.status, seen["class"], seen["exported"], e.py_class))
+        fam = e.family
+        while fam:
+            if by[fam].py_class not in seen["mro"]:
+                problems.append("python: %s is not a %s (its family %s)"
+                                % (e.py_class, by[fam].py_class, fam))
+            fam = by[fam].family
+        if "MloError" not in seen["mro"]:
+            problems.append("python: %s is not an MloError" % e.py_class)
+    # R: the generated tables have every option and status; mlo.R applies them
+    for k in r_kws:
+        if not re.search(r'list\(keyword = "%s",' % re.escape(k), stubs):
+            problems.append("R: option %s is not in .mlo_options (mlo_r_stubs.R)" % k)
+    for e in api.errors:
+        classes = gen_bindings.r_condition_classes(api, e)
+        want = "  %s = c(%s)" % (e.status, ", ".join('"%s"' % c for c in classes))
+        if want not in stubs:
+            problems.append("R: %s has no condition classes %s in .mlo_conditions"
+                            % (e.status, classes))
+    if "formals(mlo_client) <- " not in r_text or ".mlo_option_keywords" not in r_text:
+        problems.append("R: mlo_client's arguments are not set from .mlo_option_keywords")
+    if "mlo_apply_options" not in r_text or ".mlo_conditions" not in r_text:
+        problems.append("R: mlo.R does not apply .mlo_options / .mlo_conditions")
+    for hand in ("MLO_ERR_INVALID_KEY = ", '"mlo_invalid_key"'):
+        if hand in r_text:
+            problems.append("R: mlo.R holds a hand-written status table (%s)" % hand)
+    rd = os.path.join(gen_dir, "mlo_client.Rd")
+    if os.path.exists(rd):
+        text = read(rd)
+        for k in r_kws:
+            if not re.search(r"\b%s = NULL" % re.escape(k), text):
+                problems.append("R: mlo_client.Rd does not document %s" % k)
+    else:
+        problems.append("R: %s is missing" % rd)
     return problems
 
 
@@ -136,6 +246,30 @@ def self_test(header, gen_dir, py_pkg, r_pkg, cc):
                    for p in p2) or not any(p.startswith("R: the mlo package never calls")
                                            for p in p2):
             return ["self-test: an unwrapped generated function was not reported: %s" % p2]
+        # an option and a status added to the header reach both packages unchanged
+        h4 = os.path.join(d, "mlo4.h")
+        probe_opt = "MLO_API int mlo_options_set_drift_probe_ms(mlo_options_t *opts, unsigned probe_ms);\n"
+        t4 = text.replace(marker, probe_opt + marker, 1)
+        last = "    MLO_ERR_ARTIFACTS_NOT_PROXIED = 26,\n"
+        if last not in t4:
+            return ["self-test: cannot find the last status of the header"]
+        t4 = t4.replace(last, last + "    /** A probe of the drift test. */\n"
+                        "    MLO_ERR_DRIFT_PROBE = 27,\n", 1)
+        with open(h4, "w", encoding="utf-8") as f:
+            f.write(t4)
+        out4 = os.path.join(d, "gen4")
+        if gen_bindings.main(["--header", h4, "--outdir", out4, "--cc", cc]) != 0:
+            return ["self-test: the generator failed on a header with a new option"]
+        api4 = gen_bindings.parse_header(h4, cc)
+        p4 = check(api4, out4, py_pkg, r_pkg, check_digest=False)
+        p4 = [p for p in p4 if not p.startswith("library:")]
+        if p4:
+            return ["self-test: a new option or status did not reach the packages: %s" % p4]
+        surf, err = python_surface(out4, py_pkg, os.environ.get("MLO_LIBRARY"))
+        if err or "drift_probe_ms" not in surf["keywords"] or \
+                surf["errors"].get("MLO_ERR_DRIFT_PROBE", {}).get("class") != "MloDriftProbeError":
+            return ["self-test: mlo.Client / mlo.error_for did not pick up the probe: %s"
+                    % (err or surf)]
         # an unbindable type must stop the generator, not be skipped
         h3 = os.path.join(d, "mlo3.h")
         with open(h3, "w", encoding="utf-8") as f:
@@ -160,6 +294,8 @@ def main():
     if not shutil.which(a.cc.split()[0]):
         a.cc = "cc"
     api = gen_bindings.parse_header(a.header, a.cc)
+    if a.library:
+        os.environ.setdefault("MLO_LIBRARY", a.library)
     problems = check(api, a.gen_dir, a.python_pkg, a.r_pkg, a.library)
     if problems:
         print("DRIFT: %d problem(s) between %s and the bindings:" % (len(problems), a.header))

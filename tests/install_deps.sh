@@ -9,10 +9,12 @@ libzstd-dev libjansson-dev libcmocka-dev libssl-dev python3 python3-pycparser"
 # What the tests need on top (tests/run_all.sh sets MLO_WITH_SANITIZERS=1):
 # openssl for the TLS certificates, git for the system-tag test, R for the R
 # binding, strace for a benchmark, valgrind for the examples' memcheck,
-# clang's runtime for libFuzzer, Chromium for the `mlo report` page.
+# clang's runtime for libFuzzer, Chromium for the `mlo report` page,
+# python3-venv for the Python package's install test (a fresh venv),
+# python3-sklearn for the MLflow tutorial and mlo.sklearn tests.
 [ "${MLO_WITH_SANITIZERS:-0}" = 1 ] &&
     pkgs="$pkgs openssl git r-base-dev r-cran-testthat strace valgrind libclang-rt-14-dev clang
-chromium"
+chromium python3-venv python3-sklearn"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

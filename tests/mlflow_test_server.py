@@ -24,7 +24,7 @@ Design
 * Nothing may crash the server: every request is wrapped; an unexpected exception in a
   handler gives 500 {"error_code": "INTERNAL_ERROR", ...}.
 
-Tracking routes (under /api/2.0/mlflow/): experiments/create, get, get-by-name; runs/create,
+Tracking routes (under /api/2.0/mlflow/): experiments/create, get, get-by-name, search; runs/create,
 update, delete, restore, get, search, log-batch, log-metric, log-parameter, set-tag,
 delete-tag, log-inputs; metrics/get-history; artifacts/list (GET, run-relative listing of a
 proxied run's artifacts; other artifact roots list nothing).
@@ -475,6 +475,13 @@ M_SEARCH_RUNS = {
     "max_results": INT32,
     "order_by": REP(STRING),
     "page_token": STRING,
+}
+M_SEARCH_EXPERIMENTS = {
+    "max_results": INT64,
+    "page_token": STRING,
+    "filter": STRING,
+    "order_by": REP(STRING),
+    "view_type": ENUM(VIEW_TYPES),
 }
 M_LIST_ARTIFACTS = {"run_id": STRING, "run_uuid": STRING, "path": STRING, "page_token": STRING}
 
@@ -1753,6 +1760,78 @@ def h_search_runs(req):
     return resp
 
 
+_EXPERIMENT_ATTRS = ("name", "creation_time", "last_update_time", "experiment_id")
+
+
+def h_search_experiments(req):
+    """experiments/search as MLflow's SQL store: filter on the name, creation_time,
+    last_update_time (bare or attribute.) and tags; order_by those attributes (default
+    creation_time DESC), experiment_id ASC breaking ties; pages as runs/search."""
+    msg = req.message(M_SEARCH_EXPERIMENTS, {
+        "max_results": [assert_intlike],
+        "order_by": [assert_array, assert_item_type_string],
+    })
+    max_results = msg.get("max_results", 1000)
+    if max_results <= 0 or max_results > 50000:
+        raise MlflowError("Invalid value for max_results. It must be at most 50000, but got "
+                          f"{max_results}" if max_results > 0 else
+                          "Invalid value for max_results. It must be a positive integer, but "
+                          f"got {max_results}")
+    text = re.sub(r"(?<![\w.`\"])(%s)(?=\s*(?:=|!=|<|>|(?i:LIKE|ILIKE)))"
+                  % "|".join(_EXPERIMENT_ATTRS), r"attributes.\1", msg.get("filter", "") or "")
+    clauses = parse_filter(text)
+    for entity, key, _op, _v in clauses:
+        if entity not in ("attributes", "tags") or (entity == "attributes"
+                                                   and key not in _EXPERIMENT_ATTRS):
+            raise MlflowError(f"Invalid attribute key '{key}' specified. Valid keys are "
+                              f"'{set(_EXPERIMENT_ATTRS)}'")
+    view = msg.get("view_type", "ACTIVE_ONLY")
+    stages = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",),
+              "ALL": ("active", "deleted")}[view]
+    order = []
+    for clause in msg.get("order_by", []) or ["creation_time DESC"]:
+        parts = clause.split()
+        key = parts[0].split(".", 1)[-1] if parts else ""
+        if key not in _EXPERIMENT_ATTRS or len(parts) > 2 or \
+                (len(parts) == 2 and parts[1].upper() not in ("ASC", "DESC")):
+            raise MlflowError(f"Invalid order_by clause '{clause}'.")
+        order.append((key, len(parts) == 2 and parts[1].upper() == "DESC"))
+    offset = 0
+    token = msg.get("page_token")
+    if token:
+        try:
+            offset = int(json.loads(base64.b64decode(token))["offset"])
+        except Exception:
+            raise MlflowError(f"Invalid page token, could not base64-decode. Token: {token}")
+    with STORE.lock:
+        exps = []
+        for row in STORE.q("SELECT * FROM experiments"):
+            if row[3] not in stages:
+                continue
+            e = STORE.experiment_json(row)
+            tags = {t["key"]: t["value"] for t in e.get("tags", [])}
+            ok = True
+            for entity, key, op, value in clauses:
+                actual = tags.get(key) if entity == "tags" else \
+                    (int(e[key]) if key == "experiment_id" else e[key])
+                if not _compare(actual, op, value):
+                    ok = False
+                    break
+            if ok:
+                exps.append(e)
+    exps.sort(key=lambda e: int(e["experiment_id"]))
+    for key, desc in reversed(order):
+        exps.sort(key=lambda e: int(e[key]) if key == "experiment_id" else e[key], reverse=desc)
+    page = exps[offset:offset + max_results]
+    resp = {}
+    if page:
+        resp["experiments"] = page
+    if offset + max_results < len(exps):
+        resp["next_page_token"] = base64.b64encode(
+            json.dumps({"offset": offset + max_results}).encode()).decode()
+    return resp
+
+
 # ---------------------------------------------------------------------------------------------
 # Model registry handlers (mlflow.server.handlers + the SQL model registry store)
 # ---------------------------------------------------------------------------------------------
@@ -2053,6 +2132,7 @@ ROUTES = {
     "experiments/get-by-name": {"GET": h_get_experiment_by_name},
     "experiments/create": {"POST": h_create_experiment},
     "experiments/get": {"GET": h_get_experiment},
+    "experiments/search": {"POST": h_search_experiments, "GET": h_search_experiments},
     "runs/create": {"POST": h_create_run},
     "runs/update": {"POST": h_update_run},
     "runs/delete": {"POST": h_delete_run},

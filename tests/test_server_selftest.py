@@ -391,6 +391,43 @@ class RunTests(Base):
                          400, "INVALID_PARAMETER_VALUE")
 
 
+    def test_search_experiments(self):
+        ids = {}
+        for name in ("alpha", "beta", "alphabet"):
+            st, _, body = post("experiments/create", {"name": name,
+                                                      "tags": [kv("team", name[:4])]})
+            self.assertEqual(st, 200, body)
+            ids[name] = body["experiment_id"]
+        st, _, body = post("experiments/search", {})
+        self.assertEqual(st, 200, body)
+        names = [e["name"] for e in body["experiments"]]
+        self.assertEqual(sorted(names), ["Default", "alpha", "alphabet", "beta"])
+        order = [(-e["creation_time"], int(e["experiment_id"])) for e in body["experiments"]]
+        self.assertEqual(order, sorted(order))  # newest first, then by id
+        for flt, want in (("name = 'beta'", ["beta"]),
+                          ("name LIKE 'alpha%'", ["alpha", "alphabet"]),
+                          ("attribute.name ILIKE 'ALPHA'", ["alpha"]),
+                          ("tags.team = 'alph'", ["alpha", "alphabet"]),
+                          ("tags.team = 'beta' and name != 'x'", ["beta"])):
+            with self.subTest(filter=flt):
+                st, _, body = post("experiments/search", {"filter": flt,
+                                                          "order_by": ["name ASC"]})
+                self.assertEqual(st, 200, body)
+                self.assertEqual([e["name"] for e in body.get("experiments", [])], want)
+        st, _, body = post("experiments/search", {"max_results": 2, "order_by": ["name"]})
+        self.assertEqual([e["name"] for e in body["experiments"]], ["Default", "alpha"])
+        st, _, body = post("experiments/search", {"max_results": 2, "order_by": ["name"],
+                                                  "page_token": body["next_page_token"]})
+        self.assertEqual([e["name"] for e in body["experiments"]], ["alphabet", "beta"])
+        self.assertNotIn("next_page_token", body)
+        st, _, body = get("experiments/search?filter=name%20%3D%20'beta'")
+        self.assertEqual([e["experiment_id"] for e in body["experiments"]], [ids["beta"]])
+        self.assertError(post("experiments/search", {"filter": "params.x = '1'"}), 400,
+                         "INVALID_PARAMETER_VALUE")
+        self.assertError(post("experiments/search", {"max_results": 0}), 400,
+                         "INVALID_PARAMETER_VALUE")
+
+
 class BatchTests(Base):
     def test_limits(self):
         rid = create_run()

@@ -2,23 +2,37 @@
 
     pip install bindings/python
 
-works offline.  With setuptools importable (pip's --no-build-isolation, Debian's
-python3-setuptools) it hands everything to setuptools.build_meta (setup.py then
-generates mlo/_mlo_ffi.py).  In pip's default isolated build environment there is
-no setuptools and nothing can be downloaded offline, so it builds the (pure
-Python) wheel itself with the standard library.  The generated ctypes module comes
-from bindings/gen_bindings.py, run with `python -I` so that the system's pycparser
-is visible from inside the isolated environment.
+works offline and gives a self-contained package: the wheel carries libmlo
+(mlo/_lib/libmlo.so.0) and the ctypes layer generated from include/mlo.h
+(mlo/_mlo_ffi.py), so `import mlo` needs neither a system-wide libmlo nor a meson
+build directory.  The library:
+  * config setting "libmlo" (pip --config-settings libmlo=PATH) or $MLO_WHEEL_LIBRARY:
+    that libmlo.so file is bundled as it is (packagers, the tests of a build);
+    "system" bundles none (the package then uses the system's libmlo.so.0);
+  * else it is compiled from the source tree this package sits in (../..) with
+    Debian's tools, offline: meson setup (release, warnings not errors, no tests) and
+    meson compile of the shared library only, in a temporary directory;
+  * an unpacked sdist has no C sources: it bundles none and says so.
+With setuptools importable (pip's --no-build-isolation, Debian's python3-setuptools)
+it hands the wheel to setuptools.build_meta (setup.py uses the functions below).  In
+pip's default isolated build environment there is no setuptools and nothing can be
+downloaded offline, so it builds the wheel itself with the standard library.  The
+generated ctypes module comes from bindings/gen_bindings.py, run with `python -I` so
+that the system's pycparser is visible from inside the isolated environment.
 """
 
 import base64
 import hashlib
 import io
 import os
+import json
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
+import tempfile
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,7 +56,7 @@ def _meta():
             "summary": field("description"), "requires_python": field("requires-python")}
 
 
-def _generated_ffi():
+def generated_ffi():
     """The text of _mlo_ffi.py: generated from the header, else the package's copy."""
     header = os.environ.get("MLO_HEADER") or os.path.join(HERE, "..", "..", "include", "mlo.h")
     gen = os.path.join(HERE, "..", "gen_bindings.py")
@@ -62,6 +76,75 @@ def _generated_ffi():
     raise RuntimeError("mlo: cannot generate _mlo_ffi.py: %s not found (set MLO_HEADER)" % header)
 
 
+SOURCE_ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+LIB_NAME = "libmlo.so.0"  # the soname: what the package's loader opens
+LIB_ARC = "mlo/_lib/" + LIB_NAME
+
+
+def _setting(config_settings, key, env):
+    v = (config_settings or {}).get(key)
+    if isinstance(v, list):
+        v = v[-1] if v else None
+    return v or os.environ.get(env) or None
+
+
+def _log(msg):
+    sys.stderr.write("mlo_build_backend: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def build_library(config_settings=None):
+    """The bytes of the libmlo to bundle, or None (none bundled); see the module doc."""
+    given = _setting(config_settings, "libmlo", "MLO_WHEEL_LIBRARY")
+    if given == "system":
+        _log("libmlo=system: no library bundled (the package uses the system's libmlo.so.0)")
+        return None
+    if given:
+        with open(given, "rb") as f:
+            _log("bundling %s" % given)
+            return f.read()
+    if not os.path.exists(os.path.join(SOURCE_ROOT, "meson.build")) or \
+            not os.path.exists(os.path.join(SOURCE_ROOT, "include", "mlo.h")):
+        _log("no source tree at %s: no library bundled (give libmlo=PATH, or install "
+             "libmlo system-wide)" % SOURCE_ROOT)
+        return None
+    meson = shutil.which("meson")
+    if meson is None:
+        raise RuntimeError("mlo: meson is needed to compile libmlo (apt-get install meson "
+                           "ninja-build gcc pkg-config libcurl4-openssl-dev libprotobuf-c-dev "
+                           "protobuf-c-compiler libzstd-dev libjansson-dev libssl-dev), or give "
+                           "a built one: pip install --config-settings libmlo=PATH ...")
+    opts = ["--buildtype=release", "-Dwerror=false"]
+    for name in ("meson_options.txt", "meson.options"):
+        path = os.path.join(SOURCE_ROOT, name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                if re.search(r"option\(\s*'tests'", f.read()):
+                    opts.append("-Dtests=false")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    with tempfile.TemporaryDirectory(prefix="mlo-wheel-build-") as bd:
+        _log("compiling libmlo from %s (meson, in %s)" % (SOURCE_ROOT, bd))
+        for cmd in ([meson, "setup", bd, SOURCE_ROOT] + opts,
+                    [meson, "compile", "-C", bd, "mlo:shared_library"]):
+            r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+            if r.returncode != 0:
+                raise RuntimeError("mlo: %s failed:\n%s" % (" ".join(cmd), r.stdout[-4000:]))
+        r = subprocess.run([meson, "introspect", "--targets", bd], env=env,
+                           capture_output=True, text=True, check=True)
+        files = [fn for t in json.loads(r.stdout)
+                 if t.get("name") == "mlo" and t.get("type") == "shared library"
+                 for fn in t.get("filename", [])]
+        if len(files) != 1 or not os.path.exists(files[0]):
+            raise RuntimeError("mlo: the build has no shared library mlo (%s)" % files)
+        with open(files[0], "rb") as f:
+            return f.read()
+
+
+def platform_tag():
+    return re.sub(r"[^A-Za-z0-9]", "_", sysconfig.get_platform())
+
+
 def _record_line(path, data):
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return "%s,sha256=%s,%d" % (path, digest, len(data))
@@ -74,7 +157,7 @@ def _files():
         if name.endswith(".py") and name != "_mlo_ffi.py":
             with open(os.path.join(pkg, name), "rb") as f:
                 out.append(("mlo/" + name, f.read()))
-    out.append(("mlo/_mlo_ffi.py", _generated_ffi().encode("utf-8")))
+    out.append(("mlo/_mlo_ffi.py", generated_ffi().encode("utf-8")))
     return out
 
 
@@ -116,20 +199,30 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     if _st:
+        # setup.py bundles the library too (it reads the same settings from the
+        # environment: config settings do not reach it through setuptools)
+        given = _setting(config_settings, "libmlo", "MLO_WHEEL_LIBRARY")
+        if given:
+            os.environ["MLO_WHEEL_LIBRARY"] = given
         return _st.build_wheel(wheel_directory, config_settings, metadata_directory)
     m = _meta()
-    name = "%s-%s-py3-none-any.whl" % (m["name"], m["version"])
+    lib = build_library(config_settings)
+    tag = "py3-none-" + platform_tag() if lib is not None else "py3-none-any"
+    name = "%s-%s-%s.whl" % (m["name"], m["version"], tag)
     di = _dist_info(m)
     files = _files()
+    if lib is not None:
+        files.append((LIB_ARC, lib))
     files.append((di + "/METADATA", _metadata_text(m).encode()))
-    files.append((di + "/WHEEL", b"Wheel-Version: 1.0\nGenerator: mlo_build_backend\n"
-                  b"Root-Is-Purelib: true\nTag: py3-none-any\n"))
+    files.append((di + "/WHEEL", ("Wheel-Version: 1.0\nGenerator: mlo_build_backend\n"
+                                  "Root-Is-Purelib: %s\nTag: %s\n"
+                                  % ("false" if lib is not None else "true", tag)).encode()))
     record = "\n".join(_record_line(p, d) for p, d in files) + "\n%s/RECORD,,\n" % di
     files.append((di + "/RECORD", record.encode()))
     with zipfile.ZipFile(os.path.join(wheel_directory, name), "w", zipfile.ZIP_DEFLATED) as z:
         for p, d in files:
             zi = zipfile.ZipInfo(p, date_time=(2020, 1, 1, 0, 0, 0))
-            zi.external_attr = 0o644 << 16
+            zi.external_attr = (0o755 if p == LIB_ARC else 0o644) << 16
             z.writestr(zi, d, zipfile.ZIP_DEFLATED)
     return name
 

@@ -54,7 +54,7 @@ class MloTimeoutError(MloError):
 
 
 class MloNetworkError(MloError):
-    """MLO_ERR_NETWORK / MLO_ERR_TLS: the server could not be reached."""
+    """MLO_ERR_NETWORK: the server could not be reached (MloTLSError: TLS failed)."""
 
 
 class MloConfigError(MloError):
@@ -109,28 +109,31 @@ class MloWarning(UserWarning):
         return "%s [%s]" % (self.detail or self.message, self.name)
 
 
-# status name -> exception class; statuses added to the header later get MloError
-STATUS_CLASSES = {
-    "MLO_ERR_INVALID_ARGUMENT": MloInvalidArgumentError,
-    "MLO_ERR_INVALID_KEY": MloInvalidKeyError,
-    "MLO_ERR_INVALID_UTF8": MloInvalidUtf8Error,
-    "MLO_ERR_INVALID_STATUS": MloInvalidStatusError,
-    "MLO_ERR_QUEUE_FULL": MloQueueFullError,
-    "MLO_ERR_CLOSED": MloClosedError,
-    "MLO_ERR_NO_MEMORY": MloError,
-    "MLO_ERR_TIMEOUT": MloTimeoutError,
-    "MLO_ERR_NETWORK": MloNetworkError,
-    "MLO_ERR_TLS": MloNetworkError,
-    "MLO_ERR_SERVER_INVALID": MloServerError,
-    "MLO_ERR_ALREADY_EXISTS": MloServerError,
-    "MLO_ERR_NOT_FOUND": MloNotFoundError,
-    "MLO_ERR_PERMISSION": MloPermissionError,
-    "MLO_ERR_RATE_LIMITED": MloServerError,
-    "MLO_ERR_SERVER": MloServerError,
-    "MLO_ERR_PROTOCOL": MloServerError,
-    "MLO_ERR_CONFIG": MloConfigError,
-    "MLO_ERR_NOT_SUPPORTED": MloNotSupportedError,
-    "MLO_ERR_IO": MloIOError,
-    "MLO_ERR_INVALID_PATH": MloInvalidPathError,
-    "MLO_ERR_ARTIFACTS_NOT_PROXIED": MloArtifactsNotProxiedError,
-}
+# status name -> exception class, built by install() from the table generated from the
+# header (_mlo_ffi.STATUS_ERRORS): every MLO_ERR_* status has a class of its own, named
+# after it (MLO_ERR_INVALID_KEY -> MloInvalidKeyError), under its family's class (the
+# generator's STATUS_FAMILIES).  The classes above are the hand-written ones: their
+# docstrings and the Python exceptions they also are (ValueError, OSError, ...); the
+# others are made here, so a status added to the header gets its class at once.
+STATUS_CLASSES = {}
+GENERATED = {}  # class name -> class, for the statuses without a hand-written class
+
+
+class MloNoMemoryError(MloError, MemoryError):
+    """MLO_ERR_NO_MEMORY: the library ran out of memory."""
+
+
+def install(table):
+    """Builds STATUS_CLASSES from STATUS_ERRORS {name: (class, family, value, doc)}
+    (families first).  Returns the classes made here."""
+    g = globals()
+    for name, (cls_name, family, _value, doc) in table.items():
+        cls = g.get(cls_name)
+        base = STATUS_CLASSES.get(family, MloError) if family else MloError
+        if not (isinstance(cls, type) and issubclass(cls, MloError)):
+            cls = type(cls_name, (base,), {"__doc__": "%s: %s" % (name, doc),
+                                           "__module__": __name__})
+            g[cls_name] = cls
+            GENERATED[cls_name] = cls
+        STATUS_CLASSES[name] = cls
+    return dict(GENERATED)

@@ -18,17 +18,19 @@ import atexit
 import os
 import sys
 import threading
+import warnings
 import weakref
 
 from . import _client
 from ._client import (Client, _ci, _cd, _double, _f_log_metric, _f_log_metric_ts, _int64,
                       _key, _keys, _status_code, _EINVAL, strerror)
-from ._errors import MloInvalidArgumentError
+from ._errors import MloInvalidArgumentError, MloWarning
 
 _lock = threading.RLock()
 _default = None  # the Client of the fluent API, opened at the first start_run
 _tracking_uri = None
 _experiment_name = None
+_last_run = None  # the run most recently active (mlflow's last_active_run)
 _stack = []  # active runs, innermost last
 _cur = None  # handle of _stack[-1] (None: no active run), read by the hot path
 # In a forked child, until its first fluent call that needs them: the parent's active
@@ -105,10 +107,13 @@ def get_tracking_uri():
     return _tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
 
 
-def set_experiment(experiment_name):
-    """Sets the experiment (by name) of the runs started next; created when missing."""
+def _set_experiment_name(name):
     global _experiment_name
-    _experiment_name = experiment_name
+    _experiment_name = name
+
+
+def _einval(detail):
+    return MloInvalidArgumentError(_EINVAL, strerror(_EINVAL), detail, "MLO_ERR_INVALID_ARGUMENT")
 
 
 def get_client():
@@ -130,17 +135,27 @@ def _forget_client(client):
         _set_cur()
 
 
-def start_run(experiment_name=None, run_name=None, nested=False, run_id=None, tags=None,
-              description=None):
+def start_run(run_id=None, experiment_id=None, run_name=None, nested=False, parent_run_id=None,
+              tags=None, description=None, log_system_metrics=None, *, experiment_name=None):
     """Starts a run and makes it the active run; returns it (an ActiveRun: use it in a
-    ``with`` block to end it FINISHED, or FAILED when an exception escapes).
-
-    nested=True nests it under the active run; without it, a run already active is an
-    error (as in mlflow).  run_id attaches to an existing run instead."""
+    ``with`` block to end it FINISHED, or FAILED when an exception escapes).  mlflow's
+    arguments: run_id attaches to an existing run instead; experiment_id (needs the
+    server to know its name) or the experiment of set_experiment; nested=True nests it
+    under the active run (without it, a run already active is an error, as in mlflow);
+    parent_run_id makes it a child of that run (mlflow.parentRunId); tags; description
+    (mlflow.note.content).  log_system_metrics=True warns: mlo does not log system
+    metrics yet.  experiment_name (mlo's): the experiment by name, created if missing."""
+    if log_system_metrics:
+        warnings.warn(MloWarning(0, "", "start_run(log_system_metrics=True): mlo does not log "
+                                 "system metrics yet; the run is started without them",
+                                 "MLO_NOT_SUPPORTED"), stacklevel=2)
+    if experiment_id is not None and experiment_name is None and run_id is None:
+        from . import _tracking
+        experiment_name = _tracking.experiment_name_of(str(experiment_id))
     with _lock:
         _attach_inherited()
         client = get_client()
-        if _stack and not nested and run_id is None:
+        if _stack and not nested and run_id is None and parent_run_id is None:
             raise MloInvalidArgumentError(
                 _EINVAL, strerror(_EINVAL),
                 "run %s is already active; end it first or pass nested=True"
@@ -152,9 +167,15 @@ def start_run(experiment_name=None, run_name=None, nested=False, run_id=None, ta
             if description is not None:
                 run.set_tag("mlflow.note.content", description)
         else:
-            parent = _stack[-1] if (nested and _stack) else None
+            parent = None
+            if parent_run_id is not None:
+                parent = next((r for r in _stack if r.info.run_id == parent_run_id), None)
+            elif nested and _stack:
+                parent = _stack[-1]
             run = client.start_run(experiment_name or _experiment_name, run_name, parent, tags,
                                    description)
+            if parent_run_id is not None and parent is None:
+                run.set_tag("mlflow.parentRunId", parent_run_id)
         run._fluent = True
         _stack.append(run)
         _set_cur()
@@ -162,6 +183,7 @@ def start_run(experiment_name=None, run_name=None, nested=False, run_id=None, ta
 
 
 def _end_run_object(run, status):
+    global _last_run
     _status_code(status)  # a bad status raises before anything is popped
     with _lock:
         if run not in _stack:
@@ -179,6 +201,7 @@ def _end_run_object(run, status):
                 top._fluent = False
             if top is run:
                 break
+        _last_run = run
 
 
 def end_run(status="FINISHED"):
@@ -191,6 +214,19 @@ def end_run(status="FINISHED"):
         elif _inherited:  # not re-attached yet: nothing to ask the server
             _status_code(status)
             _inherited = _inherited[:-1] or None
+
+
+def last_active_run():
+    """The run most recently active in this process (the active one, else the last
+    ended), as mlflow's last_active_run: read from the server (an mlo.entities.Run with
+    its data) when there is one, else the local mlo.Run; None if there was none."""
+    run = _stack[-1] if _stack else _last_run
+    if run is None:
+        return None
+    if get_tracking_uri():
+        from . import _tracking
+        return _tracking.get_run(run.info.run_id)
+    return run
 
 
 def active_run():
@@ -216,18 +252,46 @@ def _run(run_id=None):
     return start_run()
 
 
-def log_metric(key, value, step=0, timestamp=None, *, run_id=None):
-    """Logs a metric point to the active run (started if there is none)."""
+class RunOperations:
+    """What a log call with synchronous=False returns (mlflow's RunOperations): wait()
+    returns once what was logged so far is acknowledged by the server."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client):
+        self._client = client
+
+    def wait(self, timeout_s=None):
+        if self._client is not None and not self._client.closed:
+            self._client.flush(timeout_s)
+
+
+def _after(run, synchronous):
+    """mlflow's synchronous argument: True waits for the server's acknowledgement (mlo
+    always logs asynchronously; this is a flush), False returns a RunOperations."""
+    if synchronous:
+        run._client.flush()
+        return None
+    if synchronous is False:
+        return RunOperations(run._client)
+    return None
+
+
+def log_metric(key, value, step=None, synchronous=None, timestamp=None, run_id=None):
+    """Logs a metric point to the active run (started if there is none), as mlflow's
+    log_metric (step None: 0; timestamp: ms since the epoch, default now).  mlo logs
+    asynchronously: synchronous=True waits until the server has it, False returns a
+    RunOperations."""
     try:
         k = _keys[key]
     except (KeyError, TypeError):
         k = _key(key)
-    if run_id is None:
+    if run_id is None and synchronous is None:
         try:
             if timestamp is None:
-                rc = _f_log_metric(_cur, k, _cd(value), _ci(step))
+                rc = _f_log_metric(_cur, k, _cd(value), _ci(step or 0))
             else:
-                rc = _f_log_metric_ts(_cur, k, _cd(value), _ci(step), _ci(timestamp))
+                rc = _f_log_metric_ts(_cur, k, _cd(value), _ci(step or 0), _ci(timestamp))
         except (TypeError, OverflowError):
             if timestamp is None:
                 rc = _f_log_metric(_cur, k, _double(value), _int64(step))
@@ -235,53 +299,74 @@ def log_metric(key, value, step=0, timestamp=None, *, run_id=None):
                 rc = _f_log_metric_ts(_cur, k, _double(value), _int64(step),
                                       _int64(timestamp, "timestamp"))
         if not rc:
-            return
+            return None
         if _cur is not None or rc != _EINVAL:
             if _stack:
                 _stack[-1]._fail(rc, None if timestamp is None else "timestamp must be >= 0")
             _client._raise(rc)
-    _run(run_id).log_metric(key, value, step, timestamp)
+    run = _run(run_id)
+    run.log_metric(key, value, step or 0, timestamp)
+    return _after(run, synchronous)
 
 
-def log_metrics(metrics, step=0, timestamp=None, *, run_id=None):
-    """Logs a dict of metrics at one step in one call."""
-    _run(run_id).log_metrics(metrics, step, timestamp)
+def log_metrics(metrics, step=None, synchronous=None, run_id=None, timestamp=None):
+    """Logs a dict of metrics at one step in one call (mlflow's log_metrics)."""
+    run = _run(run_id)
+    run.log_metrics(metrics, step or 0, timestamp)
+    return _after(run, synchronous)
 
 
-def log_param(key, value, *, run_id=None):
+def log_param(key, value, synchronous=None, *, run_id=None):
     """Logs a param to the active run; returns value (as mlflow)."""
-    return _run(run_id).log_param(key, value)
+    run = _run(run_id)
+    run.log_param(key, value)
+    _after(run, synchronous)
+    return value
 
 
-def log_params(params, *, run_id=None):
-    _run(run_id).log_params(params)
+def log_params(params, synchronous=None, run_id=None):
+    run = _run(run_id)
+    run.log_params(params)
+    return _after(run, synchronous)
 
 
-def set_tag(key, value, *, run_id=None):
-    _run(run_id).set_tag(key, value)
+def set_tag(key, value, synchronous=None, *, run_id=None):
+    run = _run(run_id)
+    run.set_tag(key, value)
+    return _after(run, synchronous)
 
 
-def set_tags(tags, *, run_id=None):
-    _run(run_id).set_tags(tags)
+def set_tags(tags, synchronous=None, *, run_id=None):
+    run = _run(run_id)
+    run.set_tags(tags)
+    return _after(run, synchronous)
 
 
-def log_artifact(local_path, artifact_path=None, *, run_id=None):
+def delete_tag(key, *, run_id=None):
+    """Deletes a tag of the active run on the server (mlflow's delete_tag): waits for
+    what was logged before (so the tag is there to delete), then asks the server.  Needs
+    a tracking server."""
+    from . import _tracking
+    _tracking.delete_tag(_run(run_id), key)
+
+
+def log_artifact(local_path, artifact_path=None, run_id=None):
     """Logs a local file (or a directory's content) as artifacts of the active run
     (see Run.log_artifact): returns once it is in the store; uploaded in the background."""
     _run(run_id).log_artifact(local_path, artifact_path)
 
 
-def log_artifacts(local_dir, artifact_path=None, *, run_id=None):
+def log_artifacts(local_dir, artifact_path=None, run_id=None):
     """Logs the content of a local directory under artifact_path."""
     _run(run_id).log_artifacts(local_dir, artifact_path)
 
 
-def log_text(text, artifact_file, *, run_id=None):
+def log_text(text, artifact_file, run_id=None):
     """Logs a string as a text artifact (artifact_file: "notes/summary.txt")."""
     _run(run_id).log_text(text, artifact_file)
 
 
-def log_dict(dictionary, artifact_file, *, run_id=None):
+def log_dict(dictionary, artifact_file, run_id=None):
     """Logs a dict as a JSON (or .yaml/.yml: YAML) artifact."""
     _run(run_id).log_dict(dictionary, artifact_file)
 
@@ -297,10 +382,14 @@ def log_dataset(name, source, digest=None, *, run_id=None):
     _run(run_id).log_dataset(name, source, digest)
 
 
-def register_model(model_uri, name):
-    """mlflow's register_model: model_uri is "runs:/<run_id>/<artifact_path>" of a run
-    of the fluent API (active or ended in this process); returns a ModelVersion."""
-    return get_client().register_model(model_uri, name)
+def register_model(model_uri, name, await_registration_for=300, *, tags=None):
+    """mlflow's register_model: a new version of the registered model `name` (created if
+    missing) from model_uri "runs:/<run_id>/<artifact_path>"; returns a ModelVersion.
+    A run of this process is registered through the library (after its pending
+    uploads); another run through the server's registry API.  Registration is
+    synchronous here: await_registration_for is accepted and not needed."""
+    from . import _tracking
+    return _tracking.register_model(model_uri, name, tags)
 
 
 def histogram(key, interval_ms=1000, *, run_id=None):

@@ -2,11 +2,12 @@
 
 The shared library, in this order:
   1. $MLO_LIBRARY (a path to libmlo.so*);
-  2. a meson build directory found by walking up from this package: a directory
+  2. the copy bundled in the package by pip install (mlo/_lib/libmlo.so.0);
+  3. a meson build directory found by walking up from this package: a directory
      that is itself a build directory (has src/libmlo.so and meson-info/), or one
      with build*/src/libmlo.so in it ("build" first, then the most recent; builds
      with sanitizers last, as they cannot be loaded into a plain interpreter);
-  3. the system loader: libmlo.so.0, then ctypes.util.find_library("mlo").
+  4. the system loader: libmlo.so.0, then ctypes.util.find_library("mlo").
 
 The generated module _mlo_ffi: the copy installed inside the package (pip install),
 else $MLO_FFI, else <build dir>/bindings/_mlo_ffi.py next to the library chosen.
@@ -22,6 +23,7 @@ import sys
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _SONAME = "libmlo.so.0"
+_BUNDLED = os.path.join(_PKG_DIR, "_lib", _SONAME)  # put there by pip install
 
 
 def _sanitized(build_dir):
@@ -83,6 +85,12 @@ def load():
             lib = ctypes.CDLL(libpath)
         except OSError as e:
             raise ImportError("mlo: cannot load $MLO_LIBRARY=%s: %s" % (libpath, e))
+    elif os.path.exists(_BUNDLED):
+        try:
+            lib = ctypes.CDLL(_BUNDLED)
+        except OSError as e:
+            raise ImportError("mlo: cannot load the bundled %s: %s" % (_BUNDLED, e))
+        libpath, how = _BUNDLED, "bundled in the package"
     else:
         builds = build_dirs()
         for b in builds:

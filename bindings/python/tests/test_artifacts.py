@@ -316,6 +316,8 @@ class TestReadBack(ArtifactTestCase):
         with self.assertRaises(mlo.MloError):
             c.set_model_alias(name, "nope", 99)                             # no such version
         with self.assertRaises(mlo.MloInvalidArgumentError):
+            mlo.register_model("s3://bucket/x", "y")
+        with self.assertRaises(mlo.MloNotSupportedError):  # mlflow copies a version: not mlo
             mlo.register_model("models:/x/1", "y")
 
 

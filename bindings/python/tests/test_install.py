@@ -51,9 +51,11 @@ class TestInstall(unittest.TestCase):
 
     def pip_install(self, *flags):
         target = os.path.join(self.tmp, "site")
+        # the build's libmlo is bundled as it is (test_venv.py compiles one from the tree)
         p = subprocess.run([PY, "-m", "pip", "install", "--no-index", "--no-deps", "--target",
                             target] + list(flags) + [self.src],
-                           env=clean_env(), capture_output=True, text=True, timeout=240)
+                           env=clean_env(MLO_WHEEL_LIBRARY=os.environ.get("MLO_LIBRARY", "")),
+                           capture_output=True, text=True, timeout=240)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return target
 
@@ -75,6 +77,11 @@ class TestInstall(unittest.TestCase):
             digest = hashlib.sha256(f.read()).hexdigest()
         with open(ffi) as f:
             self.assertIn(digest, f.read())  # generated from this header, at install time
+        bundled = os.path.join(target, "mlo", "_lib", "libmlo.so.0")
+        self.assertTrue(os.path.exists(bundled))  # the library bundled in the package
+        if os.environ.get("MLO_LIBRARY"):
+            with open(bundled, "rb") as f, open(os.environ["MLO_LIBRARY"], "rb") as g:
+                self.assertEqual(f.read(), g.read())
 
     def test_pip_install_offline_isolated(self):
         """Plain "pip install bindings/python": the in-tree backend, nothing to download."""

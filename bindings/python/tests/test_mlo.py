@@ -367,6 +367,32 @@ class TestClient(MloTestCase):
         exps = {e["experiment_id"]: e["name"] for e in self.server.dump()["experiments"]}
         self.assertEqual(exps[r["info"]["experiment_id"]], "opt-exp")
 
+    def test_options_are_the_headers(self):
+        # one keyword per parameter of each mlo_options_set_* setter (generated): a value
+        # a setter refuses is refused, so backoff_jitter reaches mlo_options_set_retries
+        import inspect
+        want = {o["keyword"] for o in mlo.ffi.OPTIONS}
+        self.assertEqual(set(inspect.signature(mlo.Client).parameters), want)
+        self.assertIn("backoff_jitter", want)
+        with self.assertRaises(mlo.MloInvalidArgumentError) as cm:
+            mlo.Client(self.server.url, backoff_jitter=3601)  # at most 3600 s
+        self.assertEqual(cm.exception.name, "MLO_ERR_INVALID_ARGUMENT")
+        with self.assertRaises(mlo.MloInvalidArgumentError):
+            mlo.Client(self.server.url, fsync="sometimes")
+        with self.assertRaises(TypeError):
+            mlo.Client(self.server.url, no_such_option=1)
+        with mlo.Client(self.server.url, backoff_jitter=0.25, full_wait_ms=50) as c:
+            c.start_run().end()
+        # every error status has its class, under its family
+        self.assertTrue(issubclass(mlo.MloTLSError, mlo.MloNetworkError))
+        self.assertIs(type(mlo.error_for(mlo.ffi.MLO_ERR_TLS)), mlo.MloTLSError)
+        self.assertIs(type(mlo.error_for(mlo.ffi.MLO_ERR_SERVER_INVALID)),
+                      mlo.MloServerInvalidError)
+        self.assertTrue(issubclass(mlo.MloServerInvalidError, mlo.MloServerError))
+        for name in mlo.ffi.STATUS_ERRORS:
+            self.assertTrue(issubclass(type(mlo.error_for(mlo.ffi.mlo_status[name])),
+                                       mlo.MloError), name)
+
     def test_async_failure_goes_to_on_error(self):
         got = []
         with mlo.Client(self.server.url, on_error=got.append) as c:

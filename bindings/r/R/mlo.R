@@ -36,39 +36,16 @@
   if (is.na(nm)) paste0("MLO_STATUS_", status) else nm
 }
 
-.mlo_classes <- c(
-  MLO_ERR_INVALID_ARGUMENT = "mlo_invalid_argument",
-  MLO_ERR_INVALID_KEY = "mlo_invalid_key",
-  MLO_ERR_INVALID_UTF8 = "mlo_invalid_utf8",
-  MLO_ERR_INVALID_STATUS = "mlo_invalid_status",
-  MLO_ERR_QUEUE_FULL = "mlo_queue_full",
-  MLO_ERR_CLOSED = "mlo_closed",
-  MLO_ERR_TIMEOUT = "mlo_timeout",
-  MLO_ERR_NETWORK = "mlo_network",
-  MLO_ERR_TLS = "mlo_network",
-  MLO_ERR_CONFIG = "mlo_config",
-  MLO_ERR_NOT_SUPPORTED = "mlo_not_supported",
-  MLO_ERR_NOT_FOUND = "mlo_not_found",
-  MLO_ERR_IO = "mlo_io",
-  MLO_ERR_INVALID_PATH = "mlo_invalid_path",
-  MLO_ERR_ARTIFACTS_NOT_PROXIED = "mlo_artifacts_not_proxied"
-)
-
-# Signals the error of a status: classes mlo_<family> (mlo_invalid_key, ...),
-# mlo_invalid_argument for every bad-input status, then mlo_error.
+# Signals the error of a status: its condition classes from the table generated from
+# the header (.mlo_conditions in mlo_r_stubs.R: mlo_invalid_key, then its family
+# mlo_invalid_argument, ...), then mlo_error.
 .mlo_stop <- function(status, detail = NULL, call = NULL) {
   name <- .mlo_status_name(status)
   msg <- .c_mlo_strerror(status)
   if (length(detail) && nzchar(detail[1])) {
     msg <- if (grepl(msg, detail, fixed = TRUE)) detail else paste0(msg, ": ", detail)
   }
-  cls <- .mlo_classes[name]
-  cls <- c(if (!is.na(cls)) cls,
-           if (name %in% c("MLO_ERR_INVALID_KEY", "MLO_ERR_INVALID_UTF8", "MLO_ERR_INVALID_STATUS",
-                           "MLO_ERR_INVALID_PATH"))
-             "mlo_invalid_argument",
-           if (name == "MLO_ERR_ARTIFACTS_NOT_PROXIED") "mlo_config",
-           "mlo_error", "error", "condition")
+  cls <- c(.mlo_conditions[[name]], "mlo_error", "error", "condition")
   stop(structure(class = unique(cls),
                  list(message = paste0(msg, " [", name, "]"), call = call,
                       status = status, name = name)))
@@ -102,62 +79,64 @@
 
 # ---- clients ------------------------------------------------------------------
 
-# An option setter newer than some headers: called through its stub when the
-# bindings were generated from a header that has it, else MLO_ERR_NOT_SUPPORTED.
-.mlo_opt <- function(stub, opts, ...) {
+# The options of mlo_client() are the header's: .mlo_options (generated in
+# mlo_r_stubs.R) has one entry per parameter of each mlo_options_set_* setter, and
+# mlo_client's arguments are set from it below, so an option added to the header is an
+# argument here at once.
+.mlo_setter <- function(stub) {
   f <- get0(stub, envir = asNamespace("mlo"), mode = "function", inherits = FALSE)
   if (is.null(f))
     .mlo_stop(.mlo_enums$mlo_status[["MLO_ERR_NOT_SUPPORTED"]],
               paste(sub("^\\.c_", "", stub), "is not in the header these bindings were built from"))
-  .mlo_check(f(opts, ...))
+  f
 }
 
-mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_id = NULL,
-                       token = NULL, username = NULL, password = NULL, insecure_tls = NULL,
-                       ca_cert_path = NULL, client_cert_path = NULL, max_retries = NULL,
-                       backoff_factor = NULL, request_timeout = NULL, queue_bytes = NULL,
-                       full_policy = NULL, full_wait_ms = NULL, close_timeout = NULL,
-                       flush_interval_ms = NULL, store_dir = NULL, durable = NULL,
-                       fsync = NULL, fsync_interval_ms = NULL, max_inflight = NULL) {
+# The C argument of one option (NULL: keep the default, as the header says).
+.mlo_option_value <- function(spec, v) {
+  einval <- .mlo_enums$mlo_status[["MLO_ERR_INVALID_ARGUMENT"]]
+  if (is.null(v)) {
+    if (!is.null(spec$keep)) return(spec$keep)
+    if (!is.null(spec$default)) return(spec$default)
+    if (identical(spec$kind, "str")) return(NULL)
+    .mlo_stop(einval, sprintf("%s needs a value when the other options of %s are given",
+                              spec$keyword, sub("^\\.c_", "", spec$setter)))
+  }
+  if (length(v) != 1L) .mlo_stop(einval, sprintf("%s must be a single value", spec$keyword))
+  switch(spec$kind,
+    str = as.character(v),
+    bool = as.integer(isTRUE(as.logical(v))),
+    enum = {
+      if (is.numeric(v)) return(as.integer(v))
+      code <- spec$values[tolower(as.character(v))]
+      if (is.na(code))
+        .mlo_stop(einval, sprintf("%s must be one of %s", spec$keyword,
+                                  paste0("\"", names(spec$values), "\"", collapse = ", ")))
+      unname(code)
+    },
+    {
+      if (!is.numeric(v)) .mlo_stop(einval, sprintf("%s must be a number", spec$keyword))
+      if (spec$scale != 1) round(v * spec$scale) else v
+    })
+}
+
+.mlo_apply_options <- function(opts, args) {
+  setters <- unique(vapply(.mlo_options, function(o) o$setter, ""))
+  for (setter in setters) {
+    specs <- Filter(function(o) identical(o$setter, setter), .mlo_options)
+    vals <- lapply(specs, function(o) args[[o$keyword]])
+    if (all(vapply(vals, is.null, TRUE))) next
+    cargs <- vector("list", max(vapply(specs, function(o) o$index, 0L)))
+    for (i in seq_along(specs)) cargs[specs[[i]]$index] <- list(.mlo_option_value(specs[[i]], vals[[i]]))
+    .mlo_check(do.call(.mlo_setter(setter), c(list(opts), cargs)))
+  }
+}
+
+mlo_client <- function() {
+  args <- mget(.mlo_option_keywords, envir = environment())
   opts <- .c_mlo_options_new()
   if (is.null(opts)) stop("mlo: out of memory")
   on.exit(.c_mlo_options_free(opts), add = TRUE)
-  if (!is.null(tracking_uri)) .mlo_check(.c_mlo_options_set_tracking_uri(opts, tracking_uri))
-  if (!is.null(experiment_name))
-    .mlo_check(.c_mlo_options_set_experiment_name(opts, experiment_name))
-  if (!is.null(experiment_id))
-    .mlo_check(.c_mlo_options_set_experiment_id(opts, as.character(experiment_id)))
-  if (!is.null(token)) .mlo_check(.c_mlo_options_set_token(opts, token))
-  if (!is.null(username) || !is.null(password))
-    .mlo_check(.c_mlo_options_set_basic_auth(opts, username, password))
-  if (!is.null(insecure_tls))
-    .mlo_check(.c_mlo_options_set_insecure_tls(opts, as.integer(isTRUE(insecure_tls))))
-  if (!is.null(ca_cert_path)) .mlo_check(.c_mlo_options_set_ca_cert_path(opts, ca_cert_path))
-  if (!is.null(client_cert_path))
-    .mlo_check(.c_mlo_options_set_client_cert_path(opts, client_cert_path))
-  if (!is.null(max_retries) || !is.null(backoff_factor) || !is.null(request_timeout))
-    .mlo_check(.c_mlo_options_set_retries(opts, max_retries %||% -1L, backoff_factor %||% -1,
-                                          -1, request_timeout %||% -1))
-  if (!is.null(queue_bytes)) .mlo_check(.c_mlo_options_set_queue_bytes(opts, queue_bytes))
-  if (!is.null(full_policy) || !is.null(full_wait_ms)) {
-    pol <- match.arg(full_policy %||% "wait", c("wait", "drop"))
-    code <- .mlo_enums$mlo_full_policy[[paste0("MLO_FULL_", toupper(pol))]]
-    .mlo_check(.c_mlo_options_set_full_policy(opts, code, full_wait_ms %||% 100))
-  }
-  if (!is.null(close_timeout))
-    .mlo_check(.c_mlo_options_set_close_timeout_ms(opts, round(close_timeout * 1000)))
-  if (!is.null(flush_interval_ms))
-    .mlo_opt(".c_mlo_options_set_flush_interval_ms", opts, flush_interval_ms)
-  if (!is.null(store_dir)) .mlo_opt(".c_mlo_options_set_store_dir", opts, store_dir)
-  if (!is.null(durable))
-    .mlo_opt(".c_mlo_options_set_durable", opts, as.integer(isTRUE(durable)))
-  if (!is.null(fsync) || !is.null(fsync_interval_ms)) {
-    pol <- match.arg(fsync %||% "interval", c("none", "interval", "always"))
-    code <- .mlo_enums$mlo_fsync_policy[[paste0("MLO_FSYNC_", toupper(pol))]]
-    .mlo_opt(".c_mlo_options_set_fsync", opts, code, fsync_interval_ms %||% 1000)
-  }
-  if (!is.null(max_inflight))
-    .mlo_opt(".c_mlo_options_set_max_inflight", opts, max_inflight)
+  .mlo_apply_options(opts, args)
   .mlo_check(.c_mlo_options_set_error_callback(opts, TRUE))
   res <- .c_mlo_client_open(opts)
   .mlo_check(res$status)
@@ -165,12 +144,15 @@ mlo_client <- function(tracking_uri = NULL, experiment_name = NULL, experiment_i
   client$handle <- res$out
   client$closed <- FALSE
   client$runs <- new.env(parent = emptyenv())
-  client$tracking_uri <- tracking_uri %||% Sys.getenv("MLFLOW_TRACKING_URI")
+  client$tracking_uri <- args$tracking_uri %||% Sys.getenv("MLFLOW_TRACKING_URI")
   class(client) <- "mlo_client"
   # at exit (or when the client is garbage): end its active runs, flush, close
   reg.finalizer(client, .mlo_client_finalizer, onexit = TRUE)
   client
 }
+.mlo_client_formals <- rep(list(NULL), length(.mlo_option_keywords))
+names(.mlo_client_formals) <- .mlo_option_keywords
+formals(mlo_client) <- .mlo_client_formals
 
 .mlo_client_finalizer <- function(client) {
   if (isTRUE(client$closed)) return(invisible(NULL))

@@ -121,6 +121,21 @@ test_that("an explicit client, its runs by id, and a closed client", {
   expect_equal(sort(s$metrics$key), c("a", "b", "m"))
 })
 
+test_that("the client's arguments are the header's options", {
+  skip_without_server()
+  # generated from the mlo_options_set_* setters: backoff_jitter reaches
+  # mlo_options_set_retries, which refuses more than 3600 s
+  expect_true(all(c("backoff_jitter", "max_inflight", "fsync") %in% names(formals(mlo_client))))
+  expect_error(mlo_client(mlo_test_url, backoff_jitter = 3601), class = "mlo_invalid_argument")
+  expect_error(mlo_client(mlo_test_url, full_policy = "sometimes"), class = "mlo_invalid_argument")
+  cl <- mlo_client(mlo_test_url, backoff_jitter = 0.25, full_wait_ms = 50)
+  mlo_end_run(run_id = mlo_start_run(client = cl), client = cl)
+  mlo_close(cl)
+  # every error status has its condition classes, under its family
+  e <- tryCatch(mlo:::.mlo_stop(mlo:::.mlo_enums$mlo_status[["MLO_ERR_TLS"]]), error = identity)
+  expect_true(all(c("mlo_tls", "mlo_network", "mlo_error") %in% class(e)))
+})
+
 test_that("a million values are logged in one vectorised call", {
   skip_without_server()
   # a store of its own: the points left unsent must not become the backlog of others
