@@ -7,7 +7,7 @@
  * shipper  Ring to encoded log-batch bodies, the network replaced by a
  *          discard sink, on one core.  The benchmark reproduces the shipper's
  *          path (src/mlo_shipper.c as of this writing: its functions are
- *          static): records are pushed with mlo__queue_ring_ops (untimed,
+ *          static): records are pushed with mlo__ring_ops (untimed,
  *          500,000 per round, more than the caches hold), then drained in
  *          stages of 4096 records, each copied into the stage arena with its
  *          key NUL-terminated, grouped per run into batches within MLflow's
@@ -334,7 +334,7 @@ static void bench_shipper(long events) {
     if (!s->api)
         die("api", MLO_ERR_NO_MEMORY);
     s->run_id = "0123456789abcdef0123456789abcdef";
-    const mlo_queue_ops *ops = &mlo__queue_ring_ops;
+    const mlo_queue_ops *ops = &mlo__ring_ops;
     mlo_queue *q = ops->create((size_t)64 << 20, 0);
     if (!q)
         die("ring", MLO_ERR_NO_MEMORY);

@@ -339,7 +339,7 @@ int main(int argc, char **argv) {
            "p50/p99/p99.9/max,\n        1-in-%d sample); Mpush/s = all pushes / wall time of "
            "the producers.\n\n",
            BATCH, BATCH, BATCH);
-    const mlo_queue_ops *impls[] = {&mlo__queue_mutex_ops, &mlo__queue_ring_ops};
+    const mlo_queue_ops *impls[] = {&mlo__queue_mutex_ops, &mlo__ring_ops};
     const int counts[] = {1, 2, 4, 8};
     for (int poll = 0; poll < 2; poll++) {
         printf(poll ? "\nconsumer B: drains, then naps 1 ms (nanosleep) when empty: producers "

@@ -726,25 +726,25 @@ static void test_ring_in_shared_mapping(void **state) {
     assert_int_equal(push_kv(qa, MLO_REC_TAG, "k", v, cap / 2 - sizeof(mlo_rec), 2, 0),
                      MLO_Q_TOO_BIG);
     assert_int_equal(push_kv(qa, MLO_REC_METRIC, "loss", NULL, 0, 3, 0.5), MLO_Q_OK);
-    assert_int_equal(mlo__queue_ring_ops.used(qb), cap / 2 + mlo__rec_size(4, 0));
+    assert_int_equal(mlo__ring_ops.used(qb), cap / 2 + mlo__rec_size(4, 0));
 
     got g = {0};
-    assert_int_equal(mlo__queue_ring_ops.drain(qb, SIZE_MAX, got_fn, &g), 2);
+    assert_int_equal(mlo__ring_ops.drain(qb, SIZE_MAX, got_fn, &g), 2);
     assert_int_equal(g.hdr[0].step, 1);
     assert_int_equal(g.hdr[0].val_len, cap / 2 - sizeof(mlo_rec) - 1);
     assert_string_equal(g.key[1], "loss");
-    assert_int_equal(mlo__queue_ring_ops.used(qa), 0);
+    assert_int_equal(mlo__ring_ops.used(qa), 0);
     /* Wrap through the second mapping, drain through the first. */
     for (int i = 0; i < 100; i++) {
         assert_int_equal(push_kv(qb, MLO_REC_PARAM, "p", v, 3000 + (size_t)i, i, 0), MLO_Q_OK);
-        assert_int_equal(mlo__queue_ring_ops.drain(qa, SIZE_MAX, got_fn, &g), 1);
+        assert_int_equal(mlo__ring_ops.drain(qa, SIZE_MAX, got_fn, &g), 1);
         assert_int_equal(g.hdr[g.n - 1].val_len, 3000 + i);
     }
     assert_int_equal(g.bad_type, 0);
     got_free(&g);
 
     /* destroy leaves caller memory alone (ASan would catch a free). */
-    mlo__queue_ring_ops.destroy(qa);
+    mlo__ring_ops.destroy(qa);
     munmap(a, bytes);
     munmap(b, bytes);
     fclose(f);
@@ -762,7 +762,7 @@ long mlo__ring_recover(void *mem, size_t bytes, mlo_rec_fn fn, void *ctx, uint64
  * handed out again; a consumer meets a claimed record as "not yet". */
 static void test_ring_recover(void **state) {
     (void)state;
-    g_ops = &mlo__queue_ring_ops;
+    g_ops = &mlo__ring_ops;
     const size_t cap = 1 << 12;
     size_t bytes = mlo__ring_bytes(cap);
     void *mem = aligned_alloc(128, bytes);
@@ -781,7 +781,7 @@ static void test_ring_recover(void **state) {
 
     /* a live consumer stops at the claimed record */
     got g = {0};
-    assert_int_equal(mlo__queue_ring_ops.drain(q, SIZE_MAX, got_fn, &g), 1);
+    assert_int_equal(mlo__ring_ops.drain(q, SIZE_MAX, got_fn, &g), 1);
     assert_int_equal(g.hdr[0].step, 0);
     got_free(&g);
 
@@ -836,7 +836,7 @@ int main(void) {
     int failed = 0;
     g_ops = &mlo__queue_mutex_ops;
     failed += cmocka_run_group_tests_name("queue_mutex", tests, NULL, NULL);
-    g_ops = &mlo__queue_ring_ops;
+    g_ops = &mlo__ring_ops;
     failed += cmocka_run_group_tests_name("queue_ring", tests, NULL, NULL);
     const struct CMUnitTest ring_tests[] = {cmocka_unit_test(test_ring_in_shared_mapping),
                                             cmocka_unit_test(test_ring_recover)};

@@ -637,7 +637,7 @@ static int log_common(mlo_run *r, const char *local_path, const char *artifact_p
 }
 
 MLO_API int mlo_log_artifact(mlo_run_t *r, const char *local_path, const char *artifact_path) {
-    int st = mlo__run_check(r);
+    int st = mlo__client_run_check(r);
     if (st != MLO_OK)
         return st;
     if (!local_path || !*local_path)
@@ -654,7 +654,7 @@ MLO_API int mlo_log_artifact(mlo_run_t *r, const char *local_path, const char *a
 
 MLO_API int mlo_log_artifact_bytes(mlo_run_t *r, const void *data, size_t len,
                                    const char *artifact_path) {
-    int st = mlo__run_check(r);
+    int st = mlo__client_run_check(r);
     if (st != MLO_OK)
         return st;
     if (!artifact_path || (!data && len))

@@ -40,6 +40,7 @@
 #include "mlo_sysinfo.h"
 #include "mlo_uploader.h"
 #include "mlo_validate.h"
+#include "mlo_gate.h"
 #include "mlo_worker.h"
 #include "mlo_writer.h"
 
@@ -75,52 +76,6 @@ struct mlo_client {
     mlo_uploader *uploader; /* likewise */
 };
 
-MLO_API const char *mlo_version(void) {
-#define MLO_STR2(x) #x
-#define MLO_STR(x) MLO_STR2(x)
-    return MLO_STR(MLO_VERSION_MAJOR) "." MLO_STR(MLO_VERSION_MINOR) "." MLO_STR(
-        MLO_VERSION_PATCH);
-}
-
-MLO_API unsigned mlo_version_number(void) {
-    return MLO_VERSION_NUMBER;
-}
-
-MLO_API const char *mlo_strerror(int status) {
-    switch (status) {
-    case MLO_OK: return "ok";
-    case MLO_ERR_INVALID_ARGUMENT: return "invalid argument";
-    case MLO_ERR_INVALID_KEY: return "invalid key (MLflow allows 1-250 letters, digits, _ - . space / : as a normalized relative path)";
-    case MLO_ERR_INVALID_UTF8: return "string is not valid UTF-8";
-    case MLO_ERR_INVALID_STATUS: return "invalid run status";
-    case MLO_ERR_QUEUE_FULL: return "event queue full: event dropped";
-    case MLO_ERR_CLOSED: return "client is closed";
-    case MLO_ERR_NO_MEMORY: return "out of memory";
-    case MLO_ERR_TIMEOUT: return "timed out";
-    case MLO_ERR_NETWORK: return "tracking server unreachable";
-    case MLO_ERR_TLS: return "TLS failure";
-    case MLO_ERR_SERVER_INVALID: return "server refused the request as invalid";
-    case MLO_ERR_ALREADY_EXISTS: return "resource already exists";
-    case MLO_ERR_NOT_FOUND: return "resource does not exist";
-    case MLO_ERR_PERMISSION: return "permission denied or not authenticated";
-    case MLO_ERR_RATE_LIMITED: return "rate limited by the server";
-    case MLO_ERR_SERVER: return "server error";
-    case MLO_ERR_PROTOCOL: return "unexpected answer from the server";
-    case MLO_ERR_CONFIG: return "invalid or missing configuration";
-    case MLO_ERR_NOT_SUPPORTED: return "not supported yet";
-    case MLO_ERR_INTERNAL: return "internal error";
-    case MLO_WARN_TRUNCATED: return "value truncated to the server's limit";
-    case MLO_WARN_RETRY: return "request retried";
-    case MLO_ERR_STORE: return "store directory unusable (see the error callback)";
-    case MLO_ERR_IO: return "local file could not be read or written";
-    case MLO_ERR_INVALID_PATH: return "invalid artifact path";
-    case MLO_ERR_ARTIFACTS_NOT_PROXIED:
-        return "the run's artifact store is not served by the tracking server (start it with "
-               "--serve-artifacts)";
-    default: return "unknown status";
-    }
-}
-
 /* ---- what the other public calls may ask (mlo_client.h) ------------------ */
 
 static int client_ok(const mlo_client *c) {
@@ -151,7 +106,7 @@ int mlo__client_check(const mlo_client *c) {
     return MLO_OK;
 }
 
-int mlo__run_check(const mlo_run *r) {
+int mlo__client_run_check(const mlo_run *r) {
     if (!run_ok(r))
         return run_bad(r);
     return mlo__client_check(r->client);
@@ -267,12 +222,12 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
     mlo__gate_init(&c->flush);
     mlo__pipe_init(&c->pipe, &c->flush);
 
-    c->qops = c->cfg.queue_impl == 1 ? &mlo__queue_mutex_ops : &mlo__queue_ring_ops;
+    c->qops = c->cfg.queue_impl == 1 ? &mlo__queue_mutex_ops : &mlo__ring_ops;
     int64_t wait_ns =
         c->cfg.full_policy == MLO_FULL_DROP ? 0 : (int64_t)c->cfg.full_wait_ms * 1000000;
     if (c->cfg.durable) {
         /* the ring goes into the store unless the mutex queue was asked for */
-        size_t cap = c->qops == &mlo__queue_ring_ops ? c->cfg.queue_bytes : 0;
+        size_t cap = c->qops == &mlo__ring_ops ? c->cfg.queue_bytes : 0;
         st = mlo__store_open(c->cfg.store_dir, c->cfg.tracking_uri, cap, wait_ns, &c->env,
                              &c->store, err, sizeof err);
         if (st != MLO_OK) {
@@ -648,7 +603,7 @@ static int push(mlo_run *r, int type, const char *key, size_t klen, const char *
     return q == MLO_Q_CLOSED ? MLO_ERR_CLOSED : MLO_ERR_INTERNAL;
 }
 
-int mlo__run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
+int mlo__client_run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
                   size_t vlen, int64_t ts, int64_t step, double value) {
     return push(r, type, key, klen, val, vlen, ts, step, value);
 }

@@ -22,7 +22,7 @@ struct mlo_uploader;
  * or inherited across fork) or MLO_ERR_INVALID_ARGUMENT (NULL, not a handle).
  * Any thread. */
 int mlo__client_check(const mlo_client *c);
-int mlo__run_check(const mlo_run *r);
+int mlo__client_run_check(const mlo_run *r);
 
 mlo_env *mlo__client_env(const mlo_client *c);
 mlo_runs *mlo__client_runs(mlo_client *c);
@@ -37,7 +37,7 @@ void mlo__client_wake(mlo_client *c);
 /* Pushes a record of `type` (mlo_rec_type) for run r with the client's full
  * policy (a drop is counted and reported), as the log calls do.  No
  * validation.  Returns an mlo_status. */
-int mlo__run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
+int mlo__client_run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
                   size_t vlen, int64_t ts, int64_t step, double value);
 /* A metric of run index `run`, pushed as above (mlo_hists_emit_fn: ctx is
  * the client). */

@@ -25,7 +25,7 @@
  *   logged by MLflow's Python client has the same source text.
  *
  * Digest (digest NULL; only for a local source), given as the first 32 hex
- * characters (lower case) of a SHA-256 (OpenSSL's EVP), read in 1 MiB chunks:
+ * characters (lower case) of a SHA-256 (mlo_sha256.c), read in 1 MiB chunks:
  *   - a regular file: SHA-256 of its content (so `sha256sum FILE | cut -c1-32`);
  *   - a directory: SHA-256 over every regular file below it, in bytewise
  *     order of its path relative to the directory ('/'-separated), each as
@@ -65,7 +65,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #define DS_MAX_NAME_CHARS 500
 #define DS_MAX_DIGEST_CHARS 36
@@ -168,7 +167,7 @@ typedef struct ancestor {
 } ancestor;
 
 typedef struct digest_walk {
-    EVP_MD_CTX *md;
+    mlo_sha256 *md;
     unsigned char *buf; /* DS_CHUNK */
     mlo_buf rel;        /* path relative to the root, of the entry at hand */
     const char *root;
@@ -205,7 +204,7 @@ static int hash_content(digest_walk *w, int fd, uint64_t size) {
         done += (uint64_t)k;
         if (done > size)
             break;
-        if (EVP_DigestUpdate(w->md, w->buf, (size_t)k) != 1)
+        if (mlo__sha256_update(w->md, w->buf, (size_t)k) != 0)
             return walk_fail(w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
     }
     if (done != size)
@@ -347,8 +346,8 @@ static int hash_dir(digest_walk *w, int fd) {
             uint64_t size = (uint64_t)sb.st_size;
             for (int b = 0; b < 8; b++)
                 len8[b] = (uint8_t)(size >> (8 * b));
-            if (EVP_DigestUpdate(w->md, w->rel.data, w->rel.len + 1) != 1 || /* + the NUL */
-                EVP_DigestUpdate(w->md, len8, sizeof len8) != 1)
+            if (mlo__sha256_update(w->md, w->rel.data, w->rel.len + 1) != 0 || /* + the NUL */
+                mlo__sha256_update(w->md, len8, sizeof len8) != 0)
                 rc = walk_fail(w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
             else
                 rc = hash_content(w, cfd, size);
@@ -373,10 +372,10 @@ int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err
                         size_t errlen) {
     digest_walk w = {.root = path, .err = err, .errlen = errlen, .st = MLO_OK};
     mlo__buf_init(&w.rel);
-    w.md = EVP_MD_CTX_new();
+    w.md = mlo__sha256_new();
     w.buf = malloc(DS_CHUNK);
-    if (!w.md || !w.buf || EVP_DigestInit_ex(w.md, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(w.md);
+    if (!w.md || !w.buf) {
+        mlo__sha256_free(w.md);
         free(w.buf);
         snprintf(err, errlen, "out of memory (SHA-256)");
         return MLO_ERR_NO_MEMORY;
@@ -395,19 +394,12 @@ int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err
         close(fd);
         walk_fail(&w, MLO_ERR_IO, "not a regular file or a directory", 0);
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (w.st == MLO_OK && (EVP_DigestFinal_ex(w.md, md, &mdlen) != 1 || mdlen < DS_DIGEST_HEX / 2))
+    unsigned char md[32];
+    if (w.st == MLO_OK && mlo__sha256_final(w.md, md, NULL) != 0)
         walk_fail(&w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
-    if (w.st == MLO_OK) {
-        static const char xd[] = "0123456789abcdef";
-        for (int i = 0; i < DS_DIGEST_HEX / 2; i++) {
-            hex[2 * i] = xd[md[i] >> 4];
-            hex[2 * i + 1] = xd[md[i] & 0xF];
-        }
-        hex[DS_DIGEST_HEX] = 0;
-    }
-    EVP_MD_CTX_free(w.md);
+    if (w.st == MLO_OK)
+        mlo__sha256_hex(md, DS_DIGEST_HEX / 2, hex);
+    mlo__sha256_free(w.md);
     free(w.buf);
     mlo__buf_free(&w.rel);
     return w.st;
@@ -506,7 +498,7 @@ static char *absolute_path(const char *src) {
 
 MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
                             const char *digest) {
-    int st = mlo__run_check(r);
+    int st = mlo__client_run_check(r);
     if (st != MLO_OK)
         return st;
     mlo_client *c = r->client;
@@ -639,7 +631,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
                       "(%zu bytes; mlo_options_set_queue_bytes)",
                       need, qcap);
     }
-    st = mlo__run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__env_now_ms(mlo__client_env(c)), 0, 0.0);
+    st = mlo__client_run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__env_now_ms(mlo__client_env(c)), 0, 0.0);
     mlo__buf_free(&p);
     return st;
 }

@@ -20,7 +20,7 @@ MLO_API int mlo_histogram_new(mlo_run_t *run, const char *key, unsigned interval
         *out = NULL;
     if (!out || !key)
         return MLO_ERR_INVALID_ARGUMENT;
-    int rst = mlo__run_check(run); /* closed or inherited across fork(): CLOSED */
+    int rst = mlo__client_run_check(run); /* closed or inherited across fork(): CLOSED */
     if (rst != MLO_OK)
         return rst;
     mlo_client *c = run->client;

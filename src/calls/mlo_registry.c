@@ -728,7 +728,7 @@ static int wait_server_id(mlo_run *r, int64_t deadline_ns, const char **sid) {
 MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const char *name,
                                int64_t *version) {
     static const char fn[] = "mlo_register_model";
-    int st = mlo__run_check(r);
+    int st = mlo__client_run_check(r);
     if (st != MLO_OK)
         return st;
     mlo_client *c = r->client;

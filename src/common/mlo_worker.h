@@ -2,7 +2,7 @@
  * mlo_worker.h - the background-worker primitive every thread of mlo is
  * written with (the writer, the sender, the in-flight request workers, the
  * artifact uploader), after sentry-native's bgworker: start, wake, stop
- * with a deadline; and the flush gate that makes "flush with a timeout".
+ * with a deadline.
  *
  * A worker runs ops->run over and over on its own thread.  run does one
  * round of work and says how long the thread may sleep before the next: 0
@@ -17,12 +17,10 @@
  * calls never pay for a wake-up system call) passes ops->sleep and
  * ops->wake; otherwise the worker sleeps on its own condition variable.
  *
- * The flush gate: a waiter takes a ticket (a sequence number it has handed
- * to the work, e.g. in a FLUSH record), the worker marks sequence numbers
- * done as the work passes them, and the waiter waits with a deadline.
+ * "Flush with a timeout" is the gate of mlo_gate.h that the work passes.
  *
- * Threads: start/stop from one controlling thread; wake, stopping and the
- * gate from any.
+ * Threads: start/stop from one controlling thread; wake and stopping from
+ * any.
  */
 #ifndef MLO_WORKER_H
 #define MLO_WORKER_H
@@ -88,23 +86,5 @@ int mlo__worker_overdue(const mlo_worker *w);
 /* For run, mid-round: sleeps like the worker would (ns at most, woken
  * early by wake or stop).  Returns 1 when a stop was asked for. */
 int mlo__worker_pause(mlo_worker *w, int64_t ns);
-
-/* ---- the flush gate ---- */
-typedef struct mlo_gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t next; /* tickets handed out */
-    uint64_t done; /* everything up to here is done */
-} mlo_gate;
-
-void mlo__gate_init(mlo_gate *g);
-void mlo__gate_destroy(mlo_gate *g);
-/* A new sequence number (1, 2, ...). */
-uint64_t mlo__gate_ticket(mlo_gate *g);
-/* Everything up to seq is done (a smaller seq than already done: no-op). */
-void mlo__gate_done(mlo_gate *g, uint64_t seq);
-/* Waits until seq is done or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK
- * or MLO_ERR_TIMEOUT. */
-int mlo__gate_wait(mlo_gate *g, uint64_t seq, int64_t deadline_ns);
 
 #endif /* MLO_WORKER_H */

@@ -103,6 +103,6 @@ typedef struct mlo_queue_ops {
 } mlo_queue_ops;
 
 extern const mlo_queue_ops mlo__queue_mutex_ops;
-extern const mlo_queue_ops mlo__queue_ring_ops;
+extern const mlo_queue_ops mlo__ring_ops;
 
 #endif /* MLO_QUEUE_H */

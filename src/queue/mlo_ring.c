@@ -653,7 +653,7 @@ static size_t ring_used(mlo_queue *q) {
     return tail > head ? (size_t)(tail - head) : 0;
 }
 
-const mlo_queue_ops mlo__queue_ring_ops = {
+const mlo_queue_ops mlo__ring_ops = {
     .name = "ring",
     .create = ring_create,
     .destroy = ring_destroy,

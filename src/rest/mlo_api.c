@@ -16,7 +16,6 @@
 #include "mlo_http.h"
 #include "mlo_payload.h"
 #include "mlo_pbjson.h"
-#include "mlflow_service.pb-c.h"
 
 #include <stdio.h>
 #include <stdlib.h>

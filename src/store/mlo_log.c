@@ -220,8 +220,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 #endif
 
 /* Exposed to the tests through the check value (test_log.c declares it). */
-uint32_t mlo__crc32c(const void *data, size_t n);
-uint32_t mlo__crc32c(const void *data, size_t n) {
+uint32_t mlo__log_crc32c(const void *data, size_t n);
+uint32_t mlo__log_crc32c(const void *data, size_t n) {
     pthread_once(&crc_once, crc_init);
     uint32_t crc = 0xFFFFFFFFu;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -238,7 +238,7 @@ static bool crc_ok(uint32_t want, const void *data, size_t n) {
     (void)n;
     return true;
 #else
-    return mlo__crc32c(data, n) == want;
+    return mlo__log_crc32c(data, n) == want;
 #endif
 }
 
@@ -253,7 +253,7 @@ static void seg_header(uint8_t h[SEG_HDR_LEN], int64_t created_ms) {
     put32(h + 12, 0);
     put64(h + 16, (uint64_t)created_ms);
     put32(h + 24, 0);
-    put32(h + 28, mlo__crc32c(h, 28));
+    put32(h + 28, mlo__log_crc32c(h, 28));
 }
 
 /* Checks a segment header; on success *hdr_len gets the first block offset.
@@ -654,8 +654,8 @@ int mlo__logw_commit(mlo_logw *w, int do_fsync, mlo_log_off *end) {
     put32(h + 4, (uint32_t)c);
     put32(h + 8, (uint32_t)w->raw.len);
     put32(h + 12, (uint32_t)w->pending);
-    put32(h + 16, mlo__crc32c(w->out + BLK_HDR_LEN, c));
-    put32(h + 20, mlo__crc32c(h, 20));
+    put32(h + 16, mlo__log_crc32c(w->out + BLK_HDR_LEN, c));
+    put32(h + 20, mlo__log_crc32c(h, 20));
     if (mlo__fs_pwrite_full(w->fd, w->out, BLK_HDR_LEN + c, w->size) != 0 ||
         (do_fsync && fdatasync(w->fd) != 0)) {
         int e = errno;

@@ -14,6 +14,7 @@
 #ifndef MLO_PIPE_H
 #define MLO_PIPE_H
 
+#include "mlo_gate.h"
 #include "mlo_worker.h"
 
 #include <pthread.h>

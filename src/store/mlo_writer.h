@@ -12,6 +12,7 @@
 #include "mlo_queue.h"
 #include "mlo_runs.h"
 #include "mlo_store.h"
+#include "mlo_gate.h"
 #include "mlo_worker.h"
 
 typedef struct mlo_writer mlo_writer;
