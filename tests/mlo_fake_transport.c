@@ -650,6 +650,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
 
     if (outcome != MLO_XF_RESPONSE) {
         r->outcome = outcome;
+        r->reused_fast_fail = fault.reused;
         snprintf(r->detail, sizeof r->detail, "fake transport failure %d on %s", outcome,
                  x->url);
         return outcome;

@@ -66,6 +66,7 @@ typedef struct fake_fault {
     const char *body;
     int outcome;
     int executed;
+    int reused; /* a failure on a reused keep-alive connection, at once */
 } fake_fault;
 
 typedef struct fake_server fake_server;
