@@ -66,201 +66,83 @@ static _Atomic uint64_t id_counter;
  * anything but MLO_OK stops the walk. */
 typedef int (*file_fn)(void *ctx, int fd, const char *shown, const char *rel);
 
-typedef struct walker {
+/* The walk of a directory (mlo__fs_walk), as the log call sees it: each
+ * file's artifact path is the artifact_path given + its path below the
+ * directory; names that are not valid artifact paths, links out of the
+ * directory or to nothing, cycles, special files and too deep nesting are
+ * skipped and reported. */
+typedef struct walk_ctx {
     mlo_env *env;
     file_fn fn;
     void *ctx;
-    char *root;   /* realpath of the directory */
-    size_t root_len;
-    mlo_buf rel;
-    dev_t devs[MAX_DEPTH + 1];
-    ino_t inos[MAX_DEPTH + 1];
-    int depth;
-    int st;
-} walker;
+    const char *prefix; /* artifact_path, or NULL */
+    mlo_buf full;
+} walk_ctx;
 
-static int cmp_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+/* prefix + "/" + rel, in x->full; NULL when out of memory. */
+static const char *full_rel(walk_ctx *x, const char *rel) {
+    mlo__buf_reset(&x->full);
+    if (x->prefix && *x->prefix &&
+        (mlo__buf_appends(&x->full, x->prefix) || mlo__buf_appendc(&x->full, '/')))
+        return NULL;
+    if (mlo__buf_appends(&x->full, rel) || mlo__buf_reserve(&x->full, 1))
+        return NULL;
+    return x->full.data;
 }
 
-static int inside(const walker *w, const char *p) {
-    if (w->root_len == 1) /* the root directory "/" */
-        return 1;
-    return !strncmp(p, w->root, w->root_len) && (p[w->root_len] == '/' || !p[w->root_len]);
+static int walk_accept(void *ctx, const char *rel, const char *name, const char *path) {
+    walk_ctx *x = ctx;
+    int pc = mlo__validate_artifact_path(name, 0);
+    const char *full = pc == MLO_OK ? full_rel(x, rel) : NULL;
+    if (pc == MLO_OK && full)
+        pc = mlo__validate_artifact_path(full, 0); /* its length */
+    if (pc == MLO_OK && !full)
+        return 0; /* out of memory: the file callback will say so */
+    if (pc == MLO_OK)
+        return 0;
+    size_t dl = strlen(path) - strlen(name) - 1;
+    mlo__env_report(x->env, pc, 1,
+                    "log_artifact: %.*s/%s: the name is not a valid artifact path (%s): skipped",
+                    (int)dl, path, pc == MLO_ERR_INVALID_UTF8 ? "(not UTF-8)" : name,
+                    mlo_strerror(pc));
+    return 1;
 }
 
-static int walk_dir(walker *w, int dfd, const char *real);
-
-/* One entry of a directory.  rel already holds its artifact path. */
-static int walk_entry(walker *w, int dfd, const char *real, const char *name) {
-    mlo_env *env = w->env;
-    char *child = NULL;
-    if (asprintf(&child, "%s/%s", real, name) < 0)
-        return MLO_ERR_NO_MEMORY;
-    int st = MLO_OK;
-    struct stat sb;
-    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno != ENOENT) {
-            mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot read %s: %s", child,
-                        strerror(errno));
-            st = MLO_ERR_IO;
-        }
-        free(child);
-        return st; /* vanished meanwhile: nothing to log */
-    }
-    if (S_ISLNK(sb.st_mode)) {
-        char *t = realpath(child, NULL);
-        if (!t) {
-            mlo__env_report(env, MLO_ERR_IO, 1, "log_artifact: %s is a dangling symbolic link: skipped",
-                        child);
-        } else if (!inside(w, t)) {
-            mlo__env_report(env, MLO_ERR_INVALID_PATH, 1,
-                        "log_artifact: %s is a symbolic link to %s, outside %s: skipped", child,
-                        t, w->root);
-        } else if (stat(t, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            int cfd = open(t, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (cfd < 0) {
-                mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot open %s: %s", child,
-                            strerror(errno));
-                st = MLO_ERR_IO;
-            } else {
-                st = walk_dir(w, cfd, t);
-                close(cfd);
-            }
-        } else if (S_ISREG(sb.st_mode)) {
-            int ffd = open(t, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-            if (ffd < 0) {
-                mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot open %s: %s", child,
-                            strerror(errno));
-                st = MLO_ERR_IO;
-            } else {
-                st = w->fn(w->ctx, ffd, child, w->rel.data);
-                close(ffd);
-            }
-        } else {
-            mlo__env_report(env, MLO_ERR_IO, 1,
-                        "log_artifact: %s is not a regular file or directory: skipped", child);
-        }
-        free(t);
-    } else if (S_ISDIR(sb.st_mode)) {
-        int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (cfd < 0) {
-            mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot open %s: %s", child,
-                        strerror(errno));
-            st = MLO_ERR_IO;
-        } else {
-            st = walk_dir(w, cfd, child);
-            close(cfd);
-        }
-    } else if (S_ISREG(sb.st_mode)) {
-        int ffd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        struct stat fsb;
-        if (ffd < 0 || fstat(ffd, &fsb) != 0 || !S_ISREG(fsb.st_mode)) {
-            if (ffd < 0 && errno != ENOENT) {
-                mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot open %s: %s", child,
-                            strerror(errno));
-                st = MLO_ERR_IO;
-            }
-        } else {
-            st = w->fn(w->ctx, ffd, child, w->rel.data);
-        }
-        if (ffd >= 0)
-            close(ffd);
-    } else {
-        mlo__env_report(env, MLO_ERR_IO, 1,
-                    "log_artifact: %s is not a regular file or directory: skipped", child);
-    }
-    free(child);
-    return st;
+static int walk_file(void *ctx, int fd, const char *rel, const char *path, int64_t size) {
+    (void)size;
+    walk_ctx *x = ctx;
+    const char *full = full_rel(x, rel);
+    return full ? x->fn(x->ctx, fd, path, full) : MLO_ERR_NO_MEMORY;
 }
 
-static int walk_dir(walker *w, int dfd, const char *real) {
-    mlo_env *env = w->env;
-    struct stat dsb;
-    if (fstat(dfd, &dsb) != 0)
-        return MLO_ERR_IO;
-    for (int i = 0; i < w->depth; i++)
-        if (w->devs[i] == dsb.st_dev && w->inos[i] == dsb.st_ino) {
-            mlo__env_report(env, MLO_ERR_INVALID_PATH, 1,
-                        "log_artifact: %s leads back to a directory above it: skipped", real);
-            return MLO_OK;
-        }
-    if (w->depth >= MAX_DEPTH) {
-        mlo__env_report(env, MLO_ERR_INVALID_PATH, 1,
-                    "log_artifact: %s is nested more than %d directories deep: skipped", real,
-                    MAX_DEPTH);
-        return MLO_OK;
+static int walk_skip(void *ctx, int why, const char *rel, const char *path) {
+    (void)rel;
+    walk_ctx *x = ctx;
+    switch (why) {
+    case MLO_WALK_BROKEN:
+        mlo__env_report(x->env, MLO_ERR_IO, 1,
+                        "log_artifact: %s is a dangling symbolic link: skipped", path);
+        break;
+    case MLO_WALK_OUTSIDE:
+        mlo__env_report(x->env, MLO_ERR_INVALID_PATH, 1,
+                        "log_artifact: %s is a symbolic link to outside the directory: skipped",
+                        path);
+        break;
+    case MLO_WALK_CYCLE:
+        mlo__env_report(x->env, MLO_ERR_INVALID_PATH, 1,
+                        "log_artifact: %s leads back to a directory above it: skipped", path);
+        break;
+    case MLO_WALK_TOO_DEEP:
+        mlo__env_report(x->env, MLO_ERR_INVALID_PATH, 1,
+                        "log_artifact: %s is nested more than %d directories deep: skipped", path,
+                        MAX_DEPTH);
+        break;
+    default:
+        mlo__env_report(x->env, MLO_ERR_IO, 1,
+                        "log_artifact: %s is not a regular file or directory: skipped", path);
+        break;
     }
-    int dup_fd = dup(dfd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot read directory %s: %s", real,
-                    strerror(errno));
-        return MLO_ERR_IO;
-    }
-    rewinddir(d);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int st = MLO_OK;
-    struct dirent *e;
-    errno = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 32;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                st = MLO_ERR_NO_MEMORY;
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
-            st = MLO_ERR_NO_MEMORY;
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (st == MLO_OK && n > 1)
-        qsort(names, n, sizeof *names, cmp_name);
-    w->devs[w->depth] = dsb.st_dev;
-    w->inos[w->depth] = dsb.st_ino;
-    w->depth++;
-    size_t base = w->rel.len;
-    for (size_t i = 0; i < n && st == MLO_OK; i++) {
-        int pc = mlo__validate_artifact_path(names[i], 0);
-        w->rel.len = base;
-        if (w->rel.data)
-            w->rel.data[base] = 0;
-        if (pc == MLO_OK &&
-            ((base && mlo__buf_appendc(&w->rel, '/')) || mlo__buf_appends(&w->rel, names[i]))) {
-            st = MLO_ERR_NO_MEMORY;
-            break;
-        }
-        if (pc == MLO_OK)
-            pc = mlo__validate_artifact_path(w->rel.data, 0); /* length */
-        if (pc != MLO_OK) {
-            mlo__env_report(env, pc, 1,
-                        "log_artifact: %s/%s: the name is not a valid artifact path (%s): "
-                        "skipped",
-                        real, pc == MLO_ERR_INVALID_UTF8 ? "(not UTF-8)" : names[i],
-                        mlo_strerror(pc));
-            continue;
-        }
-        st = walk_entry(w, dfd, real, names[i]);
-    }
-    w->rel.len = base;
-    if (w->rel.data)
-        w->rel.data[base] = 0;
-    w->depth--;
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return st;
+    return 0;
 }
 
 /* The artifact path of a single file: artifact_path + "/" + its base name. */
@@ -302,16 +184,21 @@ static int for_each_file(mlo_env *env, const char *local_path, const char *artif
             st = fn(ctx, fd, local_path, rel);
         free(rel);
     } else if (S_ISDIR(sb.st_mode)) {
-        walker w = {.env = env, .fn = fn, .ctx = ctx};
-        w.root = realpath(local_path, NULL);
-        if (!w.root || (artifact_path && mlo__buf_appends(&w.rel, artifact_path))) {
-            st = MLO_ERR_NO_MEMORY;
-        } else {
-            w.root_len = strlen(w.root);
-            st = walk_dir(&w, fd, w.root);
+        walk_ctx x = {.env = env, .fn = fn, .ctx = ctx, .prefix = artifact_path};
+        mlo_walk w = {.follow = MLO_WALK_FOLLOW_INSIDE,
+                      .max_depth = MAX_DEPTH - 1,
+                      .accept = walk_accept,
+                      .file = walk_file,
+                      .skip = walk_skip,
+                      .ctx = &x};
+        st = mlo__fs_walk(&w, local_path);
+        if (st == -1) {
+            st = w.err == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_IO;
+            if (st == MLO_ERR_IO)
+                mlo__env_report(env, st, 0, "log_artifact: cannot read %s: %s", w.where,
+                                strerror(w.err));
         }
-        free(w.root);
-        mlo__buf_free(&w.rel);
+        mlo__buf_free(&x.full);
     } else {
         mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: %s is not a regular file or directory",
                     local_path);

@@ -51,6 +51,7 @@
 
 #include "mlo_payload.h"
 #include "mlo_sha256.h"
+#include "mlo_fs.h"
 #include "mlo_validate.h"
 
 #include <dirent.h>
@@ -161,28 +162,21 @@ static int json_string(mlo_buf *b, const char *s) {
 
 /* ---- digest ------------------------------------------------------------------ */
 
-typedef struct ancestor {
-    dev_t dev;
-    ino_t ino;
-} ancestor;
-
 typedef struct digest_walk {
     mlo_sha256 *md;
     unsigned char *buf; /* DS_CHUNK */
-    mlo_buf rel;        /* path relative to the root, of the entry at hand */
     const char *root;
-    ancestor anc[DS_MAX_DEPTH];
-    int depth;
     int st;             /* MLO_OK, MLO_ERR_IO, MLO_ERR_NO_MEMORY */
     char *err;
     size_t errlen;
 } digest_walk;
 
-static int walk_fail(digest_walk *w, int st, const char *what, int e) {
+/* Records the first failure (at the relative path rel, may be NULL). */
+static int walk_fail(digest_walk *w, int st, const char *rel, const char *what, int e) {
     if (w->st == MLO_OK) {
         w->st = st;
-        if (w->rel.len)
-            snprintf(w->err, w->errlen, "%s/%s: %s", w->root, w->rel.data, what ? what : strerror(e));
+        if (rel && *rel)
+            snprintf(w->err, w->errlen, "%s/%s: %s", w->root, rel, what ? what : strerror(e));
         else
             snprintf(w->err, w->errlen, "%s: %s", w->root, what ? what : strerror(e));
     }
@@ -190,178 +184,49 @@ static int walk_fail(digest_walk *w, int st, const char *what, int e) {
 }
 
 /* Hashes the content of the open regular file fd (size bytes per fstat). */
-static int hash_content(digest_walk *w, int fd, uint64_t size) {
+static int hash_content(digest_walk *w, int fd, uint64_t size, const char *rel) {
     uint64_t done = 0;
     for (;;) {
-        ssize_t k = read(fd, w->buf, DS_CHUNK);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return walk_fail(w, MLO_ERR_IO, NULL, errno);
-        }
+        ssize_t k = mlo__fs_read_some(fd, w->buf, DS_CHUNK);
+        if (k < 0)
+            return walk_fail(w, MLO_ERR_IO, rel, NULL, errno);
         if (k == 0)
             break;
         done += (uint64_t)k;
         if (done > size)
             break;
         if (mlo__sha256_update(w->md, w->buf, (size_t)k) != 0)
-            return walk_fail(w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
+            return walk_fail(w, MLO_ERR_NO_MEMORY, rel, "SHA-256 failed", 0);
     }
     if (done != size)
-        return walk_fail(w, MLO_ERR_IO, "the file changed size while it was read", 0);
+        return walk_fail(w, MLO_ERR_IO, rel, "the file changed size while it was read", 0);
     return 0;
 }
 
-/* Opens name in directory dirfd (or the path when dirfd is AT_FDCWD) for
- * reading without blocking on a FIFO; *sb gets its fstat. */
-static int open_entry(int dirfd, const char *name, struct stat *sb) {
-    int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, sb) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    if (S_ISREG(sb->st_mode)) {
-        int fl = fcntl(fd, F_GETFL);
-        if (fl >= 0)
-            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    }
-    return fd;
+/* A file below the directory: its relative path, a NUL, its size (8 bytes
+ * little-endian), its content. */
+static int digest_file(void *ctx, int fd, const char *rel, const char *path, int64_t size) {
+    (void)path;
+    digest_walk *w = ctx;
+    uint8_t len8[8];
+    for (int b = 0; b < 8; b++)
+        len8[b] = (uint8_t)((uint64_t)size >> (8 * b));
+    if (mlo__sha256_update(w->md, rel, strlen(rel) + 1) != 0 || /* + the NUL */
+        mlo__sha256_update(w->md, len8, sizeof len8) != 0)
+        return walk_fail(w, MLO_ERR_NO_MEMORY, rel, "SHA-256 failed", 0);
+    return hash_content(w, fd, (uint64_t)size, rel);
 }
 
-typedef struct dentry {
-    char *key; /* name, plus '/' for a directory: sorting these orders full paths */
-    int is_dir;
-} dentry;
-
-static int by_key(const void *a, const void *b) {
-    return strcmp(((const dentry *)a)->key, ((const dentry *)b)->key);
-}
-
-static void free_entries(dentry *e, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        free(e[i].key);
-    free(e);
-}
-
-/* Hashes the directory open as fd (taken over: closed here), whose path
- * relative to the root is w->rel. */
-static int hash_dir(digest_walk *w, int fd) {
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return walk_fail(w, MLO_ERR_IO, NULL, e);
-    }
-    int dfd = dirfd(d);
-    dentry *ents = NULL;
-    size_t n = 0, cap = 0;
-    size_t base = w->rel.len;
-    int rc = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (!de) {
-            if (errno)
-                rc = walk_fail(w, MLO_ERR_IO, NULL, errno);
-            break;
-        }
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        struct stat sb;
-        if (fstatat(dfd, de->d_name, &sb, 0) != 0) {
-            int e = errno;
-            w->rel.len = base;
-            if ((base && mlo__buf_appendc(&w->rel, '/') != 0) ||
-                mlo__buf_appends(&w->rel, de->d_name) != 0) {
-                rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
-                break;
-            }
-            rc = walk_fail(w, MLO_ERR_IO, e == ENOENT ? "a symbolic link to nothing" : NULL, e);
-            break;
-        }
-        if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
-            continue; /* FIFO, socket, device: no content to speak of */
-        if (n == cap) {
-            size_t nc = cap ? 2 * cap : 32;
-            dentry *ne = realloc(ents, nc * sizeof *ne);
-            if (!ne) {
-                rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
-                break;
-            }
-            ents = ne;
-            cap = nc;
-        }
-        size_t l = strlen(de->d_name);
-        char *k = malloc(l + 2);
-        if (!k) {
-            rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
-            break;
-        }
-        memcpy(k, de->d_name, l);
-        k[l] = S_ISDIR(sb.st_mode) ? '/' : 0;
-        k[l + 1] = 0;
-        ents[n].key = k;
-        ents[n++].is_dir = S_ISDIR(sb.st_mode);
-    }
-    if (rc == 0 && n)
-        qsort(ents, n, sizeof *ents, by_key);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t kl = strlen(ents[i].key);
-        if (ents[i].is_dir)
-            ents[i].key[--kl] = 0; /* the name again */
-        w->rel.len = base;
-        if ((base && mlo__buf_appendc(&w->rel, '/') != 0) ||
-            mlo__buf_append(&w->rel, ents[i].key, kl) != 0) {
-            rc = walk_fail(w, MLO_ERR_NO_MEMORY, "out of memory", 0);
-            break;
-        }
-        struct stat sb;
-        int cfd = open_entry(dfd, ents[i].key, &sb);
-        if (cfd < 0) {
-            rc = walk_fail(w, MLO_ERR_IO, NULL, errno);
-            break;
-        }
-        if (S_ISDIR(sb.st_mode)) {
-            int cycle = 0;
-            for (int a = 0; a < w->depth; a++)
-                cycle |= w->anc[a].dev == sb.st_dev && w->anc[a].ino == sb.st_ino;
-            if (cycle) {
-                close(cfd);
-                continue;
-            }
-            if (w->depth == DS_MAX_DEPTH) {
-                close(cfd);
-                rc = walk_fail(w, MLO_ERR_IO, "more than 256 directory levels", 0);
-                break;
-            }
-            w->anc[w->depth++] = (ancestor){sb.st_dev, sb.st_ino};
-            rc = hash_dir(w, cfd);
-            w->depth--;
-        } else if (S_ISREG(sb.st_mode)) {
-            uint8_t len8[8];
-            uint64_t size = (uint64_t)sb.st_size;
-            for (int b = 0; b < 8; b++)
-                len8[b] = (uint8_t)(size >> (8 * b));
-            if (mlo__sha256_update(w->md, w->rel.data, w->rel.len + 1) != 0 || /* + the NUL */
-                mlo__sha256_update(w->md, len8, sizeof len8) != 0)
-                rc = walk_fail(w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
-            else
-                rc = hash_content(w, cfd, size);
-            close(cfd);
-        } else {
-            close(cfd); /* replaced by something else since it was listed */
-        }
-    }
-    w->rel.len = base;
-    if (w->rel.data)
-        w->rel.data[base] = 0;
-    free_entries(ents, n);
-    closedir(d);
-    return rc;
+/* Cycles and special files add nothing; a link to nothing and too deep a
+ * tree are failures. */
+static int digest_skip(void *ctx, int why, const char *rel, const char *path) {
+    (void)path;
+    digest_walk *w = ctx;
+    if (why == MLO_WALK_BROKEN)
+        return walk_fail(w, MLO_ERR_IO, rel, "a symbolic link to nothing", 0);
+    if (why == MLO_WALK_TOO_DEEP)
+        return walk_fail(w, MLO_ERR_IO, rel, "more than 256 directory levels", 0);
+    return 0;
 }
 
 /* The digest of the local file or directory at path: DS_DIGEST_HEX lower-case
@@ -371,7 +236,6 @@ int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err
 int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err,
                         size_t errlen) {
     digest_walk w = {.root = path, .err = err, .errlen = errlen, .st = MLO_OK};
-    mlo__buf_init(&w.rel);
     w.md = mlo__sha256_new();
     w.buf = malloc(DS_CHUNK);
     if (!w.md || !w.buf) {
@@ -381,27 +245,35 @@ int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err
         return MLO_ERR_NO_MEMORY;
     }
     struct stat sb;
-    int fd = open_entry(AT_FDCWD, path, &sb);
-    if (fd < 0) {
-        walk_fail(&w, MLO_ERR_IO, NULL, errno);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        walk_fail(&w, MLO_ERR_IO, NULL, NULL, errno);
     } else if (S_ISREG(sb.st_mode)) {
-        hash_content(&w, fd, (uint64_t)sb.st_size);
-        close(fd);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        hash_content(&w, fd, (uint64_t)sb.st_size, NULL);
     } else if (S_ISDIR(sb.st_mode)) {
-        w.anc[w.depth++] = (ancestor){sb.st_dev, sb.st_ino};
-        hash_dir(&w, fd);
+        mlo_walk wk = {.follow = MLO_WALK_FOLLOW_ALL,
+                       .max_depth = DS_MAX_DEPTH - 1,
+                       .file = digest_file,
+                       .skip = digest_skip,
+                       .ctx = &w};
+        if (mlo__fs_walk(&wk, path) == -1)
+            walk_fail(&w, wk.err == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_IO, wk.where_rel, NULL,
+                      wk.err);
     } else {
-        close(fd);
-        walk_fail(&w, MLO_ERR_IO, "not a regular file or a directory", 0);
+        walk_fail(&w, MLO_ERR_IO, NULL, "not a regular file or a directory", 0);
     }
+    if (fd >= 0)
+        close(fd);
     unsigned char md[32];
     if (w.st == MLO_OK && mlo__sha256_final(w.md, md, NULL) != 0)
-        walk_fail(&w, MLO_ERR_NO_MEMORY, "SHA-256 failed", 0);
+        walk_fail(&w, MLO_ERR_NO_MEMORY, NULL, "SHA-256 failed", 0);
     if (w.st == MLO_OK)
         mlo__sha256_hex(md, DS_DIGEST_HEX / 2, hex);
     mlo__sha256_free(w.md);
     free(w.buf);
-    mlo__buf_free(&w.rel);
     return w.st;
 }
 
