@@ -87,3 +87,12 @@ int mlo__buf_base64(mlo_buf *out, const void *p, size_t n) {
     }
     return 0;
 }
+
+void mlo__buf_errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

@@ -14,6 +14,7 @@
 #ifndef MLO_CLOCK_H
 #define MLO_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -46,6 +47,10 @@ static inline int64_t mlo__clock_now_ms(const mlo_clock *c) {
 /* Sleeps ns (<= 0: returns at once); EINTR ends it early, which callers
  * that loop on a deadline do not mind. */
 void mlo__clock_sleep(const mlo_clock *c, int64_t ns);
+
+/* Initialises a condition variable whose timed waits take CLOCK_MONOTONIC
+ * deadlines (mlo__clock_abs). */
+void mlo__clock_cond_init(pthread_cond_t *c);
 
 /* A CLOCK_MONOTONIC deadline as the struct timespec pthread_cond_timedwait
  * wants (condition variables set up with pthread_condattr_setclock). */

@@ -10,6 +10,7 @@
  * resolve only reads it.
  */
 #define _GNU_SOURCE
+#include "mlo_buf.h"
 #include "mlo_config.h"
 
 #include "mlo_validate.h"
@@ -382,15 +383,6 @@ static int dup_or(char **dst, const char *a, const char *b) {
     return *dst ? 0 : -1;
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t errlen) {
     static const mlo_options_t empty = {.magic = OPTS_MAGIC,
                                         .durable = -1,
@@ -403,14 +395,14 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
     if (!o)
         o = &empty;
     if (o->magic != OPTS_MAGIC) {
-        errf(err, errlen, "invalid options handle");
+        mlo__buf_errf(err, errlen, "invalid options handle");
         return MLO_ERR_INVALID_ARGUMENT;
     }
     int st = MLO_ERR_NO_MEMORY;
     const char *uri = o->tracking_uri_set ? o->tracking_uri : env("MLFLOW_TRACKING_URI");
     c->durable = o->durable >= 0 ? o->durable : 1;
     if (!uri && !c->durable) {
-        errf(err, errlen,
+        mlo__buf_errf(err, errlen,
              "no tracking URI and the store is turned off: set MLFLOW_TRACKING_URI or "
              "mlo_options_set_tracking_uri, or keep the store on (local runs)");
         st = MLO_ERR_CONFIG;
@@ -424,12 +416,12 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
     if (!uri)
         goto no_uri;
     if (check_uri(uri) != MLO_OK) {
-        errf(err, errlen, "tracking URI must start with http:// or https://");
+        mlo__buf_errf(err, errlen, "tracking URI must start with http:// or https://");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (!mlo__validate_utf8(uri, strlen(uri))) {
-        errf(err, errlen, "tracking URI is not valid UTF-8");
+        mlo__buf_errf(err, errlen, "tracking URI is not valid UTF-8");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
@@ -459,7 +451,7 @@ no_uri:
         goto fail;
     if (!header_safe(c->token) || !header_safe(c->user) || !header_safe(c->password) ||
         (c->user && strchr(c->user, ':'))) {
-        errf(err, errlen, "the tracking credentials (MLFLOW_TRACKING_TOKEN, _USERNAME, _PASSWORD) "
+        mlo__buf_errf(err, errlen, "the tracking credentials (MLFLOW_TRACKING_TOKEN, _USERNAME, _PASSWORD) "
                           "must not contain line breaks, nor the username a colon");
         st = MLO_ERR_CONFIG;
         goto fail;
@@ -468,7 +460,7 @@ no_uri:
     if (o->insecure_tls >= 0)
         c->insecure_tls = o->insecure_tls;
     else if (env_bool("MLFLOW_TRACKING_INSECURE_TLS", 0, &c->insecure_tls)) {
-        errf(err, errlen, "MLFLOW_TRACKING_INSECURE_TLS must be true or false");
+        mlo__buf_errf(err, errlen, "MLFLOW_TRACKING_INSECURE_TLS must be true or false");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
@@ -476,7 +468,7 @@ no_uri:
     if (o->max_retries >= 0)
         c->max_retries = o->max_retries;
     else if (env_double("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5, 0, 1e9, &d) || d != (double)(long long)d) {
-        errf(err, errlen, "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be a non-negative integer");
+        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be a non-negative integer");
         st = MLO_ERR_CONFIG;
         goto fail;
     } else
@@ -484,26 +476,26 @@ no_uri:
     if (o->backoff_factor_s >= 0)
         c->backoff_factor_s = o->backoff_factor_s;
     else if (env_double("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 2, 0, 3600, &c->backoff_factor_s)) {
-        errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR must be a number of seconds");
+        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR must be a number of seconds");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (o->jitter_s >= 0)
         c->jitter_s = o->jitter_s;
     else if (env_double("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", 1.0, 0, 3600, &c->jitter_s)) {
-        errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER must be a number of seconds");
+        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER must be a number of seconds");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (o->timeout_s > 0)
         c->timeout_s = o->timeout_s;
     else if (env_double("MLFLOW_HTTP_REQUEST_TIMEOUT", 120, 0.001, 86400, &c->timeout_s)) {
-        errf(err, errlen, "MLFLOW_HTTP_REQUEST_TIMEOUT must be a positive number of seconds");
+        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_TIMEOUT must be a positive number of seconds");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (env_bool("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", 1, &c->respect_retry_after)) {
-        errf(err, errlen, "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER must be true or false");
+        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER must be true or false");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
@@ -523,7 +515,7 @@ no_uri:
     else if (env_double("MLO_MAX_INFLIGHT", MLO_MAX_INFLIGHT_DEFAULT, 1, MLO_MAX_INFLIGHT_LIMIT,
                         &d) ||
              d != (double)(int)d) {
-        errf(err, errlen, "MLO_MAX_INFLIGHT must be an integer from 1 to %d",
+        mlo__buf_errf(err, errlen, "MLO_MAX_INFLIGHT must be an integer from 1 to %d",
              MLO_MAX_INFLIGHT_LIMIT);
         st = MLO_ERR_CONFIG;
         goto fail;
@@ -532,7 +524,7 @@ no_uri:
     return MLO_OK;
 fail:
     if (st == MLO_ERR_NO_MEMORY)
-        errf(err, errlen, "out of memory");
+        mlo__buf_errf(err, errlen, "out of memory");
     mlo__config_free(c);
     return st;
 }

@@ -9,17 +9,9 @@
 
 #include <errno.h>
 
-static void cond_init_mono(pthread_cond_t *c) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
 void mlo__gate_init(mlo_gate *g) {
     pthread_mutex_init(&g->lock, NULL);
-    cond_init_mono(&g->cond);
+    mlo__clock_cond_init(&g->cond);
     g->next = g->done = 0;
 }
 

@@ -20,11 +20,7 @@ int mlo__runs_init(mlo_runs *t) {
     if (!t->lid_heads)
         return -1;
     pthread_mutex_init(&t->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    mlo__clock_cond_init(&t->cond);
     return 0;
 }
 

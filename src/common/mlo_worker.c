@@ -9,14 +9,6 @@
 #include <errno.h>
 #include <string.h>
 
-static void cond_init_mono(pthread_cond_t *c) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
 /* The default sleep: on the worker's condition variable. */
 static void own_sleep(mlo_worker *w, int64_t ns) {
     pthread_mutex_lock(&w->lock);
@@ -60,7 +52,7 @@ int mlo__worker_start(mlo_worker *w, const mlo_worker_ops *ops, void *ctx) {
     atomic_init(&w->stop, 0);
     atomic_init(&w->deadline_ns, 0);
     pthread_mutex_init(&w->lock, NULL);
-    cond_init_mono(&w->cond);
+    mlo__clock_cond_init(&w->cond);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     if (ops->name)

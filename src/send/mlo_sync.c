@@ -17,6 +17,7 @@
 #include "mlo_sync.h"
 
 #include "mlo.h"
+#include "mlo_buf.h"
 #include "mlo_config.h"
 #include "mlo_env.h"
 #include "mlo_outbox.h"
@@ -41,24 +42,13 @@ static void sync_err_cb(void *user, mlo_status st, const char *msg) {
         snprintf(e->first, sizeof e->first, "%s", msg);
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int mlo__sync_store(const char *store_dir, const char *uri,
                     void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
                     char *err, size_t errlen) {
     if (err && errlen)
         err[0] = 0;
     if (!store_dir) {
-        errf(err, errlen, "no store directory given");
+        mlo__buf_errf(err, errlen, "no store directory given");
         return MLO_ERR_INVALID_ARGUMENT;
     }
     mlo_options_t *o = mlo_options_new();
@@ -67,7 +57,7 @@ int mlo__sync_store(const char *store_dir, const char *uri,
     int st = uri ? mlo_options_set_tracking_uri(o, uri) : MLO_OK;
     if (st != MLO_OK) {
         mlo_options_free(o);
-        errf(err, errlen, "invalid tracking URI");
+        mlo__buf_errf(err, errlen, "invalid tracking URI");
         return st;
     }
     sync_errs errs = {0};
@@ -78,7 +68,7 @@ int mlo__sync_store(const char *store_dir, const char *uri,
     if (st != MLO_OK)
         return st;
     if (!cfg.tracking_uri) {
-        errf(err, errlen, "no tracking URI: pass one or set MLFLOW_TRACKING_URI");
+        mlo__buf_errf(err, errlen, "no tracking URI: pass one or set MLFLOW_TRACKING_URI");
         mlo__config_free(&cfg);
         return MLO_ERR_CONFIG;
     }
@@ -105,20 +95,20 @@ int mlo__sync_store(const char *store_dir, const char *uri,
     int ast = st == MLO_OK ? mlo__uploader_sync(&env, s, aerr, sizeof aerr) : MLO_OK;
     if (st == MLO_OK && !refused && ast != MLO_OK) {
         st = ast;
-        errf(err, errlen, "%s", aerr[0] ? aerr : mlo_strerror(ast));
+        mlo__buf_errf(err, errlen, "%s", aerr[0] ? aerr : mlo_strerror(ast));
     }
     if (st == MLO_OK && refused) {
         st = MLO_ERR_SERVER_INVALID;
-        errf(err, errlen,
+        mlo__buf_errf(err, errlen,
              "%llu events were refused by the server (first: %s); everything else was uploaded",
              (unsigned long long)refused, errs.n ? errs.first : "see the error callback");
     } else if (st == MLO_OK && mlo__store_live_skipped(s)) {
-        errf(err, errlen,
+        mlo__buf_errf(err, errlen,
              "%zu files belong to processes still running (they send their own events); "
              "they were left alone",
              mlo__store_live_skipped(s));
     } else if (st != MLO_OK && err && !err[0] && errs.n) {
-        errf(err, errlen, "%s", errs.first);
+        mlo__buf_errf(err, errlen, "%s", errs.first);
     }
     mlo__store_close(s, 0);
     mlo__config_free(&cfg);

@@ -643,11 +643,7 @@ static mlo_uploader *arts_new(mlo_env *env, mlo_store *s, mlo_runs *runs) {
         return NULL;
     }
     pthread_mutex_init(&a->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->done_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    mlo__clock_cond_init(&a->done_cond);
     mlo__api_mpu_cfg_read(&a->mpu);
     return a;
 }

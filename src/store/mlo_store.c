@@ -153,17 +153,6 @@ struct mlo_store {
     size_t live_skipped; /* processes skipped because they are alive (sync) */
 };
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void report(mlo_store *s, int st, int rate_limited, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void report(mlo_store *s, int st, int rate_limited, const char *fmt, ...) {
@@ -766,7 +755,7 @@ static int make_layout(mlo_store *s, char *err, size_t errlen) {
         int e = errno;
         free(p);
         if (rc != 0) {
-            errf(err, errlen, "cannot create %s%s: %s", s->dir, subs[i], strerror(e));
+            mlo__buf_errf(err, errlen, "cannot create %s%s: %s", s->dir, subs[i], strerror(e));
             return MLO_ERR_STORE;
         }
     }
@@ -774,7 +763,7 @@ static int make_layout(mlo_store *s, char *err, size_t errlen) {
     int ok = probe && access(probe, W_OK | X_OK) == 0;
     free(probe);
     if (!ok) {
-        errf(err, errlen, "%s/acks is not writable", s->dir);
+        mlo__buf_errf(err, errlen, "%s/acks is not writable", s->dir);
         return MLO_ERR_STORE;
     }
     return MLO_OK;
@@ -813,21 +802,21 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
     if (s->ring_fd < 0) {
         s->ring_fd = open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
         if (s->ring_fd < 0 || flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0) {
-            errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            mlo__buf_errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
             goto fail;
         }
         /* Reserve the blocks now: a page of a MAP_SHARED file that cannot
          * get a block (disk full) would be a SIGBUS in a log call later. */
         e = posix_fallocate(s->ring_fd, 0, (off_t)bytes);
         if (e != 0) {
-            errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p, strerror(e));
+            mlo__buf_errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p, strerror(e));
             goto fail;
         }
     }
     s->ring_mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->ring_fd, 0);
     if (s->ring_mem == MAP_FAILED) {
         s->ring_mem = NULL;
-        errf(err, errlen, "cannot map %s: %s", p, strerror(errno));
+        mlo__buf_errf(err, errlen, "cannot map %s: %s", p, strerror(errno));
         goto fail;
     }
     s->ring_len = bytes;
@@ -835,12 +824,12 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
      * first log call */
     s->ring = mlo__ring_init_in(s->ring_mem, bytes, full_wait_ns);
     if (!s->ring) {
-        errf(err, errlen, "cannot lay the ring over %s", p);
+        mlo__buf_errf(err, errlen, "cannot lay the ring over %s", p);
         goto fail;
     }
     s->runs_fd = open(rp, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
     if (s->runs_fd < 0) {
-        errf(err, errlen, "cannot create %s: %s", rp, strerror(errno));
+        mlo__buf_errf(err, errlen, "cannot create %s: %s", rp, strerror(errno));
         goto fail;
     }
     free(p);
@@ -901,7 +890,7 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
     int tfd = tp ? open(tp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600) : -1;
     free(tp);
     if (s->lock_fd < 0 || tfd < 0 || mlo__fs_write_all(tfd, s->uri ? s->uri : "", s->uri ? strlen(s->uri) : 0) != 0) {
-        errf(err, errlen, "cannot write in %s/acks: %s", s->dir, strerror(errno));
+        mlo__buf_errf(err, errlen, "cannot write in %s/acks: %s", s->dir, strerror(errno));
         if (tfd >= 0)
             close(tfd);
         store_free(s);
@@ -951,7 +940,7 @@ int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_stor
     *out = NULL;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        errf(err, errlen, "%s: not a store directory", dir);
+        mlo__buf_errf(err, errlen, "%s: not a store directory", dir);
         return MLO_ERR_STORE;
     }
     mlo_store *s = store_new(dir, uri, env);
