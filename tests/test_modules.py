@@ -21,26 +21,27 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 build, root = sys.argv[1], sys.argv[2]
 lib = os.path.join(build, "src", "libmlo.a")
 failures = []
 
-# ---- 1 and 2: nm on each member of the archive ----
-with tempfile.TemporaryDirectory() as tmp:
-    subprocess.run(["ar", "x", os.path.abspath(lib)], cwd=tmp, check=True)
-    members = sorted(f for f in os.listdir(tmp) if f.endswith(".o"))
-    defs, uses = {}, collections.defaultdict(set)
-    for m in members:
-        out = subprocess.run(["nm", os.path.join(tmp, m)], capture_output=True, text=True,
-                             check=True).stdout
-        for line in out.splitlines():
-            p = line.split()
-            if len(p) == 3 and p[1] in "TDBRC":
-                defs[p[2]] = m
-            elif len(p) == 2 and p[0] == "U":
-                uses[m].add(p[1])
+# ---- 1 and 2: nm on the archive (one line per symbol, "archive:member: ...") ----
+out = subprocess.run(["nm", "-A", lib], capture_output=True, text=True, check=True).stdout
+defs, uses = {}, collections.defaultdict(set)
+members = set()
+for line in out.splitlines():
+    head, _, rest = line.rpartition(": ")
+    member = head.rsplit(":", 1)[-1]
+    if not member.endswith(".o"):
+        continue
+    members.add(member)
+    p = rest.split()
+    if len(p) == 3 and p[1] in "TDBRC":
+        defs[p[2]] = member
+    elif len(p) == 2 and p[0] == "U":
+        uses[member].add(p[1])
+members = sorted(members)
 
 def module(obj):
     # "send_mlo_outbox.c.o" -> "send/mlo_outbox"; generated protobuf code as is
