@@ -31,8 +31,10 @@ out = subprocess.run(["nm", "-A", lib], capture_output=True, text=True, check=Tr
 defs, uses = {}, collections.defaultdict(set)
 members = set()
 for line in out.splitlines():
-    head, _, rest = line.rpartition(": ")
-    member = head.rsplit(":", 1)[-1]
+    parts = line[len(lib) + 1:].split(":", 1) if line.startswith(lib + ":") else []
+    if len(parts) != 2:
+        continue
+    member, rest = parts
     if not member.endswith(".o"):
         continue
     members.add(member)
@@ -81,6 +83,8 @@ for u in sorted(graph):
 nmods = len({module(m) for m in members})
 nedges = sum(len(v) for v in graph.values())
 print("modules: %d object files, %d edges between them" % (nmods, nedges))
+if nmods < 20 or nedges < nmods:
+    failures.append("the archive was not read (%d modules, %d edges)" % (nmods, nedges))
 
 for sym, obj in sorted(defs.items()):
     if not sym.startswith("mlo__") or "pb-c" in obj:
