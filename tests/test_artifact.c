@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -40,7 +42,9 @@
 
 #include "mlo.h"
 #include "mlo.h"
+#include "mlo_artifact.h"
 #include "mlo_clock.h"
+#include "mlo_manifest.h"
 #include "mlo_sync.h"
 #include "mlo_client.h"
 #include "mlo_uploader.h"
@@ -110,6 +114,32 @@ static void write_file(const char *path, const void *data, size_t len) {
     assert_true(fd >= 0);
     assert_int_equal(write(fd, data, len), (ssize_t)len);
     close(fd);
+}
+
+/* The whole file, malloc'd and NUL-terminated; *len (may be NULL) its size. */
+static char *slurp(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    assert_non_null(b);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            b = realloc(b, cap + 1);
+            assert_non_null(b);
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    b[n] = 0;
+    if (len)
+        *len = n;
+    return b;
 }
 
 static void sha_hex(const void *data, size_t len, char out[65]) {
@@ -1057,6 +1087,430 @@ static void test_no_store_synchronous(void **state) {
     free(f);
 }
 
+/* ---- the staging copy and the staged blob's identity (issue 13, item 5) ---- */
+
+/* Whether dst clones src on this file system (a probe with FICLONE). */
+static int can_clone(const char *dir) {
+    char *a = path_join(dir, "probe-a"), *b = path_join(dir, "probe-b");
+    write_file(a, "x", 1);
+    int s = open(a, O_RDONLY), d = open(b, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    int ok = s >= 0 && d >= 0 && ioctl(d, FICLONE, s) == 0;
+    close(s);
+    close(d);
+    unlink(a);
+    unlink(b);
+    free(a);
+    free(b);
+    return ok;
+}
+
+/* Copies src into a new file by `methods`; checks the copy byte for byte,
+ * *used, and the digest (computed in the pass exactly when only the buffer
+ * copied).  Returns *used. */
+static unsigned copy_with(const char *src, const char *dst, unsigned methods) {
+    int s = open(src, O_RDONLY), d = open(dst, O_CREAT | O_TRUNC | O_RDWR, 0600);
+    assert_true(s >= 0 && d >= 0);
+    unsigned char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    char hex[65] = "?";
+    int64_t size = -1;
+    unsigned used = 99;
+    int side = -1;
+    assert_int_equal(mlo__artifact_copy(s, d, methods, buf, 1 << 20, hex, &size, &used, &side),
+                     0);
+    assert_int_equal(lseek(s, 0, SEEK_CUR), 0); /* the caller's offset untouched */
+    close(s);
+    size_t la = 0, lb = 0;
+    char *a = slurp(src, &la), *b = slurp(dst, &lb);
+    assert_int_equal(size, (int64_t)lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    char want[65];
+    sha_hex(a, la, want);
+    if (used == MLO_COPY_BUFFER || (used == 0 && (methods & MLO_COPY_BUFFER)))
+        assert_string_equal(hex, want);
+    else
+        assert_string_equal(hex, "");
+    /* and the digest afterwards, from the blob */
+    char later[65];
+    assert_int_equal(mlo__artifact_hash(d, NULL, 0, buf, 1 << 20, later, NULL, NULL), 0);
+    assert_string_equal(later, want);
+    close(d);
+    free(buf);
+    free(a);
+    free(b);
+    unlink(dst);
+    return used;
+}
+
+static int say_sent(void *ctx) {
+    int *calls = ctx;
+    return ++*calls >= 2; /* sent after the first piece */
+}
+
+/* mlo__artifact_copy's chain: a clone where the file system offers it, else
+ * copy_file_range, else the buffer (a procfs file: copy_file_range cannot
+ * copy it; another file system: it may not), each with the right content
+ * and digest; and the digest that stops once the blob is sent. */
+static void test_copy_methods(void **state) {
+    (void)state;
+    char *dir = tmpdir("copy"), *src = path_join(dir, "src.bin"), *dst = path_join(dir, "dst");
+    size_t n = (3u << 20) + 12345; /* several pieces and an odd tail */
+    unsigned char *data = pattern(n);
+    write_file(src, (const char *)data, n);
+    unsigned all = copy_with(src, dst, MLO_COPY_ALL);
+    if (can_clone(dir))
+        assert_int_equal(all, MLO_COPY_CLONE);
+    else
+        assert_int_equal(all, MLO_COPY_RANGE); /* one file system: the kernel copies */
+    assert_int_equal(copy_with(src, dst, MLO_COPY_RANGE | MLO_COPY_BUFFER), MLO_COPY_RANGE);
+    assert_int_equal(copy_with(src, dst, MLO_COPY_RANGE), MLO_COPY_RANGE);
+    assert_int_equal(copy_with(src, dst, MLO_COPY_BUFFER), MLO_COPY_BUFFER);
+    /* size 0 but content for read(): copy_file_range copies nothing (or
+     * refuses the pair), the buffer takes over */
+    assert_int_equal(copy_with("/proc/version", dst, MLO_COPY_ALL), MLO_COPY_BUFFER);
+    /* and without the buffer that is an error, not an empty copy */
+    {
+        int s = open("/proc/version", O_RDONLY), d = open(dst, O_CREAT | O_TRUNC | O_RDWR, 0600);
+        unsigned char b[4096];
+        char hex[65];
+        int64_t size;
+        unsigned used;
+        int side;
+        assert_int_equal(mlo__artifact_copy(s, d, MLO_COPY_RANGE, b, sizeof b, hex, &size, &used,
+                                            &side),
+                         -1);
+        close(s);
+        close(d);
+        unlink(dst);
+    }
+    /* from another file system: the kernel copies if it can, else the buffer */
+    struct stat sb;
+    if (stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char other[] = "/dev/shm/mlo-art-copy-XXXXXX";
+        int fd = mkstemp(other);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, n), (ssize_t)n);
+        close(fd);
+        unsigned u = copy_with(other, dst, MLO_COPY_RANGE | MLO_COPY_BUFFER);
+        assert_true(u == MLO_COPY_RANGE || u == MLO_COPY_BUFFER);
+        unlink(other);
+    }
+    /* an empty file */
+    char *empty = path_join(dir, "empty");
+    write_file(empty, "", 0);
+    assert_true(copy_with(empty, dst, MLO_COPY_ALL) == 0 ||
+                can_clone(dir)); /* a clone of nothing is a clone */
+    assert_int_equal(copy_with(empty, dst, MLO_COPY_RANGE | MLO_COPY_BUFFER), 0);
+    /* the digest stops as soon as the blob is sent (asked before the first
+     * piece, then every few MiB) */
+    int s = open(src, O_RDONLY), calls = 0;
+    unsigned char *buf = malloc(1 << 20), *big = pattern(16u << 20);
+    char hex[65] = "?";
+    assert_int_equal(mlo__artifact_hash(s, big, 16u << 20, buf, 1 << 20, hex, say_sent, &calls),
+                     1);
+    assert_int_equal(calls, 2);
+    assert_string_equal(hex, "");
+    free(big);
+    calls = -100; /* never sent */
+    char want[65];
+    sha_hex(data, n, want);
+    assert_int_equal(mlo__artifact_hash(s, data, n, buf, 1 << 20, hex, say_sent, &calls), 0);
+    assert_string_equal(hex, want);
+    close(s);
+    free(buf);
+    free(data);
+    free(empty);
+    rm_rf(dir);
+    free(dir);
+    free(src);
+    free(dst);
+}
+
+/* The manifest of store's staged artifact rel (malloc'd path). */
+static char *find_manifest(const char *store, const char *rel, const char *suffix) {
+    char *d = path_join(store, "artifacts");
+    DIR *dir = opendir(d);
+    assert_non_null(dir);
+    char *found = NULL, want[600];
+    snprintf(want, sizeof want, "\npath %s\n", rel);
+    struct dirent *e;
+    while ((e = readdir(dir)) && !found) {
+        size_t l = strlen(e->d_name), sl = strlen(suffix);
+        if (l <= sl || strcmp(e->d_name + l - sl, suffix))
+            continue;
+        char *p = path_join(d, e->d_name);
+        char *text = slurp(p, NULL);
+        if (strstr(text, want))
+            found = p;
+        else
+            free(p);
+        free(text);
+    }
+    closedir(dir);
+    free(d);
+    return found;
+}
+
+/* Replaces the value of line `key` of a manifest (NULL: removes the line),
+ * as a new file renamed over it. */
+static void manifest_edit(const char *path, const char *key, const char *value) {
+    char *text = slurp(path, NULL), *out = NULL;
+    size_t cap = strlen(text) + 256, len = 0, kl = strlen(key);
+    out = malloc(cap);
+    assert_non_null(out);
+    for (char *line = text, *nl; *line; line = nl) {
+        nl = strchr(line, '\n');
+        nl = nl ? nl + 1 : line + strlen(line);
+        if (!strncmp(line, key, kl) && line[kl] == ' ') {
+            if (value)
+                len += (size_t)snprintf(out + len, cap - len, "%s %s\n", key, value);
+            continue;
+        }
+        memcpy(out + len, line, (size_t)(nl - line));
+        len += (size_t)(nl - line);
+    }
+    char *tmp = NULL;
+    assert_true(asprintf(&tmp, "%s.edit", path) > 0);
+    write_file(tmp, out, len);
+    assert_int_equal(rename(tmp, path), 0);
+    free(tmp);
+    free(text);
+    free(out);
+}
+
+/* The value of line key of a manifest (malloc'd), NULL if absent. */
+static char *manifest_get(const char *path, const char *key) {
+    char *text = slurp(path, NULL), *v = NULL, want[64];
+    snprintf(want, sizeof want, "\n%s ", key);
+    char *at = strstr(text, want);
+    if (at) {
+        at += strlen(want);
+        v = strndup(at, strcspn(at, "\n"));
+    }
+    free(text);
+    return v;
+}
+
+/* The blob of a manifest path ("<id>.art" -> "<id>.blob"). */
+static char *blob_of(const char *art) {
+    char *b = NULL;
+    size_t l = strlen(art);
+    assert_true(asprintf(&b, "%.*s.blob", (int)(l - 4), art) > 0);
+    return b;
+}
+
+/* Writes byte v at offset 0 of path in place, until its ctime differs from
+ * the one the manifest recorded (file times move in clock ticks). */
+static void change_in_place(const char *blob, const char *art, unsigned char v) {
+    char *ident = manifest_get(art, "blob");
+    assert_non_null(ident);
+    long long dev, ino, mt, ct;
+    char boot[64];
+    assert_int_equal(sscanf(ident, "%63s %lld %lld %lld %lld", boot, &dev, &ino, &mt, &ct), 5);
+    free(ident);
+    int fd = open(blob, O_WRONLY);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(pwrite(fd, &v, 1, 0), 1);
+        struct stat sb;
+        assert_int_equal(fstat(fd, &sb), 0);
+        if ((long long)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec != ct)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+}
+
+/* What the manifest records of a staged blob decides whether the uploader
+ * reads it before sending: as staged (identity unchanged), it is sent as it
+ * is, without its SHA-256 being computed again -- even a wrong or pending
+ * digest in the manifest does not matter; changed (written in place,
+ * replaced, another boot, or an old manifest without the record), it is
+ * hashed first, and refused as damaged if the digest does not match or was
+ * never recorded.  Staged in a local store, uploaded by `mlo sync`. */
+static void test_blob_identity(void **state) {
+    (void)state;
+    char *dir = tmpdir("ident"), *store = path_join(dir, "store");
+    enum { N = 9 };
+    static const char *const rel[N] = {
+        "as-staged/wrong-sha.bin", "as-staged/pending-sha.bin", "old/intact.bin",
+        "old/wrong-sha.bin",       "changed/in-place.bin",      "changed/replaced.bin",
+        "reboot/intact.bin",       "reboot/wrong-sha.bin",      "changed/pending-sha.bin"};
+    /* which ones must arrive */
+    static const int arrives[N] = {1, 1, 1, 0, 0, 1, 1, 0, 0};
+    unsigned char *content[N];
+    size_t n = 300000;
+    copts co = {.store = store, .no_uri = 1};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-ident", NULL, NULL, &run), MLO_OK);
+    char lid[33];
+    snprintf(lid, sizeof lid, "%s", mlo_run_id(run));
+    for (int i = 0; i < N; i++) {
+        content[i] = pattern(n);
+        content[i][7] = (unsigned char)i;
+        char *f = path_join(dir, "f.bin");
+        write_file(f, (const char *)content[i], n);
+        /* from a file: the kernel's copy, the digest after it */
+        char sub[64];
+        snprintf(sub, sizeof sub, "%.*s", (int)(strchr(rel[i], '/') - rel[i]), rel[i]);
+        char *base = strrchr(rel[i], '/') + 1;
+        char *named = path_join(dir, base);
+        assert_int_equal(rename(f, named), 0);
+        assert_int_equal(mlo_log_artifact(run, named, sub), MLO_OK);
+        unlink(named);
+        free(named);
+        free(f);
+    }
+    assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+
+    static const char wrong[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    char *art[N];
+    for (int i = 0; i < N; i++) {
+        art[i] = find_manifest(store, rel[i], ".art");
+        assert_non_null(art[i]);
+        char *sha = manifest_get(art[i], "sha256"), want[65];
+        sha_hex(content[i], n, want);
+        assert_string_equal(sha, want); /* the log call recorded the digest */
+        free(sha);
+        char *ident = manifest_get(art[i], "blob");
+        assert_non_null(ident); /* and the identity */
+        free(ident);
+    }
+    manifest_edit(art[0], "sha256", wrong);
+    manifest_edit(art[1], "sha256", MLO_MANIFEST_SHA_PENDING); /* a kill -9 before the digest */
+    manifest_edit(art[2], "blob", NULL);                       /* written by an older mlo */
+    manifest_edit(art[3], "blob", NULL);
+    manifest_edit(art[3], "sha256", wrong);
+    char *b4 = blob_of(art[4]);
+    change_in_place(b4, art[4], 0xee);
+    free(b4);
+    {
+        /* replaced by a copy of itself: another inode, the same bytes */
+        char *b = blob_of(art[5]), *tmp = path_join(dir, "replacement");
+        write_file(tmp, (const char *)content[5], n);
+        assert_int_equal(rename(tmp, b), 0);
+        free(b);
+        free(tmp);
+    }
+    for (int i = 6; i <= 7; i++) {
+        /* staged in another boot (a machine restarted) */
+        char *ident = manifest_get(art[i], "blob");
+        memcpy(ident, "00000000-0000-0000-0000-000000000000", 36);
+        manifest_edit(art[i], "blob", ident);
+        free(ident);
+    }
+    manifest_edit(art[7], "sha256", wrong);
+    manifest_edit(art[8], "sha256", MLO_MANIFEST_SHA_PENDING);
+    char *b8 = blob_of(art[8]);
+    change_in_place(b8, art[8], content[8][0]); /* the same byte: only its times change */
+    free(b8);
+
+    char err[1024] = "";
+    int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
+    assert_int_equal(st, MLO_ERR_STORE);
+    assert_non_null(strstr(err, "damaged"));
+    char *exp = NULL, *rid = server_run_of(lid, &exp);
+    assert_non_null(rid);
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        char sha[65] = "", want[65];
+        sha_hex(content[i], n, want);
+        int64_t size = stored(exp, rid, rel[i], sha);
+        if (arrives[i]) {
+            if (size != (int64_t)n)
+                fail_msg("%s: stored %lld bytes, expected %zu", rel[i], (long long)size, n);
+            assert_string_equal(sha, want);
+        } else {
+            if (size != -1)
+                fail_msg("%s was uploaded, it should have been refused", rel[i]);
+            char *failed = find_manifest(store, rel[i], ".failed");
+            assert_non_null(failed);
+            char *why = manifest_get(failed, "error");
+            assert_non_null(why);
+            assert_non_null(strstr(why, "damaged"));
+            free(why);
+            free(failed);
+            refused++;
+        }
+        free(art[i]);
+        free(content[i]);
+    }
+    assert_int_equal(count_store_files(store, ".failed"), refused);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), refused); /* kept, as before */
+    free(rid);
+    free(exp);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+}
+
+/* mlo__manifest_set_sha: the pending digest written in place (same inode:
+ * an uploader's flock stays valid), into <id>.failed if the manifest was
+ * refused for good meanwhile, nothing if it was sent. */
+static void test_manifest_set_sha(void **state) {
+    (void)state;
+    char *dir = tmpdir("setsha");
+    static const char digest[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    mlo_manifest m = {.path = "a/b c%.bin", .size = 5, .created = 1, .uri = "http://x"};
+    snprintf(m.lid, sizeof m.lid, "run1");
+    memcpy(m.sha, MLO_MANIFEST_SHA_PENDING, 65);
+    int fd = open("/proc/self/exe", O_RDONLY);
+    assert_int_equal(mlo__manifest_ident_fd(fd, &m.blob), 0);
+    close(fd);
+    assert_int_equal(mlo__manifest_write(dir, "p-1", ".art", &m, 0), 0);
+    char *art = mlo__manifest_path(dir, "p-1", ".art");
+    struct stat before, after;
+    assert_int_equal(stat(art, &before), 0);
+    assert_int_equal(mlo__manifest_set_sha(dir, "p-1", digest, 1), 0);
+    assert_int_equal(stat(art, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    int afd = open(art, O_RDONLY);
+    mlo_manifest r;
+    assert_int_equal(mlo__manifest_read_fd(afd, &r), 0);
+    close(afd);
+    assert_string_equal(r.sha, digest);
+    assert_string_equal(r.path, "a/b c%.bin");
+    assert_true(mlo__manifest_ident_same(&r.blob, &m.blob));
+    mlo__manifest_free(&r);
+    /* refused for good meanwhile */
+    assert_int_equal(mlo__manifest_write(dir, "p-2", ".failed", &m, 0), 0);
+    assert_int_equal(mlo__manifest_set_sha(dir, "p-2", digest, 0), 0);
+    char *failed = mlo__manifest_path(dir, "p-2", ".failed");
+    afd = open(failed, O_RDONLY);
+    assert_int_equal(mlo__manifest_read_fd(afd, &r), 0);
+    close(afd);
+    assert_string_equal(r.sha, digest);
+    mlo__manifest_free(&r);
+    /* sent: nothing there, nothing written */
+    assert_int_equal(mlo__manifest_set_sha(dir, "p-3", digest, 0), 0);
+    char *gone = mlo__manifest_path(dir, "p-3", ".art");
+    assert_int_equal(access(gone, F_OK), -1);
+    /* an old manifest without the identity still parses; a damaged one is
+     * unknown, never trusted */
+    char old[] = "mlo-artifact 1\nrun r\npath x.bin\nsize 1\nsha256 "
+                 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+                 "created 1\nuri -\n";
+    assert_int_equal(mlo__manifest_parse(old, &r), 0);
+    assert_int_equal(r.blob.set, 0);
+    mlo__manifest_free(&r);
+    char bad[] = "mlo-artifact 1\nrun r\npath x.bin\nsize 1\nsha256 "
+                 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+                 "created 1\nuri -\nblob 00000000-0000-0000-0000-000000000000 1 2 x 4\n";
+    assert_int_equal(mlo__manifest_parse(bad, &r), 0);
+    assert_int_equal(r.blob.set, 0);
+    mlo__manifest_free(&r);
+    free(art);
+    free(failed);
+    free(gone);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--kill-child"))
         return kill_child(argv[2], argv[3], argv[4]);
@@ -1081,6 +1535,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_local_store_then_sync, setup),
         cmocka_unit_test_setup(test_permanent_refusal, setup),
         cmocka_unit_test_setup(test_no_store_synchronous, setup),
+        cmocka_unit_test_setup(test_copy_methods, setup),
+        cmocka_unit_test_setup(test_blob_identity, setup),
+        cmocka_unit_test_setup(test_manifest_set_sha, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     testsrv_stop(srv);

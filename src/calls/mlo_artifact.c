@@ -4,26 +4,51 @@
  * store, upload them in the call.
  *
  * ==== Staging (the log call, any thread) ====
- * Each file is copied into <store>/artifacts/<id>.blob in 1 MiB chunks (the
- * only buffer: memory does not grow with the file) while its SHA-256 is
- * computed (mlo_sha256.c); it is written as <id>.blob.tmp, fsync'd
- * (unless the store's fsync policy is MLO_FSYNC_NONE) and renamed.  Then the
- * manifest <id>.art (run local id, artifact path, size, SHA-256, tracking URI
- * it is bound for; format below) is written the same way (tmp, fsync,
- * rename) and the directory fsync'd.  The call returns after that, so the
- * caller may delete or overwrite its file at once.  A directory is walked
- * recursively (openat + fdopendir, names sorted so the order is
+ * Each file becomes <store>/artifacts/<id>.blob with at most one copy of its
+ * bytes, made by the kernel where it can (mlo__artifact_copy):
+ *   1. ioctl FICLONE: a reflink (btrfs, XFS, bcachefs...): nothing copied;
+ *   2. else copy_file_range, 1 MiB at a time: the kernel copies;
+ *   3. else (copy_file_range cannot copy between these file systems, or
+ *      says a file with content is empty, as procfs files do) pread +
+ *      pwrite through one 1 MiB buffer, the SHA-256 computed in that pass.
+ * The copy goes to <id>.blob.tmp, renamed <id>.blob; what identifies it
+ * then (device, inode, mtime, ctime, boot id: mlo_manifest.h) goes into
+ * the manifest <id>.art (run local id, artifact path, size, SHA-256, URI it
+ * is bound for; format atop store/mlo_manifest.c), with the SHA-256 still
+ * pending after a clone or a kernel copy.  The uploader gets the ids at once:
+ * the upload starts as soon as the copy is complete, and, while the blob is
+ * as staged, sends it without reading it first.  Meanwhile the log call
+ * finishes the staging:
+ *   - the pending SHA-256: the blob read once (from the page cache the copy
+ *     just filled) and hashed, the digest written into the manifest in place
+ *     (mlo__uploader_set_sha); stopped as soon as the uploader has sent the
+ *     blob, which then needs no digest;
+ *   - unless the store's fsync policy is MLO_FSYNC_NONE: the blob written
+ *     back piece by piece (again stopped once it is sent), then fsync of
+ *     blob, manifest and directory.
+ * The call returns after that: the content is on the server or safe in the
+ * store, so the caller may delete or overwrite its file at once.  Memory:
+ * one 1 MiB buffer, whatever the size.  The blob descriptors the log call
+ * held are closed on the uploader's thread (mlo__uploader_close_later): the
+ * last close of a sent blob frees its pages, which takes a while for a
+ * large file.
+ * Crashes: a kill -9 before the digest is written leaves a manifest with it
+ * pending; the blob is intact (the page cache survives) and its identity
+ * unchanged, so the next client sends it.  A power loss before the fsyncs
+ * may leave a blob whose data never reached the disk: its manifest's boot
+ * id no longer matches, so the uploader hashes it and refuses it as damaged
+ * (or as unverifiable, with the digest still pending).
+ *
+ * A directory is walked (mlo__fs_walk: names sorted so the order is
  * deterministic); a symbolic link is followed only when realpath() puts it
- * inside the directory (loops are cut by the (dev, inode) of the
- * directories being walked), others are skipped and reported, as are
- * special files and names that are not valid artifact paths.  A directory is
- * all or nothing: every blob is staged first, the manifests are written
- * after; on any failure what was staged is removed and the call fails.
+ * inside the directory (loops are cut), others are skipped and reported, as
+ * are special files and names that are not valid artifact paths.  A
+ * directory is all or nothing: every blob is staged first, the manifests are
+ * written and handed over after; on any failure what was staged is removed
+ * and the call fails (a failure of the final fsync, after the hand-over,
+ * removes the files too, but an upload already under way may complete).
  * id = <procid>-<8 digits>: the client's procid (mlo_store.c) says whose it
  * is; the counter is per process.
- *
- * The manifest format is at the top of store/mlo_manifest.c; the uploader
- * that sends what is staged is send/mlo_uploader.c.
  *
  * Without a store (durability off) nothing is staged: the call uploads the
  * files itself, synchronously, and returns the upload's status.
@@ -33,6 +58,7 @@
 #define _GNU_SOURCE
 #include "mlo_client.h"
 
+#include "mlo_artifact.h"
 #include "mlo_api.h"
 #include "mlo_fs.h"
 #include "mlo_manifest.h"
@@ -50,6 +76,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -208,18 +236,183 @@ static int for_each_file(mlo_env *env, const char *local_path, const char *artif
     return st;
 }
 
+/* ---- the staging copy ---------------------------------------------------------------- */
+
+/* copy_file_range cannot copy this pair of files (or is not there): the
+ * buffer can. */
+static int range_unsupported(int e) {
+    return e == EXDEV || e == EINVAL || e == EOPNOTSUPP || e == ENOSYS || e == EBADF;
+}
+
+/* The errors of a write: the store's side. */
+static int write_side(int e) {
+    return e == ENOSPC || e == EDQUOT || e == EFBIG || e == EROFS;
+}
+
+int mlo__artifact_copy(int src, int dst, unsigned methods, unsigned char *buf, size_t bufsz,
+                       char hex[65], int64_t *size, unsigned *used, int *side) {
+    *size = 0;
+    *used = 0;
+    *side = 0;
+    hex[0] = '\0';
+    if ((methods & MLO_COPY_CLONE) && ioctl(dst, FICLONE, src) == 0) {
+        struct stat sb;
+        if (fstat(dst, &sb) != 0) {
+            *side = 1;
+            return -1;
+        }
+        *used = MLO_COPY_CLONE;
+        *size = (int64_t)sb.st_size;
+        return 0;
+    }
+    if ((methods & MLO_COPY_CLONE) && ftruncate(dst, 0) != 0) { /* whatever a failed clone left */
+        *side = 1;
+        return -1;
+    }
+    /* the digest, while every byte so far went through buf */
+    mlo_sha256 *x = (methods & MLO_COPY_BUFFER) ? mlo__sha256_new() : NULL;
+    uint64_t off = 0;
+    int rc = 0;
+    int range = (methods & MLO_COPY_RANGE) != 0;
+    for (;;) {
+        ssize_t r;
+        if (range) {
+            loff_t so = (loff_t)off, d = (loff_t)off;
+            r = copy_file_range(src, &so, dst, &d, bufsz, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && range_unsupported(errno) && (methods & MLO_COPY_BUFFER)) {
+                range = 0; /* the buffer takes over from here */
+                continue;
+            }
+            if (r < 0) {
+                *side = write_side(errno);
+                rc = -1;
+                break;
+            }
+            if (r == 0) {
+                /* the end, unless the file only says so to copy_file_range
+                 * (procfs, sysfs: size 0, content for read) */
+                do
+                    r = pread(src, buf, 1, (off_t)off);
+                while (r < 0 && errno == EINTR);
+                if (r < 0) {
+                    rc = -1;
+                    break;
+                }
+                if (r == 0)
+                    break;
+                if (!(methods & MLO_COPY_BUFFER)) {
+                    errno = EOPNOTSUPP;
+                    rc = -1;
+                    break;
+                }
+                range = 0;
+                continue;
+            }
+            *used |= MLO_COPY_RANGE;
+            mlo__sha256_free(x); /* these bytes did not pass through buf */
+            x = NULL;
+        } else if (methods & MLO_COPY_BUFFER) {
+            do
+                r = pread(src, buf, bufsz, (off_t)off);
+            while (r < 0 && errno == EINTR);
+            if (r < 0) {
+                rc = -1;
+                break;
+            }
+            if (r == 0)
+                break;
+            if (x && mlo__sha256_update(x, buf, (size_t)r) != 0) {
+                mlo__sha256_free(x);
+                x = NULL; /* computed afterwards */
+            }
+            if (mlo__fs_pwrite_full(dst, buf, (size_t)r, off) != 0) {
+                *side = 1;
+                rc = -1;
+                break;
+            }
+            *used |= MLO_COPY_BUFFER;
+        } else {
+            errno = EOPNOTSUPP;
+            rc = -1;
+            break;
+        }
+        off += (uint64_t)r;
+    }
+    if (rc == 0 && x && mlo__sha256_final(x, NULL, hex) != 0)
+        hex[0] = '\0';
+    mlo__sha256_free(x);
+    *size = (int64_t)off;
+    return rc;
+}
+
+/* How often a digest that may become needless is checked for it. */
+#define SENT_CHECK_EVERY (4u << 20)
+
+int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, size_t bufsz,
+                       char hex[65], int (*sent)(void *ctx), void *ctx) {
+    hex[0] = '\0';
+    mlo_sha256 *x = mlo__sha256_new();
+    if (!x) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = 0;
+    uint64_t off = 0, checked = 0;
+    for (;;) {
+        if (sent && (off == 0 || off - checked >= SENT_CHECK_EVERY)) {
+            if (sent(ctx)) {
+                rc = 1;
+                break;
+            }
+            checked = off;
+        }
+        const void *p;
+        size_t n;
+        if (mem) {
+            n = len - off < bufsz ? (size_t)(len - off) : bufsz;
+            p = (const unsigned char *)mem + off;
+        } else {
+            ssize_t r = mlo__fs_pread_full(fd, buf, bufsz, off);
+            if (r < 0) {
+                rc = -1;
+                break;
+            }
+            n = (size_t)r;
+            p = buf;
+        }
+        if (n == 0)
+            break;
+        if (mlo__sha256_update(x, p, n) != 0) {
+            errno = ENOMEM;
+            rc = -1;
+            break;
+        }
+        off += n;
+    }
+    if (rc == 0 && mlo__sha256_final(x, NULL, hex) != 0) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    mlo__sha256_free(x);
+    return rc;
+}
+
 /* ---- staging into the store ---------------------------------------------------------- */
 
 typedef struct staged {
     char id[96];
     char *rel;
     int64_t size;
-    char sha[65];
+    char sha[65]; /* "": computed after the hand-over */
+    mlo_blob_ident ident;
 } staged;
 
 typedef struct stager {
     mlo_env *env;
     mlo_run *r;
+    mlo_uploader *u; /* NULL: none (a local store) */
     char *dir;
     const char *procid;
     unsigned char *buf;
@@ -230,6 +423,59 @@ typedef struct stager {
     const unsigned char *mem;
     size_t mem_len;
 } stager;
+
+/* Whether the uploader has sent a staged blob: its manifest is gone, and
+ * not because it was refused for good (<id>.failed keeps the digest). */
+typedef struct sent_ctx {
+    const stager *s;
+    const staged *g;
+} sent_ctx;
+
+static int blob_sent(void *ctx) {
+    const sent_ctx *x = ctx;
+    struct stat sb;
+    int gone = 1;
+    static const char *const suffix[] = {".art", ".failed"};
+    for (int i = 0; i < 2 && gone; i++) {
+        char *p = mlo__manifest_path(x->s->dir, x->g->id, suffix[i]);
+        gone = p && stat(p, &sb) != 0 && errno == ENOENT;
+        free(p);
+    }
+    return gone;
+}
+
+/* The SHA-256 of staged blob g (of the stager's memory if it came from
+ * there) into g->sha.  After the hand-over (may_skip), the digest is not
+ * computed any further once the uploader has sent the blob (*sent = 1).
+ * MLO_OK, MLO_ERR_NO_MEMORY, MLO_ERR_STORE (reported). */
+static int stage_hash(stager *s, staged *g, int may_skip, int *sent) {
+    *sent = 0;
+    char *p = mlo__manifest_path(s->dir, g->id, ".blob");
+    if (!p)
+        return MLO_ERR_NO_MEMORY;
+    sent_ctx sx = {s, g};
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int rc = -1, e = errno;
+    if (fd >= 0) {
+        rc = mlo__artifact_hash(fd, s->mem, s->mem ? s->mem_len : 0, s->buf, CHUNK, g->sha,
+                                may_skip ? blob_sent : NULL, &sx);
+        e = errno;
+        /* if the blob was sent, this may be its last descriptor */
+        mlo__uploader_close_later(may_skip ? s->u : NULL, fd);
+    } else if (e == ENOENT && may_skip && blob_sent(&sx)) {
+        rc = 1;
+    }
+    int st = MLO_OK;
+    if (rc == 1) {
+        *sent = 1;
+    } else if (rc != 0) {
+        st = e == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_STORE;
+        if (st == MLO_ERR_STORE)
+            mlo__env_report(s->env, st, 0, "log_artifact: cannot read %s: %s", p, strerror(e));
+    }
+    free(p);
+    return st;
+}
 
 /* Copies fd (or the stager's memory when fd < 0) into a new blob. */
 static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
@@ -249,72 +495,51 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
     g->rel = strdup(rel);
     char *blob = mlo__manifest_path(s->dir, g->id, ".blob");
     char *tmp = mlo__manifest_path(s->dir, g->id, ".blob.tmp");
-    mlo_sha256 *x = mlo__sha256_new();
-    if (!g->rel || !blob || !tmp || !x) {
+    if (!g->rel || !blob || !tmp) {
         free(g->rel);
         free(blob);
         free(tmp);
-        mlo__sha256_free(x);
         return MLO_ERR_NO_MEMORY;
     }
     int st = MLO_OK;
-    int out = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    int out = open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (out < 0) {
         mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot create %s: %s", tmp,
-                    strerror(errno));
-        st = MLO_ERR_STORE;
-    }
-    size_t mem_off = 0;
-    while (st == MLO_OK) {
-        ssize_t r;
-        const unsigned char *p;
-        if (fd >= 0) {
-            r = mlo__fs_read_some(fd, s->buf, CHUNK);
-            p = s->buf;
-            if (r < 0) {
-                mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot read %s: %s", shown,
-                            strerror(errno));
-                st = MLO_ERR_IO;
-                break;
-            }
-        } else {
-            r = (ssize_t)(s->mem_len - mem_off < CHUNK ? s->mem_len - mem_off : CHUNK);
-            p = s->mem + mem_off;
-            mem_off += (size_t)r;
-        }
-        if (r == 0)
-            break;
-        if (mlo__sha256_update(x, p, (size_t)r) != 0) {
-            st = MLO_ERR_NO_MEMORY;
-            break;
-        }
-        if (mlo__fs_write_all(out, p, (size_t)r) != 0) {
-            mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot write %s: %s", tmp,
                         strerror(errno));
-            st = MLO_ERR_STORE;
-            break;
-        }
-        g->size += r;
-    }
-    if (st == MLO_OK && s->do_fsync && fsync(out) != 0) {
-        mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot write %s: %s", tmp,
-                    strerror(errno));
         st = MLO_ERR_STORE;
+    } else if (fd >= 0) {
+        unsigned used;
+        int side;
+        if (mlo__artifact_copy(fd, out, MLO_COPY_ALL, s->buf, CHUNK, g->sha, &g->size, &used,
+                               &side) != 0) {
+            int e = errno;
+            st = side ? MLO_ERR_STORE : MLO_ERR_IO;
+            mlo__env_report(env, st, 0, "log_artifact: cannot %s %s: %s", side ? "write" : "read",
+                            side ? tmp : shown, strerror(e));
+        }
+    } else if (s->mem_len && mlo__fs_write_all(out, s->mem, s->mem_len) != 0) {
+        st = MLO_ERR_STORE;
+        mlo__env_report(env, st, 0, "log_artifact: cannot write %s: %s", tmp, strerror(errno));
+    } else {
+        g->size = (int64_t)s->mem_len;
+    }
+    if (st == MLO_OK && rename(tmp, blob) != 0) {
+        mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot rename %s: %s", tmp,
+                        strerror(errno));
+        st = MLO_ERR_STORE;
+    }
+    /* after the rename, which sets the ctime on most file systems */
+    if (st == MLO_OK && mlo__manifest_ident_fd(out, &g->ident) != 0 && !g->sha[0]) {
+        /* unknown identity (no boot id): the uploader hashes the blob before
+         * sending it, so the digest must be in the manifest from the start */
+        int sent;
+        st = stage_hash(s, g, 0, &sent);
     }
     if (out >= 0)
         close(out);
-    if (st == MLO_OK && mlo__sha256_final(x, NULL, g->sha) != 0)
-        st = MLO_ERR_INTERNAL;
-    mlo__sha256_free(x);
-    if (st == MLO_OK) {
-        if (rename(tmp, blob) != 0) {
-            mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot rename %s: %s", tmp,
-                        strerror(errno));
-            st = MLO_ERR_STORE;
-        }
-    }
     if (st != MLO_OK) {
         unlink(tmp);
+        unlink(blob);
         free(g->rel);
     } else {
         s->n++;
@@ -367,13 +592,106 @@ static int hand_over(mlo_client *c, const char *lid, const stager *s) {
     return st;
 }
 
+/* fsync of <dir>/<id><suffix>; one the uploader already removed (sent) is
+ * fine.  0 / -1 (errno). */
+static int fsync_path(const char *dir, const char *id, const char *suffix) {
+    char *p = mlo__manifest_path(dir, id, suffix);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* Writes back a blob piece by piece (the next piece starts while the one
+ * before is awaited), giving up as soon as the uploader has sent it; then
+ * fsync for what is left (metadata, the device's cache).  0 / -1 (errno). */
+#define SYNC_PIECE (16 << 20)
+static int blob_durable(stager *s, staged *g) {
+    char *p = mlo__manifest_path(s->dir, g->id, ".blob");
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    sent_ctx sx = {s, g};
+    int rc = 0, sent = 0;
+    for (int64_t off = 0; off < g->size && !sent; off += SYNC_PIECE) {
+        /* start this piece, wait for the one before (EINVAL, ENOSYS, ...:
+         * fsync alone does it) */
+        if (sync_file_range(fd, off, SYNC_PIECE, SYNC_FILE_RANGE_WRITE) != 0)
+            break;
+        if (off > 0 && sync_file_range(fd, off - SYNC_PIECE, SYNC_PIECE,
+                                       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                           SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+            break;
+        sent = blob_sent(&sx);
+    }
+    if (!sent)
+        rc = fsync(fd);
+    int e = errno;
+    mlo__uploader_close_later(s->u, fd); /* if sent, maybe its last descriptor */
+    errno = e;
+    return rc;
+}
+
+/* After the hand-over, while the uploader sends: the pending digests into
+ * the manifests, then (do_fsync) blobs, manifests and the directory to the
+ * disk.  What the uploader has sent meanwhile needs neither. */
+static int stage_finish(stager *s) {
+    mlo_uploader *u = s->u;
+    for (size_t i = 0; i < s->n; i++) {
+        staged *g = &s->v[i];
+        int sent = 0, st = MLO_OK;
+        if (!g->sha[0]) {
+            st = stage_hash(s, g, 1, &sent);
+            if (st == MLO_OK && !sent &&
+                mlo__uploader_set_sha(u, s->dir, g->id, g->sha, s->do_fsync) != 0) {
+                st = errno == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_STORE;
+                mlo__env_report(s->env, st, 0,
+                                "log_artifact: cannot write the SHA-256 into %s/%s.art: %s",
+                                s->dir, g->id, strerror(errno));
+            }
+        } else if (s->do_fsync && fsync_path(s->dir, g->id, ".art") != 0) {
+            st = MLO_ERR_STORE;
+            mlo__env_report(s->env, st, 0, "log_artifact: cannot force %s/%s.art to the disk: %s",
+                            s->dir, g->id, strerror(errno));
+        }
+        if (st == MLO_OK && !sent && s->do_fsync && blob_durable(s, g) != 0) {
+            st = MLO_ERR_STORE;
+            mlo__env_report(s->env, st, 0,
+                            "log_artifact: cannot force %s/%s.blob to the disk: %s", s->dir,
+                            g->id, strerror(errno));
+        }
+        if (st != MLO_OK)
+            return st;
+    }
+    if (s->do_fsync)
+        mlo__fs_fsync_dir(s->dir);
+    return MLO_OK;
+}
+
 /* Stages local_path (mem == NULL) or the bytes mem[0..len) as rel. */
 static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
                  const void *mem, size_t len, const char *rel) {
     mlo_client *c = r->client;
     mlo_env *env = mlo__client_env(c);
     mlo_store *store = mlo__client_store(c);
-    stager s = {.env = env, .r = r, .procid = mlo__store_procid(store)};
+    stager s = {.env = env,
+                .r = r,
+                .u = mlo__client_uploader(c),
+                .procid = mlo__store_procid(store)};
     s.do_fsync = mlo__store_fsync_policy(store) != MLO_FSYNC_NONE;
     if (asprintf(&s.dir, "%s/" MLO_ARTIFACTS_SUB, mlo__store_dir(store)) < 0) {
         s.dir = NULL;
@@ -386,26 +704,30 @@ static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
         stage_free(&s);
         return MLO_ERR_STORE;
     }
-    if (rel) {
+    s.buf = malloc(CHUNK);
+    if (!s.buf) {
+        st = MLO_ERR_NO_MEMORY;
+    } else if (rel) {
         s.mem = mem;
         s.mem_len = len;
         st = stage_one(&s, -1, rel, rel);
     } else {
-        s.buf = malloc(CHUNK);
-        st = s.buf ? for_each_file(env, local_path, artifact_path, stage_fn, &s)
-                   : MLO_ERR_NO_MEMORY;
+        st = for_each_file(env, local_path, artifact_path, stage_fn, &s);
     }
     size_t written = 0;
     if (st == MLO_OK) {
         const char *uri = mlo__store_uri(store);
         for (; written < s.n; written++) {
-            mlo_manifest m = {.path = s.v[written].rel,
-                              .size = s.v[written].size,
+            staged *g = &s.v[written];
+            mlo_manifest m = {.path = g->rel,
+                              .size = g->size,
                               .created = mlo__env_now_ms(env),
-                              .uri = (char *)uri};
+                              .uri = (char *)uri,
+                              .blob = g->ident};
             snprintf(m.lid, sizeof m.lid, "%.32s", r->local_id);
-            memcpy(m.sha, s.v[written].sha, sizeof m.sha);
-            if (mlo__manifest_write(s.dir, s.v[written].id, ".art", &m, s.do_fsync) != 0) {
+            snprintf(m.sha, sizeof m.sha, "%s", g->sha[0] ? g->sha : MLO_MANIFEST_SHA_PENDING);
+            /* to the disk in stage_finish, once the upload is under way */
+            if (mlo__manifest_write(s.dir, g->id, ".art", &m, 0) != 0) {
                 mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot write a manifest in %s: %s",
                             s.dir, strerror(errno));
                 st = MLO_ERR_STORE;
@@ -414,9 +736,9 @@ static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
         }
     }
     if (st == MLO_OK && s.n) {
-        if (s.do_fsync)
-            mlo__fs_fsync_dir(s.dir);
         st = hand_over(c, r->local_id, &s);
+        if (st == MLO_OK)
+            st = stage_finish(&s);
     }
     if (st != MLO_OK)
         stage_rollback(&s, written);

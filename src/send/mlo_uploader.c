@@ -14,7 +14,11 @@
  * artifact URI once per run (runs/get, cached), map it to the proxied API
  * (mlo__artifact_root: an s3:// or file: root is reported once per run with
  * MLO_ERR_ARTIFACTS_NOT_PROXIED, and its artifacts are parked: kept, not
- * retried by this client), check the blob's SHA-256, then PUT it, or for
+ * retried by this client), check the blob (unchanged since staging by what
+ * the manifest records of its inode, times and boot: sent without reading
+ * it first; else, e.g. after a reboot or from an old manifest, its SHA-256
+ * is computed and a blob that does not match is refused as damaged), then
+ * PUT it, or for
  * files of at least $MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE (500 MiB)
  * send it in parts of $MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE (100 MiB) through
  * mpu/create, the presigned part URLs and mpu/complete (mpu/abort on a
@@ -74,7 +78,7 @@ typedef struct art_item {
     char lid[33];     /* run local id ("" until the manifest is read) */
     int busy;         /* being uploaded */
     int parked;       /* its run's artifacts are not proxied: left in the store */
-    int verified;     /* the blob's SHA-256 was checked */
+    int verified;     /* the blob's SHA-256 was computed and matched */
     int fails, waits;
     int64_t retry_at; /* CLOCK_MONOTONIC ns; 0 = now */
     char *failed_path; /* refused for good: its artifact path (for settle) */
@@ -99,6 +103,11 @@ struct mlo_uploader {
     char *dir;             /* <store>/artifacts */
     pthread_mutex_t lock;
     pthread_cond_t done_cond; /* an own item settled */
+    /* a pending digest written into a manifest (mlo__uploader_set_sha) vs.
+     * that manifest renamed .failed (mark_failed): one at a time */
+    pthread_mutex_t sha_lock;
+    int *to_close; /* descriptors of mlo__uploader_close_later */
+    size_t nclose, capclose;
     art_item *head[2], *tail[2];
     art_run *runs;
     uint64_t seq;
@@ -180,11 +189,22 @@ static int run_sid(mlo_uploader *a, const char *lid, char **sid) {
     return MLO_ERR_TIMEOUT;
 }
 
-/* Renames the manifest <id><suffix> to <id>.failed with the reason. */
-static void mark_failed(mlo_uploader *a, const char *id, const char *suffix, mlo_manifest *m, int st,
-                        const char *why) {
+/* Renames the manifest <id><suffix> (open as mfd) to <id>.failed with the
+ * reason. */
+static void mark_failed(mlo_uploader *a, const char *id, const char *suffix, int mfd,
+                        mlo_manifest *m, int st, const char *why) {
     free(m->error);
     m->error = strdup(why);
+    pthread_mutex_lock(&a->sha_lock);
+    if (!mlo__manifest_sha_known(m->sha)) {
+        /* the log call may have written the digest since it was read */
+        mlo_manifest now;
+        if (mlo__manifest_read_fd(mfd, &now) == 0) {
+            if (mlo__manifest_sha_known(now.sha))
+                memcpy(m->sha, now.sha, sizeof m->sha);
+            mlo__manifest_free(&now);
+        }
+    }
     if (mlo__manifest_write(a->dir, id, ".failed", m, 1) == 0) {
         if (strcmp(suffix, ".failed")) {
             char *p = mlo__manifest_path(a->dir, id, suffix);
@@ -193,6 +213,7 @@ static void mark_failed(mlo_uploader *a, const char *id, const char *suffix, mlo
             free(p);
         }
     }
+    pthread_mutex_unlock(&a->sha_lock);
     mlo__env_stat(a->env, MLO_STAT_FAILED, 1);
     mlo__env_report(a->env, st, 0,
                 "artifact \"%s\" of run %s refused for good: %s; kept in %s/%s.blob (`mlo sync` "
@@ -248,10 +269,29 @@ static int run_root(mlo_uploader *a, mlo_api *api, const char *lid, const char *
     return st;
 }
 
+/* A sent blob, removed once flush has been told (its pages are freed when
+ * its last descriptor closes: up to a tenth of a second for a large file). */
+typedef struct sent_blob {
+    char *path;
+    int fd;
+} sent_blob;
+
+static void sent_blob_remove(sent_blob *b) {
+    if (b->path)
+        unlink(b->path);
+    if (b->fd >= 0)
+        close(b->fd);
+    free(b->path);
+    b->path = NULL;
+    b->fd = -1;
+}
+
 /* Uploads the artifact <id><suffix> (".art", or ".failed" for sync).
- * *status gets the failure's status; msg (may be NULL) its message. */
+ * *status gets the failure's status; msg (may be NULL) its message.  With
+ * sent != NULL, a blob sent is left for the caller to remove (after
+ * settle()); else it is removed here. */
 static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suffix, int *status,
-                   char *msg, size_t msglen) {
+                   char *msg, size_t msglen, sent_blob *sent) {
     *status = MLO_OK;
     if (msg && msglen)
         msg[0] = 0;
@@ -313,7 +353,7 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         *status = st;
         char why[256];
         snprintf(why, sizeof why, "its run was refused by the server (%s)", mlo_strerror(st));
-        mark_failed(a, it->id, suffix, &m, st, why);
+        mark_failed(a, it->id, suffix, mfd, &m, st, why);
         if (msg)
             snprintf(msg, msglen, "artifact \"%.150s\": %.300s", m.path, why);
         res = R_FAILED;
@@ -334,7 +374,7 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         if (msg)
             snprintf(msg, msglen, "%s", e.message[0] ? e.message : mlo_strerror(st));
         if (mlo__retry_permanent(st)) {
-            mark_failed(a, it->id, suffix, &m, st, e.message[0] ? e.message : mlo_strerror(st));
+            mark_failed(a, it->id, suffix, mfd, &m, st, e.message[0] ? e.message : mlo_strerror(st));
             res = R_FAILED;
         } else {
             res = R_RETRY;
@@ -348,26 +388,36 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         snprintf(why, sizeof why, "its content %s is %s", bpath,
                  bfd < 0 ? "missing" : "damaged (its size changed)");
         *status = MLO_ERR_STORE;
-        mark_failed(a, it->id, suffix, &m, MLO_ERR_STORE, why);
+        mark_failed(a, it->id, suffix, mfd, &m, MLO_ERR_STORE, why);
         if (msg)
             snprintf(msg, msglen, "artifact \"%.150s\": %.300s", m.path, why);
         res = R_FAILED;
         goto out;
     }
-    if (!it->verified) {
+    /* the blob as staged (same inode, times, size, boot): what was hashed
+     * at staging, sent without reading it first; else hashed once */
+    mlo_blob_ident now;
+    int same = mlo__manifest_ident_fd(bfd, &now) == 0 && mlo__manifest_ident_same(&m.blob, &now);
+    if (!same && !it->verified) {
         char hex[65] = "";
         int64_t got = 0;
-        int rc = mlo__sha256_fd(bfd, hex, &got);
+        int known = mlo__manifest_sha_known(m.sha);
+        int rc = known ? mlo__sha256_fd(bfd, hex, &got) : 0;
         if (rc != 0 && errno == ENOMEM) {
             *status = MLO_ERR_NO_MEMORY;
             res = R_RETRY;
             goto out;
         }
-        if (rc != 0 || got != m.size || strcmp(hex, m.sha)) {
+        if (!known || rc != 0 || got != m.size || strcmp(hex, m.sha)) {
+            /* no digest: its log call died before computing it, and the blob
+             * changed since (or the machine restarted): nothing says what
+             * it should hold */
             char why[512];
-            snprintf(why, sizeof why, "its content %s is damaged (SHA-256 mismatch)", bpath);
+            snprintf(why, sizeof why, "its content %s is damaged (%s)", bpath,
+                     known ? "SHA-256 mismatch"
+                           : "changed since it was staged, and its SHA-256 was never recorded");
             *status = MLO_ERR_STORE;
-            mark_failed(a, it->id, suffix, &m, MLO_ERR_STORE, why);
+            mark_failed(a, it->id, suffix, mfd, &m, MLO_ERR_STORE, why);
             if (msg)
                 snprintf(msg, msglen, "artifact \"%.150s\": %.300s", m.path, why);
             res = R_FAILED;
@@ -379,7 +429,14 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
     if (st == MLO_OK) {
         /* the manifest first: a blob without one is an orphan, removed later */
         unlink(mpath);
-        unlink(bpath);
+        if (sent) {
+            sent->path = bpath;
+            sent->fd = bfd;
+            bpath = NULL;
+            bfd = -1;
+        } else {
+            unlink(bpath);
+        }
         mlo__env_stat(a->env, MLO_STAT_ARTIFACT_BYTES, (uint64_t)m.size);
         mlo__env_stat(a->env, MLO_STAT_ARTIFACT_FILES, 1);
         res = R_DONE;
@@ -390,7 +447,7 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         snprintf(msg, msglen, "artifact \"%.150s\": %.300s", m.path,
                  e.message[0] ? e.message : mlo_strerror(st));
     if (mlo__retry_permanent(st)) {
-        mark_failed(a, it->id, suffix, &m, st, e.message[0] ? e.message : mlo_strerror(st));
+        mark_failed(a, it->id, suffix, mfd, &m, st, e.message[0] ? e.message : mlo_strerror(st));
         res = R_FAILED;
     } else {
         mlo__env_report(a->env, st, 1, "artifact \"%s\" of run %s: upload failed (%s); kept in the store, "
@@ -578,8 +635,44 @@ static void scan_claimed(mlo_uploader *a, char ***ids, size_t *nids) {
     free(names);
 }
 
+/* Closes the descriptors handed to mlo__uploader_close_later. */
+static void close_pending(mlo_uploader *a) {
+    pthread_mutex_lock(&a->lock);
+    int *v = a->to_close;
+    size_t n = a->nclose;
+    a->to_close = NULL;
+    a->nclose = a->capclose = 0;
+    pthread_mutex_unlock(&a->lock);
+    for (size_t i = 0; i < n; i++)
+        close(v[i]);
+    free(v);
+}
+
+void mlo__uploader_close_later(mlo_uploader *a, int fd) {
+    if (!a) {
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (a->nclose == a->capclose) {
+        size_t nc = a->capclose ? 2 * a->capclose : 8;
+        int *nv = realloc(a->to_close, nc * sizeof *nv);
+        if (!nv) {
+            pthread_mutex_unlock(&a->lock);
+            close(fd);
+            return;
+        }
+        a->to_close = nv;
+        a->capclose = nc;
+    }
+    a->to_close[a->nclose++] = fd;
+    pthread_mutex_unlock(&a->lock);
+    mlo__worker_wake(&a->w);
+}
+
 static int64_t uploader_run(void *ctx, mlo_worker *wk) {
     mlo_uploader *a = ctx;
+    close_pending(a);
     if (!a->scanned) {
         a->scanned = 1;
         if (a->api)
@@ -597,17 +690,20 @@ static int64_t uploader_run(void *ctx, mlo_worker *wk) {
     it->busy = 1;
     pthread_mutex_unlock(&a->lock);
     int status;
-    int res = process(a, a->api, it, ".art", &status, NULL, 0);
+    sent_blob sent = {NULL, -1};
+    int res = process(a, a->api, it, ".art", &status, NULL, 0, &sent);
     pthread_mutex_lock(&a->lock);
     it->busy = 0;
     settle(a, it, res, status);
     pthread_mutex_unlock(&a->lock);
+    sent_blob_remove(&sent);
     return 0;
 }
 
 static const mlo_worker_ops uploader_ops = {"mlo-uploader", uploader_run, NULL, NULL};
 
 static void arts_free(mlo_uploader *a) {
+    close_pending(a);
     for (int l = 0; l < 2; l++)
         while (a->head[l]) {
             art_item *it = a->head[l];
@@ -626,6 +722,7 @@ static void arts_free(mlo_uploader *a) {
     }
     mlo__api_free(a->api);
     pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->sha_lock);
     pthread_cond_destroy(&a->done_cond);
     free(a->dir);
     free(a);
@@ -643,6 +740,7 @@ static mlo_uploader *arts_new(mlo_env *env, mlo_store *s, mlo_runs *runs) {
         return NULL;
     }
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->sha_lock, NULL);
     mlo__clock_cond_init(&a->done_cond);
     mlo__api_mpu_cfg_read(&a->mpu);
     return a;
@@ -689,6 +787,18 @@ int mlo__uploader_hand_over(mlo_uploader *a, const char *lid, const char *const 
     free(items);
     mlo__worker_wake(&a->w);
     return MLO_OK;
+}
+
+int mlo__uploader_set_sha(mlo_uploader *a, const char *dir, const char *id, const char hex[65],
+                          int do_fsync) {
+    if (!a)
+        return mlo__manifest_set_sha(dir, id, hex, do_fsync);
+    pthread_mutex_lock(&a->sha_lock);
+    int rc = mlo__manifest_set_sha(dir, id, hex, do_fsync);
+    int e = errno;
+    pthread_mutex_unlock(&a->sha_lock);
+    errno = e;
+    return rc;
 }
 
 /* Waits until no own item staged up to seq `upto` (of run lid, if given) is
@@ -781,7 +891,7 @@ int mlo__uploader_sync(mlo_env *env, mlo_store *s, char *err, size_t errlen) {
         char msg[512];
         int status = MLO_OK, res;
         for (int tries = 0;; tries++) {
-            res = process(a, api, &it, suffix, &status, msg, sizeof msg);
+            res = process(a, api, &it, suffix, &status, msg, sizeof msg, NULL);
             if (res != R_RETRY || tries >= 2)
                 break;
             mlo__clock_sleep(mlo__env_clock(env), (int64_t)(tries + 1) * MLO_NS_PER_S);

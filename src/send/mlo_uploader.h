@@ -21,6 +21,19 @@ mlo_uploader *mlo__uploader_start(mlo_env *env, mlo_store *st, mlo_runs *runs);
 /* The log call: files ids[0..n) (ids "<procid>-<n>", staged with their
  * manifests) of run lid are to be uploaded.  MLO_OK or MLO_ERR_NO_MEMORY. */
 int mlo__uploader_hand_over(mlo_uploader *u, const char *lid, const char *const *ids, size_t n);
+/* The log call, once it has computed the SHA-256 of staged file id (its
+ * manifest was handed over with the digest pending, so the upload could start
+ * at once): writes it into the manifest (mlo__manifest_set_sha), serialised
+ * with a refusal for good that turns the manifest into <id>.failed meanwhile.
+ * u may be NULL (no uploader: the manifest is written directly).  0 / -1
+ * (errno). */
+int mlo__uploader_set_sha(mlo_uploader *u, const char *dir, const char *id, const char hex[65],
+                          int do_fsync);
+/* Closes fd (a staged blob the log call read) on the uploader's thread:
+ * when the blob was sent and unlinked meanwhile, the last close frees its
+ * pages, which for a large file takes a while the log call should not
+ * spend.  u NULL: closed at once. */
+void mlo__uploader_close_later(mlo_uploader *u, int fd);
 /* mlo_client_flush: waits until every artifact handed over before the call
  * is uploaded, refused for good, or parked (its run's artifact store is not
  * proxied), or deadline_ns (CLOCK_MONOTONIC) passes.  MLO_OK or

@@ -7,10 +7,17 @@
  *   run <local id of the run>
  *   path <artifact path relative to the run's artifact root>
  *   size <bytes>
- *   sha256 <64 hex>
+ *   sha256 <64 hex>, or 64 '-' while the log call still computes it
+ *                                   (it then writes the digest over them in
+ *                                   place, mlo__manifest_set_sha)
  *   created <ms since the epoch>
  *   uri <tracking URI it is bound for, "-" for a local store>
  *   error <why it failed>           (.failed manifests only)
+ *   blob <boot id> <dev> <inode> <mtime ns> <ctime ns>
+ *                                   (optional: what identifies the staged
+ *                                   blob, mlo_manifest.h; absent, or not of
+ *                                   this form: unknown, the uploader hashes
+ *                                   the blob before sending it)
  * States are file names: <id>.art pending, <id>.failed refused for good
  * (the blob is kept; `mlo sync` tries again), no manifest = uploaded (the
  * blob goes right after the manifest; an orphan blob of a dead process is
@@ -28,6 +35,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +90,81 @@ static void dec_inplace(char *s) {
 }
 
 
+/* ---- the identity of a staged blob ------------------------------------------------- */
+
+static char boot_id[37];
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+/* A boot id as the kernel writes it: 36 characters of hex digits and '-'. */
+static int boot_id_ok(const char *s) {
+    size_t n = strspn(s, "0123456789abcdef-");
+    return n == 36 && s[n] == '\0';
+}
+
+static void boot_read(void) {
+    char b[64] = "";
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t r = mlo__fs_pread_full(fd, b, sizeof b - 1, 0);
+    close(fd);
+    if (r <= 0)
+        return;
+    b[r] = '\0';
+    b[strcspn(b, "\n")] = '\0';
+    if (boot_id_ok(b))
+        memcpy(boot_id, b, sizeof boot_id);
+}
+
+int mlo__manifest_ident_fd(int fd, mlo_blob_ident *id) {
+    memset(id, 0, sizeof *id);
+    pthread_once(&boot_once, boot_read);
+    struct stat sb;
+    if (!boot_id[0] || fstat(fd, &sb) != 0)
+        return -1;
+    id->dev = (uint64_t)sb.st_dev;
+    id->ino = (uint64_t)sb.st_ino;
+    id->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    id->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
+    memcpy(id->boot, boot_id, sizeof id->boot);
+    id->set = 1;
+    return 0;
+}
+
+int mlo__manifest_ident_same(const mlo_blob_ident *a, const mlo_blob_ident *b) {
+    return a->set && b->set && a->dev == b->dev && a->ino == b->ino &&
+           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
+           !strcmp(a->boot, b->boot);
+}
+
+/* "blob" line's value: set only when all of it is well-formed. */
+static void ident_parse(const char *v, mlo_blob_ident *id) {
+    memset(id, 0, sizeof *id);
+    char boot[64];
+    uint64_t dev, ino;
+    int64_t mt, ct;
+    int used = 0;
+    if (sscanf(v, "%63s %" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64 "%n", boot, &dev, &ino, &mt,
+               &ct, &used) != 5 ||
+        v[used] != '\0' || !boot_id_ok(boot))
+        return;
+    memcpy(id->boot, boot, sizeof id->boot);
+    id->dev = dev;
+    id->ino = ino;
+    id->mtime_ns = mt;
+    id->ctime_ns = ct;
+    id->set = 1;
+}
+
 void mlo__manifest_free(mlo_manifest *m) {
     free(m->path);
     free(m->uri);
     free(m->error);
     memset(m, 0, sizeof *m);
+}
+
+int mlo__manifest_sha_known(const char *sha) {
+    return strspn(sha, "0123456789abcdef") == 64 && sha[64] == '\0';
 }
 
 /* Writes m as <dir>/<id><suffix> via a tmp file + fsync + rename.  0 or -1
@@ -102,6 +181,10 @@ int mlo__manifest_write(const char *dir, const char *id, const char *suffix,
     if (!bad && m->error)
         bad = mlo__buf_appends(&b, "error ") || enc_append(&b, m->error) ||
               mlo__buf_appendc(&b, '\n');
+    if (!bad && m->blob.set)
+        bad = mlo__buf_printf(&b, "blob %s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n",
+                              m->blob.boot, m->blob.dev, m->blob.ino, m->blob.mtime_ns,
+                              m->blob.ctime_ns);
     char *tmp = NULL, *dst = mlo__manifest_path(dir, id, suffix);
     if (bad || !dst || asprintf(&tmp, "%s.tmp", dst) < 0) {
         mlo__buf_free(&b);
@@ -168,6 +251,8 @@ int mlo__manifest_parse(char *text, mlo_manifest *m) {
             dec_inplace(v);
             free(m->error);
             m->error = strdup(v);
+        } else if (!strcmp(line, "blob")) {
+            ident_parse(v, &m->blob);
         }
     }
     if (version != 1 || !m->lid[0] || !m->path || m->size < 0 || strlen(m->sha) != 64 ||
@@ -176,6 +261,63 @@ int mlo__manifest_parse(char *text, mlo_manifest *m) {
         return -1;
     }
     return 0;
+}
+
+int mlo__manifest_set_sha(const char *dir, const char *id, const char hex[65], int do_fsync) {
+    char *p = mlo__manifest_path(dir, id, ".art");
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = open(p, O_RDWR | O_CLOEXEC);
+    free(p);
+    if (fd >= 0) {
+        char buf[16384];
+        ssize_t n = mlo__fs_pread_full(fd, buf, sizeof buf - 1, 0);
+        int rc = -1;
+        if (n >= 0) {
+            buf[n] = '\0';
+            /* the first such line: "run" holds no newline, "path" is encoded */
+            char *at = strstr(buf, "\nsha256 ");
+            if (at && strlen(at + 8) >= 65 && at[8 + 64] == '\n') {
+                at += 8;
+                rc = mlo__fs_pwrite_full(fd, hex, 64, (uint64_t)(at - buf));
+                if (rc == 0 && do_fsync)
+                    rc = fsync(fd);
+            } else {
+                errno = EINVAL;
+            }
+        }
+        int e = errno;
+        close(fd);
+        errno = e;
+        return rc;
+    }
+    if (errno != ENOENT)
+        return -1;
+    /* refused for good meanwhile: the .failed manifest gets it */
+    p = mlo__manifest_path(dir, id, ".failed");
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1; /* sent: nothing to keep */
+    mlo_manifest m;
+    int rc = mlo__manifest_read_fd(fd, &m);
+    close(fd);
+    if (rc != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!mlo__manifest_sha_known(m.sha)) {
+        memcpy(m.sha, hex, 65);
+        rc = mlo__manifest_write(dir, id, ".failed", &m, do_fsync);
+    }
+    mlo__manifest_free(&m);
+    return rc;
 }
 
 int mlo__manifest_parse_fields(char *text, char lid[33], char sha[65], int64_t *size,

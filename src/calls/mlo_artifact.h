@@ -1,0 +1,47 @@
+/*
+ * mlo_artifact.h - the staging copy of mlo_log_artifact (mlo_artifact.c),
+ * reachable by its tests.
+ *
+ * Threads: any; nothing is shared.
+ */
+#ifndef MLO_ARTIFACT_H
+#define MLO_ARTIFACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* How a file may be copied into its blob, tried in this order. */
+enum {
+    MLO_COPY_CLONE = 1,  /* ioctl FICLONE: a reflink, no bytes copied */
+    MLO_COPY_RANGE = 2,  /* copy_file_range: the kernel copies */
+    MLO_COPY_BUFFER = 4, /* pread + pwrite through the caller's buffer */
+    MLO_COPY_ALL = 7,
+};
+
+/*
+ * Copies the file open as src (from offset 0 to its end) into dst (empty,
+ * open for reading and writing) by the first of `methods` that works: a
+ * clone; else copy_file_range, bufsz bytes at a time; else, from where
+ * copy_file_range could not go on (EXDEV, EINVAL, EOPNOTSUPP, ENOSYS, EBADF,
+ * or an end it reports where pread still finds bytes), pread + pwrite
+ * through buf.  When every byte went through buf, its SHA-256 is computed in
+ * the same pass into hex; else hex is "" (mlo__artifact_hash, later).  src's
+ * file offset is not moved.
+ * Returns 0 (*size = bytes, *used = the methods that copied something: 0
+ * for an empty file unless cloned), or -1 with errno and *side = 0 when
+ * reading src failed, 1 when writing dst did.
+ */
+int mlo__artifact_copy(int src, int dst, unsigned methods, unsigned char *buf, size_t bufsz,
+                       char hex[65], int64_t *size, unsigned *used, int *side);
+
+/*
+ * The SHA-256 of the staged blob open as fd (read through buf), or of
+ * mem[0..len) when mem is not NULL, into hex.  With sent != NULL, sent(ctx)
+ * is asked before the first piece and then every few MiB: non-zero (the
+ * uploader has sent the blob, no digest is needed) stops it, returning 1.
+ * 0, 1, or -1 with errno.
+ */
+int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, size_t bufsz,
+                       char hex[65], int (*sent)(void *ctx), void *ctx);
+
+#endif /* MLO_ARTIFACT_H */
