@@ -77,6 +77,34 @@ def _fn(name):
 # pre-bound hot functions (no argtypes: callers pass ctypes objects / bytes)
 _f_log_metric = _raw("mlo_log_metric")
 _f_log_metric_ts = _raw("mlo_log_metric_ts")
+
+
+def _raw_held(name):
+    """As _raw, but called with the GIL held (ctypes.PyDLL: no release and retake around
+    the call, a fifth of the hot path's cost).  Only for a call that cannot block:
+    mlo_log_metric of a client whose full_policy is "drop" (it never waits for room in
+    the queue; with "wait" it may, up to full_wait_ms, and must let other threads run)."""
+    f = _raw(name)
+    if not isinstance(f, _C._CFuncPtr):
+        return f  # the stand-in of a missing function
+    try:
+        return ffi.raw(_C.PyDLL(lib._name, handle=lib._handle), name)
+    except (AttributeError, OSError, TypeError):
+        return f
+
+
+_f_log_metric_held = _raw_held("mlo_log_metric")
+# The hot path's arguments as ctypes' argument objects (what from_param returns): a
+# function without argtypes copies them as they are, where a c_double(...) instance
+# would cost one more object per argument and call.  Only ever read: shared by threads.
+_cdp = ctypes.c_double.from_param
+_cip = ctypes.c_int64.from_param
+_CI0 = _cip(0)  # the step of step-less calls
+
+
+def _handle_arg(h):
+    """A run handle (a POINTER instance) as an argument object, or None."""
+    return _C.c_void_p.from_param(_C.cast(h, _C.c_void_p).value) if h else None
 _f_histogram_new = _raw("mlo_histogram_new")
 _f_histogram_record = _raw("mlo_histogram_record")
 _f_histogram_free = _raw("mlo_histogram_free")
@@ -479,11 +507,15 @@ class Run:
     """A run of a Client.  Log to it directly, or use it as a context manager:
     leaving the block ends it FINISHED, or FAILED when an exception escapes."""
 
-    __slots__ = ("_h", "_client", "info", "_fluent", "__weakref__")
+    # _h: the handle; _hp: the same as an argument object, for the hot path (both None
+    # once the client is closed); _flm: mlo_log_metric as this run's client may call it
+    __slots__ = ("_h", "_hp", "_client", "info", "_fluent", "_flm", "__weakref__")
 
     def __init__(self, client, handle, run_name=None):
         self._h = handle
+        self._hp = _handle_arg(handle)
         self._client = client
+        self._flm = client._flm
         self._fluent = False
         self.info = RunInfo(self, run_name)
         self.info.run_id, self.info.experiment_id  # noqa: B018 - remembered past close
@@ -531,13 +563,13 @@ class Run:
             k = _key(key)
         try:
             if timestamp is None:
-                rc = _f_log_metric(self._h, k, _cd(value), _ci(step))
+                rc = self._flm(self._hp, k, _cdp(value), _cip(step) if step else _CI0)
             else:
                 rc = _f_log_metric_ts(self._h, k, _cd(value), _ci(step), _ci(timestamp))
-        except (TypeError, OverflowError):
+        except (TypeError, OverflowError, ValueError):  # ValueError: an array's truth
             ts = None if timestamp is None else _int64(timestamp, "timestamp")
             if ts is None:
-                rc = _f_log_metric(self._h, k, _double(value), _int64(step))
+                rc = self._flm(self._h, k, _double(value), _int64(step))
             else:
                 rc = _f_log_metric_ts(self._h, k, _double(value), _int64(step), ts)
         if rc:
@@ -901,6 +933,12 @@ class Client:
             raise TypeError("on_error must be callable")
         options[ffi.OPTION_FIRST] = tracking_uri
         self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        # a log call of a client that drops when the queue is full never blocks: it may
+        # keep the GIL (see _raw_held)
+        policy = options.get("full_policy")
+        drops = (str(policy).lower() == "drop" or
+                 policy == ffi.mlo_full_policy.get("MLO_FULL_DROP", -1))
+        self._flm = _f_log_metric_held if drops else _f_log_metric
         self._options = {k: v for k, v in options.items() if v is not None}
         opts = lib.mlo_options_new()
         if not opts:
@@ -1201,7 +1239,7 @@ class Client:
             # MLO_ERR_CLOSED here); forget the handles, close nothing
             self._h = None
             for run in self._runs.values():
-                run._h = None
+                run._h = run._hp = None
             for hist in list(self._hists):
                 hist._h = None
             _clients.discard(self)
@@ -1216,7 +1254,7 @@ class Client:
                 _log.warning("mlo: closing %r: %s", hist, e)
         h, self._h = self._h, None
         for run in self._runs.values():
-            run._h = None
+            run._h = run._hp = None
         _clients.discard(self)
         from . import _fluent
         _fluent._forget_client(self)

@@ -22,8 +22,8 @@ import warnings
 import weakref
 
 from . import _client
-from ._client import (Client, _ci, _cd, _double, _f_log_metric, _f_log_metric_ts, _int64,
-                      _key, _keys, _status_code, _EINVAL, strerror)
+from ._client import (Client, _ci, _cd, _cdp, _cip, _double, _f_log_metric, _f_log_metric_ts,
+                      _int64, _key, _keys, _status_code, _CI0, _EINVAL, strerror)
 from ._errors import MloInvalidArgumentError, MloWarning
 
 _lock = threading.RLock()
@@ -32,7 +32,9 @@ _tracking_uri = None
 _experiment_name = None
 _last_run = None  # the run most recently active (mlflow's last_active_run)
 _stack = []  # active runs, innermost last
-_cur = None  # handle of _stack[-1] (None: no active run), read by the hot path
+_cur = None  # handle of _stack[-1] as an argument object (None: no active run), read by
+# the hot path
+_cur_f = _f_log_metric  # mlo_log_metric as the client of _stack[-1] may call it
 # In a forked child, until its first fluent call that needs them: the parent's active
 # runs as (run_id, run_name), outermost first (None: nothing to re-attach).
 _inherited = None
@@ -47,7 +49,7 @@ def _before_fork():
 
 
 def _after_fork_child():
-    global _lock, _default, _inherited, _cur
+    global _lock, _default, _inherited, _cur, _cur_f
     # a parent thread may have held the lock at fork (a start_run waiting for the
     # server): the child would wait for it forever
     _lock = threading.RLock()
@@ -56,6 +58,7 @@ def _after_fork_child():
         _inherited = list(_inherited or ()) + held
     _stack[:] = []
     _cur = None
+    _cur_f = _f_log_metric
     _default = None  # the parent's: the child opens its own on first use
 
 
@@ -84,8 +87,9 @@ def _attach_inherited():
 
 
 def _set_cur():
-    global _cur
-    _cur = _stack[-1]._h if _stack else None
+    global _cur, _cur_f
+    _cur = _stack[-1]._hp if _stack else None
+    _cur_f = _stack[-1]._flm if _stack else _f_log_metric
 
 
 def set_tracking_uri(uri):
@@ -289,12 +293,12 @@ def log_metric(key, value, step=None, synchronous=None, timestamp=None, run_id=N
     if run_id is None and synchronous is None:
         try:
             if timestamp is None:
-                rc = _f_log_metric(_cur, k, _cd(value), _ci(step or 0))
+                rc = _cur_f(_cur, k, _cdp(value), _cip(step) if step else _CI0)
             else:
                 rc = _f_log_metric_ts(_cur, k, _cd(value), _ci(step or 0), _ci(timestamp))
-        except (TypeError, OverflowError):
+        except (TypeError, OverflowError, ValueError):  # ValueError: an array's truth
             if timestamp is None:
-                rc = _f_log_metric(_cur, k, _double(value), _int64(step))
+                rc = _cur_f(_cur, k, _double(value), _int64(step))
             else:
                 rc = _f_log_metric_ts(_cur, k, _double(value), _int64(step),
                                       _int64(timestamp, "timestamp"))

@@ -328,6 +328,69 @@ class TestClient(MloTestCase):
         b = [m for m in r["metrics"] if m["key"] == "b"][0]
         self.assertEqual((b["value"], b["timestamp"], b["step"]), (1.0, 1000, 3))
 
+    def test_hot_path_both_ways(self):
+        """Run.log_metric and mlo.log_metric call C with the GIL held for a client that
+        drops when its queue is full (it never waits), released for the default "wait"
+        client: the same conversions, checks and errors either way."""
+        from mlo import _client, _fluent
+        for policy, held in (("drop", True), ("wait", False), (None, False)):
+            with self.subTest(full_policy=policy):
+                with mlo.Client(self.server.url, full_policy=policy) as c:
+                    run = c.start_run(run_name="hot-%s" % policy)
+                    want = _client._f_log_metric_held if held else _client._f_log_metric
+                    self.assertIs(run._flm, want)
+                    if held:
+                        self.assertIsNot(want, _client._f_log_metric)
+                    _fluent._stack.append(run)
+                    _fluent._set_cur()
+                    try:
+                        self.assertIs(_fluent._cur_f, want)
+                        for p, log in (("r", run.log_metric), ("m", mlo.log_metric)):
+                            log(p + "f", 0.5, 3)
+                            log(p + "f", Float(1.5), Index(4))
+                            log(p + "f", 7, True)  # step True: 1 (an int)
+                            log(p + "f", 2.5)  # no step: 0
+                            log(p + "f", 3.5, 0.0)  # a whole float step
+                            log(p + "nan", float("nan"), 1)
+                            log(p + "inf", float("-inf"), 1)
+                            with self.assertRaises(mlo.MloInvalidKeyError):
+                                log("bad key!", 1.0, 1)
+                            with self.assertRaises(mlo.MloInvalidKeyError):
+                                log(42, 1.0, 1)
+                            with self.assertRaises(mlo.MloInvalidArgumentError):
+                                log(p + "f", "not a number", 1)
+                            with self.assertRaises(mlo.MloInvalidArgumentError):
+                                log(p + "f", 1.0, 1.5)
+                            with self.assertRaises(mlo.MloInvalidArgumentError):
+                                log(p + "f", 1.0, [1, 2])  # not a step; its truth is no step
+                            if numpy is not None:
+                                log(p + "f", numpy.float32(0.25), numpy.int64(5))
+                                with self.assertRaises(mlo.MloInvalidArgumentError):
+                                    log(p + "f", 1.0, numpy.array([1, 2]))  # ambiguous truth
+                    finally:
+                        _fluent._stack.remove(run)
+                        _fluent._set_cur()
+                    run.end()
+                    c.flush(30)
+                    r = self.server.run(run.info.run_id)
+                    want_pts = [(0, 2.5), (0, 3.5), (1, 7.0), (3, 0.5), (4, 1.5)]
+                    if numpy is not None:
+                        want_pts.append((5, 0.25))
+                    for p in "rm":
+                        self.assertEqual(self.metric_points(r, p + "f"), want_pts)
+                        nan = [m["value"] for m in r["metrics"] if m["key"] == p + "nan"]
+                        self.assertEqual(len(nan), 1)
+                        self.assertTrue(nan[0] == "NaN" or math.isnan(nan[0]), nan)
+                        inf = [m["value"] for m in r["metrics"] if m["key"] == p + "inf"]
+                        self.assertEqual(len(inf), 1)
+                        self.assertLess(float(inf[0]), -1e300)
+                    self.assertEqual(sorted({m["key"] for m in r["metrics"]}),
+                                     ["mf", "minf", "mnan", "rf", "rinf", "rnan"])
+                # closed: the argument objects went with the handle
+                self.assertIsNone(run._hp)
+                with self.assertRaises(mlo.MloClosedError):
+                    run.log_metric("f", 1.0, 9)
+
     def test_closed_client(self):
         c = mlo.Client(self.server.url)
         run = c.start_run()
