@@ -89,9 +89,12 @@ static int captured_count(captured *c, int st, const char *needle) {
 }
 
 /* ---- scratch directories ---- */
+/* Under $TMPDIR (default /tmp): point it at another file system to run the
+ * tests there (a reflink one: XFS, btrfs). */
 static char *tmpdir(const char *tag) {
     char *p = NULL;
-    assert_true(asprintf(&p, "/tmp/mlo-art-%s-XXXXXX", tag) > 0);
+    const char *t = getenv("TMPDIR");
+    assert_true(asprintf(&p, "%s/mlo-art-%s-XXXXXX", t && *t ? t : "/tmp", tag) > 0);
     assert_non_null(mkdtemp(p));
     return p;
 }

@@ -611,11 +611,16 @@ static int fsync_path(const char *dir, const char *id, const char *suffix) {
     return rc;
 }
 
-/* Writes back a blob piece by piece (the next piece starts while the one
- * before is awaited), giving up as soon as the uploader has sent it; then
- * fsync for what is left (metadata, the device's cache).  0 / -1 (errno). */
+/* Writes a staged blob back to the disk piece by piece (the next piece
+ * starts while the one before is awaited), then fsync for what is left
+ * (metadata, the device's cache): skipped, or given up, as soon as the
+ * uploader has sent the blob (*sent = 1).  0 / -1 (errno). */
 #define SYNC_PIECE (16 << 20)
-static int blob_durable(stager *s, staged *g) {
+static int blob_durable(stager *s, staged *g, int *sent) {
+    sent_ctx sx = {s, g};
+    *sent = blob_sent(&sx);
+    if (*sent)
+        return 0;
     char *p = mlo__manifest_path(s->dir, g->id, ".blob");
     if (!p) {
         errno = ENOMEM;
@@ -623,11 +628,14 @@ static int blob_durable(stager *s, staged *g) {
     }
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     free(p);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -1;
-    sent_ctx sx = {s, g};
-    int rc = 0, sent = 0;
-    for (int64_t off = 0; off < g->size && !sent; off += SYNC_PIECE) {
+    if (fd < 0) {
+        if (errno != ENOENT)
+            return -1;
+        *sent = 1;
+        return 0;
+    }
+    int rc = 0;
+    for (int64_t off = 0; off < g->size && !*sent; off += SYNC_PIECE) {
         /* start this piece, wait for the one before (EINVAL, ENOSYS, ...:
          * fsync alone does it) */
         if (sync_file_range(fd, off, SYNC_PIECE, SYNC_FILE_RANGE_WRITE) != 0)
@@ -636,9 +644,9 @@ static int blob_durable(stager *s, staged *g) {
                                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                            SYNC_FILE_RANGE_WAIT_AFTER) != 0)
             break;
-        sent = blob_sent(&sx);
+        *sent = blob_sent(&sx);
     }
-    if (!sent)
+    if (!*sent)
         rc = fsync(fd);
     int e = errno;
     mlo__uploader_close_later(s->u, fd); /* if sent, maybe its last descriptor */
@@ -648,36 +656,44 @@ static int blob_durable(stager *s, staged *g) {
 
 /* After the hand-over, while the uploader sends: the pending digests into
  * the manifests, then (do_fsync) blobs, manifests and the directory to the
- * disk.  What the uploader has sent meanwhile needs neither. */
+ * disk.  What the uploader has sent meanwhile needs none of it: each step
+ * asks first.  (On ext4, fsync commits the journal, which first writes out
+ * the data of every file written lately on that file system, not only
+ * ours: a step skipped is worth it.) */
 static int stage_finish(stager *s) {
-    mlo_uploader *u = s->u;
+    int left = 0; /* staged files not sent yet */
     for (size_t i = 0; i < s->n; i++) {
         staged *g = &s->v[i];
+        sent_ctx sx = {s, g};
         int sent = 0, st = MLO_OK;
+        const char *what = "";
         if (!g->sha[0]) {
             st = stage_hash(s, g, 1, &sent);
             if (st == MLO_OK && !sent &&
-                mlo__uploader_set_sha(u, s->dir, g->id, g->sha, s->do_fsync) != 0) {
+                mlo__uploader_set_sha(s->u, s->dir, g->id, g->sha, 0) != 0) {
                 st = errno == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_STORE;
-                mlo__env_report(s->env, st, 0,
-                                "log_artifact: cannot write the SHA-256 into %s/%s.art: %s",
-                                s->dir, g->id, strerror(errno));
+                what = "write the SHA-256 into";
             }
-        } else if (s->do_fsync && fsync_path(s->dir, g->id, ".art") != 0) {
-            st = MLO_ERR_STORE;
-            mlo__env_report(s->env, st, 0, "log_artifact: cannot force %s/%s.art to the disk: %s",
-                            s->dir, g->id, strerror(errno));
         }
-        if (st == MLO_OK && !sent && s->do_fsync && blob_durable(s, g) != 0) {
-            st = MLO_ERR_STORE;
-            mlo__env_report(s->env, st, 0,
-                            "log_artifact: cannot force %s/%s.blob to the disk: %s", s->dir,
-                            g->id, strerror(errno));
+        if (st == MLO_OK && !sent && s->do_fsync && blob_durable(s, g, &sent) != 0) {
+            st = errno == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_STORE;
+            what = "force to the disk the blob of";
         }
-        if (st != MLO_OK)
+        if (st == MLO_OK && !sent && s->do_fsync && !(sent = blob_sent(&sx)) &&
+            (fsync_path(s->dir, g->id, ".art") != 0 ||
+             fsync_path(s->dir, g->id, ".failed") != 0)) {
+            st = errno == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_STORE;
+            what = "force to the disk the manifest of";
+        }
+        if (st != MLO_OK) {
+            if (what[0])
+                mlo__env_report(s->env, st, 0, "log_artifact: cannot %s %s/%s: %s", what,
+                                s->dir, g->id, strerror(errno));
             return st;
+        }
+        left += !sent;
     }
-    if (s->do_fsync)
+    if (s->do_fsync && left)
         mlo__fs_fsync_dir(s->dir);
     return MLO_OK;
 }
