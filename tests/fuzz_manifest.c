@@ -24,6 +24,9 @@
  * mlo_fuzz_accepted = 1 when accepted, else 0: the corpus's ok-/bad- names
  * (tests/fuzz_replay.c) are decisions.
  *
+ * The optional "blob" line (what identifies the staged blob) is all or
+ * nothing: set with a boot id of 36 hex digits and dashes, else unset;
+ * written again, it reads back the same.
  * Seeds: tests/corpus/manifest, written by tests/corpus/gen_seeds.py (the
  * first ok- ones are what the library wrote for tests/cli_mkstore.c --api;
  * the bad- ones hold traversal, encoded traversal, absolute, backslash,
@@ -102,10 +105,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(text != NULL);
     memcpy(text, data, n);
     text[n] = 0;
+    char *text2 = strdup(text);
+    CHECK(text2 != NULL);
     fields f;
     int rc = parse(text, &f);
     free(text);
     mlo_fuzz_accepted = rc == 0;
+    /* the staged blob's identity ("blob" line, optional): all of it or
+     * nothing, the boot id as the kernel writes it */
+    mlo_manifest m;
+    int rcm = mlo__manifest_parse(text2, &m);
+    free(text2);
+    CHECK(rcm == rc);
+    if (rcm == 0) {
+        if (m.blob.set)
+            CHECK(strlen(m.blob.boot) == 36 &&
+                  strspn(m.blob.boot, "0123456789abcdef-") == 36);
+        else
+            CHECK(m.blob.boot[0] == 0 && m.blob.ino == 0 && m.blob.dev == 0);
+    }
     if (rc != 0)
         return 0;
 
@@ -123,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t ul = f.uri ? strlen(f.uri) : 0, el = f.error ? strlen(f.error) : 0;
 
     /* written again and read back: the same fields */
-    char *out = malloc(200 + ll + 64 + 3 * (pl + ul + el));
+    char *out = malloc(300 + ll + 64 + 3 * (pl + ul + el));
     CHECK(out != NULL);
     char *o = out;
     o += sprintf(o, "mlo-artifact 1\nrun %s\npath ", f.lid);
@@ -140,13 +158,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         o = enc(o, f.error);
         *o++ = '\n';
     }
+    if (m.blob.set)
+        o += sprintf(o, "blob %s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n", m.blob.boot,
+                     m.blob.dev, m.blob.ino, m.blob.mtime_ns, m.blob.ctime_ns);
     *o = 0;
+    char *out2 = strdup(out);
+    CHECK(out2 != NULL);
     fields g;
     int rc2 = parse(out, &g);
     if (rc2 != 0)
         fprintf(stderr, "fuzz_manifest: rewritten manifest refused:\n%s\n", out);
     CHECK(rc2 == 0);
     free(out);
+    mlo_manifest m2;
+    CHECK(mlo__manifest_parse(out2, &m2) == 0);
+    free(out2);
+    CHECK(m.blob.set == m2.blob.set);
+    CHECK(!m.blob.set || mlo__manifest_ident_same(&m.blob, &m2.blob));
+    mlo__manifest_free(&m);
+    mlo__manifest_free(&m2);
     /* a lid or sha holding a newline or NUL cannot survive a rewrite, but the
      * parser takes each from one line, so neither can hold one */
     CHECK(!strcmp(f.lid, g.lid));

@@ -24,8 +24,10 @@
  *     (mlo__uploader_set_sha); stopped as soon as the uploader has sent the
  *     blob, which then needs no digest;
  *   - unless the store's fsync policy is MLO_FSYNC_NONE: the blob written
- *     back piece by piece (again stopped once it is sent), then fsync of
- *     blob, manifest and directory.
+ *     back piece by piece, then fsync of blob, manifest and directory, each
+ *     step skipped once the blob is sent (on ext4 an fsync commits the
+ *     journal, which waits for every file written lately on the file
+ *     system: not worth paying for a blob already on the server).
  * The call returns after that: the content is on the server or safe in the
  * store, so the caller may delete or overwrite its file at once.  Memory:
  * one 1 MiB buffer, whatever the size.  The blob descriptors the log call

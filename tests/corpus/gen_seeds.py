@@ -339,6 +339,14 @@ MANIFEST = {
     "ok-path-4096": manifest("/".join(["d" * 255] * 16) + "e"),  # the limit, in bytes
     "ok-path-nul-cuts": manifest("a%00/../../x"),  # the decoded path ends at the NUL: "a"
     "ok-last-wins": manifest("../x") + "path good.bin\n",
+    # what identifies the staged blob (optional; malformed: unknown, still accepted), and a
+    # digest the log call has not written yet
+    "ok-blob-ident": manifest("model/m.bin", extra="blob 6f1c2a3e-9b7d-4e55-8a21-0c9d8e7f6a5b "
+                              "2049 1311768 1795683077968123456 1795683077968223456\n"),
+    "ok-blob-ident-malformed": manifest("model/m.bin", extra="blob not-a-boot-id 1 2 3 4\n"),
+    "ok-blob-ident-trailing": manifest("model/m.bin", extra="blob 6f1c2a3e-9b7d-4e55-8a21-"
+                                       "0c9d8e7f6a5b 1 2 3 4 5\n"),
+    "ok-sha-pending": manifest("model/m.bin", sha="-" * 64),
     "bad-empty": "",
     "bad-version-2": manifest("x.bin", version="2"),
     "bad-no-version": manifest("x.bin").split("\n", 1)[1],
