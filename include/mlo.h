@@ -535,8 +535,10 @@ MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
  * gives "model/model.bin"; a directory "out" gives "model/<files under out>"
  * (its own name is not kept, as MLflow's log_artifacts).
  *
- * The call returns once the content is safe in the store (copied, with its
- * SHA-256, in chunks: memory stays bounded): the caller may delete or
+ * The call returns once the content is safe: in the store (a reflink or a
+ * kernel copy, its SHA-256 recorded; forced to disk unless the fsync policy
+ * is MLO_FSYNC_NONE; memory stays bounded), or already on the server, as the
+ * upload starts as soon as the copy is made: the caller may delete or
  * overwrite its file at once.  The sender uploads it in the background
  * (PUT to the server's proxied artifact API; files of at least
  * $MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE bytes (default 500 MiB) in

@@ -21,6 +21,11 @@
  *                before the call returns)
  *   mlo nofsync  the same with MLO_FSYNC_NONE (survives kill -9, not a power
  *                loss)
+ *   down: log fsync / nofsync
+ *                the log call alone while the server's artifact API is down
+ *                (503): nothing can be sent meanwhile, so the call pays the
+ *                whole of staging, durability included (flushed afterwards,
+ *                untimed, once the API is back)
  * Each mlo contender is a fresh client and run (started and created on the
  * server before the clock starts); the log call alone is timed too.  After
  * each upload the stored size is checked (the server's dump) and the file
@@ -52,8 +57,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { C_CURL, C_PUT, C_FSYNC, C_NOFSYNC, NC };
-static const char *names[NC] = {"curl -T", "mlo PUT", "mlo fsync", "mlo nofsync"};
+enum { C_CURL, C_PUT, C_FSYNC, C_NOFSYNC, C_DOWN_FSYNC, C_DOWN_NOFSYNC, NC };
+static const char *names[NC] = {"curl -T",     "mlo PUT",          "mlo fsync",
+                                "mlo nofsync", "down: log fsync", "down: log nofsync"};
 
 static testsrv *srv;
 static const char *file;
@@ -188,12 +194,14 @@ static double run_put(mlo_client_t *c, const char *exp, const char *rid, const c
     return s;
 }
 
-/* log + flush: seconds, the log call alone into *call_s. */
-static double run_mlo(mlo_client_t *c, mlo_run_t *run, const char *dir, double *call_s) {
+/* log + flush (no flush: log_only): seconds, the log call alone into
+ * *call_s. */
+static double run_mlo(mlo_client_t *c, mlo_run_t *run, const char *dir, double *call_s,
+                      int log_only) {
     int64_t t0 = bench_mono_ns();
     int st = mlo_log_artifact(run, file, dir);
     int64_t t1 = bench_mono_ns();
-    if (st == MLO_OK)
+    if (st == MLO_OK && !log_only)
         st = mlo_client_flush(c, 300000);
     int64_t t2 = bench_mono_ns();
     if (st != MLO_OK) {
@@ -254,8 +262,9 @@ int main(int argc, char **argv) {
     for (int r = 0; r < rounds; r++) {
         for (int k = 0; k < NC; k++) {
             int which = (k + r) % NC;
-            mlo_client_t *c = open_client(which == C_NOFSYNC ? MLO_FSYNC_NONE
-                                                              : MLO_FSYNC_INTERVAL);
+            int nofsync = which == C_NOFSYNC || which == C_DOWN_NOFSYNC;
+            int down = which == C_DOWN_FSYNC || which == C_DOWN_NOFSYNC;
+            mlo_client_t *c = open_client(nofsync ? MLO_FSYNC_NONE : MLO_FSYNC_INTERVAL);
             mlo_run_t *run;
             if (mlo_start_run(c, "bench-artifact", NULL, NULL, &run) != MLO_OK ||
                 mlo_client_flush(c, 30000) != MLO_OK)
@@ -274,7 +283,14 @@ int main(int argc, char **argv) {
                 s = run_put(c, exp, rid, rel);
                 break;
             default:
-                s = run_mlo(c, run, sub, &cs);
+                if (down && testsrv_config(srv, "{\"artifacts_down\": true}") != 0)
+                    die("config");
+                s = run_mlo(c, run, sub, &cs, down);
+                if (down && (testsrv_config(srv, "{\"artifacts_down\": false}") != 0 ||
+                             mlo_client_flush(c, 300000) != MLO_OK))
+                    die("flush after the artifact API came back");
+                if (down)
+                    s = cs;
                 break;
             }
             if (s < 0)
@@ -289,7 +305,7 @@ int main(int argc, char **argv) {
     }
     bench_load_end(&load, "the rounds");
     double ref = 0;
-    printf("\n%-12s %10s %10s %12s %14s\n", "contender", "median s", "min s", "log call s",
+    printf("\n%-18s %10s %10s %12s %14s\n", "contender", "median s", "min s", "log call s",
            "vs curl -T");
     for (int k = 0; k < NC; k++) {
         double mn = wall[k][0];
@@ -301,11 +317,13 @@ int main(int argc, char **argv) {
         if (k == C_CURL)
             ref = med;
         if (k == C_FSYNC || k == C_NOFSYNC)
-            printf("%-12s %10.3f %10.3f %12.3f %13.2fx\n", names[k], med, mn, cmed,
+            printf("%-18s %10.3f %10.3f %12.3f %13.2fx\n", names[k], med, mn, cmed,
+                   ref > 0 ? med / ref : 0);
+        else if (k == C_CURL || k == C_PUT)
+            printf("%-18s %10.3f %10.3f %12s %13.2fx\n", names[k], med, mn, "-",
                    ref > 0 ? med / ref : 0);
         else
-            printf("%-12s %10.3f %10.3f %12s %13.2fx\n", names[k], med, mn, "-",
-                   ref > 0 ? med / ref : 0);
+            printf("%-18s %10s %10s %12.3f %14s\n", names[k], "-", "-", cmed, "-");
     }
     long hwm1 = bench_status_kb("VmHWM");
     printf("\n%d rounds of %ld MiB; peak RSS grew by %ld MiB over the whole benchmark\n", rounds,
