@@ -1344,7 +1344,7 @@ static void test_blob_identity(void **state) {
     /* which ones must arrive */
     static const int arrives[N] = {1, 1, 1, 0, 0, 1, 1, 0, 0};
     unsigned char *content[N];
-    size_t n = 300000;
+    size_t len[N];
     copts co = {.store = store, .no_uri = 1};
     mlo_client_t *c = open_client(NULL, &co);
     mlo_run_t *run;
@@ -1352,10 +1352,13 @@ static void test_blob_identity(void **state) {
     char lid[33];
     snprintf(lid, sizeof lid, "%s", mlo_run_id(run));
     for (int i = 0; i < N; i++) {
-        content[i] = pattern(n);
+        /* two larger than the copy buffer: their digest is computed after the
+         * hand-over (none here: a local store) and written into the manifest */
+        len[i] = i == 2 || i == 5 ? (3u << 20) + 77 : 300000;
+        content[i] = pattern(len[i]);
         content[i][7] = (unsigned char)i;
         char *f = path_join(dir, "f.bin");
-        write_file(f, (const char *)content[i], n);
+        write_file(f, (const char *)content[i], len[i]);
         /* from a file: the kernel's copy, the digest after it */
         char sub[64];
         snprintf(sub, sizeof sub, "%.*s", (int)(strchr(rel[i], '/') - rel[i]), rel[i]);
@@ -1376,7 +1379,7 @@ static void test_blob_identity(void **state) {
         art[i] = find_manifest(store, rel[i], ".art");
         assert_non_null(art[i]);
         char *sha = manifest_get(art[i], "sha256"), want[65];
-        sha_hex(content[i], n, want);
+        sha_hex(content[i], len[i], want);
         assert_string_equal(sha, want); /* the log call recorded the digest */
         free(sha);
         char *ident = manifest_get(art[i], "blob");
@@ -1394,7 +1397,7 @@ static void test_blob_identity(void **state) {
     {
         /* replaced by a copy of itself: another inode, the same bytes */
         char *b = blob_of(art[5]), *tmp = path_join(dir, "replacement");
-        write_file(tmp, (const char *)content[5], n);
+        write_file(tmp, (const char *)content[5], len[5]);
         assert_int_equal(rename(tmp, b), 0);
         free(b);
         free(tmp);
@@ -1421,11 +1424,11 @@ static void test_blob_identity(void **state) {
     int refused = 0;
     for (int i = 0; i < N; i++) {
         char sha[65] = "", want[65];
-        sha_hex(content[i], n, want);
+        sha_hex(content[i], len[i], want);
         int64_t size = stored(exp, rid, rel[i], sha);
         if (arrives[i]) {
-            if (size != (int64_t)n)
-                fail_msg("%s: stored %lld bytes, expected %zu", rel[i], (long long)size, n);
+            if (size != (int64_t)len[i])
+                fail_msg("%s: stored %lld bytes, expected %zu", rel[i], (long long)size, len[i]);
             assert_string_equal(sha, want);
         } else {
             if (size != -1)
@@ -1450,6 +1453,46 @@ static void test_blob_identity(void **state) {
     rm_rf(dir);
     free(dir);
     free(store);
+}
+
+/* A file larger than the copy buffer is handed to the uploader before its
+ * digest is known: the log call computes it meanwhile and writes it into the
+ * manifest (the uploader cannot send it: the artifact API is down), so the
+ * staged copy can be checked later; then it is sent whole. */
+static void test_digest_while_sending(void **state) {
+    (void)state;
+    char *dir = tmpdir("digest"), *store = path_join(dir, "store"), *f = path_join(dir, "w.bin");
+    size_t n = (5u << 20) + 3;
+    unsigned char *data = pattern(n);
+    write_file(f, (const char *)data, n);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, "art-digest", NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
+    server_config("{\"artifacts_down\": true}");
+    assert_int_equal(mlo_log_artifact(run, f, "w"), MLO_OK);
+    assert_int_equal(unlink(f), 0);
+    char *art = find_manifest(store, "w/w.bin", ".art");
+    assert_non_null(art);
+    char *sha = manifest_get(art, "sha256"), *ident = manifest_get(art, "blob"), want[65];
+    sha_hex(data, n, want);
+    assert_string_equal(sha, want);
+    assert_non_null(ident);
+    server_config("{\"artifacts_down\": false}");
+    assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
+    assert_stored(run, "w/w.bin", data, n);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(sha);
+    free(ident);
+    free(art);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
 }
 
 /* mlo__manifest_set_sha: the pending digest written in place (same inode:
@@ -1541,6 +1584,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_copy_methods, setup),
         cmocka_unit_test_setup(test_blob_identity, setup),
         cmocka_unit_test_setup(test_manifest_set_sha, setup),
+        cmocka_unit_test_setup(test_digest_while_sending, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     testsrv_stop(srv);

@@ -11,6 +11,8 @@
  *   3. else (copy_file_range cannot copy between these file systems, or
  *      says a file with content is empty, as procfs files do) pread +
  *      pwrite through one 1 MiB buffer, the SHA-256 computed in that pass.
+ * A file smaller than the buffer takes 3. at once: one pass, the digest known
+ * before the hand-over.
  * The copy goes to <id>.blob.tmp, renamed <id>.blob; what identifies it
  * then (device, inode, mtime, ctime, boot id: mlo_manifest.h) goes into
  * the manifest <id>.art (run local id, artifact path, size, SHA-256, URI it
@@ -510,9 +512,14 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
                         strerror(errno));
         st = MLO_ERR_STORE;
     } else if (fd >= 0) {
+        /* a file that fits the buffer: one pass, copied and hashed at once
+         * (no digest left pending, nothing read again) */
+        struct stat sb;
+        unsigned methods =
+            fstat(fd, &sb) == 0 && sb.st_size < (off_t)CHUNK ? MLO_COPY_BUFFER : MLO_COPY_ALL;
         unsigned used;
         int side;
-        if (mlo__artifact_copy(fd, out, MLO_COPY_ALL, s->buf, CHUNK, g->sha, &g->size, &used,
+        if (mlo__artifact_copy(fd, out, methods, s->buf, CHUNK, g->sha, &g->size, &used,
                                &side) != 0) {
             int e = errno;
             st = side ? MLO_ERR_STORE : MLO_ERR_IO;
@@ -524,6 +531,12 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
         mlo__env_report(env, st, 0, "log_artifact: cannot write %s: %s", tmp, strerror(errno));
     } else {
         g->size = (int64_t)s->mem_len;
+        /* bytes that fit the buffer: hashed now (a large one after the
+         * hand-over, while it is sent) */
+        if (s->mem_len < CHUNK &&
+            mlo__artifact_hash(-1, s->mem ? s->mem : (const void *)"", s->mem_len, NULL, CHUNK,
+                               g->sha, NULL, NULL) != 0)
+            g->sha[0] = '\0';
     }
     if (st == MLO_OK && rename(tmp, blob) != 0) {
         mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot rename %s: %s", tmp,
