@@ -896,6 +896,7 @@ int mlo__uploader_sync(mlo_env *env, mlo_store *s, char *err, size_t errlen) {
                 break;
             mlo__clock_sleep(mlo__env_clock(env), (int64_t)(tries + 1) * MLO_NS_PER_S);
         }
+        free(it.failed_path); /* process() keeps it for the client's settle() */
         if (res == R_DONE || res == R_GONE)
             continue;
         failed++;
