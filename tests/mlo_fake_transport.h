@@ -65,7 +65,9 @@ typedef struct fake_fault {
     const char *retry_after;
     const char *body;
     int outcome;
-    int executed;
+    int executed; /* 1: carried out before the failure; 2: carried out late, after
+                     `defer` more requests have reached the server */
+    int defer;
     int reused; /* a failure on a reused keep-alive connection, at once */
 } fake_fault;
 
@@ -76,6 +78,13 @@ fake_server *fake_server_new(fake_clock *fc);
 void fake_server_free(fake_server *fs);
 /* Adds a fault (copied). */
 void fake_fault_add(fake_server *fs, const fake_fault *f);
+/* Removes every scripted fault (the server is back). */
+void fake_fault_clear(fake_server *fs);
+/* Random faults: each request to a path ending with `path` fails with
+ * probability permille / 1000, picking one of the kinds in turn: 503, 429
+ * (Retry-After 0), an HTML 502, a 200 that is not JSON, a connection reset
+ * before the server saw it, one after it carried it out. */
+void fake_fault_random(fake_server *fs, const char *path, int permille, uint64_t seed);
 /* Requests to paths ending with `path` take `ms` of real time (0: none). */
 void fake_delay(fake_server *fs, const char *path, int ms);
 /* Param keys the server refuses as invalid (400 INVALID_PARAMETER_VALUE for
@@ -90,7 +99,8 @@ size_t fake_count(fake_server *fs, const char *suffix);
 /* Connections opened (transports made). */
 int fake_connections(fake_server *fs);
 /* The most requests to paths ending with suffix in flight at once, overall
- * and for one run (run_id NULL: any). */
+ * and for one run (run_id NULL: any).  log-batch requests holding params or
+ * tags count under "<path>#kv" (and not under the path). */
 int fake_max_inflight(fake_server *fs, const char *suffix, const char *run_id);
 
 /* What the server holds. */
@@ -106,6 +116,11 @@ const char *fake_param(fake_server *fs, const char *run, const char *key);
 const char *fake_tag(fake_server *fs, const char *run, const char *key);
 const char *fake_status(fake_server *fs, const char *run);
 size_t fake_inputs(fake_server *fs, const char *run);
+/* Metric points received for run in log-batch requests, duplicates
+ * included (what the server stored is fake_metric_points). */
+size_t fake_points_received(fake_server *fs, const char *run);
+/* Live (not deleted) runs carrying the tag. */
+size_t fake_live_runs_with_tag(fake_server *fs, const char *key, const char *value);
 
 /* The transport maker: new_transport = fake_transport_new, transport_user =
  * the fake server. */

@@ -451,7 +451,7 @@ static void test_overlap_happens(void **state) {
     assert_true(t4 * 2 < t1);            /* the same work in less than half the time */
 }
 
-/* ---- one run: its requests one at a time, in order ---- */
+/* ---- one run: its metrics batches overlap, its end comes after them ---- */
 
 static void test_one_run_in_order(void **state) {
     (void)state;
@@ -486,11 +486,14 @@ static void test_one_run_in_order(void **state) {
     assert_true(tu[0] >= last + 150 - 2);
     free(tb);
     free(tu);
-    int64_t *all = starts("runs/log-batch", "runs/update", &nb);
-    assert_int_equal(max_concurrent(all, nb, 150 - 50), 1);
+    /* metrics are order-free on the server: one run's metrics batches may
+     * be in flight together (issue 13; how many depends on how the log
+     * calls met the writer's commits here, so it is shown, not asserted:
+     * tests/test_sender.c proves the overlap in process) */
+    int64_t *all = starts("runs/log-batch", NULL, &nb);
+    fprintf(stderr, "  one run: at most %d log-batch requests at once, on %d connections\n",
+            max_concurrent(all, nb, 150 - 50), distinct_conns("runs/log-batch"));
     free(all);
-    /* one run needs one worker: its requests all came on one connection */
-    assert_int_equal(distinct_conns("runs/log-batch"), 1);
     expect_counts(c, 3500 + 4 + 1, 0);
     json_t *d = get_json("/_test/dump");
     json_t *r = find_run(d, mlo_run_id(run));

@@ -471,6 +471,26 @@ static int push_must(mlo_client *c, const mlo_rec *h, const char *key, const cha
     }
 }
 
+/* Waits for the sender to create run r on the server, at most wait_ns; but
+ * once the server is known to be unreachable (a refused or timed-out
+ * connection, until the next answer) at most DOWN_WAIT_NS from the call:
+ * the run goes on offline and is created when the server is back. */
+#define DOWN_WAIT_NS 50000000LL
+#define WAIT_SLICE_NS 20000000LL
+static int wait_created(mlo_client *c, mlo_run *r, int64_t wait_ns) {
+    int64_t t0 = mlo__env_mono(&c->env), deadline = t0 + wait_ns;
+    for (;;) {
+        int64_t now = mlo__env_mono(&c->env);
+        int64_t until = now + WAIT_SLICE_NS < deadline ? now + WAIT_SLICE_NS : deadline;
+        int st = mlo__runs_wait(&c->runs, r, until, NULL);
+        if (st != MLO_ERR_TIMEOUT)
+            return st;
+        now = mlo__env_mono(&c->env);
+        if (now >= deadline || (mlo__env_net_down(&c->env) && now - t0 >= DOWN_WAIT_NS))
+            return MLO_ERR_TIMEOUT;
+    }
+}
+
 MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const char *run_name,
                           mlo_run_t *parent, mlo_run_t **out) {
     if (out)
@@ -534,10 +554,6 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
     int64_t wait_ns = c->cfg.tracking_uri
                           ? (int64_t)((c->cfg.timeout_s < 10 ? c->cfg.timeout_s : 10) * 1e9)
                           : 0;
-    /* the outbox already knows the server is down: do not make every new
-     * run wait the whole bound for it (a hint) */
-    if (wait_ns > 200000000 && mlo__outbox_failing(c->outbox))
-        wait_ns = 200000000;
     int64_t now = mlo__env_mono(&c->env);
     int64_t deadline = now + (wait_ns > 1000000000 ? wait_ns : 1000000000);
     mlo_rec h = {.type = MLO_EV_START_RUN,
@@ -555,7 +571,7 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
         /* the writer is asleep for up to a flush interval: this record
          * should not wait for that */
         mlo__writer_wake(c->writer);
-        st = mlo__runs_wait(&c->runs, r, mlo__env_mono(&c->env) + wait_ns, NULL);
+        st = wait_created(c, r, wait_ns);
         if (st != MLO_OK && st != MLO_ERR_TIMEOUT && st != MLO_ERR_CLOSED) {
             r->magic = 0; /* refused for good: no handle */
             return st;
