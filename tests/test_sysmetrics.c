@@ -38,6 +38,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -488,8 +489,27 @@ static void test_offline_node_cgroup_sync(void **state) {
     put_stat(S2);
     put_netdev(501000, 501000, 8000000, 3500000);
     assert_int_equal(mlo__sysmetrics_tick(f->sm), 8);
+    assert_int_equal(mlo_log_metric(r, "loss", 0.25, 1), MLO_OK);
     assert_int_equal(mlo_end_run(r, MLO_RUN_FINISHED), MLO_OK);
     fx_close(f);
+
+    /* mlo show: the run's metrics, then the system metrics under their heading */
+    char self[PATH_MAX], cmd[3 * PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(sl > 0);
+    self[sl] = 0;
+    snprintf(cmd, sizeof cmd, "'%s/../src/mlo' show %s '%s' --ascii", dirname(self), lid,
+             tmp_path("store"));
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char out[65536];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    const char *mh = strstr(out, "\nMetrics (1)\n"), *sh = strstr(out, "\nSystem metrics (8)\n");
+    const char *loss = strstr(out, "  loss "), *cpu = strstr(out, "  system/node_0/cpu_");
+    if (!mh || !sh || !loss || !cpu || !(mh < loss && loss < sh && sh < cpu))
+        fail_msg("mlo show does not group the system metrics:\n%s", out);
 
     testsrv *srv = testsrv_start(NULL);
     assert_non_null(srv);
