@@ -146,7 +146,9 @@ struct mlo_sysmetrics {
     char keys[SLOTS][KEY_MAX];
     size_t klen[SLOTS];
 
-    pthread_mutex_t lock; /* runs, cap, non, started, ngpu */
+    pthread_mutex_t lock; /* runs, cap, non, started, ngpu, samples_taken */
+    pthread_cond_t sampled; /* a round took a sample (mlo__sysmetrics_wait) */
+    uint64_t samples_taken;
     sys_run *runs;        /* by run index */
     uint32_t cap;
     uint32_t non; /* runs on */
@@ -593,6 +595,8 @@ static int sample(mlo_sysmetrics *s) {
         memset(a->n, 0, sizeof a->n);
         a->count = 0;
     }
+    s->samples_taken++;
+    pthread_cond_broadcast(&s->sampled);
     pthread_mutex_unlock(&s->lock);
     return emitted;
 }
@@ -675,6 +679,7 @@ mlo_sysmetrics *mlo__sysmetrics_new(mlo_env *env, const char *disk_path,
     for (int k = 0; k < M_GPU; k++)
         s->klen[k] = (size_t)snprintf(s->keys[k], KEY_MAX, "%s%s", s->prefix, base_names[k]);
     pthread_mutex_init(&s->lock, NULL);
+    mlo__clock_cond_init(&s->sampled);
     return s;
 }
 
@@ -728,6 +733,17 @@ out:
     return st;
 }
 
+int mlo__sysmetrics_wait(mlo_sysmetrics *s, uint64_t n, int64_t deadline_ns) {
+    pthread_mutex_lock(&s->lock);
+    while (s->samples_taken < n && mlo__clock_mono(NULL) < deadline_ns) {
+        struct timespec abs = mlo__clock_abs(deadline_ns);
+        pthread_cond_timedwait(&s->sampled, &s->lock, &abs);
+    }
+    int ok = s->samples_taken >= n;
+    pthread_mutex_unlock(&s->lock);
+    return ok ? MLO_OK : MLO_ERR_TIMEOUT;
+}
+
 int mlo__sysmetrics_gpus(mlo_sysmetrics *s) {
     pthread_mutex_lock(&s->lock);
     int n = s->ngpu;
@@ -762,6 +778,7 @@ void mlo__sysmetrics_free(mlo_sysmetrics *s) {
     free(s->runs);
     free(s->disk_path);
     free(s->buf);
+    pthread_cond_destroy(&s->sampled);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

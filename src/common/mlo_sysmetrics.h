@@ -45,6 +45,10 @@ int mlo__sysmetrics_set(mlo_sysmetrics *s, uint32_t run, int on, int64_t next_st
  * averages that are complete.  Returns the number of metrics emitted.
  * For tests (cfg->sys_manual) and benchmarks. */
 int mlo__sysmetrics_tick(mlo_sysmetrics *s);
+/* Waits until the sampler has taken n samples since it was made (rounds
+ * with at least one run on), or until deadline_ns (CLOCK_MONOTONIC).
+ * MLO_OK or MLO_ERR_TIMEOUT.  For tests of the sampler's thread. */
+int mlo__sysmetrics_wait(mlo_sysmetrics *s, uint64_t n, int64_t deadline_ns);
 /* GPUs found through NVML (after the first round; 0 without NVML). */
 int mlo__sysmetrics_gpus(mlo_sysmetrics *s);
 /* CPU time the sampler's thread has used, ns (0 when it never started). */
