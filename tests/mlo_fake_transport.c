@@ -606,7 +606,8 @@ static void peak(fake_server *fs, const char *path, const char *run_id) {
         if (k == fs->npeaks) {
             if (fs->npeaks == 256)
                 continue;
-            snprintf(fs->peaks[k].path, sizeof fs->peaks[k].path, "%s", path);
+            /* paths are shorter than 128 (a precision says so to -Wformat-truncation) */
+            snprintf(fs->peaks[k].path, sizeof fs->peaks[k].path, "%.127s", path);
             snprintf(fs->peaks[k].run, sizeof fs->peaks[k].run, "%s", rid);
             fs->peaks[k].max = 0;
             fs->npeaks++;
@@ -667,7 +668,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
         fs->live = realloc(fs->live, fs->caplive * sizeof *fs->live);
     }
     live *lv = &fs->live[fs->nlive++];
-    snprintf(lv->path, sizeof lv->path, "%s", q.path);
+    snprintf(lv->path, sizeof lv->path, "%.127s", q.path);
     snprintf(lv->run, sizeof lv->run, "%s", run_id ? run_id : "");
     peak(fs, q.path, run_id ? run_id : "");
     pthread_mutex_unlock(&fs->lock);
