@@ -30,6 +30,7 @@
 #include "mlo.h"
 #include "mlo_client.h"
 #include "mlo_config.h"
+#include "mlo_env.h"
 #include "mlo_fake_transport.h"
 #include "mlo_sync.h"
 #include "mlo_sysmetrics.h"
@@ -41,6 +42,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,6 +748,102 @@ static void test_option_over_env(void **state) {
     fake_server_free(fs);
 }
 
+/* The sampler alone, with an emit callback of the test's: switching a run
+ * off from inside the callback (an error callback ending a run) does not
+ * deadlock; switching it off from another thread waits for the round that
+ * is emitting, so nothing of the run follows. */
+typedef struct rec {
+    mlo_sysmetrics *s;
+    _Atomic int n;
+    int self_off;       /* the callback switches its run off */
+    _Atomic int block;  /* the callback waits for `release` (first call) */
+    _Atomic int entered, release;
+} rec;
+
+static int rec_emit(void *ctx, uint32_t run, const char *key, size_t klen, double value,
+                    int64_t step, int64_t ts_ms) {
+    rec *e = ctx;
+    (void)key, (void)klen, (void)value, (void)step, (void)ts_ms;
+    atomic_fetch_add(&e->n, 1);
+    if (e->self_off)
+        assert_int_equal(mlo__sysmetrics_set(e->s, run, 0, -1), MLO_OK);
+    if (atomic_exchange(&e->block, 0)) {
+        atomic_store(&e->entered, 1);
+        while (!atomic_load(&e->release))
+            sched_yield();
+    }
+    return MLO_OK;
+}
+
+typedef struct offer {
+    rec *e;
+    _Atomic int calling, returned_before_release;
+} offer;
+
+static void *switch_off(void *arg) {
+    offer *o = arg;
+    atomic_store(&o->calling, 1);
+    assert_int_equal(mlo__sysmetrics_set(o->e->s, 1, 0, -1), MLO_OK);
+    atomic_store(&o->returned_before_release, !atomic_load(&o->e->release));
+    return NULL;
+}
+
+static void *tick_thread(void *arg) {
+    rec *e = arg;
+    mlo__sysmetrics_tick(e->s);
+    return NULL;
+}
+
+static void test_switch_off_while_emitting(void **state) {
+    (void)state;
+    put_stat(B0);
+    put_meminfo(4000000);
+    put_netdev(1000, 1000, 5000000, 2000000);
+    mlo_options_t *o = mlo_options_new();
+    mlo_options_set_system_metrics_sampling(o, -1, 1);
+    mlo__config_set_sysmetrics_sources(o, tmp_path("root"), "", fake_statvfs, 1);
+    mlo_config cfg;
+    char err[256];
+    assert_int_equal(mlo__config_resolve(o, &cfg, err, sizeof err), MLO_OK);
+    mlo_options_free(o);
+    mlo_env env;
+    mlo__env_init(&env, &cfg);
+    rec e = {0};
+    e.s = mlo__sysmetrics_new(&env, "/", rec_emit, &e);
+    assert_non_null(e.s);
+
+    /* from inside the callback: the round goes on, the run is off after it */
+    assert_int_equal(mlo__sysmetrics_set(e.s, 0, 1, -1), MLO_OK);
+    assert_int_equal(mlo__sysmetrics_tick(e.s), 0);
+    e.self_off = 1;
+    assert_int_equal(mlo__sysmetrics_tick(e.s), 8);
+    e.self_off = 0;
+    assert_int_equal(mlo__sysmetrics_tick(e.s), 0); /* no run on */
+
+    /* from another thread while a round emits: set waits for the round */
+    assert_int_equal(mlo__sysmetrics_set(e.s, 1, 1, -1), MLO_OK);
+    assert_int_equal(mlo__sysmetrics_tick(e.s), 0); /* the baselines again */
+    atomic_store(&e.block, 1);
+    pthread_t t, u;
+    assert_int_equal(pthread_create(&t, NULL, tick_thread, &e), 0);
+    while (!atomic_load(&e.entered))
+        sched_yield();
+    offer of = {.e = &e};
+    assert_int_equal(pthread_create(&u, NULL, switch_off, &of), 0);
+    while (!atomic_load(&of.calling))
+        sched_yield();
+    for (int i = 0; i < 10000; i++) /* give it every chance to return too early */
+        sched_yield();
+    atomic_store(&e.release, 1);
+    pthread_join(t, NULL);
+    pthread_join(u, NULL);
+    assert_false(atomic_load(&of.returned_before_release));
+    assert_int_equal(atomic_load(&e.n), 16);
+    assert_int_equal(mlo__sysmetrics_tick(e.s), 0);
+    mlo__sysmetrics_free(e.s);
+    mlo__config_free(&cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_names_averages_steps, setup, teardown),
@@ -754,6 +854,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_thread_real_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_option_over_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_switch_off_while_emitting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,11 +52,13 @@
  * Threads: mlo__sysmetrics_set from any thread (under `lock`); the
  * sampling state (below "the sampling thread's") is touched by one thread
  * at a time: the sampler's own, or with cfg->sys_manual (no thread) the
- * test's that calls mlo__sysmetrics_tick.  A round's accumulation and
- * emission are under `lock`, so a run switched off gets nothing afterwards
- * (its end can be queued behind its last system metrics); the emit
- * callback pushes into the client's queue and may wait for room there as
- * any log call does (MLO_FULL_WAIT).
+ * test's that calls mlo__sysmetrics_tick.  A round accumulates under
+ * `lock`, then emits its averages with the lock released (the emit
+ * callback pushes into the client's queue, may wait for room there as any
+ * log call does, and may call the program's error callback); switching a
+ * run off waits for a round that is emitting, so nothing of the run
+ * follows (its end is queued behind its last system metrics).  Not waited
+ * for on the round's own thread (an error callback that ends a run).
  */
 #define _GNU_SOURCE
 #include "mlo_sysmetrics.h"
@@ -129,6 +131,14 @@ typedef struct sys_run {
     int64_t next_step;
 } sys_run;
 
+/* One average to emit. */
+typedef struct sys_out {
+    uint32_t run;
+    int slot;
+    double value;
+    int64_t step;
+} sys_out;
+
 /* /proc/stat's cpu fields: user nice system idle iowait irq softirq steal
  * guest guest_nice (psutil's scputimes on Linux). */
 #define CPU_FIELDS 10
@@ -146,9 +156,11 @@ struct mlo_sysmetrics {
     char keys[SLOTS][KEY_MAX];
     size_t klen[SLOTS];
 
-    pthread_mutex_t lock; /* runs, cap, non, started, ngpu, samples_taken */
-    pthread_cond_t sampled; /* a round took a sample (mlo__sysmetrics_wait) */
+    pthread_mutex_t lock; /* runs, cap, non, started, ngpu, samples_taken, emitting */
+    pthread_cond_t cond;  /* a round ended (mlo__sysmetrics_wait, set waiting for emits) */
     uint64_t samples_taken;
+    int emitting;         /* a round is emitting (outside the lock) on thread `emitter` */
+    pthread_t emitter;
     sys_run *runs;        /* by run index */
     uint32_t cap;
     uint32_t non; /* runs on */
@@ -168,6 +180,8 @@ struct mlo_sysmetrics {
     char cg_dir[PATH_MAX];
     nvml gpu;
     char *buf;
+    sys_out *out; /* a round's averages, emitted after the lock is released */
+    size_t outcap;
 };
 
 /* Python's round(x, 1): the correctly rounded decimal, ties to even on
@@ -556,8 +570,18 @@ static int sample(mlo_sysmetrics *s) {
     read_gpus(s, v, have);
     int64_t ts = mlo__env_now_ms(s->env);
 
-    int emitted = 0;
+    size_t nout = 0;
     pthread_mutex_lock(&s->lock);
+    int room = 1;
+    if (s->non && s->outcap < (size_t)s->non * SLOTS) {
+        sys_out *o = realloc(s->out, (size_t)s->non * SLOTS * sizeof *o);
+        if (o) {
+            s->out = o;
+            s->outcap = (size_t)s->non * SLOTS;
+        } else {
+            room = 0;
+        }
+    }
     for (uint32_t r = 0; r < s->cap; r++) {
         sys_acc *a = s->runs[r].acc;
         if (!a)
@@ -582,23 +606,40 @@ static int sample(mlo_sysmetrics *s) {
             }
         if (++a->count < s->samples)
             continue;
-        int64_t step = s->runs[r].next_step++;
-        for (int k = 0; k < SLOTS; k++) {
-            if (!a->n[k])
-                continue;
-            double val = k == M_NET_RX || k == M_NET_TX ? a->net_last[k - M_NET_RX]
-                                                         : round1(a->sum[k] / a->n[k]);
-            s->emit(s->emit_ctx, r, s->keys[k], s->klen[k], val, step, ts);
-            emitted++;
-        }
+        if (room) {
+            int64_t step = s->runs[r].next_step++;
+            for (int k = 0; k < SLOTS; k++)
+                if (a->n[k])
+                    s->out[nout++] = (sys_out){
+                        r, k,
+                        k == M_NET_RX || k == M_NET_TX ? a->net_last[k - M_NET_RX]
+                                                       : round1(a->sum[k] / a->n[k]),
+                        step};
+        } /* else out of memory: this average is lost, the step not used */
         memset(a->sum, 0, sizeof a->sum);
         memset(a->n, 0, sizeof a->n);
         a->count = 0;
     }
-    s->samples_taken++;
-    pthread_cond_broadcast(&s->sampled);
+    s->emitting = 1;
+    s->emitter = pthread_self();
     pthread_mutex_unlock(&s->lock);
-    return emitted;
+    if (!room)
+        mlo__env_report(s->env, MLO_ERR_NO_MEMORY, 1, "system metrics: out of memory, a step lost");
+
+    /* outside the lock: a push may wait for room in the queue, and the error
+     * callback it may call may switch runs (set does not wait for its own
+     * thread's round) */
+    for (size_t i = 0; i < nout; i++) {
+        const sys_out *o = &s->out[i];
+        s->emit(s->emit_ctx, o->run, s->keys[o->slot], s->klen[o->slot], o->value, o->step, ts);
+    }
+
+    pthread_mutex_lock(&s->lock);
+    s->emitting = 0;
+    s->samples_taken++;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    return (int)nout;
 }
 
 static uint32_t runs_on(mlo_sysmetrics *s) {
@@ -679,7 +720,7 @@ mlo_sysmetrics *mlo__sysmetrics_new(mlo_env *env, const char *disk_path,
     for (int k = 0; k < M_GPU; k++)
         s->klen[k] = (size_t)snprintf(s->keys[k], KEY_MAX, "%s%s", s->prefix, base_names[k]);
     pthread_mutex_init(&s->lock, NULL);
-    mlo__clock_cond_init(&s->sampled);
+    mlo__clock_cond_init(&s->cond);
     return s;
 }
 
@@ -728,6 +769,11 @@ int mlo__sysmetrics_set(mlo_sysmetrics *s, uint32_t run, int on, int64_t next_st
         r->acc = NULL;
         s->non--;
     }
+    /* off: a round emitting now may hold averages of this run; once it is
+     * done none follows (not waited for on the round's own thread: an
+     * error callback of its pushes) */
+    while (!on && s->emitting && !pthread_equal(s->emitter, pthread_self()))
+        pthread_cond_wait(&s->cond, &s->lock);
 out:
     pthread_mutex_unlock(&s->lock);
     return st;
@@ -737,7 +783,7 @@ int mlo__sysmetrics_wait(mlo_sysmetrics *s, uint64_t n, int64_t deadline_ns) {
     pthread_mutex_lock(&s->lock);
     while (s->samples_taken < n && mlo__clock_mono(NULL) < deadline_ns) {
         struct timespec abs = mlo__clock_abs(deadline_ns);
-        pthread_cond_timedwait(&s->sampled, &s->lock, &abs);
+        pthread_cond_timedwait(&s->cond, &s->lock, &abs);
     }
     int ok = s->samples_taken >= n;
     pthread_mutex_unlock(&s->lock);
@@ -776,9 +822,10 @@ void mlo__sysmetrics_free(mlo_sysmetrics *s) {
     for (uint32_t r = 0; r < s->cap; r++)
         free(s->runs[r].acc);
     free(s->runs);
+    free(s->out);
     free(s->disk_path);
     free(s->buf);
-    pthread_cond_destroy(&s->sampled);
+    pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

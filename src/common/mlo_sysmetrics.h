@@ -23,7 +23,8 @@
 typedef struct mlo_sysmetrics mlo_sysmetrics;
 
 /* Where the averages go: run index, key, value, step, timestamp (ms).
- * Returns an mlo_status.  Called with the sampler's lock held. */
+ * Returns an mlo_status.  Called on the sampler's thread (or the one of
+ * mlo__sysmetrics_tick) without the sampler's lock. */
 typedef int (*mlo_sysmetrics_emit_fn)(void *ctx, uint32_t run, const char *key, size_t klen,
                                       double value, int64_t step, int64_t ts_ms);
 
@@ -34,8 +35,10 @@ mlo_sysmetrics *mlo__sysmetrics_new(mlo_env *env, const char *disk_path,
                                     mlo_sysmetrics_emit_fn emit, void *emit_ctx);
 /* Switches system metrics of run `run` on (on != 0) or off.  next_step >= 0
  * sets the step its next average is logged at (a resumed run); < 0 keeps
- * what the run had (0 for a run never seen).  Off drops a partial average;
- * once this returns no tick emits for the run any more.  MLO_OK or
+ * what the run had (0 for a run never seen).  Off drops a partial average
+ * and waits for a round that is emitting: once this returns nothing more
+ * is emitted for the run (called from the emit callback's own thread, the
+ * rest of that round's averages may still follow).  MLO_OK or
  * MLO_ERR_NO_MEMORY (no memory, or no thread could be started: the run
  * stays off). */
 int mlo__sysmetrics_set(mlo_sysmetrics *s, uint32_t run, int on, int64_t next_step);
