@@ -70,7 +70,9 @@ def _attach_inherited():
     client = get_client()
     runs = []
     for run_id, run_name in _inherited:
-        run = client.resume_run(run_id)  # raises (nothing changed) when that fails
+        # raises (nothing changed) when that fails; the parent's sampler, not ours,
+        # logs the run's system metrics (as mlflow's monitor, which a child never starts)
+        run = client.resume_run(run_id, log_system_metrics=False)
         if run_name and not run.info.run_name:
             run.info.run_name = run_name
         runs.append(run)

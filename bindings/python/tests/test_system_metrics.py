@@ -110,6 +110,32 @@ class SystemMetrics(unittest.TestCase):
         # the resumed run's steps follow the first part's: no step twice
         self.assertEqual(steps, list(range(len(steps))))
 
+    def test_forked_child_logs_none(self):
+        """A forked child (a DataLoader worker) re-attaches to the active run but does
+        not sample it: the parent does (as mlflow's monitor, which a child never
+        starts).  Its system steps stay once each."""
+        mlo.enable_system_metrics_logging()
+        with mlo.start_run(run_name="forked") as run:
+            self.wait_steps(mlo.get_client(), run.info.run_id, 1)
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    mlo.log_metric("child", 1.0)
+                    # live through several of the parent's samples
+                    time.sleep(0.3)
+                    mlo.flush()
+                except BaseException:
+                    code = 1
+                os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+            n = len(self.steps(run.info.run_id))
+            steps = self.wait_steps(mlo.get_client(), run.info.run_id, n + 2)
+        self.assertEqual(steps, list(range(len(steps))))
+        keys = [m["key"] for m in self.server.run(run.info.run_id)["metrics"]]
+        self.assertIn("child", keys)
+
     def test_client_options(self):
         with mlo.Client(self.server.url, system_metrics=True, system_metrics_node_id="node_7",
                         system_metrics_sampling_interval=0.05,
