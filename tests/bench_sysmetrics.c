@@ -202,8 +202,8 @@ static void measure(cfg *k, long calls) {
 }
 
 static void part2(long calls, int rounds) {
-    cfg k[3] = {{.name = "sampler off"}, {.name = "sampler on, 10 s"},
-                {.name = "sampler on, 10 ms"}};
+    cfg k[3] = {
+        {.name = "sampler off"}, {.name = "sampler on, 10 s"}, {.name = "sampler on, 10 ms"}};
     k[0].c = open_client(0, 10, 0, NULL, &k[0].run);
     k[1].c = open_client(1, 10, 0, NULL, &k[1].run);
     k[2].c = open_client(1, 0.01, 0, NULL, &k[2].run);
@@ -220,8 +220,8 @@ static void part2(long calls, int rounds) {
     printf("\npart 2: mlo_log_metric, 1 thread, %d rounds of %ld calls per configuration "
            "(interleaved)\n",
            rounds, calls);
-    printf("  %-18s | %8s %10s | %8s %8s %8s %9s | %s\n", "configuration", "mean ns",
-           "batch p50", "p50", "p99", "p99.9", "max", "not OK");
+    printf("  %-18s | %8s %10s | %8s %8s %8s %9s | %s\n", "configuration", "mean ns", "batch p50",
+           "p50", "p99", "p99.9", "max", "not OK");
     double oh = bench_timer_overhead;
     double means[3];
     for (int i = 0; i < 3; i++) {
@@ -230,10 +230,10 @@ static void part2(long calls, int rounds) {
         /* the median batch per call: what a call costs when no other thread
          * preempts the producer (robust on a shared machine) */
         double bmed = bench_to_ns(((double)bench_pct(k[i].batch, k[i].nbatch, 0.5) - oh) / BATCH);
-#define NS(x) (bench_to_ns((double)(x) - oh) < 0 ? 0 : bench_to_ns((double)(x) - oh))
+#define NS(x) (bench_to_ns((double)(x)-oh) < 0 ? 0 : bench_to_ns((double)(x)-oh))
         means[i] = bench_to_ns((k[i].batch_sum - oh * (double)k[i].nbatch) / (double)k[i].calls);
-        printf("  %-18s | %8.1f %10.1f | %8.0f %8.0f %8.0f %9.0f | %lu\n", k[i].name, means[i], bmed,
-               NS(bench_pct(k[i].call, k[i].ncall, 0.5)),
+        printf("  %-18s | %8.1f %10.1f | %8.0f %8.0f %8.0f %9.0f | %lu\n", k[i].name, means[i],
+               bmed, NS(bench_pct(k[i].call, k[i].ncall, 0.5)),
                NS(bench_pct(k[i].call, k[i].ncall, 0.99)),
                NS(bench_pct(k[i].call, k[i].ncall, 0.999)), NS(k[i].call[k[i].ncall - 1]),
                (unsigned long)k[i].notok);

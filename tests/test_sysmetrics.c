@@ -188,14 +188,14 @@ static void on_error(void *user, mlo_status st, const char *msg) {
 }
 
 typedef struct fx_opts {
-    int server;         /* over the fake server (else the local store only) */
-    int on;             /* runs log system metrics by default (-1: the environment says) */
-    int samples;        /* -1: the environment's */
-    const char *nvml;   /* NULL: the fake NVML */
-    const char *root;   /* NULL: g_tmp/root */
+    int server;       /* over the fake server (else the local store only) */
+    int on;           /* runs log system metrics by default (-1: the environment says) */
+    int samples;      /* -1: the environment's */
+    const char *nvml; /* NULL: the fake NVML */
+    const char *root; /* NULL: g_tmp/root */
     int manual;
-    double interval_s;  /* -1: the environment's */
-    fx *share;          /* another fixture whose fake server (and clock) to use */
+    double interval_s; /* -1: the environment's */
+    fx *share;         /* another fixture whose fake server (and clock) to use */
 } fx_opts;
 
 static fx *fx_open(const fx_opts *o) {
@@ -219,10 +219,9 @@ static fx *fx_open(const fx_opts *o) {
         assert_int_equal(mlo_options_set_system_metrics(opts, o->on), MLO_OK);
     assert_int_equal(mlo_options_set_system_metrics_sampling(opts, o->interval_s, o->samples),
                      MLO_OK);
-    assert_int_equal(mlo__config_set_sysmetrics_sources(
-                         opts, o->root ? o->root : tmp_path("root"),
-                         o->nvml ? o->nvml : FAKE_NVML_PATH, o->manual ? fake_statvfs : NULL,
-                         o->manual),
+    assert_int_equal(mlo__config_set_sysmetrics_sources(opts, o->root ? o->root : tmp_path("root"),
+                                                        o->nvml ? o->nvml : FAKE_NVML_PATH,
+                                                        o->manual ? fake_statvfs : NULL, o->manual),
                      MLO_OK);
     int st = mlo_client_open(opts, &f->c);
     mlo_options_free(opts);
@@ -273,9 +272,9 @@ static const long long S2[10] = {500, 0, 300, 1500, 100, 0, 0, 0, 50, 0};
 static const long long S3[10] = {600, 0, 350, 2000, 100, 0, 0, 0, 50, 0};
 
 static const char *const BASE[8] = {
-    "cpu_utilization_percentage", "system_memory_usage_megabytes",
-    "system_memory_usage_percentage", "disk_usage_percentage", "disk_usage_megabytes",
-    "disk_available_megabytes", "network_receive_megabytes", "network_transmit_megabytes"};
+    "cpu_utilization_percentage", "system_memory_usage_megabytes", "system_memory_usage_percentage",
+    "disk_usage_percentage",      "disk_usage_megabytes",          "disk_available_megabytes",
+    "network_receive_megabytes",  "network_transmit_megabytes"};
 
 /* Two averages of two samples each, 2 GPUs (the second without power
  * readings), against MLflow's figures. */
@@ -338,8 +337,8 @@ static void test_names_averages_steps(void **state) {
     expect(f, sid, "system/gpu_1_memory_usage_percentage", 1, 1, 37.5);
     /* one timestamp per step, from the client's clock */
     int64_t ts0, ts;
-    assert_true(fake_metric_get(f->fs, sid, "system/cpu_utilization_percentage", 0, NULL, NULL,
-                                &ts0));
+    assert_true(
+        fake_metric_get(f->fs, sid, "system/cpu_utilization_percentage", 0, NULL, NULL, &ts0));
     for (int k = 0; k < 8; k++) {
         char key[128];
         snprintf(key, sizeof key, "system/%s", BASE[k]);
@@ -420,8 +419,7 @@ static void test_resume_continues(void **state) {
     char sid[64];
     snprintf(sid, sizeof sid, "%s", mlo_run_id(r));
     assert_int_equal(mlo_log_metric(r, "system/cpu_utilization_percentage", 3, 4), MLO_OK);
-    assert_int_equal(mlo_log_metric(r, "system/node_1/gpu_0_utilization_percentage", 1, 6),
-                     MLO_OK);
+    assert_int_equal(mlo_log_metric(r, "system/node_1/gpu_0_utilization_percentage", 1, 6), MLO_OK);
     assert_int_equal(mlo_log_metric(r, "loss", 0.5, 100), MLO_OK); /* not a system metric */
     assert_int_equal(mlo_client_flush(f->c, 10000), MLO_OK);
     assert_int_equal(mlo_client_close(f->c), MLO_OK);
@@ -429,8 +427,8 @@ static void test_resume_continues(void **state) {
 
     /* a second client over the same server, system metrics on by default:
      * the resumed run goes on at 7 (one after gpu's step 6) */
-    fx_opts o2 = {.server = 1, .on = 1, .samples = 1, .manual = 1, .nvml = "", .interval_s = -1,
-                  .share = f};
+    fx_opts o2 = {
+        .server = 1, .on = 1, .samples = 1, .manual = 1, .nvml = "", .interval_s = -1, .share = f};
     fx *g = fx_open(&o2);
     mlo_run_t *r2 = NULL;
     assert_int_equal(mlo_resume_run(g->c, sid, &r2), MLO_OK);
@@ -443,8 +441,8 @@ static void test_resume_continues(void **state) {
     g->c = NULL;
 
     /* a third, off by default: switched on later, it goes on at 8 */
-    fx_opts o3 = {.server = 1, .on = 0, .samples = 1, .manual = 1, .nvml = "", .interval_s = -1,
-                  .share = f};
+    fx_opts o3 = {
+        .server = 1, .on = 0, .samples = 1, .manual = 1, .nvml = "", .interval_s = -1, .share = f};
     fx *h = fx_open(&o3);
     mlo_run_t *r3 = NULL;
     assert_int_equal(mlo_resume_run(h->c, sid, &r3), MLO_OK);
@@ -531,8 +529,8 @@ static void test_offline_node_cgroup_sync(void **state) {
     json_t *run = NULL, *x;
     size_t i;
     json_array_foreach(json_object_get(d, "runs"), i, x) {
-        const char *t = json_string_value(json_object_get(json_object_get(x, "tags"),
-                                                          "mlo.local_id"));
+        const char *t =
+            json_string_value(json_object_get(json_object_get(x, "tags"), "mlo.local_id"));
         if (t && !strcmp(t, lid))
             run = x;
     }
@@ -586,8 +584,12 @@ static void test_cgroup_v1_no_nvml(void **state) {
     put("sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes", "2048000000\n");
     put("sys/fs/cgroup/memory/docker/abc/memory.stat",
         "cache 5\ninactive_file 7\ntotal_inactive_file 1024000000\n");
-    fx_opts o = {.server = 1, .on = 1, .samples = 1, .manual = 1,
-                 .nvml = "/nonexistent/libnvidia-ml.so.1", .interval_s = -1};
+    fx_opts o = {.server = 1,
+                 .on = 1,
+                 .samples = 1,
+                 .manual = 1,
+                 .nvml = "/nonexistent/libnvidia-ml.so.1",
+                 .interval_s = -1};
     fx *f = fx_open(&o);
     mlo_run_t *r = start(f, "v1");
     const char *sid = mlo_run_id(r);
@@ -613,7 +615,12 @@ static void test_cgroup_v1_no_nvml(void **state) {
  * stops the thread. */
 static void test_thread_real_sources(void **state) {
     (void)state;
-    fx_opts o = {.server = 1, .on = 1, .samples = 1, .manual = 0, .nvml = "", .root = "",
+    fx_opts o = {.server = 1,
+                 .on = 1,
+                 .samples = 1,
+                 .manual = 0,
+                 .nvml = "",
+                 .root = "",
                  .interval_s = 0.02};
     fx *f = fx_open(&o);
     mlo_run_t *r = start(f, "thread");
@@ -755,8 +762,8 @@ static void test_option_over_env(void **state) {
 typedef struct rec {
     mlo_sysmetrics *s;
     _Atomic int n;
-    int self_off;       /* the callback switches its run off */
-    _Atomic int block;  /* the callback waits for `release` (first call) */
+    int self_off;      /* the callback switches its run off */
+    _Atomic int block; /* the callback waits for `release` (first call) */
     _Atomic int entered, release;
 } rec;
 

@@ -4,9 +4,9 @@
  *
  * Owns: the client (config, environment, store, queue, run table,
  * histograms, flush gate, and the engines: writer, outbox, uploader,
- * system-metrics sampler) and the runs.  struct mlo_client is defined here and nowhere else; the other
- * public calls reach what they need through mlo_client.h, and the engines
- * get an mlo_env, never the client.  A log call validates, takes the time and pushes one
+ * system-metrics sampler) and the runs.  struct mlo_client is defined here
+ * and nowhere else; the other public calls reach what they need through
+ * mlo_client.h, and the engines get an mlo_env, never the client.  A log call validates, takes the time and pushes one
  * record into the queue: no lock, no allocation, no system call of its own
  * (the queue's push is the only shared write).  With a store (the default)
  * the queue is a ring laid over a file in the store (mlo_store.c), so what
@@ -265,10 +265,10 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
         c->queue = c->qops->create(c->cfg.queue_bytes, wait_ns);
     c->sync_api = c->cfg.tracking_uri ? mlo__api_new(&c->env) : NULL;
     /* the disk metrics describe the store's file system unless told otherwise */
-    c->sys = mlo__sysmetrics_new(&c->env,
-                                 c->cfg.sys_disk_path ? c->cfg.sys_disk_path
-                                                      : c->store ? c->cfg.store_dir : "/",
-                                 mlo__client_emit_metric, c);
+    const char *disk = c->cfg.sys_disk_path;
+    if (!disk)
+        disk = c->store ? c->cfg.store_dir : "/";
+    c->sys = mlo__sysmetrics_new(&c->env, disk, mlo__client_emit_metric, c);
     if (!c->queue || (c->cfg.tracking_uri && !c->sync_api) || !c->sys) {
         st = MLO_ERR_NO_MEMORY;
         goto fail;
@@ -442,8 +442,7 @@ static void sys_default(mlo_client *c, mlo_run *r, int64_t next_step) {
     if ((c->cfg.sys_enabled || next_step > 0) &&
         mlo__sysmetrics_set(c->sys, r->index, c->cfg.sys_enabled, next_step) != MLO_OK)
         mlo__env_report(&c->env, MLO_ERR_NO_MEMORY, 1,
-                        "system metrics: run %s logs none (no memory or no thread)",
-                        r->local_id);
+                        "system metrics: run %s logs none (no memory or no thread)", r->local_id);
 }
 
 static int resume(mlo_client *c, const char *run_id, mlo_run **out) {

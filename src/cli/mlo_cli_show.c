@@ -102,8 +102,7 @@ static void show_metric(metric *m, size_t kw, bool ascii, bool history) {
             char tv[64], vv[64];
             cli_fmt_time(m->hist[k].ts, tv, sizeof tv);
             cli_fmt_shortest(m->hist[k].v, vv, sizeof vv);
-            printf("  %*s  %12lld  %-19s  %s\n", (int)kw, "", (long long)m->hist[k].step, tv,
-                   vv);
+            printf("  %*s  %12lld  %-19s  %s\n", (int)kw, "", (long long)m->hist[k].step, tv, vv);
         }
     }
 }

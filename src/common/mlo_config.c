@@ -63,7 +63,7 @@ struct mlo_options {
     double sys_interval_s; /* < 0 unset */
     int sys_samples;       /* < 0 unset */
     int sys_node_id_set;
-    char *sys_node_id;     /* "" none (wins over the environment) */
+    char *sys_node_id; /* "" none (wins over the environment) */
     char *sys_disk_path;
     char *sys_root;
     char *sys_nvml;
@@ -341,8 +341,9 @@ MLO_API int mlo_options_set_system_metrics(mlo_options_t *o, int enable) {
 MLO_API int mlo_options_set_system_metrics_sampling(mlo_options_t *o, double interval_s,
                                                     int samples_before_logging) {
     CHECK_OPTS(o);
-    if (isnan(interval_s) || (interval_s >= 0 && (interval_s < MLO_SYS_MIN_INTERVAL_S ||
-                                                  interval_s > MLO_SYS_MAX_INTERVAL_S)) ||
+    if (isnan(interval_s) ||
+        (interval_s >= 0 &&
+         (interval_s < MLO_SYS_MIN_INTERVAL_S || interval_s > MLO_SYS_MAX_INTERVAL_S)) ||
         samples_before_logging == 0 || samples_before_logging > MLO_SYS_MAX_SAMPLES)
         return MLO_ERR_INVALID_ARGUMENT;
     o->sys_interval_s = interval_s < 0 ? -1 : interval_s;

@@ -82,13 +82,13 @@
 enum { M_CPU, M_MEM_MB, M_MEM_PCT, M_DISK_PCT, M_DISK_MB, M_DISK_AVAIL, M_NET_RX, M_NET_TX, M_GPU };
 enum { G_MEM_PCT, G_MEM_MB, G_UTIL, G_POWER_W, G_POWER_PCT, G_COUNT };
 #define SLOTS (M_GPU + G_COUNT * MLO_SYS_MAX_GPUS)
-#define KEY_MAX 256 /* a key is at most 250 characters (checked at config) */
+#define KEY_MAX 256          /* a key is at most 250 characters (checked at config) */
 #define BUF_SIZE (64 * 1024) /* /proc/net/dev of a host with many interfaces */
 
 static const char *const base_names[M_GPU] = {
-    "cpu_utilization_percentage", "system_memory_usage_megabytes",
-    "system_memory_usage_percentage", "disk_usage_percentage", "disk_usage_megabytes",
-    "disk_available_megabytes", "network_receive_megabytes", "network_transmit_megabytes"};
+    "cpu_utilization_percentage", "system_memory_usage_megabytes", "system_memory_usage_percentage",
+    "disk_usage_percentage",      "disk_usage_megabytes",          "disk_available_megabytes",
+    "network_receive_megabytes",  "network_transmit_megabytes"};
 static const char *const gpu_names[G_COUNT] = {"memory_usage_percentage", "memory_usage_megabytes",
                                                "utilization_percentage", "power_usage_watts",
                                                "power_usage_percentage"};
@@ -150,8 +150,8 @@ struct mlo_sysmetrics {
     int64_t interval_ns;
     int samples;
     char *disk_path;
-    const char *root; /* "" for the real /proc and /sys */
-    long hz;          /* /proc/stat's ticks per second */
+    const char *root;     /* "" for the real /proc and /sys */
+    long hz;              /* /proc/stat's ticks per second */
     char prefix[KEY_MAX]; /* "system/" or "system/<node id>/" */
     char keys[SLOTS][KEY_MAX];
     size_t klen[SLOTS];
@@ -159,9 +159,9 @@ struct mlo_sysmetrics {
     pthread_mutex_t lock; /* runs, cap, non, started, ngpu, samples_taken, emitting */
     pthread_cond_t cond;  /* a round ended (mlo__sysmetrics_wait, set waiting for emits) */
     uint64_t samples_taken;
-    int emitting;         /* a round is emitting (outside the lock) on thread `emitter` */
+    int emitting; /* a round is emitting (outside the lock) on thread `emitter` */
     pthread_t emitter;
-    sys_run *runs;        /* by run index */
+    sys_run *runs; /* by run index */
     uint32_t cap;
     uint32_t non; /* runs on */
     int started;
@@ -481,8 +481,8 @@ static void load_nvml(mlo_sysmetrics *s) {
     for (int i = 0; i < g->n; i++)
         for (int m = 0; m < G_COUNT; m++) {
             int slot = M_GPU + i * G_COUNT + m;
-            s->klen[slot] = (size_t)snprintf(s->keys[slot], KEY_MAX, "%sgpu_%d_%s", s->prefix, i,
-                                             gpu_names[m]);
+            s->klen[slot] =
+                (size_t)snprintf(s->keys[slot], KEY_MAX, "%sgpu_%d_%s", s->prefix, i, gpu_names[m]);
         }
     pthread_mutex_lock(&s->lock);
     s->ngpu = g->n;
@@ -610,11 +610,11 @@ static int sample(mlo_sysmetrics *s) {
             int64_t step = s->runs[r].next_step++;
             for (int k = 0; k < SLOTS; k++)
                 if (a->n[k])
-                    s->out[nout++] = (sys_out){
-                        r, k,
-                        k == M_NET_RX || k == M_NET_TX ? a->net_last[k - M_NET_RX]
-                                                       : round1(a->sum[k] / a->n[k]),
-                        step};
+                    s->out[nout++] =
+                        (sys_out){r, k,
+                                  k == M_NET_RX || k == M_NET_TX ? a->net_last[k - M_NET_RX]
+                                                                 : round1(a->sum[k] / a->n[k]),
+                                  step};
         } /* else out of memory: this average is lost, the step not used */
         memset(a->sum, 0, sizeof a->sum);
         memset(a->n, 0, sizeof a->n);
@@ -802,8 +802,7 @@ int64_t mlo__sysmetrics_cpu_ns(mlo_sysmetrics *s) {
     pthread_mutex_lock(&s->lock);
     clockid_t cid;
     struct timespec ts;
-    if (s->started && pthread_getcpuclockid(s->w.thread, &cid) == 0 &&
-        clock_gettime(cid, &ts) == 0)
+    if (s->started && pthread_getcpuclockid(s->w.thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
         ns = (int64_t)ts.tv_sec * MLO_NS_PER_S + ts.tv_nsec;
     pthread_mutex_unlock(&s->lock);
     return ns;
