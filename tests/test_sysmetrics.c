@@ -14,9 +14,11 @@
  * one the test wrote.  The expected figures were computed with Python
  * from MLflow's formulas (psutil's arithmetic, round(sum / n, 1)).
  *
- * Also: offline (local store, then `mlo sync` to the loopback test
- * server), a run of the real sampler thread on the real /proc, cgroup v1
- * and v2 memory limits, NVML absent.
+ * Also: offline (local store, `mlo show`'s heading, then `mlo sync` to the
+ * loopback test server, where the node id's names, the cgroup v2 limit and
+ * the fake GPUs' figures are checked), a run of the real sampler thread on
+ * the real /proc, cgroup v1 and an unlimited limit, NVML absent, and a run
+ * switched off while a round emits.
  */
 #define _GNU_SOURCE
 
@@ -473,11 +475,13 @@ static void test_offline_node_cgroup_sync(void **state) {
     put("sys/fs/cgroup/kubepods/pod1/memory.current", "2048000000\n");
     put("sys/fs/cgroup/kubepods/pod1/memory.stat",
         "anon 1000\nfile 2000\nactive_file 5\ninactive_file 1024000000\n");
+    nvml_set(0, 16000000000ULL, 4000000000ULL, 50, 150000, 300000);
+    nvml_set(1, 8000000000ULL, 2000000000ULL, 20, 0, 0);
     setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true", 1);
     setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1", 1);
     setenv("MLFLOW_SYSTEM_METRICS_NODE_ID", "node_0", 1);
     unsetenv("MLFLOW_TRACKING_URI");
-    fx_opts o = {.server = 0, .on = -1, .samples = -1, .manual = 1, .nvml = "", .interval_s = -1};
+    fx_opts o = {.server = 0, .on = -1, .samples = -1, .manual = 1, .interval_s = -1};
     fx *f = fx_open(&o);
     unsetenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING");
     unsetenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING");
@@ -487,10 +491,11 @@ static void test_offline_node_cgroup_sync(void **state) {
     snprintf(lid, sizeof lid, "%s", mlo_run_id(r));
     assert_int_equal(mlo__sysmetrics_tick(f->sm), 0);
     put_stat(S1);
-    assert_int_equal(mlo__sysmetrics_tick(f->sm), 8);
+    assert_int_equal(mlo__sysmetrics_tick(f->sm), 16);
     put_stat(S2);
     put_netdev(501000, 501000, 8000000, 3500000);
-    assert_int_equal(mlo__sysmetrics_tick(f->sm), 8);
+    nvml_set(1, 8000000000ULL, 3000000000ULL, 45, 0, 0);
+    assert_int_equal(mlo__sysmetrics_tick(f->sm), 16);
     assert_int_equal(mlo_log_metric(r, "loss", 0.25, 1), MLO_OK);
     assert_int_equal(mlo_end_run(r, MLO_RUN_FINISHED), MLO_OK);
     fx_close(f);
@@ -508,7 +513,7 @@ static void test_offline_node_cgroup_sync(void **state) {
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = 0;
     assert_int_equal(pclose(p), 0);
-    const char *mh = strstr(out, "\nMetrics (1)\n"), *sh = strstr(out, "\nSystem metrics (8)\n");
+    const char *mh = strstr(out, "\nMetrics (1)\n"), *sh = strstr(out, "\nSystem metrics (16)\n");
     const char *loss = strstr(out, "  loss "), *cpu = strstr(out, "  system/node_0/cpu_");
     if (!mh || !sh || !loss || !cpu || !(mh < loss && loss < sh && sh < cpu))
         fail_msg("mlo show does not group the system metrics:\n%s", out);
@@ -536,8 +541,17 @@ static void test_offline_node_cgroup_sync(void **state) {
     }
     if (!run)
         fail_msg("run %s not on the server after sync", lid);
-    /* key -> value at step s, from the run's metric history */
-    int seen[8][2] = {{0}};
+    /* the 8 base names, then gpu 0's 5 and gpu 1's 3 (no power readings) */
+    static const char *const names[16] = {
+        "cpu_utilization_percentage", "system_memory_usage_megabytes",
+        "system_memory_usage_percentage", "disk_usage_percentage", "disk_usage_megabytes",
+        "disk_available_megabytes", "network_receive_megabytes", "network_transmit_megabytes",
+        "gpu_0_memory_usage_percentage", "gpu_0_memory_usage_megabytes",
+        "gpu_0_utilization_percentage", "gpu_0_power_usage_watts", "gpu_0_power_usage_percentage",
+        "gpu_1_memory_usage_percentage", "gpu_1_memory_usage_megabytes",
+        "gpu_1_utilization_percentage"};
+    /* each once at steps 0 and 1, from the run's metric history */
+    int seen[16][2] = {{0}};
     json_t *m;
     json_array_foreach(json_object_get(run, "metrics"), i, m) {
         const char *key = json_string_value(json_object_get(m, "key"));
@@ -548,9 +562,9 @@ static void test_offline_node_cgroup_sync(void **state) {
         int64_t step = json_integer_value(json_object_get(m, "step"));
         double v = json_number_value(json_object_get(m, "value"));
         int k = 0;
-        while (k < 8 && strcmp(key + 14, BASE[k]))
+        while (k < 16 && strcmp(key + 14, names[k]))
             k++;
-        if (k == 8 || step < 0 || step > 1) {
+        if (k == 16 || step < 0 || step > 1) {
             fail_msg("unexpected metric %s at step %lld", key, (long long)step);
             continue;
         }
@@ -563,11 +577,19 @@ static void test_offline_node_cgroup_sync(void **state) {
             assert_true(v == (step == 0 ? 25.0 : 66.7));
         if (k == 6)
             assert_true(v == (step == 0 ? 0.0 : 8501000 / 1e6 - 5001000 / 1e6));
+        if (k == 11)
+            assert_true(v == 150.0);
+        if (k == 12)
+            assert_true(v == 50.0);
+        if (k == 13) /* 2 of 8 GB, then 3 of 8 */
+            assert_true(v == (step == 0 ? 25.0 : 37.5));
+        if (k == 15)
+            assert_true(v == (step == 0 ? 20.0 : 45.0));
     }
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 16; k++)
         for (int st2 = 0; st2 < 2; st2++)
             if (seen[k][st2] != 1)
-                fail_msg("system/node_0/%s at step %d: %d points", BASE[k], st2, seen[k][st2]);
+                fail_msg("system/node_0/%s at step %d: %d points", names[k], st2, seen[k][st2]);
     json_decref(d);
     testsrv_stop(srv);
 }
