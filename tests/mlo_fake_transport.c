@@ -312,6 +312,41 @@ size_t fake_metric_points(fake_server *fs, const char *id, const char *key) {
     return n;
 }
 
+int fake_metric_get(fake_server *fs, const char *id, const char *key, size_t i, double *value,
+                    int64_t *step, int64_t *ts) {
+    int found = 0;
+    pthread_mutex_lock(&fs->lock);
+    run *r = find_run(fs, id);
+    for (size_t j = 0, n = 0; r && j < r->npts && !found; j++)
+        if (!strcmp(r->pts[j].key, key) && n++ == i) {
+            if (value)
+                *value = r->pts[j].value;
+            if (step)
+                *step = r->pts[j].step;
+            if (ts)
+                *ts = r->pts[j].ts;
+            found = 1;
+        }
+    pthread_mutex_unlock(&fs->lock);
+    return found;
+}
+
+size_t fake_metric_keys(fake_server *fs, const char *id, const char *prefix) {
+    size_t n = 0;
+    pthread_mutex_lock(&fs->lock);
+    run *r = find_run(fs, id);
+    for (size_t j = 0; r && j < r->npts; j++) {
+        if (strncmp(r->pts[j].key, prefix, strlen(prefix)))
+            continue;
+        int seen = 0;
+        for (size_t k = 0; k < j && !seen; k++)
+            seen = !strcmp(r->pts[k].key, r->pts[j].key);
+        n += !seen;
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return n;
+}
+
 const char *fake_param(fake_server *fs, const char *id, const char *key) {
     pthread_mutex_lock(&fs->lock);
     run *r = find_run(fs, id);
@@ -401,23 +436,34 @@ static double jnum(json_t *v) {
 }
 
 static json_t *run_json(const run *r) {
-    json_t *tags = json_array(), *params = json_array(), *metrics = json_array();
-    for (size_t i = 0; i < r->npts; i++) {
-        int later = 0; /* one entry per key: the last point */
-        for (size_t j = i + 1; j < r->npts && !later; j++)
-            later = !strcmp(r->pts[j].key, r->pts[i].key);
-        if (!later)
-            json_array_append_new(metrics,
-                                  json_pack("{s:s, s:f, s:I, s:I}", "key", r->pts[i].key, "value",
-                                            r->pts[i].value, "timestamp", (json_int_t)r->pts[i].ts,
-                                            "step", (json_int_t)r->pts[i].step));
-    }
+    json_t *tags = json_array(), *params = json_array();
     for (size_t i = 0; i < r->ntags; i++)
         json_array_append_new(tags, json_pack("{s:s, s:s}", "key", r->tags[i].k, "value",
                                               r->tags[i].v));
     for (size_t i = 0; i < r->nparams; i++)
         json_array_append_new(params, json_pack("{s:s, s:s}", "key", r->params[i].k, "value",
                                                 r->params[i].v));
+    /* the latest value of each key, as MLflow's: the largest (step, timestamp, value) */
+    json_t *metrics = json_array();
+    for (size_t i = 0; i < r->npts; i++) {
+        const point *p = &r->pts[i], *best = p;
+        int first = 1;
+        for (size_t j = 0; j < r->npts; j++) {
+            const point *q = &r->pts[j];
+            if (strcmp(q->key, p->key))
+                continue;
+            if (j < i)
+                first = 0;
+            if (q->step > best->step || (q->step == best->step && q->ts > best->ts) ||
+                (q->step == best->step && q->ts == best->ts && q->value > best->value))
+                best = q;
+        }
+        if (first)
+            json_array_append_new(metrics, json_pack("{s:s, s:f, s:I, s:I}", "key", best->key,
+                                                     "value", best->value, "timestamp",
+                                                     (json_int_t)best->ts, "step",
+                                                     (json_int_t)best->step));
+    }
     char uri[128];
     snprintf(uri, sizeof uri, "mlflow-artifacts:/%s/%s/artifacts", r->exp, r->id);
     return json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:o, s:o, s:o}}", "info", "run_id",
@@ -666,7 +712,8 @@ static void peak(fake_server *fs, const char *path, const char *run_id) {
         if (k == fs->npeaks) {
             if (fs->npeaks == 256)
                 continue;
-            snprintf(fs->peaks[k].path, sizeof fs->peaks[k].path, "%s", path);
+            /* paths are shorter than 128 (a precision says so to -Wformat-truncation) */
+            snprintf(fs->peaks[k].path, sizeof fs->peaks[k].path, "%.127s", path);
             snprintf(fs->peaks[k].run, sizeof fs->peaks[k].run, "%s", rid);
             fs->peaks[k].max = 0;
             fs->npeaks++;

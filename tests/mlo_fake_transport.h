@@ -5,7 +5,8 @@
  * behind (src/transport/mlo_transport.h).
  *
  * The fake is a small MLflow server in memory: experiments (get-by-name,
- * create), runs (create, search by tag, update, get), log-batch with
+ * create), runs (create, search by tag, update, get with the latest
+ * metrics), log-batch with
  * MLflow's limits and param immutability, log-inputs, metric history.  Every
  * request is recorded (method, path, body, virtual start time, the thread's
  * connection).  Faults are scripted per path: the next N requests to a path
@@ -112,6 +113,12 @@ size_t fake_runs_with_tag(fake_server *fs, const char *key, const char *value);
 /* Points of metric key stored for run, params/tags values (NULL if none),
  * the run's status ("RUNNING", "FINISHED", ...). */
 size_t fake_metric_points(fake_server *fs, const char *run, const char *key);
+/* Point i (in the order stored) of metric key of run: 1 and its value, step
+ * and timestamp (each may be NULL), or 0 when there is no such point. */
+int fake_metric_get(fake_server *fs, const char *run, const char *key, size_t i, double *value,
+                    int64_t *step, int64_t *ts);
+/* How many distinct metric keys of run start with prefix. */
+size_t fake_metric_keys(fake_server *fs, const char *run, const char *prefix);
 const char *fake_param(fake_server *fs, const char *run, const char *key);
 const char *fake_tag(fake_server *fs, const char *run, const char *key);
 const char *fake_status(fake_server *fs, const char *run);

@@ -319,6 +319,10 @@ static int every_setter(mlo_options_t *o) {
         mlo_options_set_durable(o, 1),
         mlo_options_set_fsync(o, MLO_FSYNC_ALWAYS, 0),
         mlo_options_set_max_inflight(o, 4),
+        mlo_options_set_system_metrics(o, 1),
+        mlo_options_set_system_metrics_sampling(o, 1, 1),
+        mlo_options_set_system_metrics_node_id(o, "n"),
+        mlo_options_set_system_metrics_disk_path(o, "/"),
     };
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         if (st[i] != MLO_ERR_INVALID_ARGUMENT)
@@ -663,6 +667,29 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       ALL(A(mlo_options_set_max_inflight(O, 0)), A(mlo_options_set_max_inflight(O, 17)),           \
           A(mlo_options_set_max_inflight(O, UINT_MAX))),                                           \
       MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(sys_sampling_bad, "mlo_options_set_system_metrics_sampling",                                 \
+      "interval NaN, 0, 0.0009, 86401, +Inf; samples 0, 1000001", NULL,                            \
+      "0.001 to 86400 s, 1 to 1,000,000 samples (negative: keep)",                                 \
+      ALL(A(mlo_options_set_system_metrics_sampling(O, NAN, 1)),                                   \
+          A(mlo_options_set_system_metrics_sampling(O, 0, 1)),                                     \
+          A(mlo_options_set_system_metrics_sampling(O, 0.0009, 1)),                                \
+          A(mlo_options_set_system_metrics_sampling(O, 86401, 1)),                                 \
+          A(mlo_options_set_system_metrics_sampling(O, INFINITY, 1)),                              \
+          A(mlo_options_set_system_metrics_sampling(O, 10, 0)),                                    \
+          A(mlo_options_set_system_metrics_sampling(O, 10, 1000001))),                             \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(sys_node_bad, "mlo_options_set_system_metrics_node_id",                                     \
+      "`../x`, `a//b`, a control character, 251 characters", NULL,                                 \
+      "system/<node id>/... must be keys MLflow takes",                                            \
+      ALL(A(mlo_options_set_system_metrics_node_id(O, "../x")),                                    \
+          A(mlo_options_set_system_metrics_node_id(O, "a//b")),                                    \
+          A(mlo_options_set_system_metrics_node_id(O, "a\x01")),                                   \
+          A(mlo_options_set_system_metrics_node_id(O, K251))),                                     \
+      MLO_ERR_INVALID_KEY)                                                                         \
+    X_(sys_node_utf8, "mlo_options_set_system_metrics_node_id", "invalid UTF-8", NULL, NULL,       \
+      mlo_options_set_system_metrics_node_id(O, "n\xc3"), MLO_ERR_INVALID_UTF8)                    \
+    X_(sys_disk_bad, "mlo_options_set_system_metrics_disk_path", "\"\"", NULL, NULL,               \
+      mlo_options_set_system_metrics_disk_path(O, ""), MLO_ERR_INVALID_ARGUMENT)                   \
     X_(callback_null, "mlo_options_set_error_callback", "fn NULL with user data", NULL,             \
       "no callback", mlo_options_set_error_callback(O, NULL, (void *)1), MLO_OK)                   \
     X_(setters_null_opts, "mlo_options_set_* (all the others)",                                    \
@@ -793,6 +820,12 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
           A(is_null(mlo_run_id(ZR))), A(is_null(mlo_run_experiment_id(NULL))),                     \
           A(is_null(mlo_run_experiment_id((mlo_run_t *)C))), A(is_null(mlo_run_experiment_id(ZR)))),\
       MLO_OK)                                                                                      \
+    X_(sys_run_null, "mlo_run_set_system_metrics", "NULL, a client, zeroed memory", NULL, NULL,     \
+      ALL(A(mlo_run_set_system_metrics(NULL, 1)),                                                  \
+          A(mlo_run_set_system_metrics((mlo_run_t *)C, 1)), A(mlo_run_set_system_metrics(ZR, 0))), \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(sys_run_closed, "mlo_run_set_system_metrics", "a run of a closed client", NULL, NULL,        \
+      mlo_run_set_system_metrics(CR, 1), MLO_ERR_CLOSED)                                           \
     X_(end_null, "mlo_end_run", "NULL, a client, zeroed memory", NULL, NULL,                        \
       ALL(A(mlo_end_run(NULL, MLO_RUN_FINISHED)), A(mlo_end_run((mlo_run_t *)C, MLO_RUN_FINISHED)),\
           A(mlo_end_run(ZR, MLO_RUN_FINISHED))),                                                   \
