@@ -38,6 +38,9 @@ static void usage_main(FILE *f) {
             "                               check a run's metrics against thresholds\n"
             "  report [STORE|--uri URI] -o FILE.html\n"
             "                               one HTML page comparing runs: table, charts\n"
+            "  gc [STORE] [--dry-run]       remove what the server acknowledged (retention,\n"
+            "                               size cap) and dead processes' leftovers\n"
+            "  rm RUN... [--store STORE]    remove runs from the store\n"
             "  help [COMMAND]               this text, or a command's\n"
             "\n"
             "Every command takes --help.  mlo --version prints the version.\n"
@@ -88,6 +91,8 @@ static const command COMMANDS[] = {
     {"sync", cli_cmd_sync, cli_usage_sync},
     {"gate", cli_cmd_gate, cli_usage_gate},
     {"report", cli_cmd_report, cli_usage_report},
+    {"gc", cli_cmd_gc, cli_usage_gc},
+    {"rm", cli_cmd_rm, cli_usage_rm},
 };
 
 static const command *find_command(const char *name) {

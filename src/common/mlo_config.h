@@ -11,6 +11,7 @@
 #include "mlo_transport.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* MLflow's limits (../shared/MLFLOW.md) */
 #define MLO_MAX_KEY_CHARS 250
@@ -23,6 +24,7 @@
 #define MLO_BATCH_MAX_BYTES (900u * 1024u) /* under MLflow's documented 1 MB */
 #define MLO_MAX_INFLIGHT_DEFAULT 4 /* log-batch requests in flight (README "Performance") */
 #define MLO_MAX_INFLIGHT_LIMIT 16
+#define MLO_STORE_RETENTION_DEFAULT_S (7 * 24 * 3600) /* MLO_STORE_RETENTION */
 
 typedef struct mlo_config {
     char *tracking_uri; /* without trailing slash */
@@ -53,6 +55,9 @@ typedef struct mlo_config {
     int fsync_policy;            /* mlo_fsync_policy */
     unsigned fsync_interval_ms;
     int max_inflight;            /* log-batch requests in flight at once, 1..16 (mlo_sender.c) */
+    /* the store's retention and size cap (store/mlo_retention.c) */
+    int64_t store_retention_ms;  /* acknowledged data kept this long; -1 forever, 0 at once */
+    int64_t store_max_bytes;     /* 0: no cap */
     /* seams for tests (never set by a program): NULL = libcurl / the system clock */
     mlo_transport_new_fn new_transport;
     void *transport_user;

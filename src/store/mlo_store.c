@@ -107,6 +107,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,9 +270,12 @@ int mlo__store_ack_set(mlo_store *s, const char *procid, uint32_t n, uint64_t of
     free(p);
     if (fd < 0)
         return -1;
-    char line[2100];
-    int len = snprintf(line, sizeof line, "%020llu %s\n", (unsigned long long)off,
-                       s->uri ? s->uri : "");
+    char line[2130];
+    /* the acknowledgement's time (the env's clock: tests inject it) comes
+     * last, so that readers from before it (offset, URI) read these lines */
+    int64_t now_ms = mlo__clock_now_ms(s->env ? mlo__env_clock(s->env) : NULL);
+    int len = snprintf(line, sizeof line, "%020llu %s %020lld\n", (unsigned long long)off,
+                       s->uri ? s->uri : "", (long long)now_ms);
     /* One pwrite at 0 of a line whose length never changes for a store+URI:
      * the offset is replaced in place. */
     int rc = len > 0 && pwrite(fd, line, (size_t)len, 0) == len ? 0 : -1;
@@ -281,6 +285,29 @@ int mlo__store_ack_set(mlo_store *s, const char *procid, uint32_t n, uint64_t of
         fdatasync(fd);
     close(fd);
     return rc;
+}
+
+int mlo__store_ack_read(const mlo_store *s, const char *name, uint64_t *off, int64_t *ack_ms) {
+    char *p = path_of(s, "acks/%s", name);
+    if (!p)
+        return 0;
+    struct stat sb;
+    char *t = stat(p, &sb) == 0 ? mlo__fs_read_file(p, NULL) : NULL;
+    free(p);
+    if (!t)
+        return 0;
+    unsigned long long o = 0;
+    long long ms = -1;
+    char uri[2048] = "";
+    int k = sscanf(t, "%20llu %2047s %20lld", &o, uri, &ms);
+    free(t);
+    if (k < 1)
+        return 0;
+    *off = o;
+    /* ack files from before the time field: their modification time */
+    *ack_ms = k == 3 && ms >= 0 ? (int64_t)ms
+                                : (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+    return 1;
 }
 
 /* ---- runs.map -------------------------------------------------------------- */
@@ -769,6 +796,115 @@ static int make_layout(mlo_store *s, char *err, size_t errlen) {
     return MLO_OK;
 }
 
+/* ---- /dev/shm: the owner record of a ring file, and reclaiming orphans ------------
+ *
+ * A ring file in tmpfs outlives its store if the store is deleted by hand
+ * (or its process dies and nobody ever opens the store again).  So that
+ * such files can be told from files someone can still recover, each one
+ * carries, after the ring (which mlo__ring_recover ignores: it reads the
+ * ring's own header for its size), an owner record of SHM_OWNER_LEN bytes:
+ * "MLO-RING-OWNER 1\n<absolute store dir>\n<procid>\n", NUL-padded.
+ * mlo__store_reclaim_shm removes a file only when (1) its flock can be
+ * taken (no live process: the owner holds it for its whole life, and
+ * recovery holds it while it reads), (2) it has an owner record, and (3) the
+ * store's <dir>/rings/<procid>.ring is no longer a symlink to it (the store
+ * or its rings directory is gone, or the ring was replaced): nobody can
+ * recover it any more.  Files without an owner record (mlo before it, or a
+ * creation that died before writing it) are never touched. */
+#define SHM_OWNER_LEN 4096
+#define SHM_OWNER_MAGIC "MLO-RING-OWNER 1\n"
+
+static int write_owner(const mlo_store *s, int fd, size_t at) {
+    char rec[SHM_OWNER_LEN];
+    memset(rec, 0, sizeof rec);
+    int n = snprintf(rec, sizeof rec, "%s%s\n%s\n", SHM_OWNER_MAGIC, s->dir, s->procid);
+    if (n < 0 || (size_t)n >= sizeof rec)
+        return 0; /* a store path too long to record: the file stays unclaimable */
+    return pwrite(fd, rec, sizeof rec, (off_t)at) == (ssize_t)sizeof rec ? 0 : -1;
+}
+
+/* What reclaiming decides about one file whose flock we hold: 1 orphan, 0
+ * keep.  *why gets the reason for a removal. */
+static int shm_orphan(int fd, const char *path, const char **why) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < SHM_OWNER_LEN)
+        return 0;
+    char rec[SHM_OWNER_LEN + 1];
+    if (pread(fd, rec, SHM_OWNER_LEN, sb.st_size - SHM_OWNER_LEN) != SHM_OWNER_LEN)
+        return 0;
+    rec[SHM_OWNER_LEN] = 0;
+    size_t ml = strlen(SHM_OWNER_MAGIC);
+    if (memcmp(rec, SHM_OWNER_MAGIC, ml) != 0)
+        return 0; /* no owner record: never touched */
+    char *dir = rec + ml, *nl = strchr(dir, '\n');
+    if (!nl || nl == dir)
+        return 0;
+    *nl = 0;
+    char *procid = nl + 1;
+    nl = strchr(procid, '\n');
+    if (!nl || nl == procid || nl - procid >= 48)
+        return 0;
+    *nl = 0;
+    char link[PATH_MAX + 64], target[PATH_MAX];
+    if (snprintf(link, sizeof link, "%s/rings/%s.ring", dir, procid) >= (int)sizeof link)
+        return 0;
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            struct stat ds;
+            *why = stat(dir, &ds) != 0 ? "its store is gone" : "its store no longer refers to it";
+            return 1;
+        }
+        if (errno == EINVAL) {
+            *why = "its store no longer refers to it";
+            return 1; /* not a symlink: a ring file of another process there */
+        }
+        return 0; /* EACCES and the like: cannot tell, keep */
+    }
+    target[n] = 0;
+    if (strcmp(target, path) == 0)
+        return 0; /* the store still has it: the next client there recovers it */
+    *why = "its store no longer refers to it";
+    return 1;
+}
+
+size_t mlo__store_reclaim_shm(int dry_run,
+                              void (*fn)(void *ctx, const char *path, uint64_t bytes,
+                                         const char *why),
+                              void *ctx) {
+    DIR *d = opendir(MLO_SHM_DIR);
+    if (!d)
+        return 0;
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "mlo-ring-", 9) != 0)
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", MLO_SHM_DIR, e->d_name) >= (int)sizeof path)
+            continue;
+        /* O_NOFOLLOW: only regular files of our own; others' are 0600 and
+         * fail to open, which is a "keep" */
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        const char *why = NULL;
+        struct stat sb;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &sb) == 0 &&
+            sb.st_uid == geteuid() && shm_orphan(fd, path, &why)) {
+            /* unlinked while we hold the flock: nobody can be recovering it */
+            if (dry_run || unlink(path) == 0) {
+                removed++;
+                if (fn)
+                    fn(ctx, path, (uint64_t)sb.st_size, why);
+            }
+        }
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
+
 static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char *err,
                        size_t errlen) {
     size_t bytes = mlo__ring_bytes(capacity);
@@ -793,7 +929,8 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
     s->ring_fd = open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (s->ring_fd >= 0) {
         if (flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0 ||
-            posix_fallocate(s->ring_fd, 0, (off_t)bytes) != 0 || symlink(shm, p) != 0) {
+            posix_fallocate(s->ring_fd, 0, (off_t)(bytes + SHM_OWNER_LEN)) != 0 ||
+            write_owner(s, s->ring_fd, bytes) != 0 || symlink(shm, p) != 0) {
             close(s->ring_fd);
             s->ring_fd = -1;
             unlink(shm);
@@ -898,6 +1035,8 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
     }
     close(tfd);
     recover_and_adopt(s, 0);
+    /* queue files in /dev/shm of dead processes whose store is gone */
+    mlo__store_reclaim_shm(0, NULL, NULL);
     if (capacity) {
         st = create_ring(s, capacity, full_wait_ns, err, errlen);
         if (st != MLO_OK) {
@@ -950,6 +1089,49 @@ int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_stor
     /* a procid of our own only to tell our files from others' */
     snprintf(s->procid, sizeof s->procid, "sync-%ld", (long)getpid());
     recover_and_adopt(s, 1);
+    *out = s;
+    return MLO_OK;
+}
+
+/* `mlo gc` and `mlo rm`: every dead process's files are claimed (their
+ * acks locks taken and kept), whatever they hold; with recover, dead
+ * processes' rings are recovered into segments first. */
+int mlo__store_open_admin(const char *dir, int recover, mlo_env *env, mlo_store **out, char *err,
+                          size_t errlen) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        mlo__buf_errf(err, errlen, "%s: not a store directory", dir);
+        return MLO_ERR_STORE;
+    }
+    mlo_store *s = store_new(dir, NULL, env);
+    if (!s)
+        return MLO_ERR_NO_MEMORY;
+    absolute(s);
+    snprintf(s->procid, sizeof s->procid, "admin-%ld", (long)getpid());
+    if (recover)
+        recover_and_adopt(s, 1);
+    /* every procid has an acks/<procid>.lock (mlo__store_open makes it) */
+    size_t n;
+    char **locks = list_dir(s, "acks", ".lock", &n);
+    for (size_t i = 0; i < n; i++) {
+        char procid[48];
+        size_t l = strlen(locks[i]) - 5;
+        if (l == 0 || l >= sizeof procid)
+            continue;
+        memcpy(procid, locks[i], l);
+        procid[l] = 0;
+        if (is_claimed(s, procid))
+            continue;
+        int fd = lock_procid(s, procid);
+        if (fd < 0) {
+            s->live_skipped++;
+            continue;
+        }
+        if (keep_lock(s, fd, procid) != 0)
+            close(fd);
+    }
+    free_list(locks, n);
     *out = s;
     return MLO_OK;
 }
