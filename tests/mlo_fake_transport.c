@@ -57,7 +57,12 @@ typedef struct run {
     kv *tags, *params;
     size_t ntags, nparams;
     point *pts;
-    size_t npts;
+    size_t npts, cappts;
+    size_t *pt_tab; /* open addressing on (key, ts, step): index + 1 */
+    size_t pt_tabcap;
+    kv *counts; /* points per key, the count as a decimal string's pointer */
+    size_t *count_n;
+    size_t ncounts;
     size_t inputs;
 } run;
 
@@ -138,6 +143,11 @@ void fake_server_free(fake_server *fs) {
         for (size_t j = 0; j < r->npts; j++)
             free(r->pts[j].key);
         free(r->pts);
+        free(r->pt_tab);
+        for (size_t j = 0; j < r->ncounts; j++)
+            free(r->counts[j].k);
+        free(r->counts);
+        free(r->count_n);
     }
     free(fs->runs);
     for (size_t i = 0; i < fs->nexps; i++)
@@ -152,6 +162,12 @@ void fake_fault_add(fake_server *fs, const fake_fault *f) {
     pthread_mutex_lock(&fs->lock);
     fs->faults = realloc(fs->faults, (fs->nfaults + 1) * sizeof *fs->faults);
     fs->faults[fs->nfaults++] = *f;
+    pthread_mutex_unlock(&fs->lock);
+}
+
+void fake_faults_clear(fake_server *fs) {
+    pthread_mutex_lock(&fs->lock);
+    fs->nfaults = 0;
     pthread_mutex_unlock(&fs->lock);
 }
 
@@ -272,8 +288,9 @@ size_t fake_metric_points(fake_server *fs, const char *id, const char *key) {
     size_t n = 0;
     pthread_mutex_lock(&fs->lock);
     run *r = find_run(fs, id);
-    for (size_t i = 0; r && i < r->npts; i++)
-        n += !strcmp(r->pts[i].key, key);
+    for (size_t i = 0; r && i < r->ncounts; i++)
+        if (!strcmp(r->counts[i].k, key))
+            n = r->count_n[i];
     pthread_mutex_unlock(&fs->lock);
     return n;
 }
@@ -389,6 +406,66 @@ static int query_get(const char *q, const char *name, char *out, size_t cap) {
     return 0;
 }
 
+static uint64_t point_hash(const point *p) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = p->key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)p->ts) * 0x100000001b3ull;
+    return (h ^ (uint64_t)p->step) * 0x100000001b3ull;
+}
+
+/* A point with the same key, timestamp and step and the same value (or the
+ * new one NaN) is there already. */
+static int point_dup(const run *r, const point *pt) {
+    if (!r->pt_tabcap)
+        return 0;
+    for (size_t i = point_hash(pt) & (r->pt_tabcap - 1);; i = (i + 1) & (r->pt_tabcap - 1)) {
+        if (!r->pt_tab[i])
+            return 0;
+        const point *q = &r->pts[r->pt_tab[i] - 1];
+        if (!strcmp(q->key, pt->key) && q->ts == pt->ts && q->step == pt->step &&
+            (q->value == pt->value || pt->value != pt->value))
+            return 1;
+    }
+}
+
+static void point_add(run *r, point *pt) {
+    if (r->npts == r->cappts) {
+        r->cappts = r->cappts ? 2 * r->cappts : 64;
+        r->pts = realloc(r->pts, r->cappts * sizeof *r->pts);
+    }
+    pt->key = strdup(pt->key);
+    r->pts[r->npts++] = *pt;
+    if (r->npts * 2 > r->pt_tabcap) {
+        r->pt_tabcap = r->pt_tabcap ? 2 * r->pt_tabcap : 256;
+        free(r->pt_tab);
+        r->pt_tab = calloc(r->pt_tabcap, sizeof *r->pt_tab);
+        for (size_t j = 0; j < r->npts; j++) {
+            size_t i = point_hash(&r->pts[j]) & (r->pt_tabcap - 1);
+            while (r->pt_tab[i])
+                i = (i + 1) & (r->pt_tabcap - 1);
+            r->pt_tab[i] = j + 1;
+        }
+    } else {
+        size_t i = point_hash(pt) & (r->pt_tabcap - 1);
+        while (r->pt_tab[i])
+            i = (i + 1) & (r->pt_tabcap - 1);
+        r->pt_tab[i] = r->npts;
+    }
+    size_t k = 0;
+    while (k < r->ncounts && strcmp(r->counts[k].k, pt->key))
+        k++;
+    if (k == r->ncounts) {
+        r->counts = realloc(r->counts, (k + 1) * sizeof *r->counts);
+        r->count_n = realloc(r->count_n, (k + 1) * sizeof *r->count_n);
+        r->counts[k].k = strdup(pt->key);
+        r->counts[k].v = NULL;
+        r->count_n[k] = 0;
+        r->ncounts++;
+    }
+    r->count_n[k]++;
+}
+
 static answer log_batch(fake_server *fs, json_t *b) {
     run *r = find_run(fs, jstr(b, "run_id"));
     if (!r)
@@ -425,16 +502,9 @@ static answer log_batch(fake_server *fs, json_t *b) {
         json_t *o = json_array_get(m, i);
         point pt = {(char *)jstr(o, "key"), jnum(json_object_get(o, "value")), jint(o, "timestamp"),
                     jint(o, "step")};
-        int dup = 0;
-        for (size_t j = 0; j < r->npts && !dup; j++)
-            dup = !strcmp(r->pts[j].key, pt.key) && r->pts[j].ts == pt.ts &&
-                  r->pts[j].step == pt.step &&
-                  (r->pts[j].value == pt.value || (pt.value != pt.value));
-        if (dup)
+        if (point_dup(r, &pt))
             continue; /* an identical point is stored once */
-        r->pts = realloc(r->pts, (r->npts + 1) * sizeof *r->pts);
-        pt.key = strdup(pt.key);
-        r->pts[r->npts++] = pt;
+        point_add(r, &pt);
     }
     return ok(NULL);
 }

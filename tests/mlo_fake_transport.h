@@ -76,6 +76,8 @@ fake_server *fake_server_new(fake_clock *fc);
 void fake_server_free(fake_server *fs);
 /* Adds a fault (copied). */
 void fake_fault_add(fake_server *fs, const fake_fault *f);
+/* Removes every fault (a server that was down is back). */
+void fake_faults_clear(fake_server *fs);
 /* Requests to paths ending with `path` take `ms` of real time (0: none). */
 void fake_delay(fake_server *fs, const char *path, int ms);
 /* Param keys the server refuses as invalid (400 INVALID_PARAMETER_VALUE for

@@ -651,8 +651,9 @@ static int add_ev(mlo_logw *w, const mlo_log_event *e, size_t *pending) {
     return 0;
 }
 
-/* Writes s as the segment-format file at path (created; fsync'd). */
-static int summary_write(const summary *s, const char *path, char *err, size_t errlen) {
+/* Writes s as the segment-format file at path (created; fsync'd when
+ * sync). */
+static int summary_write(const summary *s, const char *path, int sync, char *err, size_t errlen) {
     unlink(path);
     mlo_logw *w = mlo__logw_create(path, err, errlen);
     if (!w)
@@ -699,7 +700,7 @@ static int summary_write(const summary *s, const char *path, char *err, size_t e
         rc |= add_ev(w, &e, &pending);
     }
     mlo_log_off end;
-    if (rc || mlo__logw_commit(w, 1, &end) != 0) {
+    if (rc || mlo__logw_commit(w, sync, &end) != 0) {
         fmt(err, errlen, "cannot write %s: %s", path, strerror(errno));
         rc = -1;
     }
@@ -742,7 +743,7 @@ static void journal_redo(const char *root) {
     unlink(p);
 }
 
-static int journal_write(const char *root, const mlo_buf *b) {
+static int journal_write(const char *root, const mlo_buf *b, int sync) {
     char p[4096], tmp[4200];
     fmt(p, sizeof p, "%s/%s/%s", root, SUM_SUB, JOURNAL);
     fmt(tmp, sizeof tmp, "%s.new", p);
@@ -750,7 +751,7 @@ static int journal_write(const char *root, const mlo_buf *b) {
     if (fd < 0)
         return -1;
     int rc = mlo__fs_write_all(fd, b->data ? b->data : "", b->len);
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && sync && fsync(fd) != 0)
         rc = -1;
     close(fd);
     if (rc == 0 && rename(tmp, p) != 0)
@@ -760,7 +761,8 @@ static int journal_write(const char *root, const mlo_buf *b) {
         return -1;
     }
     fmt(p, sizeof p, "%s/%s", root, SUM_SUB);
-    mlo__fs_fsync_dir(p);
+    if (sync)
+        mlo__fs_fsync_dir(p);
     return 0;
 }
 
@@ -801,8 +803,8 @@ typedef struct seg {
     const char *why;
 } seg;
 
-static int fold_and_journal(const char *root, mlo_env *env, seg *segs, size_t n, size_t *nsum,
-                            char *err, size_t errlen) {
+static int fold_and_journal(const char *root, mlo_env *env, seg *segs, size_t n, int sync,
+                            size_t *nsum, char *err, size_t errlen) {
     sumset x = {.root = root, .env = env};
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -830,14 +832,14 @@ static int fold_and_journal(const char *root, mlo_env *env, seg *segs, size_t n,
         char fname[300], p[4400];
         sum_fname(x.v[i]->id, fname, sizeof fname);
         fmt(p, sizeof p, "%s/%s/%s.tmp", root, SUM_SUB, fname);
-        if (summary_write(x.v[i], p, err, errlen) != 0 ||
+        if (summary_write(x.v[i], p, sync, err, errlen) != 0 ||
             mlo__buf_printf(&j, "sum %s\n", fname) != 0)
             rc = -1;
     }
     for (size_t i = 0; i < n && !rc; i++)
         if (segs[i].remove && mlo__buf_printf(&j, "seg %s\n", segs[i].name) != 0)
             rc = -1;
-    if (!rc && journal_write(root, &j) != 0) {
+    if (!rc && journal_write(root, &j, sync) != 0) {
         fmt(err, errlen, "cannot write %s/%s/%s: %s", root, SUM_SUB, JOURNAL,
                  strerror(errno));
         rc = -1;
@@ -860,7 +862,8 @@ static int fold_and_journal(const char *root, mlo_env *env, seg *segs, size_t n,
         }
         char p[4096];
         fmt(p, sizeof p, "%s/%s", root, SUM_SUB);
-        mlo__fs_fsync_dir(p);
+        if (sync)
+            mlo__fs_fsync_dir(p);
         *nsum = x.n;
     }
     mlo__buf_free(&j);
@@ -1031,6 +1034,9 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
     if (err && errlen)
         err[0] = 0;
     const char *root = mlo__store_dir(st);
+    /* the store's fsync policy: MLO_FSYNC_NONE survives a process crash
+     * (the journal still orders everything), not a power loss */
+    int sync = mlo__store_fsync_policy(st) != MLO_FSYNC_NONE;
     int lockfd = -1;
     if (!o->dry_run) {
         lockfd = lock_store(root);
@@ -1102,7 +1108,7 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
     int journaled = 0;
     if (any && !o->dry_run) {
         char ferr[600] = "";
-        if (fold_and_journal(root, env, segs, n, &res->summaries, ferr, sizeof ferr) != 0) {
+        if (fold_and_journal(root, env, segs, n, sync, &res->summaries, ferr, sizeof ferr) != 0) {
             report(env, "store %s: acknowledged segments kept: %s", root, ferr);
             mlo__buf_errf(err, errlen, "%s", ferr);
             st_rc = MLO_ERR_STORE;
@@ -1138,7 +1144,8 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
     if (journaled) {
         char p[4096];
         fmt(p, sizeof p, "%s/segments", root);
-        mlo__fs_fsync_dir(p);
+        if (sync)
+            mlo__fs_fsync_dir(p);
         fmt(p, sizeof p, "%s/%s/%s", root, SUM_SUB, JOURNAL);
         unlink(p);
     }
@@ -1168,7 +1175,7 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
     artifact_leftovers(st, root, o, res, &pending);
     procid_leftovers(st, root, o, res);
 
-    res->store_bytes = total > res->bytes ? total - res->bytes : 0;
+    res->store_bytes = o->dry_run ? (total > res->bytes ? total - res->bytes : 0) : store_bytes(root);
     res->unsent_bytes = unsent + pending;
     segs_free(segs, n);
     names_free(&acks);

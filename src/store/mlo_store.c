@@ -1111,7 +1111,9 @@ int mlo__store_open_admin(const char *dir, int recover, mlo_env *env, mlo_store 
     snprintf(s->procid, sizeof s->procid, "admin-%ld", (long)getpid());
     if (recover)
         recover_and_adopt(s, 1);
-    /* every procid has an acks/<procid>.lock (mlo__store_open makes it) */
+    /* every procid has an acks/<procid>.lock (mlo__store_open makes it):
+     * the live ones are counted here, once each */
+    s->live_skipped = 0;
     size_t n;
     char **locks = list_dir(s, "acks", ".lock", &n);
     for (size_t i = 0; i < n; i++) {
