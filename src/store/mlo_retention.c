@@ -911,8 +911,12 @@ static int scan_segments(mlo_store *st, const char *root, seg **out, size_t *nou
     const char *own = mlo__store_procid(st);
     for (size_t i = 0; i < sn.n; i++) {
         seg *g = &segs[n];
-        if (split_procid(sn.v[i], g->procid, &g->n) != 0 || !g->n)
-            continue;
+        /* a name without "<procid>-<n>" is no writer's (tests, copies):
+         * procid "" */
+        if (split_procid(sn.v[i], g->procid, &g->n) != 0 || !g->n) {
+            g->procid[0] = 0;
+            g->n = 0;
+        }
         char p[4400];
         fmt(p, sizeof p, "%s/segments/%s", root, sn.v[i]);
         struct stat sb;
@@ -932,8 +936,8 @@ static int scan_segments(mlo_store *st, const char *root, seg **out, size_t *nou
      * procid, then by the zero-padded n), or the process is dead and ours */
     for (size_t i = 0; i < n; i++) {
         int later = i + 1 < n && !strcmp(segs[i + 1].procid, segs[i].procid);
-        segs[i].closed = later || (mlo__store_owns(st, segs[i].procid) &&
-                                   strcmp(segs[i].procid, own) != 0);
+        segs[i].closed = !segs[i].procid[0] || later ||
+                         (mlo__store_owns(st, segs[i].procid) && strcmp(segs[i].procid, own) != 0);
     }
     names_free(&sn);
     *out = segs;
@@ -1376,7 +1380,7 @@ int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_
         totals[i] = x.total;
         if (!x.hits)
             continue;
-        if (!mlo__store_owns(st, segs[i].procid)) {
+        if (segs[i].procid[0] && !mlo__store_owns(st, segs[i].procid)) {
             mlo__buf_errf(err, errlen,
                           "segments/%s belongs to a process that is still running (or to "
                           "another mlo gc/rm/sync): stop it, then try again",
