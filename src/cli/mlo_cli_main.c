@@ -5,7 +5,8 @@
  *
  * Exit codes (all commands): 0 success (gate: every condition holds),
  * 1 gate: a condition fails, 2 usage error or the command could not do its
- * job (no store, unknown run, server or sync failure).
+ * job (no store, unknown run, server failure); sync also 3 (server
+ * unreachable or failing) and 4 (events refused), see mlo_cli_sync.c.
  *
  * Threads: one.
  */
@@ -20,8 +21,9 @@
 
 const char *const cli_exit_text = "Exit status: 0 success (gate: all conditions hold), 1 gate: a "
                                   "condition fails,\n"
-                                  "2 usage error or failure (no store, unknown run, server or "
-                                  "sync error).\n";
+                                  "2 usage error or failure (no store, unknown run, server "
+                                  "error); sync also\n"
+                                  "3 (server unreachable or failing) and 4 (events refused).\n";
 
 const char *const cli_store_text =
     "STORE is the local store directory: the argument, else $MLO_STORE_DIR, else ./mlo-store.\n";

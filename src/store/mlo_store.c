@@ -19,7 +19,11 @@
  *                                       symlink to /dev/shm/mlo-ring-<procid>-
  *                                       <rand> when tmpfs is there (no
  *                                       write-back faults on log calls), else
- *                                       the file itself
+ *                                       the file itself.  The tmpfs file ends
+ *                                       with an owner record (the store's
+ *                                       absolute path and the procid, 4 KiB
+ *                                       after the ring: see create_ring), so
+ *                                       that orphans can be told apart
  *   <store>/rings/<procid>.runs         run index -> local id: slot i at byte
  *                                       33 * i is "<32 hex>\n" (a ring record
  *                                       names its run by index)
@@ -29,9 +33,12 @@
  *   <store>/acks/<procid>.target        the tracking URI the process sent to
  *                                       (empty: a local-store process)
  *   <store>/acks/<procid>-<n>.ack       how far the server acknowledged
- *                                       segment n: "%020llu <uri>\n", a block
- *                                       boundary (an ack for another URI
- *                                       counts as none)
+ *                                       segment n: "%020llu <uri> %020lld\n",
+ *                                       a block boundary, and when (ms since
+ *                                       the epoch, the env's clock: what
+ *                                       retention counts from; files without
+ *                                       it: their mtime).  An ack for another
+ *                                       URI counts as none for sending
  *   <store>/runs.map                    "<local_id> <server_run_id> <uri>\n"
  *                                       per run created (or found) on a
  *                                       server; appended with one write and
@@ -60,6 +67,21 @@
  *                                       good, with the reason (`error` line);
  *                                       the blob is kept, `mlo sync` tries
  *                                       again
+ *   <store>/summaries/<run id>.sum      what retention removed of a run,
+ *                                       folded (store/mlo_retention.c): the
+ *                                       segment format, with START_RUN, the
+ *                                       last PARAM and TAG values, DATASETs,
+ *                                       one METRIC_SUMMARY per metric (count,
+ *                                       finite min and max, MLflow's latest
+ *                                       point) and END_RUN.  `mlo ls/show/
+ *                                       gate` read the summaries first, then
+ *                                       the segments left
+ *   <store>/summaries/.lock             flock'd by a retention pass (one per
+ *                                       store at a time)
+ *   <store>/summaries/removing          a pass's journal: the summaries it
+ *                                       renamed into place and the segments
+ *                                       it removes; redone by the next pass
+ *                                       if present (a crash in between)
  *
  * procid = <start time in ms, 13 digits>-<pid>-<k>, k counting the clients
  * of the process: unique per client, and names sort by start time.
@@ -92,6 +114,44 @@
  *
  * mlo__store_open_all (for `mlo sync`, send/mlo_sync.c): recovers and
  * adopts every dead process's files, whatever its URI.
+ * mlo__store_open_admin (for `mlo gc` and `mlo rm`): claims every dead
+ * process, whatever it holds.
+ *
+ * ==== What is removed when (store/mlo_retention.c) ====
+ *
+ *  - A segment, once it is closed (a later segment of its process exists,
+ *    or its process is dead and the remover claimed it) and acknowledged to
+ *    its end (by any URI; a segment without a block counts as acknowledged):
+ *    retention after its ack's time (MLO_STORE_RETENTION, default 7 days;
+ *    0 at once, -1 never), or earlier when the store is over
+ *    MLO_STORE_MAX_BYTES (oldest acknowledgement first).  Its runs are first
+ *    folded into their summaries, which stay (only `mlo rm` removes them):
+ *    `mlo ls`, `show` and `gate` keep every run's params, tags, status,
+ *    datasets and each metric's latest value, count, min and max; `show
+ *    --history` lists the points still in segments and says how many were
+ *    removed.  Its ack goes with it.  Segments not acknowledged to their
+ *    end (unsent; every segment of a local store) are never removed, cap or
+ *    not: over the cap the running client reports it through the error
+ *    callback (at most every 10 minutes) and goes on.
+ *  - The writer rolls its segment over by age (retention / 8, 1 min to 1 h)
+ *    and by size (cap / 8, 64 KiB to 64 MiB), so that what is acknowledged
+ *    becomes removable; a running client's writer makes a pass at most
+ *    once a minute, `mlo gc` on demand.
+ *  - An ack whose segment is gone; an artifact blob whose manifest is gone
+ *    (uploaded: the uploader removes manifest, then blob) and temp files,
+ *    of dead processes the remover claimed; acks/<procid>.lock and .target
+ *    of a dead process once nothing else of it is left (the lock file
+ *    while its flock is held).
+ *  - `mlo rm RUN...`: the run's events from every segment (a segment shared
+ *    with other runs is rewritten without them, its ack resized; refused
+ *    while a live process writes it or when it is only partly
+ *    acknowledged), its summary, its staged artifacts.
+ *  - /dev/shm/mlo-ring-*: a dead process's queue file (its flock free)
+ *    whose store no longer refers to it (the store or its rings/ link gone)
+ *    is removed by every client's open and by `mlo gc`
+ *    (mlo__store_reclaim_shm); a file its store still links is recovered
+ *    by the next client or `mlo sync`/`gc` there; files without an owner
+ *    record (older mlo) are never touched.
  */
 #define _GNU_SOURCE
 #include "mlo_store.h"
