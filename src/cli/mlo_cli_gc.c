@@ -163,6 +163,7 @@ int cli_cmd_gc(int argc, char **argv) {
                      .retention_ms = cfg.store_retention_ms,
                      .max_bytes = cfg.store_max_bytes,
                      .dry_run = dry,
+                     .remove_empty = 1,
                      .on_remove = on_remove,
                      .ctx = &p};
     mlo_gc_result r;

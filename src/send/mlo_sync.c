@@ -24,6 +24,8 @@
  *    retries stop.  Answers with a retryable status (5xx, 429) are retried
  *    by MLflow's rules as before; each retry is handed to opts->retry;
  *  - a message that says what failed, that nothing is lost, how to go on.
+ * At the end, a retention pass over the store (store/mlo_retention.c):
+ * what the server acknowledged MLO_STORE_RETENTION ago goes, as in `mlo gc`.
  *
  * Threads: the calling thread (plus the sender's in-flight workers, which
  * report retries: the callback's state is under a lock).
@@ -38,6 +40,7 @@
 #include "mlo_env.h"
 #include "mlo_log.h"
 #include "mlo_outbox.h"
+#include "mlo_retention.h"
 #include "mlo_sender.h"
 #include "mlo_store.h"
 #include "mlo_uploader.h"
@@ -469,6 +472,15 @@ int mlo__sync_run(const mlo_sync_opts *o, char *err, size_t errlen) {
     } else if (st != MLO_OK && err && !err[0] && x.nerr) {
         mlo__buf_errf(err, errlen, "%s", x.first);
     }
+    /* what the server acknowledged long enough ago (MLO_STORE_RETENTION),
+     * of every dead process sync claimed: as `mlo gc` would */
+    mlo_gc_opts go = {.now_ms = mlo__env_now_ms(&env),
+                      .retention_ms = cfg.store_retention_ms,
+                      .max_bytes = cfg.store_max_bytes,
+                      .remove_empty = 1};
+    mlo_gc_result gr;
+    char gerr[256];
+    mlo__retention_pass(s, &env, &go, &gr, gerr, sizeof gerr);
     mlo__store_close(s, 0);
     mlo__config_free(&cfg);
     free(x.blk_pos);

@@ -14,7 +14,8 @@
  *     closed (nobody appends to it any more: a later segment of its process
  *     exists, or its process is dead and this store handle claimed it) and
  *     acknowledged (its ack file, for whatever URI, reaches its end; a
- *     segment without a block counts as acknowledged);
+ *     segment without a block counts as acknowledged, and is removed only
+ *     by `mlo gc`: a running client's outbox may still open it by name);
  *  3. chooses: closed and acknowledged segments whose acknowledgement is
  *     older than the retention; then, over the cap, more of the closed and
  *     acknowledged ones, oldest acknowledgement first.  Never any other;
@@ -1084,6 +1085,8 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
         if (!g->closed)
             continue;
         if (g->empty) {
+            if (!o->remove_empty || !g->procid[0] || !mlo__store_owns(st, g->procid))
+                continue;
             g->remove = 1;
             g->why = "empty";
         } else if (o->retention_ms >= 0 && o->now_ms - g->ack_ms >= o->retention_ms) {

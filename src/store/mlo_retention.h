@@ -24,6 +24,10 @@ typedef struct mlo_gc_opts {
     int64_t retention_ms; /* acknowledged segments kept this long; -1: forever */
     int64_t max_bytes;    /* the cap; 0: none */
     int dry_run;          /* say what would go, touch nothing */
+    /* also segments without a block of dead processes this handle claimed
+     * (`mlo gc`: nobody sends them; a running client leaves them alone,
+     * its outbox may still open them by name) */
+    int remove_empty;
     mlo_gc_fn on_remove;  /* may be NULL */
     void *ctx;
 } mlo_gc_opts;

@@ -121,7 +121,8 @@
  *
  *  - A segment, once it is closed (a later segment of its process exists,
  *    or its process is dead and the remover claimed it) and acknowledged to
- *    its end (by any URI; a segment without a block counts as acknowledged):
+ *    its end (by any URI; a segment without a block is removed by `mlo gc`
+ *    only, once its process is dead):
  *    retention after its ack's time (MLO_STORE_RETENTION, default 7 days;
  *    0 at once, -1 never), or earlier when the store is over
  *    MLO_STORE_MAX_BYTES (oldest acknowledgement first).  Its runs are first
