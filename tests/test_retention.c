@@ -523,6 +523,7 @@ static void test_leftovers(void **state) {
     mlo_store *s = open_store(f, URI);
     char procid[48];
     snprintf(procid, sizeof procid, "%s", mlo__store_procid(s));
+    write_seg(s, 1, NULL, 0); /* a segment without a block */
     mlo__store_close(s, 1);
     mlo_store *q = open_store(f, URI); /* another process with nothing at all */
     char qid[48];
@@ -550,6 +551,12 @@ static void test_leftovers(void **state) {
     mlo_gc_result r;
     char err[256], rel[200];
     assert_int_equal(mlo__retention_pass(a, &f->env, &o, &r, err, sizeof err), MLO_OK);
+    /* the empty segment: only gc's passes (remove_empty) take it */
+    snprintf(rel, sizeof rel, "segments/%s-000001.seg", procid);
+    assert_true(file_exists(f->dir, rel));
+    o.remove_empty = 1;
+    assert_int_equal(mlo__retention_pass(a, &f->env, &o, &r, err, sizeof err), MLO_OK);
+    assert_false(file_exists(f->dir, rel));
     snprintf(rel, sizeof rel, "artifacts/%s-00000001.blob", procid);
     assert_false(file_exists(f->dir, rel));
     snprintf(rel, sizeof rel, "artifacts/%s-00000003.blob.tmp", procid);
