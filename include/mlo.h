@@ -370,6 +370,41 @@ MLO_API int mlo_options_set_system_metrics_node_id(mlo_options_t *opts, const ch
  */
 MLO_API int mlo_options_set_system_metrics_disk_path(mlo_options_t *opts, const char *path);
 
+/* ---- The store's size ---------------------------------------------------- */
+
+/**
+ * How long the store keeps what the server has acknowledged: a segment of
+ * the run log whose every event the server acknowledged is removed
+ * `seconds` after that acknowledgement (before that, each of its runs' state
+ * is folded into a small per-run summary that `mlo ls`, `mlo show` and
+ * `mlo gate` keep reading: params, tags, status, datasets and each metric's
+ * latest value, count, min and max).  0: at once; -1: forever (the store
+ * then keeps every segment, as before).  Events the server has not
+ * acknowledged, and runs of a local store (no tracking URI), are never
+ * removed by retention (`mlo rm RUN` removes a run).  Default:
+ * $MLO_STORE_RETENTION (seconds, or a number with s, m, h or d), else 7
+ * days.  Applied by the writer thread about once a minute and by `mlo gc`.
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, seconds < -1).
+ * Threads: the thread that owns opts.
+ */
+MLO_API int mlo_options_set_store_retention(mlo_options_t *opts, int64_t seconds);
+
+/**
+ * A cap on the store's size in bytes (its regular files: segments, acks,
+ * summaries, staged artifacts; not the event queue's file).  Over the cap,
+ * acknowledged segments are removed oldest acknowledgement first, before
+ * their retention is up, then the summaries of runs with nothing else left;
+ * never anything the server has not acknowledged.  When what is left is
+ * still over the cap (unsent events alone exceed it: the server has been
+ * away), the client says so through the error callback (MLO_ERR_STORE, at
+ * most once every 10 minutes) and goes on logging as before (the full
+ * policy still applies to the queue).  0: no cap.  Default:
+ * $MLO_STORE_MAX_BYTES (bytes, or a number with K, M, G or T: powers of
+ * 1024), else no cap.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL
+ * opts, bytes < 0).  Threads: the thread that owns opts.
+ */
+MLO_API int mlo_options_set_store_max_bytes(mlo_options_t *opts, int64_t bytes);
+
 /* ---- Client -------------------------------------------------------------- */
 
 typedef struct mlo_client mlo_client_t;

@@ -59,9 +59,12 @@ typedef struct run {
     kv *tags, *params;
     size_t ntags, nparams;
     point *pts;
-    size_t npts;
-    uint64_t *fp; /* fingerprints of the points stored: an identical point is stored once */
-    size_t fpcap;
+    size_t npts, cappts;
+    size_t *pt_tab; /* open addressing on (key, ts, step): index + 1 */
+    size_t pt_tabcap;
+    kv *counts; /* points per key, the count as a decimal string's pointer */
+    size_t *count_n;
+    size_t ncounts;
     size_t inputs;
 } run;
 
@@ -154,7 +157,11 @@ void fake_server_free(fake_server *fs) {
         for (size_t j = 0; j < r->npts; j++)
             free(r->pts[j].key);
         free(r->pts);
-        free(r->fp);
+        free(r->pt_tab);
+        for (size_t j = 0; j < r->ncounts; j++)
+            free(r->counts[j].k);
+        free(r->counts);
+        free(r->count_n);
     }
     free(fs->runs);
     for (size_t i = 0; i < fs->nexps; i++)
@@ -306,8 +313,9 @@ size_t fake_metric_points(fake_server *fs, const char *id, const char *key) {
     size_t n = 0;
     pthread_mutex_lock(&fs->lock);
     run *r = find_run(fs, id);
-    for (size_t i = 0; r && i < r->npts; i++)
-        n += !strcmp(r->pts[i].key, key);
+    for (size_t i = 0; r && i < r->ncounts; i++)
+        if (!strcmp(r->counts[i].k, key))
+            n = r->count_n[i];
     pthread_mutex_unlock(&fs->lock);
     return n;
 }
@@ -499,44 +507,64 @@ static int query_get(const char *q, const char *name, char *out, size_t cap) {
     return 0;
 }
 
-static uint64_t fingerprint(const point *p) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *k = p->key; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-    uint64_t v;
-    double val = p->value != p->value ? 0.0 / 0.0 : p->value; /* one NaN */
-    memcpy(&v, &val, sizeof v);
-    uint64_t parts[3] = {v, (uint64_t)p->ts, (uint64_t)p->step};
-    for (int i = 0; i < 3; i++)
-        h = (h ^ parts[i]) * 1099511628211ULL, h ^= h >> 29;
-    return h | 1; /* 0 marks an empty slot */
+static uint64_t point_hash(const point *p) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = p->key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)p->ts) * 0x100000001b3ull;
+    return (h ^ (uint64_t)p->step) * 0x100000001b3ull;
 }
 
-/* Adds p's fingerprint; 0 when it was there already. */
-static int fp_add(run *r, const point *p) {
-    if ((r->npts + 1) * 2 > r->fpcap) {
-        size_t nc = r->fpcap ? 2 * r->fpcap : 1024;
-        uint64_t *n = calloc(nc, sizeof *n);
-        for (size_t i = 0; i < r->fpcap; i++)
-            if (r->fp[i])
-                for (size_t k = r->fp[i] & (nc - 1);; k = (k + 1) & (nc - 1))
-                    if (!n[k]) {
-                        n[k] = r->fp[i];
-                        break;
-                    }
-        free(r->fp);
-        r->fp = n;
-        r->fpcap = nc;
-    }
-    uint64_t f = fingerprint(p);
-    for (size_t k = f & (r->fpcap - 1);; k = (k + 1) & (r->fpcap - 1)) {
-        if (r->fp[k] == f)
+/* A point with the same key, timestamp and step and the same value (or the
+ * new one NaN) is there already. */
+static int point_dup(const run *r, const point *pt) {
+    if (!r->pt_tabcap)
+        return 0;
+    for (size_t i = point_hash(pt) & (r->pt_tabcap - 1);; i = (i + 1) & (r->pt_tabcap - 1)) {
+        if (!r->pt_tab[i])
             return 0;
-        if (!r->fp[k]) {
-            r->fp[k] = f;
+        const point *q = &r->pts[r->pt_tab[i] - 1];
+        if (!strcmp(q->key, pt->key) && q->ts == pt->ts && q->step == pt->step &&
+            (q->value == pt->value || pt->value != pt->value))
             return 1;
-        }
     }
+}
+
+static void point_add(run *r, point *pt) {
+    if (r->npts == r->cappts) {
+        r->cappts = r->cappts ? 2 * r->cappts : 64;
+        r->pts = realloc(r->pts, r->cappts * sizeof *r->pts);
+    }
+    pt->key = strdup(pt->key);
+    r->pts[r->npts++] = *pt;
+    if (r->npts * 2 > r->pt_tabcap) {
+        r->pt_tabcap = r->pt_tabcap ? 2 * r->pt_tabcap : 256;
+        free(r->pt_tab);
+        r->pt_tab = calloc(r->pt_tabcap, sizeof *r->pt_tab);
+        for (size_t j = 0; j < r->npts; j++) {
+            size_t i = point_hash(&r->pts[j]) & (r->pt_tabcap - 1);
+            while (r->pt_tab[i])
+                i = (i + 1) & (r->pt_tabcap - 1);
+            r->pt_tab[i] = j + 1;
+        }
+    } else {
+        size_t i = point_hash(pt) & (r->pt_tabcap - 1);
+        while (r->pt_tab[i])
+            i = (i + 1) & (r->pt_tabcap - 1);
+        r->pt_tab[i] = r->npts;
+    }
+    size_t k = 0;
+    while (k < r->ncounts && strcmp(r->counts[k].k, pt->key))
+        k++;
+    if (k == r->ncounts) {
+        r->counts = realloc(r->counts, (k + 1) * sizeof *r->counts);
+        r->count_n = realloc(r->count_n, (k + 1) * sizeof *r->count_n);
+        r->counts[k].k = strdup(pt->key);
+        r->counts[k].v = NULL;
+        r->count_n[k] = 0;
+        r->ncounts++;
+    }
+    r->count_n[k]++;
 }
 
 static answer log_batch(fake_server *fs, json_t *b) {
@@ -578,11 +606,9 @@ static answer log_batch(fake_server *fs, json_t *b) {
         json_t *o = json_array_get(m, i);
         point pt = {(char *)jstr(o, "key"), jnum(json_object_get(o, "value")), jint(o, "timestamp"),
                     jint(o, "step")};
-        if (!fp_add(r, &pt))
+        if (point_dup(r, &pt))
             continue; /* an identical point is stored once */
-        r->pts = realloc(r->pts, (r->npts + 1) * sizeof *r->pts);
-        pt.key = strdup(pt.key);
-        r->pts[r->npts++] = pt;
+        point_add(r, &pt);
     }
     return ok(NULL);
 }

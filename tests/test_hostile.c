@@ -323,6 +323,8 @@ static int every_setter(mlo_options_t *o) {
         mlo_options_set_system_metrics_sampling(o, 1, 1),
         mlo_options_set_system_metrics_node_id(o, "n"),
         mlo_options_set_system_metrics_disk_path(o, "/"),
+        mlo_options_set_store_retention(o, 3600),
+        mlo_options_set_store_max_bytes(o, 1 << 20),
     };
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         if (st[i] != MLO_ERR_INVALID_ARGUMENT)
@@ -690,6 +692,15 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
       mlo_options_set_system_metrics_node_id(O, "n\xc3"), MLO_ERR_INVALID_UTF8)                    \
     X_(sys_disk_bad, "mlo_options_set_system_metrics_disk_path", "\"\"", NULL, NULL,               \
       mlo_options_set_system_metrics_disk_path(O, ""), MLO_ERR_INVALID_ARGUMENT)                   \
+    X_(retention_bad, "mlo_options_set_store_retention", "-2, INT64_MIN", NULL,                     \
+      "-1 is forever, 0 at once",                                                                  \
+      ALL(A(mlo_options_set_store_retention(O, -2)),                                               \
+          A(mlo_options_set_store_retention(O, INT64_MIN))),                                       \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(max_bytes_bad, "mlo_options_set_store_max_bytes", "-1, INT64_MIN", NULL, "0 is no cap",     \
+      ALL(A(mlo_options_set_store_max_bytes(O, -1)),                                               \
+          A(mlo_options_set_store_max_bytes(O, INT64_MIN))),                                       \
+      MLO_ERR_INVALID_ARGUMENT)                                                                    \
     X_(callback_null, "mlo_options_set_error_callback", "fn NULL with user data", NULL,             \
       "no callback", mlo_options_set_error_callback(O, NULL, (void *)1), MLO_OK)                   \
     X_(setters_null_opts, "mlo_options_set_* (all the others)",                                    \
@@ -735,6 +746,17 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
           A(open_with("MLO_MAX_INFLIGHT", "17", NULL, NULL, NULL)),                                \
           A(open_with("MLO_MAX_INFLIGHT", "2.5", NULL, NULL, NULL)),                               \
           A(open_with("MLO_MAX_INFLIGHT", "four", NULL, NULL, NULL))),                             \
+      MLO_ERR_CONFIG)                                                                              \
+    X_(open_env_store, "mlo_client_open",                                                           \
+      "`MLO_STORE_RETENTION` = `-2`, `7x`, `1.5d`, `d`; `MLO_STORE_MAX_BYTES` = `-1`, `5Q`, `1e9`", \
+      NULL, NULL,                                                                                  \
+      ALL(A(open_with("MLO_STORE_RETENTION", "-2", NULL, NULL, NULL)),                             \
+          A(open_with("MLO_STORE_RETENTION", "7x", NULL, NULL, NULL)),                             \
+          A(open_with("MLO_STORE_RETENTION", "1.5d", NULL, NULL, NULL)),                           \
+          A(open_with("MLO_STORE_RETENTION", "d", NULL, NULL, NULL)),                              \
+          A(open_with("MLO_STORE_MAX_BYTES", "-1", NULL, NULL, NULL)),                             \
+          A(open_with("MLO_STORE_MAX_BYTES", "5Q", NULL, NULL, NULL)),                             \
+          A(open_with("MLO_STORE_MAX_BYTES", "1e9", NULL, NULL, NULL))),                           \
       MLO_ERR_CONFIG)                                                                              \
     X_(open_env_bool, "mlo_client_open",                                                            \
       "`MLFLOW_TRACKING_INSECURE_TLS=maybe`, `MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER=2`", NULL,    \

@@ -57,6 +57,22 @@ static size_t key_width_kvs(const kvs *s) {
     return kw;
 }
 
+/* A metric's finite min and max over its history and its removed points
+ * (lo > hi: none). */
+static void range(const metric *m, double *lo, double *hi) {
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (size_t k = 0; k < m->nh; k++)
+        if (isfinite(m->hist[k].v)) {
+            *lo = m->hist[k].v < *lo ? m->hist[k].v : *lo;
+            *hi = m->hist[k].v > *hi ? m->hist[k].v : *hi;
+        }
+    if (m->removed && m->rmin <= m->rmax) {
+        *lo = m->rmin < *lo ? m->rmin : *lo;
+        *hi = m->rmax > *hi ? m->rmax : *hi;
+    }
+}
+
 static bool wanted(const char *key, const char **only, size_t nonly) {
     bool want = nonly == 0;
     for (size_t k = 0; k < nonly && !want; k++)
@@ -73,22 +89,22 @@ static int is_system(const char *key) {
  * --history every point. */
 static void show_metric(metric *m, size_t kw, bool ascii, bool history) {
     m->nh = cli_history_normalize(m->hist, m->nh);
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t k = 0; k < m->nh; k++)
-        if (isfinite(m->hist[k].v)) {
-            lo = m->hist[k].v < lo ? m->hist[k].v : lo;
-            hi = m->hist[k].v > hi ? m->hist[k].v : hi;
-        }
+    double lo, hi;
+    range(m, &lo, &hi);
     char last[64], a1[64], a2[64];
     cli_fmt_shortest(m->last.v, last, sizeof last);
     printf("  %s%*s  last %s (step %lld)", m->key, (int)(kw - cli_utf8_width(m->key)), "", last,
            (long long)m->last.step);
-    if (m->nh > 1 && lo <= hi) {
+    if (m->nh + m->removed > 1 && lo <= hi) {
         cli_fmt_shortest(lo, a1, sizeof a1);
         cli_fmt_shortest(hi, a2, sizeof a2);
-        printf("  min %s  max %s  %zu points, steps %lld..%lld", a1, a2, m->nh,
-               (long long)m->hist[0].step, (long long)m->hist[m->nh - 1].step);
+        printf("  min %s  max %s  %zu points", a1, a2, m->nh + m->removed);
+        if (m->nh)
+            printf(", steps %lld..%lld", (long long)m->hist[0].step,
+                   (long long)m->hist[m->nh - 1].step);
     }
+    if (m->removed)
+        printf("  (%zu removed by the store's retention: counted, not charted)", m->removed);
     printf("\n");
     if (m->nh > 1) {
         mlo_buf line = {0};
@@ -97,6 +113,10 @@ static void show_metric(metric *m, size_t kw, bool ascii, bool history) {
         mlo__buf_free(&line);
     }
     if (history) {
+        if (m->removed)
+            printf("  %*s  %zu earlier points are no longer in the store (retention): their "
+                   "count, min, max and the latest value are kept\n",
+                   (int)kw, "", m->removed);
         printf("  %*s  %12s  %-19s  %s\n", (int)kw, "", "step", "time", "value");
         for (size_t k = 0; k < m->nh; k++) {
             char tv[64], vv[64];
@@ -163,18 +183,15 @@ static int show_json(run *r, const char **only, size_t nonly, bool history) {
         if (!wanted(m->key, only, nonly))
             continue;
         m->nh = cli_history_normalize(m->hist, m->nh);
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t k = 0; k < m->nh; k++)
-            if (isfinite(m->hist[k].v)) {
-                lo = m->hist[k].v < lo ? m->hist[k].v : lo;
-                hi = m->hist[k].v > hi ? m->hist[k].v : hi;
-            }
+        double lo, hi;
+        range(m, &lo, &hi);
         if (shown++)
             mlo__buf_appendc(&b, ',');
         cli_json_str(&b, m->key);
         mlo__buf_appends(&b, ":{\"latest\":");
         cli_json_point(&b, &m->last);
-        mlo__buf_printf(&b, ",\"count\":%zu,\"min\":", m->nh);
+        mlo__buf_printf(&b, ",\"count\":%zu,\"removed\":%zu,\"min\":", m->nh + m->removed,
+                        m->removed);
         if (lo <= hi) {
             cli_json_num(&b, lo);
             mlo__buf_appends(&b, ",\"max\":");

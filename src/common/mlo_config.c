@@ -56,6 +56,10 @@ struct mlo_options {
     int fsync_policy;
     unsigned fsync_interval_ms;
     int max_inflight; /* 0 unset */
+    int retention_set;
+    int64_t retention_s;
+    int max_bytes_set;
+    int64_t max_bytes;
     mlo_transport_new_fn new_transport;
     void *transport_user;
     const mlo_clock *clock;
@@ -397,6 +401,24 @@ int mlo__config_set_sysmetrics_sources(mlo_options_t *o, const char *root, const
     return MLO_OK;
 }
 
+MLO_API int mlo_options_set_store_retention(mlo_options_t *o, int64_t seconds) {
+    CHECK_OPTS(o);
+    if (seconds < -1)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->retention_set = 1;
+    o->retention_s = seconds;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_store_max_bytes(mlo_options_t *o, int64_t bytes) {
+    CHECK_OPTS(o);
+    if (bytes < 0)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->max_bytes_set = 1;
+    o->max_bytes = bytes;
+    return MLO_OK;
+}
+
 int mlo__config_set_queue_impl(mlo_options_t *o, int impl) {
     CHECK_OPTS(o);
     if (impl != 0 && impl != 1)
@@ -454,6 +476,67 @@ static int env_double(const char *name, double dflt, double lo, double hi, doubl
     if (errno || end == v || *end || isnan(d) || d < lo || d > hi)
         return -1;
     *out = d;
+    return 0;
+}
+
+/* "<integer><unit>": *out = integer * the unit's factor (units[i] names
+ * the unit of factors[i]; no unit: factor 1).  -1 when malformed or out of
+ * range. */
+static int parse_scaled(const char *v, const char *const *units, const int64_t *factors,
+                        size_t nunits, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v)
+        return -1;
+    int64_t f = 1;
+    if (*end) {
+        size_t i = 0;
+        while (i < nunits && strcasecmp(end, units[i]) != 0)
+            i++;
+        if (i == nunits)
+            return -1;
+        f = factors[i];
+    }
+    if (n > 0 && n > INT64_MAX / f)
+        return -1;
+    *out = (int64_t)n * f;
+    return 0;
+}
+
+/* MLO_STORE_RETENTION: seconds, or with s/m/h/d; -1 forever.  The option
+ * wins.  Result in ms (-1: forever). */
+static int resolve_retention(const mlo_options_t *o, int64_t *ms) {
+    int64_t s = MLO_STORE_RETENTION_DEFAULT_S;
+    if (o->retention_set) {
+        s = o->retention_s;
+    } else if (env("MLO_STORE_RETENTION")) {
+        static const char *const u[] = {"s", "m", "h", "d"};
+        static const int64_t f[] = {1, 60, 3600, 86400};
+        if (parse_scaled(env("MLO_STORE_RETENTION"), u, f, 4, &s) != 0 || s < -1)
+            return -1;
+    }
+    *ms = s < 0 ? -1 : s > INT64_MAX / 1000 ? INT64_MAX : s * 1000;
+    return 0;
+}
+
+/* MLO_STORE_MAX_BYTES: bytes, or with K/M/G/T (powers of 1024, "KiB" and
+ * "KB" alike); 0 no cap.  The option wins. */
+static int resolve_max_bytes(const mlo_options_t *o, int64_t *bytes) {
+    *bytes = 0;
+    if (o->max_bytes_set) {
+        *bytes = o->max_bytes;
+    } else if (env("MLO_STORE_MAX_BYTES")) {
+        static const char *const u[] = {"k", "m", "g", "t", "kb", "mb", "gb", "tb",
+                                        "kib", "mib", "gib", "tib", "b"};
+#define KI 1024LL
+        static const int64_t f[] = {KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
+                                    KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
+                                    KI, KI * KI, KI * KI * KI, KI * KI * KI * KI, 1};
+#undef KI
+        if (parse_scaled(env("MLO_STORE_MAX_BYTES"), u, f, 13, bytes) != 0 || *bytes < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -663,6 +746,18 @@ no_uri:
         goto fail;
     c->sys_statvfs = o->sys_statvfs;
     c->sys_manual = o->sys_manual;
+    if (resolve_retention(o, &c->store_retention_ms) != 0) {
+        mlo__buf_errf(err, errlen, "MLO_STORE_RETENTION must be -1 (forever) or a number of "
+                                   "seconds, optionally with s, m, h or d (e.g. 7d)");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (resolve_max_bytes(o, &c->store_max_bytes) != 0) {
+        mlo__buf_errf(err, errlen, "MLO_STORE_MAX_BYTES must be 0 (no cap) or a number of bytes, "
+                                   "optionally with K, M, G or T (e.g. 500M)");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
     return MLO_OK;
 fail:
     if (st == MLO_ERR_NO_MEMORY)

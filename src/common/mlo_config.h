@@ -11,6 +11,7 @@
 #include "mlo_transport.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct statvfs;
 
@@ -30,6 +31,7 @@ struct statvfs;
 #define MLO_SYS_MAX_INTERVAL_S 86400.0
 #define MLO_SYS_MAX_SAMPLES 1000000
 #define MLO_SYS_MAX_GPUS 16 /* GPUs beyond are not sampled */
+#define MLO_STORE_RETENTION_DEFAULT_S (7 * 24 * 3600) /* MLO_STORE_RETENTION */
 
 typedef struct mlo_config {
     char *tracking_uri; /* without trailing slash */
@@ -73,6 +75,10 @@ typedef struct mlo_config {
     char *sys_nvml;
     int (*sys_statvfs)(const char *path, struct statvfs *out);
     int sys_manual;
+
+    /* the store's retention and size cap (store/mlo_retention.c) */
+    int64_t store_retention_ms;  /* acknowledged data kept this long; -1 forever, 0 at once */
+    int64_t store_max_bytes;     /* 0: no cap */
     /* seams for tests (never set by a program): NULL = libcurl / the system clock */
     mlo_transport_new_fn new_transport;
     void *transport_user;

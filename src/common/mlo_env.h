@@ -36,6 +36,11 @@ typedef struct mlo_env {
     _Atomic int net_down;
     /* requests are being retried: the warning was given (until one succeeds) */
     _Atomic int retrying;
+    /* set before any engine starts (sync does): every retry, instead of one
+     * warning per spell; code 0 when nothing answered (refused, not
+     * resolved, reset, timed out), `what` ends in "; retry n of m in s" */
+    void (*on_retry)(void *user, long code, const char *what);
+    void *on_retry_user;
     /* error callback rate limiting: at most 20 messages a second */
     _Atomic int64_t err_window_s;
     _Atomic uint32_t err_in_window;

@@ -27,6 +27,10 @@
 static void on_retry(void *ctx, long code, const char *msg) {
     mlo_api *a = ctx;
     mlo__env_stat(a->env, MLO_STAT_RETRIED, 1);
+    if (a->env->on_retry) {
+        a->env->on_retry(a->env->on_retry_user, code, msg);
+        return;
+    }
     /* one warning per spell of retries (every request of every thread may
      * be retrying during an outage); the counter counts them all */
     if (!atomic_exchange_explicit(&a->env->retrying, 1, memory_order_relaxed))

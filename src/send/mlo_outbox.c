@@ -340,7 +340,9 @@ int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *store, const mlo_s
             if (mlo__sender_staged(s)) {
                 int st = mlo__sender_process(s);
                 if (st != MLO_OK) {
-                    if (++tries <= 2) {
+                    /* issue 16 (mlo sync): past the env's network deadline (sync
+                     * sets one when the server stops answering) a retry cannot help */
+                    if (++tries <= 2 && !mlo__env_aborted(env)) {
                         mlo__clock_sleep(mlo__env_clock(env), (int64_t)tries * MLO_NS_PER_S);
                         mlo__logr_seek(r, ack);
                         continue;

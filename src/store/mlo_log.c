@@ -56,7 +56,9 @@
  * key = name, value = source JSON, and the fields digest 11, source_type 12,
  * context 13 that only it uses) was added this way; segments from before it
  * read unchanged (those fields absent: NULL), and a reader from before it
- * skips DATASET events.
+ * skips DATASET events.  Likewise types 17 (METRIC_SUMMARY, with the fields
+ * count 14, min 15, max 16) and 18 (SUMMARY_SOURCE), which only the run
+ * summaries of <store>/summaries hold (same file format; mlo_retention.c).
  *
  * Writing: the header with one write() at create (the file is made O_EXCL,
  * mode 0600); then each commit compresses the pending events into one block
@@ -566,6 +568,20 @@ int mlo__logw_add(mlo_logw *w, const mlo_log_event *ev) {
     m.digest = (char *)ev->digest;
     m.source_type = (char *)ev->source_type;
     m.context = (char *)ev->context;
+    if (ev->count) {
+        m.has_count = 1;
+        m.count = ev->count;
+    }
+    memcpy(&bits, &ev->min, sizeof bits);
+    if (bits) {
+        m.has_min = 1;
+        m.min = ev->min;
+    }
+    memcpy(&bits, &ev->max, sizeof bits);
+    if (bits) {
+        m.has_max = 1;
+        m.max = ev->max;
+    }
     if (ev->ntags) {
         if (ev->ntags > w->tag_cap) {
             size_t n = ev->ntags < 16 ? 16 : ev->ntags;
@@ -1039,6 +1055,9 @@ int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
     ev->digest = m->digest;
     ev->source_type = m->source_type;
     ev->context = m->context;
+    ev->count = m->has_count ? m->count : 0;
+    ev->min = m->has_min ? m->min : 0.0;
+    ev->max = m->has_max ? m->max : 0.0;
     r->raw_pos += vl + len;
     r->last_end = r->blk_end;
     r->last_at_end = --r->left == 0;
