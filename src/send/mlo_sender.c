@@ -732,14 +732,21 @@ static void close_batches(mlo_sender *s, uint32_t run) {
     batch_to_job(s, run, &s->runs[run].open);
 }
 
-/* Every open batch becomes a request (nothing more is coming for now). */
-static void close_all_batches(mlo_sender *s) {
-    for (uint32_t i = 0; i < s->nopen; i++) {
+/* The first `k` open batches (in the order they were opened) become
+ * requests; UINT32_MAX: every one (nothing more is coming for now). */
+static void close_open_batches(mlo_sender *s, uint32_t k) {
+    uint32_t n = k < s->nopen ? k : s->nopen;
+    for (uint32_t i = 0; i < n; i++) {
         uint32_t run = s->open[i];
         close_batches(s, run);
         s->runs[run].open_listed = 0;
     }
-    s->nopen = 0;
+    memmove(s->open, s->open + n, (s->nopen - n) * sizeof *s->open);
+    s->nopen -= n;
+}
+
+static void close_all_batches(mlo_sender *s) {
+    close_open_batches(s, UINT32_MAX);
 }
 
 static int has_key(const batch *b, int type, const char *key) {
@@ -1009,14 +1016,34 @@ static void dispatch(mlo_sender *s, int64_t *next_ns) {
     }
 }
 
+/* Requests that could go now and have no request waiting for them: the
+ * slots left after the requests ready now. */
+static uint32_t free_slots(mlo_sender *s) {
+    if (s->out >= s->max_out)
+        return 0;
+    uint32_t n = (uint32_t)(s->max_out - s->out);
+    int64_t now = mlo__env_mono(s->env);
+    for (uint32_t i = 0; i < s->nactive && n; i++) {
+        const srun *r = &s->runs[s->active[i]];
+        for (const mlo_job *j = r->jobs; j && n; j = j->run_next)
+            if (ready(r, j, now))
+                n--;
+    }
+    return n;
+}
+
 int mlo__sender_pump(mlo_sender *s, int caught_up, int64_t *next_ns) {
     collect(s, 0);
     int st = intake(s);
-    /* nothing more to take for now: what is open goes out (a transient
-     * failure of the intake leaves later records waiting; the batches of
-     * earlier ones need not wait for them) */
-    if (caught_up || st != MLO_OK)
+    /* nothing more to take for now: what is open goes out when a request
+     * can go now; while every slot is busy the batches keep filling, so a
+     * steady stream goes in full batches (a transient failure of the intake
+     * leaves later records waiting; the batches of earlier ones need not
+     * wait for them) */
+    if (st != MLO_OK || (caught_up && !s->pool))
         close_all_batches(s);
+    else if (caught_up)
+        close_open_batches(s, free_slots(s));
     int64_t due;
     dispatch(s, &due);
     collect(s, 0);
