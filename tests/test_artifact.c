@@ -40,7 +40,7 @@
 
 #include "mlo.h"
 #include "mlo_internal.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 #define MLO_ARTIFACT_BIG_MB 200
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -51,61 +51,17 @@
 
 static testsrv *srv;
 
-/* ---- error callback capture ---- */
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[256];
-    char messages[256][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 256) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int captured_count(captured *c, int st, const char *needle) {
-    int found = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 256; i++)
-        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
-            found++;
-    pthread_mutex_unlock(&c->lock);
-    return found;
-}
-
 /* ---- scratch directories ---- */
 static char *tmpdir(const char *tag) {
-    char *p = NULL;
-    assert_true(asprintf(&p, "/tmp/mlo-art-%s-XXXXXX", tag) > 0);
-    assert_non_null(mkdtemp(p));
-    return p;
-}
-
-static void rm_rf(const char *p) {
-    char *cmd = NULL;
-    assert_true(asprintf(&cmd, "rm -rf '%s'", p) > 0);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
+    return tu_tmpdir(tag);
 }
 
 static char *path_join(const char *a, const char *b) {
-    char *p = NULL;
-    assert_true(asprintf(&p, "%s/%s", a, b) > 0);
-    return p;
+    return tu_join(a, b);
 }
 
 static void write_file(const char *path, const void *data, size_t len) {
-    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
+    tu_write_file(path, data, len);
 }
 
 static void sha_hex(const void *data, size_t len, char out[65]) {
@@ -142,50 +98,27 @@ typedef struct copts {
     unsigned close_ms;
 } copts;
 
-static mlo_client_t *open_client(captured *cap, const copts *co) {
-    mlo_options_t *o = mlo_options_new();
-    assert_non_null(o);
-    if (!co->no_uri)
-        assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
-    assert_int_equal(mlo_options_set_retries(o, 2, 0.05, 0.01, 10), MLO_OK);
-    if (co->store)
-        assert_int_equal(mlo_options_set_store_dir(o, co->store), MLO_OK);
-    else
-        assert_int_equal(mlo_options_set_durable(o, 0), MLO_OK);
-    if (co->token)
-        assert_int_equal(mlo_options_set_token(o, co->token), MLO_OK);
-    assert_int_equal(mlo_options_set_close_timeout_ms(o, co->close_ms ? co->close_ms : 10000),
-                     MLO_OK);
-    if (cap) {
-        pthread_mutex_init(&cap->lock, NULL);
-        cap->n = 0;
-        assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
-    }
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
+static mlo_client_t *open_client(tu_errors *cap, const copts *co) {
+    tu_client_cfg k = {.uri = co->no_uri ? NULL : testsrv_uri(srv),
+                       .store = co->store,
+                       .memory_only = !co->store,
+                       .retries = 2,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = 10,
+                       .close_ms = co->close_ms ? co->close_ms : 10000,
+                       .token = co->token,
+                       .errors = cap};
+    return tu_open(&k);
 }
 
 /* ---- the server side ---- */
 static json_t *get_json(const char *path) {
-    long code = 0;
-    char *body = testsrv_get(srv, path, &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_error_t err;
-    json_t *j = json_loads(body, 0, &err);
-    free(body);
-    assert_non_null(j);
-    return j;
+    return tu_get_json(srv, path);
 }
 
 static void server_config(const char *json) {
-    long code = 0;
-    char *body = testsrv_post(srv, "/_test/config", json, &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    free(body);
+    tu_config(srv, json);
 }
 
 /* The stored file <exp>/<run>/artifacts/<rel>: its size (-1: not there)
@@ -237,25 +170,18 @@ static void assert_stored(mlo_run_t *run, const char *rel, const void *data, siz
     assert_string_equal(sha, want);
 }
 
-/* Polls the dump until rel of the run is stored (or 30 s pass). */
+/* Waits until rel of the run is stored (or 30 s pass); its size, -1 if not. */
 static int64_t wait_stored(const char *exp, const char *run_id, const char *rel, char sha[65]) {
-    for (int i = 0; i < 300; i++) {
-        int64_t s = stored(exp, run_id, rel, sha);
-        if (s >= 0)
-            return s;
-        struct timespec ts = {0, 100000000};
-        nanosleep(&ts, NULL);
-    }
-    return -1;
+    int64_t size = -1;
+    TU_WAIT_UNTIL((size = stored(exp, run_id, rel, sha)) >= 0, 30000);
+    return size;
 }
 
 static int setup(void **state) {
     (void)state;
-    long code = 0;
-    char *b = testsrv_post(srv, "/_test/reset", "{}", &code);
-    free(b);
+    tu_reset(srv);
     server_config("{\"serve_artifacts\": true, \"multipart\": true, \"artifacts_down\": false}");
-    return code == 200 ? 0 : -1;
+    return 0;
 }
 
 /* ---- tests ---- */
@@ -293,7 +219,7 @@ static void test_file(void **state) {
     assert_int_equal(count_store_files(store, ".art"), 0);
     assert_int_equal(count_store_files(store, ".blob"), 0);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -336,7 +262,7 @@ static void test_directory_tree(void **state) {
     assert_int_equal(mkfifo(p, 0600), 0);
     free(p);
 
-    captured cap;
+    tu_errors cap;
     copts co = {.store = store};
     mlo_client_t *c = open_client(&cap, &co);
     mlo_run_t *run;
@@ -351,8 +277,8 @@ static void test_directory_tree(void **state) {
     assert_int_equal(stored(exp, rid, "tree/a/link_out", NULL), -1);
     assert_int_equal(stored(exp, rid, "tree/fifo", NULL), -1);
     assert_int_equal(stored_count(exp, rid), 4);
-    assert_true(captured_count(&cap, MLO_ERR_INVALID_PATH, "link_out") >= 1);
-    assert_true(captured_count(&cap, MLO_ERR_IO, "fifo") >= 1);
+    assert_true(tu_errors_count(&cap, MLO_ERR_INVALID_PATH, "link_out") >= 1);
+    assert_true(tu_errors_count(&cap, MLO_ERR_IO, "fifo") >= 1);
 
     /* the root of the run, NULL artifact path: the directory's name is not kept */
     assert_int_equal(mlo_log_artifact(run, out, NULL), MLO_OK);
@@ -360,7 +286,7 @@ static void test_directory_tree(void **state) {
     assert_stored(run, "a/b/deep.txt", "deep", 4);
     assert_int_equal(stored_count(exp, rid), 8);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(out);
@@ -388,7 +314,7 @@ static void test_bytes(void **state) {
     assert_stored(run, "weights/w.bin", again, sizeof again);
     assert_stored(run, "weights/empty", "", 0);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
 }
@@ -415,7 +341,7 @@ static void test_caller_deletes_file(void **state) {
     assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
     assert_stored(run, "ckpt/ckpt.bin", orig, sizeof orig);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -513,7 +439,7 @@ static void test_large_file(void **state) {
     if (mb >= 200 && !SANITIZED)
         assert_true(ru.ru_maxrss / 1024 < mb / 4);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -524,7 +450,7 @@ static void test_large_file(void **state) {
 static void test_server_down_then_back(void **state) {
     (void)state;
     char *dir = tmpdir("down"), *store = path_join(dir, "store");
-    captured cap;
+    tu_errors cap;
     copts co = {.store = store};
     mlo_client_t *c = open_client(&cap, &co);
     mlo_run_t *run;
@@ -562,7 +488,7 @@ static void test_server_down_then_back(void **state) {
     assert_true(count_requests("PUT", put, NULL) >= 2); /* the cut one, then the whole */
     free(data);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
 }
@@ -637,7 +563,7 @@ static void test_kill9_then_recovery(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
     assert_int_equal(count_store_files(store, ".art"), 0);
     assert_int_equal(count_store_files(store, ".blob"), 0);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -675,10 +601,9 @@ static void test_kill9_mid_upload(void **state) {
     assert_non_null(fgets(line, sizeof line, in));
     assert_int_equal(sscanf(line, "LOGGED %63s %63s", exp, rid), 2);
     /* the upload has started: the server has the request's headers */
-    for (int i = 0; i < 200 && count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) < 1; i++)
-        usleep(20000);
+    TU_WAIT_UNTIL(count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) >= 1, 4000);
     assert_true(count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) >= 1);
-    usleep(200000); /* let the body fill the socket buffers */
+    tu_sleep_ms(200); /* let the body fill the socket buffers (nothing to wait on) */
     kill(pid, SIGKILL);
     int ws;
     assert_int_equal(waitpid(pid, &ws, 0), pid);
@@ -686,7 +611,7 @@ static void test_kill9_mid_upload(void **state) {
     fclose(in);
     assert_int_equal(count_store_files(store, ".art"), 1);
     unlink(f);
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_faults_clear(srv);
 
     copts co = {.store = store, .close_ms = 60000};
     mlo_client_t *c = open_client(NULL, &co);
@@ -697,7 +622,7 @@ static void test_kill9_mid_upload(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
     assert_int_equal(count_store_files(store, ".art"), 0);
     free(content);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -705,24 +630,7 @@ static void test_kill9_mid_upload(void **state) {
 
 /* Requests of the log whose path starts with prefix (and method). */
 static int count_requests(const char *method, const char *prefix, int *with_auth) {
-    json_t *r = get_json("/_test/requests");
-    json_t *list = json_is_array(r) ? r : json_object_get(r, "requests");
-    int n = 0;
-    if (with_auth)
-        *with_auth = 0;
-    size_t i;
-    json_t *q;
-    json_array_foreach(list, i, q) {
-        const char *m = json_string_value(json_object_get(q, "method"));
-        const char *p = json_string_value(json_object_get(q, "path"));
-        if (m && p && !strcmp(m, method) && !strncmp(p, prefix, strlen(prefix))) {
-            n++;
-            if (with_auth && json_is_true(json_object_get(q, "has_authorization")))
-                (*with_auth)++;
-        }
-    }
-    json_decref(r);
-    return n;
+    return tu_count_requests(srv, method, prefix, with_auth);
 }
 
 static void set_mpu_env(void) {
@@ -778,7 +686,7 @@ static void test_multipart(void **state) {
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
     free(data);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
 }
@@ -820,7 +728,7 @@ static void test_multipart_not_offered(void **state) {
     assert_int_equal(count_requests("PUT", "/api/2.0/mlflow-artifacts/artifacts/", NULL), 1);
     assert_int_equal(mlo_client_close(c), MLO_OK);
     free(data);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
 }
@@ -831,7 +739,7 @@ static void test_not_proxied(void **state) {
     (void)state;
     char *dir = tmpdir("s3"), *store = path_join(dir, "store");
     server_config("{\"serve_artifacts\": false}");
-    captured cap;
+    tu_errors cap;
     copts co = {.store = store};
     mlo_client_t *c = open_client(&cap, &co);
     mlo_run_t *run;
@@ -841,8 +749,8 @@ static void test_not_proxied(void **state) {
     assert_int_equal(mlo_log_artifact_bytes(run, "y", 1, "b.txt"), MLO_OK);
     /* parked artifacts do not hold a flush */
     assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
-    assert_int_equal(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"), 1);
-    assert_true(captured_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "s3://") >= 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"), 1);
+    assert_true(tu_errors_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "s3://") >= 1);
     const mlo_run *r = (const mlo_run *)run;
     assert_int_equal(mlo__artifacts_wait_run((mlo_client *)c, r->local_id, NULL,
                                              mlo__mono_ns() + 1000000000),
@@ -851,7 +759,7 @@ static void test_not_proxied(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
     assert_int_equal(count_store_files(store, ".art"), 2);
     assert_int_equal(count_store_files(store, ".blob"), 2);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
 }
@@ -894,7 +802,7 @@ static void test_rejected_paths(void **state) {
     assert_stored(run, "fine/path with space/ok.txt", "ok", 2);
     assert_int_equal(mlo_client_close(c), MLO_OK);
     assert_int_equal(mlo_log_artifact(run, f, "x"), MLO_ERR_CLOSED);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -961,7 +869,7 @@ static void test_local_store_then_sync(void **state) {
     assert_int_equal(stored_count(exp, rid), 2);
     free(rid);
     free(exp);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
     free(f);
@@ -973,7 +881,7 @@ static void test_local_store_then_sync(void **state) {
 static void test_permanent_refusal(void **state) {
     (void)state;
     char *dir = tmpdir("refused"), *store = path_join(dir, "store");
-    captured cap;
+    tu_errors cap;
     copts co = {.store = store};
     mlo_client_t *c = open_client(&cap, &co);
     mlo_run_t *run;
@@ -987,7 +895,7 @@ static void test_permanent_refusal(void **state) {
     uint64_t failed = 0;
     assert_int_equal(mlo_client_stat(c, MLO_STAT_FAILED, &failed), MLO_OK);
     assert_int_equal(failed, 1);
-    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, "refused for good"), 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "refused for good"), 1);
     const mlo_run *r = (const mlo_run *)run;
     /* the refusal counts for the paths it is under, not for the whole run */
     const char *hit[] = {NULL, "", "r", "r/x.txt"}, *miss[] = {"other", "r/x", "rr", "r/x.txt2"};
@@ -1025,7 +933,7 @@ static void test_permanent_refusal(void **state) {
     assert_string_equal(sha, want);
     assert_int_equal(count_store_files(store, ".failed"), 0);
     assert_int_equal(count_store_files(store, ".blob"), 0);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(store);
 }
@@ -1048,7 +956,7 @@ static void test_no_store_synchronous(void **state) {
     assert_int_not_equal(mlo_log_artifact_bytes(run, "z", 1, "d/z"), MLO_OK);
     server_config("{\"artifacts_down\": false}");
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(dir);
+    tu_rm_rf(dir);
     free(dir);
     free(f);
 }
@@ -1056,6 +964,7 @@ static void test_no_store_synchronous(void **state) {
 int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--kill-child"))
         return kill_child(argv[2], argv[3], argv[4]);
+    tu_init("artifact");
     srv = testsrv_start("");
     if (!srv) {
         fprintf(stderr, "could not start the test server\n");

@@ -40,7 +40,7 @@
 
 #include "mlo.h"
 #include "mlo_internal.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 #define MAX_STEPS 12000
 #define TS0 1700000000000LL
@@ -96,43 +96,19 @@ static void child(const char *store, const char *uri, shared *sh, int trial) {
         pause(); /* idle until killed */
 }
 
-static json_t *dump(void) {
-    long code = 0;
-    char *body = testsrv_get(srv, "/_test/dump", &code);
-    assert_non_null(body);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
-}
-
 /* Metric points stored for the child's run (0 while the run is not there). */
 static int64_t stored_steps(const shared *sh) {
-    json_t *d = dump();
-    size_t i;
-    json_t *r;
-    int64_t n = 0;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *v = json_string_value(json_object_get(json_object_get(r, "tags"), "mlo.local_id"));
-        if (v && !strcmp(v, sh->lid))
-            n = (int64_t)json_array_size(json_object_get(r, "metrics"));
-    }
+    json_t *d = tu_dump(srv), *r = NULL;
+    tu_runs_with_tag(d, "mlo.local_id", sh->lid, &r);
+    int64_t n = r ? (int64_t)json_array_size(json_object_get(r, "metrics")) : 0;
     json_decref(d);
     return n;
 }
 
 static void check(int trial, const shared *sh, int64_t confirmed, int64_t attempted) {
-    json_t *d = dump();
+    json_t *d = tu_dump(srv), *run = NULL;
     size_t i;
-    json_t *r, *run = NULL;
-    int n = 0;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *v = json_string_value(json_object_get(json_object_get(r, "tags"), "mlo.local_id"));
-        if (v && !strcmp(v, sh->lid)) {
-            run = r;
-            n++;
-        }
-    }
+    int n = tu_runs_with_tag(d, "mlo.local_id", sh->lid, &run);
     if (n != 1)
         fail_msg("trial %d: %d runs for local id %s", trial, n, sh->lid);
     char want[16];
@@ -172,12 +148,8 @@ static void test_kill9_recovery(void **state) {
     assert_true(sh != MAP_FAILED);
     int64_t total_confirmed = 0;
     for (int t = 0; t < trials; t++) {
-        free(testsrv_post(srv, "/_test/reset", "{}", NULL));
-        char tmpl[] = "/tmp/mlo-crash-XXXXXX";
-        char *dir = mkdtemp(tmpl);
-        assert_non_null(dir);
-        char store[128];
-        snprintf(store, sizeof store, "%s/store", dir);
+        tu_reset(srv);
+        char *store = tu_new_path("store");
         memset(sh, 0, sizeof *sh);
         atomic_store(&sh->confirmed, -1);
         atomic_store(&sh->attempted, -1);
@@ -186,8 +158,7 @@ static void test_kill9_recovery(void **state) {
         assert_true(pid >= 0);
         if (pid == 0)
             child(store, outbox ? testsrv_uri(srv) : NULL, sh, t);
-        for (int i = 0; i < 10000 && !atomic_load(&sh->started); i++)
-            usleep(1000);
+        TU_WAIT_UNTIL(atomic_load(&sh->started), 10000);
         assert_true(atomic_load(&sh->started));
         /* kill somewhere in the ~30 ms of logging (or just after) */
         usleep((useconds_t)(rand_r(&seed) % 36000));
@@ -209,8 +180,7 @@ static void test_kill9_recovery(void **state) {
             mlo_options_free(o);
             /* wait until the server holds every confirmed step (what the
              * child had sent, plus what the new client delivers) */
-            for (int i = 0; i < 300 && stored_steps(sh) < confirmed + 1; i++)
-                usleep(50000);
+            TU_WAIT_UNTIL(stored_steps(sh) >= confirmed + 1, 15000);
             usleep(100000); /* a step in flight at the kill, if any */
             assert_int_equal(mlo_client_close(c), MLO_OK);
         } else {
@@ -223,15 +193,15 @@ static void test_kill9_recovery(void **state) {
         fprintf(stderr, "trial %2d (%s, %s): confirmed %lld steps, ok\n", t,
                 outbox ? "outbox" : "local", outbox && t % 4 == 2 ? "next client" : "sync",
                 (long long)confirmed + 1);
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        assert_int_equal(system(cmd), 0);
+        tu_rm_rf(store);
+        free(store);
     }
     assert_true(total_confirmed > 0);
     munmap(sh, sizeof *sh);
 }
 
 int main(void) {
+    tu_init("crash");
     srv = testsrv_start("");
     if (!srv) {
         fprintf(stderr, "could not start the test server\n");

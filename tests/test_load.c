@@ -60,7 +60,7 @@
 #include <curl/curl.h>
 
 #include "mlo.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -78,12 +78,6 @@
 #define BURST 256 /* consecutive events of a thread go to one run */
 
 static const char *the_case = "drop";
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* ---- the events: everything about event i of thread t follows from (t, i) ---- */
 
@@ -335,8 +329,7 @@ static void test_load(void **state) {
 
     testsrv *srv = testsrv_start("");
     assert_non_null(srv);
-    char dir[] = "/tmp/mlo-load-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = tu_new_path("store");
 
     mlo_options_t *o = mlo_options_new();
     assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
@@ -351,7 +344,7 @@ static void test_load(void **state) {
     mlo_options_free(o);
 
     /* 1,000 runs open at once */
-    double t0 = now_s();
+    double t0 = tu_now();
     static mlo_run_t *runs[RUNS];
     static char ids[RUNS][40];
     for (int r = 0; r < RUNS; r++) {
@@ -362,12 +355,12 @@ static void test_load(void **state) {
         snprintf(exp, sizeof exp, "load-%d", r % 10);
         assert_int_equal(mlo_start_run(c, exp, name, NULL, &runs[r]), MLO_OK);
     }
-    double t_runs = now_s() - t0;
+    double t_runs = tu_now() - t0;
 
     worker ws[THREADS];
     pthread_t th[THREADS];
     memset(ws, 0, sizeof ws);
-    t0 = now_s();
+    t0 = tu_now();
     for (int t = 0; t < THREADS; t++) {
         ws[t].t = t;
         ws[t].n = per_thread;
@@ -385,7 +378,7 @@ static void test_load(void **state) {
     }
     for (int t = 0; t < THREADS; t++)
         pthread_join(th[t], NULL);
-    double t_log = now_s() - t0;
+    double t_log = tu_now() - t0;
 
     long attempted = 0, ok = 0, dropped = 0, other = 0, ok_kind[4] = {0};
     for (int t = 0; t < THREADS; t++) {
@@ -413,9 +406,9 @@ static void test_load(void **state) {
         }
         assert_int_equal(st, MLO_OK);
     }
-    t0 = now_s();
+    t0 = tu_now();
     assert_int_equal(mlo_client_flush(c, 600000), MLO_OK);
-    double t_flush = now_s() - t0;
+    double t_flush = tu_now() - t0;
 
     uint64_t acc, sent, failed, sdropped;
     mlo_client_stat(c, MLO_STAT_ACCEPTED, &acc);
@@ -435,11 +428,11 @@ static void test_load(void **state) {
         assert_string_equal(ids[r], mlo_run_id(runs[r]));
     assert_int_equal(mlo_client_close(c), MLO_OK);
 
-    t0 = now_s();
+    t0 = tu_now();
     tally ty;
     memset(&ty, 0, sizeof ty);
     check_server(srv, ws, ids, &ty);
-    double t_check = now_s() - t0;
+    double t_check = tu_now() - t0;
 
     printf("LOAD %s: %d threads, %d runs, %ld calls (%ld accepted, %ld dropped = %.1f%%), "
            "%ld metrics + %ld params + %ld tags on the server (expected %ld + %ld + %ld), "
@@ -470,10 +463,8 @@ static void test_load(void **state) {
         free(seen[t]);
     }
     testsrv_stop(srv);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    tu_rm_rf(dir);
+    free(dir);
 }
 
 int main(int argc, char **argv) {
@@ -485,6 +476,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    tu_init("load");
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_load)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
