@@ -27,6 +27,12 @@
  *
  * `test_faults --markdown` prints the table of the README's "Faults" section
  * from the figures measured in this run (the tests run first).
+ *
+ * meson runs the cases in five shards at once (--shard K/N).  Under ASan and
+ * TSan only the table of server faults and the reset mid-request run
+ * (--case, tests/meson.build): they take the sender's error paths; the
+ * scenarios timed in seconds (absent at start, gone 10 s, hung, slow, 429,
+ * the storm) are about bounds and loss, and run in the plain build.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>

@@ -178,14 +178,19 @@ unsigned char *tu_read_file(const char *path, size_t *len) {
 
 /* ---- running a group ---- */
 
+/* Matches one of the patterns and none of the "!pattern"s. */
 static int name_matches(const char *name, const char *patterns) {
     char *list = strdup(patterns), *save = NULL;
     assert_non_null(list);
-    int hit = 0;
-    for (char *p = strtok_r(list, ",", &save); p && !hit; p = strtok_r(NULL, ",", &save))
-        hit = fnmatch(p, name, 0) == 0;
+    int hit = 0, out = 0;
+    for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (*p == '!')
+            out |= fnmatch(p + 1, name, 0) == 0;
+        else
+            hit |= fnmatch(p, name, 0) == 0;
+    }
     free(list);
-    return hit;
+    return hit && !out;
 }
 
 int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t n, int argc,

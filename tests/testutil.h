@@ -43,7 +43,8 @@ const char *tu_scratch(void);
  * for, so that meson can run a long group as several tests in parallel:
  *   --shard K/N    the cases whose index i has i % N == K (every case is in
  *                  exactly one of the N shards, whatever is added later);
- *   --case P[,P]   the cases whose name matches one of the fnmatch patterns.
+ *   --case P[,P]   the cases whose name matches one of the fnmatch patterns
+ *                  and none of those written "!P".
  * Other arguments are left to the caller.  Returns cmocka's result; a
  * selection that matches no case is an error (a typo in meson.build). */
 int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t n, int argc,
