@@ -513,6 +513,38 @@ static int kill_child(const char *uri, const char *store, const char *file) {
         pause();
 }
 
+/* Starts the kill -9 child (a fresh image of this program: sanitizers and
+ * fork) on store and file; waits until it logged the artifact; its run's
+ * experiment and run ids into exp and rid.  *in is its stdout (fclose it). */
+static pid_t start_kill_child(const char *store, const char *file, char exp[64], char rid[64],
+                              FILE **in) {
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        execl("/proc/self/exe", "test_artifact", "--kill-child", testsrv_uri(srv), store, file,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    *in = fdopen(pfd[0], "r");
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, *in));
+    assert_int_equal(sscanf(line, "LOGGED %63s %63s", exp, rid), 2);
+    return pid;
+}
+
+static void kill9(pid_t pid, FILE *in) {
+    kill(pid, SIGKILL);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFSIGNALED(ws));
+    fclose(in);
+}
+
 /* kill -9 after mlo_log_artifact returned, before the upload: the next
  * client on the same store uploads it. */
 static void test_kill9_then_recovery(void **state) {
@@ -523,28 +555,10 @@ static void test_kill9_then_recovery(void **state) {
         content[i] = (char)(i % 251);
     write_file(f, content, sizeof content);
     server_config("{\"artifacts_down\": true}"); /* the child cannot upload */
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        /* a fresh image for its own threads (sanitizers and fork) */
-        execl("/proc/self/exe", "test_artifact", "--kill-child", testsrv_uri(srv), store, f,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    FILE *in = fdopen(pfd[0], "r");
-    char line[256] = "", exp[64] = "", rid[64] = "";
-    assert_non_null(fgets(line, sizeof line, in));
-    assert_int_equal(sscanf(line, "LOGGED %63s %63s", exp, rid), 2);
-    kill(pid, SIGKILL);
-    int ws;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
-    assert_true(WIFSIGNALED(ws));
-    fclose(in);
+    char exp[64] = "", rid[64] = "";
+    FILE *in;
+    pid_t pid = start_kill_child(store, f, exp, rid, &in);
+    kill9(pid, in);
     assert_int_equal(count_store_files(store, ".art"), 1);
     assert_int_equal(stored(exp, rid, "model/m.bin", NULL), -1);
     unlink(f);
@@ -580,31 +594,14 @@ static void test_kill9_mid_upload(void **state) {
                                         "\"path_prefix\": \"/api/2.0/mlflow-artifacts/\"}"),
                      0);
     free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        execl("/proc/self/exe", "test_artifact", "--kill-child", testsrv_uri(srv), store, f,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    FILE *in = fdopen(pfd[0], "r");
-    char line[256] = "", exp[64] = "", rid[64] = "";
-    assert_non_null(fgets(line, sizeof line, in));
-    assert_int_equal(sscanf(line, "LOGGED %63s %63s", exp, rid), 2);
+    char exp[64] = "", rid[64] = "";
+    FILE *in;
+    pid_t pid = start_kill_child(store, f, exp, rid, &in);
     /* the upload has started: the server has the request's headers */
     TU_WAIT_UNTIL(count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) >= 1, 4000);
     assert_true(count_requests("PUT", "/api/2.0/mlflow-artifacts/", NULL) >= 1);
     tu_sleep_ms(200); /* let the body fill the socket buffers (nothing to wait on) */
-    kill(pid, SIGKILL);
-    int ws;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
-    assert_true(WIFSIGNALED(ws));
-    fclose(in);
+    kill9(pid, in);
     assert_int_equal(count_store_files(store, ".art"), 1);
     unlink(f);
     tu_faults_clear(srv);
