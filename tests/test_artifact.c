@@ -980,7 +980,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_permanent_refusal, setup),
         cmocka_unit_test_setup(test_no_store_synchronous, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_artifact", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -203,7 +203,7 @@ static void test_kill9_recovery(void **state) {
     munmap(sh, sizeof *sh);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     tu_init("crash");
     srv = testsrv_start("");
     if (!srv) {
@@ -211,7 +211,7 @@ int main(void) {
         return 1;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill9_recovery)};
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_crash", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

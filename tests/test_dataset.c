@@ -840,7 +840,7 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     tu_init("dataset");
     srv = testsrv_start(NULL);
     if (!srv)
@@ -858,7 +858,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_memory_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_dataset", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -383,7 +383,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_train_grid, setup),
         cmocka_unit_test_setup(test_inference_server, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_examples", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -1836,7 +1836,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_row, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_hostile", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     free(K250);
     free(K251);

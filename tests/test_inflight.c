@@ -576,7 +576,7 @@ static void test_sync_inflight(void **state) {
     free(store);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     tu_init("inflight");
     srv = testsrv_start("");
     if (!srv) {
@@ -595,7 +595,7 @@ int main(void) {
         cmocka_unit_test_setup(test_close_bounded_server_gone_memory, setup),
         cmocka_unit_test_setup(test_sync_inflight, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_inflight", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

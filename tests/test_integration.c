@@ -505,7 +505,7 @@ static void test_wakeup_latency(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     tu_init("integration");
     srv = testsrv_start("");
     if (!srv) {
@@ -526,7 +526,7 @@ int main(void) {
         cmocka_unit_test_setup(test_client_args, setup),
         cmocka_unit_test_setup(test_wakeup_latency, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_integration", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -307,7 +307,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_exit_without_close_delivers),
         cmocka_unit_test(test_exit_bounded_when_server_gone),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_lifecycle", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -297,7 +297,7 @@ int main(int argc, char **argv) {
     if (!srv)
         return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_four_ranks_one_run)};
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_ranks", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     free(exe);
     return rc;

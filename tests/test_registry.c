@@ -1076,7 +1076,7 @@ static void test_bad_arguments(void **state) {
     free(dest);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     tu_init("registry");
     srv = testsrv_start("");
     if (!srv) {
@@ -1096,7 +1096,7 @@ int main(void) {
         cmocka_unit_test_setup(test_planted_symlinks, setup),
         cmocka_unit_test_setup(test_bad_arguments, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_registry", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     for (size_t i = 0; i < NTREE; i++)
         free(tree[i].data);

@@ -519,7 +519,7 @@ static void test_password_in_uri(void **state) {
     run_life(AUTH_URI, "secrets-uri");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     init_secrets();
     tu_init("secrets");
@@ -531,7 +531,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_basic_auth_and_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_in_uri, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_secrets", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }
