@@ -3,6 +3,9 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, each
 # in its own build directory.  Installs missing Debian packages first.
 # Ends with the totals on a line of their own: "N passed, N failed".
+# Every test may run beside the others (each has its own server, port and
+# scratch directory); most wait on servers and timers, so 4 at once on a
+# 2-core machine ($MLO_TEST_PROCESSES to change it).
 set -u
 cd "$(dirname "$0")/.."
 MLO_WITH_SANITIZERS=1 sh tests/install_deps.sh || exit 1
@@ -30,7 +33,7 @@ for spec in $builds; do
     env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ASAN_OPTIONS=detect_leaks=1 \
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        meson test -C "$dir" --print-errorlogs --num-processes 3 || status=1
+        meson test -C "$dir" --print-errorlogs --num-processes "${MLO_TEST_PROCESSES:-4}" || status=1
 done
 
 /usr/bin/python3 - $builds <<'PY'

@@ -31,6 +31,9 @@
  * and close, and `mlo sync` (mlo__store_sync, the mlo tool's function:
  * after a failed sync a second one must deliver everything exactly once).
  *
+ * It runs in the plain and ASan builds, not under TSan (tests/meson.build):
+ * what it checks is statuses, delivery and leaks, not threads.
+ *
  * A failure this test finds in src/ is listed in known_bugs below with where
  * it is; its case runs only with MLO_TEST_KNOWN_BUGS=1 (so the suite stays
  * green until the core is fixed) and says so when skipped.
