@@ -398,14 +398,18 @@ static void test_disk_full(void **state) {
             _exit(11);
         if (setrlimit(RLIMIT_FSIZE, &small) != 0)
             _exit(12);
-        /* random-ish values compress badly: the segment grows fast.  Up to
-         * 200,000 points, and no more once the writer has said it cannot
-         * write and the queue has overflowed (the disk is full: what more
-         * calls would show is the same) */
+        /* random-ish values compress badly: the segment grows fast.  Until
+         * the writer has said it cannot write and the queue has overflowed
+         * (the disk is full: more calls would show the same), within 120 s:
+         * under TSan on a loaded machine 200,000 calls were not always
+         * enough for the writer to reach the limit */
         uint64_t x = 88172645463325252ull;
         int ok = 0, full = 0;
-        for (int i = 0; i < 200000; i++) {
-            if (i % 1000 == 0 && full > 1000 && tu_errors_count(&cap, MLO_ERR_STORE, "cannot write"))
+        double deadline = tu_now() + 120;
+        for (int i = 0; i < 10000000; i++) {
+            if (i % 1000 == 0 && ((full > 1000 && tu_errors_count(&cap, MLO_ERR_STORE,
+                                                                  "cannot write")) ||
+                                  tu_now() > deadline))
                 break;
             x ^= x << 13;
             x ^= x >> 7;
