@@ -62,7 +62,7 @@ static testsrv *srv;
 /* ---- the figures of the README table ---- */
 
 typedef struct figure {
-    char fault[120];
+    char fault[200]; /* as long as a case title */
     char injected[120];
     long events;  /* metric points, params and tags that had to land */
     long lost;    /* of them, not on the server */
