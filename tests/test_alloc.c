@@ -34,9 +34,8 @@
  * It runs in the plain and ASan builds, not under TSan (tests/meson.build):
  * what it checks is statuses, delivery and leaks, not threads.
  *
- * A failure this test finds in src/ is listed in known_bugs below with where
- * it is; its case runs only with MLO_TEST_KNOWN_BUGS=1 (so the suite stays
- * green until the core is fixed) and says so when skipped.
+ * Three bugs it found in src/ are fixed, each kept as a case of its own
+ * (test_decode_oom, test_reader_oom, test_map_oom, at the end).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -85,10 +84,9 @@ static int trace; /* $MLO_ALLOC_TRACE: print where each injected failure happens
  * cleanly there), for test_parse_oom. */
 static _Thread_local int in_parse;
 static _Thread_local int parse_fail;
-/* Where the injected failure happened, for the known bugs (see known_bug):
- * inside the decoder of a server's answer, inside the run log's reader. */
+/* Inside the run log's reader, inside the runs.map writer (reader_fail,
+ * map_fail fail an allocation only there); inside the decoder of an answer. */
 static _Thread_local int in_decode, in_reader, in_map;
-static _Thread_local int injected_in_decode, injected_in_reader, injected_in_map;
 
 static _Thread_local int reader_fail; /* fail the reader's next allocation (test_reader_oom) */
 static _Thread_local int map_fail;    /* the same in mlo__store_map_put (test_map_oom) */
@@ -111,9 +109,6 @@ static int fail_now(void) {
     if (++seen != fail_at)
         return 0;
     injected = 1;
-    injected_in_decode = in_decode > 0;
-    injected_in_reader = in_reader > 0;
-    injected_in_map = in_map > 0;
     if (trace) {
         void *frames[16];
         int n = backtrace(frames, 16);
@@ -126,7 +121,7 @@ static int fail_now(void) {
 static void arm(long n) {
     seen = 0;
     fail_at = n;
-    injected = injected_in_decode = injected_in_reader = injected_in_map = 0;
+    injected = 0;
     armed = 1;
 }
 
@@ -237,12 +232,7 @@ typedef struct family {
     long attempts;    /* calls made, the last one without a failure */
     long failed;      /* attempts that returned an error */
     long ok_injected; /* attempts that returned MLO_OK although an allocation failed */
-    long known;       /* attempts that met a known bug (MLO_TEST_KNOWN_BUGS=1 fails them) */
 } family;
-
-static int known_bugs_on(void) {
-    return getenv("MLO_TEST_KNOWN_BUGS") != NULL;
-}
 
 static int allowed(int st, const int *also) {
     if (st == MLO_OK || st == MLO_ERR_NO_MEMORY)
@@ -260,11 +250,6 @@ static void attempt_done(family *f, long n, int st, int inj, const int *also, co
         f->failed++;
     else if (inj)
         f->ok_injected++;
-    if (st == MLO_ERR_PROTOCOL && injected_in_decode && !known_bugs_on()) {
-        /* KNOWN BUG 1 (see test_decode_oom): counted, not failed */
-        f->known++;
-        return;
-    }
     if (!allowed(st, also))
         fail_msg("%s: allocation %ld failed: %s returned %s (%d), not a documented status",
                  f->name, n, what, mlo_strerror(st), st);
@@ -297,9 +282,7 @@ static int attempt_end(family *f, long n, const int *also, int *was_injected, in
 static void report(const family *f) {
     printf("ALLOC %-22s %4ld attempts: %4ld refused (documented status), %3ld worked around "
            "the failure",
-           f->name, f->attempts, f->failed - f->known, f->ok_injected);
-    if (f->known)
-        printf(", %ld met a KNOWN BUG (skipped; MLO_TEST_KNOWN_BUGS=1 fails them)", f->known);
+           f->name, f->attempts, f->failed, f->ok_injected);
     printf("\n");
     fflush(stdout);
 }
@@ -312,15 +295,6 @@ static void leak_check(const char *what) {
 #else
     (void)what;
 #endif
-}
-
-/* Known bugs of src/ this test found: their case is skipped unless
- * MLO_TEST_KNOWN_BUGS=1 (each says where the bug is). */
-static int known_bug(const char *family, const char *why) {
-    if (getenv("MLO_TEST_KNOWN_BUGS"))
-        return 0;
-    fprintf(stderr, "  %s skipped: known bug: %s (MLO_TEST_KNOWN_BUGS=1 runs it)\n", family, why);
-    return 1;
 }
 
 /* The longest run of attempts: a call that keeps failing an allocation
@@ -1034,8 +1008,6 @@ static void test_sync(void **state) {
     /* a sync that cannot create a run waits for it about a request timeout
      * before it gives up on the run's artifacts: 2 s, not MLflow's 120 */
     setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2", 1);
-    static char lost[1024]; /* attempts that met known bug 2 */
-    memset(lost, 0, sizeof lost);
     const int *also = ST(MLO_ERR_STORE, MLO_ERR_NETWORK, MLO_ERR_SERVER, MLO_ERR_PROTOCOL,
                          MLO_ERR_TIMEOUT);
     static long tried[MAX_ATTEMPTS];
@@ -1053,16 +1025,7 @@ static void test_sync(void **state) {
         if (trace)
             fprintf(stderr, "-- sync %ld: %s: %s (store %.2f s, sync %.2f s)\n", n,
                     mlo_strerror(st), err, t1 - t0, tu_now() - t1);
-        if (st == MLO_ERR_STORE && injected_in_reader && !known_bugs_on()) {
-            /* KNOWN BUG 2 (see test_reader_oom): the block is skipped as
-             * damaged, its events are lost; not checked below */
-            f.known++;
-            lost[n % 1024] = 1;
-        } else if (injected_in_map && !known_bugs_on()) {
-            /* KNOWN BUG 3 (see test_map_oom): the artifact is stuck; the
-             * events went (checked below) */
-            f.known++;
-        } else if (st != MLO_OK) {
+        if (st != MLO_OK) {
             /* a second sync delivers what the first one did not */
             int again = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
             if (again != MLO_OK)
@@ -1083,8 +1046,6 @@ static void test_sync(void **state) {
         char name[32];
         snprintf(name, sizeof name, "sync-%ld", n);
         json_t *r = run_named(d, name); /* fails on two runs */
-        if (lost[n % 1024])
-            continue;
         if (!r)
             fail_msg("%s lost", name);
         assert_int_equal(tu_count_metric(r, "m"), 20);
@@ -1095,9 +1056,9 @@ static void test_sync(void **state) {
     leak_check(f.name);
 }
 
-/* ---- the known bugs, each as a case of its own ---- */
+/* ---- the bugs this test found (fixed), each as a case of its own ---- */
 
-/* KNOWN BUG 1: an answer the decoder has no memory for is taken for a
+/* BUG 1 (fixed: mlo__pbjson_decode returns -2, finish() MLO_ERR_NO_MEMORY): an answer the decoder has no memory for is taken for a
  * malformed one.  src/mlo_pbjson.c, mlo__pbjson_decode: -1 for every failure
  * (json_loadb returning NULL with json_error_out_of_memory in je; dec_message's
  * malloc, mlo_pbjson.c:1345, and the decoder's other allocations), and
@@ -1109,9 +1070,6 @@ static void test_sync(void **state) {
  * MLO_ERR_NO_MEMORY. */
 static void test_decode_oom(void **state) {
     (void)state;
-    if (known_bug("decode_oom", "no memory to decode an answer gives MLO_ERR_PROTOCOL "
-                                "(src/mlo_pbjson.c mlo__pbjson_decode, src/mlo_api.c finish)"))
-        skip();
     mlo_client_t *c = client(testsrv_uri(srv), NULL);
     mlo_run_t *r;
     assert_int_equal(mlo_start_run(c, "alloc-parse", "parse", NULL, &r), MLO_OK);
@@ -1129,7 +1087,7 @@ static void test_decode_oom(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-/* KNOWN BUG 2: an allocation the run log's reader cannot make is taken for
+/* BUG 2 (fixed: the reader returns -2, nothing moves; callers retry): an allocation the run log's reader cannot make is taken for
  * damage, and the block is skipped for good: its events are lost.
  * src/mlo_log.c: grow() (mlo_log.c:393, the realloc of the read buffer)
  * failing in rd_get (:851) makes load_block (:971) and so mlo__logr_next
@@ -1143,10 +1101,6 @@ static void test_decode_oom(void **state) {
  * sync: the sync may fail, but a second one must deliver the run whole. */
 static void test_reader_oom(void **state) {
     (void)state;
-    if (known_bug("reader_oom", "no memory in the run log's reader skips the block as damaged: "
-                                "events lost (src/mlo_log.c grow/rd_get/load_block, "
-                                "src/mlo_sender.c read_stage)"))
-        skip();
     char *store = local_store(0);
     char err[512] = "";
     injected = 0;
@@ -1169,7 +1123,8 @@ static void test_reader_oom(void **state) {
     free(store);
 }
 
-/* KNOWN BUG 3: a sync that cannot write runs.map leaves the run's artifacts
+/* BUG 3 (fixed: the sender writes the runs.map line again before acknowledging
+ * anything after it, retry_maps): a sync that cannot write runs.map leaves the run's artifacts
  * in the store for good.  src/mlo_sender.c start_run (:617): when
  * mlo__store_map_put (src/mlo_store.c:419, its path_of allocation) fails
  * after the run was created, the sender reports MLO_ERR_STORE and goes on
@@ -1180,9 +1135,6 @@ static void test_reader_oom(void **state) {
  * that allocation fails once: a second sync must upload the artifact. */
 static void test_map_oom(void **state) {
     (void)state;
-    if (known_bug("map_oom", "runs.map not written in a sync: its artifacts never uploaded "
-                             "(src/mlo_sender.c start_run, src/mlo_artifact.c)"))
-        skip();
     setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2", 1);
     char *store = local_store(0);
     char err[512] = "";

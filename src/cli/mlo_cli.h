@@ -43,6 +43,8 @@ enum { EXIT_PASS = 0, EXIT_GATE_FAIL = 1, EXIT_ERROR = 2 };
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
+/* Says "out of memory" and exits (EXIT_ERROR). */
+void cli_oom(void) __attribute__((noreturn));
 void xfree(void *p);
 void xfree_all(void);
 char *xstrdup(const char *s);

@@ -334,6 +334,8 @@ static int read_dir(store *s, const char *dir, const char *sub, const char *suff
                 s->events++;
                 continue;
             }
+            if (rc == -2)
+                cli_oom();
             s->damaged++;
             int found = mlo__logr_skip_damage(r);
             if (!s->quiet)

@@ -233,8 +233,15 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
          * may have stored nothing.  Any object will do: unknown members are
          * ignored. */
         ProtobufCMessage *m = NULL;
-        if (mlo__pbjson_decode(&mlflow__error_response__descriptor,
-                               r->body.data ? r->body.data : "", r->body.len, &m, NULL, 0) != 0) {
+        int rc = mlo__pbjson_decode(&mlflow__error_response__descriptor,
+                                    r->body.data ? r->body.data : "", r->body.len, &m, NULL, 0);
+        if (rc == -2) {
+            /* the server answered 2xx; the body could not be checked for want
+             * of memory.  A JSON answer is taken as the acknowledgement it
+             * almost surely is (sending again could store twice) */
+            if (!strstr(r->content_type, "json"))
+                st = mlo__api_no_memory(e, what);
+        } else if (rc != 0) {
             e->status = st = MLO_ERR_PROTOCOL;
             snprintf(e->message, sizeof e->message,
                      "%s: HTTP %ld with a body that is not a JSON object (%.40s): a proxy in the "
@@ -246,8 +253,11 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
     }
     if (st == MLO_OK && rdesc) {
         char err[128] = "";
-        if (mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp, err,
-                               sizeof err) != 0) {
+        int rc = mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp,
+                                    err, sizeof err);
+        if (rc == -2) {
+            st = mlo__api_no_memory(e, what);
+        } else if (rc != 0) {
             e->status = st = MLO_ERR_PROTOCOL;
             snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", what, err);
         }

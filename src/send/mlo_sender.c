@@ -75,6 +75,7 @@
 #include "mlo_requests.h"
 #include "mlo_retry.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,7 @@ typedef struct srun {
     int state;
     int fail_status;
     int ambiguous; /* runs/create may have been carried out unseen */
+    int map_pending; /* created, its runs.map line not written yet */
     uint32_t next; /* hash chain: index + 1 */
     batch open; /* the open batch */
     int open_listed;   /* on the sender's list of runs with open batches */
@@ -154,6 +156,7 @@ struct mlo_sender {
     mlo_api *api;
     mlo_inflight *pool; /* NULL: one request at a time, on this thread */
     size_t max_out, out;
+    size_t map_pending; /* runs created whose runs.map line could not be written */
     mlo_job *free_jobs;
     /* chunks, oldest first; the last one may be open */
     chunk *head, *tail;
@@ -443,7 +446,26 @@ static void fail_rec(mlo_sender *s, const mlo_rec *r) {
 }
 
 /* Chunks done in order: acknowledged, freed. */
+/* Writes the runs.map lines that could not be written when their runs
+ * were created (out of memory, a full disk): MLO_OK when none is left. */
+static int retry_maps(mlo_sender *s) {
+    for (size_t i = 0; i < s->nruns && s->map_pending; i++) {
+        srun *r = &s->runs[i];
+        if (r->map_pending && mlo__store_map_put(s->st, r->lid, r->sid) == 0) {
+            r->map_pending = 0;
+            s->map_pending--;
+        }
+    }
+    return s->map_pending ? MLO_ERR_STORE : MLO_OK;
+}
+
+/* Acknowledges the chunks wholly delivered, in order.  Not while a run's
+ * runs.map line is missing: a chunk acknowledged is never read again, and
+ * the mapping (`mlo sync`'s artifacts look a run up there) would be lost
+ * with it. */
 static void ack_chunks(mlo_sender *s) {
+    if (s->map_pending)
+        return;
     while (s->head && s->head->closed && s->head->taken == s->head->n && !s->head->pending) {
         chunk *c = s->head;
         s->head = c->next;
@@ -632,10 +654,14 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
     }
     if (st == MLO_OK) {
         if (s->st && mlo__store_map_put(s->st, r->lid, sid) != 0) {
-            /* without the mapping on disk a crash could create it twice; the
-             * tag search still finds it, so go on, but say so */
+            /* its events go on (the tag search finds the run after a
+             * crash); the line is written again before anything after it
+             * is acknowledged (retry_maps) */
             mlo__env_report(s->env, MLO_ERR_STORE, 1,
-                            "run %s: cannot record its server id in runs.map", r->lid);
+                            "run %s: cannot record its server id in runs.map yet: %s", r->lid,
+                            strerror(errno));
+            r->map_pending = 1;
+            s->map_pending++;
         }
         mapped(s, r, sid, exp);
         return MLO_OK;
@@ -707,6 +733,12 @@ static int batch_to_job(mlo_sender *s, uint32_t run, batch *b) {
     mlo_job *j = job_new(s, MLO_JOB_BATCH, run, lane);
     if (!j)
         return MLO_ERR_NO_MEMORY;
+    /* enqueued before anything moves: out of memory leaves the batch as it
+     * was, open, for the next try */
+    if (job_enqueue(s, j) != 0) {
+        job_recycle(s, j);
+        return MLO_ERR_NO_MEMORY;
+    }
     /* the batch's array moves to the job, the job's old one (if any) to the batch */
     const mlo_rec **keep = j->recs;
     size_t kcap = j->cap;
@@ -718,31 +750,26 @@ static int batch_to_job(mlo_sender *s, uint32_t run, batch *b) {
         free(keep);
     b->n = b->nmetrics = b->nparams = b->ntags = 0;
     b->bytes = 0;
-    if (job_enqueue(s, j) != 0) {
-        done_recs(s, j->recs, j->n);
-        for (size_t i = 0; i < j->n; i++)
-            mlo__env_stat(s->env, MLO_STAT_FAILED, 1);
-        job_recycle(s, j);
-        return MLO_ERR_NO_MEMORY;
-    }
     return MLO_OK;
 }
 
-static void close_batches(mlo_sender *s, uint32_t run) {
-    batch_to_job(s, run, &s->runs[run].open);
+static int close_batches(mlo_sender *s, uint32_t run) {
+    return batch_to_job(s, run, &s->runs[run].open);
 }
 
 /* The first `k` open batches (in the order they were opened) become
  * requests; UINT32_MAX: every one (nothing more is coming for now). */
 static void close_open_batches(mlo_sender *s, uint32_t k) {
-    uint32_t n = k < s->nopen ? k : s->nopen;
+    uint32_t n = k < s->nopen ? k : s->nopen, kept = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t run = s->open[i];
-        close_batches(s, run);
-        s->runs[run].open_listed = 0;
+        if (close_batches(s, run) != MLO_OK)
+            s->open[kept++] = run; /* out of memory: still open, tried again later */
+        else
+            s->runs[run].open_listed = 0;
     }
-    memmove(s->open, s->open + n, (s->nopen - n) * sizeof *s->open);
-    s->nopen -= n;
+    memmove(s->open + kept, s->open + n, (s->nopen - n) * sizeof *s->open);
+    s->nopen -= n - kept;
 }
 
 static void close_all_batches(mlo_sender *s) {
@@ -799,7 +826,8 @@ static int add_event(mlo_sender *s, const mlo_rec *rec) {
  * own that waits for everything before it. */
 static int barrier(mlo_sender *s, const mlo_rec *rec, int kind) {
     srun *r = &s->runs[rec->run];
-    close_batches(s, rec->run);
+    if (close_batches(s, rec->run) != MLO_OK)
+        return MLO_ERR_NO_MEMORY; /* the record is taken again later */
     mlo_job *j = job_new(s, kind, rec->run, LANE_BARRIER);
     if (!j)
         return MLO_ERR_NO_MEMORY;
@@ -1047,6 +1075,9 @@ int mlo__sender_pump(mlo_sender *s, int caught_up, int64_t *next_ns) {
     int64_t due;
     dispatch(s, &due);
     collect(s, 0);
+    int mst = retry_maps(s);
+    if (mst != MLO_OK && s->sync_mode && st == MLO_OK && !s->out)
+        st = mst; /* process() gives up rather than spin */
     ack_chunks(s);
     if (next_ns) {
         *next_ns = due;

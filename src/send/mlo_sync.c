@@ -214,6 +214,10 @@ static void prescan(sync_ctx *x, mlo_store *s, const mlo_seg_ref *segs, size_t n
         mlo_log_event ev;
         int rc;
         while (!oom && (rc = mlo__logr_next(r, &ev, err, sizeof err)) != 0) {
+            if (rc == -2) {
+                oom = 1;
+                break;
+            }
             if (rc == -1) {
                 if (mlo__logr_skip_damage(r) != 1)
                     break;

@@ -90,7 +90,7 @@ int mlo__logr_seek(mlo_logr *r, mlo_log_off off);
 /* Reads the next event.  1 = *ev filled (valid until the next call), 0 = no
  * more complete blocks for now (the writer may add more later: call again),
  * -1 = damage at the current offset (err says what; mlo__logr_skip_damage
- * moves past it). */
+ * moves past it), -2 = out of memory (nothing moved: call again later). */
 int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen);
 /* The offset after the block the last returned event came from. */
 mlo_log_off mlo__logr_block_end(const mlo_logr *r);

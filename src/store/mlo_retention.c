@@ -546,6 +546,11 @@ static int read_events(const char *path, mlo_env *env,
             fn(ctx, &e);
             continue;
         }
+        if (rc == -2) { /* not damage: the pass stops and is made again later */
+            fmt(err, errlen, "%s: %s", path, derr);
+            mlo__logr_close(r);
+            return -1;
+        }
         report(env, "store: %s: %s", path, derr);
         if (mlo__logr_skip_damage(r) != 1)
             break;
@@ -1273,6 +1278,11 @@ static int rewrite_without(const char *path, const rm_scan *x, uint64_t *new_siz
     int rc, bad = 0;
     mlo_log_off end = 0;
     while ((rc = mlo__logr_next(r, &e, derr, sizeof derr)) != 0) {
+        if (rc == -2) {
+            bad = 1;
+            errno = ENOMEM;
+            break;
+        }
         if (rc == -1) {
             if (mlo__logr_skip_damage(r) != 1)
                 break;

@@ -446,31 +446,6 @@ static int64_t run_memory(void *ctx, mlo_worker *wk) {
     return idle_sleep(w);
 }
 
-/* Without a sender (out of memory at start): keep draining so producers are
- * not stuck; everything counts as failed. */
-static void discard_cb(void *ctx, const mlo_rec *r) {
-    mlo_writer *w = ctx;
-    if (r->type == MLO_REC_FLUSH) {
-        mlo__gate_done(w->cfg.flush, (uint64_t)r->step);
-        return;
-    }
-    if (r->type != MLO_EV_START_RUN) {
-        mlo__env_stat(env_of(w), MLO_STAT_ACCEPTED, 1);
-        mlo__env_stat(env_of(w), MLO_STAT_FAILED, 1);
-    }
-}
-
-static int64_t run_discard(void *ctx, mlo_worker *wk) {
-    mlo_writer *w = ctx;
-    size_t n = w->cfg.qops->drain(w->cfg.queue, STAGE_MAX, discard_cb, w);
-    if (n)
-        return 0;
-    if (mlo__worker_stopping(wk))
-        return MLO_WORKER_EXIT;
-    w->deep = 1;
-    return 100000000;
-}
-
 /* ---- the worker ------------------------------------------------------------------- */
 
 static void writer_sleep(void *ctx, int64_t ns) {
@@ -489,7 +464,6 @@ static void writer_wake(void *ctx) {
 
 static const mlo_worker_ops durable_ops = {"mlo-writer", run_durable, writer_sleep, writer_wake};
 static const mlo_worker_ops memory_ops = {"mlo-writer", run_memory, writer_sleep, writer_wake};
-static const mlo_worker_ops discard_ops = {"mlo-writer", run_discard, writer_sleep, writer_wake};
 
 mlo_writer *mlo__writer_start(const mlo_writer_cfg *cfg) {
     mlo_writer *w = calloc(1, sizeof *w);
@@ -516,10 +490,9 @@ mlo_writer *mlo__writer_start(const mlo_writer_cfg *cfg) {
     if (!cfg->store) {
         w->snd = mlo__sender_new(cfg->env, NULL, 0, cfg->runs);
         ops = &memory_ops;
-        if (!w->snd) {
-            mlo__env_report(cfg->env, MLO_ERR_NO_MEMORY, 0,
-                            "writer: out of memory, nothing will be sent");
-            ops = &discard_ops;
+        if (!w->snd) { /* the client does not open: nothing could be sent */
+            free(w);
+            return NULL;
         }
     }
     if (mlo__worker_start(&w->worker, ops, w) != 0) {
