@@ -101,11 +101,11 @@ static int64_t worker_run(void *ctx, mlo_worker *wk) {
      * must find this worker idle rather than start another one */
     int more = p->ready != NULL;
     w->idle = !more;
-    void (*notify)(void *) = p->notify;
-    void *nctx = p->notify_ctx;
+    /* under the lock: once set_notify(NULL) returns, no notify is under way
+     * (the callback only wakes a worker: pool lock, then worker lock) */
+    if (p->notify)
+        p->notify(p->notify_ctx);
     pthread_mutex_unlock(&p->lock);
-    if (notify)
-        notify(nctx);
     return more ? 0 : MLO_WORKER_IDLE;
 }
 

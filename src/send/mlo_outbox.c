@@ -275,6 +275,11 @@ void mlo__outbox_stop(mlo_outbox *o, int64_t deadline_ns) {
     if (!o)
         return;
     mlo__pipe_set_reader(o->pipe, NULL);
+    mlo__worker_join(&o->w, deadline_ns);
+    /* a request still out may come back now: it must not wake a freed
+     * worker (notify runs under the pool's lock, so none is under way
+     * once this returns) */
+    mlo__sender_set_notify(o->s, NULL, NULL);
     mlo__worker_stop(&o->w, deadline_ns);
     /* requests still out give up at the env's deadline (close set it) */
     mlo__sender_free(o->s);

@@ -768,7 +768,8 @@ static void close_open_batches(mlo_sender *s, uint32_t k) {
         else
             s->runs[run].open_listed = 0;
     }
-    memmove(s->open + kept, s->open + n, (s->nopen - n) * sizeof *s->open);
+    if (s->nopen > n)
+        memmove(s->open + kept, s->open + n, (s->nopen - n) * sizeof *s->open);
     s->nopen -= n - kept;
 }
 
