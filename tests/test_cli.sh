@@ -17,6 +17,10 @@ MLO=$1 MKSTORE=$2 PY=$3 SRV=$4
 case $MLO in /*) ;; *) MLO=$(pwd)/$MLO ;; esac
 case $MKSTORE in /*) ;; *) MKSTORE=$(pwd)/$MKSTORE ;; esac
 T=$(mktemp -d "${TMPDIR:-/tmp}/mlo-cli.XXXXXX") || exit 1
+# queue files of this script's processes in a directory of its own: every
+# client that opens a store reclaims orphaned ones, so a test running beside
+# this one would take the dead process's file before `mlo gc` can
+mkdir -p "$T/shm" && export MLO_SHM_DIR="$T/shm"
 srv_pid=""
 cleanup() {
     [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
@@ -306,8 +310,8 @@ run 0 "$MLO" show knn-k9 "$T/rmstore" --history && has out "0.7"
 run 2 "$MLO" rm zzzz --store "$T/rmstore" && has err "no run 'zzzz'"
 run 2 "$MLO" rm --store "$T/rmstore" && has err "which runs"
 
-# ---- /dev/shm: the queue file of a dead process whose store was deleted
-if [ -d /dev/shm ]; then
+# ---- $MLO_SHM_DIR: the queue file of a dead process whose store was deleted
+if [ -d "$MLO_SHM_DIR" ]; then
     ring=$("$MKSTORE" --dead-ring "$T/doomed")
     if [ -z "$ring" ] || [ ! -f "$ring" ]; then
         echo "FAIL: cli_mkstore --dead-ring left no queue file"

@@ -138,7 +138,9 @@ static int list_names(const char *root, const char *sub, const char *suffix, nam
         }
     }
     closedir(d);
-    if (out->n > 1)
+    if (rc != 0)
+        names_free(out); /* callers free only what a success returned */
+    else if (out->n > 1)
         qsort(out->v, out->n, sizeof *out->v, cmp_str);
     return rc;
 }

@@ -183,6 +183,13 @@
 #define MLO_SHM_DIR "/dev/shm"
 #endif
 
+/* Where queue files live: $MLO_SHM_DIR when set (a container's small
+ * /dev/shm, or tests that must not see each other's files), else tmpfs. */
+static const char *shm_dir(void) {
+    const char *d = getenv("MLO_SHM_DIR");
+    return d && *d ? d : MLO_SHM_DIR;
+}
+
 typedef struct map_ent {
     char lid[33];
     char *sid;
@@ -933,7 +940,8 @@ size_t mlo__store_reclaim_shm(int dry_run,
                               void (*fn)(void *ctx, const char *path, uint64_t bytes,
                                          const char *why),
                               void *ctx) {
-    DIR *d = opendir(MLO_SHM_DIR);
+    const char *dir = shm_dir();
+    DIR *d = opendir(dir);
     if (!d)
         return 0;
     size_t removed = 0;
@@ -942,7 +950,7 @@ size_t mlo__store_reclaim_shm(int dry_run,
         if (strncmp(e->d_name, "mlo-ring-", 9) != 0)
             continue;
         char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", MLO_SHM_DIR, e->d_name) >= (int)sizeof path)
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
             continue;
         /* O_NOFOLLOW: only regular files of our own; others' are 0600 and
          * fail to open, which is a "keep" */
@@ -983,11 +991,12 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
      * faults, on ext4 behind the journal (milliseconds when the writer
      * fsyncs); tmpfs pages never are.  A crash keeps either; a reboot keeps
      * neither reliably (the ring is never fsynced). */
-    char shm[256];
+    char shm[PATH_MAX];
     char rnd[33];
     mlo__runs_new_id(rnd);
-    snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", MLO_SHM_DIR, s->procid, rnd);
-    s->ring_fd = open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", shm_dir(), s->procid, rnd) >= (int)sizeof shm)
+        shm[0] = 0; /* too long: straight to the store's own file below */
+    s->ring_fd = shm[0] ? open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600) : -1;
     if (s->ring_fd >= 0) {
         if (flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0 ||
             posix_fallocate(s->ring_fd, 0, (off_t)(bytes + SHM_OWNER_LEN)) != 0 ||
