@@ -481,6 +481,9 @@ OPTION_KEYWORDS = {
     ("mlo_options_set_retries", "timeout_s"): "request_timeout",
     ("mlo_options_set_close_timeout_ms", "timeout_ms"): "close_timeout",
     ("mlo_options_set_error_callback", "fn"): "on_error",
+    ("mlo_options_set_system_metrics_sampling", "interval_s"): "system_metrics_sampling_interval",
+    ("mlo_options_set_system_metrics_sampling", "samples_before_logging"):
+        "system_metrics_samples_before_logging",
 }
 
 # Keywords whose unit differs from the C parameter's: the binding multiplies by this

@@ -316,6 +316,95 @@ typedef enum mlo_fsync_policy {
 MLO_API int mlo_options_set_fsync(mlo_options_t *opts, mlo_fsync_policy policy,
                                   unsigned interval_ms);
 
+/* ---- System metrics ------------------------------------------------------ */
+
+/*
+ * System metrics, as MLflow's SystemMetricsMonitor logs them: a sampler
+ * thread of the client reads the machine's state every sampling interval
+ * and, every `samples_before_logging` samples, logs the averages as
+ * metrics of each run that asked for them, under MLflow's names
+ * ("system/cpu_utilization_percentage", ...; README "System metrics" has
+ * the table), with steps 0, 1, 2, ... (a resumed run continues after the
+ * last system step the server has).  The sampler never runs on a log call
+ * and starts with the first run that asks for it.
+ */
+
+/**
+ * Whether runs started (or resumed) by clients opened from opts log system
+ * metrics, as mlflow.enable_system_metrics_logging() (enable != 0) and
+ * mlflow.disable_system_metrics_logging() (0).  Default:
+ * $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING ("true"/"1"), else off.  A run can
+ * be switched on or off on its own (mlo_run_set_system_metrics).
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts).
+ */
+MLO_API int mlo_options_set_system_metrics(mlo_options_t *opts, int enable);
+
+/**
+ * How often the machine is sampled (interval_s, seconds, 0.001 to 86400;
+ * default $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL, else 10) and how many
+ * samples are averaged into one logged step (samples_before_logging, 1 to
+ * 1,000,000; default $MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING, else 1).
+ * Pass a negative value to keep the environment's or default value.  Statuses:
+ * MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, NaN, 0 or out of range).
+ */
+MLO_API int mlo_options_set_system_metrics_sampling(mlo_options_t *opts, double interval_s,
+                                                    int samples_before_logging);
+
+/**
+ * A node id for multi-node jobs: metrics are then named
+ * "system/<node_id>/cpu_utilization_percentage", ...  Default:
+ * $MLFLOW_SYSTEM_METRICS_NODE_ID, else none.  NULL: back to the default;
+ * "": no node id whatever the environment says.  Copied.  Statuses: MLO_OK,
+ * MLO_ERR_INVALID_ARGUMENT (NULL opts), MLO_ERR_INVALID_KEY (the metric
+ * names would not be valid MLflow keys), MLO_ERR_INVALID_UTF8,
+ * MLO_ERR_NO_MEMORY.
+ */
+MLO_API int mlo_options_set_system_metrics_node_id(mlo_options_t *opts, const char *node_id);
+
+/**
+ * The path whose file system the disk metrics describe (statvfs).
+ * Default: the store directory (mlo_options_set_store_dir), or "/" without
+ * a store.  NULL: back to the default.  Copied.  Statuses: MLO_OK,
+ * MLO_ERR_INVALID_ARGUMENT (NULL opts, empty path), MLO_ERR_INVALID_UTF8,
+ * MLO_ERR_NO_MEMORY.
+ */
+MLO_API int mlo_options_set_system_metrics_disk_path(mlo_options_t *opts, const char *path);
+
+/* ---- The store's size ---------------------------------------------------- */
+
+/**
+ * How long the store keeps what the server has acknowledged: a segment of
+ * the run log whose every event the server acknowledged is removed
+ * `seconds` after that acknowledgement (before that, each of its runs' state
+ * is folded into a small per-run summary that `mlo ls`, `mlo show` and
+ * `mlo gate` keep reading: params, tags, status, datasets and each metric's
+ * latest value, count, min and max).  0: at once; -1: forever (the store
+ * then keeps every segment, as before).  Events the server has not
+ * acknowledged, and runs of a local store (no tracking URI), are never
+ * removed by retention (`mlo rm RUN` removes a run).  Default:
+ * $MLO_STORE_RETENTION (seconds, or a number with s, m, h or d), else 7
+ * days.  Applied by the writer thread about once a minute and by `mlo gc`.
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, seconds < -1).
+ * Threads: the thread that owns opts.
+ */
+MLO_API int mlo_options_set_store_retention(mlo_options_t *opts, int64_t seconds);
+
+/**
+ * A cap on the store's size in bytes (its regular files: segments, acks,
+ * summaries, staged artifacts; not the event queue's file).  Over the cap,
+ * acknowledged segments are removed oldest acknowledgement first, before
+ * their retention is up, then the summaries of runs with nothing else left;
+ * never anything the server has not acknowledged.  When what is left is
+ * still over the cap (unsent events alone exceed it: the server has been
+ * away), the client says so through the error callback (MLO_ERR_STORE, at
+ * most once every 10 minutes) and goes on logging as before (the full
+ * policy still applies to the queue).  0: no cap.  Default:
+ * $MLO_STORE_MAX_BYTES (bytes, or a number with K, M, G or T: powers of
+ * 1024), else no cap.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL
+ * opts, bytes < 0).  Threads: the thread that owns opts.
+ */
+MLO_API int mlo_options_set_store_max_bytes(mlo_options_t *opts, int64_t bytes);
+
 /* ---- Client -------------------------------------------------------------- */
 
 typedef struct mlo_client mlo_client_t;
@@ -468,13 +557,30 @@ MLO_API const char *mlo_run_experiment_id(const mlo_run_t *run);
 
 /**
  * Ends a run: queues `runs/update` with the status and the current time as
- * end_time, after every event already logged to the run.  status is
+ * end_time, after every event already logged to the run (system metrics
+ * are turned off first: none follows the end).  status is
  * MLO_RUN_FINISHED, MLO_RUN_FAILED or MLO_RUN_KILLED.  Does not wait (flush to
  * wait).  The handle stays valid (logging to an ended run is allowed, as on the
  * server).  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_STATUS,
  * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED.  Threads: any.
  */
 MLO_API int mlo_end_run(mlo_run_t *run, mlo_run_status status);
+
+/**
+ * Turns system metrics on (enable != 0) or off for one run, whatever the
+ * client's default (mlo_options_set_system_metrics) said when the run
+ * started: as MLflow's start_run(log_system_metrics=...).  On: the run
+ * gets a sample at each of the sampler's ticks from the next one on, and
+ * its averages every samples_before_logging samples, at the next step of
+ * its own (0 for a new run; for a resumed run, one after the highest step
+ * of its "system/" metrics on the server when it was resumed).  Off: no
+ * more system metrics for the run; a partial average is dropped, as
+ * MLflow drops it.  mlo_end_run turns them off.  Does not wait for the
+ * sampler beyond a tick in progress.  Statuses: MLO_OK,
+ * MLO_ERR_INVALID_ARGUMENT, MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY (no memory or
+ * no thread for the sampler).  Threads: any.
+ */
+MLO_API int mlo_run_set_system_metrics(mlo_run_t *run, int enable);
 
 /* ---- Logging (never touches the network) -------------------------------- */
 

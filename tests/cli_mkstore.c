@@ -33,6 +33,11 @@
  * then ends it (FINISHED) and closes the client; every call must return
  * MLO_OK.  Prints the run's local id on stdout.
  *
+ * Usage: cli_mkstore --dead-ring STORE
+ * A child process opens a local client on STORE, logs a metric and dies
+ * without closing it (as after a crash): its queue file stays in /dev/shm
+ * (behind STORE/rings/<procid>.ring).  Prints that file's path.
+ *
  * Usage: cli_mkstore --hostile STORE
  * Makes a store for the escaping test of `mlo report` (tests/test_report.sh)
  * with the segment writer, which checks no key: every string a run has
@@ -49,12 +54,14 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mlo.h"
@@ -244,7 +251,52 @@ static int hostile_store(void) {
     return 0;
 }
 
+/* cli_mkstore --dead-ring STORE: see the top. */
+static int dead_ring(const char *dir) {
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        mlo_options_t *o = mlo_options_new();
+        mlo_options_set_store_dir(o, dir);
+        mlo_options_set_tracking_uri(o, NULL);
+        mlo_client_t *c;
+        mlo_run_t *r;
+        if (mlo_client_open(o, &c) != MLO_OK || mlo_start_run(c, "shm", "dead", NULL, &r) != MLO_OK ||
+            mlo_log_metric(r, "x", 1, 0) != MLO_OK)
+            _exit(2);
+        _exit(0); /* no close */
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return 1;
+    char rd[4096];
+    snprintf(rd, sizeof rd, "%s/rings", dir);
+    DIR *d = opendir(rd);
+    if (!d)
+        return 1;
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".ring"))
+            continue;
+        char lp[8192], target[4096];
+        snprintf(lp, sizeof lp, "%s/%s", rd, e->d_name);
+        ssize_t n = readlink(lp, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = 0;
+            printf("%s\n", target);
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--dead-ring"))
+        return dead_ring(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "--api"))
         return api_store(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "--hostile")) {
@@ -252,7 +304,8 @@ int main(int argc, char **argv) {
         return hostile_store();
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: cli_mkstore STORE | --api STORE DIR | --hostile STORE\n");
+        fprintf(stderr, "usage: cli_mkstore STORE | --api STORE DIR | --hostile STORE | "
+                        "--dead-ring STORE\n");
         return 2;
     }
     snprintf(store, sizeof store, "%s", argv[1]);

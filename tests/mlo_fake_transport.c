@@ -54,10 +54,17 @@ typedef struct run {
     char id[33];
     char exp[16];
     char status[16];
+    int deleted;
+    size_t received; /* metric points received, duplicates included */
     kv *tags, *params;
     size_t ntags, nparams;
     point *pts;
-    size_t npts;
+    size_t npts, cappts;
+    size_t *pt_tab; /* open addressing on (key, ts, step): index + 1 */
+    size_t pt_tabcap;
+    kv *counts; /* points per key, the count as a decimal string's pointer */
+    size_t *count_n;
+    size_t ncounts;
     size_t inputs;
 } run;
 
@@ -67,7 +74,7 @@ typedef struct delay {
 } delay;
 
 typedef struct live {
-    char path[128];
+    char path[272];
     char run[64];
 } live;
 
@@ -87,11 +94,23 @@ struct fake_server {
     char **exps; /* experiment names; id = index + 1 ("0" is Default) */
     size_t nexps;
     int conns;
+    /* requests carried out late: (method, path, body), run after `left` more */
+    struct {
+        char method[16], path[256], query[512];
+        json_t *json;
+        int left;
+    } deferred[16];
+    size_t ndeferred;
+    /* random faults */
+    char rpath[128];
+    int rpermille;
+    uint64_t rstate;
+    int rkind;
     live *live; /* requests in flight */
     size_t nlive, caplive;
     /* the most in flight at once, per (path, run) seen */
     struct {
-        char path[128];
+        char path[272];
         char run[64];
         int max;
     } peaks[256];
@@ -138,11 +157,18 @@ void fake_server_free(fake_server *fs) {
         for (size_t j = 0; j < r->npts; j++)
             free(r->pts[j].key);
         free(r->pts);
+        free(r->pt_tab);
+        for (size_t j = 0; j < r->ncounts; j++)
+            free(r->counts[j].k);
+        free(r->counts);
+        free(r->count_n);
     }
     free(fs->runs);
     for (size_t i = 0; i < fs->nexps; i++)
         free(fs->exps[i]);
     free(fs->exps);
+    for (size_t i = 0; i < fs->ndeferred; i++)
+        json_decref(fs->deferred[i].json);
     free(fs->live);
     pthread_mutex_destroy(&fs->lock);
     free(fs);
@@ -152,6 +178,21 @@ void fake_fault_add(fake_server *fs, const fake_fault *f) {
     pthread_mutex_lock(&fs->lock);
     fs->faults = realloc(fs->faults, (fs->nfaults + 1) * sizeof *fs->faults);
     fs->faults[fs->nfaults++] = *f;
+    pthread_mutex_unlock(&fs->lock);
+}
+
+void fake_fault_clear(fake_server *fs) {
+    pthread_mutex_lock(&fs->lock);
+    fs->nfaults = 0;
+    fs->rpermille = 0;
+    pthread_mutex_unlock(&fs->lock);
+}
+
+void fake_fault_random(fake_server *fs, const char *path, int permille, uint64_t seed) {
+    pthread_mutex_lock(&fs->lock);
+    snprintf(fs->rpath, sizeof fs->rpath, "%s", path);
+    fs->rpermille = permille;
+    fs->rstate = seed ? seed : 1;
     pthread_mutex_unlock(&fs->lock);
 }
 
@@ -272,8 +313,44 @@ size_t fake_metric_points(fake_server *fs, const char *id, const char *key) {
     size_t n = 0;
     pthread_mutex_lock(&fs->lock);
     run *r = find_run(fs, id);
-    for (size_t i = 0; r && i < r->npts; i++)
-        n += !strcmp(r->pts[i].key, key);
+    for (size_t i = 0; r && i < r->ncounts; i++)
+        if (!strcmp(r->counts[i].k, key))
+            n = r->count_n[i];
+    pthread_mutex_unlock(&fs->lock);
+    return n;
+}
+
+int fake_metric_get(fake_server *fs, const char *id, const char *key, size_t i, double *value,
+                    int64_t *step, int64_t *ts) {
+    int found = 0;
+    pthread_mutex_lock(&fs->lock);
+    run *r = find_run(fs, id);
+    for (size_t j = 0, n = 0; r && j < r->npts && !found; j++)
+        if (!strcmp(r->pts[j].key, key) && n++ == i) {
+            if (value)
+                *value = r->pts[j].value;
+            if (step)
+                *step = r->pts[j].step;
+            if (ts)
+                *ts = r->pts[j].ts;
+            found = 1;
+        }
+    pthread_mutex_unlock(&fs->lock);
+    return found;
+}
+
+size_t fake_metric_keys(fake_server *fs, const char *id, const char *prefix) {
+    size_t n = 0;
+    pthread_mutex_lock(&fs->lock);
+    run *r = find_run(fs, id);
+    for (size_t j = 0; r && j < r->npts; j++) {
+        if (strncmp(r->pts[j].key, prefix, strlen(prefix)))
+            continue;
+        int seen = 0;
+        for (size_t k = 0; k < j && !seen; k++)
+            seen = !strcmp(r->pts[k].key, r->pts[j].key);
+        n += !seen;
+    }
     pthread_mutex_unlock(&fs->lock);
     return n;
 }
@@ -300,6 +377,25 @@ const char *fake_status(fake_server *fs, const char *id) {
     const char *v = r ? r->status : NULL;
     pthread_mutex_unlock(&fs->lock);
     return v;
+}
+
+size_t fake_points_received(fake_server *fs, const char *id) {
+    pthread_mutex_lock(&fs->lock);
+    run *r = find_run(fs, id);
+    size_t n = r ? r->received : 0;
+    pthread_mutex_unlock(&fs->lock);
+    return n;
+}
+
+size_t fake_live_runs_with_tag(fake_server *fs, const char *key, const char *value) {
+    size_t n = 0;
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->nruns; i++) {
+        const char *v = kv_get(fs->runs[i].tags, fs->runs[i].ntags, key);
+        n += !fs->runs[i].deleted && v && !strcmp(v, value);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return n;
 }
 
 size_t fake_inputs(fake_server *fs, const char *id) {
@@ -355,11 +451,33 @@ static json_t *run_json(const run *r) {
     for (size_t i = 0; i < r->nparams; i++)
         json_array_append_new(params, json_pack("{s:s, s:s}", "key", r->params[i].k, "value",
                                                 r->params[i].v));
+    /* the latest value of each key, as MLflow's: the largest (step, timestamp, value) */
+    json_t *metrics = json_array();
+    for (size_t i = 0; i < r->npts; i++) {
+        const point *p = &r->pts[i], *best = p;
+        int first = 1;
+        for (size_t j = 0; j < r->npts; j++) {
+            const point *q = &r->pts[j];
+            if (strcmp(q->key, p->key))
+                continue;
+            if (j < i)
+                first = 0;
+            if (q->step > best->step || (q->step == best->step && q->ts > best->ts) ||
+                (q->step == best->step && q->ts == best->ts && q->value > best->value))
+                best = q;
+        }
+        if (first)
+            json_array_append_new(metrics, json_pack("{s:s, s:f, s:I, s:I}", "key", best->key,
+                                                     "value", best->value, "timestamp",
+                                                     (json_int_t)best->ts, "step",
+                                                     (json_int_t)best->step));
+    }
     char uri[128];
     snprintf(uri, sizeof uri, "mlflow-artifacts:/%s/%s/artifacts", r->exp, r->id);
-    return json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:{s:o, s:o}}", "info", "run_id", r->id,
-                     "run_uuid", r->id, "experiment_id", r->exp, "status", r->status,
-                     "artifact_uri", uri, "data", "tags", tags, "params", params);
+    return json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:o, s:o, s:o}}", "info", "run_id",
+                     r->id, "run_uuid", r->id, "experiment_id", r->exp, "status", r->status,
+                     "artifact_uri", uri, "lifecycle_stage", r->deleted ? "deleted" : "active",
+                     "data", "tags", tags, "params", params, "metrics", metrics);
 }
 
 /* "name=value&..." -> value of name (URL-decoded into out). */
@@ -389,10 +507,72 @@ static int query_get(const char *q, const char *name, char *out, size_t cap) {
     return 0;
 }
 
+static uint64_t point_hash(const point *p) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = p->key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    h = (h ^ (uint64_t)p->ts) * 0x100000001b3ull;
+    return (h ^ (uint64_t)p->step) * 0x100000001b3ull;
+}
+
+/* A point with the same key, timestamp and step and the same value (or the
+ * new one NaN) is there already. */
+static int point_dup(const run *r, const point *pt) {
+    if (!r->pt_tabcap)
+        return 0;
+    for (size_t i = point_hash(pt) & (r->pt_tabcap - 1);; i = (i + 1) & (r->pt_tabcap - 1)) {
+        if (!r->pt_tab[i])
+            return 0;
+        const point *q = &r->pts[r->pt_tab[i] - 1];
+        if (!strcmp(q->key, pt->key) && q->ts == pt->ts && q->step == pt->step &&
+            (q->value == pt->value || pt->value != pt->value))
+            return 1;
+    }
+}
+
+static void point_add(run *r, point *pt) {
+    if (r->npts == r->cappts) {
+        r->cappts = r->cappts ? 2 * r->cappts : 64;
+        r->pts = realloc(r->pts, r->cappts * sizeof *r->pts);
+    }
+    pt->key = strdup(pt->key);
+    r->pts[r->npts++] = *pt;
+    if (r->npts * 2 > r->pt_tabcap) {
+        r->pt_tabcap = r->pt_tabcap ? 2 * r->pt_tabcap : 256;
+        free(r->pt_tab);
+        r->pt_tab = calloc(r->pt_tabcap, sizeof *r->pt_tab);
+        for (size_t j = 0; j < r->npts; j++) {
+            size_t i = point_hash(&r->pts[j]) & (r->pt_tabcap - 1);
+            while (r->pt_tab[i])
+                i = (i + 1) & (r->pt_tabcap - 1);
+            r->pt_tab[i] = j + 1;
+        }
+    } else {
+        size_t i = point_hash(pt) & (r->pt_tabcap - 1);
+        while (r->pt_tab[i])
+            i = (i + 1) & (r->pt_tabcap - 1);
+        r->pt_tab[i] = r->npts;
+    }
+    size_t k = 0;
+    while (k < r->ncounts && strcmp(r->counts[k].k, pt->key))
+        k++;
+    if (k == r->ncounts) {
+        r->counts = realloc(r->counts, (k + 1) * sizeof *r->counts);
+        r->count_n = realloc(r->count_n, (k + 1) * sizeof *r->count_n);
+        r->counts[k].k = strdup(pt->key);
+        r->counts[k].v = NULL;
+        r->count_n[k] = 0;
+        r->ncounts++;
+    }
+    r->count_n[k]++;
+}
+
 static answer log_batch(fake_server *fs, json_t *b) {
     run *r = find_run(fs, jstr(b, "run_id"));
     if (!r)
         return error(404, "RESOURCE_DOES_NOT_EXIST", "run not found");
+    if (r->deleted)
+        return error(400, "INVALID_PARAMETER_VALUE", "The run must be in the 'active' state");
     json_t *m = json_object_get(b, "metrics"), *p = json_object_get(b, "params"),
            *t = json_object_get(b, "tags");
     size_t nm = json_array_size(m), np = json_array_size(p), nt = json_array_size(t);
@@ -421,20 +601,14 @@ static answer log_batch(fake_server *fs, json_t *b) {
     for (size_t i = 0; i < nt; i++)
         kv_set(&r->tags, &r->ntags, jstr(json_array_get(t, i), "key"),
                jstr(json_array_get(t, i), "value"));
+    r->received += nm;
     for (size_t i = 0; i < nm; i++) {
         json_t *o = json_array_get(m, i);
         point pt = {(char *)jstr(o, "key"), jnum(json_object_get(o, "value")), jint(o, "timestamp"),
                     jint(o, "step")};
-        int dup = 0;
-        for (size_t j = 0; j < r->npts && !dup; j++)
-            dup = !strcmp(r->pts[j].key, pt.key) && r->pts[j].ts == pt.ts &&
-                  r->pts[j].step == pt.step &&
-                  (r->pts[j].value == pt.value || (pt.value != pt.value));
-        if (dup)
+        if (point_dup(r, &pt))
             continue; /* an identical point is stored once */
-        r->pts = realloc(r->pts, (r->npts + 1) * sizeof *r->pts);
-        pt.key = strdup(pt.key);
-        r->pts[r->npts++] = pt;
+        point_add(r, &pt);
     }
     return ok(NULL);
 }
@@ -496,7 +670,7 @@ static answer route(fake_server *fs, const char *method, const char *path, const
         json_t *runs = json_array();
         for (size_t i = 0; i < fs->nruns; i++) {
             const char *tv = kv_get(fs->runs[i].tags, fs->runs[i].ntags, key);
-            if (tv && !strcmp(tv, val))
+            if (!fs->runs[i].deleted && tv && !strcmp(tv, val))
                 json_array_append_new(runs, run_json(&fs->runs[i]));
         }
         return ok(json_pack("{s:o}", "runs", runs));
@@ -517,6 +691,21 @@ static answer route(fake_server *fs, const char *method, const char *path, const
     }
     if (!strcmp(p, "runs/log-batch"))
         return log_batch(fs, b);
+    if (!strcmp(p, "runs/delete")) {
+        run *r = find_run(fs, jstr(b, "run_id"));
+        if (!r)
+            return error(404, "RESOURCE_DOES_NOT_EXIST", "run not found");
+        r->deleted = 1;
+        return ok(NULL);
+    }
+    if (!strcmp(p, "runs/set-tag")) {
+        run *r = find_run(fs, jstr(b, "run_id"));
+        if (!r)
+            return error(404, "RESOURCE_DOES_NOT_EXIST", "run not found");
+        if (jstr(b, "key") && jstr(b, "value"))
+            kv_set(&r->tags, &r->ntags, jstr(b, "key"), jstr(b, "value"));
+        return ok(NULL);
+    }
     if (!strcmp(p, "runs/log-inputs")) {
         run *r = find_run(fs, jstr(b, "run_id"));
         if (!r)
@@ -549,7 +738,8 @@ static void peak(fake_server *fs, const char *path, const char *run_id) {
         if (k == fs->npeaks) {
             if (fs->npeaks == 256)
                 continue;
-            snprintf(fs->peaks[k].path, sizeof fs->peaks[k].path, "%s", path);
+            /* paths are shorter than 128 (a precision says so to -Wformat-truncation) */
+            snprintf(fs->peaks[k].path, sizeof fs->peaks[k].path, "%.127s", path);
             snprintf(fs->peaks[k].run, sizeof fs->peaks[k].run, "%s", rid);
             fs->peaks[k].max = 0;
             fs->npeaks++;
@@ -591,6 +781,18 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
     const char *run_id = q.json ? jstr(q.json, "run_id") : NULL;
 
     pthread_mutex_lock(&fs->lock);
+    /* requests carried out late: their time has come */
+    for (size_t i = 0; i < fs->ndeferred;) {
+        if (--fs->deferred[i].left > 0) {
+            i++;
+            continue;
+        }
+        answer a = route(fs, fs->deferred[i].method, fs->deferred[i].path, fs->deferred[i].query,
+                         fs->deferred[i].json);
+        json_decref(a.body);
+        json_decref(fs->deferred[i].json);
+        fs->deferred[i] = fs->deferred[--fs->ndeferred];
+    }
     fake_fault *f = NULL;
     for (size_t i = 0; i < fs->nfaults && !f; i++)
         if (fs->faults[i].times > 0 && ends_with(q.path, fs->faults[i].path))
@@ -599,6 +801,24 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
     if (f) {
         f->times--;
         fault = *f;
+    } else if (fs->rpermille && ends_with(q.path, fs->rpath)) {
+        uint64_t x = fs->rstate; /* xorshift64 */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        fs->rstate = x;
+        if ((int)(x % 1000) < fs->rpermille) {
+            static const char *html = "<html><body>502 Bad Gateway</body></html>";
+            switch (fs->rkind++ % 6) {
+            case 0: fault = (fake_fault){.status = 503}; break;
+            case 1: fault = (fake_fault){.status = 429, .retry_after = "0"}; break;
+            case 2: fault = (fake_fault){.status = 502, .body = html}; break;
+            case 3: fault = (fake_fault){.status = 200, .body = "not json"}; break;
+            case 4: fault = (fake_fault){.outcome = MLO_XF_LOST}; break;
+            default: fault = (fake_fault){.outcome = MLO_XF_LOST, .executed = 1}; break;
+            }
+            f = &fault;
+        }
     }
     int delay_ms = 0;
     for (size_t i = 0; i < fs->ndelays; i++)
@@ -609,10 +829,16 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
         fs->caplive = fs->caplive ? 2 * fs->caplive : 16;
         fs->live = realloc(fs->live, fs->caplive * sizeof *fs->live);
     }
+    /* log-batch requests holding params or tags are also tracked as
+     * "<path>#kv" (their order matters, metrics' does not) */
+    char kvpath[sizeof q.path + 4];
+    int kv = q.json && (json_array_size(json_object_get(q.json, "params")) ||
+                        json_array_size(json_object_get(q.json, "tags")));
+    snprintf(kvpath, sizeof kvpath, "%s%s", q.path, kv ? "#kv" : "");
     live *lv = &fs->live[fs->nlive++];
-    snprintf(lv->path, sizeof lv->path, "%s", q.path);
+    snprintf(lv->path, sizeof lv->path, "%s", kvpath);
     snprintf(lv->run, sizeof lv->run, "%s", run_id ? run_id : "");
-    peak(fs, q.path, run_id ? run_id : "");
+    peak(fs, kvpath, run_id ? run_id : "");
     pthread_mutex_unlock(&fs->lock);
 
     if (delay_ms) {
@@ -622,7 +848,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
 
     pthread_mutex_lock(&fs->lock);
     for (size_t i = 0; i < fs->nlive; i++)
-        if (!strcmp(fs->live[i].path, q.path) &&
+        if (!strcmp(fs->live[i].path, kvpath) &&
             !strcmp(fs->live[i].run, run_id ? run_id : "")) {
             fs->live[i] = fs->live[--fs->nlive];
             break;
@@ -631,9 +857,17 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
     int outcome = MLO_XF_RESPONSE;
     if (f && fault.outcome != MLO_XF_RESPONSE) {
         outcome = fault.outcome;
-        if (fault.executed)
+        if (fault.executed == 1) {
             a = route(fs, q.method, q.path, q.query, q.json);
+        } else if (fault.executed == 2 && fs->ndeferred < 16) {
+            snprintf(fs->deferred[fs->ndeferred].method, 16, "%s", q.method);
+            snprintf(fs->deferred[fs->ndeferred].path, 256, "%s", q.path);
+            snprintf(fs->deferred[fs->ndeferred].query, 512, "%s", q.query);
+            fs->deferred[fs->ndeferred].json = json_incref(q.json);
+            fs->deferred[fs->ndeferred++].left = fault.defer > 0 ? fault.defer : 1;
+        }
         json_decref(a.body);
+        a.body = NULL;
         q.status = -outcome;
     } else if (f) {
         q.status = fault.status;

@@ -5,7 +5,8 @@
  * behind (src/transport/mlo_transport.h).
  *
  * The fake is a small MLflow server in memory: experiments (get-by-name,
- * create), runs (create, search by tag, update, get), log-batch with
+ * create), runs (create, search by tag, update, get with the latest
+ * metrics), log-batch with
  * MLflow's limits and param immutability, log-inputs, metric history.  Every
  * request is recorded (method, path, body, virtual start time, the thread's
  * connection).  Faults are scripted per path: the next N requests to a path
@@ -65,7 +66,9 @@ typedef struct fake_fault {
     const char *retry_after;
     const char *body;
     int outcome;
-    int executed;
+    int executed; /* 1: carried out before the failure; 2: carried out late, after
+                     `defer` more requests have reached the server */
+    int defer;
     int reused; /* a failure on a reused keep-alive connection, at once */
 } fake_fault;
 
@@ -76,6 +79,13 @@ fake_server *fake_server_new(fake_clock *fc);
 void fake_server_free(fake_server *fs);
 /* Adds a fault (copied). */
 void fake_fault_add(fake_server *fs, const fake_fault *f);
+/* Removes every scripted fault (the server is back). */
+void fake_fault_clear(fake_server *fs);
+/* Random faults: each request to a path ending with `path` fails with
+ * probability permille / 1000, picking one of the kinds in turn: 503, 429
+ * (Retry-After 0), an HTML 502, a 200 that is not JSON, a connection reset
+ * before the server saw it, one after it carried it out. */
+void fake_fault_random(fake_server *fs, const char *path, int permille, uint64_t seed);
 /* Requests to paths ending with `path` take `ms` of real time (0: none). */
 void fake_delay(fake_server *fs, const char *path, int ms);
 /* Param keys the server refuses as invalid (400 INVALID_PARAMETER_VALUE for
@@ -90,7 +100,8 @@ size_t fake_count(fake_server *fs, const char *suffix);
 /* Connections opened (transports made). */
 int fake_connections(fake_server *fs);
 /* The most requests to paths ending with suffix in flight at once, overall
- * and for one run (run_id NULL: any). */
+ * and for one run (run_id NULL: any).  log-batch requests holding params or
+ * tags count under "<path>#kv" (and not under the path). */
 int fake_max_inflight(fake_server *fs, const char *suffix, const char *run_id);
 
 /* What the server holds. */
@@ -102,10 +113,21 @@ size_t fake_runs_with_tag(fake_server *fs, const char *key, const char *value);
 /* Points of metric key stored for run, params/tags values (NULL if none),
  * the run's status ("RUNNING", "FINISHED", ...). */
 size_t fake_metric_points(fake_server *fs, const char *run, const char *key);
+/* Point i (in the order stored) of metric key of run: 1 and its value, step
+ * and timestamp (each may be NULL), or 0 when there is no such point. */
+int fake_metric_get(fake_server *fs, const char *run, const char *key, size_t i, double *value,
+                    int64_t *step, int64_t *ts);
+/* How many distinct metric keys of run start with prefix. */
+size_t fake_metric_keys(fake_server *fs, const char *run, const char *prefix);
 const char *fake_param(fake_server *fs, const char *run, const char *key);
 const char *fake_tag(fake_server *fs, const char *run, const char *key);
 const char *fake_status(fake_server *fs, const char *run);
 size_t fake_inputs(fake_server *fs, const char *run);
+/* Metric points received for run in log-batch requests, duplicates
+ * included (what the server stored is fake_metric_points). */
+size_t fake_points_received(fake_server *fs, const char *run);
+/* Live (not deleted) runs carrying the tag. */
+size_t fake_live_runs_with_tag(fake_server *fs, const char *key, const char *value);
 
 /* The transport maker: new_transport = fake_transport_new, transport_user =
  * the fake server. */

@@ -3,6 +3,9 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, each
 # in its own build directory.  Installs missing Debian packages first.
 # Ends with the totals on a line of their own: "N passed, N failed".
+# Every test may run beside the others (each has its own server, port and
+# scratch directory); most wait on servers and timers, so 4 at once on a
+# 2-core machine ($MLO_TEST_PROCESSES to change it).
 set -u
 cd "$(dirname "$0")/.."
 MLO_WITH_SANITIZERS=1 sh tests/install_deps.sh || exit 1
@@ -27,10 +30,23 @@ for spec in $builds; do
         meson setup "$dir" $opts -Db_lundef=false >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; status=1; continue; }
     fi
     ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; status=1; continue; }
+    # The bindings' suite runs beside the others, from the start: its
+    # python_fork alone lasts 4 to 8 minutes under the sanitizers, and meson
+    # would start it last (its own log: meson-logs/testlog-bindings.*).
     env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ASAN_OPTIONS=detect_leaks=1 \
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        meson test -C "$dir" --print-errorlogs --num-processes 3 || status=1
+        meson test -C "$dir" --no-rebuild --print-errorlogs --suite bindings \
+        --logbase testlog-bindings --num-processes 2 >"$dir.bindings.log" 2>&1 &
+    bindings=$!
+    env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ASAN_OPTIONS=detect_leaks=1 \
+        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        meson test -C "$dir" --no-rebuild --print-errorlogs --no-suite bindings \
+        --num-processes "${MLO_TEST_PROCESSES:-4}" || status=1
+    wait "$bindings" || status=1
+    echo "--- $dir: the bindings' suite"
+    cat "$dir.bindings.log"
 done
 
 /usr/bin/python3 - $builds <<'PY'
@@ -38,12 +54,12 @@ import json, os, sys
 passed = failed = skipped = 0
 for spec in sys.argv[1:]:
     d = spec.split(':')[0]
-    log = os.path.join(d, 'meson-logs', 'testlog.json')
-    if not os.path.exists(log):
+    logs = [os.path.join(d, 'meson-logs', n) for n in ('testlog.json', 'testlog-bindings.json')]
+    if not all(os.path.exists(log) for log in logs):
         failed += 1
         print(f"{d}: no test log (build failed)")
         continue
-    for line in open(log):
+    for line in (line for log in logs for line in open(log)):
         r = json.loads(line)
         if r.get('result') in ('OK', 'EXPECTEDFAIL'):
             passed += 1

@@ -17,6 +17,10 @@ MLO=$1 MKSTORE=$2 PY=$3 SRV=$4
 case $MLO in /*) ;; *) MLO=$(pwd)/$MLO ;; esac
 case $MKSTORE in /*) ;; *) MKSTORE=$(pwd)/$MKSTORE ;; esac
 T=$(mktemp -d "${TMPDIR:-/tmp}/mlo-cli.XXXXXX") || exit 1
+# queue files of this script's processes in a directory of its own: every
+# client that opens a store reclaims orphaned ones, so a test running beside
+# this one would take the dead process's file before `mlo gc` can
+mkdir -p "$T/shm" && export MLO_SHM_DIR="$T/shm"
 srv_pid=""
 cleanup() {
     [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
@@ -84,7 +88,7 @@ before() {
 # ---- help and usage
 run 0 "$MLO" --help && has out "Exit status" && has out "gate RUN"
 run 0 "$MLO" --version && has out "mlo 0."
-for c in ls show sync gate; do
+for c in ls show sync gate gc rm; do
     run 0 "$MLO" $c --help && has out "usage: mlo $c" && has out "Exit status"
     run 0 "$MLO" help $c && has out "usage: mlo $c"
 done
@@ -276,6 +280,51 @@ fi
 # ---- sync: argument checks (the upload itself is tested with the store)
 run 2 "$MLO" sync "$S" && has err "no server to sync to"
 run 2 "$MLO" sync "$T/nowhere" --to http://127.0.0.1:9 && has err "no store at"
+run 2 "$MLO" sync "$S" --to http://127.0.0.1:9 --max-inflight 0 && has err "1 to 16"
+run 0 "$MLO" sync --help && has out "--max-inflight" && has out "3 the server could not be"
+
+# ---- sync against a port where nothing listens: one clear line, well within 10 s
+dead=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+t0=$(date +%s%N)
+run 3 timeout 30 "$MLO" sync "$S" --to "http://127.0.0.1:$dead"
+t1=$(date +%s%N)
+has err "cannot reach http://127.0.0.1:$dead" && has err "Failed to connect" && has err "nothing is lost"
+has err "run \`mlo sync\` again"
+[ "$(wc -l <"$T/err")" = 1 ] || { echo "FAIL: sync to a dead port: one line expected"; sed 's/^/    /' "$T/err"; fails=$((fails + 1)); }
+ms=$(((t1 - t0) / 1000000))
+[ "$ms" -lt 10000 ] || { echo "FAIL: sync to a dead port took $ms ms"; fails=$((fails + 1)); }
+echo "    (sync to a dead port ended after $ms ms)"
+run 3 timeout 30 "$MLO" sync "$S" --to "http://nosuch.invalid:5000" && has err "cannot reach http://nosuch.invalid:5000"
+
+# ---- gc and rm on local stores: runs never sent are never removed by gc
+cp -r "$S" "$T/rmstore"
+run 0 "$MLO" gc "$T/rmstore" --retention 0 && has out "removed 0 files"
+run 0 "$MLO" ls "$T/rmstore" && has out "knn-k1" && has out "knn-k5"
+run 2 "$MLO" gc "$T/rmstore" --retention forever && has err "MLO_STORE_RETENTION"
+run 0 "$MLO" rm knn-k1 --store "$T/rmstore" --dry-run && has out "would remove run aaaa0000000000000000000000000001"
+run 0 "$MLO" ls "$T/rmstore" && has out "knn-k1"
+run 0 "$MLO" rm knn-k1 bbbb --store "$T/rmstore"
+has out "removed run aaaa0000000000000000000000000001 (knn-k1)" && has out "(knn-k5); it stays on the server"
+run 0 "$MLO" ls "$T/rmstore" && hasnt out "knn-k1" && hasnt out "knn-k5" && has out "knn-k9"
+run 0 "$MLO" show knn-k9 "$T/rmstore" --history && has out "0.7"
+run 2 "$MLO" rm zzzz --store "$T/rmstore" && has err "no run 'zzzz'"
+run 2 "$MLO" rm --store "$T/rmstore" && has err "which runs"
+
+# ---- $MLO_SHM_DIR: the queue file of a dead process whose store was deleted
+if [ -d "$MLO_SHM_DIR" ]; then
+    ring=$("$MKSTORE" --dead-ring "$T/doomed")
+    if [ -z "$ring" ] || [ ! -f "$ring" ]; then
+        echo "FAIL: cli_mkstore --dead-ring left no queue file"
+        fails=$((fails + 1))
+    else
+        run 0 "$MLO" gc "$T/rmstore" --dry-run && hasnt out "$ring" # its store is still there
+        rm -rf "$T/doomed"
+        run 0 "$MLO" gc "$T/rmstore" --dry-run && has out "would remove $ring" && has out "its store is gone"
+        [ -f "$ring" ] || { echo "FAIL: gc --dry-run removed $ring"; fails=$((fails + 1)); }
+        run 0 "$MLO" gc "$T/rmstore" && has out "removed $ring"
+        [ ! -e "$ring" ] || { echo "FAIL: gc left $ring"; fails=$((fails + 1)); }
+    fi
+fi
 
 # ---- gate --uri against the MLflow-compatible test server
 "$PY" "$SRV" --port 0 >"$T/srv.out" 2>"$T/srv.err" &
@@ -393,6 +442,34 @@ EOF
         { echo "FAIL: manifests or blobs left after the sync"; fails=$((fails + 1)); }
     run 0 "$MLO" sync "$SA" --to "$URI" # again: nothing twice
     dump_check "a second mlo sync"
+    # retention: everything of the synced store acknowledged goes at once
+    # with --retention 0; ls, show and gate read the run's summary instead
+    run 0 "$MLO" ls "$SA" --json && cp "$T/out" "$T/ls-before.json"
+    run 0 "$MLO" show "$AR" "$SA" --json && cp "$T/out" "$T/show-before.json"
+    run 0 "$MLO" gc "$SA" --dry-run && has out "would remove 0 files" # 7 days by default
+    run 0 "$MLO" gc "$SA" --retention 0 && has out "removed segments/" && has out "retention: acknowledged"
+    [ -z "$(find "$SA/segments" -name '*.seg')" ] || { echo "FAIL: segments left after gc --retention 0"; fails=$((fails + 1)); }
+    run 0 "$MLO" ls "$SA" --json && cp "$T/out" "$T/ls-after.json"
+    cmp -s "$T/ls-before.json" "$T/ls-after.json" || { echo "FAIL: ls --json changed by gc"; fails=$((fails + 1)); }
+    run 0 "$MLO" show "$AR" "$SA" --ascii && has out "Server run" && has out "k  7" && has out "Datasets (2)"
+    has out "last 0.75 (step 1)  min 0.5  max 0.75  2 points  (2 removed by the store's retention"
+    run 0 "$MLO" show "$AR" "$SA" --history --ascii && has out "2 earlier points are no longer in the store"
+    run 0 "$MLO" gate "$AR" "$SA" 'accuracy>=0.7' && has out "result: pass"
+    run 0 "$MLO" show "$AR" "$SA" --json && cp "$T/out" "$T/show-after.json"
+    n=$((n + 1))
+    if "$PY" - "$T" >"$T/json.out" 2>&1 <<'EOF'
+import json, sys
+t = sys.argv[1]
+b = json.load(open(f"{t}/show-before.json"))
+a = json.load(open(f"{t}/show-after.json"))
+ma, mb = a.pop("metrics"), b.pop("metrics")
+assert a == b, (a, b)
+assert mb["accuracy"]["removed"] == 0 and ma["accuracy"]["removed"] == 2, (ma, mb)
+for k in ("latest", "count", "min", "max"):
+    assert ma["accuracy"][k] == mb["accuracy"][k], k
+print("ok")
+EOF
+    then echo "ok: show --json after gc"; else echo "FAIL: show --json after gc"; sed 's/^/    /' "$T/json.out"; fails=$((fails + 1)); fi
     # the synced run's page from the server: datasets and uploaded artifacts
     run 0 "$MLO" report --uri "$URI" --experiment artifacts -o "$T/art.html"
     for a in data/data.csv model/weights.bin "notes/100% done.txt" empty.bin; do
@@ -401,6 +478,26 @@ EOF
     done
     [ "$(grep -o "<td>on the server</td>" "$T/art.html" | wc -l)" = 4 ] && grep -qF "<td>iris-train</td>" "$T/art.html" ||
         { echo "FAIL: report --uri: artifacts on the server, datasets"; fails=$((fails + 1)); }
+
+    # ---- sync against a server that answers 503 twice: a line per retry,
+    # progress lines (--progress: stderr is not a terminal here), then done
+    SB=$T/store-503
+    mkdir -p "$T/files503"
+    "$MKSTORE" --api "$SB" "$T/files503" >/dev/null || { echo "FAIL: cli_mkstore --api (503)"; fails=$((fails + 1)); }
+    "$PY" - "$URI" <<'EOF'
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/_test/faults",
+    json.dumps({"status": 503, "count": 2, "path_prefix": "runs/log-batch"}).encode(),
+    {"Content-Type": "application/json"})
+urllib.request.urlopen(req, timeout=10).read()
+EOF
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=0.1 run 0 "$MLO" sync "$SB" --to "$URI" --progress --max-inflight 2
+    has err "HTTP 503 from POST /api/2.0/mlflow/runs/log-batch; retry 1 of 5 in"
+    has err "HTTP 503 from POST /api/2.0/mlflow/runs/log-batch; retry 2 of 5 in"
+    has err "sync 100%  1/1 runs" && has err "events" && has err "ETA 0:00" && has out "synced"
+    grep -q '^sync   0%  0/1 runs  0/[0-9]* events' "$T/err" || { echo "FAIL: no progress line before the upload"; fails=$((fails + 1)); }
+    run 0 "$MLO" sync "$SB" --to "$URI" --quiet && has out "synced"
+    [ ! -s "$T/err" ] || { echo "FAIL: --quiet printed on stderr"; fails=$((fails + 1)); }
 
     kill "$srv_pid" 2>/dev/null
     wait "$srv_pid" 2>/dev/null

@@ -32,9 +32,8 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "mlo.h"
 #include "mlo_sync.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 /* src/mlo_dataset.c */
 int mlo__dataset_digest(const char *path, char hex[33], char *err, size_t errlen);
@@ -44,44 +43,9 @@ int mlo__dataset_digest(const char *path, char hex[33], char *err, size_t errlen
 #endif
 
 static testsrv *srv;
-static char g_tmp[64]; /* a fresh directory per test: /tmp/mlo-test-dataset-XXXXXX */
+static char *g_tmp; /* a fresh directory per test, below the process's scratch directory */
 
 /* ---- helpers ---- */
-
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[64];
-    char messages[64][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 64) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int captured_count(captured *c, int st, const char *needle) {
-    int n = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 64; i++)
-        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
-            n++;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-static void rm_rf(const char *path) {
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", path, path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", path);
-}
 
 static char *tmp_path(const char *rel) {
     static char bufs[8][PATH_MAX];
@@ -91,16 +55,8 @@ static char *tmp_path(const char *rel) {
     return b;
 }
 
-static void write_file(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (len)
-        assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void write_str(const char *path, const char *s) {
-    write_file(path, s, strlen(s));
+    tu_write_file(path, s, strlen(s));
 }
 
 static void mkdir_p(const char *path) {
@@ -109,53 +65,15 @@ static void mkdir_p(const char *path) {
 
 /* A client on its own store (a temporary directory), with the test server
  * (uri non-NULL) or as a local store. */
-static mlo_client_t *open_client(const char *uri, captured *cap, int durable) {
-    mlo_options_t *o = mlo_options_new();
-    assert_non_null(o);
-    assert_int_equal(mlo_options_set_store_dir(o, tmp_path("store")), MLO_OK);
-    assert_int_equal(mlo_options_set_tracking_uri(o, uri), MLO_OK);
-    assert_int_equal(mlo_options_set_retries(o, 3, 0.05, 0.01, 5), MLO_OK);
-    assert_int_equal(mlo_options_set_flush_interval_ms(o, 20), MLO_OK);
-    if (!durable)
-        assert_int_equal(mlo_options_set_durable(o, 0), MLO_OK);
-    if (cap) {
-        pthread_mutex_init(&cap->lock, NULL);
-        cap->n = 0;
-        assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
-    }
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
-}
-
-static uint64_t stat_of(mlo_client_t *c, mlo_stat which) {
-    uint64_t v = 0;
-    assert_int_equal(mlo_client_stat(c, which, &v), MLO_OK);
-    return v;
-}
-
-/* ACCEPTED == SENT + FAILED, and the numbers expected. */
-static void check_stats(mlo_client_t *c, uint64_t accepted, uint64_t failed) {
-    uint64_t acc = stat_of(c, MLO_STAT_ACCEPTED), sent = stat_of(c, MLO_STAT_SENT),
-             fail = stat_of(c, MLO_STAT_FAILED);
-    assert_int_equal(acc, accepted);
-    assert_int_equal(fail, failed);
-    assert_int_equal(acc, sent + fail);
-    assert_int_equal(stat_of(c, MLO_STAT_DROPPED), 0);
+static mlo_client_t *open_client(const char *uri, tu_errors *cap, int durable) {
+    tu_client_cfg k = {.uri = uri, .store = tmp_path("store"), .memory_only = !durable,
+                       .retries = 3, .backoff_s = 0.05, .jitter_s = 0.01, .timeout_s = 5,
+                       .flush_ms = 20, .errors = cap};
+    return tu_open(&k);
 }
 
 static json_t *get_json(const char *path) {
-    long code = 0;
-    char *body = testsrv_get(srv, path, &code);
-    if (!body)
-        fail_msg("GET %s: no answer", path);
-    if (code != 200)
-        fail_msg("GET %s: %ld %s", path, code, body);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
+    return tu_get_json(srv, path);
 }
 
 /* runs/get: run.inputs.dataset_inputs (a new reference; an empty array when none). */
@@ -183,8 +101,9 @@ static json_t *dataset_named(json_t *inputs, const char *name) {
     return NULL;
 }
 
+/* o[k], "" when absent */
 static const char *str_at(json_t *o, const char *k) {
-    const char *s = json_string_value(json_object_get(o, k));
+    const char *s = tu_str(o, k);
     return s ? s : "";
 }
 
@@ -254,16 +173,16 @@ static void digest_ok(const char *path, char out[33]) {
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/mlo-test-dataset-XXXXXX");
-    assert_non_null(mkdtemp(g_tmp));
+    tu_reset(srv);
+    g_tmp = tu_tmpdir("t");
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    rm_rf(g_tmp);
+    tu_rm_rf(g_tmp);
+    free(g_tmp);
+    g_tmp = NULL;
     return 0;
 }
 
@@ -273,7 +192,7 @@ static int teardown(void **state) {
  * URI; counted like any event. */
 static void test_explicit_digest(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "explicit", NULL, &run), MLO_OK);
@@ -282,7 +201,7 @@ static void test_explicit_digest(void **state) {
     const char *d36 = "0123456789abcdef0123456789abcdef0123";
     assert_int_equal(mlo_log_dataset(run, "iris-36", "gs://b/x", d36), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 2, 0);
+    tu_expect_counts(c, 2, 0);
 
     json_t *in = inputs_of(mlo_run_id(run));
     assert_int_equal(json_array_size(in), 2);
@@ -304,7 +223,7 @@ static void test_file_digest(void **state) {
     write_str(tmp_path("abc.txt"), "abc");
     digest_ok(tmp_path("abc.txt"), d);
     assert_string_equal(d, "ba7816bf8f01cfea414140de5dae2223");
-    write_file(tmp_path("empty"), "", 0);
+    tu_write_file(tmp_path("empty"), "", 0);
     digest_ok(tmp_path("empty"), d);
     assert_string_equal(d, "e3b0c44298fc1c149afbf4c8996fb924");
 
@@ -318,14 +237,14 @@ static void test_file_digest(void **state) {
         big[i] = (unsigned char)(x >> 16);
     }
     mkdir_p(tmp_path("data"));
-    write_file(tmp_path("data/train.bin"), big, n);
+    tu_write_file(tmp_path("data/train.bin"), big, n);
     free(big);
     char want[33];
     sha256sum32(tmp_path("data/train.bin"), want);
     digest_ok(tmp_path("data/train.bin"), d);
     assert_string_equal(d, want);
 
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "file", NULL, &run), MLO_OK);
@@ -347,7 +266,7 @@ static void test_file_digest(void **state) {
     snprintf(uri, sizeof uri, "file://%s", tmp_path("abc.txt"));
     assert_int_equal(mlo_log_dataset(run, "file-uri", uri, NULL), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 5, 0);
+    tu_expect_counts(c, 5, 0);
 
     char real[PATH_MAX], src[PATH_MAX + 32];
     assert_non_null(realpath(g_tmp, real)); /* /tmp may be a link */
@@ -385,11 +304,11 @@ static void test_directory_digest(void **state) {
     write_str(tmp_path("ds/a/x"), "in a\n");
     write_str(tmp_path("ds/a.b/y"), "in a.b\n");
     write_str(tmp_path("ds/b/c.csv"), "x,y\n1,2\n");
-    write_file(tmp_path("ds/b/d/zero"), "", 0);
+    tu_write_file(tmp_path("ds/b/d/zero"), "", 0);
     unsigned char bin[3000];
     for (size_t i = 0; i < sizeof bin; i++)
         bin[i] = (unsigned char)(i * 7);
-    write_file(tmp_path("ds/b/d/e.bin"), bin, sizeof bin);
+    tu_write_file(tmp_path("ds/b/d/e.bin"), bin, sizeof bin);
     /* a link to a file outside the directory is followed (a DVC cache) */
     write_str(tmp_path("outside.dat"), "cached content\n");
     assert_int_equal(symlink(tmp_path("outside.dat"), tmp_path("ds/b/linked.dat")), 0);
@@ -412,13 +331,13 @@ static void test_directory_digest(void **state) {
 
     /* one byte changed */
     bin[1234] ^= 1;
-    write_file(tmp_path("ds/b/d/e.bin"), bin, sizeof bin);
+    tu_write_file(tmp_path("ds/b/d/e.bin"), bin, sizeof bin);
     digest_ok(root, d2);
     assert_string_not_equal(d1, d2);
     py_dir_digest(root, py);
     assert_string_equal(d2, py);
     bin[1234] ^= 1;
-    write_file(tmp_path("ds/b/d/e.bin"), bin, sizeof bin);
+    tu_write_file(tmp_path("ds/b/d/e.bin"), bin, sizeof bin);
     digest_ok(root, d2);
     assert_string_equal(d1, d2);
     /* the linked file's content counts */
@@ -432,7 +351,7 @@ static void test_directory_digest(void **state) {
     assert_string_not_equal(d1, d2);
     assert_int_equal(rename(tmp_path("ds/a2.txt"), tmp_path("ds/a.txt")), 0);
     /* a new empty file */
-    write_file(tmp_path("ds/new"), "", 0);
+    tu_write_file(tmp_path("ds/new"), "", 0);
     digest_ok(root, d2);
     assert_string_not_equal(d1, d2);
     unlink(tmp_path("ds/new"));
@@ -452,13 +371,13 @@ static void test_directory_digest(void **state) {
 
     /* through the pipeline */
     unlink(tmp_path("ds/b/dangling"));
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "dir", NULL, &run), MLO_OK);
     assert_int_equal(mlo_log_dataset(run, "tree", root, NULL), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 1, 0);
+    tu_expect_counts(c, 1, 0);
     json_t *in = inputs_of(mlo_run_id(run));
     char src[PATH_MAX + 32];
     snprintf(src, sizeof src, "{\"uri\": \"%s\"}", root);
@@ -471,7 +390,7 @@ static void test_directory_digest(void **state) {
  * MLflow's {"url": ...}); the JSON is written as Python's json.dumps does. */
 static void test_uri_sources(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "uris", NULL, &run), MLO_OK);
@@ -489,7 +408,7 @@ static void test_uri_sources(void **state) {
     assert_int_equal(mlo_log_dataset(run, "dvc", "dvc://github.com/org/repo/data/train.csv@v1.2",
                                      "d1"), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 8, 0);
+    tu_expect_counts(c, 8, 0);
 
     json_t *in = inputs_of(mlo_run_id(run));
     assert_int_equal(json_array_size(in), 7);
@@ -537,7 +456,7 @@ static void request_kinds(char *out, size_t cap) {
  * the dataset between them. */
 static void test_order_with_metrics(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "order", NULL, &run), MLO_OK);
@@ -550,16 +469,11 @@ static void test_order_with_metrics(void **state) {
                          MLO_OK);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 600 + 1 + 1, 0);
+    tu_expect_counts(c, 600 + 1 + 1, 0);
 
-    json_t *d = get_json("/_test/dump");
-    json_t *r = NULL, *x;
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, mlo_run_id(run)), *x;
     size_t i;
-    json_array_foreach(json_object_get(d, "runs"), i, x) {
-        if (!strcmp(str_at(json_object_get(x, "info"), "run_id"), mlo_run_id(run)))
-            r = x;
-    }
-    assert_non_null(r);
     assert_string_equal(str_at(json_object_get(r, "info"), "status"), "FINISHED");
     json_t *ms = json_object_get(r, "metrics");
     assert_int_equal(json_array_size(ms), 600);
@@ -588,7 +502,7 @@ static void test_refused_keeps_other_events(void **state) {
                                         "\"{\\\"error_code\\\": \\\"INVALID_PARAMETER_VALUE\\\", "
                                         "\\\"message\\\": \\\"dataset refused by the test\\\"}\"}"),
                      0);
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "refused", NULL, &run), MLO_OK);
@@ -600,9 +514,9 @@ static void test_refused_keeps_other_events(void **state) {
     assert_int_equal(mlo_set_tag(run, "t", "w"), MLO_OK);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 7, 1);
-    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, "dataset \"bad\""), 1);
-    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, "dataset refused by the test"), 1);
+    tu_expect_counts(c, 7, 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "dataset \"bad\""), 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "dataset refused by the test"), 1);
     assert_int_equal(cap.n, 1);
 
     json_t *in = inputs_of(mlo_run_id(run));
@@ -634,7 +548,7 @@ static void test_outage_retried(void **state) {
     assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": 9, "
                                         "\"path_prefix\": \"runs/log-inputs\"}"),
                      0);
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "outage", NULL, &run), MLO_OK);
@@ -644,8 +558,8 @@ static void test_outage_retried(void **state) {
     for (int64_t s = 20; s < 40; s++)
         assert_int_equal(mlo_log_metric(run, "a", (double)s, s), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
-    check_stats(c, 41, 0);
-    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, NULL), 0);
+    tu_expect_counts(c, 41, 0);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, NULL), 0);
 
     json_t *in = inputs_of(mlo_run_id(run));
     assert_int_equal(json_array_size(in), 1);
@@ -676,14 +590,14 @@ static void cli_path(char *out, size_t cap) {
 }
 
 /* No tracking URI: the dataset waits in the local store, `mlo show` lists
- * it, and mlo__store_sync delivers it with the run. */
+ * it, and mlo__sync_store delivers it with the run. */
 static void test_local_store_then_sync(void **state) {
     (void)state;
     unsetenv("MLFLOW_TRACKING_URI");
     write_str(tmp_path("train.csv"), "x,y\n1,2\n3,4\n");
     char want[33];
     sha256sum32(tmp_path("train.csv"), want);
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(NULL, &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets-local", "offline", NULL, &run), MLO_OK);
@@ -695,8 +609,8 @@ static void test_local_store_then_sync(void **state) {
     assert_int_equal(mlo_log_metric(run, "acc", 0.9, 1), MLO_OK);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    assert_int_equal(stat_of(c, MLO_STAT_ACCEPTED), 5);
-    assert_int_equal(stat_of(c, MLO_STAT_FAILED), 0);
+    assert_int_equal(tu_stat(c, MLO_STAT_ACCEPTED), 5);
+    assert_int_equal(tu_stat(c, MLO_STAT_FAILED), 0);
     assert_int_equal(mlo_client_close(c), MLO_OK);
     assert_int_equal(cap.n, 0);
 
@@ -722,14 +636,8 @@ static void test_local_store_then_sync(void **state) {
     int st = mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
     if (st != MLO_OK)
         fail_msg("sync: %s", err);
-    json_t *d = get_json("/_test/dump");
-    json_t *r = NULL, *x;
-    size_t i;
-    json_array_foreach(json_object_get(d, "runs"), i, x) {
-        if (!strcmp(str_at(json_object_get(x, "tags"), "mlo.local_id"), lid))
-            r = x;
-    }
-    assert_non_null(r);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
     char sid[64];
     snprintf(sid, sizeof sid, "%s", str_at(json_object_get(r, "info"), "run_id"));
     json_t *in = inputs_of(sid);
@@ -794,14 +702,8 @@ static void test_kill9_recovers(void **state) {
     int st = mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err);
     if (st != MLO_OK)
         fail_msg("sync: %s", err);
-    json_t *d = get_json("/_test/dump");
-    json_t *r = NULL, *x;
-    size_t i;
-    json_array_foreach(json_object_get(d, "runs"), i, x) {
-        if (!strcmp(str_at(json_object_get(x, "tags"), "mlo.local_id"), lid))
-            r = x;
-    }
-    assert_non_null(r);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
     assert_int_equal(json_array_size(json_object_get(r, "metrics")), 1);
     json_t *in = json_object_get(r, "inputs");
     assert_int_equal(json_array_size(in), 1);
@@ -815,7 +717,7 @@ static void test_kill9_recovers(void **state) {
 /* Without a store (memory only) the dataset goes the same way. */
 static void test_memory_mode(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 0);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "memory", NULL, &run), MLO_OK);
@@ -823,7 +725,7 @@ static void test_memory_mode(void **state) {
     assert_int_equal(mlo_log_dataset(run, "mem", "https://h/x.parquet", "m1"), MLO_OK);
     assert_int_equal(mlo_log_metric(run, "m", 2.0, 1), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 3, 0);
+    tu_expect_counts(c, 3, 0);
     json_t *in = inputs_of(mlo_run_id(run));
     check_dataset(in, "mem", "m1", "http", "{\"url\": \"https://h/x.parquet\"}");
     json_decref(in);
@@ -835,7 +737,7 @@ static void test_memory_mode(void **state) {
  * in MLO_STAT_REJECTED and reported. */
 static void test_bad_arguments(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "bad-args", NULL, &run), MLO_OK);
@@ -916,20 +818,20 @@ static void test_bad_arguments(void **state) {
     mlo_run_t *srun;
     assert_int_equal(mlo_start_run(small, "datasets", "small-queue", NULL, &srun), MLO_OK);
     assert_int_equal(mlo_log_dataset(srun, "long-source", huge, "ok2"), MLO_ERR_INVALID_ARGUMENT);
-    assert_int_equal(stat_of(small, MLO_STAT_REJECTED), 1);
+    assert_int_equal(tu_stat(small, MLO_STAT_REJECTED), 1);
     huge[30000] = 0;
     assert_int_equal(mlo_log_dataset(srun, "shorter", huge, "ok3"), MLO_OK);
     assert_int_equal(mlo_client_flush(small, 10000), MLO_OK);
-    check_stats(small, 1, 0);
+    tu_expect_counts(small, 1, 0);
     assert_int_equal(mlo_client_close(small), MLO_OK);
     free(huge);
 
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    check_stats(c, 2, 0);
-    assert_int_equal(stat_of(c, MLO_STAT_REJECTED), (uint64_t)refused);
+    tu_expect_counts(c, 2, 0);
+    assert_int_equal(tu_stat(c, MLO_STAT_REJECTED), (uint64_t)refused);
     assert_int_equal(cap.n, refused); /* each refusal reported once */
-    assert_true(captured_count(&cap, MLO_ERR_IO, "missing.csv") == 2);
-    assert_true(captured_count(&cap, MLO_ERR_IO, "d/link") == 1);
+    assert_true(tu_errors_count(&cap, MLO_ERR_IO, "missing.csv") == 2);
+    assert_true(tu_errors_count(&cap, MLO_ERR_IO, "d/link") == 1);
     json_t *in = inputs_of(mlo_run_id(run));
     assert_int_equal(json_array_size(in), 2);
     assert_non_null(dataset_named(in, name));
@@ -938,7 +840,8 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    tu_init("dataset");
     srv = testsrv_start(NULL);
     if (!srv)
         return 1;
@@ -955,7 +858,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_memory_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_dataset", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

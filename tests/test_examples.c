@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 static testsrv *srv;
 static const char *train_grid_exe, *inference_server_exe;
@@ -35,30 +35,11 @@ static const char *train_grid_exe, *inference_server_exe;
 /* ---- reading back what the server stored ---------------------------------------- */
 
 static json_t *dump(void) {
-    long code = 0;
-    char *body = testsrv_get(srv, "/_test/dump", &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_error_t err;
-    json_t *j = json_loads(body, 0, &err);
-    free(body);
-    assert_non_null(j);
-    return j;
+    return tu_dump(srv);
 }
 
 static const char *str_at(json_t *o, const char *k) {
-    return json_string_value(json_object_get(o, k));
-}
-
-static json_t *find_run(json_t *d, const char *run_id) {
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        if (!strcmp(str_at(json_object_get(r, "info"), "run_id"), run_id))
-            return r;
-    }
-    fail_msg("run %s not stored", run_id);
-    return NULL;
+    return tu_str(o, k);
 }
 
 static const char *experiment_id(json_t *d, const char *name) {
@@ -83,12 +64,6 @@ static size_t runs_of(json_t *d, const char *exp_id, json_t **out, size_t max) {
     return n;
 }
 
-static double num(json_t *v) {
-    if (json_is_string(v))
-        return !strcmp(json_string_value(v), "Infinity") ? INFINITY : NAN;
-    return json_number_value(v);
-}
-
 /* Points of one metric key: values and steps in storage order; returns how many. */
 static size_t points(json_t *run, const char *key, double *vals, int64_t *steps, size_t max) {
     size_t i, n = 0;
@@ -96,7 +71,7 @@ static size_t points(json_t *run, const char *key, double *vals, int64_t *steps,
     json_array_foreach(json_object_get(run, "metrics"), i, m) {
         if (strcmp(str_at(m, "key"), key) || n >= max)
             continue;
-        vals[n] = num(json_object_get(m, "value"));
+        vals[n] = tu_num(json_object_get(m, "value"));
         steps[n] = json_integer_value(json_object_get(m, "step"));
         n++;
     }
@@ -143,18 +118,14 @@ static int run_example(const char *exe, const char *args) {
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_reset(srv);
     return 0;
 }
 
+/* A client of the test server with the library's defaults, on a store of its own. */
 static mlo_client_t *open_client(void) {
-    mlo_options_t *o = mlo_options_new();
-    assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
+    tu_client_cfg k = {.uri = testsrv_uri(srv), .retries = -1};
+    return tu_open(&k);
 }
 
 /* ---- the histogram API through a real client --------------------------------------- */
@@ -181,7 +152,7 @@ static void test_histogram_values(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 
     json_t *d = dump();
-    json_t *r = find_run(d, rid);
+    json_t *r = tu_find_run(d, rid);
     /* exact: ranks floor(q * 999) of 1..1000 are 500, 950, 990 */
     assert_within(value_at(r, "lat.p50", 0), 500, 0.01, "lat.p50");
     assert_within(value_at(r, "lat.p95", 0), 950, 0.01, "lat.p95");
@@ -252,7 +223,7 @@ static void test_histogram_threads(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 
     json_t *d = dump();
-    json_t *r = find_run(d, rid);
+    json_t *r = tu_find_run(d, rid);
     double v[1024];
     int64_t s[1024];
     size_t n = points(r, "lat.count", v, s, 1024);
@@ -306,8 +277,7 @@ static void check_grid(json_t *d, const char *exp_name, json_t **runs) {
 
 static void test_train_grid(void **state) {
     (void)state;
-    char dir[] = "/tmp/mlo-grid-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = tu_tmpdir("grid");
     char args[256];
     snprintf(args, sizeof args, "--out '%s'", dir);
     assert_int_equal(run_example(train_grid_exe, args), 0);
@@ -356,7 +326,8 @@ static void test_train_grid(void **state) {
         unlink(path);
     }
     assert_true(best >= 0.9);
-    rmdir(dir);
+    assert_int_equal(rmdir(dir), 0); /* nothing else was written there */
+    free(dir);
     json_decref(d);
 }
 
@@ -402,6 +373,7 @@ int main(int argc, char **argv) {
     }
     train_grid_exe = argv[1];
     inference_server_exe = argv[2];
+    tu_init("examples"); /* the examples inherit its MLO_STORE_DIR: a store of their own */
     srv = testsrv_start(NULL);
     if (!srv)
         return 1;
@@ -411,7 +383,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_train_grid, setup),
         cmocka_unit_test_setup(test_inference_server, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_examples", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

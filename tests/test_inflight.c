@@ -22,7 +22,7 @@
  *  - mlo_client_flush returns only when every request in flight has
  *    finished: right after it the server has everything.
  *  - close with the server gone stays bounded (store and memory-only).
- *  - `mlo sync` (mlo__store_sync) of a local store sends through the workers
+ *  - `mlo sync` (mlo__sync_store) of a local store sends through the workers
  *    too ($MLO_MAX_INFLIGHT): overlap seen, everything delivered.
  *  - the option's bounds and its environment variable.
  *
@@ -49,67 +49,13 @@
 #include <jansson.h>
 
 #include "mlo.h"
-#include "mlo.h"
 #include "mlo_config.h"
 #include "mlo_sync.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 static testsrv *srv;
 
-/* ---- error callback capture (several threads may report) ---- */
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[256];
-    char messages[256][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 256) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int captured_count(captured *c, int st, const char *needle) {
-    int n = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 256; i++)
-        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
-            n++;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* ---- stores ---- */
-static char *new_store(void) {
-    char tmpl[] = "/tmp/mlo-inflight-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    char *s = malloc(strlen(d) + 8);
-    sprintf(s, "%s/store", d);
-    return s;
-}
-
-static void rm_store(char *store) {
-    char *slash = strrchr(store, '/');
-    *slash = 0;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", store);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", store);
-    free(store);
-}
+/* ---- clients, each on a store of its own ---- */
 
 typedef struct client_cfg {
     const char *uri;   /* NULL: the test server */
@@ -117,70 +63,36 @@ typedef struct client_cfg {
     int memory_only;
     unsigned close_ms;
     int long_retries; /* MLflow-like retries (for the server-gone tests) */
-    captured *cap;
-    const char *store;
+    tu_errors *cap;
 } client_cfg;
 
 static mlo_client_t *open_client(const client_cfg *k) {
-    mlo_options_t *o = mlo_options_new();
-    assert_non_null(o);
-    assert_int_equal(mlo_options_set_tracking_uri(o, k->uri ? k->uri : testsrv_uri(srv)), MLO_OK);
-    if (k->long_retries)
-        assert_int_equal(mlo_options_set_retries(o, 10, 2, 1, 120), MLO_OK);
-    else
-        assert_int_equal(mlo_options_set_retries(o, 3, 0.05, 0.01, 10), MLO_OK);
-    if (k->inflight)
-        assert_int_equal(mlo_options_set_max_inflight(o, k->inflight), MLO_OK);
-    if (k->memory_only)
-        assert_int_equal(mlo_options_set_durable(o, 0), MLO_OK);
-    if (k->store)
-        assert_int_equal(mlo_options_set_store_dir(o, k->store), MLO_OK);
-    if (k->close_ms)
-        assert_int_equal(mlo_options_set_close_timeout_ms(o, k->close_ms), MLO_OK);
-    if (k->cap) {
-        pthread_mutex_init(&k->cap->lock, NULL);
-        k->cap->n = 0;
-        assert_int_equal(mlo_options_set_error_callback(o, capture, k->cap), MLO_OK);
+    tu_client_cfg t = {.uri = k->uri ? k->uri : testsrv_uri(srv),
+                       .inflight = k->inflight,
+                       .memory_only = k->memory_only,
+                       .close_ms = k->close_ms,
+                       .errors = k->cap};
+    if (k->long_retries) {
+        t.retries = 10;
+        t.backoff_s = 2;
+        t.jitter_s = 1;
+        t.timeout_s = 120;
+    } else {
+        t.retries = 3;
+        t.backoff_s = 0.05;
+        t.jitter_s = 0.01;
+        t.timeout_s = 10;
     }
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
+    return tu_open(&t);
 }
 
 /* ---- what the server stored, and its request log ---- */
 static json_t *get_json(const char *path) {
-    long code = 0;
-    char *body = testsrv_get(srv, path, &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
-}
-
-static json_t *find_run(json_t *d, const char *run_id) {
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *id = json_string_value(json_object_get(json_object_get(r, "info"), "run_id"));
-        if (id && !strcmp(id, run_id))
-            return r;
-    }
-    fail_msg("run %s not stored", run_id);
-    return NULL;
+    return tu_get_json(srv, path);
 }
 
 static const char *str_at(json_t *o, const char *k) {
-    return json_string_value(json_object_get(o, k));
-}
-
-static size_t count_metric(json_t *run, const char *key) {
-    size_t i, n = 0;
-    json_t *m;
-    json_array_foreach(json_object_get(run, "metrics"), i, m) n += !strcmp(str_at(m, "key"), key);
-    return n;
+    return tu_str(o, k);
 }
 
 /* Start times (ms) of the logged requests whose path ends with suffix (any
@@ -251,6 +163,10 @@ static void clear_log(void) {
     free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
 }
 
+static void clear_faults(void) {
+    tu_faults_clear(srv);
+}
+
 static void delay_batches(int ms) {
     char f[200];
     snprintf(f, sizeof f,
@@ -262,22 +178,8 @@ static void delay_batches(int ms) {
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
-    clear_log();
+    tu_reset(srv);
     return 0;
-}
-
-static void expect_counts(mlo_client_t *c, uint64_t accepted, uint64_t failed) {
-    uint64_t acc, sent, fl, dropped;
-    mlo_client_stat(c, MLO_STAT_ACCEPTED, &acc);
-    mlo_client_stat(c, MLO_STAT_SENT, &sent);
-    mlo_client_stat(c, MLO_STAT_FAILED, &fl);
-    mlo_client_stat(c, MLO_STAT_DROPPED, &dropped);
-    assert_int_equal(acc, accepted);
-    assert_int_equal(dropped, 0);
-    assert_int_equal(fl, failed);
-    assert_int_equal(sent, accepted - failed);
 }
 
 /* ---- the option ---- */
@@ -325,9 +227,8 @@ static void test_option(void **state) {
 enum { RUNS = 50, METRICS = 120, PARAMS = 5, TAGSETS = 10 };
 
 static void many_runs(int memory_only) {
-    char *store = new_store();
-    captured cap;
-    client_cfg k = {.inflight = 4, .memory_only = memory_only, .cap = &cap, .store = store};
+    tu_errors cap;
+    client_cfg k = {.inflight = 4, .memory_only = memory_only, .cap = &cap};
     mlo_client_t *c = open_client(&k);
     mlo_run_t *runs[RUNS];
     char name[32];
@@ -356,14 +257,14 @@ static void many_runs(int memory_only) {
     for (int r = 0; r < RUNS; r++)
         assert_int_equal(mlo_end_run(runs[r], MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 120000), MLO_OK);
-    expect_counts(c, (uint64_t)RUNS * (METRICS + PARAMS + TAGSETS + 1), 0);
+    tu_expect_counts(c, (uint64_t)RUNS * (METRICS + PARAMS + TAGSETS + 1), 0);
     assert_int_equal(cap.n, 0);
 
-    json_t *d = get_json("/_test/dump");
+    json_t *d = tu_dump(srv);
     for (int r = 0; r < RUNS; r++) {
-        json_t *run = find_run(d, mlo_run_id(runs[r]));
-        assert_int_equal(count_metric(run, "loss"), METRICS / 2);
-        assert_int_equal(count_metric(run, "acc"), METRICS / 2);
+        json_t *run = tu_find_run(d, mlo_run_id(runs[r]));
+        assert_int_equal(tu_count_metric(run, "loss"), METRICS / 2);
+        assert_int_equal(tu_count_metric(run, "acc"), METRICS / 2);
         /* values are per run: nothing went to another run */
         size_t i;
         json_t *m;
@@ -384,7 +285,6 @@ static void many_runs(int memory_only) {
     }
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_store(store);
 }
 
 static void test_many_runs_exactly_once(void **state) {
@@ -404,8 +304,7 @@ enum { DELAY_MS = 300, OV_RUNS = 8 };
 /* OV_RUNS runs log one metric each; returns the seconds from the first log
  * call to flush's return and the server-side concurrency of log-batch. */
 static double overlap_once(unsigned n, int *conc, size_t *nbatches) {
-    char *store = new_store();
-    client_cfg k = {.inflight = n, .store = store};
+    client_cfg k = {.inflight = n};
     mlo_client_t *c = open_client(&k);
     mlo_run_t *runs[OV_RUNS];
     for (int r = 0; r < OV_RUNS; r++)
@@ -413,22 +312,21 @@ static double overlap_once(unsigned n, int *conc, size_t *nbatches) {
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     clear_log();
     delay_batches(DELAY_MS);
-    double t0 = now_s();
+    double t0 = tu_now();
     for (int r = 0; r < OV_RUNS; r++)
         assert_int_equal(mlo_log_metric(runs[r], "m", r, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
-    double el = now_s() - t0;
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    double el = tu_now() - t0;
+    clear_faults();
     int64_t *t = starts("runs/log-batch", NULL, nbatches);
     *conc = max_concurrent(t, *nbatches, DELAY_MS - 100);
     free(t);
-    expect_counts(c, OV_RUNS, 0);
-    json_t *d = get_json("/_test/dump");
+    tu_expect_counts(c, OV_RUNS, 0);
+    json_t *d = tu_dump(srv);
     for (int r = 0; r < OV_RUNS; r++)
-        assert_int_equal(count_metric(find_run(d, mlo_run_id(runs[r])), "m"), 1);
+        assert_int_equal(tu_count_metric(tu_find_run(d, mlo_run_id(runs[r])), "m"), 1);
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_store(store);
     return el;
 }
 
@@ -451,12 +349,11 @@ static void test_overlap_happens(void **state) {
     assert_true(t4 * 2 < t1);            /* the same work in less than half the time */
 }
 
-/* ---- one run: its requests one at a time, in order ---- */
+/* ---- one run: its metrics batches overlap, its end comes after them ---- */
 
 static void test_one_run_in_order(void **state) {
     (void)state;
-    char *store = new_store();
-    client_cfg k = {.inflight = 4, .store = store};
+    client_cfg k = {.inflight = 4};
     mlo_client_t *c = open_client(&k);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "order", NULL, NULL, &run), MLO_OK);
@@ -473,7 +370,7 @@ static void test_one_run_in_order(void **state) {
     }
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    clear_faults();
     size_t nb, nu;
     int64_t *tb = starts("runs/log-batch", NULL, &nb);
     int64_t *tu = starts("runs/update", NULL, &nu);
@@ -486,29 +383,30 @@ static void test_one_run_in_order(void **state) {
     assert_true(tu[0] >= last + 150 - 2);
     free(tb);
     free(tu);
-    int64_t *all = starts("runs/log-batch", "runs/update", &nb);
-    assert_int_equal(max_concurrent(all, nb, 150 - 50), 1);
+    /* metrics are order-free on the server: one run's metrics batches may
+     * be in flight together (issue 13; how many depends on how the log
+     * calls met the writer's commits here, so it is shown, not asserted:
+     * tests/test_sender.c proves the overlap in process) */
+    int64_t *all = starts("runs/log-batch", NULL, &nb);
+    fprintf(stderr, "  one run: at most %d log-batch requests at once, on %d connections\n",
+            max_concurrent(all, nb, 150 - 50), distinct_conns("runs/log-batch"));
     free(all);
-    /* one run needs one worker: its requests all came on one connection */
-    assert_int_equal(distinct_conns("runs/log-batch"), 1);
-    expect_counts(c, 3500 + 4 + 1, 0);
-    json_t *d = get_json("/_test/dump");
-    json_t *r = find_run(d, mlo_run_id(run));
-    assert_int_equal(count_metric(r, "m"), 3500);
+    tu_expect_counts(c, 3500 + 4 + 1, 0);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, mlo_run_id(run));
+    assert_int_equal(tu_count_metric(r, "m"), 3500);
     assert_string_equal(str_at(json_object_get(r, "tags"), "last"), "t3");
     assert_string_equal(str_at(json_object_get(r, "info"), "status"), "FINISHED");
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_store(store);
 }
 
 /* ---- a param conflict isolated while other runs' batches are in flight ---- */
 
 static void test_param_conflict_isolated(void **state) {
     (void)state;
-    char *store = new_store();
-    captured cap;
-    client_cfg k = {.inflight = 4, .cap = &cap, .store = store};
+    tu_errors cap;
+    client_cfg k = {.inflight = 4, .cap = &cap};
     mlo_client_t *c = open_client(&k);
     enum { NR = 10 };
     mlo_run_t *runs[NR];
@@ -532,34 +430,32 @@ static void test_param_conflict_isolated(void **state) {
         }
     }
     assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
-    expect_counts(c, 1 + NR * 20 + 3, 1);
-    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, "\"p\""), 1);
-    assert_int_equal(captured_count(&cap, MLO_ERR_SERVER_INVALID, NULL), 1);
+    clear_faults();
+    tu_expect_counts(c, 1 + NR * 20 + 3, 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "\"p\""), 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, NULL), 1);
     size_t nb;
     int64_t *t = starts("runs/log-batch", NULL, &nb);
     int conc = max_concurrent(t, nb, 40);
     free(t);
     fprintf(stderr, "  %zu log-batch requests, up to %d at once\n", nb, conc);
     assert_true(conc <= 4);
-    json_t *d = get_json("/_test/dump");
-    json_t *r0 = find_run(d, mlo_run_id(runs[0]));
+    json_t *d = tu_dump(srv);
+    json_t *r0 = tu_find_run(d, mlo_run_id(runs[0]));
     assert_string_equal(str_at(json_object_get(r0, "params"), "p"), "1");
     assert_string_equal(str_at(json_object_get(r0, "params"), "q"), "ok");
     assert_string_equal(str_at(json_object_get(r0, "tags"), "t"), "v");
     for (int r = 0; r < NR; r++)
-        assert_int_equal(count_metric(find_run(d, mlo_run_id(runs[r])), "m"), 20);
+        assert_int_equal(tu_count_metric(tu_find_run(d, mlo_run_id(runs[r])), "m"), 20);
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_store(store);
 }
 
 /* ---- flush waits for every request in flight ---- */
 
 static void test_flush_waits_for_inflight(void **state) {
     (void)state;
-    char *store = new_store();
-    client_cfg k = {.inflight = 4, .store = store};
+    client_cfg k = {.inflight = 4};
     mlo_client_t *c = open_client(&k);
     enum { NR = 12 };
     mlo_run_t *runs[NR];
@@ -577,18 +473,17 @@ static void test_flush_waits_for_inflight(void **state) {
             assert_int_equal(mlo_log_metric(runs[r], "f", r, round), MLO_OK);
         assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
         /* no polling: everything flushed is on the server already */
-        json_t *d = get_json("/_test/dump");
+        json_t *d = tu_dump(srv);
         for (int r = 0; r < NR; r++)
-            assert_int_equal(count_metric(find_run(d, mlo_run_id(runs[r])), "f"),
+            assert_int_equal(tu_count_metric(tu_find_run(d, mlo_run_id(runs[r])), "f"),
                              (size_t)round + 1);
         json_decref(d);
         uint64_t sent;
         mlo_client_stat(c, MLO_STAT_SENT, &sent);
         assert_int_equal(sent, (uint64_t)NR * (round + 1));
-        free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+        clear_faults();
     }
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_store(store);
 }
 
 /* ---- close with the server gone stays bounded ---- */
@@ -596,13 +491,11 @@ static void test_flush_waits_for_inflight(void **state) {
 static void close_bounded(int memory_only) {
     testsrv *own = testsrv_start("");
     assert_non_null(own);
-    char *store = new_store();
     client_cfg k = {.uri = testsrv_uri(own),
                     .inflight = 4,
                     .memory_only = memory_only,
                     .close_ms = 500,
-                    .long_retries = 1,
-                    .store = store};
+                    .long_retries = 1};
     mlo_client_t *c = open_client(&k);
     enum { NR = 20 };
     mlo_run_t *runs[NR];
@@ -613,15 +506,14 @@ static void close_bounded(int memory_only) {
     for (int i = 0; i < 50; i++)
         for (int r = 0; r < NR; r++)
             assert_int_equal(mlo_log_metric(runs[r], "x", i, i), MLO_OK);
-    double t0 = now_s();
+    double t0 = tu_now();
     assert_int_equal(mlo_client_flush(c, 200), MLO_ERR_TIMEOUT);
     int st = mlo_client_close(c);
-    double el = now_s() - t0;
+    double el = tu_now() - t0;
     fprintf(stderr, "  %s: flush + close took %.2f s (close: %s)\n",
             memory_only ? "memory only" : "store", el, mlo_strerror(st));
     assert_int_equal(st, MLO_ERR_TIMEOUT);
     assert_true(el < 3.0);
-    rm_store(store);
 }
 
 static void test_close_bounded_server_gone(void **state) {
@@ -638,13 +530,9 @@ static void test_close_bounded_server_gone_memory(void **state) {
 
 static void test_sync_inflight(void **state) {
     (void)state;
-    char *store = new_store();
-    mlo_options_t *o = mlo_options_new();
-    assert_int_equal(mlo_options_set_store_dir(o, store), MLO_OK);
-    unsetenv("MLFLOW_TRACKING_URI");
-    mlo_client_t *c;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK); /* no URI: the local store */
-    mlo_options_free(o);
+    char *store = tu_new_path("store");
+    tu_client_cfg k = {.store = store}; /* no URI: the local store */
+    mlo_client_t *c = tu_open(&k);
     enum { NR = 12 };
     mlo_run_t *runs[NR];
     char lids[NR][40];
@@ -664,7 +552,7 @@ static void test_sync_inflight(void **state) {
     char err[512] = "";
     int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     unsetenv("MLO_MAX_INFLIGHT");
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    clear_faults();
     assert_int_equal(st, MLO_OK);
     size_t nb;
     int64_t *t = starts("runs/log-batch", NULL, &nb);
@@ -672,7 +560,7 @@ static void test_sync_inflight(void **state) {
     free(t);
     fprintf(stderr, "  sync: %zu log-batch requests, up to %d at once\n", nb, conc);
     assert_true(conc >= 2 && conc <= 4);
-    json_t *d = get_json("/_test/dump");
+    json_t *d = tu_dump(srv);
     size_t i;
     json_t *r;
     int found = 0;
@@ -682,17 +570,18 @@ static void test_sync_inflight(void **state) {
         for (int k = 0; lid && k < NR; k++)
             if (!strcmp(lid, lids[k])) {
                 found++;
-                assert_int_equal(count_metric(r, "s"), 30);
+                assert_int_equal(tu_count_metric(r, "s"), 30);
                 assert_string_equal(str_at(tags, "k"), "b");
                 assert_string_equal(str_at(json_object_get(r, "info"), "status"), "FINISHED");
             }
     }
     assert_int_equal(found, NR);
     json_decref(d);
-    rm_store(store);
+    free(store);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    tu_init("inflight");
     srv = testsrv_start("");
     if (!srv) {
         fprintf(stderr, "could not start the test server\n");
@@ -710,7 +599,7 @@ int main(void) {
         cmocka_unit_test_setup(test_close_bounded_server_gone_memory, setup),
         cmocka_unit_test_setup(test_sync_inflight, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_inflight", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

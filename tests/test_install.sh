@@ -46,7 +46,9 @@ until grep -q '^PORT ' "$tmp/port"; do
 done
 uri="http://127.0.0.1:$(awk '/^PORT /{print $2}' "$tmp/port")"
 
-run_id=$(env -u LD_LIBRARY_PATH LD_LIBRARY_PATH="$(dirname "$lib")" MLFLOW_TRACKING_URI="$uri" "$tmp/third_party")
+# a store of its own: tests run in parallel, none may use ./mlo-store
+run_id=$(env -u LD_LIBRARY_PATH LD_LIBRARY_PATH="$(dirname "$lib")" MLFLOW_TRACKING_URI="$uri" \
+  MLO_STORE_DIR="$tmp/store" "$tmp/third_party")
 /usr/bin/python3 - "$uri" "$run_id" <<'PY'
 import json, sys, urllib.request
 uri, run_id = sys.argv[1], sys.argv[2]

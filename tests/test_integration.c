@@ -21,123 +21,21 @@
 #include <jansson.h>
 
 #include "mlo.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 static testsrv *srv;
 
-/* ---- error callback capture ---- */
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[64];
-    char messages[64][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 64) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int captured_has(captured *c, int st, const char *needle) {
-    int found = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 64; i++)
-        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
-            found = 1;
-    pthread_mutex_unlock(&c->lock);
-    return found;
-}
-
-static mlo_client_t *open_client(captured *cap, unsigned close_ms) {
-    mlo_options_t *o = mlo_options_new();
-    assert_non_null(o);
-    assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(srv)), MLO_OK);
-    /* fast retries so fault tests stay quick */
-    assert_int_equal(mlo_options_set_retries(o, 3, 0.05, 0.01, 5), MLO_OK);
-    if (close_ms)
-        assert_int_equal(mlo_options_set_close_timeout_ms(o, close_ms), MLO_OK);
-    if (cap) {
-        pthread_mutex_init(&cap->lock, NULL);
-        cap->n = 0;
-        assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
-    }
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
-}
-
-/* ---- reading back what the server stored ---- */
-static json_t *dump(void) {
-    long code = 0;
-    char *body = testsrv_get(srv, "/_test/dump", &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_error_t err;
-    json_t *j = json_loads(body, 0, &err);
-    free(body);
-    assert_non_null(j);
-    return j;
-}
-
-static json_t *find_run(json_t *d, const char *run_id) {
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *id = json_string_value(json_object_get(json_object_get(r, "info"), "run_id"));
-        if (id && !strcmp(id, run_id))
-            return r;
-    }
-    fail_msg("run %s not stored", run_id);
-    return NULL;
-}
-
-static const char *str_at(json_t *o, const char *k) {
-    return json_string_value(json_object_get(o, k));
-}
-
-static size_t count_metric(json_t *run, const char *key) {
-    size_t i, n = 0;
-    json_t *m;
-    json_array_foreach(json_object_get(run, "metrics"), i, m) if (!strcmp(str_at(m, "key"), key)) n++;
-    return n;
-}
-
-static json_t *metric_at(json_t *run, const char *key, int64_t step) {
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(run, "metrics"), i, m) {
-        if (!strcmp(str_at(m, "key"), key) &&
-            json_integer_value(json_object_get(m, "step")) == step)
-            return m;
-    }
-    fail_msg("metric %s step %lld not stored", key, (long long)step);
-    return NULL;
-}
-
-static double num(json_t *v) {
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        if (!strcmp(s, "NaN"))
-            return NAN;
-        if (!strcmp(s, "Infinity"))
-            return INFINITY;
-        if (!strcmp(s, "-Infinity"))
-            return -INFINITY;
-    }
-    return json_number_value(v);
+/* A client of the test server on a store of its own: fast retries so the
+ * fault tests stay quick. */
+static mlo_client_t *open_client(tu_errors *errors, unsigned close_ms) {
+    tu_client_cfg k = {.uri = testsrv_uri(srv), .retries = 3, .backoff_s = 0.05,
+                       .jitter_s = 0.01, .timeout_s = 5, .close_ms = close_ms, .errors = errors};
+    return tu_open(&k);
 }
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_reset(srv);
     return 0;
 }
 
@@ -145,7 +43,7 @@ static int setup(void **state) {
 
 static void test_end_to_end(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap, 0);
     mlo_run_t *run = NULL;
     assert_int_equal(mlo_start_run(c, "integration", "first-run", NULL, &run), MLO_OK);
@@ -183,37 +81,37 @@ static void test_end_to_end(void **state) {
     assert_int_equal(failed, 0);
     assert_int_equal(dropped, 0);
 
-    json_t *d = dump();
-    json_t *r = find_run(d, rid);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, rid);
     json_t *info = json_object_get(r, "info");
-    assert_string_equal(str_at(info, "status"), "FINISHED");
-    assert_string_equal(str_at(info, "run_name"), "first-run");
+    assert_string_equal(tu_str(info, "status"), "FINISHED");
+    assert_string_equal(tu_str(info, "run_name"), "first-run");
     assert_true(json_integer_value(json_object_get(info, "end_time")) >= before);
     json_t *params = json_object_get(r, "params");
-    assert_string_equal(str_at(params, "lr"), "0.001");
-    assert_string_equal(str_at(params, "layers"), "4");
+    assert_string_equal(tu_str(params, "lr"), "0.001");
+    assert_string_equal(tu_str(params, "layers"), "4");
     json_t *tags = json_object_get(r, "tags");
-    assert_string_equal(str_at(tags, "team"), "vision");
-    assert_string_equal(str_at(tags, "mlflow.runName"), "first-run");
-    assert_string_equal(str_at(tags, "mlflow.source.type"), "LOCAL");
-    assert_non_null(str_at(tags, "mlflow.user"));
-    assert_non_null(strstr(str_at(tags, "mlflow.source.name"), "test_integration"));
+    assert_string_equal(tu_str(tags, "team"), "vision");
+    assert_string_equal(tu_str(tags, "mlflow.runName"), "first-run");
+    assert_string_equal(tu_str(tags, "mlflow.source.type"), "LOCAL");
+    assert_non_null(tu_str(tags, "mlflow.user"));
+    assert_non_null(strstr(tu_str(tags, "mlflow.source.name"), "test_integration"));
 
-    assert_int_equal(count_metric(r, "loss"), 50);
+    assert_int_equal(tu_count_metric(r, "loss"), 50);
     for (int64_t s = 0; s < 50; s++) {
-        json_t *m = metric_at(r, "loss", s);
-        assert_true(num(json_object_get(m, "value")) == 1.0 / (double)(s + 1));
+        json_t *m = tu_metric(r, "loss", s);
+        assert_true(tu_num(json_object_get(m, "value")) == 1.0 / (double)(s + 1));
         assert_int_equal(json_integer_value(json_object_get(m, "timestamp")), 1700000000000 + s);
     }
-    assert_true(isnan(num(json_object_get(metric_at(r, "nan", 0), "value"))));
-    assert_true(num(json_object_get(metric_at(r, "inf", 1), "value")) >= 1.7976931348623157e308);
-    assert_true(num(json_object_get(metric_at(r, "ninf", -5), "value")) <= -1.7976931348623157e308);
-    assert_true(num(json_object_get(metric_at(r, "big", INT64_MAX), "value")) ==
+    assert_true(isnan(tu_num(json_object_get(tu_metric(r, "nan", 0), "value"))));
+    assert_true(tu_num(json_object_get(tu_metric(r, "inf", 1), "value")) >= 1.7976931348623157e308);
+    assert_true(tu_num(json_object_get(tu_metric(r, "ninf", -5), "value")) <= -1.7976931348623157e308);
+    assert_true(tu_num(json_object_get(tu_metric(r, "big", INT64_MAX), "value")) ==
                 1.2345678901234567e300);
-    assert_true(num(json_object_get(metric_at(r, "tiny", INT64_MIN), "value")) == 5e-324);
-    assert_true(num(json_object_get(metric_at(r, "acc", 7), "value")) == 0.93);
+    assert_true(tu_num(json_object_get(tu_metric(r, "tiny", INT64_MIN), "value")) == 5e-324);
+    assert_true(tu_num(json_object_get(tu_metric(r, "acc", 7), "value")) == 0.93);
     /* the call's own timestamp is "now" in ms */
-    assert_true(json_integer_value(json_object_get(metric_at(r, "nan", 0), "timestamp")) >= before);
+    assert_true(json_integer_value(json_object_get(tu_metric(r, "nan", 0), "timestamp")) >= before);
     json_decref(d);
 
     /* the MLflow API of the server says the same */
@@ -250,20 +148,20 @@ static void test_nested_and_resume(void **state) {
     assert_int_equal(mlo_log_metric(again, "after", 1, 0), MLO_OK);
     assert_int_equal(mlo_resume_run(c, "0123456789abcdef0123456789abcdef", &child), MLO_ERR_NOT_FOUND);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    json_t *d = dump();
-    json_t *rp = find_run(d, mlo_run_id(parent));
+    json_t *d = tu_dump(srv);
+    json_t *rp = tu_find_run(d, mlo_run_id(parent));
     assert_string_equal(mlo_run_id(again), mlo_run_id(parent));
-    assert_string_equal(str_at(json_object_get(rp, "info"), "status"), "RUNNING"); /* resumed */
-    assert_int_equal(count_metric(rp, "after"), 1);
+    assert_string_equal(tu_str(json_object_get(rp, "info"), "status"), "RUNNING"); /* resumed */
+    assert_int_equal(tu_count_metric(rp, "after"), 1);
     size_t i;
     json_t *r;
     int found_child = 0;
     json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *pid = str_at(json_object_get(r, "tags"), "mlflow.parentRunId");
+        const char *pid = tu_str(json_object_get(r, "tags"), "mlflow.parentRunId");
         if (pid && !strcmp(pid, mlo_run_id(parent))) {
             found_child = 1;
-            assert_string_equal(str_at(json_object_get(r, "info"), "status"), "FAILED");
-            assert_string_equal(str_at(json_object_get(r, "tags"), "mlflow.runName"), "child");
+            assert_string_equal(tu_str(json_object_get(r, "info"), "status"), "FAILED");
+            assert_string_equal(tu_str(json_object_get(r, "tags"), "mlflow.runName"), "child");
         }
     }
     assert_true(found_child);
@@ -324,7 +222,7 @@ static void test_experiment_race(void **state) {
 
 static void test_param_conflict_isolated(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap, 0);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "conflicts", NULL, NULL, &run), MLO_OK);
@@ -344,20 +242,20 @@ static void test_param_conflict_isolated(void **state) {
     mlo_client_stat(c, MLO_STAT_SENT, &sent);
     assert_int_equal(failed, 1);
     assert_int_equal(sent, 1 + 80 + 2);
-    assert_true(captured_has(&cap, MLO_ERR_SERVER_INVALID, "\"p\""));
-    json_t *d = dump();
-    json_t *r = find_run(d, mlo_run_id(run));
-    assert_string_equal(str_at(json_object_get(r, "params"), "p"), "1");
-    assert_string_equal(str_at(json_object_get(r, "params"), "q"), "ok");
-    assert_string_equal(str_at(json_object_get(r, "tags"), "t"), "v");
-    assert_int_equal(count_metric(r, "m"), 80);
+    assert_true(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "\"p\""));
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, mlo_run_id(run));
+    assert_string_equal(tu_str(json_object_get(r, "params"), "p"), "1");
+    assert_string_equal(tu_str(json_object_get(r, "params"), "q"), "ok");
+    assert_string_equal(tu_str(json_object_get(r, "tags"), "t"), "v");
+    assert_int_equal(tu_count_metric(r, "m"), 80);
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
 static void test_bad_input_refused_at_call(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap, 0);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "validation", NULL, NULL, &run), MLO_OK);
@@ -398,8 +296,8 @@ static void test_bad_input_refused_at_call(void **state) {
     longt[9000] = 0;
     assert_int_equal(mlo_set_tag(run, "longtag2", longt), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    assert_true(captured_has(&cap, MLO_ERR_INVALID_KEY, "bad key!"));
-    assert_true(captured_has(&cap, MLO_WARN_TRUNCATED, "long"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_INVALID_KEY, "bad key!"));
+    assert_true(tu_errors_count(&cap, MLO_WARN_TRUNCATED, "long"));
     uint64_t rejected, truncated, failed;
     mlo_client_stat(c, MLO_STAT_REJECTED, &rejected);
     mlo_client_stat(c, MLO_STAT_TRUNCATED, &truncated);
@@ -407,14 +305,14 @@ static void test_bad_input_refused_at_call(void **state) {
     assert_int_equal(truncated, 2);
     assert_int_equal(failed, 0);
     assert_int_equal(rejected, 13); /* the artifact path counts too */
-    json_t *d = dump();
-    json_t *r = find_run(d, mlo_run_id(run));
-    assert_int_equal(count_metric(r, "good1"), 1);
-    assert_int_equal(count_metric(r, "good2"), 1);
-    assert_int_equal(strlen(str_at(json_object_get(r, "params"), "long")), 6000);
-    assert_string_equal(str_at(json_object_get(r, "params"), "pa"), "1");
-    assert_int_equal(strlen(str_at(json_object_get(r, "tags"), "longtag")), 7000);
-    assert_int_equal(strlen(str_at(json_object_get(r, "tags"), "longtag2")), 8000);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, mlo_run_id(run));
+    assert_int_equal(tu_count_metric(r, "good1"), 1);
+    assert_int_equal(tu_count_metric(r, "good2"), 1);
+    assert_int_equal(strlen(tu_str(json_object_get(r, "params"), "long")), 6000);
+    assert_string_equal(tu_str(json_object_get(r, "params"), "pa"), "1");
+    assert_int_equal(strlen(tu_str(json_object_get(r, "tags"), "longtag")), 7000);
+    assert_int_equal(strlen(tu_str(json_object_get(r, "tags"), "longtag2")), 8000);
     json_decref(d);
     free(longv);
     free(longt);
@@ -438,10 +336,10 @@ static void test_large_volume(void **state) {
     uint64_t sent;
     mlo_client_stat(c, MLO_STAT_SENT, &sent);
     assert_int_equal(sent, N + 250);
-    json_t *d = dump();
-    json_t *r = find_run(d, mlo_run_id(run));
-    assert_int_equal(count_metric(r, "odd"), N / 2);
-    assert_int_equal(count_metric(r, "even"), N / 2);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, mlo_run_id(run));
+    assert_int_equal(tu_count_metric(r, "odd"), N / 2);
+    assert_int_equal(tu_count_metric(r, "even"), N / 2);
     assert_int_equal(json_object_size(json_object_get(r, "params")), 250);
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
@@ -449,7 +347,7 @@ static void test_large_volume(void **state) {
 
 static void test_retries(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap, 0);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "retries", NULL, NULL, &run), MLO_OK);
@@ -457,25 +355,23 @@ static void test_retries(void **state) {
     uint64_t before;
     mlo_client_stat(c, MLO_STAT_RETRIED, &before);
 
-    assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": 2}"), 0);
+    tu_fault(srv, "{\"status\": 503, \"count\": 2}");
     assert_int_equal(mlo_log_metric(run, "a", 1, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
 
-    assert_int_equal(testsrv_fault(srv, "{\"status\": 429, \"count\": 1, \"retry_after\": 1}"), 0);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tu_fault(srv, "{\"status\": 429, \"count\": 1, \"retry_after\": 1}");
+    double t0 = tu_now();
     assert_int_equal(mlo_log_metric(run, "b", 2, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double el = tu_now() - t0;
     assert_true(el >= 0.9); /* Retry-After: 1 honoured */
 
-    assert_int_equal(testsrv_fault(srv, "{\"drop\": true, \"count\": 1}"), 0);
+    tu_fault(srv, "{\"drop\": true, \"count\": 1}");
     assert_int_equal(mlo_log_metric(run, "c", 3, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
 
     /* an HTML 502 from a proxy: retried, then lands */
-    assert_int_equal(testsrv_fault(srv, "{\"status\": 502, \"count\": 1, \"body\": \"<html>bad gateway</html>\", \"content_type\": \"text/html\"}"), 0);
+    tu_fault(srv, "{\"status\": 502, \"count\": 1, \"body\": \"<html>bad gateway</html>\", \"content_type\": \"text/html\"}");
     assert_int_equal(mlo_log_metric(run, "d", 4, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
 
@@ -487,27 +383,27 @@ static void test_retries(void **state) {
      * resent at once by the transport as a reconnect, not counted */
     assert_true(retried - before >= 4);
     assert_int_equal(failed, 0);
-    assert_true(captured_has(&cap, MLO_WARN_RETRY, NULL));
-    json_t *d = dump();
-    json_t *r = find_run(d, mlo_run_id(run));
-    assert_int_equal(count_metric(r, "a"), 1);
-    assert_int_equal(count_metric(r, "b"), 1);
-    assert_int_equal(count_metric(r, "c"), 1);
-    assert_int_equal(count_metric(r, "d"), 1);
+    assert_true(tu_errors_count(&cap, MLO_WARN_RETRY, NULL));
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_find_run(d, mlo_run_id(run));
+    assert_int_equal(tu_count_metric(r, "a"), 1);
+    assert_int_equal(tu_count_metric(r, "b"), 1);
+    assert_int_equal(tu_count_metric(r, "c"), 1);
+    assert_int_equal(tu_count_metric(r, "d"), 1);
     json_decref(d);
 
     /* retries exhausted: reported, and (the store being the outbox) the
      * event is kept and sent again once the server answers: nothing fails */
-    assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": 10}"), 0);
+    tu_fault(srv, "{\"status\": 503, \"count\": 10}");
     assert_int_equal(mlo_log_metric(run, "e", 5, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 20000), MLO_OK);
     mlo_client_stat(c, MLO_STAT_FAILED, &failed);
     assert_int_equal(failed, 0);
-    assert_true(captured_has(&cap, MLO_ERR_SERVER, NULL));
-    d = dump();
-    assert_int_equal(count_metric(find_run(d, mlo_run_id(run)), "e"), 1);
+    assert_true(tu_errors_count(&cap, MLO_ERR_SERVER, NULL));
+    d = tu_dump(srv);
+    assert_int_equal(tu_count_metric(tu_find_run(d, mlo_run_id(run)), "e"), 1);
     json_decref(d);
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_faults_clear(srv);
 
     /* requests carry mlo's User-Agent */
     long code;
@@ -547,12 +443,10 @@ static void test_close_bounded_when_server_gone(void **state) {
     testsrv_stop(own);
     for (int i = 0; i < 100; i++)
         assert_int_equal(mlo_log_metric(run, "x", i, i), MLO_OK);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = tu_now();
     assert_int_equal(mlo_client_flush(c, 200), MLO_ERR_TIMEOUT);
     assert_int_equal(mlo_client_close(c), MLO_ERR_TIMEOUT);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double el = tu_now() - t0;
     assert_true(el < 3.0);
 }
 
@@ -572,6 +466,14 @@ static void test_client_args(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
+/* Points of key stored for run_id (the dump: 0 while the run is not there). */
+static size_t stored_points(const char *run_id, const char *key) {
+    json_t *d = tu_dump(srv);
+    size_t n = tu_count_metric(tu_find_run(d, run_id), key);
+    json_decref(d);
+    return n;
+}
+
 /* An event logged to an idle client reaches the server within about the
  * flush interval: after a long idle spell (the shipper in its deep sleep) and
  * while it naps between intervals. */
@@ -588,34 +490,23 @@ static void test_wakeup_latency(void **state) {
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     for (int round = 0; round < 2; round++) {
         /* round 0: idle 1.5 s (deep sleep); round 1: at once (light sleep) */
-        if (round == 0) {
-            struct timespec idle = {1, 500000000};
-            nanosleep(&idle, NULL);
-        }
+        if (round == 0)
+            tu_sleep_ms(1500);
         char key[16];
         snprintf(key, sizeof key, "wake%d", round);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = tu_now();
         assert_int_equal(mlo_log_metric(run, key, 1, 0), MLO_OK);
-        double el = 0;
-        for (;;) {
-            json_t *d = dump();
-            size_t n = count_metric(find_run(d, mlo_run_id(run)), key);
-            json_decref(d);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-            if (n == 1 || el > 10)
-                break;
-            struct timespec poll = {0, 10000000};
-            nanosleep(&poll, NULL);
-        }
+        TU_WAIT_UNTIL(stored_points(mlo_run_id(run), key) == 1, 10000);
+        double el = tu_now() - t0;
+        assert_int_equal(stored_points(mlo_run_id(run), key), 1);
         /* the interval (0.2 s) plus room for the request on a loaded machine */
         assert_true(el < 1.5);
     }
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    tu_init("integration");
     srv = testsrv_start("");
     if (!srv) {
         fprintf(stderr, "could not start the test server\n");
@@ -635,7 +526,7 @@ int main(void) {
         cmocka_unit_test_setup(test_client_args, setup),
         cmocka_unit_test_setup(test_wakeup_latency, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_integration", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -750,7 +750,7 @@ static void test_ring_in_shared_mapping(void **state) {
     fclose(f);
 }
 
-/* From mlo_ring.c (internal; declared in mlo_internal.h). */
+/* From mlo_ring.c (internal; declared in queue/mlo_ring.h). */
 uint64_t mlo__ring_head_sc(mlo_queue *q);
 size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn,
                          void *ctx);

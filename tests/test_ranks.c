@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define M 5000
@@ -48,12 +48,6 @@
 #define EXTRA 4 /* rank<k>/m0..m3, every 10th step */
 
 static testsrv *srv;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* ---- a rank (its own process) ---- */
 
@@ -97,7 +91,7 @@ static int rank_main(int k, const char *uri, const char *run_id, const char *sto
     snprintf(tk, sizeof tk, "rank%d.host", k);
     snprintf(tv, sizeof tv, "node-%d", k);
     long events = 0;
-    double t0 = now_s();
+    double t0 = tu_now();
     for (int64_t i = 0; i < M; i++) {
         if (mlo_log_metric(run, own, (double)(k * 1000000 + i), i) != MLO_OK)
             FAIL(20, "log own");
@@ -122,7 +116,7 @@ static int rank_main(int k, const char *uri, const char *run_id, const char *sto
         mlo_set_tag(run, tk, tv) != MLO_OK)
         FAIL(23, "params/tags");
     events += 3;
-    double t_log = now_s() - t0;
+    double t_log = tu_now() - t0;
     st = mlo_client_flush(c, 180000);
     if (st != MLO_OK)
         FAIL(30, "flush: %s", mlo_strerror(st));
@@ -138,7 +132,7 @@ static int rank_main(int k, const char *uri, const char *run_id, const char *sto
     if (mlo_client_close(c) != MLO_OK)
         FAIL(32, "close");
     printf("RANK %d: %ld events logged in %.2f s, delivered in %.2f s more\n", k, events, t_log,
-           now_s() - t0 - t_log);
+           tu_now() - t0 - t_log);
     fflush(stdout);
     return 0;
 }
@@ -149,14 +143,7 @@ static json_t *history(const char *run_id, const char *key) {
     char path[256];
     snprintf(path, sizeof path, "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=%s",
              run_id, key);
-    long code = 0;
-    char *body = testsrv_get(srv, path, &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
+    return tu_get_json(srv, path);
 }
 
 /* key holds steps [from, from + n) exactly once each, value(step) as given */
@@ -214,12 +201,11 @@ static void test_four_ranks_one_run(void **state) {
     json_decref(j);
     assert_int_equal(strlen(run_id), 32);
 
-    char store[] = "/tmp/mlo-ranks-XXXXXX";
-    assert_non_null(mkdtemp(store));
+    char *store = tu_new_path("store"); /* one store, four processes */
     int go[2];
     assert_int_equal(pipe(go), 0);
     pid_t kids[RANKS];
-    double t0 = now_s();
+    double t0 = tu_now();
     for (int k = 0; k < RANKS; k++) {
         kids[k] = fork();
         assert_true(kids[k] >= 0);
@@ -246,7 +232,7 @@ static void test_four_ranks_one_run(void **state) {
             bad++;
         }
     }
-    double el = now_s() - t0;
+    double el = tu_now() - t0;
     assert_int_equal(bad, 0);
 
     for (int k = 0; k < RANKS; k++) {
@@ -275,11 +261,7 @@ static void test_four_ranks_one_run(void **state) {
     check_key(run_id, "loss", 0, (int64_t)RANKS * M, 0.25, 0);
 
     /* params, tags, and one run only */
-    code = 0;
-    resp = testsrv_get(srv, "/_test/dump", &code);
-    assert_non_null(resp);
-    json_t *d = json_loads(resp, 0, NULL);
-    free(resp);
+    json_t *d = tu_dump(srv);
     assert_int_equal(json_array_size(json_object_get(d, "runs")), 1);
     json_t *r = json_array_get(json_object_get(d, "runs"), 0);
     json_t *params = json_object_get(r, "params"), *tags = json_object_get(r, "tags");
@@ -299,14 +281,14 @@ static void test_four_ranks_one_run(void **state) {
     printf("RANKS: %d processes x %ld events into one run in %.1f s: all %ld on the server, "
            "each once\n",
            RANKS, per_rank, el, RANKS * per_rank);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", store);
-    assert_int_equal(system(cmd), 0);
+    tu_rm_rf(store);
+    free(store);
 }
 
 int main(int argc, char **argv) {
     if (argc == 7 && !strcmp(argv[1], "--rank"))
         return rank_main(atoi(argv[2]), argv[3], argv[4], argv[5], atoi(argv[6]));
+    tu_init("ranks");
     self_exe = "/proc/self/exe";
     char *exe = realpath("/proc/self/exe", NULL);
     if (exe)
@@ -315,7 +297,7 @@ int main(int argc, char **argv) {
     if (!srv)
         return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_four_ranks_one_run)};
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_ranks", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     free(exe);
     return rc;

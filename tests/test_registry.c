@@ -30,101 +30,34 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "mlo.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 static testsrv *srv;
-static char base_dir[256]; /* this process's scratch directory */
-static int scratch_n;
-
-/* ---- error callback capture ---------------------------------------------------- */
-
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[64];
-    char messages[64][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 64) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int captured_has(captured *c, int st, const char *needle) {
-    int found = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 64; i++)
-        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
-            found = 1;
-    pthread_mutex_unlock(&c->lock);
-    return found;
-}
 
 /* ---- files ------------------------------------------------------------------------ */
 
-/* A fresh empty directory under base_dir (static storage, one per call). */
+/* A fresh empty directory below the scratch directory (kept until the process ends). */
 static const char *scratch(void) {
-    static char dirs[64][320];
-    int i = scratch_n++ % 64;
-    snprintf(dirs[i], sizeof dirs[i], "%s/t%d", base_dir, scratch_n);
-    assert_int_equal(mkdir(dirs[i], 0700), 0);
-    return dirs[i];
+    static char *dirs[64];
+    static int n;
+    free(dirs[n % 64]);
+    dirs[n % 64] = tu_tmpdir("t");
+    return dirs[n++ % 64];
 }
 
 static char *path2(const char *a, const char *b) {
-    char *p = NULL;
-    assert_true(asprintf(&p, "%s/%s", a, b) > 0);
-    return p;
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(p);
-    return 0;
-}
-
-static void rm_rf(const char *dir) {
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return tu_join(a, b);
 }
 
 static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    unsigned char *b = malloc(cap);
-    assert_non_null(b);
-    size_t got;
-    while ((got = fread(b + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            cap *= 2;
-            b = realloc(b, cap);
-            assert_non_null(b);
-        }
-    }
-    fclose(f);
-    *len = n;
-    return b;
+    return tu_read_file(path, len);
 }
 
 static void write_all(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    tu_write_file(path, data, len);
 }
 
 /* Asserts the file at dir/rel holds exactly data. */
@@ -185,61 +118,33 @@ static unsigned char *pattern(size_t len, uint32_t seed) {
 
 /* ---- the server ---------------------------------------------------------------------- */
 
-static size_t discard(char *p, size_t s, size_t n, void *u) {
-    (void)p;
-    (void)u;
-    return s * n;
-}
-
 /* PUT data as the artifact <rel> of run (exp, run) through the proxied API. */
 static void put_artifact(const char *exp, const char *run, const char *rel, const void *data,
                          size_t len) {
     char enc[512] = "";
     for (const char *p = rel; *p; p++) /* the only character the tree needs encoded */
         snprintf(enc + strlen(enc), sizeof enc - strlen(enc), *p == ' ' ? "%%20" : "%c", *p);
-    char url[1024];
-    snprintf(url, sizeof url, "%s/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/%s",
-             testsrv_uri(srv), exp, run, enc);
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, len ? (const char *)data : "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/octet-stream");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    CURLcode rc = curl_easy_perform(h);
+    char path[1024];
+    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/%s", exp,
+             run, enc);
     long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(h);
-    assert_int_equal(rc, CURLE_OK);
+    char *body = testsrv_request(srv, "PUT", path, len ? data : "", len,
+                                 "application/octet-stream", &code, NULL);
+    assert_non_null(body);
+    free(body);
     assert_int_equal(code, 200);
 }
 
 static json_t *dump(void) {
-    long code = 0;
-    char *body = testsrv_get(srv, "/_test/dump", &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_error_t err;
-    json_t *j = json_loads(body, 0, &err);
-    free(body);
-    assert_non_null(j);
-    return j;
+    return tu_dump(srv);
 }
 
 static void fault(const char *json) {
-    assert_int_equal(testsrv_fault(srv, json), 0);
+    tu_fault(srv, json);
 }
 
 static void server_config(const char *json) {
-    long code = 0;
-    free(testsrv_post(srv, "/_test/config", json, &code));
-    assert_int_equal(code, 200);
+    tu_config(srv, json);
 }
 
 /* The registered model `name` of the dump (NULL if none).  Borrowed from d. */
@@ -270,26 +175,19 @@ static json_t *find_version(json_t *m, const char *v) {
 
 /* ---- clients and runs ------------------------------------------------------------------ */
 
-static mlo_client_t *open_client_uri(captured *cap, const char *uri) {
-    mlo_options_t *o = mlo_options_new();
-    assert_non_null(o);
-    if (uri)
-        assert_int_equal(mlo_options_set_tracking_uri(o, uri), MLO_OK);
-    assert_int_equal(mlo_options_set_retries(o, 2, 0.05, 0.01, 5), MLO_OK);
-    assert_int_equal(mlo_options_set_store_dir(o, scratch()), MLO_OK);
-    assert_int_equal(mlo_options_set_close_timeout_ms(o, 5000), MLO_OK);
-    if (cap) {
-        pthread_mutex_init(&cap->lock, NULL);
-        cap->n = 0;
-        assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
-    }
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
+/* A client on a store of its own; request timeout timeout_s (the bound of
+ * the waits of mlo_start_run and mlo_register_model). */
+static mlo_client_t *open_client_t(tu_errors *cap, const char *uri, double timeout_s) {
+    tu_client_cfg k = {.uri = uri, .retries = 2, .backoff_s = 0.05, .jitter_s = 0.01,
+                       .timeout_s = timeout_s, .close_ms = 5000, .errors = cap};
+    return tu_open(&k);
 }
 
-static mlo_client_t *open_client(captured *cap) {
+static mlo_client_t *open_client_uri(tu_errors *cap, const char *uri) {
+    return open_client_t(cap, uri, 5);
+}
+
+static mlo_client_t *open_client(tu_errors *cap) {
     return open_client_uri(cap, testsrv_uri(srv));
 }
 
@@ -297,10 +195,7 @@ static mlo_client_t *open_client(captured *cap) {
 static mlo_run_t *start_run(mlo_client_t *c, const char *exp_name) {
     mlo_run_t *r = NULL;
     assert_int_equal(mlo_start_run(c, exp_name, NULL, NULL, &r), MLO_OK);
-    for (int i = 0; i < 500 && !mlo_run_experiment_id(r); i++) {
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
+    TU_WAIT_UNTIL(mlo_run_experiment_id(r), 5000);
     assert_non_null(mlo_run_experiment_id(r));
     assert_int_equal(strlen(mlo_run_id(r)), 32);
     return r;
@@ -411,14 +306,13 @@ static void assert_entry(const listing *l, const char *path, int is_dir, int64_t
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_reset(srv);
     return 0;
 }
 
 static void test_list(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-list");
     put_tree(r);
@@ -479,7 +373,7 @@ static void test_list(void **state) {
 
 static void test_download_tree(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-download");
     put_tree(r);
@@ -518,7 +412,7 @@ static void test_download_tree(void **state) {
 
 static void test_download_file(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-download-file");
     put_tree(r);
@@ -561,7 +455,7 @@ static void test_download_file(void **state) {
     /* a path that is not there: not found, and the directory is not made */
     char *dest3 = path2(top, "three");
     assert_int_equal(mlo_download_artifacts(c, rid, "model/nope.bin", dest3), MLO_ERR_NOT_FOUND);
-    assert_true(captured_has(&cap, MLO_ERR_NOT_FOUND, "model/nope.bin"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_NOT_FOUND, "model/nope.bin"));
     struct stat sb;
     assert_int_not_equal(stat(dest3, &sb), 0);
     free(dest3);
@@ -586,7 +480,7 @@ static void test_download_file(void **state) {
 
 static void test_register_alias_download(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-models");
     put_tree(r);
@@ -709,7 +603,7 @@ static void test_register_alias_download(void **state) {
  * (made by hand, as other clients do) resolves too. */
 static void test_version_sources(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-sources");
     put_tree(r);
@@ -746,7 +640,7 @@ static void test_version_sources(void **state) {
     snprintf(uri, sizeof uri, "models:/byhand/%zu", nv);
     dest = path2(scratch(), "s3");
     assert_int_equal(mlo_download_artifacts(c, uri, NULL, dest), MLO_ERR_ARTIFACTS_NOT_PROXIED);
-    assert_true(captured_has(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"));
     free(dest);
 
     assert_int_equal(mlo_end_run(r, MLO_RUN_FINISHED), MLO_OK);
@@ -756,23 +650,25 @@ static void test_version_sources(void **state) {
 /* mlo_register_model waits for the run to be created on the server. */
 static void test_register_waits_for_run(void **state) {
     (void)state;
-    captured cap;
-    mlo_client_t *c = open_client(&cap);
+    tu_errors cap;
+    /* a request timeout of 1.5 s bounds the waits below (start_run's, then
+     * register_model's): the test needs them to expire, not to be long */
+    mlo_client_t *c = open_client_t(&cap, testsrv_uri(srv), 1.5);
     /* the server refuses to create runs for a while: the run starts
      * locally, without a server id */
     fault("{\"path_prefix\": \"runs/create\", \"status\": 503, \"count\": -1}");
     mlo_run_t *r = NULL;
     assert_int_equal(mlo_start_run(c, "registry-wait", NULL, NULL, &r), MLO_OK);
     assert_null(mlo_run_experiment_id(r));
-    /* still down after the wait (the request timeout, 5 s here): a timeout */
+    /* still down after the wait (the request timeout, 1.5 s here): a timeout */
     int64_t v = 0;
     assert_int_equal(mlo_register_model(r, "model", "waited", &v), MLO_ERR_TIMEOUT);
-    assert_true(captured_has(&cap, MLO_ERR_TIMEOUT, "not on the server"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_TIMEOUT, "not on the server"));
     json_t *d = dump();
     assert_null(find_model(d, "waited"));
     json_decref(d);
     /* back: register waits for the creation, then registers */
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_faults_clear(srv);
     assert_int_equal(mlo_register_model(r, "model", "waited", &v), MLO_OK);
     assert_int_equal(v, 1);
     d = dump();
@@ -788,7 +684,7 @@ static void test_register_waits_for_run(void **state) {
  * at once (the call waits for the uploads), alias, download byte-exact. */
 static void test_log_register_download(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-flow");
     const char *top = scratch();
@@ -854,14 +750,14 @@ static void test_log_register_download(void **state) {
 /* Uploads that cannot finish within the request timeout: no version. */
 static void test_register_waits_for_uploads(void **state) {
     (void)state;
-    captured cap;
-    mlo_client_t *c = open_client(&cap);
+    tu_errors cap;
+    mlo_client_t *c = open_client_t(&cap, testsrv_uri(srv), 1.5); /* the wait's bound */
     mlo_run_t *r = start_run(c, "registry-upload-wait");
     server_config("{\"artifacts_down\": true}");
     assert_int_equal(mlo_log_artifact_bytes(r, "weights", 7, "model/w.bin"), MLO_OK);
     int64_t v = 0;
     assert_int_equal(mlo_register_model(r, "model", "slow", &v), MLO_ERR_TIMEOUT);
-    assert_true(captured_has(&cap, MLO_ERR_TIMEOUT, "uploaded"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_TIMEOUT, "uploaded"));
     json_t *d = dump();
     assert_null(find_model(d, "slow"));
     json_decref(d);
@@ -895,7 +791,7 @@ static void hostile_listing(const char *files_json, int count) {
 
 static void test_hostile_names(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-hostile");
     put_tree(r);
@@ -919,7 +815,7 @@ static void test_hostile_names(void **state) {
         hostile_listing(files, 1);
         cap.n = 0;
         assert_int_equal(mlo_download_artifacts(c, rid, NULL, dest), MLO_ERR_INVALID_PATH);
-        assert_true(captured_has(&cap, MLO_ERR_INVALID_PATH, "refused"));
+        assert_true(tu_errors_count(&cap, MLO_ERR_INVALID_PATH, "refused"));
         assert_int_equal(count_below(top, NULL), 1); /* dest itself, empty */
 
         /* the same name as a directory one level down */
@@ -938,7 +834,7 @@ static void test_hostile_names(void **state) {
         hostile_listing(files, 1);
         listing l = {0};
         assert_int_equal(mlo_list_artifacts(c, rid, NULL, on_entry, &l), MLO_ERR_INVALID_PATH);
-        free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+        tu_faults_clear(srv);
         free(dest);
     }
     struct stat sb;
@@ -949,8 +845,8 @@ static void test_hostile_names(void **state) {
     char *dest = path2(top, "deep");
     hostile_listing("{\"files\": [{\"path\": \"d\", \"is_dir\": true}]}", -1);
     assert_int_equal(mlo_download_artifacts(c, rid, NULL, dest), MLO_ERR_INVALID_PATH);
-    assert_true(captured_has(&cap, MLO_ERR_INVALID_PATH, "deep"));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    assert_true(tu_errors_count(&cap, MLO_ERR_INVALID_PATH, "deep"));
+    tu_faults_clear(srv);
     free(dest);
 
     assert_int_equal(mlo_end_run(r, MLO_RUN_FINISHED), MLO_OK);
@@ -959,7 +855,7 @@ static void test_hostile_names(void **state) {
 
 static void test_planted_symlinks(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-symlinks");
     put_tree(r);
@@ -975,13 +871,13 @@ static void test_planted_symlinks(void **state) {
     assert_int_equal(symlink(outside, link), 0);
     cap.n = 0;
     assert_int_equal(mlo_download_artifacts(c, rid, NULL, dest), MLO_ERR_INVALID_PATH);
-    assert_true(captured_has(&cap, MLO_ERR_INVALID_PATH, "symbolic link"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_INVALID_PATH, "symbolic link"));
     assert_int_equal(count_below(outside, NULL), 0);
     /* the caller's own dest_dir may be a link: that one is followed */
     assert_int_equal(mlo_download_artifacts(c, rid, "plots", link), MLO_OK);
     assert_int_equal(count_below(outside, NULL), 1);
     assert_int_equal(unlink(link), 0);
-    rm_rf(outside);
+    tu_rm_rf(outside);
     assert_int_equal(mkdir(outside, 0700), 0);
     free(link);
 
@@ -1036,7 +932,7 @@ static void test_planted_symlinks(void **state) {
 
 static void test_bad_arguments(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_client(&cap);
     mlo_run_t *r = start_run(c, "registry-args");
     put_tree(r);
@@ -1093,7 +989,7 @@ static void test_bad_arguments(void **state) {
             fail_msg("%s was not refused", uris[i]);
         assert_int_equal(mlo_list_artifacts(c, uris[i], NULL, on_entry, &l),
                          MLO_ERR_INVALID_ARGUMENT);
-        assert_true(captured_has(&cap, MLO_ERR_INVALID_ARGUMENT, NULL));
+        assert_true(tu_errors_count(&cap, MLO_ERR_INVALID_ARGUMENT, NULL));
     }
     assert_int_equal(l.n, 0);
     struct stat sb;
@@ -1119,7 +1015,7 @@ static void test_bad_arguments(void **state) {
     /* aliases the server refuses */
     cap.n = 0;
     assert_int_equal(mlo_set_model_alias(c, "known", "latest", 1), MLO_ERR_SERVER_INVALID);
-    assert_true(captured_has(&cap, MLO_ERR_SERVER_INVALID, "mlo_set_model_alias"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "mlo_set_model_alias"));
     assert_int_equal(mlo_set_model_alias(c, "known", "v1", 1), MLO_ERR_SERVER_INVALID);
     assert_int_equal(mlo_set_model_alias(c, "known", "bad alias!", 1), MLO_ERR_SERVER_INVALID);
     json_t *d = dump();
@@ -1141,7 +1037,7 @@ static void test_bad_arguments(void **state) {
     cap.n = 0;
     assert_int_equal(mlo_list_artifacts(c, mlo_run_id(r2), NULL, on_entry, &l),
                      MLO_ERR_ARTIFACTS_NOT_PROXIED);
-    assert_true(captured_has(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_ARTIFACTS_NOT_PROXIED, "--serve-artifacts"));
     assert_int_equal(mlo_download_artifacts(c, mlo_run_id(r2), NULL, dest),
                      MLO_ERR_ARTIFACTS_NOT_PROXIED);
     /* registering needs no access to the files: the source is the s3:// URI */
@@ -1157,7 +1053,7 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(mlo_end_run(r2, MLO_RUN_FINISHED), MLO_OK);
 
     /* no tracking URI: a configuration error, said through the callback */
-    captured cap2;
+    tu_errors cap2;
     mlo_client_t *local = open_client_uri(&cap2, NULL);
     mlo_run_t *lr = NULL;
     assert_int_equal(mlo_start_run(local, "local", NULL, NULL, &lr), MLO_OK);
@@ -1165,7 +1061,7 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(mlo_download_artifacts(local, rid, NULL, dest), MLO_ERR_CONFIG);
     assert_int_equal(mlo_register_model(lr, "model", "m", NULL), MLO_ERR_CONFIG);
     assert_int_equal(mlo_set_model_alias(local, "m", "a", 1), MLO_ERR_CONFIG);
-    assert_true(captured_has(&cap2, MLO_ERR_CONFIG, "tracking URI"));
+    assert_true(tu_errors_count(&cap2, MLO_ERR_CONFIG, "tracking URI"));
     assert_int_equal(mlo_end_run(lr, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_close(local), MLO_OK);
 
@@ -1180,20 +1076,11 @@ static void test_bad_arguments(void **state) {
     free(dest);
 }
 
-int main(void) {
-    unsetenv("MLFLOW_TRACKING_URI");
-    unsetenv("MLFLOW_RUN_ID");
-    unsetenv("MLFLOW_EXPERIMENT_NAME");
-    unsetenv("MLFLOW_EXPERIMENT_ID");
-    snprintf(base_dir, sizeof base_dir, "/tmp/mlo-test-registry-XXXXXX");
-    if (!mkdtemp(base_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+int main(int argc, char **argv) {
+    tu_init("registry");
     srv = testsrv_start("");
     if (!srv) {
         fprintf(stderr, "could not start the test server\n");
-        rm_rf(base_dir);
         return 1;
     }
     const struct CMUnitTest tests[] = {
@@ -1209,10 +1096,9 @@ int main(void) {
         cmocka_unit_test_setup(test_planted_symlinks, setup),
         cmocka_unit_test_setup(test_bad_arguments, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_registry", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     for (size_t i = 0; i < NTREE; i++)
         free(tree[i].data);
-    rm_rf(base_dir);
     return rc;
 }

@@ -46,7 +46,7 @@
 
 #include "mlo.h"
 #include "tcpproxy.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 #define TOKEN "mlo-T0KEN-7f3a9c1e5b24d8"
 #define USER "mlo-user-x"
@@ -279,9 +279,7 @@ static void restore_stderr(scan *sc) {
 static testsrv *srv;
 
 static void post_config(const char *json) {
-    long code = 0;
-    free(testsrv_post(srv, "/_test/config", json, &code));
-    assert_int_equal(code, 200);
+    tu_config(srv, json);
 }
 
 typedef enum { AUTH_TOKEN, AUTH_BASIC_AND_TOKEN, AUTH_URI } auth_mode;
@@ -357,34 +355,19 @@ static void one_life(const life *L, tcpproxy *px, const char *store, msgs *m, sc
     restore_stderr(sc);
 
     /* every point landed (so the faults really were lived through) */
-    char path[256];
     long code;
-    json_t *d;
     char *body = testsrv_get(srv, "/_test/dump", &code);
     assert_non_null(body);
     assert_null(find_secret(body, strlen(body))); /* nothing stored holds a secret */
-    d = json_loads(body, 0, NULL);
     free(body);
-    size_t i;
-    json_t *r;
-    int found = 0;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *n = json_string_value(json_object_get(json_object_get(r, "tags"), "mlflow.runName"));
-        if (n && !strcmp(n, L->name)) {
-            found = 1;
-            const char *id = json_string_value(json_object_get(json_object_get(r, "info"), "run_id"));
-            snprintf(path, sizeof path, "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=loss", id);
-        }
-    }
+    json_t *d = tu_dump(srv);
+    char run_id[64];
+    snprintf(run_id, sizeof run_id, "%s",
+             tu_str(json_object_get(tu_run_by_tag(d, "mlflow.runName", L->name), "info"),
+                    "run_id"));
     json_decref(d);
-    assert_true(found);
     post_config("{\"require_auth\": null}");
-    body = testsrv_get(srv, path, &code);
-    assert_non_null(body);
-    json_t *h = json_loads(body, 0, NULL);
-    free(body);
-    assert_int_equal(json_array_size(json_object_get(h, "metrics")), 700);
-    json_decref(h);
+    assert_int_equal(tu_history_len(srv, run_id, "loss"), 700);
 }
 
 /* The token on the wire only in Authorization headers; the raw password never. */
@@ -456,7 +439,7 @@ static void check_request_log(const char *expect_auth) {
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
+    tu_reset(srv);
     post_config("{\"require_auth\": null}");
     return 0;
 }
@@ -471,20 +454,13 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* A store path the library creates (so its own modes are what is checked). */
 static char *new_store(void) {
-    char tmpl[] = "/tmp/mlo-secrets-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    char *s = malloc(strlen(d) + 8);
-    sprintf(s, "%s/store", d); /* created by the library: its modes */
-    return s;
+    return tu_new_path("store");
 }
 
 static void rm_store(char *store) {
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf \"$(dirname '%s')\"", store);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -543,9 +519,10 @@ static void test_password_in_uri(void **state) {
     run_life(AUTH_URI, "secrets-uri");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     init_secrets();
+    tu_init("secrets");
     srv = testsrv_start("");
     if (!srv)
         return 1;
@@ -554,7 +531,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_basic_auth_and_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_in_uri, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_secrets", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -554,8 +554,9 @@ static void test_create_connect_retried(void **state) {
 
 /* ---- requests in flight --------------------------------------------------------------- */
 
-/* Four runs, four workers: requests of different runs overlap, those of one
- * run never do, and each run ends after its data. */
+/* Four runs, four workers: requests of different runs overlap, and so do
+ * one run's metrics batches (metrics are order-free on the server); each
+ * run ends after all its data. */
 static void test_inflight_runs_overlap(void **state) {
     (void)state;
     fx *f = fx_new(1, 4);
@@ -572,7 +573,6 @@ static void test_inflight_runs_overlap(void **state) {
     assert_true(fake_max_inflight(f->fs, "runs/log-batch", NULL) > 1);
     for (int r = 0; r < 4; r++) {
         const char *sid = sid_of(f, lids[r]);
-        assert_int_equal(fake_max_inflight(f->fs, "runs/log-batch", sid), 1);
         assert_int_equal(fake_metric_points(f->fs, sid, "m"), 2500);
         assert_true(req_index(f, "runs/update", sid, 0) >
                     req_index(f, "runs/log-batch", sid, 1));
@@ -582,8 +582,45 @@ static void test_inflight_runs_overlap(void **state) {
     fx_free(f);
 }
 
-/* A request that fails transiently in flight sends the stage again whole:
- * nothing counted, nothing lost or doubled when it is resent. */
+/* One run alone fills every worker with its metrics batches; its params and
+ * tags batches never overlap each other (a tag's last value wins). */
+static void test_inflight_one_run(void **state) {
+    (void)state;
+    fx *f = fx_new(1, 4);
+    fake_delay(f->fs, "runs/log-batch", 15);
+    start(f, "run1", "exp");
+    char k[32], v[32];
+    for (int i = 0; i < 8000; i++)
+        metric(f, "run1", "m", i, i);
+    for (int i = 0; i < 400; i++) {
+        snprintf(k, sizeof k, "t%d", i % 150);
+        snprintf(v, sizeof v, "v%d", i);
+        keyval(f, MLO_REC_TAG, "run1", k, v);
+    }
+    end(f, "run1");
+    assert_int_equal(mlo__sender_process(S(f)), MLO_OK);
+    const char *sid = sid_of(f, "run1");
+    assert_true(fake_max_inflight(f->fs, "runs/log-batch", sid) >= 3);
+    assert_int_equal(fake_metric_points(f->fs, sid, "m"), 8000);
+    /* the last value of every tag is the last one logged */
+    for (int t = 0; t < 150; t++) {
+        int last = -1;
+        for (int i = 0; i < 400; i++)
+            if (i % 150 == t)
+                last = i;
+        snprintf(k, sizeof k, "t%d", t);
+        snprintf(v, sizeof v, "v%d", last);
+        assert_string_equal(fake_tag(f->fs, sid, k), v);
+    }
+    /* batches holding tags never overlapped */
+    assert_true(fake_count(f->fs, "runs/log-batch") >= 8 + 4);
+    assert_int_equal(fake_max_inflight(f->fs, "runs/log-batch#kv", sid), 1);
+    assert_true(req_index(f, "runs/update", sid, 0) > req_index(f, "runs/log-batch", sid, 1));
+    fx_free(f);
+}
+
+/* Synchronous use: a request that fails transiently in flight ends the
+ * call; what it staged is sent again whole, nothing lost or doubled. */
 static void test_inflight_failure_resends(void **state) {
     (void)state;
     fx *f = fx_new(1, 3);
@@ -599,13 +636,12 @@ static void test_inflight_failure_resends(void **state) {
                 metric(f, lids[r], "m", i, i);
         int st = mlo__sender_process(S(f));
         assert_int_equal(st, pass == 0 ? MLO_ERR_SERVER : MLO_OK);
-        if (pass == 0)
-            assert_int_equal(stat_of(f, MLO_STAT_SENT), 0);
     }
     for (int r = 0; r < 3; r++)
         assert_int_equal(fake_metric_points(f->fs, sid_of(f, lids[r]), "m"), 1500);
     assert_int_equal(fake_runs(f->fs), 3);
-    assert_int_equal(stat_of(f, MLO_STAT_SENT), 3 * 1500);
+    /* counted as delivered: what the first pass delivered may count twice */
+    assert_true(stat_of(f, MLO_STAT_SENT) >= 3 * 1500);
     fx_free(f);
 }
 
@@ -630,6 +666,7 @@ int main(void) {
         cmocka_unit_test(test_create_lost_before),
         cmocka_unit_test(test_create_connect_retried),
         cmocka_unit_test(test_inflight_runs_overlap),
+        cmocka_unit_test(test_inflight_one_run),
         cmocka_unit_test(test_inflight_failure_resends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

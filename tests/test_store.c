@@ -30,152 +30,39 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "mlo.h"
 #include "mlo_sync.h"
-#include "testsrv.h"
+#include "testutil.h"
 
 static testsrv *srv;
 
 /* ---- helpers ---- */
 
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[64];
-    char messages[64][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 64) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg);
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int captured_has(captured *c, int st, const char *needle) {
-    int found = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 64; i++)
-        if (c->statuses[i] == st && (!needle || strstr(c->messages[i], needle)))
-            found = 1;
-    pthread_mutex_unlock(&c->lock);
-    return found;
-}
-
+/* A path for a store the library creates itself (with its own modes). */
 static char *new_store(void) {
-    char tmpl[] = "/tmp/mlo-test-store-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    char *s = malloc(strlen(d) + 8);
-    sprintf(s, "%s/store", d); /* created by the library */
-    return s;
+    return tu_new_path("store");
 }
 
-static void rm_rf(const char *path) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", path);
-}
-
-static mlo_client_t *open_at(const char *store, const char *uri, captured *cap,
+static mlo_client_t *open_at(const char *store, const char *uri, tu_errors *cap,
                              unsigned close_ms) {
-    mlo_options_t *o = mlo_options_new();
-    assert_non_null(o);
-    assert_int_equal(mlo_options_set_store_dir(o, store), MLO_OK);
-    assert_int_equal(mlo_options_set_tracking_uri(o, uri), MLO_OK);
-    assert_int_equal(mlo_options_set_retries(o, 1, 0.05, 0.01, 2), MLO_OK);
-    if (close_ms)
-        assert_int_equal(mlo_options_set_close_timeout_ms(o, close_ms), MLO_OK);
-    if (cap) {
-        pthread_mutex_init(&cap->lock, NULL);
-        cap->n = 0;
-        assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
-    }
-    mlo_client_t *c = NULL;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    return c;
+    tu_client_cfg k = {.store = store, .uri = uri, .retries = 1, .backoff_s = 0.05,
+                       .jitter_s = 0.01, .timeout_s = 2, .close_ms = close_ms, .errors = cap};
+    return tu_open(&k);
 }
 
-static json_t *dump(void) {
-    long code = 0;
-    char *body = testsrv_get(srv, "/_test/dump", &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
-}
-
-static const char *str_at(json_t *o, const char *k) {
-    return json_string_value(json_object_get(o, k));
-}
-
-/* The one run whose tag `key` is `value` (fails if not exactly one). */
-static json_t *run_by_tag(json_t *d, const char *key, const char *value) {
-    size_t i;
-    json_t *r, *found = NULL;
-    int n = 0;
-    json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *v = str_at(json_object_get(r, "tags"), key);
-        if (v && !strcmp(v, value)) {
-            found = r;
-            n++;
-        }
-    }
-    if (n != 1)
-        fail_msg("%d runs with tag %s=%s", n, key, value);
-    return found;
-}
-
-static size_t nruns(json_t *d) {
-    return json_array_size(json_object_get(d, "runs"));
-}
-
-static size_t count_metric(json_t *run, const char *key) {
-    size_t i, n = 0;
-    json_t *m;
-    json_array_foreach(json_object_get(run, "metrics"), i, m) if (!strcmp(str_at(m, "key"), key)) n++;
-    return n;
-}
-
-static json_t *metric_at(json_t *run, const char *key, int64_t step) {
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(run, "metrics"), i, m) {
-        if (!strcmp(str_at(m, "key"), key) &&
-            json_integer_value(json_object_get(m, "step")) == step)
-            return m;
-    }
-    return NULL;
+/* A client of the local store (no tracking URI). */
+static mlo_client_t *open_local(const char *store) {
+    tu_client_cfg k = {.store = store, .retries = -1};
+    return tu_open(&k);
 }
 
 static int setup(void **state) {
     (void)state;
-    free(testsrv_post(srv, "/_test/reset", "{}", NULL));
+    tu_reset(srv);
     return 0;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int count_requests(const char *path_part) {
-    long code;
-    char *reqs = testsrv_get(srv, "/_test/requests", &code);
-    int n = 0;
-    for (const char *p = reqs; (p = strstr(p, path_part)); p++)
-        n++;
-    free(reqs);
-    return n;
+    return tu_count_requests(srv, NULL, path_part, NULL);
 }
 
 /* ---- a full run with no server, then sync, compared field by field ---- */
@@ -183,21 +70,13 @@ static int count_requests(const char *path_part) {
 static void test_local_run_then_sync_twice(void **state) {
     (void)state;
     char *store = new_store();
-    mlo_options_t *o = mlo_options_new();
-    mlo_options_set_store_dir(o, store);
-    mlo_options_set_tracking_uri(o, NULL);
-    captured cap;
-    pthread_mutex_init(&cap.lock, NULL);
-    cap.n = 0;
-    mlo_options_set_error_callback(o, capture, &cap);
-    unsetenv("MLFLOW_TRACKING_URI");
-    mlo_client_t *c;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
-    int64_t t0 = now_ms();
+    tu_errors cap;
+    tu_client_cfg k = {.store = store, .retries = -1, .errors = &cap}; /* no tracking URI */
+    mlo_client_t *c = tu_open(&k);
+    int64_t t0 = tu_wall_ms();
     mlo_run_t *run, *child;
     assert_int_equal(mlo_start_run(c, "offline-exp", "offline-run", NULL, &run), MLO_OK);
-    int64_t t1 = now_ms();
+    int64_t t1 = tu_wall_ms();
     char lid[64];
     snprintf(lid, sizeof lid, "%s", mlo_run_id(run));
     assert_int_equal(strlen(lid), 32);
@@ -216,7 +95,7 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_int_equal(mlo_log_metric(child, "acc", 0.5, 1), MLO_OK);
     assert_int_equal(mlo_end_run(child, MLO_RUN_FAILED), MLO_OK);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
-    int64_t t_end = now_ms();
+    int64_t t_end = tu_wall_ms();
     assert_int_equal(mlo_client_flush(c, 5000), MLO_OK);
     uint64_t acc;
     mlo_client_stat(c, MLO_STAT_ACCEPTED, &acc);
@@ -225,39 +104,39 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_int_equal(cap.n, 0);
 
     /* nothing on the server yet */
-    json_t *d = dump();
-    assert_int_equal(nruns(d), 0);
+    json_t *d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 0);
     json_decref(d);
 
     char err[512];
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
-    d = dump();
-    assert_int_equal(nruns(d), 2);
-    json_t *r = run_by_tag(d, "mlo.local_id", lid);
+    d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 2);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
     json_t *info = json_object_get(r, "info");
-    assert_string_equal(str_at(info, "run_name"), "offline-run");
-    assert_string_equal(str_at(info, "status"), "FINISHED");
+    assert_string_equal(tu_str(info, "run_name"), "offline-run");
+    assert_string_equal(tu_str(info, "status"), "FINISHED");
     int64_t st = json_integer_value(json_object_get(info, "start_time"));
     assert_true(st >= t0 && st <= t1); /* the original start time, not the sync's */
     int64_t et = json_integer_value(json_object_get(info, "end_time"));
     assert_true(et >= t1 && et <= t_end);
     json_t *tags = json_object_get(r, "tags");
-    assert_string_equal(str_at(tags, "team"), "vision");
-    assert_string_equal(str_at(tags, "mlflow.runName"), "offline-run");
-    assert_string_equal(str_at(tags, "mlflow.source.type"), "LOCAL");
-    assert_non_null(str_at(tags, "mlflow.user"));
-    assert_string_equal(str_at(json_object_get(r, "params"), "lr"), "0.01");
-    assert_int_equal(count_metric(r, "loss"), 300);
+    assert_string_equal(tu_str(tags, "team"), "vision");
+    assert_string_equal(tu_str(tags, "mlflow.runName"), "offline-run");
+    assert_string_equal(tu_str(tags, "mlflow.source.type"), "LOCAL");
+    assert_non_null(tu_str(tags, "mlflow.user"));
+    assert_string_equal(tu_str(json_object_get(r, "params"), "lr"), "0.01");
+    assert_int_equal(tu_count_metric(r, "loss"), 300);
     for (int64_t s = 0; s < 300; s++) {
-        json_t *m = metric_at(r, "loss", s);
+        json_t *m = tu_metric_at(r, "loss", s);
         assert_non_null(m);
         assert_true(json_number_value(json_object_get(m, "value")) == 1.0 / (double)(s + 1));
         assert_int_equal(json_integer_value(json_object_get(m, "timestamp")), 1700000000000 + s);
     }
-    json_t *nm = metric_at(r, "nan", 3);
+    json_t *nm = tu_metric_at(r, "nan", 3);
     assert_non_null(nm);
     assert_true(json_is_string(json_object_get(nm, "value")));
-    const char *exp_id = str_at(info, "experiment_id");
+    const char *exp_id = tu_str(info, "experiment_id");
     char path[256];
     snprintf(path, sizeof path, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=offline-exp");
     long code;
@@ -266,12 +145,12 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_non_null(strstr(body, exp_id));
     free(body);
     /* the child: nested under the parent's server id, in the Default experiment */
-    json_t *cr = run_by_tag(d, "mlflow.runName", "offline-child");
-    assert_string_equal(str_at(json_object_get(cr, "tags"), "mlflow.parentRunId"),
-                        str_at(info, "run_id"));
-    assert_string_equal(str_at(json_object_get(cr, "info"), "experiment_id"), "0");
-    assert_string_equal(str_at(json_object_get(cr, "info"), "status"), "FAILED");
-    assert_int_equal(count_metric(cr, "acc"), 1);
+    json_t *cr = tu_run_by_tag(d, "mlflow.runName", "offline-child");
+    assert_string_equal(tu_str(json_object_get(cr, "tags"), "mlflow.parentRunId"),
+                        tu_str(info, "run_id"));
+    assert_string_equal(tu_str(json_object_get(cr, "info"), "experiment_id"), "0");
+    assert_string_equal(tu_str(json_object_get(cr, "info"), "status"), "FAILED");
+    assert_int_equal(tu_count_metric(cr, "acc"), 1);
     json_decref(d);
 
     /* runs.map says where it went (what `mlo ls` shows) */
@@ -291,8 +170,8 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     assert_int_equal(count_requests("runs/create"), 0);
     assert_int_equal(count_requests("runs/log-batch"), 0);
-    d = dump();
-    assert_int_equal(nruns(d), 2);
+    d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 2);
     json_decref(d);
 
     /* the runs.map lost (an ack lost in a crash): the tag finds the runs */
@@ -302,12 +181,12 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_int_equal(system(cmd), 0);
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     assert_int_equal(count_requests("runs/create"), 0);
-    d = dump();
-    assert_int_equal(nruns(d), 2);
-    r = run_by_tag(d, "mlo.local_id", lid);
-    assert_int_equal(count_metric(r, "loss"), 300); /* resent, stored once */
+    d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 2);
+    r = tu_run_by_tag(d, "mlo.local_id", lid);
+    assert_int_equal(tu_count_metric(r, "loss"), 300); /* resent, stored once */
     json_decref(d);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -318,9 +197,9 @@ static void test_server_down_then_up(void **state) {
     char *store = new_store();
     /* every API request fails: the connection is dropped without an answer */
     assert_int_equal(testsrv_fault(srv, "{\"drop\": true, \"count\": -1}"), 0);
-    captured cap;
+    tu_errors cap;
     mlo_client_t *c = open_at(store, testsrv_uri(srv), &cap, 2000);
-    int64_t t0 = now_ms();
+    int64_t t0 = tu_wall_ms();
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "outage", "through-outage", NULL, &run), MLO_OK);
     char lid[64];
@@ -333,7 +212,7 @@ static void test_server_down_then_up(void **state) {
     mlo_client_stat(c, MLO_STAT_FAILED, &failed);
     assert_int_equal(failed, 0);
     /* the server comes back */
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_faults_clear(srv);
     for (int i = 500; i < 1000; i++)
         assert_int_equal(mlo_log_metric(run, "m", i, i), MLO_OK);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
@@ -347,19 +226,19 @@ static void test_server_down_then_up(void **state) {
     assert_int_equal(failed, 0);
     /* the handle now names the server's run */
     assert_string_not_equal(mlo_run_id(run), lid);
-    json_t *d = dump();
-    assert_int_equal(nruns(d), 1);
-    json_t *r = run_by_tag(d, "mlo.local_id", lid);
-    assert_string_equal(str_at(json_object_get(r, "info"), "run_id"), mlo_run_id(run));
-    assert_string_equal(str_at(json_object_get(r, "info"), "run_name"), "through-outage");
-    assert_string_equal(str_at(json_object_get(r, "info"), "status"), "FINISHED");
+    json_t *d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 1);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
+    assert_string_equal(tu_str(json_object_get(r, "info"), "run_id"), mlo_run_id(run));
+    assert_string_equal(tu_str(json_object_get(r, "info"), "run_name"), "through-outage");
+    assert_string_equal(tu_str(json_object_get(r, "info"), "status"), "FINISHED");
     int64_t st = json_integer_value(json_object_get(json_object_get(r, "info"), "start_time"));
     assert_true(st >= t0 && st <= t0 + 5000);
-    assert_int_equal(count_metric(r, "m"), 1000);
+    assert_int_equal(tu_count_metric(r, "m"), 1000);
     json_decref(d);
-    assert_true(captured_has(&cap, MLO_ERR_NETWORK, NULL));
+    assert_true(tu_errors_count(&cap, MLO_ERR_NETWORK, NULL));
     assert_int_equal(mlo_client_close(c), MLO_OK);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -377,25 +256,21 @@ static void test_outbox_adopted_by_next_client(void **state) {
     for (int i = 0; i < 200; i++)
         assert_int_equal(mlo_log_metric(run, "x", i, i), MLO_OK);
     assert_int_equal(mlo_client_close(a), MLO_ERR_TIMEOUT); /* kept in the store */
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_faults_clear(srv);
 
     mlo_client_t *b = open_at(store, testsrv_uri(srv), NULL, 0);
     mlo_run_t *own;
     assert_int_equal(mlo_start_run(b, NULL, "next", NULL, &own), MLO_OK);
     assert_int_equal(mlo_log_metric(own, "y", 1, 1), MLO_OK);
     assert_int_equal(mlo_client_flush(b, 10000), MLO_OK);
-    uint64_t adopted = 0;
-    for (int i = 0; i < 100 && adopted < 200; i++) {
-        mlo_client_stat(b, MLO_STAT_ADOPTED, &adopted);
-        usleep(50000);
-    }
-    assert_int_equal(adopted, 200);
-    json_t *d = dump();
-    json_t *r = run_by_tag(d, "mlo.local_id", lid);
-    assert_int_equal(count_metric(r, "x"), 200);
+    TU_WAIT_UNTIL(tu_stat(b, MLO_STAT_ADOPTED) >= 200, 5000);
+    assert_int_equal(tu_stat(b, MLO_STAT_ADOPTED), 200);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
+    assert_int_equal(tu_count_metric(r, "x"), 200);
     json_decref(d);
     assert_int_equal(mlo_client_close(b), MLO_OK);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -422,12 +297,7 @@ static char *only_segment(const char *store) {
 static void test_corrupted_segment(void **state) {
     (void)state;
     char *store = new_store();
-    mlo_options_t *o = mlo_options_new();
-    mlo_options_set_store_dir(o, store);
-    unsetenv("MLFLOW_TRACKING_URI");
-    mlo_client_t *c;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
+    mlo_client_t *c = open_local(store);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, NULL, "damaged", NULL, &run), MLO_OK);
     char lid[64];
@@ -453,16 +323,16 @@ static void test_corrupted_segment(void **state) {
     int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_ERR_STORE);
     assert_non_null(strstr(err, "damaged"));
-    json_t *d = dump();
-    json_t *r = run_by_tag(d, "mlo.local_id", lid);
-    size_t n = count_metric(r, "v");
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
+    size_t n = tu_count_metric(r, "v");
     /* one block lost (maybe two if the damage straddles), the rest kept */
     assert_true(n >= 800 && n < 1000);
-    assert_non_null(metric_at(r, "v", 0));
-    assert_non_null(metric_at(r, "v", 999)); /* blocks after the damage too */
+    assert_non_null(tu_metric_at(r, "v", 0));
+    assert_non_null(tu_metric_at(r, "v", 999)); /* blocks after the damage too */
     json_decref(d);
     free(seg);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -471,12 +341,7 @@ static void test_corrupted_segment(void **state) {
 static void test_truncated_segment(void **state) {
     (void)state;
     char *store = new_store();
-    mlo_options_t *o = mlo_options_new();
-    mlo_options_set_store_dir(o, store);
-    unsetenv("MLFLOW_TRACKING_URI");
-    mlo_client_t *c;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
+    mlo_client_t *c = open_local(store);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, NULL, "torn", NULL, &run), MLO_OK);
     for (int b = 0; b < 3; b++) {
@@ -491,13 +356,13 @@ static void test_truncated_segment(void **state) {
     assert_int_equal(truncate(seg, sb.st_size - 7), 0); /* the last block torn */
     char err[512] = "";
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
-    json_t *d = dump();
-    json_t *r = run_by_tag(d, "mlflow.runName", "torn");
-    assert_int_equal(count_metric(r, "v"), 200); /* the first two blocks */
-    assert_non_null(metric_at(r, "v", 199));
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlflow.runName", "torn");
+    assert_int_equal(tu_count_metric(r, "v"), 200); /* the first two blocks */
+    assert_non_null(tu_metric_at(r, "v", 199));
     json_decref(d);
     free(seg);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -516,15 +381,14 @@ static void test_disk_full(void **state) {
         struct rlimit rl;
         getrlimit(RLIMIT_FSIZE, &rl);
         struct rlimit small = {600 << 10, rl.rlim_max};
-        captured cap;
-        pthread_mutex_init(&cap.lock, NULL);
-        cap.n = 0;
+        tu_errors cap;
+        tu_errors_init(&cap);
         mlo_options_t *o = mlo_options_new();
         mlo_options_set_store_dir(o, store);
         mlo_options_set_tracking_uri(o, uri);
         mlo_options_set_queue_bytes(o, 256 << 10);
         mlo_options_set_full_policy(o, MLO_FULL_DROP, 0);
-        mlo_options_set_error_callback(o, capture, &cap);
+        mlo_options_set_error_callback(o, tu_errors_cb, &cap);
         mlo_client_t *c;
         if (mlo_client_open(o, &c) != MLO_OK)
             _exit(10);
@@ -534,10 +398,19 @@ static void test_disk_full(void **state) {
             _exit(11);
         if (setrlimit(RLIMIT_FSIZE, &small) != 0)
             _exit(12);
-        /* random-ish values compress badly: the segment grows fast */
+        /* random-ish values compress badly: the segment grows fast.  Until
+         * the writer has said it cannot write and the queue has overflowed
+         * (the disk is full: more calls would show the same), within 120 s:
+         * under TSan on a loaded machine 200,000 calls were not always
+         * enough for the writer to reach the limit */
         uint64_t x = 88172645463325252ull;
         int ok = 0, full = 0;
-        for (int i = 0; i < 200000; i++) {
+        double deadline = tu_now() + 120;
+        for (int i = 0; i < 10000000; i++) {
+            if (i % 1000 == 0 && ((full > 1000 && tu_errors_count(&cap, MLO_ERR_STORE,
+                                                                  "cannot write")) ||
+                                  tu_now() > deadline))
+                break;
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -551,7 +424,7 @@ static void test_disk_full(void **state) {
             if (i % 5000 == 0)
                 usleep(20000);
         }
-        if (!captured_has(&cap, MLO_ERR_STORE, "cannot write"))
+        if (!tu_errors_count(&cap, MLO_ERR_STORE, "cannot write"))
             _exit(14);
         /* room again: the writer's retry goes through, and what the ring
          * held is delivered */
@@ -576,12 +449,12 @@ static void test_disk_full(void **state) {
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    json_t *d = dump();
-    json_t *r = run_by_tag(d, "mlflow.runName", "disk-full");
-    assert_int_equal(count_metric(r, "after"), 1);
-    assert_true(count_metric(r, "noise") > 0);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlflow.runName", "disk-full");
+    assert_int_equal(tu_count_metric(r, "after"), 1);
+    assert_true(tu_count_metric(r, "noise") > 0);
     json_decref(d);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -589,16 +462,16 @@ static void test_disk_full(void **state) {
 
 static void test_unusable_store(void **state) {
     (void)state;
-    captured cap;
+    tu_errors cap;
     /* a store under a regular file can never be created */
     mlo_client_t *c = open_at("/dev/null/mlo-store", testsrv_uri(srv), &cap, 0);
-    assert_true(captured_has(&cap, MLO_ERR_STORE, "/dev/null/mlo-store"));
+    assert_true(tu_errors_count(&cap, MLO_ERR_STORE, "/dev/null/mlo-store"));
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, NULL, "memory-only", NULL, &run), MLO_OK);
     assert_int_equal(mlo_log_metric(run, "m", 1, 1), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    json_t *d = dump();
-    assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "memory-only"), "m"), 1);
+    json_t *d = tu_dump(srv);
+    assert_int_equal(tu_count_metric(tu_run_by_tag(d, "mlflow.runName", "memory-only"), "m"), 1);
     json_decref(d);
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
@@ -648,19 +521,14 @@ static void test_two_processes_one_store(void **state) {
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
     }
-    json_t *d = dump();
-    assert_int_equal(nruns(d), 2);
-    assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "proc-0"), "m"), 5000);
-    assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "proc-1"), "m"), 5000);
+    json_t *d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 2);
+    assert_int_equal(tu_count_metric(tu_run_by_tag(d, "mlflow.runName", "proc-0"), "m"), 5000);
+    assert_int_equal(tu_count_metric(tu_run_by_tag(d, "mlflow.runName", "proc-1"), "m"), 5000);
     json_decref(d);
 
     /* a live process holds its files: sync leaves them alone and says so */
-    mlo_options_t *o = mlo_options_new();
-    mlo_options_set_store_dir(o, store);
-    mlo_client_t *live;
-    unsetenv("MLFLOW_TRACKING_URI");
-    assert_int_equal(mlo_client_open(o, &live), MLO_OK);
-    mlo_options_free(o);
+    mlo_client_t *live = open_local(store);
     mlo_run_t *lr;
     assert_int_equal(mlo_start_run(live, NULL, "live-local", NULL, &lr), MLO_OK);
     assert_int_equal(mlo_log_metric(lr, "z", 1, 1), MLO_OK);
@@ -675,18 +543,18 @@ static void test_two_processes_one_store(void **state) {
     assert_int_equal(waitpid(p, &status, 0), p);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    d = dump();
-    assert_int_equal(nruns(d), 2); /* the live process's run was not taken */
+    d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 2); /* the live process's run was not taken */
     json_decref(d);
     assert_int_equal(mlo_client_close(live), MLO_OK);
     /* now it is gone: sync takes it */
     char err[512];
     assert_int_equal(mlo__sync_store(store, uri, NULL, NULL, err, sizeof err), MLO_OK);
-    d = dump();
-    assert_int_equal(nruns(d), 3);
-    assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "live-local"), "z"), 1);
+    d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), 3);
+    assert_int_equal(tu_count_metric(tu_run_by_tag(d, "mlflow.runName", "live-local"), "z"), 1);
     json_decref(d);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -695,12 +563,7 @@ static void test_two_processes_one_store(void **state) {
 static void test_many_nested_runs(void **state) {
     (void)state;
     char *store = new_store();
-    mlo_options_t *o = mlo_options_new();
-    mlo_options_set_store_dir(o, store);
-    unsetenv("MLFLOW_TRACKING_URI");
-    mlo_client_t *c;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
+    mlo_client_t *c = open_local(store);
     enum { N = 150 };
     mlo_run_t *runs[N];
     char lids[N][40];
@@ -715,17 +578,17 @@ static void test_many_nested_runs(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
     char err[512];
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
-    json_t *d = dump();
-    assert_int_equal(nruns(d), N);
+    json_t *d = tu_dump(srv);
+    assert_int_equal(tu_nruns(d), N);
     for (int i = 1; i < N; i++) {
-        json_t *r = run_by_tag(d, "mlo.local_id", lids[i]);
-        json_t *p = run_by_tag(d, "mlo.local_id", lids[i / 2]);
-        assert_string_equal(str_at(json_object_get(r, "tags"), "mlflow.parentRunId"),
-                            str_at(json_object_get(p, "info"), "run_id"));
-        assert_int_equal(count_metric(r, "i"), 1);
+        json_t *r = tu_run_by_tag(d, "mlo.local_id", lids[i]);
+        json_t *p = tu_run_by_tag(d, "mlo.local_id", lids[i / 2]);
+        assert_string_equal(tu_str(json_object_get(r, "tags"), "mlflow.parentRunId"),
+                            tu_str(json_object_get(p, "info"), "run_id"));
+        assert_int_equal(tu_count_metric(r, "i"), 1);
     }
     json_decref(d);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -734,12 +597,7 @@ static void test_many_nested_runs(void **state) {
 static void test_sync_resumable_and_refusals(void **state) {
     (void)state;
     char *store = new_store();
-    mlo_options_t *o = mlo_options_new();
-    mlo_options_set_store_dir(o, store);
-    unsetenv("MLFLOW_TRACKING_URI");
-    mlo_client_t *c;
-    assert_int_equal(mlo_client_open(o, &c), MLO_OK);
-    mlo_options_free(o);
+    mlo_client_t *c = open_local(store);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, NULL, "to-sync", NULL, &run), MLO_OK);
     char lid[40];
@@ -757,17 +615,17 @@ static void test_sync_resumable_and_refusals(void **state) {
     int st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_ERR_SERVER);
     assert_non_null(strstr(err, "run sync again"));
-    free(testsrv_post(srv, "/_test/faults/clear", "{}", NULL));
+    tu_faults_clear(srv);
     unsetenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES");
     st = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
     assert_int_equal(st, MLO_ERR_SERVER_INVALID);
     assert_non_null(strstr(err, "1 events were refused"));
-    json_t *d = dump();
-    json_t *r = run_by_tag(d, "mlo.local_id", lid);
-    assert_string_equal(str_at(json_object_get(r, "params"), "p"), "1");
-    assert_int_equal(count_metric(r, "m"), 50);
+    json_t *d = tu_dump(srv);
+    json_t *r = tu_run_by_tag(d, "mlo.local_id", lid);
+    assert_string_equal(tu_str(json_object_get(r, "params"), "p"), "1");
+    assert_int_equal(tu_count_metric(r, "m"), 50);
     json_decref(d);
-    rm_rf(store);
+    tu_rm_rf(store);
     free(store);
 }
 
@@ -775,15 +633,12 @@ static void test_sync_resumable_and_refusals(void **state) {
 
 static void test_relative_store_survives_chdir(void **state) {
     (void)state;
-    char tmpl[] = "/tmp/mlo-test-rel-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
+    char *dir = tu_tmpdir("rel");
     char cwd[4096];
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(dir), 0);
     mlo_options_t *o = mlo_options_new();
     mlo_options_set_store_dir(o, "rel-store");
-    unsetenv("MLFLOW_TRACKING_URI");
     mlo_client_t *c;
     assert_int_equal(mlo_client_open(o, &c), MLO_OK);
     mlo_options_free(o);
@@ -796,14 +651,16 @@ static void test_relative_store_survives_chdir(void **state) {
     snprintf(store, sizeof store, "%s/rel-store", dir);
     char err[512];
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
-    json_t *d = dump();
-    assert_int_equal(count_metric(run_by_tag(d, "mlflow.runName", "rel"), "m"), 1);
+    json_t *d = tu_dump(srv);
+    assert_int_equal(tu_count_metric(tu_run_by_tag(d, "mlflow.runName", "rel"), "m"), 1);
     json_decref(d);
     assert_int_equal(chdir(cwd), 0);
-    rm_rf(dir);
+    tu_rm_rf(dir);
+    free(dir);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    tu_init("store");
     srv = testsrv_start("");
     if (!srv) {
         fprintf(stderr, "could not start the test server\n");
@@ -822,7 +679,7 @@ int main(void) {
         cmocka_unit_test_setup(test_sync_resumable_and_refusals, setup),
         cmocka_unit_test_setup(test_relative_store_survives_chdir, setup),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group("test_store", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);
     return rc;
 }

@@ -12,8 +12,10 @@
  *    where mlo_start_run does fail, it fails with the documented status;
  *  - with it (MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_INSECURE_TLS,
  *    MLFLOW_TRACKING_CLIENT_CERT_PATH, or the matching options) they land.
- * Each client gets its own store directory (MLO_STORE_DIR), so events kept by a
- * failed case are never sent by a later, correctly configured one.
+ * Each client gets its own store directory, so events kept by a failed case
+ * are never sent by a later, correctly configured one.  A refused case waits
+ * for its events at most 300 ms (flush, then close): they are kept in the
+ * store, never sent, and what the server holds is checked after the close.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -24,18 +26,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "mlo.h"
-#include "testsrv.h"
+#include "testutil.h"
 
-static char dir[256];   /* temp dir: certificates and store directories */
+static char *dir;       /* the certificates (below the scratch directory) */
 static testsrv *srv;    /* HTTPS, server certificate signed by ca.pem */
 static testsrv *msrv;   /* HTTPS that also requires a client certificate signed by ca.pem */
-static int case_no;
 
 static const char *path(const char *name) {
     static char buf[8][512];
@@ -87,55 +89,21 @@ static int make_certs(void) {
            make_leaf("stranger", "other-ca", "stranger", "extendedKeyUsage=clientAuth");
 }
 
-/* ---- error callback capture ---- */
-
-typedef struct captured {
-    pthread_mutex_t lock;
-    int n;
-    int statuses[32];
-    char messages[32][512];
-} captured;
-
-static void capture(void *user, mlo_status st, const char *msg) {
-    captured *c = user;
-    pthread_mutex_lock(&c->lock);
-    if (c->n < 32) {
-        c->statuses[c->n] = st;
-        snprintf(c->messages[c->n], sizeof c->messages[0], "%s", msg ? msg : "(null)");
-    }
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
-/* 1 if a message with status st (any status when st < 0) contains every needle. */
-static int said(captured *c, int st, const char *n1, const char *n2) {
-    int found = 0;
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 32; i++)
-        if ((st < 0 || c->statuses[i] == st) && (!n1 || strstr(c->messages[i], n1)) &&
-            (!n2 || strstr(c->messages[i], n2)))
-            found = 1;
-    pthread_mutex_unlock(&c->lock);
-    return found;
-}
-
-static void print_messages(captured *c, const char *what) {
-    pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < c->n && i < 32; i++)
-        printf("  [%s] %s: %s\n", what, mlo_strerror(c->statuses[i]), c->messages[i]);
-    pthread_mutex_unlock(&c->lock);
-}
-
 /* ---- clients ---- */
 
 typedef struct tls_cfg {
-    const char *ca_env;       /* MLFLOW_TRACKING_SERVER_CERT_PATH */
-    const char *cert_env;     /* MLFLOW_TRACKING_CLIENT_CERT_PATH */
-    const char *insecure_env; /* MLFLOW_TRACKING_INSECURE_TLS */
-    const char *ca_opt;       /* mlo_options_set_ca_cert_path */
-    const char *cert_opt;     /* mlo_options_set_client_cert_path */
+    const char *ca_env;       /* MLFLOW_TRACKING_SERVER_CERT_PATH (a file of the cert dir) */
+    const char *cert_env;     /* MLFLOW_TRACKING_CLIENT_CERT_PATH (a file of the cert dir) */
+    const char *insecure_env; /* MLFLOW_TRACKING_INSECURE_TLS (the value) */
+    const char *ca_opt;       /* mlo_options_set_ca_cert_path (a file of the cert dir) */
+    const char *cert_opt;     /* mlo_options_set_client_cert_path (a file of the cert dir) */
     int insecure_opt;         /* mlo_options_set_insecure_tls(1) */
 } tls_cfg;
+
+/* A file of the certificate directory, or NULL. */
+static const char *file_or_null(const char *name) {
+    return name ? path(name) : NULL;
+}
 
 static void set_or_unset(const char *name, const char *v) {
     if (v)
@@ -144,29 +112,31 @@ static void set_or_unset(const char *name, const char *v) {
         unsetenv(name);
 }
 
-static mlo_client_t *open_tls(const testsrv *s, const tls_cfg *t, captured *cap) {
-    char store[300];
-    snprintf(store, sizeof store, "%s/store-%d", dir, ++case_no);
-    setenv("MLO_STORE_DIR", store, 1);
-    set_or_unset("MLFLOW_TRACKING_SERVER_CERT_PATH", t->ca_env);
-    set_or_unset("MLFLOW_TRACKING_CLIENT_CERT_PATH", t->cert_env);
+/* A client of s configured as t says, its error callback into cap; close
+ * waits at most close_ms for unsent events. */
+static mlo_client_t *open_tls(const testsrv *s, const tls_cfg *t, tu_errors *cap,
+                              unsigned close_ms) {
+    set_or_unset("MLFLOW_TRACKING_SERVER_CERT_PATH", file_or_null(t->ca_env));
+    set_or_unset("MLFLOW_TRACKING_CLIENT_CERT_PATH", file_or_null(t->cert_env));
     set_or_unset("MLFLOW_TRACKING_INSECURE_TLS", t->insecure_env);
 
     mlo_options_t *o = mlo_options_new();
     assert_non_null(o);
+    char *store = tu_new_path("store");
+    assert_int_equal(mlo_options_set_store_dir(o, store), MLO_OK);
+    free(store);
     assert_int_equal(mlo_options_set_tracking_uri(o, testsrv_uri(s)), MLO_OK);
     /* short: a start_run that cannot reach the server waits about one request timeout */
     assert_int_equal(mlo_options_set_retries(o, 1, 0.05, 0.01, 1.5), MLO_OK);
-    assert_int_equal(mlo_options_set_close_timeout_ms(o, 2000), MLO_OK);
+    assert_int_equal(mlo_options_set_close_timeout_ms(o, close_ms), MLO_OK);
     if (t->ca_opt)
-        assert_int_equal(mlo_options_set_ca_cert_path(o, t->ca_opt), MLO_OK);
+        assert_int_equal(mlo_options_set_ca_cert_path(o, path(t->ca_opt)), MLO_OK);
     if (t->cert_opt)
-        assert_int_equal(mlo_options_set_client_cert_path(o, t->cert_opt), MLO_OK);
+        assert_int_equal(mlo_options_set_client_cert_path(o, path(t->cert_opt)), MLO_OK);
     if (t->insecure_opt)
         assert_int_equal(mlo_options_set_insecure_tls(o, 1), MLO_OK);
-    pthread_mutex_init(&cap->lock, NULL);
-    cap->n = 0;
-    assert_int_equal(mlo_options_set_error_callback(o, capture, cap), MLO_OK);
+    tu_errors_init(cap);
+    assert_int_equal(mlo_options_set_error_callback(o, tu_errors_cb, cap), MLO_OK);
     mlo_client_t *c = NULL;
     assert_int_equal(mlo_client_open(o, &c), MLO_OK);
     mlo_options_free(o);
@@ -176,22 +146,16 @@ static mlo_client_t *open_tls(const testsrv *s, const tls_cfg *t, captured *cap)
     return c;
 }
 
-/* ---- what the server stored ---- */
-
-static json_t *dump(const testsrv *s) {
-    long code = 0;
-    char *body = testsrv_get(s, "/_test/dump", &code);
-    assert_non_null(body);
-    assert_int_equal(code, 200);
-    json_t *j = json_loads(body, 0, NULL);
-    free(body);
-    assert_non_null(j);
-    return j;
+/* 1 if a message with status st (any when st < 0) contains both needles (NULL: any). */
+static int said(tu_errors *c, int st, const char *n1, const char *n2) {
+    return tu_errors_count2(c, st, n1, n2) > 0;
 }
+
+/* ---- what the server stored ---- */
 
 /* Metric points with this key stored in any run; *status gets the run's status. */
 static int landed(const testsrv *s, const char *key, char *status, size_t cap) {
-    json_t *d = dump(s);
+    json_t *d = tu_dump(s);
     size_t i, k;
     json_t *r, *m;
     int n = 0;
@@ -212,12 +176,12 @@ static int landed(const testsrv *s, const char *key, char *status, size_t cap) {
 
 /* The run of a correctly configured client lands, ended, with its metric. */
 static void expect_lands(const testsrv *s, const tls_cfg *t, const char *key) {
-    captured cap;
-    mlo_client_t *c = open_tls(s, t, &cap);
+    tu_errors cap;
+    mlo_client_t *c = open_tls(s, t, &cap, 2000);
     mlo_run_t *run = NULL;
     int st = mlo_start_run(c, "tls", key, NULL, &run);
     if (st != MLO_OK)
-        print_messages(&cap, key);
+        tu_errors_print(&cap, key);
     assert_int_equal(st, MLO_OK);
     assert_int_equal(mlo_log_param(run, "via", key), MLO_OK);
     for (int i = 0; i < 10; i++)
@@ -225,7 +189,7 @@ static void expect_lands(const testsrv *s, const tls_cfg *t, const char *key) {
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     st = mlo_client_flush(c, 15000);
     if (st != MLO_OK)
-        print_messages(&cap, key);
+        tu_errors_print(&cap, key);
     assert_int_equal(st, MLO_OK);
     uint64_t failed = 99;
     assert_int_equal(mlo_client_stat(c, MLO_STAT_FAILED, &failed), MLO_OK);
@@ -242,8 +206,8 @@ static void expect_lands(const testsrv *s, const tls_cfg *t, const char *key) {
  * Returns mlo_start_run's status. */
 static int expect_refused2(const testsrv *s, const tls_cfg *t, const char *key, int first_status,
                            const char *hint, int also_status) {
-    captured cap;
-    mlo_client_t *c = open_tls(s, t, &cap);
+    tu_errors cap;
+    mlo_client_t *c = open_tls(s, t, &cap, 300);
     mlo_run_t *run = NULL;
     int st = mlo_start_run(c, "tls", key, NULL, &run);
     printf("  %s: mlo_start_run -> %s\n", key, mlo_strerror(st));
@@ -252,7 +216,7 @@ static int expect_refused2(const testsrv *s, const tls_cfg *t, const char *key, 
         assert_non_null(run);
         assert_int_equal(mlo_log_metric(run, key, 1.0, 0), MLO_OK);
         assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
-        assert_int_not_equal(mlo_client_flush(c, 1000), MLO_OK);
+        assert_int_not_equal(mlo_client_flush(c, 300), MLO_OK);
     } else {
         if (st != first_status)
             printf("  %s: FINDING: %s, expected %s\n", key, mlo_strerror(st),
@@ -261,72 +225,66 @@ static int expect_refused2(const testsrv *s, const tls_cfg *t, const char *key, 
         assert_null(run);
     }
     mlo_client_close(c); /* MLO_OK or MLO_ERR_TIMEOUT: both are fine here */
-    print_messages(&cap, key);
+    tu_errors_print(&cap, key);
     assert_true(said(&cap, first_status, hint, NULL) || said(&cap, also_status, NULL, NULL));
     assert_int_equal(landed(s, key, NULL, 0), 0);
     return st;
 }
 
-static int expect_refused(const testsrv *s, const tls_cfg *t, const char *key, int first_status,
-                          const char *hint) {
-    return expect_refused2(s, t, key, first_status, hint, -1);
-}
-
 /* ---- tests ---- */
 
-static void test_verification_on_by_default(void **state) {
-    (void)state;
-    tls_cfg t = {0};
-    expect_refused(srv, &t, "tls.default", MLO_ERR_TLS, "MLFLOW_TRACKING_SERVER_CERT_PATH");
-}
+/* One case: a client configured as cfg against srv (or msrv, mutual TLS);
+ * its run lands, or it is refused with status in the callback (a message
+ * containing hint; also: a status tolerated instead, for a finding reported
+ * but not fixed yet). */
+typedef struct tls_case {
+    const char *name;
+    int mutual;
+    tls_cfg cfg;
+    int lands;
+    int status;
+    const char *hint;
+    int also;
+} tls_case;
 
-static void test_wrong_ca_refused(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("other-ca.pem")};
-    expect_refused(srv, &t, "tls.wrong_ca", MLO_ERR_TLS, "MLFLOW_TRACKING_SERVER_CERT_PATH");
-}
+#define CA_HINT "MLFLOW_TRACKING_SERVER_CERT_PATH"
+#define CERT_HINT "MLFLOW_TRACKING_CLIENT_CERT_PATH"
+static const tls_case cases[] = {
+    {"test_verification_on_by_default", 0, {0}, 0, MLO_ERR_TLS, CA_HINT, -1},
+    {"test_wrong_ca_refused", 0, {.ca_env = "other-ca.pem"}, 0, MLO_ERR_TLS, CA_HINT, -1},
+    {"test_ca_from_env", 0, {.ca_env = "ca.pem"}, 1, 0, NULL, -1},
+    /* the option wins over the environment */
+    {"test_ca_from_option", 0, {.ca_opt = "ca.pem", .ca_env = "other-ca.pem"}, 1, 0, NULL, -1},
+    {"test_insecure_env", 0, {.insecure_env = "true"}, 1, 0, NULL, -1},
+    {"test_insecure_option", 0, {.insecure_opt = 1}, 1, 0, NULL, -1},
+    {"test_insecure_false_still_verifies", 0, {.insecure_env = "false"}, 0, MLO_ERR_TLS,
+     CA_HINT, -1},
+    {"test_client_cert", 1, {.ca_env = "ca.pem", .cert_env = "client-bundle.pem"}, 1, 0, NULL,
+     -1},
+    {"test_client_cert_option", 1, {.ca_env = "ca.pem", .cert_opt = "client-bundle.pem"}, 1, 0,
+     NULL, -1},
+    /* FINDING (reported): with TLS 1.3 the server refuses the certificate after the
+     * handshake ("tlsv1 alert unknown ca" on the first read); src/mlo_http.c's
+     * client_cert_refused() looks for "certificate" in curl's message, misses it,
+     * and the call is retried and reported as MLO_ERR_NETWORK, without the hint.
+     * Tolerated until fixed; then drop the MLO_ERR_NETWORK. */
+    {"test_client_cert_from_other_ca", 1, {.ca_env = "ca.pem", .cert_env = "stranger-bundle.pem"},
+     0, MLO_ERR_TLS, CERT_HINT, MLO_ERR_NETWORK},
+    {"test_client_cert_unreadable", 1, {.ca_env = "ca.pem", .cert_env = "no-such-file.pem"}, 0,
+     MLO_ERR_TLS, CERT_HINT, -1},
+    {"test_ca_unreadable", 0, {.ca_env = "no-such-ca.pem"}, 0, MLO_ERR_TLS, NULL, -1},
+};
+#define NCASES (sizeof cases / sizeof cases[0])
 
-static void test_ca_from_env(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("ca.pem")};
-    expect_lands(srv, &t, "tls.ca_env");
-}
-
-static void test_ca_from_option(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_opt = path("ca.pem"), .ca_env = path("other-ca.pem")}; /* option wins */
-    expect_lands(srv, &t, "tls.ca_option");
-}
-
-static void test_insecure_env(void **state) {
-    (void)state;
-    tls_cfg t = {.insecure_env = "true"};
-    expect_lands(srv, &t, "tls.insecure_env");
-}
-
-static void test_insecure_option(void **state) {
-    (void)state;
-    tls_cfg t = {.insecure_opt = 1};
-    expect_lands(srv, &t, "tls.insecure_option");
-}
-
-static void test_insecure_false_still_verifies(void **state) {
-    (void)state;
-    tls_cfg t = {.insecure_env = "false"};
-    expect_refused(srv, &t, "tls.insecure_false", MLO_ERR_TLS,
-                   "MLFLOW_TRACKING_SERVER_CERT_PATH");
-}
-
-static void test_client_cert(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("ca.pem"), .cert_env = path("client-bundle.pem")};
-    expect_lands(msrv, &t, "tls.client_cert");
-}
-
-static void test_client_cert_option(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("ca.pem"), .cert_opt = path("client-bundle.pem")};
-    expect_lands(msrv, &t, "tls.client_cert_option");
+static void test_case(void **state) {
+    const tls_case *k = *state;
+    const testsrv *s = k->mutual ? msrv : srv;
+    char key[64];
+    snprintf(key, sizeof key, "tls.%s", k->name + 5); /* the metric and run name */
+    if (k->lands)
+        expect_lands(s, &k->cfg, key);
+    else
+        expect_refused2(s, &k->cfg, key, k->status, k->hint, k->also);
 }
 
 static void test_client_cert_missing(void **state) {
@@ -334,55 +292,31 @@ static void test_client_cert_missing(void **state) {
     /* the server answers like nginx: 400 with an HTML page, the client sees a
      * non-JSON answer; what matters is that the call does not succeed against
      * the server and the callback tells */
-    tls_cfg t = {.ca_env = path("ca.pem")};
-    captured cap;
-    mlo_client_t *c = open_tls(msrv, &t, &cap);
+    tls_cfg t = {.ca_env = "ca.pem"};
+    tu_errors cap;
+    mlo_client_t *c = open_tls(msrv, &t, &cap, 300);
     mlo_run_t *run = NULL;
     int st = mlo_start_run(c, "tls", "tls.no_client_cert", NULL, &run);
     printf("  tls.no_client_cert: mlo_start_run -> %s\n", mlo_strerror(st));
     if (st == MLO_OK) {
         assert_int_equal(mlo_log_metric(run, "tls.no_client_cert", 1.0, 0), MLO_OK);
-        assert_int_not_equal(mlo_client_flush(c, 1000), MLO_OK);
+        assert_int_not_equal(mlo_client_flush(c, 300), MLO_OK);
     }
     mlo_client_close(c);
-    print_messages(&cap, "tls.no_client_cert");
+    tu_errors_print(&cap, "tls.no_client_cert");
     assert_true(cap.n > 0);
     assert_true(said(&cap, -1, "400", NULL) || said(&cap, -1, "certificate", NULL));
     assert_int_equal(landed(msrv, "tls.no_client_cert", NULL, 0), 0);
 }
 
-static void test_client_cert_from_other_ca(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("ca.pem"), .cert_env = path("stranger-bundle.pem")};
-    /* FINDING (reported): with TLS 1.3 the server refuses the certificate after the
-     * handshake ("tlsv1 alert unknown ca" on the first read); src/mlo_http.c's
-     * client_cert_refused() looks for "certificate" in curl's message, misses it,
-     * and the call is retried and reported as MLO_ERR_NETWORK, without the hint.
-     * Tolerated until fixed; then drop the MLO_ERR_NETWORK. */
-    expect_refused2(msrv, &t, "tls.stranger_cert", MLO_ERR_TLS, "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-                    MLO_ERR_NETWORK);
-}
-
-static void test_client_cert_unreadable(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("ca.pem"), .cert_env = path("no-such-file.pem")};
-    expect_refused(msrv, &t, "tls.cert_missing_file", MLO_ERR_TLS,
-                   "MLFLOW_TRACKING_CLIENT_CERT_PATH");
-}
-
-static void test_ca_unreadable(void **state) {
-    (void)state;
-    tls_cfg t = {.ca_env = path("no-such-ca.pem")};
-    expect_refused(srv, &t, "tls.ca_missing_file", MLO_ERR_TLS, NULL);
-}
-
-int main(void) {
+int main(int argc, char **argv) {
+    tu_init("tls");
     if (system("openssl version >/dev/null 2>&1") != 0) {
         printf("openssl CLI not found: skipping the TLS tests\n");
         return 77;
     }
-    snprintf(dir, sizeof dir, "%s/mlo-tls-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir) || make_certs()) {
+    dir = tu_new_path("certs");
+    if (mkdir(dir, 0700) != 0 || make_certs()) {
         fprintf(stderr, "test_tls: could not make the certificates in %s\n", dir);
         return 1;
     }
@@ -397,24 +331,16 @@ int main(void) {
         fprintf(stderr, "test_tls: could not start the HTTPS test servers\n");
         return 1;
     }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verification_on_by_default),
-        cmocka_unit_test(test_wrong_ca_refused),
-        cmocka_unit_test(test_ca_from_env),
-        cmocka_unit_test(test_ca_from_option),
-        cmocka_unit_test(test_insecure_env),
-        cmocka_unit_test(test_insecure_option),
-        cmocka_unit_test(test_insecure_false_still_verifies),
-        cmocka_unit_test(test_client_cert),
-        cmocka_unit_test(test_client_cert_option),
-        cmocka_unit_test(test_client_cert_missing),
-        cmocka_unit_test(test_client_cert_from_other_ca),
-        cmocka_unit_test(test_client_cert_unreadable),
-        cmocka_unit_test(test_ca_unreadable),
-    };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    struct CMUnitTest tests[NCASES + 1];
+    for (size_t i = 0; i < NCASES; i++) {
+        struct CMUnitTest t = {cases[i].name, test_case, NULL, NULL, (void *)&cases[i]};
+        tests[i] = t;
+    }
+    struct CMUnitTest missing = cmocka_unit_test(test_client_cert_missing);
+    tests[NCASES] = missing;
+    int rc = tu_run_group("test_tls", tests, NCASES + 1, argc, argv);
     testsrv_stop(srv);
     testsrv_stop(msrv);
-    sh("rm -rf '%s'", dir);
+    free(dir);
     return rc;
 }

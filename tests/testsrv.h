@@ -5,7 +5,7 @@
  * -DMLO_TEST_SERVER_PY="..."), on a free port ("--port 0"); its stdout is a pipe on which we
  * wait (at most 10 s) for the line "PORT <n>".  The child gets PR_SET_PDEATHSIG(SIGTERM), so
  * it dies with the test (strictly: with the thread that called testsrv_start).  The HTTP
- * helpers use a fresh plain libcurl handle per call (10 s timeout, no proxy, TLS peer checks
+ * helpers use a fresh plain libcurl handle per call (60 s timeout, no proxy, TLS peer checks
  * off), independent of the library under test.  Not thread-safe per server object: use one
  * testsrv from one thread, or serialize.
  *
@@ -34,7 +34,7 @@ int testsrv_pid(const testsrv *s); /* the child's pid, e.g. to SIGKILL it in a c
 /* SIGTERM, waitpid, SIGKILL after 5 s; frees s.  NULL is fine. */
 void testsrv_stop(testsrv *s);
 
-/* Plain libcurl requests, 10 s timeout.  path is e.g. "/_test/dump" or
+/* Plain libcurl requests, 60 s timeout.  path is e.g. "/_test/dump" or
  * "/api/2.0/mlflow/runs/get?run_id=...".  Return the malloc'd NUL-terminated response body
  * (caller frees; "" for an empty body) or NULL when no HTTP response came back; *code (if
  * non-NULL) gets the HTTP status, 0 without a response.  testsrv_post sends json_body with

@@ -3,10 +3,10 @@
  * and the error callback.
  *
  * Owns: the client (config, environment, store, queue, run table,
- * histograms, flush gate, and the engines: writer, outbox, uploader) and
- * the runs.  struct mlo_client is defined here and nowhere else; the other
- * public calls reach what they need through mlo_client.h, and the engines
- * get an mlo_env, never the client.  A log call validates, takes the time and pushes one
+ * histograms, flush gate, and the engines: writer, outbox, uploader,
+ * system-metrics sampler) and the runs.  struct mlo_client is defined here
+ * and nowhere else; the other public calls reach what they need through
+ * mlo_client.h, and the engines get an mlo_env, never the client.  A log call validates, takes the time and pushes one
  * record into the queue: no lock, no allocation, no system call of its own
  * (the queue's push is the only shared write).  With a store (the default)
  * the queue is a ring laid over a file in the store (mlo_store.c), so what
@@ -21,6 +21,13 @@
  * mlo_resume_run stays synchronous (it checks the run exists) and uses the
  * server id as the local id.
  *
+ * System metrics: the sampler (common/mlo_sysmetrics.c) is made at open and
+ * logs through mlo__client_emit_metric, like histograms; start and resume
+ * switch a run on when the configuration says so (resume first reads the
+ * run's last system step from the same runs/get that checks it exists),
+ * mlo_run_set_system_metrics switches it on or off, end_run off.  None of
+ * it is on the log calls' path.
+ *
  * Threads: log calls, start/end run, flush and stat from any thread; close
  * from one thread once the others are done.
  */
@@ -28,6 +35,7 @@
 #include "mlo_client.h"
 
 #include "mlo_api.h"
+#include "mlo_api_read.h"
 #include "mlo_config.h"
 #include "mlo_http.h"
 #include "mlo_kv.h"
@@ -38,6 +46,7 @@
 #include "mlo_sha256.h"
 #include "mlo_store.h"
 #include "mlo_sysinfo.h"
+#include "mlo_sysmetrics.h"
 #include "mlo_uploader.h"
 #include "mlo_validate.h"
 #include "mlo_gate.h"
@@ -74,6 +83,7 @@ struct mlo_client {
     mlo_writer *writer;
     mlo_outbox *outbox;     /* a store and a tracking URI */
     mlo_uploader *uploader; /* likewise */
+    mlo_sysmetrics *sys;    /* the system-metrics sampler (no thread until a run is on) */
 };
 
 /* ---- what the other public calls may ask (mlo_client.h) ------------------ */
@@ -127,6 +137,9 @@ struct mlo_store *mlo__client_store(mlo_client *c) {
 struct mlo_uploader *mlo__client_uploader(mlo_client *c) {
     return c->uploader;
 }
+struct mlo_sysmetrics *mlo__client_sysmetrics(mlo_client *c) {
+    return c->sys;
+}
 void mlo__client_wake(mlo_client *c) {
     if (c->writer)
         mlo__writer_wake(c->writer);
@@ -168,6 +181,8 @@ static void proc_init(void) {
 
 /* Stops and frees what open started; the client's own memory stays. */
 static void teardown(mlo_client *c, int64_t deadline) {
+    mlo__sysmetrics_free(c->sys); /* it pushes into the queue: first */
+    c->sys = NULL;
     if (c->writer) {
         c->qops->close(c->queue);
         mlo__writer_stop(c->writer);
@@ -249,7 +264,12 @@ MLO_API int mlo_client_open(const mlo_options_t *opts, mlo_client_t **out) {
     if (!c->queue)
         c->queue = c->qops->create(c->cfg.queue_bytes, wait_ns);
     c->sync_api = c->cfg.tracking_uri ? mlo__api_new(&c->env) : NULL;
-    if (!c->queue || (c->cfg.tracking_uri && !c->sync_api)) {
+    /* the disk metrics describe the store's file system unless told otherwise */
+    const char *disk = c->cfg.sys_disk_path;
+    if (!disk)
+        disk = c->store ? c->cfg.store_dir : "/";
+    c->sys = mlo__sysmetrics_new(&c->env, disk, mlo__client_emit_metric, c);
+    if (!c->queue || (c->cfg.tracking_uri && !c->sync_api) || !c->sys) {
         st = MLO_ERR_NO_MEMORY;
         goto fail;
     }
@@ -355,6 +375,9 @@ MLO_API int mlo_client_close(mlo_client_t *c) {
     /* the network gives up at the deadline, so close is bounded */
     mlo__env_set_abort_at(&c->env, deadline);
     mlo__runs_close(&c->runs);
+    /* the sampler stops (a round in progress ends) before the last flush */
+    mlo__sysmetrics_free(c->sys);
+    c->sys = NULL;
     /* histograms the program did not free emit their last intervals first */
     mlo__hists_free_all(&c->hists, mlo__client_emit_metric, c);
     int st = flush_until(c, deadline);
@@ -402,13 +425,48 @@ static void report_api(mlo_client *c, const char *what, const mlo_api_error *e) 
                     e->message[0] ? e->message : mlo_strerror(e->status));
 }
 
+/* MLflow's SystemMetricsMonitor._get_next_logging_step: one after the
+ * highest step of the run's latest "system/" metrics (0 without any). */
+static int64_t next_system_step(const mlo_read_run *rr) {
+    int64_t next = 0;
+    for (size_t i = 0; i < rr->nmetrics; i++)
+        if (rr->metrics[i].key && !strncmp(rr->metrics[i].key, "system/", 7) &&
+            rr->metrics[i].last.step >= next)
+            next = rr->metrics[i].last.step + 1;
+    return next;
+}
+
+/* Switches system metrics of run r on when the configuration says so
+ * (next_step: as mlo__sysmetrics_set). */
+static void sys_default(mlo_client *c, mlo_run *r, int64_t next_step) {
+    if ((c->cfg.sys_enabled || next_step > 0) &&
+        mlo__sysmetrics_set(c->sys, r->index, c->cfg.sys_enabled, next_step) != MLO_OK)
+        mlo__env_report(&c->env, MLO_ERR_NO_MEMORY, 1,
+                        "system metrics: run %s logs none (no memory or no thread)", r->local_id);
+}
+
 static int resume(mlo_client *c, const char *run_id, mlo_run **out) {
     char *exp = NULL;
+    int64_t sys_step = -1;
     if (c->cfg.tracking_uri) {
         mlo_api_error e;
+        mlo_read_run rr;
         pthread_mutex_lock(&c->sync_lock);
         mlo__api_set_deadline(c->sync_api, 0);
-        int st = mlo__api_get_run(c->sync_api, run_id, &exp, &e);
+        /* runs/get: that it exists, its experiment, its last system step */
+        int st = mlo__api_read_run(c->sync_api, run_id, &rr, &e);
+        if (st == MLO_OK) {
+            if (!rr.experiment_id) {
+                e.status = st = MLO_ERR_PROTOCOL;
+                snprintf(e.message, sizeof e.message,
+                         "runs/get: the answer lacks the expected fields");
+            } else {
+                exp = rr.experiment_id;
+                rr.experiment_id = NULL;
+                sys_step = next_system_step(&rr);
+            }
+            mlo__api_read_run_free(&rr);
+        }
         if (st == MLO_OK)
             st = mlo__api_update_run(c->sync_api, run_id, MLO_RUN_RUNNING, -1, &e);
         pthread_mutex_unlock(&c->sync_lock);
@@ -426,6 +484,7 @@ static int resume(mlo_client *c, const char *run_id, mlo_run **out) {
     free(exp);
     if (!r)
         return MLO_ERR_NO_MEMORY;
+    sys_default(c, r, sys_step);
     *out = r;
     return MLO_OK;
 }
@@ -468,6 +527,26 @@ static int push_must(mlo_client *c, const mlo_rec *h, const char *key, const cha
         if (mlo__env_mono(&c->env) >= deadline_ns)
             return MLO_ERR_QUEUE_FULL;
         mlo__clock_sleep(NULL, 1000000);
+    }
+}
+
+/* Waits for the sender to create run r on the server, at most wait_ns; but
+ * once the server is known to be unreachable (a refused or timed-out
+ * connection, until the next answer) at most DOWN_WAIT_NS from the call:
+ * the run goes on offline and is created when the server is back. */
+#define DOWN_WAIT_NS 50000000LL
+#define WAIT_SLICE_NS 20000000LL
+static int wait_created(mlo_client *c, mlo_run *r, int64_t wait_ns) {
+    int64_t t0 = mlo__env_mono(&c->env), deadline = t0 + wait_ns;
+    for (;;) {
+        int64_t now = mlo__env_mono(&c->env);
+        int64_t until = now + WAIT_SLICE_NS < deadline ? now + WAIT_SLICE_NS : deadline;
+        int st = mlo__runs_wait(&c->runs, r, until, NULL);
+        if (st != MLO_ERR_TIMEOUT)
+            return st;
+        now = mlo__env_mono(&c->env);
+        if (now >= deadline || (mlo__env_net_down(&c->env) && now - t0 >= DOWN_WAIT_NS))
+            return MLO_ERR_TIMEOUT;
     }
 }
 
@@ -534,10 +613,6 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
     int64_t wait_ns = c->cfg.tracking_uri
                           ? (int64_t)((c->cfg.timeout_s < 10 ? c->cfg.timeout_s : 10) * 1e9)
                           : 0;
-    /* the outbox already knows the server is down: do not make every new
-     * run wait the whole bound for it (a hint) */
-    if (wait_ns > 200000000 && mlo__outbox_failing(c->outbox))
-        wait_ns = 200000000;
     int64_t now = mlo__env_mono(&c->env);
     int64_t deadline = now + (wait_ns > 1000000000 ? wait_ns : 1000000000);
     mlo_rec h = {.type = MLO_EV_START_RUN,
@@ -555,12 +630,13 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
         /* the writer is asleep for up to a flush interval: this record
          * should not wait for that */
         mlo__writer_wake(c->writer);
-        st = mlo__runs_wait(&c->runs, r, mlo__env_mono(&c->env) + wait_ns, NULL);
+        st = wait_created(c, r, wait_ns);
         if (st != MLO_OK && st != MLO_ERR_TIMEOUT && st != MLO_ERR_CLOSED) {
             r->magic = 0; /* refused for good: no handle */
             return st;
         }
     }
+    sys_default(c, r, -1);
     *out = r;
     return MLO_OK;
 }
@@ -766,11 +842,21 @@ MLO_API int mlo_set_tags(mlo_run_t *r, size_t n, const char *const *keys,
     return keyvals(r, MLO_REC_TAG, n, keys, values);
 }
 
+MLO_API int mlo_run_set_system_metrics(mlo_run_t *r, int enable) {
+    int st = mlo__client_run_check(r);
+    if (st != MLO_OK)
+        return st;
+    return mlo__sysmetrics_set(r->client->sys, r->index, enable != 0, -1);
+}
+
 MLO_API int mlo_end_run(mlo_run_t *r, mlo_run_status status) {
     if (!run_ok(r))
         return run_bad(r);
     if (status != MLO_RUN_FINISHED && status != MLO_RUN_FAILED && status != MLO_RUN_KILLED)
         return MLO_ERR_INVALID_STATUS;
+    /* no system metric after the end (MLflow stops the monitor at end_run) */
+    if (!atomic_load_explicit(&r->client->closing, memory_order_acquire))
+        mlo__sysmetrics_set(r->client->sys, r->index, 0, -1);
     return push(r, MLO_REC_END_RUN, "", 0, "", 0, mlo__env_now_ms(&r->client->env), 0,
                 (double)status);
 }

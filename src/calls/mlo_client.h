@@ -17,6 +17,7 @@
 typedef struct mlo_client mlo_client;
 struct mlo_store;
 struct mlo_uploader;
+struct mlo_sysmetrics;
 
 /* MLO_OK when the handle may be used: else MLO_ERR_CLOSED (closed, closing,
  * or inherited across fork) or MLO_ERR_INVALID_ARGUMENT (NULL, not a handle).
@@ -31,6 +32,8 @@ mlo_hists *mlo__client_hists(mlo_client *c);
 struct mlo_store *mlo__client_store(mlo_client *c);
 /* The artifact uploader, or NULL (no store or no tracking URI). */
 struct mlo_uploader *mlo__client_uploader(mlo_client *c);
+/* The system-metrics sampler (tests drive its rounds with cfg->sys_manual). */
+struct mlo_sysmetrics *mlo__client_sysmetrics(mlo_client *c);
 /* Ends the writer's sleep (a new due time, a record that should not wait). */
 void mlo__client_wake(mlo_client *c);
 

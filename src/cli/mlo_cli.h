@@ -14,6 +14,7 @@
  *   mlo_cli_chart.c   the page's SVG charts
  *   mlo_cli_ls.c, mlo_cli_show.c, mlo_cli_gate.c, mlo_cli_sync.c,
  *   mlo_cli_report.c  one command each
+ *   mlo_cli_gc.c      gc and rm: the store's cleanup (src/store/mlo_retention.c)
  *
  * Cross-file names carry the prefix cli_ (the x* allocation family excepted,
  * the usual idiom for "allocate or exit").
@@ -42,6 +43,8 @@ enum { EXIT_PASS = 0, EXIT_GATE_FAIL = 1, EXIT_ERROR = 2 };
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
+/* Says "out of memory" and exits (EXIT_ERROR). */
+void cli_oom(void) __attribute__((noreturn));
 void xfree(void *p);
 void xfree_all(void);
 char *xstrdup(const char *s);
@@ -60,6 +63,10 @@ typedef struct metric {
     size_t count;
     point *hist; /* only for runs loaded with their history */
     size_t nh, caph;
+    /* points no longer in the store's segments (removed by retention; the
+     * run's summary keeps their count, finite min and max and the latest) */
+    size_t removed;
+    double rmin, rmax; /* rmin > rmax: none finite */
 } metric;
 
 typedef struct kv {
@@ -112,7 +119,7 @@ typedef struct store {
     run *last; /* the run of the last event folded in */
     size_t tabcap;
     const char *hist_prefix; /* keep metric histories of runs whose id starts so */
-    size_t segments, events, damaged;
+    size_t segments, summaries, events, damaged;
     bool quiet; /* no warnings (a second pass over the same files) */
 } store;
 
@@ -273,11 +280,15 @@ void cli_usage_show(FILE *f);
 void cli_usage_sync(FILE *f);
 void cli_usage_gate(FILE *f);
 void cli_usage_report(FILE *f);
+void cli_usage_gc(FILE *f);
+void cli_usage_rm(FILE *f);
 int cli_cmd_ls(int argc, char **argv);
 int cli_cmd_show(int argc, char **argv);
 int cli_cmd_sync(int argc, char **argv);
 int cli_cmd_gate(int argc, char **argv);
 int cli_cmd_report(int argc, char **argv);
+int cli_cmd_gc(int argc, char **argv);
+int cli_cmd_rm(int argc, char **argv);
 extern const char *const cli_exit_text;
 extern const char *const cli_store_text;
 

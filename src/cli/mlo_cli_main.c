@@ -5,7 +5,8 @@
  *
  * Exit codes (all commands): 0 success (gate: every condition holds),
  * 1 gate: a condition fails, 2 usage error or the command could not do its
- * job (no store, unknown run, server or sync failure).
+ * job (no store, unknown run, server failure); sync also 3 (server
+ * unreachable or failing) and 4 (events refused), see mlo_cli_sync.c.
  *
  * Threads: one.
  */
@@ -20,8 +21,9 @@
 
 const char *const cli_exit_text = "Exit status: 0 success (gate: all conditions hold), 1 gate: a "
                                   "condition fails,\n"
-                                  "2 usage error or failure (no store, unknown run, server or "
-                                  "sync error).\n";
+                                  "2 usage error or failure (no store, unknown run, server "
+                                  "error); sync also\n"
+                                  "3 (server unreachable or failing) and 4 (events refused).\n";
 
 const char *const cli_store_text =
     "STORE is the local store directory: the argument, else $MLO_STORE_DIR, else ./mlo-store.\n";
@@ -38,6 +40,9 @@ static void usage_main(FILE *f) {
             "                               check a run's metrics against thresholds\n"
             "  report [STORE|--uri URI] -o FILE.html\n"
             "                               one HTML page comparing runs: table, charts\n"
+            "  gc [STORE] [--dry-run]       remove what the server acknowledged (retention,\n"
+            "                               size cap) and dead processes' leftovers\n"
+            "  rm RUN... [--store STORE]    remove runs from the store\n"
             "  help [COMMAND]               this text, or a command's\n"
             "\n"
             "Every command takes --help.  mlo --version prints the version.\n"
@@ -88,6 +93,8 @@ static const command COMMANDS[] = {
     {"sync", cli_cmd_sync, cli_usage_sync},
     {"gate", cli_cmd_gate, cli_usage_gate},
     {"report", cli_cmd_report, cli_usage_report},
+    {"gc", cli_cmd_gc, cli_usage_gc},
+    {"rm", cli_cmd_rm, cli_usage_rm},
 };
 
 static const command *find_command(const char *name) {

@@ -23,7 +23,7 @@ typedef union blk {
 
 static blk g_blocks = {{&g_blocks, &g_blocks}};
 
-static void oom(void) {
+void cli_oom(void) {
     fprintf(stderr, "mlo: out of memory\n");
     exit(EXIT_ERROR);
 }
@@ -42,17 +42,17 @@ static void blk_unlink(blk *b) {
 
 void *xmalloc(size_t n) {
     if (n > SIZE_MAX - sizeof(blk))
-        oom();
+        cli_oom();
     blk *b = malloc(sizeof *b + n);
     if (!b)
-        oom();
+        cli_oom();
     blk_link(b);
     return b + 1;
 }
 
 void *xcalloc(size_t n, size_t size) {
     if (size && n > (SIZE_MAX - sizeof(blk)) / size)
-        oom();
+        cli_oom();
     void *p = xmalloc(n * size);
     memset(p, 0, n * size);
     return p;
@@ -62,13 +62,13 @@ void *xrealloc(void *p, size_t n) {
     if (!p)
         return xmalloc(n);
     if (n > SIZE_MAX - sizeof(blk))
-        oom();
+        cli_oom();
     blk *b = (blk *)p - 1;
     blk_unlink(b);
     blk *nb = realloc(b, sizeof *nb + n);
     if (!nb) {
         blk_link(b);
-        oom();
+        cli_oom();
     }
     blk_link(nb);
     return nb + 1;

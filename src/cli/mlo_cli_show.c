@@ -57,11 +57,74 @@ static size_t key_width_kvs(const kvs *s) {
     return kw;
 }
 
+/* A metric's finite min and max over its history and its removed points
+ * (lo > hi: none). */
+static void range(const metric *m, double *lo, double *hi) {
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (size_t k = 0; k < m->nh; k++)
+        if (isfinite(m->hist[k].v)) {
+            *lo = m->hist[k].v < *lo ? m->hist[k].v : *lo;
+            *hi = m->hist[k].v > *hi ? m->hist[k].v : *hi;
+        }
+    if (m->removed && m->rmin <= m->rmax) {
+        *lo = m->rmin < *lo ? m->rmin : *lo;
+        *hi = m->rmax > *hi ? m->rmax : *hi;
+    }
+}
+
 static bool wanted(const char *key, const char **only, size_t nonly) {
     bool want = nonly == 0;
     for (size_t k = 0; k < nonly && !want; k++)
         want = strcmp(only[k], key) == 0;
     return want;
+}
+
+/* MLflow's system metrics: "system/..." (system_metrics_monitor.py's prefix). */
+static int is_system(const char *key) {
+    return strncmp(key, "system/", 7) == 0;
+}
+
+/* One metric of the text view: latest, range, sparkline, and with
+ * --history every point. */
+static void show_metric(metric *m, size_t kw, bool ascii, bool history) {
+    m->nh = cli_history_normalize(m->hist, m->nh);
+    double lo, hi;
+    range(m, &lo, &hi);
+    char last[64], a1[64], a2[64];
+    cli_fmt_shortest(m->last.v, last, sizeof last);
+    printf("  %s%*s  last %s (step %lld)", m->key, (int)(kw - cli_utf8_width(m->key)), "", last,
+           (long long)m->last.step);
+    if (m->nh + m->removed > 1 && lo <= hi) {
+        cli_fmt_shortest(lo, a1, sizeof a1);
+        cli_fmt_shortest(hi, a2, sizeof a2);
+        printf("  min %s  max %s  %zu points", a1, a2, m->nh + m->removed);
+        if (m->nh)
+            printf(", steps %lld..%lld", (long long)m->hist[0].step,
+                   (long long)m->hist[m->nh - 1].step);
+    }
+    if (m->removed)
+        printf("  (%zu removed by the store's retention: counted, not charted)", m->removed);
+    printf("\n");
+    if (m->nh > 1) {
+        mlo_buf line = {0};
+        cli_sparkline(m->hist, m->nh, 60, ascii, &line);
+        printf("  %*s  %s\n", (int)kw, "", line.data ? line.data : "");
+        mlo__buf_free(&line);
+    }
+    if (history) {
+        if (m->removed)
+            printf("  %*s  %zu earlier points are no longer in the store (retention): their "
+                   "count, min, max and the latest value are kept\n",
+                   (int)kw, "", m->removed);
+        printf("  %*s  %12s  %-19s  %s\n", (int)kw, "", "step", "time", "value");
+        for (size_t k = 0; k < m->nh; k++) {
+            char tv[64], vv[64];
+            cli_fmt_time(m->hist[k].ts, tv, sizeof tv);
+            cli_fmt_shortest(m->hist[k].v, vv, sizeof vv);
+            printf("  %*s  %12lld  %-19s  %s\n", (int)kw, "", (long long)m->hist[k].step, tv, vv);
+        }
+    }
 }
 
 static void json_kvs(mlo_buf *b, const char *name, const kvs *s) {
@@ -120,18 +183,15 @@ static int show_json(run *r, const char **only, size_t nonly, bool history) {
         if (!wanted(m->key, only, nonly))
             continue;
         m->nh = cli_history_normalize(m->hist, m->nh);
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t k = 0; k < m->nh; k++)
-            if (isfinite(m->hist[k].v)) {
-                lo = m->hist[k].v < lo ? m->hist[k].v : lo;
-                hi = m->hist[k].v > hi ? m->hist[k].v : hi;
-            }
+        double lo, hi;
+        range(m, &lo, &hi);
         if (shown++)
             mlo__buf_appendc(&b, ',');
         cli_json_str(&b, m->key);
         mlo__buf_appends(&b, ":{\"latest\":");
         cli_json_point(&b, &m->last);
-        mlo__buf_printf(&b, ",\"count\":%zu,\"min\":", m->nh);
+        mlo__buf_printf(&b, ",\"count\":%zu,\"removed\":%zu,\"min\":", m->nh + m->removed,
+                        m->removed);
         if (lo <= hi) {
             cli_json_num(&b, lo);
             mlo__buf_appends(&b, ",\"max\":");
@@ -268,53 +328,25 @@ int cli_cmd_show(int argc, char **argv) {
 
     show_artifacts(r);
 
-    printf("\nMetrics (%zu)\n", r->nm);
-    kw = 0;
-    for (size_t i = 0; i < r->nm; i++)
-        kw = cli_utf8_width(r->m[i].key) > kw ? cli_utf8_width(r->m[i].key) : kw;
+    /* the run's own metrics, then MLflow's system metrics (system/...) under
+     * their own heading, as the MLflow UI and `mlo report` group them */
     int shown = 0;
-    for (size_t i = 0; i < r->nm; i++) {
-        metric *m = &r->m[i];
-        bool want = nonly == 0;
-        for (size_t k = 0; k < nonly && !want; k++)
-            want = strcmp(only[k], m->key) == 0;
-        if (!want)
-            continue;
-        shown++;
-        m->nh = cli_history_normalize(m->hist, m->nh);
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t k = 0; k < m->nh; k++)
-            if (isfinite(m->hist[k].v)) {
-                lo = m->hist[k].v < lo ? m->hist[k].v : lo;
-                hi = m->hist[k].v > hi ? m->hist[k].v : hi;
+    for (int sys = 0; sys < 2; sys++) {
+        size_t n = 0;
+        kw = 0;
+        for (size_t i = 0; i < r->nm; i++)
+            if (is_system(r->m[i].key) == sys) {
+                n++;
+                kw = cli_utf8_width(r->m[i].key) > kw ? cli_utf8_width(r->m[i].key) : kw;
             }
-        char last[64], a1[64], a2[64];
-        cli_fmt_shortest(m->last.v, last, sizeof last);
-        printf("  %s%*s  last %s (step %lld)", m->key, (int)(kw - cli_utf8_width(m->key)), "", last,
-               (long long)m->last.step);
-        if (m->nh > 1 && lo <= hi) {
-            cli_fmt_shortest(lo, a1, sizeof a1);
-            cli_fmt_shortest(hi, a2, sizeof a2);
-            printf("  min %s  max %s  %zu points, steps %lld..%lld", a1, a2, m->nh,
-                   (long long)m->hist[0].step, (long long)m->hist[m->nh - 1].step);
-        }
-        printf("\n");
-        if (m->nh > 1) {
-            mlo_buf line = {0};
-            cli_sparkline(m->hist, m->nh, 60, ascii, &line);
-            printf("  %*s  %s\n", (int)kw, "", line.data ? line.data : "");
-            mlo__buf_free(&line);
-        }
-        if (history) {
-            printf("  %*s  %12s  %-19s  %s\n", (int)kw, "", "step", "time", "value");
-            for (size_t k = 0; k < m->nh; k++) {
-                char tv[64], vv[64];
-                cli_fmt_time(m->hist[k].ts, tv, sizeof tv);
-                cli_fmt_shortest(m->hist[k].v, vv, sizeof vv);
-                printf("  %*s  %12lld  %-19s  %s\n", (int)kw, "", (long long)m->hist[k].step, tv,
-                       vv);
+        if (sys && !n)
+            break;
+        printf("\n%s (%zu)\n", sys ? "System metrics" : "Metrics", n);
+        for (size_t i = 0; i < r->nm; i++)
+            if (is_system(r->m[i].key) == sys && wanted(r->m[i].key, only, nonly)) {
+                show_metric(&r->m[i], kw, ascii, history);
+                shown++;
             }
-        }
     }
     for (size_t k = 0; k < nonly; k++)
         if (!cli_run_metric(r, only[k], false))

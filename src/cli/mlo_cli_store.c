@@ -4,6 +4,9 @@
  *
  * The store (issue 4): a directory, from the STORE argument, else
  * $MLO_STORE_DIR, else ./mlo-store.  Read here:
+ *   <store>/summaries/RUN.sum  per-run summaries of what retention removed
+ *                           (src/store/mlo_retention.c; the segment format),
+ *                           read first: they hold the oldest state;
  *   <store>/segments/NAME.seg  run-log segments (format: top of mlo_log.c), all
  *                           of them, in name order;
  *   <store>/runs.map        optional, lines "<local_id> <server_run_id>"
@@ -13,8 +16,9 @@
  * A run's state is the fold of its events in that order: START_RUN gives
  * experiment, name, parent, start time and tags; PARAM and TAG set (the last
  * value wins); METRIC adds a point; END_RUN gives status and end time (a run
- * without it is RUNNING).  A metric's "latest" value is MLflow's: the point
- * with the greatest (step, timestamp, value).  Damaged segments are reported
+ * without it is RUNNING); a summary's METRIC_SUMMARY adds its removed points
+ * (count, min, max, latest: not their history).  A metric's "latest" value
+ * is MLflow's: the point with the greatest (step, timestamp, value).  Damaged segments are reported
  * on stderr and read past (mlo__logr_skip_damage); they never stop a command.
  *
  * Threads: one.
@@ -29,9 +33,11 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *cli_store_dir(const char *arg) {
     if (arg)
@@ -155,6 +161,26 @@ void cli_run_point(run *r, const char *key, point p) {
     }
 }
 
+/* A summary of points removed from the store (retention): counted, their
+ * latest competes for the metric's, their range kept apart from the
+ * history's (metric.rmin/rmax, valid while removed > 0). */
+static void run_removed(run *r, const mlo_log_event *e) {
+    metric *m = cli_run_metric(r, e->key, true);
+    point p = {e->step, e->timestamp, e->value_num};
+    if (m->removed == 0) {
+        m->rmin = INFINITY;
+        m->rmax = -INFINITY;
+    }
+    if (e->count && (m->count == 0 || point_later(&p, &m->last)))
+        m->last = p;
+    m->count += e->count;
+    m->removed += e->count;
+    if (e->min <= e->max) {
+        m->rmin = e->min < m->rmin ? e->min : m->rmin;
+        m->rmax = e->max > m->rmax ? e->max : m->rmax;
+    }
+}
+
 bool cli_latest(const run *r, const char *key, double *v) {
     metric *m = cli_run_metric((run *)r, key, false);
     if (!m)
@@ -220,6 +246,10 @@ static void apply(store *s, const mlo_log_event *e) {
     case MLO_REC_DATASET:
         run_dataset(r, e);
         break;
+    case MLO_EV_METRIC_SUMMARY:
+        if (e->key)
+            run_removed(r, e);
+        break;
     default:
         break; /* FLUSH, or a type of a newer mlo: nothing a reader shows */
     }
@@ -247,6 +277,81 @@ static void read_map(store *s) {
     fclose(f);
 }
 
+/* Folds every file of <dir>/<sub> ending in suffix, in name order.  0, or
+ * -1 with a message when the directory exists and cannot be read. */
+static int read_dir(store *s, const char *dir, const char *sub, const char *suffix) {
+    char segdir[4096];
+    snprintf(segdir, sizeof segdir, "%s/%s", dir, sub);
+    DIR *d = opendir(segdir);
+    if (!d) {
+        if (errno != ENOENT) {
+            fprintf(stderr, "mlo: %s: %s\n", segdir, strerror(errno));
+            return -1;
+        }
+        return 0; /* nothing recorded (or removed) yet */
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l <= sl || strcmp(de->d_name + l - sl, suffix) != 0 || de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            names = xrealloc(names, cap * sizeof *names);
+        }
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, cli_by_strcmp);
+    bool summaries = strcmp(sub, "summaries") == 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[8192], err[512];
+        snprintf(path, sizeof path, "%s/%s", segdir, names[i]);
+        mlo_logr *r = mlo__logr_open(path, err, sizeof err);
+        if (!r) {
+            /* removed by retention since the listing: nothing to say */
+            if (access(path, F_OK) == 0) {
+                if (!s->quiet)
+                    fprintf(stderr, "mlo: warning: skipping %s\n", err);
+                s->damaged++;
+            }
+            xfree(names[i]);
+            continue;
+        }
+        if (summaries)
+            s->summaries++;
+        else
+            s->segments++;
+        mlo_log_event e;
+        int rc;
+        while ((rc = mlo__logr_next(r, &e, err, sizeof err)) != 0) {
+            if (rc == 1) {
+                apply(s, &e);
+                s->events++;
+                continue;
+            }
+            if (rc == -2)
+                cli_oom();
+            s->damaged++;
+            int found = mlo__logr_skip_damage(r);
+            if (!s->quiet)
+                fprintf(stderr, "mlo: warning: %s: %s; %s\n", path, err,
+                        found ? "reading on from the next intact block"
+                              : "nothing intact after it");
+            if (!found)
+                break;
+        }
+        mlo__logr_close(r);
+        xfree(names[i]);
+    }
+    xfree(names);
+    return 0;
+}
+
 void cli_store_init(store *s) {
     memset(s, 0, sizeof *s);
 }
@@ -264,65 +369,8 @@ int cli_store_load(store *s, const char *dir, const char *hist_prefix, bool quie
                 dir);
         return -1;
     }
-    char segdir[4096];
-    snprintf(segdir, sizeof segdir, "%s/segments", dir);
-    DIR *d = opendir(segdir);
-    if (!d) {
-        if (errno != ENOENT) {
-            fprintf(stderr, "mlo: %s: %s\n", segdir, strerror(errno));
-            return -1;
-        }
-        return 0; /* a store that has recorded nothing yet */
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l < 5 || strcmp(de->d_name + l - 4, ".seg") != 0 || de->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            names = xrealloc(names, cap * sizeof *names);
-        }
-        names[n++] = xstrdup(de->d_name);
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof *names, cli_by_strcmp);
-    for (size_t i = 0; i < n; i++) {
-        char path[8192], err[512];
-        snprintf(path, sizeof path, "%s/%s", segdir, names[i]);
-        mlo_logr *r = mlo__logr_open(path, err, sizeof err);
-        if (!r) {
-            if (!s->quiet)
-                fprintf(stderr, "mlo: warning: skipping %s\n", err);
-            s->damaged++;
-            xfree(names[i]);
-            continue;
-        }
-        s->segments++;
-        mlo_log_event e;
-        int rc;
-        while ((rc = mlo__logr_next(r, &e, err, sizeof err)) != 0) {
-            if (rc == 1) {
-                apply(s, &e);
-                s->events++;
-                continue;
-            }
-            s->damaged++;
-            int found = mlo__logr_skip_damage(r);
-            if (!s->quiet)
-                fprintf(stderr, "mlo: warning: %s: %s; %s\n", path, err,
-                        found ? "reading on from the next intact block"
-                              : "nothing intact after it");
-            if (!found)
-                break;
-        }
-        mlo__logr_close(r);
-        xfree(names[i]);
-    }
-    xfree(names);
+    if (read_dir(s, dir, "summaries", ".sum") != 0 || read_dir(s, dir, "segments", ".seg") != 0)
+        return -1;
     read_map(s);
     return 0;
 }

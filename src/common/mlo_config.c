@@ -56,9 +56,24 @@ struct mlo_options {
     int fsync_policy;
     unsigned fsync_interval_ms;
     int max_inflight; /* 0 unset */
+    int retention_set;
+    int64_t retention_s;
+    int max_bytes_set;
+    int64_t max_bytes;
     mlo_transport_new_fn new_transport;
     void *transport_user;
     const mlo_clock *clock;
+    int sys_enabled;       /* -1 unset */
+    double sys_interval_s; /* < 0 unset */
+    int sys_samples;       /* < 0 unset */
+    int sys_node_id_set;
+    char *sys_node_id; /* "" none (wins over the environment) */
+    char *sys_disk_path;
+    char *sys_root;
+    char *sys_nvml;
+    int sys_nvml_set;
+    int (*sys_statvfs)(const char *, struct statvfs *);
+    int sys_manual;
 };
 
 static int set_str(char **dst, const char *v) {
@@ -84,6 +99,9 @@ MLO_API mlo_options_t *mlo_options_new(void) {
     o->max_retries = -1;
     o->backoff_factor_s = o->jitter_s = o->timeout_s = -1;
     o->durable = -1;
+    o->sys_enabled = -1;
+    o->sys_interval_s = -1;
+    o->sys_samples = -1;
     return o;
 }
 
@@ -109,6 +127,10 @@ MLO_API void mlo_options_free(mlo_options_t *o) {
     free(o->ca_path);
     free(o->client_cert_path);
     free(o->store_dir);
+    free(o->sys_node_id);
+    free(o->sys_disk_path);
+    free(o->sys_root);
+    free(o->sys_nvml);
     o->magic = 0;
     free(o);
 }
@@ -314,6 +336,89 @@ MLO_API int mlo_options_set_max_inflight(mlo_options_t *o, unsigned n) {
     return MLO_OK;
 }
 
+MLO_API int mlo_options_set_system_metrics(mlo_options_t *o, int enable) {
+    CHECK_OPTS(o);
+    o->sys_enabled = enable ? 1 : 0;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_system_metrics_sampling(mlo_options_t *o, double interval_s,
+                                                    int samples_before_logging) {
+    CHECK_OPTS(o);
+    if (isnan(interval_s) ||
+        (interval_s >= 0 &&
+         (interval_s < MLO_SYS_MIN_INTERVAL_S || interval_s > MLO_SYS_MAX_INTERVAL_S)) ||
+        samples_before_logging == 0 || samples_before_logging > MLO_SYS_MAX_SAMPLES)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->sys_interval_s = interval_s < 0 ? -1 : interval_s;
+    o->sys_samples = samples_before_logging < 0 ? -1 : samples_before_logging;
+    return MLO_OK;
+}
+
+/* MLO_OK when every metric name under node id `node` is a key MLflow takes. */
+static int check_node_id(const char *node) {
+    char key[MLO_MAX_KEY_CHARS * 4 + 64];
+    if (strlen(node) > MLO_MAX_KEY_CHARS)
+        return MLO_ERR_INVALID_KEY;
+    snprintf(key, sizeof key, "system/%s/gpu_%d_power_usage_percentage", node,
+             MLO_SYS_MAX_GPUS - 1);
+    size_t len;
+    return mlo__validate_key(key, &len);
+}
+
+MLO_API int mlo_options_set_system_metrics_node_id(mlo_options_t *o, const char *node_id) {
+    CHECK_OPTS(o);
+    if (node_id && *node_id) {
+        int st = check_node_id(node_id);
+        if (st != MLO_OK)
+            return st;
+    }
+    int st = set_str(&o->sys_node_id, node_id);
+    if (st == MLO_OK)
+        o->sys_node_id_set = node_id != NULL;
+    return st;
+}
+
+MLO_API int mlo_options_set_system_metrics_disk_path(mlo_options_t *o, const char *path) {
+    CHECK_OPTS(o);
+    if (path && !*path)
+        return MLO_ERR_INVALID_ARGUMENT;
+    return set_str(&o->sys_disk_path, path);
+}
+
+int mlo__config_set_sysmetrics_sources(mlo_options_t *o, const char *root, const char *nvml,
+                                       int (*statvfs_fn)(const char *, struct statvfs *),
+                                       int manual) {
+    CHECK_OPTS(o);
+    int st = set_str(&o->sys_root, root);
+    if (st == MLO_OK)
+        st = set_str(&o->sys_nvml, nvml);
+    if (st != MLO_OK)
+        return st;
+    o->sys_nvml_set = nvml != NULL;
+    o->sys_statvfs = statvfs_fn;
+    o->sys_manual = manual;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_store_retention(mlo_options_t *o, int64_t seconds) {
+    CHECK_OPTS(o);
+    if (seconds < -1)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->retention_set = 1;
+    o->retention_s = seconds;
+    return MLO_OK;
+}
+
+MLO_API int mlo_options_set_store_max_bytes(mlo_options_t *o, int64_t bytes) {
+    CHECK_OPTS(o);
+    if (bytes < 0)
+        return MLO_ERR_INVALID_ARGUMENT;
+    o->max_bytes_set = 1;
+    o->max_bytes = bytes;
+    return MLO_OK;
+}
+
 int mlo__config_set_queue_impl(mlo_options_t *o, int impl) {
     CHECK_OPTS(o);
     if (impl != 0 && impl != 1)
@@ -374,6 +479,67 @@ static int env_double(const char *name, double dflt, double lo, double hi, doubl
     return 0;
 }
 
+/* "<integer><unit>": *out = integer * the unit's factor (units[i] names
+ * the unit of factors[i]; no unit: factor 1).  -1 when malformed or out of
+ * range. */
+static int parse_scaled(const char *v, const char *const *units, const int64_t *factors,
+                        size_t nunits, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v)
+        return -1;
+    int64_t f = 1;
+    if (*end) {
+        size_t i = 0;
+        while (i < nunits && strcasecmp(end, units[i]) != 0)
+            i++;
+        if (i == nunits)
+            return -1;
+        f = factors[i];
+    }
+    if (n > 0 && n > INT64_MAX / f)
+        return -1;
+    *out = (int64_t)n * f;
+    return 0;
+}
+
+/* MLO_STORE_RETENTION: seconds, or with s/m/h/d; -1 forever.  The option
+ * wins.  Result in ms (-1: forever). */
+static int resolve_retention(const mlo_options_t *o, int64_t *ms) {
+    int64_t s = MLO_STORE_RETENTION_DEFAULT_S;
+    if (o->retention_set) {
+        s = o->retention_s;
+    } else if (env("MLO_STORE_RETENTION")) {
+        static const char *const u[] = {"s", "m", "h", "d"};
+        static const int64_t f[] = {1, 60, 3600, 86400};
+        if (parse_scaled(env("MLO_STORE_RETENTION"), u, f, 4, &s) != 0 || s < -1)
+            return -1;
+    }
+    *ms = s < 0 ? -1 : s > INT64_MAX / 1000 ? INT64_MAX : s * 1000;
+    return 0;
+}
+
+/* MLO_STORE_MAX_BYTES: bytes, or with K/M/G/T (powers of 1024, "KiB" and
+ * "KB" alike); 0 no cap.  The option wins. */
+static int resolve_max_bytes(const mlo_options_t *o, int64_t *bytes) {
+    *bytes = 0;
+    if (o->max_bytes_set) {
+        *bytes = o->max_bytes;
+    } else if (env("MLO_STORE_MAX_BYTES")) {
+        static const char *const u[] = {"k", "m", "g", "t", "kb", "mb", "gb", "tb",
+                                        "kib", "mib", "gib", "tib", "b"};
+#define KI 1024LL
+        static const int64_t f[] = {KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
+                                    KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
+                                    KI, KI * KI, KI * KI * KI, KI * KI * KI * KI, 1};
+#undef KI
+        if (parse_scaled(env("MLO_STORE_MAX_BYTES"), u, f, 13, bytes) != 0 || *bytes < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int dup_or(char **dst, const char *a, const char *b) {
     const char *v = a ? a : b;
     *dst = NULL;
@@ -390,7 +556,10 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
                                         .max_retries = -1,
                                         .backoff_factor_s = -1,
                                         .jitter_s = -1,
-                                        .timeout_s = -1};
+                                        .timeout_s = -1,
+                                        .sys_enabled = -1,
+                                        .sys_interval_s = -1,
+                                        .sys_samples = -1};
     memset(c, 0, sizeof *c);
     if (!o)
         o = &empty;
@@ -521,6 +690,74 @@ no_uri:
         goto fail;
     } else
         c->max_inflight = (int)d;
+
+    /* system metrics: MLflow's variables, where 0 or empty mean the default
+     * as in MLflow (`env.get() or default`) */
+    if (o->sys_enabled >= 0)
+        c->sys_enabled = o->sys_enabled;
+    else if (env_bool("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", 0, &c->sys_enabled)) {
+        mlo__buf_errf(err, errlen, "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING must be true or false");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (o->sys_interval_s > 0)
+        c->sys_interval_s = o->sys_interval_s;
+    else if (env_double("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", 10, 0, MLO_SYS_MAX_INTERVAL_S,
+                        &c->sys_interval_s) ||
+             (c->sys_interval_s > 0 && c->sys_interval_s < MLO_SYS_MIN_INTERVAL_S)) {
+        mlo__buf_errf(err, errlen,
+                      "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL must be a number of seconds from "
+                      "%g to %g",
+                      MLO_SYS_MIN_INTERVAL_S, MLO_SYS_MAX_INTERVAL_S);
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    } else if (c->sys_interval_s == 0)
+        c->sys_interval_s = 10;
+    if (o->sys_samples > 0)
+        c->sys_samples = o->sys_samples;
+    else if (env_double("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", 1, 0, MLO_SYS_MAX_SAMPLES,
+                        &d) ||
+             d != (double)(int)d) {
+        mlo__buf_errf(err, errlen,
+                      "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING must be an integer from 1 "
+                      "to %d",
+                      MLO_SYS_MAX_SAMPLES);
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    } else
+        c->sys_samples = d == 0 ? 1 : (int)d;
+    const char *node = o->sys_node_id_set ? o->sys_node_id : env("MLFLOW_SYSTEM_METRICS_NODE_ID");
+    if (node && *node) {
+        if (check_node_id(node) != MLO_OK) {
+            mlo__buf_errf(err, errlen,
+                          "MLFLOW_SYSTEM_METRICS_NODE_ID must make metric keys MLflow accepts "
+                          "(system/<node id>/...: letters, digits, _ - . space /)");
+            st = MLO_ERR_CONFIG;
+            goto fail;
+        }
+        if (!(c->sys_node_id = strdup(node))) {
+            st = MLO_ERR_NO_MEMORY;
+            goto fail;
+        }
+    }
+    if (dup_or(&c->sys_disk_path, o->sys_disk_path, NULL) ||
+        dup_or(&c->sys_root, o->sys_root, NULL) ||
+        (o->sys_nvml_set && dup_or(&c->sys_nvml, o->sys_nvml, NULL)))
+        goto fail;
+    c->sys_statvfs = o->sys_statvfs;
+    c->sys_manual = o->sys_manual;
+    if (resolve_retention(o, &c->store_retention_ms) != 0) {
+        mlo__buf_errf(err, errlen, "MLO_STORE_RETENTION must be -1 (forever) or a number of "
+                                   "seconds, optionally with s, m, h or d (e.g. 7d)");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
+    if (resolve_max_bytes(o, &c->store_max_bytes) != 0) {
+        mlo__buf_errf(err, errlen, "MLO_STORE_MAX_BYTES must be 0 (no cap) or a number of bytes, "
+                                   "optionally with K, M, G or T (e.g. 500M)");
+        st = MLO_ERR_CONFIG;
+        goto fail;
+    }
     return MLO_OK;
 fail:
     if (st == MLO_ERR_NO_MEMORY)
@@ -540,5 +777,9 @@ void mlo__config_free(mlo_config *c) {
     free(c->ca_path);
     free(c->client_cert_path);
     free(c->store_dir);
+    free(c->sys_node_id);
+    free(c->sys_disk_path);
+    free(c->sys_root);
+    free(c->sys_nvml);
     memset(c, 0, sizeof *c);
 }

@@ -11,6 +11,9 @@
 #include "mlo_transport.h"
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct statvfs;
 
 /* MLflow's limits (../shared/MLFLOW.md) */
 #define MLO_MAX_KEY_CHARS 250
@@ -23,6 +26,12 @@
 #define MLO_BATCH_MAX_BYTES (900u * 1024u) /* under MLflow's documented 1 MB */
 #define MLO_MAX_INFLIGHT_DEFAULT 4 /* log-batch requests in flight (README "Performance") */
 #define MLO_MAX_INFLIGHT_LIMIT 16
+/* system metrics (mlo_sysmetrics.c) */
+#define MLO_SYS_MIN_INTERVAL_S 0.001
+#define MLO_SYS_MAX_INTERVAL_S 86400.0
+#define MLO_SYS_MAX_SAMPLES 1000000
+#define MLO_SYS_MAX_GPUS 16 /* GPUs beyond are not sampled */
+#define MLO_STORE_RETENTION_DEFAULT_S (7 * 24 * 3600) /* MLO_STORE_RETENTION */
 
 typedef struct mlo_config {
     char *tracking_uri; /* without trailing slash */
@@ -53,6 +62,23 @@ typedef struct mlo_config {
     int fsync_policy;            /* mlo_fsync_policy */
     unsigned fsync_interval_ms;
     int max_inflight;            /* log-batch requests in flight at once, 1..16 (mlo_sender.c) */
+    /* system metrics (common/mlo_sysmetrics.c), as MLflow's variables name them */
+    int sys_enabled;          /* default of new runs: $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING */
+    double sys_interval_s;    /* $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL, default 10 */
+    int sys_samples;          /* $MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING, default 1 */
+    char *sys_node_id;        /* $MLFLOW_SYSTEM_METRICS_NODE_ID, NULL: none */
+    char *sys_disk_path;      /* NULL: the store's file system, else "/" */
+    /* their seams for tests: where /proc and /sys are ("" the real ones),
+     * the NVML library (NULL libnvidia-ml.so.1, "" none), statvfs, and no
+     * sampler thread (the test calls mlo__sysmetrics_tick) */
+    char *sys_root;
+    char *sys_nvml;
+    int (*sys_statvfs)(const char *path, struct statvfs *out);
+    int sys_manual;
+
+    /* the store's retention and size cap (store/mlo_retention.c) */
+    int64_t store_retention_ms;  /* acknowledged data kept this long; -1 forever, 0 at once */
+    int64_t store_max_bytes;     /* 0: no cap */
     /* seams for tests (never set by a program): NULL = libcurl / the system clock */
     mlo_transport_new_fn new_transport;
     void *transport_user;
@@ -71,5 +97,12 @@ int mlo__config_set_queue_impl(mlo_options_t *opts, int impl);
  * and the engines use (tests/mlo_fake_transport.c). */
 int mlo__config_set_transport(mlo_options_t *opts, mlo_transport_new_fn fn, void *user);
 int mlo__config_set_clock(mlo_options_t *opts, const mlo_clock *clock);
+/* The system-metrics sampler's sources (mlo_sysmetrics.c): root ("" or NULL:
+ * the real /proc and /sys), the NVML library to load (NULL:
+ * libnvidia-ml.so.1, "": none), statvfs (NULL: the system's), and manual =
+ * 1: no sampler thread, the test drives mlo__sysmetrics_tick. */
+int mlo__config_set_sysmetrics_sources(mlo_options_t *opts, const char *root, const char *nvml,
+                                       int (*statvfs_fn)(const char *, struct statvfs *),
+                                       int manual);
 
 #endif /* MLO_CONFIG_H */

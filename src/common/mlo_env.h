@@ -30,6 +30,17 @@ typedef struct mlo_env {
     /* network work (requests, retries, backoff) gives up at this
      * CLOCK_MONOTONIC time; 0 = never.  Set by close. */
     _Atomic int64_t abort_at_ns;
+    /* the last attempt to reach the server could not connect (refused,
+     * timed out); cleared by any answer.  A hint: mlo_start_run does not
+     * wait for a server that is down. */
+    _Atomic int net_down;
+    /* requests are being retried: the warning was given (until one succeeds) */
+    _Atomic int retrying;
+    /* set before any engine starts (sync does): every retry, instead of one
+     * warning per spell; code 0 when nothing answered (refused, not
+     * resolved, reset, timed out), `what` ends in "; retry n of m in s" */
+    void (*on_retry)(void *user, long code, const char *what);
+    void *on_retry_user;
     /* error callback rate limiting: at most 20 messages a second */
     _Atomic int64_t err_window_s;
     _Atomic uint32_t err_in_window;
@@ -68,6 +79,14 @@ static inline int64_t mlo__env_abort_at(const mlo_env *e) {
 }
 static inline void mlo__env_set_abort_at(mlo_env *e, int64_t deadline_ns) {
     atomic_store_explicit(&e->abort_at_ns, deadline_ns, memory_order_release);
+}
+static inline int mlo__env_net_down(const mlo_env *e) {
+    return atomic_load_explicit(&((mlo_env *)e)->net_down, memory_order_relaxed);
+}
+static inline void mlo__env_set_net_down(mlo_env *e, int down) {
+    /* relaxed: a hint, publishing nothing else */
+    if (atomic_load_explicit(&e->net_down, memory_order_relaxed) != down)
+        atomic_store_explicit(&e->net_down, down, memory_order_relaxed);
 }
 /* 1 once the network deadline has passed. */
 static inline int mlo__env_aborted(const mlo_env *e) {

@@ -87,13 +87,19 @@ void mlo__worker_request_stop(mlo_worker *w, int64_t deadline_ns) {
     }
 }
 
-void mlo__worker_stop(mlo_worker *w, int64_t deadline_ns) {
+void mlo__worker_join(mlo_worker *w, int64_t deadline_ns) {
     if (!w->ops)
         return;
     mlo__worker_request_stop(w, deadline_ns);
     if (w->started)
         pthread_join(w->thread, NULL);
     w->started = 0;
+}
+
+void mlo__worker_stop(mlo_worker *w, int64_t deadline_ns) {
+    if (!w->ops)
+        return;
+    mlo__worker_join(w, deadline_ns);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
     w->ops = NULL;

@@ -71,6 +71,10 @@ void mlo__worker_request_stop(mlo_worker *w, int64_t deadline_ns);
 /* mlo__worker_request_stop, then joins the thread and frees the worker's
  * lock.  The controlling thread, once. */
 void mlo__worker_stop(mlo_worker *w, int64_t deadline_ns);
+/* mlo__worker_request_stop, then joins the thread; the worker can still be
+ * woken (a no-op) until mlo__worker_stop frees it: for owners that must
+ * silence other threads' wake-ups in between. */
+void mlo__worker_join(mlo_worker *w, int64_t deadline_ns);
 /* For run: 1 once a stop was asked for. */
 static inline int mlo__worker_stopping(const mlo_worker *w) {
     /* acquire: pairs with request_stop's release; what the controller did

@@ -27,7 +27,14 @@
 static void on_retry(void *ctx, long code, const char *msg) {
     mlo_api *a = ctx;
     mlo__env_stat(a->env, MLO_STAT_RETRIED, 1);
-    mlo__env_report(a->env, MLO_WARN_RETRY, 1, "retrying (HTTP %ld): %s", code, msg);
+    if (a->env->on_retry) {
+        a->env->on_retry(a->env->on_retry_user, code, msg);
+        return;
+    }
+    /* one warning per spell of retries (every request of every thread may
+     * be retrying during an outage); the counter counts them all */
+    if (!atomic_exchange_explicit(&a->env->retrying, 1, memory_order_relaxed))
+        mlo__env_report(a->env, MLO_WARN_RETRY, 1, "retrying (HTTP %ld): %s", code, msg);
 }
 
 static int should_abort(void *ctx) {
@@ -39,6 +46,16 @@ static int should_abort(void *ctx) {
     if (ab && (!d || ab < d))
         d = ab;
     return d && mlo__env_mono(a->env) >= d;
+}
+
+/* Whether the server can be reached: a refused or timed-out connection
+ * says no until the next answer. */
+static void on_attempt(void *ctx, int outcome) {
+    mlo_api *a = ctx;
+    if (outcome == MLO_XF_RESPONSE)
+        mlo__env_set_net_down(a->env, 0);
+    else if (outcome == MLO_XF_CONNECT || outcome == MLO_XF_TIMEOUT)
+        mlo__env_set_net_down(a->env, 1);
 }
 
 mlo_api *mlo__api_new(mlo_env *env) {
@@ -67,6 +84,7 @@ mlo_api *mlo__api_new(mlo_env *env) {
         .user_agent = ua,
         .on_retry = on_retry,
         .should_abort = should_abort,
+        .on_attempt = on_attempt,
         .ctx = a,
         .new_transport = cfg->new_transport,
         .transport_user = cfg->transport_user,
@@ -206,6 +224,8 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
                   mlo_api_error *e) {
     mlo__env_stat(a->env, MLO_STAT_REQUESTS, 1 + (uint64_t)r->retries);
     int st = mlo__api_classify(r, what, e);
+    if (st == MLO_OK && atomic_load_explicit(&a->env->retrying, memory_order_relaxed))
+        atomic_store_explicit(&a->env->retrying, 0, memory_order_relaxed); /* the spell is over */
     if (st == MLO_OK && !rdesc) {
         /* MLflow answers every successful call with a JSON object ("{}" for
          * writes).  A 2xx with anything else (a proxy's login page, a
@@ -213,8 +233,15 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
          * may have stored nothing.  Any object will do: unknown members are
          * ignored. */
         ProtobufCMessage *m = NULL;
-        if (mlo__pbjson_decode(&mlflow__error_response__descriptor,
-                               r->body.data ? r->body.data : "", r->body.len, &m, NULL, 0) != 0) {
+        int rc = mlo__pbjson_decode(&mlflow__error_response__descriptor,
+                                    r->body.data ? r->body.data : "", r->body.len, &m, NULL, 0);
+        if (rc == -2) {
+            /* the server answered 2xx; the body could not be checked for want
+             * of memory.  A JSON answer is taken as the acknowledgement it
+             * almost surely is (sending again could store twice) */
+            if (!strstr(r->content_type, "json"))
+                st = mlo__api_no_memory(e, what);
+        } else if (rc != 0) {
             e->status = st = MLO_ERR_PROTOCOL;
             snprintf(e->message, sizeof e->message,
                      "%s: HTTP %ld with a body that is not a JSON object (%.40s): a proxy in the "
@@ -226,8 +253,11 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
     }
     if (st == MLO_OK && rdesc) {
         char err[128] = "";
-        if (mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp, err,
-                               sizeof err) != 0) {
+        int rc = mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp,
+                                    err, sizeof err);
+        if (rc == -2) {
+            st = mlo__api_no_memory(e, what);
+        } else if (rc != 0) {
             e->status = st = MLO_ERR_PROTOCOL;
             snprintf(e->message, sizeof e->message, "%s: unreadable answer: %s", what, err);
         }
@@ -449,6 +479,20 @@ int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_
     return post(a, "runs/update", &req.base, NULL, NULL, e);
 }
 
+int mlo__api_delete_run(mlo_api *a, const char *run_id, mlo_api_error *e) {
+    Mlflow__DeleteRun req = MLFLOW__DELETE_RUN__INIT;
+    req.run_id = (char *)run_id;
+    return post(a, "runs/delete", &req.base, NULL, NULL, e);
+}
+
+int mlo__api_set_tag(mlo_api *a, const char *run_id, const char *key, const char *value,
+                     mlo_api_error *e) {
+    Mlflow__SetTag req = MLFLOW__SET_TAG__INIT;
+    req.run_id = (char *)run_id;
+    req.key = (char *)key;
+    req.value = (char *)value;
+    return post(a, "runs/set-tag", &req.base, NULL, NULL, e);
+}
 
 static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
                         const mlo_rec *const *recs, size_t n) {

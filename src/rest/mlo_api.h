@@ -54,6 +54,11 @@ int mlo__api_log_inputs(mlo_api *a, const char *run_id, const char *name, const 
                         mlo_api_error *e);
 int mlo__api_update_run(mlo_api *a, const char *run_id, int status, int64_t end_ms,
                         mlo_api_error *e);
+/* runs/delete (MLflow keeps a deleted run restorable until gc). */
+int mlo__api_delete_run(mlo_api *a, const char *run_id, mlo_api_error *e);
+/* runs/set-tag. */
+int mlo__api_set_tag(mlo_api *a, const char *run_id, const char *key, const char *value,
+                     mlo_api_error *e);
 /* The id of an active run of experiment exp_id whose tag `key` equals value
  * (runs/search).  MLO_OK (*run_id set, malloc'd), MLO_ERR_NOT_FOUND (none),
  * or the call's failure. */

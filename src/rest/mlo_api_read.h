@@ -1,7 +1,8 @@
 /*
  * mlo_api_read.h - MLflow REST calls that read what a server holds: a run
  * with its data, metric histories, run searches, an experiment's name, a
- * run's artifact listing.  Used by the `mlo` tool (gate --uri, report --uri);
+ * run's artifact listing.  Used by the `mlo` tool (gate --uri, report --uri)
+ * and by mlo_resume_run (a run's latest metrics: its last system step);
  * never installed.
  *
  * Everything handed back is plain C (no protobuf type leaves

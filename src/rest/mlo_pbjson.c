@@ -941,6 +941,7 @@ typedef struct dctx {
     char *err;
     size_t errlen;
     bool failed; /* the first (innermost) error wins */
+    bool oom;    /* an allocation failed (not the JSON's fault) */
 } dctx;
 
 static int fail(dctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -960,6 +961,11 @@ static int fail(dctx *c, const char *fmt, ...) {
 static int ffail(dctx *c, const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f,
                  const char *what) {
     return fail(c, "%s.%s: %s", d->name, f->name, what);
+}
+
+static int oom(dctx *c, const ProtobufCFieldDescriptor *f, const char *dname) {
+    c->oom = true;
+    return f ? fail(c, "%s.%s: out of memory", dname, f->name) : fail(c, "%s: out of memory", dname);
 }
 
 /* "-"? digits, nothing else; magnitude into *mag. 0 ok, -1 bad/overflow. */
@@ -1256,7 +1262,7 @@ static int dec_value(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDe
         size_t n = json_string_length(j);
         char *s = malloc(n + 1);
         if (!s)
-            return ffail(c, d, f, "out of memory");
+            return oom(c, f, d->name);
         memcpy(s, json_string_value(j), n + 1);
         *(char **)dst = s;
         return 0;
@@ -1264,7 +1270,7 @@ static int dec_value(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDe
     case PROTOBUF_C_TYPE_BYTES: {
         int rc = get_bytes(j, (ProtobufCBinaryData *)dst);
         if (rc == -2)
-            return ffail(c, d, f, "out of memory");
+            return oom(c, f, d->name);
         if (rc)
             return ffail(c, d, f, "expected a base64 string");
         return 0;
@@ -1317,7 +1323,7 @@ static ProtobufCMessage *dec_message(const ProtobufCMessageDescriptor *d, const 
     }
     ProtobufCMessage *m = malloc(d->sizeof_message);
     if (!m) {
-        fail(c, "%s: out of memory", d->name);
+        oom(c, NULL, d->name);
         return NULL;
     }
     protobuf_c_message_init(d, m);
@@ -1345,7 +1351,7 @@ static ProtobufCMessage *dec_message(const ProtobufCMessageDescriptor *d, const 
                 continue;
             ProtobufCMessage **arr = calloc(n, sizeof *arr);
             if (!arr) {
-                ffail(c, d, f, "out of memory");
+                oom(c, f, d->name);
                 goto bad;
             }
             size_t *cnt = &MEMBER(size_t, m, f->quantifier_offset);
@@ -1358,7 +1364,7 @@ static ProtobufCMessage *dec_message(const ProtobufCMessageDescriptor *d, const 
                 if (!ent || json_object_set_new(ent, "key", json_string(k)) ||
                     json_object_set(ent, "value", v)) {
                     json_decref(ent);
-                    ffail(c, d, f, "out of memory");
+                    oom(c, f, d->name);
                     goto bad;
                 }
                 arr[*cnt] = dec_message(f->descriptor, ent, depth + 1, c);
@@ -1384,7 +1390,7 @@ static ProtobufCMessage *dec_message(const ProtobufCMessageDescriptor *d, const 
             }
             char *arr = calloc(n, esz);
             if (!arr) {
-                ffail(c, d, f, "out of memory");
+                oom(c, f, d->name);
                 goto bad;
             }
             size_t *cnt = &MEMBER(size_t, m, f->quantifier_offset);
@@ -1429,7 +1435,7 @@ bad:
 
 int mlo__pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
                        ProtobufCMessage **out, char *err, size_t errlen) {
-    dctx c = {err, errlen, false};
+    dctx c = {err, errlen, false, false};
     if (err && errlen)
         err[0] = '\0';
     if (out)
@@ -1441,9 +1447,15 @@ int mlo__pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json,
         len = 0;
     }
     json_error_t je;
+    memset(&je, 0, sizeof je);
     json_t *root = json_loadb(json, len, 0, &je);
-    if (!root)
+    if (!root) {
+        /* jansson says "out of memory", or nothing at all when its lexer
+         * could not allocate its buffer */
+        if (json_error_code(&je) == json_error_out_of_memory || !je.text[0])
+            return fail(&c, "out of memory"), -2;
         return fail(&c, "invalid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+    }
     ProtobufCMessage *m = NULL;
     if (!json_is_object(root))
         fail(&c, "%s: expected a JSON object", desc->name);
@@ -1451,7 +1463,7 @@ int mlo__pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json,
         m = dec_message(desc, root, 0, &c);
     json_decref(root);
     if (!m)
-        return -1;
+        return c.oom ? -2 : -1;
     *out = m;
     return 0;
 }

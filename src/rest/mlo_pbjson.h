@@ -53,7 +53,7 @@ int mlo__pbjson_encode(const ProtobufCMessage *msg, mlo_buf *out);
 /* Parses JSON text (len bytes, need not be NUL-terminated) into a new
  * message of type desc. On success returns 0 and *out, which the caller
  * frees with protobuf_c_message_free_unpacked(*out, NULL). On malformed
- * JSON, a type mismatch or out-of-memory returns -1, sets *out to NULL and
+ * JSON or a type mismatch returns -1, out of memory -2; either sets *out to NULL and
  * writes a short NUL-terminated reason into err (if err is non-NULL and
  * errlen > 0), e.g. "mlflow.Metric.value: expected a number". */
 int mlo__pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,

@@ -38,6 +38,8 @@ struct mlo_inflight {
     int cancel; /* != MLO_OK: the stage failed; jobs still queued are not sent */
     size_t nworkers, max; /* nworkers: the sender's thread only */
     worker *w;
+    void (*notify)(void *ctx);
+    void *notify_ctx;
 };
 
 static void run_job(worker *w, mlo_job *j) {
@@ -49,6 +51,8 @@ static void run_job(worker *w, mlo_job *j) {
         j->status = mlo__requests_batch(&x, j->sid, j->recs, j->n);
         break;
     case MLO_JOB_END:
+        if (j->sweep_lid)
+            mlo__requests_sweep(&x, j->sweep_exp, j->sweep_lid, j->sid);
         j->status = mlo__requests_end(&x, j->sid, j->rec);
         break;
     default:
@@ -97,6 +101,10 @@ static int64_t worker_run(void *ctx, mlo_worker *wk) {
      * must find this worker idle rather than start another one */
     int more = p->ready != NULL;
     w->idle = !more;
+    /* under the lock: once set_notify(NULL) returns, no notify is under way
+     * (the callback only wakes a worker: pool lock, then worker lock) */
+    if (p->notify)
+        p->notify(p->notify_ctx);
     pthread_mutex_unlock(&p->lock);
     return more ? 0 : MLO_WORKER_IDLE;
 }
@@ -198,4 +206,11 @@ mlo_job *mlo__inflight_collect(mlo_inflight *p, int wait) {
     p->fin = p->fin_tail = NULL;
     pthread_mutex_unlock(&p->lock);
     return j;
+}
+
+void mlo__inflight_set_notify(mlo_inflight *p, void (*fn)(void *ctx), void *ctx) {
+    pthread_mutex_lock(&p->lock);
+    p->notify = fn;
+    p->notify_ctx = ctx;
+    pthread_mutex_unlock(&p->lock);
 }

@@ -21,18 +21,28 @@ enum { MLO_JOB_BATCH = 1, MLO_JOB_END, MLO_JOB_DATASET };
 /* One request (with its 400-splitting) for a worker.  The sender fills the
  * request fields before handing it over; the worker fills the rest. */
 typedef struct mlo_job {
-    struct mlo_job *next; /* ready queue, finished list, or the sender's lists */
+    struct mlo_job *next; /* ready queue, finished list, or the sender's free list */
     int kind;
     uint32_t run;         /* the sender's run index (the sender's thread only) */
     const char *sid;      /* the run's server id */
-    const mlo_rec **recs; /* MLO_JOB_BATCH */
-    size_t n;
+    const mlo_rec **recs; /* MLO_JOB_BATCH: n records (capacity cap) */
+    size_t n, cap;
     const mlo_rec *rec;   /* MLO_JOB_END, MLO_JOB_DATASET */
     mlo_dataset_payload ds;
+    /* MLO_JOB_END of a run whose creation was ambiguous: first remove the
+     * empty copies carrying its local id (mlo__requests_sweep) */
+    const char *sweep_lid, *sweep_exp;
     /* written by the worker */
-    int status; /* MLO_OK, or the transient status that sends the stage again */
+    int status; /* MLO_OK, or a transient status: the request is tried again */
     uint64_t sent, adopted, failed;
     mlo_buf reports; /* [int32 status][message NUL]... for the error callback */
+    /* the sender's bookkeeping (its thread only) */
+    struct mlo_job *run_next; /* the run's outstanding jobs, in order */
+    uint64_t seq;             /* order within the run */
+    int lane;                 /* free, ordered or barrier (mlo_sender.c) */
+    int state;                /* waiting, in flight */
+    int attempts;             /* transient failures so far */
+    int64_t retry_at;         /* not before (CLOCK_MONOTONIC of the env's clock) */
 } mlo_job;
 
 typedef struct mlo_inflight mlo_inflight;
@@ -55,5 +65,8 @@ void mlo__inflight_push(mlo_inflight *p, mlo_job *j);
 /* The finished jobs (a list through next, in finishing order); with wait,
  * at least one. */
 mlo_job *mlo__inflight_collect(mlo_inflight *p, int wait);
+/* fn(ctx) is called (on the worker's thread) each time a job has finished:
+ * the sender's worker wakes up to collect it. */
+void mlo__inflight_set_notify(mlo_inflight *p, void (*fn)(void *ctx), void *ctx);
 
 #endif /* MLO_INFLIGHT_H */

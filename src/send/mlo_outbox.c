@@ -19,7 +19,7 @@
  * done and its own log is sent, or at the deadline (what is left stays in
  * the store for the next client or `mlo sync`).
  *
- * Threads: the outbox's worker; mlo__outbox_failing from any thread.
+ * Threads: the outbox's worker.
  */
 #define _GNU_SOURCE
 #include "mlo_outbox.h"
@@ -36,6 +36,7 @@
 
 #define STAGE_TARGET 4096
 #define IDLE_NS 1000000000LL
+#define WINDOW_EVENTS (16 * STAGE_TARGET) /* staged and not yet delivered */
 
 /* A position in one segment the sender goes through. */
 typedef struct cursor {
@@ -45,8 +46,6 @@ typedef struct cursor {
     mlo_logr *r;
     uint64_t ack;
 } cursor;
-
-enum { STEP_MORE = 1, STEP_END = 0, STEP_FAIL = -1 };
 
 static void cursor_close(cursor *k) {
     if (k->r)
@@ -84,16 +83,36 @@ struct mlo_outbox {
     const mlo_seg_ref *ad; /* adopted segments */
     size_t nad, ai;
     cursor own, old;
+    uint64_t own_read; /* end of the last block read from the own segment */
     int fails;
-    int64_t backoff_until;
-    _Atomic int failing; /* the last attempt failed (the server is down): a hint */
+    int64_t retry_at; /* reading is paused until then (out of memory) */
 };
 
-/* One stage of a segment: read, send, acknowledge.  STEP_MORE (more may
- * follow at once), STEP_END (no more complete blocks for now, or the segment
- * is unreadable past damage), STEP_FAIL (transient failure: the stage will
- * be read again from the acknowledged offset). */
-static int step(mlo_outbox *o, cursor *k) {
+/* A chunk of the sender is wholly delivered: the acknowledgement is
+ * written, and flushes whose target it reaches are done. */
+static void on_ack(void *ctx, const char *procid, uint32_t seg, uint64_t end) {
+    mlo_outbox *o = ctx;
+    int own = !strcmp(procid, mlo__store_procid(o->st));
+    if (end != UINT64_MAX)
+        mlo__store_ack_set(o->st, procid, seg, end,
+                           mlo__store_fsync_policy(o->st) == MLO_FSYNC_ALWAYS);
+    if (own)
+        mlo__pipe_acked(o->pipe, seg, end);
+}
+
+/* A request is back (a worker's thread): wake up to collect it. */
+static void on_done(void *ctx) {
+    mlo_outbox *o = ctx;
+    mlo__worker_wake(&o->w);
+}
+
+enum { READ_MORE = 1, READ_END = 0 };
+
+/* Reads whole blocks of the segment at k into one chunk of the sender,
+ * about STAGE_TARGET events.  READ_MORE (more may follow at once) or
+ * READ_END (no more complete blocks for now; or the segment is unreadable
+ * past damage, reported). */
+static int read_chunk(mlo_outbox *o, cursor *k, uint64_t *read_end) {
     mlo_sender *s = o->s;
     char err[256] = "";
     if (!k->r) {
@@ -101,9 +120,9 @@ static int step(mlo_outbox *o, cursor *k) {
         k->r = path ? mlo__logr_open(path, err, sizeof err) : NULL;
         if (!k->r) {
             mlo__env_report(o->env, MLO_ERR_STORE, 1, "store: cannot read %s: %s; skipped",
-                        path ? path : "a segment", err);
+                            path ? path : "a segment", err);
             free(path);
-            return STEP_END;
+            return READ_END;
         }
         free(path);
         k->ack = mlo__store_ack_get(o->st, k->procid, k->n);
@@ -111,110 +130,115 @@ static int step(mlo_outbox *o, cursor *k) {
             k->ack = 0;
             mlo__logr_seek(k->r, 0);
         }
+        if (read_end) /* where reading starts: the header's end for a new segment */
+            *read_end = mlo__logr_block_end(k->r);
     }
-    uint64_t end = k->ack;
-    int rc = read_stage(s, k->r, k->flags, &end, err, sizeof err);
+    uint64_t end = 0;
+    size_t events = 0;
+    int rc;
+    for (;;) {
+        mlo_log_event ev;
+        rc = mlo__logr_next(k->r, &ev, err, sizeof err);
+        if (rc != 1)
+            break;
+        if (mlo__sender_add_event(s, &ev, k->flags) != 0) {
+            rc = -2;
+            break;
+        }
+        events++;
+        if (mlo__logr_at_block_end(k->r)) {
+            end = mlo__logr_block_end(k->r);
+            if (events >= STAGE_TARGET) {
+                rc = 2;
+                break;
+            }
+        }
+    }
     if (rc == -2) {
+        /* out of memory: start again from what the server acknowledged */
         mlo__sender_reset(s);
-        mlo__logr_seek(k->r, k->ack);
-        return STEP_FAIL;
+        cursor_close(&o->own);
+        cursor_close(&o->old);
+        o->retry_at = mlo__env_mono(o->env) + MLO_NS_PER_S;
+        return READ_END;
     }
-    if (mlo__sender_staged(s)) {
-        int st = mlo__sender_process(s);
-        if (st != MLO_OK) {
-            mlo__env_report(o->env, st, 1,
-                        "server unreachable or failing (%s): events are kept in the store and "
-                        "sent when it answers",
-                        mlo_strerror(st));
-            mlo__logr_seek(k->r, k->ack);
-            return STEP_FAIL;
-        }
-        if (end != k->ack) {
-            k->ack = end;
-            mlo__store_ack_set(o->st, k->procid, k->n, k->ack,
-                               mlo__store_fsync_policy(o->st) == MLO_FSYNC_ALWAYS);
-        }
+    if (end) {
+        mlo__sender_close_chunk(s, k->procid, k->n, end);
+        if (read_end)
+            *read_end = end;
     }
-    if (rc == 1)
-        return STEP_MORE;
+    if (rc == 2)
+        return READ_MORE;
     if (rc == -1) {
-        mlo__env_report(o->env, MLO_ERR_STORE, 1, "store: segment %s-%06u damaged: %s", k->procid, k->n,
-                    err);
-        return mlo__logr_skip_damage(k->r) == 1 ? STEP_MORE : STEP_END;
+        mlo__env_report(o->env, MLO_ERR_STORE, 1, "store: segment %s-%06u damaged: %s",
+                        k->procid, k->n, err);
+        return mlo__logr_skip_damage(k->r) == 1 ? READ_MORE : READ_END;
     }
-    return STEP_END;
-}
-
-/* The pause after a failed stage, capped at the stop deadline. */
-static int64_t pause_for(mlo_outbox *o, mlo_worker *wk) {
-    int64_t now = mlo__env_mono(o->env);
-    int64_t t = o->backoff_until - now;
-    int64_t d = mlo__worker_deadline(wk);
-    if (mlo__worker_stopping(wk) && d && d - now < t)
-        t = d - now;
-    return t > 0 ? t : 0;
-}
-
-static int64_t failed(mlo_outbox *o, mlo_worker *wk) {
-    o->backoff_until =
-        mlo__env_mono(o->env) + mlo__retry_backoff_ns(o->env->cfg->backoff_factor_s, o->fails++);
-    return pause_for(o, wk);
+    return READ_END;
 }
 
 static int64_t outbox_run(void *ctx, mlo_worker *wk) {
     mlo_outbox *o = ctx;
+    mlo_sender *s = o->s;
     if (mlo__worker_overdue(wk))
         return MLO_WORKER_EXIT;
-    if (o->backoff_until) {
-        int64_t t = pause_for(o, wk);
-        if (t > 0)
-            return t; /* woken early: the pause is not over */
-        o->backoff_until = 0;
-    }
+    int stopping = mlo__worker_stopping(wk);
     uint32_t wseg;
     uint64_t wcommitted;
     int wdone;
     mlo__pipe_read(o->pipe, &wseg, &wcommitted, &wdone);
-    int stopping = mlo__worker_stopping(wk);
-    if (wseg && o->own.n <= wseg) {
-        int r = step(o, &o->own);
-        if (r == STEP_FAIL) {
-            atomic_store_explicit(&o->failing, 1, memory_order_relaxed);
-            return failed(o, wk);
-        }
-        atomic_store_explicit(&o->failing, 0, memory_order_relaxed);
-        o->fails = 0;
-        if (r == STEP_MORE)
-            return 0;
-        if (o->own.n < wseg) {
+    int64_t now = mlo__env_mono(o->env);
+    int room = mlo__sender_staged(s) < WINDOW_EVENTS && now >= o->retry_at;
+    int progress = 0, own_caught_up = !wseg;
+    /* own segments first, so a flush or a new run never waits behind a backlog */
+    if (room && wseg && o->own.n <= wseg) {
+        int r = read_chunk(o, &o->own, &o->own_read);
+        if (r == READ_MORE) {
+            progress = 1;
+        } else if (o->own.n < wseg) {
             /* the writer has moved on: this segment is complete */
-            mlo__pipe_acked(o->pipe, o->own.n, UINT64_MAX);
+            mlo__sender_close_chunk(s, o->own.procid, o->own.n, UINT64_MAX);
             cursor_close(&o->own);
             o->own.n++;
-            return 0;
+            o->own_read = 0;
+            progress = 1;
+        } else {
+            own_caught_up = 1;
         }
-        /* everything the writer had committed before we read is sent */
-        mlo__pipe_acked(o->pipe, o->own.n, wcommitted > o->own.ack ? wcommitted : o->own.ack);
     }
-    if (stopping && wdone)
-        return MLO_WORKER_EXIT;
-    if (!stopping && o->ai < o->nad) {
+    /* then, whenever the own log is caught up, what earlier processes left */
+    if (room && !progress && !stopping && o->ai < o->nad) {
         if (!o->old.r) {
             o->old.procid = o->ad[o->ai].procid;
             o->old.n = o->ad[o->ai].n;
             o->old.flags = MLO_SENDER_ADOPTED;
         }
-        int r = step(o, &o->old);
-        if (r == STEP_FAIL)
-            return failed(o, wk);
-        o->fails = 0;
-        if (r == STEP_END) {
+        if (read_chunk(o, &o->old, NULL) == READ_END) {
             cursor_close(&o->old);
             o->ai++;
         }
-        return 0;
+        progress = 1;
     }
-    return IDLE_NS; /* the writer's announcements wake us */
+    int64_t next = INT64_MAX;
+    mlo__sender_pump(s, !progress, &next);
+    if (!progress && mlo__sender_idle(s)) {
+        /* everything the writer had committed before we read is delivered
+         * (a flush with no new event completes here) */
+        if (wseg && own_caught_up && o->own.n == wseg)
+            mlo__pipe_acked(o->pipe, wseg, wcommitted > o->own_read ? o->own_read : wcommitted);
+        if (stopping && wdone && (!wseg || o->own.n >= wseg))
+            return MLO_WORKER_EXIT;
+    }
+    if (progress)
+        return 0;
+    now = mlo__env_mono(o->env);
+    int64_t t = next == INT64_MAX ? IDLE_NS : next - now;
+    if (o->retry_at > now && o->retry_at - now < t)
+        t = o->retry_at - now;
+    int64_t d = mlo__worker_deadline(wk);
+    if (stopping && d && d - now < t)
+        t = d - now;
+    return t > 0 ? (t < IDLE_NS ? t : IDLE_NS) : 0;
 }
 
 static const mlo_worker_ops outbox_ops = {"mlo-sender", outbox_run, NULL, NULL};
@@ -231,6 +255,8 @@ mlo_outbox *mlo__outbox_start(mlo_env *env, mlo_store *st, mlo_pipe *pipe, mlo_r
         free(o);
         return NULL;
     }
+    mlo__sender_set_ack(o->s, on_ack, o);
+    mlo__sender_set_notify(o->s, on_done, o);
     o->ad = mlo__store_adopted(st, &o->nad);
     o->own.procid = mlo__store_procid(st);
     o->own.n = 1;
@@ -245,18 +271,20 @@ mlo_outbox *mlo__outbox_start(mlo_env *env, mlo_store *st, mlo_pipe *pipe, mlo_r
     return o;
 }
 
-int mlo__outbox_failing(const mlo_outbox *o) {
-    return o && atomic_load_explicit(&((mlo_outbox *)o)->failing, memory_order_relaxed);
-}
-
 void mlo__outbox_stop(mlo_outbox *o, int64_t deadline_ns) {
     if (!o)
         return;
     mlo__pipe_set_reader(o->pipe, NULL);
+    mlo__worker_join(&o->w, deadline_ns);
+    /* a request still out may come back now: it must not wake a freed
+     * worker (notify runs under the pool's lock, so none is under way
+     * once this returns) */
+    mlo__sender_set_notify(o->s, NULL, NULL);
     mlo__worker_stop(&o->w, deadline_ns);
+    /* requests still out give up at the env's deadline (close set it) */
+    mlo__sender_free(o->s);
     cursor_close(&o->own);
     cursor_close(&o->old);
-    mlo__sender_free(o->s);
     free(o);
 }
 
@@ -317,7 +345,9 @@ int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *store, const mlo_s
             if (mlo__sender_staged(s)) {
                 int st = mlo__sender_process(s);
                 if (st != MLO_OK) {
-                    if (++tries <= 2) {
+                    /* issue 16 (mlo sync): past the env's network deadline (sync
+                     * sets one when the server stops answering) a retry cannot help */
+                    if (++tries <= 2 && !mlo__env_aborted(env)) {
                         mlo__clock_sleep(mlo__env_clock(env), (int64_t)tries * MLO_NS_PER_S);
                         mlo__logr_seek(r, ack);
                         continue;

@@ -20,9 +20,6 @@ mlo_outbox *mlo__outbox_start(mlo_env *env, mlo_store *st, mlo_pipe *pipe, mlo_r
 /* After the writer has stopped: sends what is left until deadline_ns, then
  * stops; frees o.  NULL is fine. */
 void mlo__outbox_stop(mlo_outbox *o, int64_t deadline_ns);
-/* 1 when the last attempt failed (the server seems down): a hint for
- * mlo_start_run not to wait.  Any thread. */
-int mlo__outbox_failing(const mlo_outbox *o);
 /* `mlo sync`: sends every segment of segs once (with a short retry of a
  * failed stage), acknowledging as it goes.  progress (may be NULL) gets
  * segment bytes done and in total.  MLO_OK, or a status with a message in

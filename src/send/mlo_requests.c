@@ -14,6 +14,7 @@
  */
 #include "mlo_requests.h"
 
+#include "mlo_api_read.h"
 #include "mlo_retry.h"
 #include "mlo_sender.h"
 
@@ -128,3 +129,62 @@ int mlo__requests_dataset(mlo_reqctx *x, const char *sid, const mlo_rec *r,
     return MLO_OK;
 }
 
+
+/* ---- copies of a run created late --------------------------------------------- */
+
+static int empty_copy(const mlo_read_run *r, const char *lid) {
+    if (r->nmetrics || r->nparams || r->ndatasets)
+        return 0;
+    for (size_t i = 0; i < r->ntags; i++) {
+        const char *k = r->tags[i].key;
+        if (strncmp(k, "mlflow.", 7) && strcmp(k, "mlo.local_id"))
+            return 0;
+        if (!strcmp(k, "mlo.local_id") && strcmp(r->tags[i].value, lid))
+            return 0;
+    }
+    return 1;
+}
+
+void mlo__requests_sweep(mlo_reqctx *x, const char *exp, const char *lid, const char *sid) {
+    char filter[128];
+    snprintf(filter, sizeof filter, "tags.`mlo.local_id` = '%.32s'", lid);
+    mlo__api_set_deadline(x->api, mlo__env_abort_at(x->env));
+    mlo_read_run *runs = NULL;
+    size_t n = 0;
+    mlo_api_error e;
+    memset(&e, 0, sizeof e);
+    int st = mlo__api_read_search(x->api, exp ? exp : "0", filter, 100, &runs, &n, &e);
+    if (st != MLO_OK) {
+        cx_report(x, st, "run %s: cannot look for copies created late: %s", sid,
+                      e.message[0] ? e.message : mlo_strerror(st));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const mlo_read_run *r = &runs[i];
+        if (!r->run_id || !strcmp(r->run_id, sid))
+            continue;
+        if (!empty_copy(r, lid)) {
+            cx_report(x, MLO_ERR_ALREADY_EXISTS,
+                          "run %s has a copy %s (same mlo.local_id) that holds data: left alone",
+                          sid, r->run_id);
+            continue;
+        }
+        st = mlo__api_delete_run(x->api, r->run_id, &e);
+        if (st == MLO_OK) {
+            cx_report(x, MLO_WARN_RETRY,
+                          "run %s: deleted the empty copy %s the server created late", sid,
+                          r->run_id);
+            continue;
+        }
+        /* deletion refused: end it, and say what it is */
+        int a = mlo__api_set_tag(x->api, r->run_id, "mlo.duplicate_of", sid, &e);
+        int b = mlo__api_update_run(x->api, r->run_id, MLO_RUN_KILLED, -1, &e);
+        cx_report(x, a == MLO_OK && b == MLO_OK ? MLO_WARN_RETRY : b,
+                      "run %s: the empty copy %s the server created late could not be deleted; "
+                      "%s",
+                      sid, r->run_id,
+                      a == MLO_OK && b == MLO_OK ? "ended as KILLED, tagged mlo.duplicate_of"
+                                                 : "left as it is");
+    }
+    mlo__api_read_runs_free(runs, n);
+}

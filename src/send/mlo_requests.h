@@ -32,4 +32,14 @@ int mlo__requests_end(mlo_reqctx *x, const char *sid, const mlo_rec *r);
 int mlo__requests_dataset(mlo_reqctx *x, const char *sid, const mlo_rec *r,
                           const mlo_dataset_payload *ds);
 
+/* A run whose creation was ambiguous (the answer to runs/create was lost,
+ * and the server may have carried it out late): every run of experiment
+ * exp carrying the tag mlo.local_id = lid other than sid is an unwanted
+ * copy.  Empty copies (no metric, no param, no tag but MLflow's system
+ * tags and the local id) are deleted (runs/delete), or, when the server
+ * refuses that, ended as KILLED with the tag mlo.duplicate_of = sid.  A
+ * copy that holds data is left alone and reported.  Best effort: failures
+ * are reported, not returned. */
+void mlo__requests_sweep(mlo_reqctx *x, const char *exp, const char *lid, const char *sid);
+
 #endif /* MLO_REQUESTS_H */

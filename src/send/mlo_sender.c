@@ -1,71 +1,68 @@
 /*
  * mlo_sender.c - the sender's core: creates runs on the server and sends
- * their events, grouped per run into `runs/log-batch` requests within
- * MLflow's limits (the requests themselves: mlo_requests.c).
+ * their events in requests within MLflow's limits, as many in flight as the
+ * configuration allows, and says when a chunk of events is wholly
+ * delivered (the outbox acknowledges it then).  The requests themselves are
+ * mlo_requests.c; the workers that carry them, mlo_inflight.c.
  *
- * The core works on a stage: events copied into an arena (mlo_rec header,
- * key, NUL, value, NUL; the header's `run` is an index into the sender's run
- * table, its `size` holds flags).  Processing walks the stage in order:
+ * Intake.  Events arrive in chunks (the outbox: whole blocks of a segment;
+ * the writer without a store: what it drained), are copied into the chunk's
+ * slabs (records never move, so requests can point at them) and taken in
+ * order:
  *  - START_RUN: the run's server id from runs.map, else from a search on its
  *    `mlo.local_id` tag (a creation whose runs.map line was lost in a crash),
  *    else runs/create with the original start time, name and tags; the
  *    mapping is written to runs.map (fsync'd) before anything is sent to the
- *    run, and handed to mlo_start_run waiting in the client.
+ *    run, and handed to mlo_start_run waiting in the client.  When the
+ *    answer to runs/create was lost the run is marked ambiguous: the server
+ *    may carry the request out late, and the run's end first removes such
+ *    copies (mlo__requests_sweep).
  *  - METRIC/PARAM/TAG go to their run's open batch; a batch that would break
  *    a limit (1000 metrics, 100 params, 100 tags, 1000 entries, ~900 KB, or
- *    a param/tag key already in it) is sent first.
- *  - END_RUN sends the run's batch and then `runs/update`.
- *  - DATASET sends the run's batch and then `runs/log-inputs` (one dataset
- *    input): events reach the server in the order they were logged, so
- *    metrics on either side of a dataset keep their order.  Logging it again
- *    is harmless (the server links a (name, digest) to a run once), so a
- *    resend after a transient failure is safe like the rest; a refusal (400)
- *    is reported and counted as failed, and the run's other events go on.
- *  At the end of the stage every open batch is sent.
- * A batch the server refuses as invalid (400) stores nothing: it is split in
- * halves and resent until the offending entries stand alone; those are
- * reported and counted as failed, every other entry is delivered.
+ *    a param/tag key already in it) becomes a request.
+ *  - END_RUN and DATASET close the run's open batches, then become a
+ *    request of their own.
+ *  A run whose creation the server refused for good has its events counted
+ *  as failed.  A transient failure of creation (or of resolving a run seen
+ *  without its start) stops the intake; it is tried again after the outbox
+ *  pause while requests already made go on.
  *
- * Transient failures (network, 5xx/429 after the transport's retries,
- * 401/403, an unreadable answer, the close deadline): with keep (an outbox)
- * the whole stage is abandoned uncounted and resent later from the
- * acknowledged offset (resending is safe: the server stores an identical
- * metric point once, accepts an identical param, tags are last-write-wins,
- * runs are found by runs.map or their tag); without keep (no store) the
- * events count as failed, as they did before the store.  Counters of a stage
- * are added only when it completes.
+ * Order.  Metrics are order-free on the server (history is keyed by step
+ * and timestamp; the latest value compares step, timestamp, value), so
+ * batches holding only metrics of one run may be in flight together
+ * ("free" requests).  Batches holding params or tags (a tag's last value
+ * wins) go one after the other ("ordered").  A run's end and a dataset input ("barriers") wait until
+ * every earlier request of the run is done, and later ones wait for them:
+ * a run ends only after all its data is acknowledged.  Different runs never
+ * wait for each other.
  *
- * Stages come from the outbox (mlo_outbox.c: whole blocks of the store's
- * segments, acknowledged once processed) or, without a store, from the
- * writer.
+ * Requests in flight.  Up to max_inflight requests are with the workers at
+ * once (mlo_inflight.c; max_inflight = 1: every request on the calling
+ * thread).  There is no stage barrier: more events are taken while requests
+ * are out, and a request that fails transiently (network, 5xx/429 after the
+ * transport's retries, 401/403, an unreadable answer) is tried again alone
+ * after its own pause (mlo__retry_backoff_ns) while the others go on.  A
+ * batch the server refuses as invalid is split by the request itself until
+ * the offending entries stand alone (mlo_requests.c).
  *
- * Requests in flight (max_inflight = N > 1, mlo_options_set_max_inflight):
- * the sender owns a pool of N workers (mlo_inflight.c), each with its own
- * mlo_api (one connection).  The sender's thread still walks the stage in
- * order, creates runs (START_RUN, synchronously) and groups events into
- * batches; a batch it would have sent, an END_RUN's runs/update and a
- * DATASET's runs/log-inputs become a job (kept with pointers into the stage,
- * which does not move until the stage ends) handed to the workers through a
- * queue, and it goes on grouping while they build, encode and send.  Order:
- * a run has at most one job in the workers at a time; its later jobs wait in
- * the run's own FIFO and are handed over when the one before finishes.  So
- * requests of different runs overlap, those of one run never do and keep the
- * order of the log (metric steps, tags last-write-wins, a param conflict
- * isolated by the same 400-splitting, done by the worker).  The stage ends
- * when every job has finished: its counters are added and it is acknowledged
- * only then; if any job failed transiently the jobs not yet sent are dropped
- * and the stage is sent again whole, as with one request at a time.  Workers
- * report refused entries through the job (the sender's thread passes them to
- * the error callback); retry warnings come from the worker retrying.  The
- * queue holds at most one job per run; jobs, and the pointer arena their
- * batches live in, are bounded by the stage.  Workers are started when a
- * job finds none idle, up to N: one run logging uses one (its requests never
- * overlap), a sync with nothing to send none.  N = 1: no worker, every
- * request on the sender's thread, as before.
+ * Delivery.  A chunk is done when every event of it was delivered or
+ * refused for good; chunks are done in their order (mlo__sender_pump calls
+ * the ack function, the outbox writes the acknowledgement then), so a crash
+ * resends at most what was not acknowledged, which the server takes
+ * idempotently (an identical metric point is stored once, an identical
+ * param accepted, tags are last-write-wins, runs are found by runs.map or
+ * their tag).
  *
- * Threads: a sender belongs to one thread.  It shares with others only the
- * environment's counters, the client's run table (mlo__runs_created), and
- * with its own workers the pool (mlo_inflight.c).
+ * Synchronous use (mlo__sender_process: the writer without a store, `mlo
+ * sync`): the staged events are sent and waited for; with keep (an outbox)
+ * a transient failure drops what is not delivered and returns the status
+ * (the caller reads it again); without keep (memory only) what cannot be
+ * sent after the transport's retries counts as failed.
+ *
+ * Threads: a sender belongs to one thread (the outbox's worker, the writer,
+ * `mlo sync`).  It shares with others the environment's counters, the
+ * client's run table (mlo__runs_created) and, with its own workers, the
+ * jobs (mlo_inflight.c).
  */
 #define _GNU_SOURCE
 #include "mlo_sender.h"
@@ -79,19 +76,61 @@
 #include "mlo_retry.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#define HASH_SIZE 8192
 #define SRUN_BUCKETS 4096
+#define SLAB_BYTES (256u * 1024u)
 #define LOCAL_ID_TAG "mlo.local_id"
+#define ACK_NONE UINT64_MAX - 1 /* a chunk without an acknowledgement to write */
 
 enum { SRUN_UNKNOWN = 0, SRUN_MAPPED = 1, SRUN_FAILED = 2 };
+enum { LANE_FREE = 0, LANE_ORDERED = 1, LANE_BARRIER = 2 };
+enum { JOB_WAITING = 0, JOB_OUT = 1 };
+
+/* ---- chunks: staged events, their slabs and their delivery -------------------- */
+
+typedef struct slab {
+    struct slab *next;
+    size_t used, cap;
+    _Alignas(8) char data[];
+} slab;
+
+typedef struct chunk chunk;
+
+/* A staged record: which chunk it belongs to, then the mlo_rec header, the
+ * key, NUL, the value, NUL (mlo__payload_staged_key/_val read it). */
+typedef struct srec {
+    chunk *c;
+    mlo_rec r;
+} srec;
+
+struct chunk {
+    chunk *next;
+    slab *slabs;
+    const mlo_rec **recs; /* in order */
+    size_t n, cap;
+    size_t taken;   /* records the intake has handled */
+    size_t pending; /* events handed to requests and not done */
+    int closed;     /* every record of it is in (the ack position is known) */
+    char procid[48];
+    uint32_t seg;
+    uint64_t end; /* ACK_NONE: nothing to acknowledge */
+};
+
+static chunk *rec_chunk(const mlo_rec *r) {
+    return ((const srec *)((const char *)r - offsetof(srec, r)))->c;
+}
+
+/* ---- runs ----------------------------------------------------------------------- */
+
+typedef struct batch {
+    const mlo_rec **recs;
+    uint32_t n, nmetrics, nparams, ntags;
+    size_t bytes;
+} batch;
 
 typedef struct srun {
     char lid[33];
@@ -99,19 +138,15 @@ typedef struct srun {
     char *exp;
     int state;
     int fail_status;
+    int ambiguous; /* runs/create may have been carried out unseen */
+    int map_pending; /* created, its runs.map line not written yet */
     uint32_t next; /* hash chain: index + 1 */
-    /* requests in flight: a job of this run is with the workers; the run's
-     * later jobs wait here, in order */
-    int busy;
-    mlo_job *pend_head, *pend_tail;
+    batch open; /* the open batch */
+    int open_listed;   /* on the sender's list of runs with open batches */
+    mlo_job *jobs, *jobs_tail; /* outstanding requests, in order */
+    int active_listed;         /* on the list of runs with outstanding requests */
+    uint64_t seq;
 } srun;
-
-typedef struct batch {
-    uint32_t run;
-    uint32_t n, nmetrics, nparams, ntags;
-    size_t bytes;
-    const mlo_rec **recs; /* capacity MLO_BATCH_MAX_TOTAL */
-} batch;
 
 struct mlo_sender {
     mlo_env *env;
@@ -119,33 +154,33 @@ struct mlo_sender {
     mlo_store *st;
     int keep;
     mlo_api *api;
-    /* requests in flight (NULL: one at a time, on this thread) */
-    mlo_inflight *pool;
-    int pool_on;          /* this stage goes through the pool */
-    int stage_st;         /* first transient failure of a job in this stage */
-    size_t outstanding;   /* jobs of this stage not finished (queued, sending, waiting) */
+    mlo_inflight *pool; /* NULL: one request at a time, on this thread */
+    size_t max_out, out;
+    size_t map_pending; /* runs created whose runs.map line could not be written */
     mlo_job *free_jobs;
-    const mlo_rec **arena; /* the batches of the stage's jobs */
-    size_t arena_len, arena_cap;
-    /* the stage */
-    mlo_buf stage;
-    size_t *offs;
-    size_t nstaged, capstaged;
-    /* open batches of the stage, by run */
-    batch *batches;
-    size_t nbatches, cap_batches;
-    int32_t *slot;
-    uint32_t *slot_run;
+    /* chunks, oldest first; the last one may be open */
+    chunk *head, *tail;
+    size_t staged; /* events staged and not done */
+    /* intake: the chunk and record it is at; a transient failure pauses it */
+    int64_t intake_retry_at;
+    int intake_fails;
     /* runs seen */
     srun *runs;
     size_t nruns, capruns;
     uint32_t *heads;
+    uint32_t *open, nopen, capopen;       /* runs with open batches */
+    uint32_t *active, nactive, capactive; /* runs with outstanding requests */
     /* experiment name -> id */
     mlo_kv *exps;
     size_t nexps;
-    /* this thread's sending, and the counters of the stage in progress */
-    mlo_reqctx cx;
+    int failing; /* requests fail transiently (reported once, until one goes through) */
+    /* synchronous use: the first transient failure */
+    int sync_mode;
+    int sync_st;
+    mlo_reqctx cx; /* this thread's requests */
     mlo_buf scratch;
+    mlo_sender_ack_fn ack;
+    void *ack_ctx;
 };
 
 /* ---- new / free --------------------------------------------------------------- */
@@ -160,52 +195,88 @@ mlo_sender *mlo__sender_new(mlo_env *env, mlo_store *st, int keep, mlo_runs *run
     s->st = st;
     s->keep = keep;
     s->api = cfg->tracking_uri ? mlo__api_new(env) : NULL;
-    s->slot = malloc(HASH_SIZE * sizeof *s->slot);
-    s->slot_run = calloc(HASH_SIZE, sizeof *s->slot_run);
     s->heads = calloc(SRUN_BUCKETS, sizeof *s->heads);
-    if ((cfg->tracking_uri && !s->api) || !s->slot || !s->slot_run || !s->heads) {
+    if ((cfg->tracking_uri && !s->api) || !s->heads) {
         mlo__sender_free(s);
         return NULL;
     }
-    for (size_t i = 0; i < HASH_SIZE; i++)
-        s->slot[i] = -1;
-    /* workers only to send: without a server (a store that could not be
-     * used) nothing is sent; they start with the first stage that sends,
-     * as many as requests are waiting, up to max_inflight */
-    if (s->api && cfg->max_inflight > 1)
+    s->cx = (mlo_reqctx){.env = env, .api = s->api, .keep = keep};
+    s->max_out = 1;
+    /* workers only to send; they start with the first request, as many as
+     * requests are waiting, up to max_inflight */
+    if (s->api && cfg->max_inflight > 1) {
         s->pool = mlo__inflight_new(env, keep, cfg->max_inflight);
+        if (s->pool)
+            s->max_out = (size_t)cfg->max_inflight;
+    }
     return s;
+}
+
+static void collect(mlo_sender *s, int wait);
+
+static void chunk_free(chunk *c) {
+    while (c->slabs) {
+        slab *n = c->slabs->next;
+        free(c->slabs);
+        c->slabs = n;
+    }
+    free(c->recs);
+    free(c);
+}
+
+static void job_free(mlo_job *j) {
+    free(j->recs);
+    mlo__buf_free(&j->reports);
+    free(j);
 }
 
 void mlo__sender_free(mlo_sender *s) {
     if (!s)
         return;
-    mlo__inflight_free(s->pool); /* no job is out: a stage ends when all have finished */
+    /* no request may be out when a sender is freed: wait for the workers */
+    while (s->pool && s->out)
+        collect(s, 1);
+    mlo__inflight_free(s->pool);
+    for (size_t i = 0; i < s->nruns; i++) {
+        srun *r = &s->runs[i];
+        free(r->sid);
+        free(r->exp);
+        free(r->open.recs);
+        for (mlo_job *j = r->jobs; j;) {
+            mlo_job *n = j->run_next;
+            job_free(j);
+            j = n;
+        }
+    }
     while (s->free_jobs) {
         mlo_job *j = s->free_jobs;
         s->free_jobs = j->next;
-        mlo__buf_free(&j->reports);
-        free(j);
+        job_free(j);
     }
-    free(s->arena);
-    for (size_t i = 0; i < s->cap_batches; i++)
-        free(s->batches[i].recs);
-    free(s->batches);
-    free(s->offs);
-    free(s->slot);
-    free(s->slot_run);
-    for (size_t i = 0; i < s->nruns; i++) {
-        free(s->runs[i].sid);
-        free(s->runs[i].exp);
+    while (s->head) {
+        chunk *c = s->head;
+        s->head = c->next;
+        chunk_free(c);
     }
     free(s->runs);
     free(s->heads);
+    free(s->open);
+    free(s->active);
     mlo__kv_free(s->exps, s->nexps);
-    mlo__buf_free(&s->stage);
     mlo__buf_free(&s->scratch);
     if (s->api)
         mlo__api_free(s->api);
     free(s);
+}
+
+void mlo__sender_set_ack(mlo_sender *s, mlo_sender_ack_fn fn, void *ctx) {
+    s->ack = fn;
+    s->ack_ctx = ctx;
+}
+
+void mlo__sender_set_notify(mlo_sender *s, void (*fn)(void *ctx), void *ctx) {
+    if (s->pool)
+        mlo__inflight_set_notify(s->pool, fn, ctx);
 }
 
 /* ---- the run table ------------------------------------------------------------- */
@@ -244,71 +315,176 @@ static long srun_for(mlo_sender *s, const char *lid, size_t len) {
     return (long)(s->nruns - 1);
 }
 
-/* ---- staging --------------------------------------------------------------------- */
+static int list_add(uint32_t **v, uint32_t *n, uint32_t *cap, uint32_t x) {
+    if (*n == *cap) {
+        uint32_t nc = *cap ? 2 * *cap : 64;
+        uint32_t *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = x;
+    return 0;
+}
 
+/* ---- staging -------------------------------------------------------------------- */
+
+static chunk *open_chunk(mlo_sender *s) {
+    if (s->tail && !s->tail->closed)
+        return s->tail;
+    chunk *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->end = ACK_NONE;
+    if (s->tail)
+        s->tail->next = c;
+    else
+        s->head = c;
+    s->tail = c;
+    return c;
+}
+
+static void *slab_alloc(chunk *c, size_t need) {
+    slab *sl = c->slabs;
+    if (!sl || sl->cap - sl->used < need) {
+        size_t cap = need > SLAB_BYTES ? need : SLAB_BYTES;
+        slab *n = malloc(sizeof *n + cap);
+        if (!n)
+            return NULL;
+        n->used = 0;
+        n->cap = cap;
+        n->next = c->slabs;
+        c->slabs = n;
+        sl = n;
+    }
+    void *p = sl->data + sl->used;
+    sl->used += need;
+    return p;
+}
 
 int mlo__sender_add(mlo_sender *s, int type, const char *lid, const char *key, size_t klen,
                     const char *val, size_t vlen, double num, int64_t ts, int64_t step,
                     int flags) {
     long run = srun_for(s, lid, strlen(lid));
-    if (run < 0)
+    chunk *c = run < 0 ? NULL : open_chunk(s);
+    if (!c)
         return -1;
     if (type == MLO_EV_START_RUN) {
         key = lid;
         klen = strlen(lid);
     }
-    size_t need = sizeof(mlo_rec) + klen + 1 + vlen + 1;
-    need = (need + MLO_REC_ALIGN - 1) & ~(size_t)(MLO_REC_ALIGN - 1);
-    if (s->nstaged == s->capstaged) {
-        size_t nc = s->capstaged ? 2 * s->capstaged : 4096;
-        size_t *n = realloc(s->offs, nc * sizeof *n);
-        if (!n)
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? 2 * c->cap : 1024;
+        const mlo_rec **nr = realloc(c->recs, nc * sizeof *nr);
+        if (!nr)
             return -1;
-        s->offs = n;
-        s->capstaged = nc;
+        c->recs = nr;
+        c->cap = nc;
     }
-    if (mlo__buf_reserve(&s->stage, need) != 0)
+    size_t need = sizeof(srec) + klen + 1 + vlen + 1;
+    need = (need + MLO_REC_ALIGN - 1) & ~(size_t)(MLO_REC_ALIGN - 1);
+    srec *sr = slab_alloc(c, need);
+    if (!sr)
         return -1;
-    char *p = s->stage.data + s->stage.len;
-    mlo_rec h = {.size = (uint32_t)flags,
-                 .type = (uint16_t)type,
-                 .key_len = (uint16_t)klen,
-                 .run = (uint32_t)run,
-                 .val_len = (uint32_t)vlen,
-                 .timestamp = ts,
-                 .step = step,
-                 .value = num};
-    memcpy(p, &h, sizeof h);
+    sr->c = c;
+    sr->r = (mlo_rec){.size = (uint32_t)flags,
+                      .type = (uint16_t)type,
+                      .key_len = (uint16_t)klen,
+                      .run = (uint32_t)run,
+                      .val_len = (uint32_t)vlen,
+                      .timestamp = ts,
+                      .step = step,
+                      .value = num};
+    char *p = (char *)(&sr->r + 1);
     if (klen)
-        memcpy(p + sizeof h, key, klen);
-    p[sizeof h + klen] = 0;
+        memcpy(p, key, klen);
+    p[klen] = 0;
     if (vlen)
-        memcpy(p + sizeof h + klen + 1, val, vlen);
-    p[sizeof h + klen + 1 + vlen] = 0;
-    s->offs[s->nstaged++] = s->stage.len;
-    s->stage.len += need;
+        memcpy(p + klen + 1, val, vlen);
+    p[klen + 1 + vlen] = 0;
+    c->recs[c->n++] = &sr->r;
+    if (type != MLO_EV_START_RUN)
+        s->staged++;
     return 0;
 }
 
-size_t mlo__sender_staged(const mlo_sender *s) {
-    return s->nstaged;
+void mlo__sender_close_chunk(mlo_sender *s, const char *procid, uint32_t seg, uint64_t end) {
+    chunk *c = open_chunk(s);
+    if (!c)
+        return; /* out of memory: the records of the open chunk (if any) stay unacknowledged */
+    snprintf(c->procid, sizeof c->procid, "%s", procid ? procid : "");
+    c->seg = seg;
+    c->end = procid ? end : ACK_NONE;
+    c->closed = 1;
 }
 
-/* ---- failures ---------------------------------------------------------------------- */
+size_t mlo__sender_staged(const mlo_sender *s) {
+    return s->staged;
+}
 
-/* Counts n events of a stage as failed (at the stage's end). */
-static void fail_n(mlo_sender *s, uint64_t n) {
-    s->cx.failed += n;
+int mlo__sender_idle(const mlo_sender *s) {
+    return !s->head;
+}
+
+/* ---- delivery --------------------------------------------------------------------- */
+
+/* n events of records recs are done (delivered or refused for good). */
+static void done_recs(mlo_sender *s, const mlo_rec *const *recs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        chunk *c = rec_chunk(recs[i]);
+        c->pending--;
+        s->staged--;
+    }
+}
+
+/* An event that never became a request: counted failed, done. */
+static void fail_rec(mlo_sender *s, const mlo_rec *r) {
+    mlo__env_stat(s->env, MLO_STAT_FAILED, 1);
+    s->staged--;
+    (void)r;
+}
+
+/* Chunks done in order: acknowledged, freed. */
+/* Writes the runs.map lines that could not be written when their runs
+ * were created (out of memory, a full disk): MLO_OK when none is left. */
+static int retry_maps(mlo_sender *s) {
+    for (size_t i = 0; i < s->nruns && s->map_pending; i++) {
+        srun *r = &s->runs[i];
+        if (r->map_pending && mlo__store_map_put(s->st, r->lid, r->sid) == 0) {
+            r->map_pending = 0;
+            s->map_pending--;
+        }
+    }
+    return s->map_pending ? MLO_ERR_STORE : MLO_OK;
+}
+
+/* Acknowledges the chunks wholly delivered, in order.  Not while a run's
+ * runs.map line is missing: a chunk acknowledged is never read again, and
+ * the mapping (`mlo sync`'s artifacts look a run up there) would be lost
+ * with it. */
+static void ack_chunks(mlo_sender *s) {
+    if (s->map_pending)
+        return;
+    while (s->head && s->head->closed && s->head->taken == s->head->n && !s->head->pending) {
+        chunk *c = s->head;
+        s->head = c->next;
+        if (!s->head)
+            s->tail = NULL;
+        if (s->ack && c->end != ACK_NONE)
+            s->ack(s->ack_ctx, c->procid, c->seg, c->end);
+        chunk_free(c);
+    }
 }
 
 /* ---- runs on the server -------------------------------------------------------------- */
 
 static int exp_id_for(mlo_sender *s, const char *name, char **out, mlo_api_error *e) {
-    for (size_t i = 0; i < s->nexps; i++)
-        if (!strcmp(s->exps[i].key, name)) {
-            *out = strdup(s->exps[i].value);
-            return *out ? MLO_OK : MLO_ERR_NO_MEMORY;
-        }
+    const char *known = mlo__kv_get(s->exps, s->nexps, name);
+    if (known) {
+        *out = strdup(known);
+        return *out ? MLO_OK : MLO_ERR_NO_MEMORY;
+    }
     int st = mlo__api_get_experiment_by_name(s->api, name, out, e);
     if (st == MLO_ERR_NOT_FOUND) {
         st = mlo__api_create_experiment(s->api, name, out, e);
@@ -327,8 +503,10 @@ static void set_deadline(mlo_sender *s) {
 
 static void mapped(mlo_sender *s, srun *r, char *sid, char *exp) {
     r->sid = sid;
-    free(r->exp);
-    r->exp = exp;
+    if (exp) {
+        free(r->exp);
+        r->exp = exp;
+    }
     r->state = SRUN_MAPPED;
     if (s->client_runs)
         mlo__runs_created(s->client_runs, r->lid, sid, exp, MLO_OK);
@@ -388,6 +566,8 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
             mlo__runs_created(s->client_runs, r->lid, r->sid, r->exp, MLO_OK);
         return MLO_OK;
     }
+    if (r->state == SRUN_FAILED)
+        return MLO_OK;
     char *sid = NULL;
     if (s->st && mlo__store_map_get(s->st, r->lid, &sid)) {
         mapped(s, r, sid, NULL);
@@ -425,6 +605,7 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
         oom |= mlo__kv_push(&tags, &ntags, LOCAL_ID_TAG, r->lid);
         if (sr.parent) {
             long pi = srun_for(s, sr.parent, strlen(sr.parent));
+            r = &s->runs[rec->run]; /* srun_for may have moved the table */
             if (pi >= 0) {
                 int pst = resolve(s, &s->runs[pi]);
                 if (pst != MLO_OK && !mlo__retry_permanent(pst)) {
@@ -435,7 +616,6 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
                 if (s->runs[pi].sid)
                     oom |= mlo__kv_push(&tags, &ntags, "mlflow.parentRunId", s->runs[pi].sid);
             }
-            r = &s->runs[rec->run]; /* srun_for may have moved the table */
         }
         if (oom) {
             mlo__kv_free(tags, ntags);
@@ -445,16 +625,19 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
         /* runs/create is not repeated by the transport once it may have
          * reached the server (a lost answer would create the run twice): look
          * for the run's tag, and only then create again.  With an outbox a
-         * later pass does that after the backoff; memory-only, here, within
-         * the retry budget. */
+         * later pass does that after the pause; memory-only, here, within
+         * the retry budget.  Either way the run is marked ambiguous: the
+         * server may still carry out a request it received late. */
         for (int attempt = 0;; attempt++) {
             st = mlo__api_create_run(s->api, exp, sr.run_name, rec->timestamp, tags, ntags, &sid,
                                      &e);
             if (st != MLO_ERR_NETWORK && st != MLO_ERR_TIMEOUT)
                 break;
+            r->ambiguous = 1;
             mlo__env_report(s->env, MLO_WARN_RETRY, 1,
-                        "run %s: create run: %s; looking for it by its %s tag before trying again",
-                        r->lid, e.message[0] ? e.message : mlo_strerror(st), LOCAL_ID_TAG);
+                            "run %s: create run: %s; looking for it by its %s tag before trying "
+                            "again",
+                            r->lid, e.message[0] ? e.message : mlo_strerror(st), LOCAL_ID_TAG);
             mlo_api_error e2;
             int fst = mlo__api_search_run_by_tag(s->api, exp, LOCAL_ID_TAG, r->lid, &sid, &e2);
             if (fst == MLO_OK) {
@@ -464,16 +647,21 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
             if (fst != MLO_ERR_NOT_FOUND || attempt >= s->env->cfg->max_retries ||
                 mlo__env_aborted(s->env))
                 break;
-            mlo__clock_sleep(mlo__env_clock(s->env), 200 * 1000000LL << (attempt < 3 ? attempt : 3));
+            mlo__clock_sleep(mlo__env_clock(s->env),
+                             200 * 1000000LL << (attempt < 3 ? attempt : 3));
         }
         mlo__kv_free(tags, ntags);
     }
     if (st == MLO_OK) {
         if (s->st && mlo__store_map_put(s->st, r->lid, sid) != 0) {
-            /* without the mapping on disk a crash could create it twice; the
-             * tag search still finds it, so go on, but say so */
-            mlo__env_report(s->env, MLO_ERR_STORE, 1, "run %s: cannot record its server id in %s",
-                        r->lid, "runs.map");
+            /* its events go on (the tag search finds the run after a
+             * crash); the line is written again before anything after it
+             * is acknowledged (retry_maps) */
+            mlo__env_report(s->env, MLO_ERR_STORE, 1,
+                            "run %s: cannot record its server id in runs.map yet: %s", r->lid,
+                            strerror(errno));
+            r->map_pending = 1;
+            s->map_pending++;
         }
         mapped(s, r, sid, exp);
         return MLO_OK;
@@ -489,95 +677,9 @@ static int start_run(mlo_sender *s, const mlo_rec *rec) {
     return st;
 }
 
-/* ---- requests in flight: one job per run at a time ------------------------------------ */
+/* ---- requests ------------------------------------------------------------------------ */
 
-static void pool_cancel(mlo_sender *s, int st) {
-    if (s->stage_st == MLO_OK)
-        s->stage_st = st;
-    mlo__inflight_cancel(s->pool, st);
-}
-
-static void job_recycle(mlo_sender *s, mlo_job *j) {
-    j->next = s->free_jobs;
-    s->free_jobs = j;
-    s->outstanding--;
-}
-
-/* A job is back from the workers: its counters and reports join the stage's;
- * the run's next job goes to the workers (or, the stage having failed, is
- * dropped). */
-static void job_finished(mlo_sender *s, mlo_job *j) {
-    if (j->status != MLO_OK) {
-        pool_cancel(s, j->status);
-    } else {
-        s->cx.sent += j->sent;
-        s->cx.adopted += j->adopted;
-        s->cx.failed += j->failed;
-    }
-    for (size_t off = 0; off + sizeof(int32_t) < j->reports.len;) {
-        int32_t st;
-        memcpy(&st, j->reports.data + off, sizeof st);
-        const char *msg = j->reports.data + off + sizeof st;
-        mlo__env_report(s->env, st, 1, "%s", msg);
-        off += sizeof st + strlen(msg) + 1;
-    }
-    srun *r = &s->runs[j->run];
-    job_recycle(s, j);
-    while (r->pend_head && s->stage_st != MLO_OK) {
-        mlo_job *k = r->pend_head;
-        r->pend_head = k->next;
-        job_recycle(s, k);
-    }
-    mlo_job *next = r->pend_head;
-    if (!next) {
-        r->pend_tail = NULL;
-        r->busy = 0;
-        return;
-    }
-    r->pend_head = next->next;
-    if (!r->pend_head)
-        r->pend_tail = NULL;
-    mlo__inflight_push(s->pool, next);
-}
-
-/* Takes the jobs the workers have finished; with wait, at least one. */
-static void pool_collect(mlo_sender *s, int wait) {
-    mlo_job *j = mlo__inflight_collect(s->pool, wait);
-    while (j) {
-        mlo_job *next = j->next;
-        job_finished(s, j);
-        j = next;
-    }
-}
-
-static void pool_wait_all(mlo_sender *s) {
-    while (s->outstanding)
-        pool_collect(s, 1);
-}
-
-/* Hands a job for run `run` over: to the workers if the run has none
- * there, else to the run's FIFO.  Returns the stage's status so far. */
-static int submit(mlo_sender *s, mlo_job *j) {
-    srun *r = &s->runs[j->run];
-    j->sid = r->sid;
-    j->status = MLO_OK;
-    j->next = NULL;
-    s->outstanding++;
-    if (r->busy) {
-        if (r->pend_tail)
-            r->pend_tail->next = j;
-        else
-            r->pend_head = j;
-        r->pend_tail = j;
-    } else {
-        r->busy = 1;
-        mlo__inflight_push(s->pool, j);
-    }
-    pool_collect(s, 0);
-    return s->stage_st;
-}
-
-static mlo_job *job_new(mlo_sender *s, int kind, uint32_t run) {
+static mlo_job *job_new(mlo_sender *s, int kind, uint32_t run, int lane) {
     mlo_job *j = s->free_jobs;
     if (j) {
         s->free_jobs = j->next;
@@ -588,75 +690,91 @@ static mlo_job *job_new(mlo_sender *s, int kind, uint32_t run) {
     }
     j->kind = kind;
     j->run = run;
-    j->recs = NULL;
     j->n = 0;
     j->rec = NULL;
+    j->sweep_lid = j->sweep_exp = NULL;
+    j->lane = lane;
+    j->state = JOB_WAITING;
+    j->attempts = 0;
+    j->retry_at = 0;
+    j->run_next = NULL;
+    j->next = NULL;
     return j;
 }
 
-/* Out of memory for a job: the run's jobs are all done first (order), then
- * this thread sends it itself. */
-static void run_idle(mlo_sender *s, uint32_t run) {
-    while (s->runs[run].busy)
-        pool_collect(s, 1);
+static void job_recycle(mlo_sender *s, mlo_job *j) {
+    j->next = s->free_jobs;
+    s->free_jobs = j;
 }
 
-static int send_batch(mlo_sender *s, batch *b) {
+/* Appends j to its run's outstanding requests. */
+static int job_enqueue(mlo_sender *s, mlo_job *j) {
+    srun *r = &s->runs[j->run];
+    if (!r->active_listed) {
+        if (list_add(&s->active, &s->nactive, &s->capactive, j->run) != 0)
+            return -1;
+        r->active_listed = 1;
+    }
+    j->seq = ++r->seq;
+    if (r->jobs_tail)
+        r->jobs_tail->run_next = j;
+    else
+        r->jobs = j;
+    r->jobs_tail = j;
+    return 0;
+}
+
+/* Makes a request of the open batch b of run `run`: free when it holds only
+ * metrics, ordered when it holds params or tags. */
+static int batch_to_job(mlo_sender *s, uint32_t run, batch *b) {
     if (b->n == 0)
         return MLO_OK;
-    int st;
-    mlo_job *j = s->pool_on && s->arena_len + b->n <= s->arena_cap
-                     ? job_new(s, MLO_JOB_BATCH, b->run)
-                     : NULL;
-    if (j) {
-        j->recs = s->arena + s->arena_len;
-        j->n = b->n;
-        memcpy(j->recs, b->recs, b->n * sizeof *b->recs);
-        s->arena_len += b->n;
-        st = submit(s, j);
-    } else {
-        if (s->pool_on)
-            run_idle(s, b->run);
-        set_deadline(s);
-        st = mlo__requests_batch(&s->cx, s->runs[b->run].sid, b->recs, b->n);
-        if (st != MLO_OK && s->pool_on)
-            pool_cancel(s, st);
+    int lane = b->nparams || b->ntags ? LANE_ORDERED : LANE_FREE;
+    mlo_job *j = job_new(s, MLO_JOB_BATCH, run, lane);
+    if (!j)
+        return MLO_ERR_NO_MEMORY;
+    /* enqueued before anything moves: out of memory leaves the batch as it
+     * was, open, for the next try */
+    if (job_enqueue(s, j) != 0) {
+        job_recycle(s, j);
+        return MLO_ERR_NO_MEMORY;
     }
+    /* the batch's array moves to the job, the job's old one (if any) to the batch */
+    const mlo_rec **keep = j->recs;
+    size_t kcap = j->cap;
+    j->recs = b->recs;
+    j->n = b->n;
+    j->cap = MLO_BATCH_MAX_TOTAL;
+    b->recs = kcap >= MLO_BATCH_MAX_TOTAL ? keep : NULL;
+    if (!b->recs)
+        free(keep);
     b->n = b->nmetrics = b->nparams = b->ntags = 0;
     b->bytes = 0;
-    return st;
+    return MLO_OK;
 }
 
-static batch *batch_for(mlo_sender *s, uint32_t run) {
-    uint32_t h = (run * 2654435761u) & (HASH_SIZE - 1);
-    while (s->slot[h] >= 0) {
-        if (s->slot_run[h] == run)
-            return &s->batches[s->slot[h]];
-        h = (h + 1) & (HASH_SIZE - 1);
+static int close_batches(mlo_sender *s, uint32_t run) {
+    return batch_to_job(s, run, &s->runs[run].open);
+}
+
+/* The first `k` open batches (in the order they were opened) become
+ * requests; UINT32_MAX: every one (nothing more is coming for now). */
+static void close_open_batches(mlo_sender *s, uint32_t k) {
+    uint32_t n = k < s->nopen ? k : s->nopen, kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t run = s->open[i];
+        if (close_batches(s, run) != MLO_OK)
+            s->open[kept++] = run; /* out of memory: still open, tried again later */
+        else
+            s->runs[run].open_listed = 0;
     }
-    if (s->nbatches >= HASH_SIZE / 2)
-        return NULL;
-    if (s->nbatches == s->cap_batches) {
-        size_t nc = s->cap_batches ? s->cap_batches * 2 : 16;
-        batch *nb = realloc(s->batches, nc * sizeof *nb);
-        if (!nb)
-            return NULL;
-        memset(nb + s->cap_batches, 0, (nc - s->cap_batches) * sizeof *nb);
-        s->batches = nb;
-        s->cap_batches = nc;
-    }
-    batch *b = &s->batches[s->nbatches];
-    if (!b->recs) {
-        b->recs = malloc(MLO_BATCH_MAX_TOTAL * sizeof *b->recs);
-        if (!b->recs)
-            return NULL;
-    }
-    b->run = run;
-    b->n = b->nmetrics = b->nparams = b->ntags = 0;
-    b->bytes = 0;
-    s->slot[h] = (int32_t)s->nbatches++;
-    s->slot_run[h] = run;
-    return b;
+    if (s->nopen > n)
+        memmove(s->open + kept, s->open + n, (s->nopen - n) * sizeof *s->open);
+    s->nopen -= n - kept;
+}
+
+static void close_all_batches(mlo_sender *s) {
+    close_open_batches(s, UINT32_MAX);
 }
 
 static int has_key(const batch *b, int type, const char *key) {
@@ -666,201 +784,370 @@ static int has_key(const batch *b, int type, const char *key) {
     return 0;
 }
 
-static int send_all(mlo_sender *s) {
-    for (size_t i = 0; i < s->nbatches; i++) {
-        int st = send_batch(s, &s->batches[i]);
-        if (st != MLO_OK)
-            return st;
-    }
-    return MLO_OK;
-}
-
-static int add_event(mlo_sender *s, const mlo_rec *r) {
-    batch *b = batch_for(s, r->run);
-    if (!b) {
-        /* too many runs in one stage for the table: send what is open */
-        int st = send_all(s);
-        if (st != MLO_OK)
-            return st;
-        b = batch_for(s, r->run);
-        if (!b) {
-            fail_n(s, 1);
-            return MLO_OK;
-        }
-    }
-    size_t bytes = (size_t)r->key_len + r->val_len + 96;
+static int add_event(mlo_sender *s, const mlo_rec *rec) {
+    srun *r = &s->runs[rec->run];
+    batch *b = &r->open;
+    if (!b->recs && !(b->recs = malloc(MLO_BATCH_MAX_TOTAL * sizeof *b->recs)))
+        return MLO_ERR_NO_MEMORY;
+    size_t bytes = (size_t)rec->key_len + rec->val_len + 96;
     int full = b->n + 1 > MLO_BATCH_MAX_TOTAL || b->bytes + bytes > MLO_BATCH_MAX_BYTES;
-    if (r->type == MLO_REC_METRIC)
+    if (rec->type == MLO_REC_METRIC)
         full |= b->nmetrics + 1 > MLO_BATCH_MAX_METRICS;
-    else if (r->type == MLO_REC_PARAM)
-        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS || has_key(b, MLO_REC_PARAM, mlo__payload_staged_key(r));
+    else if (rec->type == MLO_REC_PARAM)
+        full |= b->nparams + 1 > MLO_BATCH_MAX_PARAMS ||
+                has_key(b, MLO_REC_PARAM, mlo__payload_staged_key(rec));
     else
-        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS || has_key(b, MLO_REC_TAG, mlo__payload_staged_key(r));
+        full |= b->ntags + 1 > MLO_BATCH_MAX_TAGS ||
+                has_key(b, MLO_REC_TAG, mlo__payload_staged_key(rec));
     if (full) {
-        int st = send_batch(s, b);
+        int st = batch_to_job(s, rec->run, b);
         if (st != MLO_OK)
             return st;
+        if (!b->recs && !(b->recs = malloc(MLO_BATCH_MAX_TOTAL * sizeof *b->recs)))
+            return MLO_ERR_NO_MEMORY;
     }
-    b->recs[b->n++] = r;
+    if (!r->open_listed) {
+        if (list_add(&s->open, &s->nopen, &s->capopen, rec->run) != 0)
+            return MLO_ERR_NO_MEMORY;
+        r->open_listed = 1;
+    }
+    b->recs[b->n++] = rec;
     b->bytes += bytes;
-    if (r->type == MLO_REC_METRIC)
+    if (rec->type == MLO_REC_METRIC)
         b->nmetrics++;
-    else if (r->type == MLO_REC_PARAM)
+    else if (rec->type == MLO_REC_PARAM)
         b->nparams++;
     else
         b->ntags++;
+    rec_chunk(rec)->pending++;
     return MLO_OK;
 }
 
-/* A runs/update or runs/log-inputs (kind) for record r, after the run's
- * requests before it: a job, or at once on this thread. */
-static int send_one(mlo_sender *s, int kind, const mlo_rec *r, const mlo_dataset_payload *ds) {
-    mlo_job *j = s->pool_on ? job_new(s, kind, r->run) : NULL;
-    if (j) {
-        j->rec = r;
-        if (ds)
-            j->ds = *ds;
-        return submit(s, j);
-    }
-    if (s->pool_on)
-        run_idle(s, r->run);
-    const char *sid = s->runs[r->run].sid;
-    int st = kind == MLO_JOB_END ? mlo__requests_end(&s->cx, sid, r)
-                                 : mlo__requests_dataset(&s->cx, sid, r, ds);
-    if (st != MLO_OK && s->pool_on)
-        pool_cancel(s, st);
-    return st;
-}
-
-static int end_run(mlo_sender *s, const mlo_rec *r) {
-    batch *b = batch_for(s, r->run);
-    if (b) {
-        int st = send_batch(s, b);
-        if (st != MLO_OK)
-            return st;
-    }
-    return send_one(s, MLO_JOB_END, r, NULL);
-}
-
-/* runs/log-inputs for one staged DATASET record (key = name, value = the
- * payload of mlo_queue.h), after the run's open batch (order). */
-static int log_dataset(mlo_sender *s, const mlo_rec *r) {
-    srun *run = &s->runs[r->run];
-    batch *b = batch_for(s, r->run);
-    if (b) {
-        int st = send_batch(s, b);
-        if (st != MLO_OK)
-            return st;
-    }
-    mlo_dataset_payload ds;
-    if (mlo__payload_dataset_parse(mlo__payload_staged_val(r), r->val_len, &ds) != 0) {
-        fail_n(s, 1);
+/* END_RUN or DATASET: the run's open batches first, then a request of its
+ * own that waits for everything before it. */
+static int barrier(mlo_sender *s, const mlo_rec *rec, int kind) {
+    srun *r = &s->runs[rec->run];
+    if (close_batches(s, rec->run) != MLO_OK)
+        return MLO_ERR_NO_MEMORY; /* the record is taken again later */
+    mlo_job *j = job_new(s, kind, rec->run, LANE_BARRIER);
+    if (!j)
+        return MLO_ERR_NO_MEMORY;
+    j->rec = rec;
+    if (kind == MLO_JOB_DATASET &&
+        mlo__payload_dataset_parse(mlo__payload_staged_val(rec), rec->val_len, &j->ds) != 0) {
+        job_recycle(s, j);
         mlo__env_report(s->env, MLO_ERR_INTERNAL, 1, "run %s: dataset \"%.250s\": malformed record",
-                    run->sid, mlo__payload_staged_key(r));
+                        r->sid, mlo__payload_staged_key(rec));
+        fail_rec(s, rec);
         return MLO_OK;
     }
-    return send_one(s, MLO_JOB_DATASET, r, &ds);
+    if (kind == MLO_JOB_END && r->ambiguous) {
+        j->sweep_lid = r->lid;
+        j->sweep_exp = r->exp;
+    }
+    if (job_enqueue(s, j) != 0) {
+        job_recycle(s, j);
+        return MLO_ERR_NO_MEMORY;
+    }
+    rec_chunk(rec)->pending++;
+    return MLO_OK;
 }
 
-static void reset_stage(mlo_sender *s) {
-    for (size_t i = 0; i < s->nbatches; i++) {
-        uint32_t run = s->batches[i].run;
-        uint32_t h = (run * 2654435761u) & (HASH_SIZE - 1);
-        while (s->slot_run[h] != run || s->slot[h] < 0)
-            h = (h + 1) & (HASH_SIZE - 1);
-        s->slot[h] = -1;
+/* The intake: records in order, from where it stopped.  A transient failure
+ * (creating or resolving a run) stops it: MLO_OK when it got through all
+ * closed chunks' records, else that status. */
+static int intake(mlo_sender *s) {
+    int64_t now = mlo__env_mono(s->env);
+    if (s->intake_retry_at && now < s->intake_retry_at)
+        return MLO_ERR_NETWORK;
+    s->intake_retry_at = 0;
+    for (chunk *c = s->head; c; c = c->next) {
+        while (c->taken < c->n) {
+            const mlo_rec *rec = c->recs[c->taken];
+            srun *run = &s->runs[rec->run];
+            int st = MLO_OK;
+            if (rec->type == MLO_EV_START_RUN) {
+                st = s->api ? start_run(s, rec) : MLO_OK;
+            } else if (!s->api) {
+                fail_rec(s, rec); /* no server: nowhere to send */
+            } else {
+                st = resolve(s, run);
+                if (st != MLO_OK && !s->keep) {
+                    run_failed(s, run, st, "the server could not be asked about it");
+                    st = MLO_OK;
+                }
+                if (st == MLO_OK) {
+                    if (run->state == SRUN_FAILED)
+                        fail_rec(s, rec);
+                    else if (rec->type == MLO_REC_END_RUN)
+                        st = barrier(s, rec, MLO_JOB_END);
+                    else if (rec->type == MLO_REC_DATASET)
+                        st = barrier(s, rec, MLO_JOB_DATASET);
+                    else if (rec->type == MLO_REC_METRIC || rec->type == MLO_REC_PARAM ||
+                             rec->type == MLO_REC_TAG)
+                        st = add_event(s, rec);
+                    else
+                        fail_rec(s, rec);
+                }
+            }
+            if (st != MLO_OK) {
+                s->intake_retry_at =
+                    now + mlo__retry_backoff_ns(s->env->cfg->backoff_factor_s, s->intake_fails++);
+                return st;
+            }
+            c->taken++;
+        }
+        if (!c->closed)
+            break;
     }
-    s->nbatches = 0;
-    s->nstaged = 0;
-    mlo__buf_reset(&s->stage);
+    s->intake_fails = 0;
+    return MLO_OK;
 }
 
-/* Ready to send a stage through the pool: the arena holds every event of
- * the stage at most once (a batch never takes one twice). */
-static int pool_begin(mlo_sender *s) {
-    if (!s->pool || (!mlo__inflight_workers(s->pool) && mlo__inflight_spawn(s->pool) != 0))
-        return 0; /* no worker: this stage one request at a time */
-    if (s->arena_cap < s->nstaged) {
-        const mlo_rec **a = realloc(s->arena, s->nstaged * sizeof *a);
-        if (!a)
-            return 0; /* this stage one request at a time */
-        s->arena = a;
-        s->arena_cap = s->nstaged;
+/* Whether job j of run r may be handed over now. */
+static int ready(const srun *r, const mlo_job *j, int64_t now) {
+    if (r->state != SRUN_MAPPED || j->state != JOB_WAITING || j->retry_at > now)
+        return 0;
+    for (const mlo_job *k = r->jobs; k && k != j; k = k->run_next) {
+        if (j->lane == LANE_BARRIER || k->lane == LANE_BARRIER)
+            return 0;
+        if (j->lane == LANE_ORDERED && k->lane == LANE_ORDERED)
+            return 0;
     }
-    s->arena_len = 0;
-    s->stage_st = MLO_OK;
-    mlo__inflight_begin(s->pool);
     return 1;
 }
 
-int mlo__sender_process(mlo_sender *s) {
-    int st = MLO_OK;
-    s->cx = (mlo_reqctx){.env = s->env, .api = s->api, .keep = s->keep};
-    if (!s->api) {
-        /* no server: nowhere to send (a memory-only client without a URI
-         * cannot be opened; this is a store that could not be used) */
-        uint64_t n = 0;
-        for (size_t i = 0; i < s->nstaged; i++)
-            n += ((const mlo_rec *)(s->stage.data + s->offs[i]))->type != MLO_EV_START_RUN;
-        mlo__env_stat(s->env, MLO_STAT_FAILED, n);
-        reset_stage(s);
-        return MLO_OK;
+static void report_deferred(mlo_sender *s, mlo_job *j) {
+    for (size_t off = 0; off + sizeof(int32_t) < j->reports.len;) {
+        int32_t st;
+        memcpy(&st, j->reports.data + off, sizeof st);
+        const char *msg = j->reports.data + off + sizeof st;
+        mlo__env_report(s->env, st, 1, "%s", msg);
+        off += sizeof st + strlen(msg) + 1;
     }
-    s->pool_on = pool_begin(s);
-    for (size_t i = 0; i < s->nstaged && st == MLO_OK; i++) {
-        const mlo_rec *r = (const mlo_rec *)(s->stage.data + s->offs[i]);
-        srun *run = &s->runs[r->run];
-        switch (r->type) {
-        case MLO_EV_START_RUN:
-            st = start_run(s, r);
-            break;
-        case MLO_REC_METRIC:
-        case MLO_REC_PARAM:
-        case MLO_REC_TAG:
-        case MLO_REC_END_RUN:
-        case MLO_REC_DATASET:
-            st = resolve(s, run);
-            if (st != MLO_OK && !s->keep) {
-                run_failed(s, run, st, "the server could not be asked about it");
-                st = MLO_OK;
-            }
-            if (st != MLO_OK)
-                break;
-            if (run->state == SRUN_FAILED) {
-                fail_n(s, 1);
-                break;
-            }
-            st = r->type == MLO_REC_END_RUN   ? end_run(s, r)
-                 : r->type == MLO_REC_DATASET ? log_dataset(s, r)
-                                              : add_event(s, r);
-            break;
-        default:
-            break;
-        }
-    }
-    if (st == MLO_OK)
-        st = send_all(s);
-    if (s->pool_on) {
-        /* the stage is done when every request of it is */
-        if (st != MLO_OK)
-            pool_cancel(s, st);
-        pool_wait_all(s);
-        if (st == MLO_OK)
-            st = s->stage_st;
-        s->pool_on = 0;
-    }
-    reset_stage(s);
-    if (st != MLO_OK)
-        return st; /* nothing counted: the stage will be sent again */
-    mlo__env_stat(s->env, MLO_STAT_SENT, s->cx.sent);
-    mlo__env_stat(s->env, MLO_STAT_ADOPTED, s->cx.adopted);
-    mlo__env_stat(s->env, MLO_STAT_FAILED, s->cx.failed);
-    return MLO_OK;
+    mlo__buf_reset(&j->reports);
 }
 
-/* ---- reading the run log ------------------------------------------------------------------ */
+/* A request is back: done (delivered, or refused for good and counted), or
+ * to be tried again after its pause. */
+static void job_done(mlo_sender *s, mlo_job *j) {
+    report_deferred(s, j);
+    srun *r = &s->runs[j->run];
+    if (j->status != MLO_OK) {
+        j->state = JOB_WAITING;
+        if (s->sync_mode && s->sync_st == MLO_OK)
+            s->sync_st = j->status;
+        /* once per outage: the requests that fail during it say nothing more */
+        if (!s->sync_mode && !s->failing)
+            mlo__env_report(s->env, j->status, 1,
+                            "server unreachable or failing (%s): events are kept in the store "
+                            "and sent when it answers",
+                            mlo_strerror(j->status));
+        s->failing = 1;
+        j->retry_at = mlo__env_mono(s->env) +
+                      mlo__retry_backoff_ns(s->env->cfg->backoff_factor_s, j->attempts++);
+        return;
+    }
+    s->failing = 0;
+    mlo__env_stat(s->env, MLO_STAT_SENT, j->sent);
+    mlo__env_stat(s->env, MLO_STAT_ADOPTED, j->adopted);
+    mlo__env_stat(s->env, MLO_STAT_FAILED, j->failed);
+    if (j->kind == MLO_JOB_BATCH)
+        done_recs(s, j->recs, j->n);
+    else
+        done_recs(s, &j->rec, 1);
+    /* off the run's list (it may be anywhere in it: free requests finish out
+     * of order) */
+    mlo_job **pp = &r->jobs, *prev = NULL;
+    while (*pp && *pp != j) {
+        prev = *pp;
+        pp = &(*pp)->run_next;
+    }
+    if (*pp)
+        *pp = j->run_next;
+    if (r->jobs_tail == j)
+        r->jobs_tail = prev;
+    job_recycle(s, j);
+}
 
-/* Stages one event read from a segment. */
+static void run_job_here(mlo_sender *s, mlo_job *j) {
+    s->cx.sent = s->cx.adopted = s->cx.failed = 0;
+    s->cx.defer = NULL;
+    set_deadline(s);
+    switch (j->kind) {
+    case MLO_JOB_BATCH:
+        j->status = mlo__requests_batch(&s->cx, j->sid, j->recs, j->n);
+        break;
+    case MLO_JOB_END:
+        if (j->sweep_lid)
+            mlo__requests_sweep(&s->cx, j->sweep_exp, j->sweep_lid, j->sid);
+        j->status = mlo__requests_end(&s->cx, j->sid, j->rec);
+        break;
+    default:
+        j->status = mlo__requests_dataset(&s->cx, j->sid, j->rec, &j->ds);
+        break;
+    }
+    j->sent = s->cx.sent;
+    j->adopted = s->cx.adopted;
+    j->failed = s->cx.failed;
+}
+
+/* Collects finished requests (with wait: at least one, if any is out). */
+static void collect(mlo_sender *s, int wait) {
+    if (!s->pool || !s->out)
+        return;
+    mlo_job *j = mlo__inflight_collect(s->pool, wait);
+    while (j) {
+        mlo_job *n = j->next;
+        s->out--;
+        job_done(s, j);
+        j = n;
+    }
+}
+
+/* Hands over every request that may go now; *next_ns gets when a waiting
+ * one is due (INT64_MAX: none waits on time). */
+static void dispatch(mlo_sender *s, int64_t *next_ns) {
+    int64_t now = mlo__env_mono(s->env);
+    *next_ns = INT64_MAX;
+    for (uint32_t i = 0; i < s->nactive;) {
+        uint32_t run = s->active[i];
+        srun *r = &s->runs[run];
+        for (mlo_job *j = r->jobs; j && s->out < s->max_out;) {
+            if (j->state == JOB_WAITING && j->retry_at > now && j->retry_at < *next_ns)
+                *next_ns = j->retry_at;
+            if (!ready(r, j, now) || (s->sync_mode && s->sync_st != MLO_OK)) {
+                j = j->run_next;
+                continue;
+            }
+            j->sid = r->sid;
+            j->state = JOB_OUT;
+            if (s->pool &&
+                (mlo__inflight_workers(s->pool) || mlo__inflight_spawn(s->pool) == 0)) {
+                s->out++;
+                mlo__inflight_push(s->pool, j);
+                j = j->run_next;
+            } else {
+                /* on this thread: done (or waiting again) when it returns, and
+                 * the run's list may have changed: look again from its start */
+                run_job_here(s, j);
+                job_done(s, j);
+                now = mlo__env_mono(s->env);
+                j = r->jobs;
+            }
+        }
+        if (!r->jobs) {
+            r->active_listed = 0;
+            s->active[i] = s->active[--s->nactive];
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Requests that could go now and have no request waiting for them: the
+ * slots left after the requests ready now. */
+static uint32_t free_slots(mlo_sender *s) {
+    if (s->out >= s->max_out)
+        return 0;
+    uint32_t n = (uint32_t)(s->max_out - s->out);
+    int64_t now = mlo__env_mono(s->env);
+    for (uint32_t i = 0; i < s->nactive && n; i++) {
+        const srun *r = &s->runs[s->active[i]];
+        for (const mlo_job *j = r->jobs; j && n; j = j->run_next)
+            if (ready(r, j, now))
+                n--;
+    }
+    return n;
+}
+
+int mlo__sender_pump(mlo_sender *s, int caught_up, int64_t *next_ns) {
+    collect(s, 0);
+    int st = intake(s);
+    /* nothing more to take for now: what is open goes out when a request
+     * can go now; while every slot is busy the batches keep filling, so a
+     * steady stream goes in full batches (a transient failure of the intake
+     * leaves later records waiting; the batches of earlier ones need not
+     * wait for them) */
+    if (st != MLO_OK || (caught_up && !s->pool))
+        close_all_batches(s);
+    else if (caught_up)
+        close_open_batches(s, free_slots(s));
+    int64_t due;
+    dispatch(s, &due);
+    collect(s, 0);
+    int mst = retry_maps(s);
+    if (mst != MLO_OK && s->sync_mode && st == MLO_OK && !s->out)
+        st = mst; /* process() gives up rather than spin */
+    ack_chunks(s);
+    if (next_ns) {
+        *next_ns = due;
+        if (st != MLO_OK && s->intake_retry_at < *next_ns)
+            *next_ns = s->intake_retry_at;
+    }
+    return st;
+}
+
+/* ---- synchronous use ------------------------------------------------------------------------ */
+
+void mlo__sender_reset(mlo_sender *s) {
+    while (s->pool && s->out)
+        collect(s, 1);
+    for (size_t i = 0; i < s->nruns; i++) {
+        srun *r = &s->runs[i];
+        r->open.n = r->open.nmetrics = r->open.nparams = r->open.ntags = 0;
+        r->open.bytes = 0;
+        r->open_listed = 0;
+        while (r->jobs) {
+            mlo_job *j = r->jobs;
+            r->jobs = j->run_next;
+            job_recycle(s, j);
+        }
+        r->jobs_tail = NULL;
+        r->active_listed = 0;
+    }
+    s->nopen = s->nactive = 0;
+    while (s->head) {
+        chunk *c = s->head;
+        s->head = c->next;
+        chunk_free(c);
+    }
+    s->tail = NULL;
+    s->staged = 0;
+    s->intake_retry_at = 0;
+}
+
+int mlo__sender_process(mlo_sender *s) {
+    mlo__sender_close_chunk(s, NULL, 0, 0);
+    s->sync_mode = 1;
+    s->sync_st = MLO_OK;
+    int st = MLO_OK;
+    while (s->head) {
+        int64_t next;
+        st = mlo__sender_pump(s, 1, &next);
+        if (st == MLO_OK && s->sync_st != MLO_OK)
+            st = s->sync_st;
+        if (st != MLO_OK)
+            break;
+        if (!s->head)
+            break;
+        if (s->out)
+            collect(s, 1);
+        else if (next != INT64_MAX)
+            mlo__clock_sleep(mlo__env_clock(s->env), next - mlo__env_mono(s->env));
+    }
+    s->sync_mode = 0;
+    if (st != MLO_OK) {
+        /* the caller sends it all again: nothing counted twice but what was
+         * delivered already (the server takes it once) */
+        mlo__sender_reset(s);
+        s->intake_fails = 0;
+    }
+    return st;
+}
+
+/* ---- events read from the run log ---------------------------------------------------------- */
+
 int mlo__sender_add_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
     if (!ev->run_id || !ev->run_id[0] || strlen(ev->run_id) > 32)
         return 0;
@@ -907,8 +1194,4 @@ int mlo__sender_add_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
     default:
         return 0; /* a type this version does not know: skipped */
     }
-}
-
-void mlo__sender_reset(mlo_sender *s) {
-    reset_stage(s);
 }

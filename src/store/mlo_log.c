@@ -56,7 +56,9 @@
  * key = name, value = source JSON, and the fields digest 11, source_type 12,
  * context 13 that only it uses) was added this way; segments from before it
  * read unchanged (those fields absent: NULL), and a reader from before it
- * skips DATASET events.
+ * skips DATASET events.  Likewise types 17 (METRIC_SUMMARY, with the fields
+ * count 14, min 15, max 16) and 18 (SUMMARY_SOURCE), which only the run
+ * summaries of <store>/summaries hold (same file format; mlo_retention.c).
  *
  * Writing: the header with one write() at create (the file is made O_EXCL,
  * mode 0600); then each commit compresses the pending events into one block
@@ -352,8 +354,10 @@ static int grow(uint8_t **buf, size_t *cap, size_t need) {
     while (n < need)
         n *= 2;
     uint8_t *p = realloc(*buf, n);
-    if (!p)
+    if (!p) {
+        errno = ENOMEM;
         return -1;
+    }
     *buf = p;
     *cap = n;
     return 0;
@@ -566,6 +570,20 @@ int mlo__logw_add(mlo_logw *w, const mlo_log_event *ev) {
     m.digest = (char *)ev->digest;
     m.source_type = (char *)ev->source_type;
     m.context = (char *)ev->context;
+    if (ev->count) {
+        m.has_count = 1;
+        m.count = ev->count;
+    }
+    memcpy(&bits, &ev->min, sizeof bits);
+    if (bits) {
+        m.has_min = 1;
+        m.min = ev->min;
+    }
+    memcpy(&bits, &ev->max, sizeof bits);
+    if (bits) {
+        m.has_max = 1;
+        m.max = ev->max;
+    }
     if (ev->ntags) {
         if (ev->ntags > w->tag_cap) {
             size_t n = ev->ntags < 16 ? 16 : ev->ntags;
@@ -713,6 +731,7 @@ typedef struct arena {
     arena_chunk *head; /* newest first; the last one is kept across resets */
     size_t total;      /* bytes handed out since the reset */
     size_t limit;
+    bool oom;          /* an allocation failed for want of memory since the reset */
 } arena;
 
 static void *arena_alloc(void *ad, size_t n) {
@@ -726,8 +745,10 @@ static void *arena_alloc(void *ad, size_t n) {
     if (!c || c->cap - c->used < n) {
         size_t cap = n > 65536 ? n : 65536;
         arena_chunk *nc = malloc(sizeof *nc + cap);
-        if (!nc)
+        if (!nc) {
+            a->oom = true;
             return NULL;
+        }
         nc->next = c;
         nc->cap = cap;
         nc->used = 0;
@@ -754,6 +775,7 @@ static void arena_reset(arena *a, size_t limit) {
         a->head->used = 0;
     a->total = 0;
     a->limit = limit;
+    a->oom = false;
 }
 
 static void arena_destroy(arena *a) {
@@ -901,8 +923,15 @@ int mlo__logr_seek(mlo_logr *r, mlo_log_off off) {
         snprintf(err, errlen, __VA_ARGS__);                                                        \
         return -1;                                                                                 \
     } while (0)
+/* out of memory: nothing moves, the same call may be made again */
+#define NOMEM(o)                                                                                   \
+    do {                                                                                           \
+        snprintf(err, errlen, "offset %llu: out of memory", (o));                                  \
+        return -2;                                                                                 \
+    } while (0)
 
-/* Loads the block at r->off: 1 loaded, 0 not complete yet, -1 damage. */
+/* Loads the block at r->off: 1 loaded, 0 not complete yet, -1 damage, -2
+ * out of memory. */
 static int load_block(mlo_logr *r, char *err, size_t errlen) {
     uint64_t size, off = r->off;
     unsigned long long o = (unsigned long long)off;
@@ -933,6 +962,8 @@ static int load_block(mlo_logr *r, char *err, size_t errlen) {
     if (!comp) {
         if (shrt)
             return 0;
+        if (errno == ENOMEM)
+            NOMEM(o);
         DAMAGE("offset %llu: %s", o, strerror(errno));
     }
     if (!crc_ok(b.data_crc, comp, b.comp_len))
@@ -942,7 +973,7 @@ static int load_block(mlo_logr *r, char *err, size_t errlen) {
     if (ZSTD_getFrameContentSize(comp, b.comp_len) != b.raw_len)
         DAMAGE("offset %llu: zstd frame size does not match the block header", o);
     if (grow(&r->raw, &r->raw_cap, b.raw_len) != 0)
-        DAMAGE("offset %llu: out of memory", o);
+        NOMEM(o);
     size_t d = ZSTD_decompressDCtx(r->dctx, r->raw, b.raw_len, comp, b.comp_len);
     if (ZSTD_isError(d) || d != b.raw_len)
         DAMAGE("offset %llu: decompression failed: %s", o,
@@ -994,6 +1025,8 @@ int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
     const uint8_t *fr = r->raw + r->raw_pos + vl;
     arena_reset(&r->ar, ARENA_BASE + (size_t)len * ARENA_PER_BYTE);
     Mlo__LogEvent *m = mlo__log_event__unpack(&r->alloc, len, fr);
+    if (!m && r->ar.oom)
+        NOMEM(o); /* the block stays loaded: the same event next time */
     if (!m) {
         r->loaded = false;
         DAMAGE("offset %llu: an event in the block does not parse", o);
@@ -1009,10 +1042,8 @@ int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
         const char **v = k ? realloc(r->tagv, m->n_tags * sizeof *v) : NULL;
         if (v)
             r->tagv = v;
-        if (!k || !v) {
-            r->loaded = false;
-            DAMAGE("offset %llu: out of memory", o);
-        }
+        if (!k || !v)
+            NOMEM(o);
         r->tag_cap = m->n_tags;
     }
     for (size_t i = 0; i < m->n_tags; i++) {
@@ -1039,6 +1070,9 @@ int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
     ev->digest = m->digest;
     ev->source_type = m->source_type;
     ev->context = m->context;
+    ev->count = m->has_count ? m->count : 0;
+    ev->min = m->has_min ? m->min : 0.0;
+    ev->max = m->has_max ? m->max : 0.0;
     r->raw_pos += vl + len;
     r->last_end = r->blk_end;
     r->last_at_end = --r->left == 0;

@@ -20,6 +20,11 @@
 
 /* Event types in the log: the queue's record types (mlo_queue.h) plus: */
 #define MLO_EV_START_RUN 16
+/* Only in run summaries (<store>/summaries, mlo_retention.c): a metric's
+ * points that were removed, folded (key; value_num, timestamp, step: the
+ * latest point; count, min, max), and the name of a segment folded in (key). */
+#define MLO_EV_METRIC_SUMMARY 17
+#define MLO_EV_SUMMARY_SOURCE 18
 
 /* One event, as written to or read from the log.  Strings are NUL-terminated
  * and borrowed (from the caller on write; from the reader until its next call
@@ -43,6 +48,9 @@ typedef struct mlo_log_event {
     const char *digest;
     const char *source_type;
     const char *context; /* mlflow.data.context input tag, NULL or "" for none */
+    /* METRIC_SUMMARY only (0 when absent) */
+    uint64_t count;
+    double min, max;
 } mlo_log_event;
 
 /* A position in a segment: the byte offset of a block boundary. */
@@ -82,7 +90,7 @@ int mlo__logr_seek(mlo_logr *r, mlo_log_off off);
 /* Reads the next event.  1 = *ev filled (valid until the next call), 0 = no
  * more complete blocks for now (the writer may add more later: call again),
  * -1 = damage at the current offset (err says what; mlo__logr_skip_damage
- * moves past it). */
+ * moves past it), -2 = out of memory (nothing moved: call again later). */
 int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen);
 /* The offset after the block the last returned event came from. */
 mlo_log_off mlo__logr_block_end(const mlo_logr *r);

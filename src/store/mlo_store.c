@@ -19,7 +19,11 @@
  *                                       symlink to /dev/shm/mlo-ring-<procid>-
  *                                       <rand> when tmpfs is there (no
  *                                       write-back faults on log calls), else
- *                                       the file itself
+ *                                       the file itself.  The tmpfs file ends
+ *                                       with an owner record (the store's
+ *                                       absolute path and the procid, 4 KiB
+ *                                       after the ring: see create_ring), so
+ *                                       that orphans can be told apart
  *   <store>/rings/<procid>.runs         run index -> local id: slot i at byte
  *                                       33 * i is "<32 hex>\n" (a ring record
  *                                       names its run by index)
@@ -29,9 +33,12 @@
  *   <store>/acks/<procid>.target        the tracking URI the process sent to
  *                                       (empty: a local-store process)
  *   <store>/acks/<procid>-<n>.ack       how far the server acknowledged
- *                                       segment n: "%020llu <uri>\n", a block
- *                                       boundary (an ack for another URI
- *                                       counts as none)
+ *                                       segment n: "%020llu <uri> %020lld\n",
+ *                                       a block boundary, and when (ms since
+ *                                       the epoch, the env's clock: what
+ *                                       retention counts from; files without
+ *                                       it: their mtime).  An ack for another
+ *                                       URI counts as none for sending
  *   <store>/runs.map                    "<local_id> <server_run_id> <uri>\n"
  *                                       per run created (or found) on a
  *                                       server; appended with one write and
@@ -60,6 +67,21 @@
  *                                       good, with the reason (`error` line);
  *                                       the blob is kept, `mlo sync` tries
  *                                       again
+ *   <store>/summaries/<run id>.sum      what retention removed of a run,
+ *                                       folded (store/mlo_retention.c): the
+ *                                       segment format, with START_RUN, the
+ *                                       last PARAM and TAG values, DATASETs,
+ *                                       one METRIC_SUMMARY per metric (count,
+ *                                       finite min and max, MLflow's latest
+ *                                       point) and END_RUN.  `mlo ls/show/
+ *                                       gate` read the summaries first, then
+ *                                       the segments left
+ *   <store>/summaries/.lock             flock'd by a retention pass (one per
+ *                                       store at a time)
+ *   <store>/summaries/removing          a pass's journal: the summaries it
+ *                                       renamed into place and the segments
+ *                                       it removes; redone by the next pass
+ *                                       if present (a crash in between)
  *
  * procid = <start time in ms, 13 digits>-<pid>-<k>, k counting the clients
  * of the process: unique per client, and names sort by start time.
@@ -92,6 +114,45 @@
  *
  * mlo__store_open_all (for `mlo sync`, send/mlo_sync.c): recovers and
  * adopts every dead process's files, whatever its URI.
+ * mlo__store_open_admin (for `mlo gc` and `mlo rm`): claims every dead
+ * process, whatever it holds.
+ *
+ * ==== What is removed when (store/mlo_retention.c) ====
+ *
+ *  - A segment, once it is closed (a later segment of its process exists,
+ *    or its process is dead and the remover claimed it) and acknowledged to
+ *    its end (by any URI; a segment without a block is removed by `mlo gc`
+ *    only, once its process is dead):
+ *    retention after its ack's time (MLO_STORE_RETENTION, default 7 days;
+ *    0 at once, -1 never), or earlier when the store is over
+ *    MLO_STORE_MAX_BYTES (oldest acknowledgement first).  Its runs are first
+ *    folded into their summaries, which stay (only `mlo rm` removes them):
+ *    `mlo ls`, `show` and `gate` keep every run's params, tags, status,
+ *    datasets and each metric's latest value, count, min and max; `show
+ *    --history` lists the points still in segments and says how many were
+ *    removed.  Its ack goes with it.  Segments not acknowledged to their
+ *    end (unsent; every segment of a local store) are never removed, cap or
+ *    not: over the cap the running client reports it through the error
+ *    callback (at most every 10 minutes) and goes on.
+ *  - The writer rolls its segment over by age (retention / 8, 1 min to 1 h)
+ *    and by size (cap / 8, 64 KiB to 64 MiB), so that what is acknowledged
+ *    becomes removable; a running client's writer makes a pass at most
+ *    once a minute, `mlo gc` on demand.
+ *  - An ack whose segment is gone; an artifact blob whose manifest is gone
+ *    (uploaded: the uploader removes manifest, then blob) and temp files,
+ *    of dead processes the remover claimed; acks/<procid>.lock and .target
+ *    of a dead process once nothing else of it is left (the lock file
+ *    while its flock is held).
+ *  - `mlo rm RUN...`: the run's events from every segment (a segment shared
+ *    with other runs is rewritten without them, its ack resized; refused
+ *    while a live process writes it or when it is only partly
+ *    acknowledged), its summary, its staged artifacts.
+ *  - /dev/shm/mlo-ring-*: a dead process's queue file (its flock free)
+ *    whose store no longer refers to it (the store or its rings/ link gone)
+ *    is removed by every client's open and by `mlo gc`
+ *    (mlo__store_reclaim_shm); a file its store still links is recovered
+ *    by the next client or `mlo sync`/`gc` there; files without an owner
+ *    record (older mlo) are never touched.
  */
 #define _GNU_SOURCE
 #include "mlo_store.h"
@@ -107,6 +168,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +182,13 @@
 #ifndef MLO_SHM_DIR
 #define MLO_SHM_DIR "/dev/shm"
 #endif
+
+/* Where queue files live: $MLO_SHM_DIR when set (a container's small
+ * /dev/shm, or tests that must not see each other's files), else tmpfs. */
+static const char *shm_dir(void) {
+    const char *d = getenv("MLO_SHM_DIR");
+    return d && *d ? d : MLO_SHM_DIR;
+}
 
 typedef struct map_ent {
     char lid[33];
@@ -269,9 +338,12 @@ int mlo__store_ack_set(mlo_store *s, const char *procid, uint32_t n, uint64_t of
     free(p);
     if (fd < 0)
         return -1;
-    char line[2100];
-    int len = snprintf(line, sizeof line, "%020llu %s\n", (unsigned long long)off,
-                       s->uri ? s->uri : "");
+    char line[2130];
+    /* the acknowledgement's time (the env's clock: tests inject it) comes
+     * last, so that readers from before it (offset, URI) read these lines */
+    int64_t now_ms = mlo__clock_now_ms(s->env ? mlo__env_clock(s->env) : NULL);
+    int len = snprintf(line, sizeof line, "%020llu %s %020lld\n", (unsigned long long)off,
+                       s->uri ? s->uri : "", (long long)now_ms);
     /* One pwrite at 0 of a line whose length never changes for a store+URI:
      * the offset is replaced in place. */
     int rc = len > 0 && pwrite(fd, line, (size_t)len, 0) == len ? 0 : -1;
@@ -281,6 +353,29 @@ int mlo__store_ack_set(mlo_store *s, const char *procid, uint32_t n, uint64_t of
         fdatasync(fd);
     close(fd);
     return rc;
+}
+
+int mlo__store_ack_read(const mlo_store *s, const char *name, uint64_t *off, int64_t *ack_ms) {
+    char *p = path_of(s, "acks/%s", name);
+    if (!p)
+        return 0;
+    struct stat sb;
+    char *t = stat(p, &sb) == 0 ? mlo__fs_read_file(p, NULL) : NULL;
+    free(p);
+    if (!t)
+        return 0;
+    unsigned long long o = 0;
+    long long ms = -1;
+    char uri[2048] = "";
+    int k = sscanf(t, "%20llu %2047s %20lld", &o, uri, &ms);
+    free(t);
+    if (k < 1)
+        return 0;
+    *off = o;
+    /* ack files from before the time field: their modification time */
+    *ack_ms = k == 3 && ms >= 0 ? (int64_t)ms
+                                : (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+    return 1;
 }
 
 /* ---- runs.map -------------------------------------------------------------- */
@@ -769,6 +864,116 @@ static int make_layout(mlo_store *s, char *err, size_t errlen) {
     return MLO_OK;
 }
 
+/* ---- /dev/shm: the owner record of a ring file, and reclaiming orphans ------------
+ *
+ * A ring file in tmpfs outlives its store if the store is deleted by hand
+ * (or its process dies and nobody ever opens the store again).  So that
+ * such files can be told from files someone can still recover, each one
+ * carries, after the ring (which mlo__ring_recover ignores: it reads the
+ * ring's own header for its size), an owner record of SHM_OWNER_LEN bytes:
+ * "MLO-RING-OWNER 1\n<absolute store dir>\n<procid>\n", NUL-padded.
+ * mlo__store_reclaim_shm removes a file only when (1) its flock can be
+ * taken (no live process: the owner holds it for its whole life, and
+ * recovery holds it while it reads), (2) it has an owner record, and (3) the
+ * store's <dir>/rings/<procid>.ring is no longer a symlink to it (the store
+ * or its rings directory is gone, or the ring was replaced): nobody can
+ * recover it any more.  Files without an owner record (mlo before it, or a
+ * creation that died before writing it) are never touched. */
+#define SHM_OWNER_LEN 4096
+#define SHM_OWNER_MAGIC "MLO-RING-OWNER 1\n"
+
+static int write_owner(const mlo_store *s, int fd, size_t at) {
+    char rec[SHM_OWNER_LEN];
+    memset(rec, 0, sizeof rec);
+    int n = snprintf(rec, sizeof rec, "%s%s\n%s\n", SHM_OWNER_MAGIC, s->dir, s->procid);
+    if (n < 0 || (size_t)n >= sizeof rec)
+        return 0; /* a store path too long to record: the file stays unclaimable */
+    return pwrite(fd, rec, sizeof rec, (off_t)at) == (ssize_t)sizeof rec ? 0 : -1;
+}
+
+/* What reclaiming decides about one file whose flock we hold: 1 orphan, 0
+ * keep.  *why gets the reason for a removal. */
+static int shm_orphan(int fd, const char *path, const char **why) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < SHM_OWNER_LEN)
+        return 0;
+    char rec[SHM_OWNER_LEN + 1];
+    if (pread(fd, rec, SHM_OWNER_LEN, sb.st_size - SHM_OWNER_LEN) != SHM_OWNER_LEN)
+        return 0;
+    rec[SHM_OWNER_LEN] = 0;
+    size_t ml = strlen(SHM_OWNER_MAGIC);
+    if (memcmp(rec, SHM_OWNER_MAGIC, ml) != 0)
+        return 0; /* no owner record: never touched */
+    char *dir = rec + ml, *nl = strchr(dir, '\n');
+    if (!nl || nl == dir)
+        return 0;
+    *nl = 0;
+    char *procid = nl + 1;
+    nl = strchr(procid, '\n');
+    if (!nl || nl == procid || nl - procid >= 48)
+        return 0;
+    *nl = 0;
+    char link[PATH_MAX + 64], target[PATH_MAX];
+    if (snprintf(link, sizeof link, "%s/rings/%s.ring", dir, procid) >= (int)sizeof link)
+        return 0;
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            struct stat ds;
+            *why = stat(dir, &ds) != 0 ? "its store is gone" : "its store no longer refers to it";
+            return 1;
+        }
+        if (errno == EINVAL) {
+            *why = "its store no longer refers to it";
+            return 1; /* not a symlink: a ring file of another process there */
+        }
+        return 0; /* EACCES and the like: cannot tell, keep */
+    }
+    target[n] = 0;
+    if (strcmp(target, path) == 0)
+        return 0; /* the store still has it: the next client there recovers it */
+    *why = "its store no longer refers to it";
+    return 1;
+}
+
+size_t mlo__store_reclaim_shm(int dry_run,
+                              void (*fn)(void *ctx, const char *path, uint64_t bytes,
+                                         const char *why),
+                              void *ctx) {
+    const char *dir = shm_dir();
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "mlo-ring-", 9) != 0)
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        /* O_NOFOLLOW: only regular files of our own; others' are 0600 and
+         * fail to open, which is a "keep" */
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        const char *why = NULL;
+        struct stat sb;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &sb) == 0 &&
+            sb.st_uid == geteuid() && shm_orphan(fd, path, &why)) {
+            /* unlinked while we hold the flock: nobody can be recovering it */
+            if (dry_run || unlink(path) == 0) {
+                removed++;
+                if (fn)
+                    fn(ctx, path, (uint64_t)sb.st_size, why);
+            }
+        }
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
+
 static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char *err,
                        size_t errlen) {
     size_t bytes = mlo__ring_bytes(capacity);
@@ -786,14 +991,16 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
      * faults, on ext4 behind the journal (milliseconds when the writer
      * fsyncs); tmpfs pages never are.  A crash keeps either; a reboot keeps
      * neither reliably (the ring is never fsynced). */
-    char shm[256];
+    char shm[PATH_MAX];
     char rnd[33];
     mlo__runs_new_id(rnd);
-    snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", MLO_SHM_DIR, s->procid, rnd);
-    s->ring_fd = open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", shm_dir(), s->procid, rnd) >= (int)sizeof shm)
+        shm[0] = 0; /* too long: straight to the store's own file below */
+    s->ring_fd = shm[0] ? open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600) : -1;
     if (s->ring_fd >= 0) {
         if (flock(s->ring_fd, LOCK_EX | LOCK_NB) != 0 ||
-            posix_fallocate(s->ring_fd, 0, (off_t)bytes) != 0 || symlink(shm, p) != 0) {
+            posix_fallocate(s->ring_fd, 0, (off_t)(bytes + SHM_OWNER_LEN)) != 0 ||
+            write_owner(s, s->ring_fd, bytes) != 0 || symlink(shm, p) != 0) {
             close(s->ring_fd);
             s->ring_fd = -1;
             unlink(shm);
@@ -898,6 +1105,8 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
     }
     close(tfd);
     recover_and_adopt(s, 0);
+    /* queue files in /dev/shm of dead processes whose store is gone */
+    mlo__store_reclaim_shm(0, NULL, NULL);
     if (capacity) {
         st = create_ring(s, capacity, full_wait_ns, err, errlen);
         if (st != MLO_OK) {
@@ -950,6 +1159,51 @@ int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_stor
     /* a procid of our own only to tell our files from others' */
     snprintf(s->procid, sizeof s->procid, "sync-%ld", (long)getpid());
     recover_and_adopt(s, 1);
+    *out = s;
+    return MLO_OK;
+}
+
+/* `mlo gc` and `mlo rm`: every dead process's files are claimed (their
+ * acks locks taken and kept), whatever they hold; with recover, dead
+ * processes' rings are recovered into segments first. */
+int mlo__store_open_admin(const char *dir, int recover, mlo_env *env, mlo_store **out, char *err,
+                          size_t errlen) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        mlo__buf_errf(err, errlen, "%s: not a store directory", dir);
+        return MLO_ERR_STORE;
+    }
+    mlo_store *s = store_new(dir, NULL, env);
+    if (!s)
+        return MLO_ERR_NO_MEMORY;
+    absolute(s);
+    snprintf(s->procid, sizeof s->procid, "admin-%ld", (long)getpid());
+    if (recover)
+        recover_and_adopt(s, 1);
+    /* every procid has an acks/<procid>.lock (mlo__store_open makes it):
+     * the live ones are counted here, once each */
+    s->live_skipped = 0;
+    size_t n;
+    char **locks = list_dir(s, "acks", ".lock", &n);
+    for (size_t i = 0; i < n; i++) {
+        char procid[48];
+        size_t l = strlen(locks[i]) - 5;
+        if (l == 0 || l >= sizeof procid)
+            continue;
+        memcpy(procid, locks[i], l);
+        procid[l] = 0;
+        if (is_claimed(s, procid))
+            continue;
+        int fd = lock_procid(s, procid);
+        if (fd < 0) {
+            s->live_skipped++;
+            continue;
+        }
+        if (keep_lock(s, fd, procid) != 0)
+            close(fd);
+    }
+    free_list(locks, n);
     *out = s;
     return MLO_OK;
 }

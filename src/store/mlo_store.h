@@ -35,6 +35,27 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
  * or a status with a message in err. */
 int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_store **out,
                         char *err, size_t errlen);
+/* For `mlo gc` and `mlo rm`: opens the store at dir without a ring of its
+ * own and claims every dead process's files (whatever their URI); with
+ * recover, recovers dead processes' rings into segments first.  MLO_OK or a
+ * status with a message in err. */
+int mlo__store_open_admin(const char *dir, int recover, mlo_env *env, mlo_store **out, char *err,
+                          size_t errlen);
+/* Removes the queue files in /dev/shm (mlo-ring-*) that no live process
+ * holds and whose store no longer refers to them (the store deleted): what
+ * nobody can recover any more (the rule is written down atop create_ring
+ * in mlo_store.c).  dry_run: only says what it would remove.  fn (may be
+ * NULL) gets each file, its size and why.  Returns how many. */
+size_t mlo__store_reclaim_shm(int dry_run,
+                              void (*fn)(void *ctx, const char *path, uint64_t bytes,
+                                         const char *why),
+                              void *ctx);
+/* Reads acks/<name> ("<procid>-<n>.ack") whatever URI acknowledged it: the
+ * offset and when (ms since the epoch, the env's clock; the file's mtime
+ * for acks written before mlo recorded the time).  1, or 0 when absent or
+ * unreadable. */
+int mlo__store_ack_read(const mlo_store *s, const char *name, uint64_t *off, int64_t *ack_ms);
+
 /* Closes the store; removes this process's ring and run table when
  * ring_empty (everything in them is in a segment). */
 void mlo__store_close(mlo_store *s, int ring_empty);

@@ -14,6 +14,14 @@
  * (with a server) or are done at once (a local store: committed is the
  * promise).  A segment is closed at SEG_MAX_BYTES and the next one begun.
  *
+ * Retention (store/mlo_retention.c) removes only closed segments, so with
+ * a retention period or a size cap the writer also rolls over to a new
+ * segment by age (retention / 8, between a minute and an hour, on the env's
+ * clock; an hour with only a cap) and by size (cap / 8, 64 KiB to
+ * SEG_MAX_BYTES), and closes an idle segment that is that old; and it runs
+ * the retention pass (mlo__retention_tick, at most once a minute) after its
+ * cycles.
+ *
  * A commit that fails (disk full, I/O error) leaves the events in the ring
  * (and the block pending in the writer): the writer stops taking records and
  * retries every second; meanwhile log calls fill the ring and then meet the
@@ -39,6 +47,7 @@
 
 #include "mlo_log.h"
 #include "mlo_payload.h"
+#include "mlo_retention.h"
 #include "mlo_ring.h"
 #include "mlo_sender.h"
 
@@ -54,6 +63,10 @@
 #define FAILING_PAUSE_NS 50000000
 #define IDLE_DEEP_NS 1000000000
 #define DEEP_SLEEP_NS 10000000000LL
+#define ROLL_EMPTY_BYTES 32 /* a segment's header alone */
+#define ROLL_MIN_MS 60000LL
+#define ROLL_MAX_MS 3600000LL
+#define ROLL_MIN_BYTES (64u << 10)
 
 struct mlo_writer {
     mlo_writer_cfg cfg;
@@ -77,6 +90,11 @@ struct mlo_writer {
     int64_t idle_ns;      /* light sleeps since the last record */
     int deep;             /* the next sleep is a deep one */
     int ring_left;
+    /* retention: segments rolled over by age and size, the pass's timer */
+    int64_t seg_start_ms;
+    int64_t roll_ms; /* 0: by size only */
+    uint64_t roll_bytes;
+    mlo_retention ret;
 };
 
 static mlo_env *env_of(mlo_writer *w) {
@@ -189,6 +207,7 @@ static int ensure_segment(mlo_writer *w) {
     free(path);
     w->w = lw;
     w->seg++;
+    w->seg_start_ms = mlo__env_now_ms(env_of(w));
     mlo__pipe_segment(w->cfg.pipe, w->seg, mlo__logw_size(lw));
     return 0;
 }
@@ -237,7 +256,8 @@ static int do_commit(mlo_writer *w) {
     if (w->cfg.peek)
         mlo__ring_release_sc(w->cfg.queue, w->peek_end);
     committed(w, end);
-    if (end >= SEG_MAX_BYTES) {
+    if (end >= w->roll_bytes ||
+        (w->roll_ms && mlo__env_now_ms(env_of(w)) - w->seg_start_ms >= w->roll_ms)) {
         mlo__logw_close(w->w);
         w->w = NULL;
     }
@@ -333,10 +353,28 @@ static int64_t finish_durable(mlo_writer *w) {
     return MLO_WORKER_EXIT;
 }
 
+/* An idle segment that has data and is as old as the roll-over age is
+ * closed (fsync'd as the policy says), so that retention may take it once
+ * it is acknowledged; the next record begins a new one. */
+static void roll_idle(mlo_writer *w) {
+    if (!w->w || !w->roll_ms || w->failing || mlo__logw_pending(w->w) ||
+        mlo__logw_size(w->w) <= ROLL_EMPTY_BYTES ||
+        mlo__env_now_ms(env_of(w)) - w->seg_start_ms < w->roll_ms)
+        return;
+    if (w->dirty && env_of(w)->cfg->fsync_policy != MLO_FSYNC_NONE && w->sync_fd >= 0)
+        fdatasync(w->sync_fd);
+    w->dirty = 0;
+    mlo__logw_close(w->w);
+    w->w = NULL;
+}
+
 static int64_t run_durable(void *ctx, mlo_worker *wk) {
     mlo_writer *w = ctx;
     size_t n = cycle(w);
     interval_sync(w);
+    if (!n)
+        roll_idle(w);
+    mlo__retention_tick(&w->ret, w->cfg.store, env_of(w));
     if (n) {
         w->idle_ns = 0;
         return 0;
@@ -408,31 +446,6 @@ static int64_t run_memory(void *ctx, mlo_worker *wk) {
     return idle_sleep(w);
 }
 
-/* Without a sender (out of memory at start): keep draining so producers are
- * not stuck; everything counts as failed. */
-static void discard_cb(void *ctx, const mlo_rec *r) {
-    mlo_writer *w = ctx;
-    if (r->type == MLO_REC_FLUSH) {
-        mlo__gate_done(w->cfg.flush, (uint64_t)r->step);
-        return;
-    }
-    if (r->type != MLO_EV_START_RUN) {
-        mlo__env_stat(env_of(w), MLO_STAT_ACCEPTED, 1);
-        mlo__env_stat(env_of(w), MLO_STAT_FAILED, 1);
-    }
-}
-
-static int64_t run_discard(void *ctx, mlo_worker *wk) {
-    mlo_writer *w = ctx;
-    size_t n = w->cfg.qops->drain(w->cfg.queue, STAGE_MAX, discard_cb, w);
-    if (n)
-        return 0;
-    if (mlo__worker_stopping(wk))
-        return MLO_WORKER_EXIT;
-    w->deep = 1;
-    return 100000000;
-}
-
 /* ---- the worker ------------------------------------------------------------------- */
 
 static void writer_sleep(void *ctx, int64_t ns) {
@@ -451,7 +464,6 @@ static void writer_wake(void *ctx) {
 
 static const mlo_worker_ops durable_ops = {"mlo-writer", run_durable, writer_sleep, writer_wake};
 static const mlo_worker_ops memory_ops = {"mlo-writer", run_memory, writer_sleep, writer_wake};
-static const mlo_worker_ops discard_ops = {"mlo-writer", run_discard, writer_sleep, writer_wake};
 
 mlo_writer *mlo__writer_start(const mlo_writer_cfg *cfg) {
     mlo_writer *w = calloc(1, sizeof *w);
@@ -462,14 +474,25 @@ mlo_writer *mlo__writer_start(const mlo_writer_cfg *cfg) {
     w->hist_next_ns = INT64_MAX;
     mlo__buf_init(&w->scratch);
     w->last_sync = now_ns(w);
+    const mlo_config *c = cfg->env->cfg;
+    w->roll_bytes = SEG_MAX_BYTES;
+    if (c->store_max_bytes > 0 && (uint64_t)c->store_max_bytes / 8 < SEG_MAX_BYTES)
+        w->roll_bytes = (uint64_t)c->store_max_bytes / 8 < ROLL_MIN_BYTES
+                            ? ROLL_MIN_BYTES
+                            : (uint64_t)c->store_max_bytes / 8;
+    if (c->store_retention_ms >= 0) {
+        int64_t r = c->store_retention_ms / 8;
+        w->roll_ms = r < ROLL_MIN_MS ? ROLL_MIN_MS : r > ROLL_MAX_MS ? ROLL_MAX_MS : r;
+    } else if (c->store_max_bytes > 0) {
+        w->roll_ms = ROLL_MAX_MS;
+    }
     const mlo_worker_ops *ops = &durable_ops;
     if (!cfg->store) {
         w->snd = mlo__sender_new(cfg->env, NULL, 0, cfg->runs);
         ops = &memory_ops;
-        if (!w->snd) {
-            mlo__env_report(cfg->env, MLO_ERR_NO_MEMORY, 0,
-                            "writer: out of memory, nothing will be sent");
-            ops = &discard_ops;
+        if (!w->snd) { /* the client does not open: nothing could be sent */
+            free(w);
+            return NULL;
         }
     }
     if (mlo__worker_start(&w->worker, ops, w) != 0) {

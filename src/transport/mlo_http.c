@@ -128,6 +128,7 @@ struct mlo_http {
     double timeout_s;
     void (*on_retry)(void *ctx, long http_code, const char *message);
     int (*should_abort)(void *ctx);
+    void (*on_attempt)(void *ctx, int outcome);
     void *ctx;
     mlo_rng rng;
     long connects; /* new connections opened, for tests and statistics */
@@ -318,6 +319,7 @@ mlo_http *mlo__http_new(const mlo_http_config *cfg) {
         h->timeout_s = MAX_TIMEOUT_S;
     h->on_retry = cfg->on_retry;
     h->should_abort = cfg->should_abort;
+    h->on_attempt = cfg->on_attempt;
     h->ctx = cfg->ctx;
     h->clock = cfg->clock;
     mlo__retry_rng_seed(&h->rng, (uint64_t)mlo__clock_mono(NULL) ^
@@ -591,6 +593,8 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
         xr.body = &res->body;
         int o = mlo__transport_perform(h->t, &x, &xr);
         h->connects += xr.new_connections;
+        if (h->on_attempt)
+            h->on_attempt(h->ctx, o);
         res->bytes_sent = xr.bytes_sent;
         res->bytes_received = xr.bytes_received;
 

@@ -39,6 +39,10 @@ typedef struct mlo_http_config {
      * progress callback, about once a second while idle, more often while
      * data moves); non-zero aborts the call with status 8.  May be NULL. */
     int (*should_abort)(void *ctx);
+    /* Called after every attempt with its outcome (mlo_xfer_outcome): the
+     * caller learns that the server cannot be reached, or answers again.
+     * May be NULL. */
+    void (*on_attempt)(void *ctx, int outcome);
     void *ctx;
     /* The transport maker (NULL: libcurl's) and its argument, and the clock
      * that backoff sleeps and deadlines use (NULL: the system's). */

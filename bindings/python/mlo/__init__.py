@@ -40,7 +40,8 @@ from ._errors import (MloClosedError, MloConfigError, MloError, MloInvalidArgume
 from . import _client
 from ._client import (LIBRARY, ActiveRun, Client, FileInfo, Histogram, ModelVersion, Run, RunInfo,
                       error_for, ffi, strerror, version)
-from ._fluent import (RunOperations, active_run, delete_tag, end_run, flush, get_client,
+from ._fluent import (RunOperations, active_run, delete_tag, disable_system_metrics_logging,
+                      enable_system_metrics_logging, end_run, flush, get_client,
                       get_tracking_uri, histogram, last_active_run, log_artifact, log_artifacts,
                       log_bytes, log_dataset, log_dict, log_text, log_metric, log_metrics,
                       log_param, log_params, register_model, set_tag, set_tags, set_tracking_uri,
@@ -65,7 +66,8 @@ __all__ = [
     "set_tracking_uri", "get_tracking_uri", "set_experiment", "get_client",
     "last_active_run", "delete_tag", "log_figure", "log_image", "log_input", "get_run",
     "search_runs", "get_experiment", "get_experiment_by_name", "create_experiment",
-    "search_experiments", "entities", "RunOperations",
+    "search_experiments", "entities", "RunOperations", "enable_system_metrics_logging",
+    "disable_system_metrics_logging",
     "MloError", "MloInvalidArgumentError", "MloInvalidKeyError", "MloInvalidUtf8Error",
     "MloInvalidStatusError", "MloQueueFullError", "MloClosedError", "MloTimeoutError",
     "MloNetworkError", "MloConfigError", "MloNotSupportedError", "MloServerError",
@@ -99,8 +101,6 @@ UNSUPPORTED = {
     "log_model": "mlo.sklearn.log_model (the flavor mlo writes)",
     "MlflowClient": "mlo.Client (MlflowClient's log calls with a run id first), mlo.get_run, "
                     "mlo.search_runs",
-    "enable_system_metrics_logging": "nothing yet: mlo does not log system metrics",
-    "disable_system_metrics_logging": "nothing needed: mlo does not log system metrics",
     "start_span": "mlo does not trace; log timings with mlo.log_metric or mlo.histogram",
     "trace": "mlo does not trace; log timings with mlo.log_metric or mlo.histogram",
     "get_trace": "mlo does not trace",

@@ -733,6 +733,18 @@ class Run:
             self._client._hists.add(hist)
         return hist
 
+    def set_system_metrics(self, enable=True):
+        """Turns MLflow's system metrics (system/cpu_utilization_percentage, ...) on or
+        off for this run, whatever the client's default (its system_metrics option, else
+        $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING) said when it started.  The library's
+        sampler thread logs the averages every
+        system_metrics_sampling_interval * system_metrics_samples_before_logging seconds
+        (default 10 s), at steps 0, 1, ... (a resumed run goes on after its last system
+        step); ending the run turns them off."""
+        rc = _fn("mlo_run_set_system_metrics")(self._h, 1 if enable else 0)
+        if rc:
+            self._fail(rc)
+
     def end(self, status="FINISHED"):
         """Ends the run (FINISHED, FAILED or KILLED).  Does not wait: flush() to wait."""
         rc = lib.mlo_end_run(self._h, _status_code(status))
@@ -812,6 +824,18 @@ for _o in _OPTIONS:
 # the one callback option the binding serves itself (on_error); any other callback
 # option of a newer header cannot be passed from Python yet: refused with its name
 _CALLBACK_OPTIONS = {o["keyword"]: o for o in ffi.OPTIONS if o["kind"] == "callback"}
+
+
+def _env_bool(name):
+    """An MLflow boolean variable as the library reads it (unset: False)."""
+    v = os.environ.get(name, "").strip()
+    if v.lower() in ("", "false", "0", "no"):
+        return False
+    if v.lower() in ("true", "1", "yes"):
+        return True
+    st = ffi.mlo_status["MLO_ERR_CONFIG"]
+    raise _errors.MloConfigError(st, strerror(st), "%s must be true or false, not %r" % (name, v),
+                                 "MLO_ERR_CONFIG")
 
 
 def _option_error(spec, value, what):
@@ -940,6 +964,13 @@ class Client:
                  policy == ffi.mlo_full_policy.get("MLO_FULL_DROP", -1))
         self._flm = _f_log_metric_held if drops else _f_log_metric
         self._options = {k: v for k, v in options.items() if v is not None}
+        # System metrics: the binding switches each run on itself (start_run), so that
+        # a run started with log_system_metrics=False never has them, not even for the
+        # instant between the library's start and the switch.
+        sysm = options.get("system_metrics")
+        self._system_metrics = bool(_env_bool("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING")
+                                    if sysm is None else sysm)
+        options = dict(options, system_metrics=False)
         opts = lib.mlo_options_new()
         if not opts:
             raise MemoryError("mlo_options_new")
@@ -1005,12 +1036,15 @@ class Client:
         return run
 
     def start_run(self, experiment_name=None, run_name=None, parent=None, tags=None,
-                  description=None):
+                  description=None, log_system_metrics=None):
         """Creates a run (synchronously) and returns it.  experiment_name: created when
         missing (default: the client's, else $MLFLOW_EXPERIMENT_NAME/_ID, else
         "Default"); parent: a Run of this client to nest under; tags: a dict set at once;
-        description: the mlflow.note.content tag.  With $MLFLOW_RUN_ID set (and no
-        parent), that run is resumed instead."""
+        description: the mlflow.note.content tag; log_system_metrics: True/False to log
+        MLflow's system metrics for this run or not (None: the client's system_metrics
+        option, else $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING when the client opened; see
+        Run.set_system_metrics).  With $MLFLOW_RUN_ID set (and no parent), that run is
+        resumed instead."""
         h = _C.POINTER(ffi.mlo_run_t)()
         ph = None
         if parent is not None:
@@ -1035,16 +1069,22 @@ class Client:
             run.set_tags(tags)
         if description is not None:
             run.set_tag("mlflow.note.content", description)
+        if self._system_metrics if log_system_metrics is None else log_system_metrics:
+            run.set_system_metrics(True)
         return run
 
-    def resume_run(self, run_id):
+    def resume_run(self, run_id, log_system_metrics=None):
         """Attaches to an existing run by id and sets it RUNNING (mlflow's
-        start_run(run_id=...))."""
+        start_run(run_id=...)).  log_system_metrics: as start_run's (system metrics go
+        on after the run's last system step on the server)."""
         h = _C.POINTER(ffi.mlo_run_t)()
         rc = lib.mlo_resume_run(self._handle(), _str(run_id, "run_id"), _C.byref(h))
         if rc:
             _raise(rc)
-        return self._adopt(h)
+        run = self._adopt(h)
+        if self._system_metrics if log_system_metrics is None else log_system_metrics:
+            run.set_system_metrics(True)
+        return run
 
     def get_run(self, run_id):
         """The Run of this client with that id, attaching to it (resume_run) if the

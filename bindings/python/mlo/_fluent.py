@@ -18,13 +18,12 @@ import atexit
 import os
 import sys
 import threading
-import warnings
 import weakref
 
 from . import _client
 from ._client import (Client, _ci, _cd, _cdp, _cip, _double, _f_log_metric, _f_log_metric_ts,
                       _int64, _key, _keys, _status_code, _CI0, _EINVAL, strerror)
-from ._errors import MloInvalidArgumentError, MloWarning
+from ._errors import MloInvalidArgumentError
 
 _lock = threading.RLock()
 _default = None  # the Client of the fluent API, opened at the first start_run
@@ -74,7 +73,9 @@ def _attach_inherited():
     client = get_client()
     runs = []
     for run_id, run_name in _inherited:
-        run = client.resume_run(run_id)  # raises (nothing changed) when that fails
+        # raises (nothing changed) when that fails; the parent's sampler, not ours,
+        # logs the run's system metrics (as mlflow's monitor, which a child never starts)
+        run = client.resume_run(run_id, log_system_metrics=False)
         if run_name and not run.info.run_name:
             run.info.run_name = run_name
         runs.append(run)
@@ -139,6 +140,30 @@ def _forget_client(client):
         _set_cur()
 
 
+_SYSTEM_METRICS_VAR = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"
+
+
+def enable_system_metrics_logging():
+    """Runs started from now on by start_run log MLflow's system metrics (CPU, memory,
+    disk, network, GPUs: system/cpu_utilization_percentage, ...), unless started with
+    log_system_metrics=False; as mlflow's, by setting $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+    (so mlo.Client objects opened later default to it too).  The sampling interval,
+    samples per step and node id are mlflow's $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL,
+    _SAMPLES_BEFORE_LOGGING and _NODE_ID (or the Client options system_metrics_*)."""
+    os.environ[_SYSTEM_METRICS_VAR] = "true"
+
+
+def disable_system_metrics_logging():
+    """Runs started from now on by start_run log no system metrics, unless started with
+    log_system_metrics=True (sets $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING to false, as
+    mlflow's)."""
+    os.environ[_SYSTEM_METRICS_VAR] = "false"
+
+
+def _system_metrics_default():
+    return _client._env_bool(_SYSTEM_METRICS_VAR)
+
+
 def start_run(run_id=None, experiment_id=None, run_name=None, nested=False, parent_run_id=None,
               tags=None, description=None, log_system_metrics=None, *, experiment_name=None):
     """Starts a run and makes it the active run; returns it (an ActiveRun: use it in a
@@ -147,12 +172,12 @@ def start_run(run_id=None, experiment_id=None, run_name=None, nested=False, pare
     server to know its name) or the experiment of set_experiment; nested=True nests it
     under the active run (without it, a run already active is an error, as in mlflow);
     parent_run_id makes it a child of that run (mlflow.parentRunId); tags; description
-    (mlflow.note.content).  log_system_metrics=True warns: mlo does not log system
-    metrics yet.  experiment_name (mlo's): the experiment by name, created if missing."""
-    if log_system_metrics:
-        warnings.warn(MloWarning(0, "", "start_run(log_system_metrics=True): mlo does not log "
-                                 "system metrics yet; the run is started without them",
-                                 "MLO_NOT_SUPPORTED"), stacklevel=2)
+    (mlflow.note.content); log_system_metrics: True/False to log mlflow's system metrics
+    for this run or not (None: enable_system_metrics_logging() /
+    $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decide; a resumed run goes on after its last
+    system step).  experiment_name (mlo's): the experiment by name, created if missing."""
+    if log_system_metrics is None:
+        log_system_metrics = _system_metrics_default()
     if experiment_id is not None and experiment_name is None and run_id is None:
         from . import _tracking
         experiment_name = _tracking.experiment_name_of(str(experiment_id))
@@ -165,7 +190,7 @@ def start_run(run_id=None, experiment_id=None, run_name=None, nested=False, pare
                 "run %s is already active; end it first or pass nested=True"
                 % _stack[-1].info.run_id, "MLO_ERR_INVALID_ARGUMENT")
         if run_id is not None:
-            run = client.resume_run(run_id)
+            run = client.resume_run(run_id, log_system_metrics=bool(log_system_metrics))
             if tags:
                 run.set_tags(tags)
             if description is not None:
@@ -177,7 +202,7 @@ def start_run(run_id=None, experiment_id=None, run_name=None, nested=False, pare
             elif nested and _stack:
                 parent = _stack[-1]
             run = client.start_run(experiment_name or _experiment_name, run_name, parent, tags,
-                                   description)
+                                   description, log_system_metrics=bool(log_system_metrics))
             if parent_run_id is not None and parent is None:
                 run.set_tag("mlflow.parentRunId", parent_run_id)
         run._fluent = True

@@ -133,6 +133,11 @@
 
 mlo_client <- function() {
   args <- mget(.mlo_option_keywords, envir = environment())
+  # system metrics: mlo_start_run switches each run on itself, so that a run started
+  # with log_system_metrics = FALSE never has them, not even for an instant
+  sysm <- if (is.null(args$system_metrics)) .mlo_system_metrics_default() else
+    isTRUE(args$system_metrics)
+  args$system_metrics <- FALSE
   opts <- .c_mlo_options_new()
   if (is.null(opts)) stop("mlo: out of memory")
   on.exit(.c_mlo_options_free(opts), add = TRUE)
@@ -145,6 +150,7 @@ mlo_client <- function() {
   client$closed <- FALSE
   client$runs <- new.env(parent = emptyenv())
   client$tracking_uri <- args$tracking_uri %||% Sys.getenv("MLFLOW_TRACKING_URI")
+  client$system_metrics <- sysm
   class(client) <- "mlo_client"
   # at exit (or when the client is garbage): end its active runs, flush, close
   reg.finalizer(client, .mlo_client_finalizer, onexit = TRUE)
@@ -293,11 +299,17 @@ mlo_version <- function() .c_mlo_version()
 }
 
 mlo_start_run <- function(experiment_name = NULL, run_name = NULL, client = NULL,
-                          nested = FALSE, run_id = NULL, tags = NULL) {
+                          nested = FALSE, run_id = NULL, tags = NULL,
+                          log_system_metrics = NULL) {
   if (!is.null(client)) {
     # as mlflow_start_run(client = ): a run of that client, not the active run
-    return(.mlo_start(client, experiment_name, run_name, NULL, run_id, tags))
+    run <- .mlo_start(client, experiment_name, run_name, NULL, run_id, tags)
+    if (isTRUE(log_system_metrics %||% client$system_metrics))
+      .mlo_check(.c_mlo_run_set_system_metrics(run$handle, TRUE))
+    return(run)
   }
+  # the active run: as mlflow's start_run, the variable decides at each start
+  sysm <- log_system_metrics %||% .mlo_system_metrics_default()
   n <- length(.mlo$stack)
   if (n && !nested && is.null(run_id)) {
     stop(sprintf(paste0("Run with UUID %s is already active. To start a nested run, call ",
@@ -308,8 +320,37 @@ mlo_start_run <- function(experiment_name = NULL, run_name = NULL, client = NULL
   parent <- if (nested && n) .mlo$stack[[n]] else NULL
   run <- .mlo_start(client, experiment_name %||% .mlo$experiment_name, run_name, parent,
                     run_id, tags)
+  if (isTRUE(sysm)) .mlo_check(.c_mlo_run_set_system_metrics(run$handle, TRUE))
   .mlo_set_stack(c(.mlo$stack, list(run)))
   run
+}
+
+# ---- system metrics (MLflow's system/..., sampled by libmlo's own thread) ---------
+
+# As mlflow.enable_system_metrics_logging(): runs started from now on log them (the
+# variable is MLflow's, so clients opened later default to it too).
+mlo_enable_system_metrics_logging <- function() {
+  Sys.setenv(MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING = "true")
+  invisible(NULL)
+}
+
+mlo_disable_system_metrics_logging <- function() {
+  Sys.setenv(MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING = "false")
+  invisible(NULL)
+}
+
+.mlo_system_metrics_default <- function() {
+  v <- tolower(trimws(Sys.getenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING")))
+  if (v %in% c("", "false", "0", "no")) return(FALSE)
+  if (v %in% c("true", "1", "yes")) return(TRUE)
+  stop("mlo: MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING must be true or false", call. = FALSE)
+}
+
+# One run's system metrics on or off, whatever it started with.
+mlo_set_system_metrics <- function(enable = TRUE, run_id = NULL, client = NULL) {
+  run <- .mlo_run_for(run_id, client)
+  .mlo_check(.c_mlo_run_set_system_metrics(run$handle, isTRUE(enable)))
+  invisible(run)
 }
 
 mlo_active_run <- function() {

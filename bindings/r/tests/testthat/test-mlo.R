@@ -174,3 +174,41 @@ test_that("histograms log their quantiles as metrics of the run", {
   expect_equal(max(s$metrics$value[s$metrics$key == "lat.max"]), 100)
   expect_true("kept.count" %in% s$metrics$key)
 })
+
+test_that("system metrics: MLflow's names and steps, switched per run", {
+  skip_without_server()
+  Sys.unsetenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING")
+  cl <- mlo_client(mlo_test_url, system_metrics_sampling_interval = 0.05)
+  on <- mlo_start_run(client = cl, log_system_metrics = TRUE)
+  off <- mlo_start_run(client = cl)
+  # the sampler thread logs a step every 50 ms: wait for three of them
+  deadline <- Sys.time() + 30
+  repeat {
+    mlo_flush(30, client = cl)
+    s <- stored_run(mlo_id(on))
+    cpu <- s$metrics[s$metrics$key == "system/cpu_utilization_percentage", ]
+    if (nrow(cpu) >= 3 || Sys.time() > deadline) break
+    Sys.sleep(0.05)
+  }
+  expect_gte(nrow(cpu), 3)
+  expect_equal(sort(cpu$step), seq(0, nrow(cpu) - 1))
+  expect_true(all(cpu$value >= 0 & cpu$value <= 100))
+  names <- c("cpu_utilization_percentage", "system_memory_usage_megabytes",
+             "system_memory_usage_percentage", "disk_usage_percentage", "disk_usage_megabytes",
+             "disk_available_megabytes", "network_receive_megabytes",
+             "network_transmit_megabytes")
+  expect_true(all(paste0("system/", names) %in% s$metrics$key))
+  # the run started without them had none while the sampler ran for the other
+  expect_false(any(startsWith(stored_run(mlo_id(off))$metrics$key, "system/")))
+  expect_error(mlo_set_system_metrics(TRUE, run_id = off, client = cl), NA)
+  mlo_end_run(run_id = on, client = cl)
+  mlo_end_run(run_id = off, client = cl)
+  mlo_close(cl)
+  expect_error(mlo_client(mlo_test_url, system_metrics_sampling_interval = 0),
+               class = "mlo_invalid_argument")
+  mlo_enable_system_metrics_logging()
+  expect_equal(Sys.getenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"), "true")
+  mlo_disable_system_metrics_logging()
+  expect_equal(Sys.getenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"), "false")
+  Sys.unsetenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING")
+})
