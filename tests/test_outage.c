@@ -30,6 +30,7 @@
 #include "mlo_clock.h"
 #include "mlo_config.h"
 #include "mlo_fake_transport.h"
+#include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,7 +207,10 @@ static void test_soak_faults(void **state) {
                   seconds, l.rate, l.logged, stored, fake_points_received(fs, sid),
                   (long long)tail_ms);
     assert_int_equal(stored, (size_t)l.logged);
-    assert_true(tail_ms < 3000);
+    /* keeping up is a matter of speed: proved by the plain build only (a
+     * sanitizer makes every call several times slower) */
+    if (!TU_SANITIZED)
+        assert_true(tail_ms < 3000);
     uint64_t failed = 1;
     assert_int_equal(mlo_client_stat(c, MLO_STAT_FAILED, &failed), MLO_OK);
     assert_int_equal(failed, 0);

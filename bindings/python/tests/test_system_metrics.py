@@ -110,6 +110,8 @@ class SystemMetrics(unittest.TestCase):
         # the resumed run's steps follow the first part's: no step twice
         self.assertEqual(steps, list(range(len(steps))))
 
+    @unittest.skipIf("thread" in os.environ.get("MLO_SANITIZED", ""),
+                     "ThreadSanitizer refuses threads in the child of a threaded process")
     def test_forked_child_logs_none(self):
         """A forked child (a DataLoader worker) re-attaches to the active run but does
         not sample it: the parent does (as mlflow's monitor, which a child never
