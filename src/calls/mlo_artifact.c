@@ -51,6 +51,8 @@
  * written and handed over after; on any failure what was staged is removed
  * and the call fails (a failure of the final fsync, after the hand-over,
  * removes the files too, but an upload already under way may complete).
+ * Out of memory after the hand-over is not a failure (the upload may be
+ * under way): a digest stays pending, and sync() stands in for the fsyncs.
  * id = <procid>-<8 digits>: the client's procid (mlo_store.c) says whose it
  * is; the counter is per process.
  *
@@ -701,7 +703,7 @@ static int stage_finish(stager *s) {
             what = "force to the disk the manifest of";
         }
         if (st != MLO_OK) {
-            if (what[0])
+            if (what[0] && st != MLO_ERR_NO_MEMORY) /* the caller copes with that */
                 mlo__env_report(s->env, st, 0, "log_artifact: cannot %s %s/%s: %s", what,
                                 s->dir, g->id, strerror(errno));
             return st;
@@ -768,8 +770,17 @@ static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
     }
     if (st == MLO_OK && s.n) {
         st = hand_over(c, r->local_id, &s);
-        if (st == MLO_OK)
-            st = stage_finish(&s);
+        if (st == MLO_OK && (st = stage_finish(&s)) == MLO_ERR_NO_MEMORY && s.u) {
+            /* Handed over: the upload may be under way, and a call that
+             * fails must have queued nothing, so this one cannot fail any
+             * more.  What memory kept from being done: a digest left pending
+             * (the uploader sends the blob as staged, or hashes it), and
+             * the fsyncs, done for every file system at once (sync needs no
+             * memory). */
+            if (s.do_fsync)
+                sync();
+            st = MLO_OK;
+        }
     }
     if (st != MLO_OK)
         stage_rollback(&s, written);
