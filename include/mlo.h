@@ -192,27 +192,39 @@ MLO_API void mlo_options_free(mlo_options_t *opts);
 MLO_API int mlo_options_set_tracking_uri(mlo_options_t *opts, const char *uri);
 
 /** Default experiment name for mlo_start_run.  Default: $MLFLOW_EXPERIMENT_NAME,
- *  else the experiment of $MLFLOW_EXPERIMENT_ID, else "Default" (id "0"). */
+ *  else the experiment of $MLFLOW_EXPERIMENT_ID, else "Default" (id "0").
+ *  NULL: back to the default.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT
+ *  (NULL opts, ""), MLO_ERR_INVALID_UTF8, MLO_ERR_NO_MEMORY. */
 MLO_API int mlo_options_set_experiment_name(mlo_options_t *opts, const char *name);
 
-/** Default experiment id for mlo_start_run (wins over the name). Default: $MLFLOW_EXPERIMENT_ID. */
+/** Default experiment id for mlo_start_run (wins over the name). Default:
+ *  $MLFLOW_EXPERIMENT_ID.  Statuses: as mlo_options_set_experiment_name. */
 MLO_API int mlo_options_set_experiment_id(mlo_options_t *opts, const char *experiment_id);
 
-/** Bearer token.  Default: $MLFLOW_TRACKING_TOKEN.  Copied; never logged. */
+/** Bearer token.  Default: $MLFLOW_TRACKING_TOKEN.  Copied; never logged.
+ *  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, a character a
+ *  header cannot carry), MLO_ERR_INVALID_UTF8, MLO_ERR_NO_MEMORY. */
 MLO_API int mlo_options_set_token(mlo_options_t *opts, const char *token);
 
 /** Basic auth (used when both are set; wins over a token).  Default:
- *  $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD.  Copied; never logged. */
+ *  $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD.  Copied; never logged.
+ *  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, only one of the two
+ *  NULL, a ':' in user, a character a header cannot carry; the old pair is
+ *  kept), MLO_ERR_INVALID_UTF8, MLO_ERR_NO_MEMORY. */
 MLO_API int mlo_options_set_basic_auth(mlo_options_t *opts, const char *user, const char *password);
 
 /** Disables TLS verification when `insecure` is non-zero.  Default:
- *  $MLFLOW_TRACKING_INSECURE_TLS ("true"/"1"), else verification on. */
+ *  $MLFLOW_TRACKING_INSECURE_TLS ("true"/"1"), else verification on.
+ *  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts). */
 MLO_API int mlo_options_set_insecure_tls(mlo_options_t *opts, int insecure);
 
-/** CA bundle (PEM) to verify the server with.  Default: $MLFLOW_TRACKING_SERVER_CERT_PATH. */
+/** CA bundle (PEM) to verify the server with.  Default: $MLFLOW_TRACKING_SERVER_CERT_PATH.
+ *  Read when the client opens.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT
+ *  (NULL opts), MLO_ERR_INVALID_UTF8, MLO_ERR_NO_MEMORY. */
 MLO_API int mlo_options_set_ca_cert_path(mlo_options_t *opts, const char *path);
 
-/** Client certificate (PEM, may hold the key too).  Default: $MLFLOW_TRACKING_CLIENT_CERT_PATH. */
+/** Client certificate (PEM, may hold the key too).  Default: $MLFLOW_TRACKING_CLIENT_CERT_PATH.
+ *  Statuses: as mlo_options_set_ca_cert_path. */
 MLO_API int mlo_options_set_client_cert_path(mlo_options_t *opts, const char *path);
 
 /**
@@ -223,6 +235,8 @@ MLO_API int mlo_options_set_client_cert_path(mlo_options_t *opts, const char *pa
  * jitter_s: $MLFLOW_HTTP_REQUEST_BACKOFF_JITTER (default 1.0).  timeout_s: per
  * request, $MLFLOW_HTTP_REQUEST_TIMEOUT (default 120).  Retry-After is honoured
  * unless $MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER is "false".
+ * Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, a NaN, max_retries
+ * over 10, backoff or jitter over 3600 s, a timeout of 0 or over 86400 s).
  */
 MLO_API int mlo_options_set_retries(mlo_options_t *opts, int max_retries, double backoff_factor_s,
                                     double jitter_s, double timeout_s);
@@ -230,18 +244,21 @@ MLO_API int mlo_options_set_retries(mlo_options_t *opts, int max_retries, double
 /** Size of the event queue in bytes (rounded up to a power of two, at least
  *  64 KiB, at most 1 GiB).  Default 8 MiB: about 100,000 metric events.
  *  With the store the queue is a file of that size, reserved when the client
- *  opens (in /dev/shm when there is one, linked from the store's rings/). */
+ *  opens (in /dev/shm when there is one, linked from the store's rings/).
+ *  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT (NULL opts, out of range). */
 MLO_API int mlo_options_set_queue_bytes(mlo_options_t *opts, size_t bytes);
 
 /** What a log call does when the queue is full, and how long MLO_FULL_WAIT
- *  waits (milliseconds, default 100). */
+ *  waits (milliseconds, default 100, at most 60,000).  Statuses: MLO_OK,
+ *  MLO_ERR_INVALID_ARGUMENT (NULL opts, an unknown policy, wait_ms too long). */
 MLO_API int mlo_options_set_full_policy(mlo_options_t *opts, mlo_full_policy policy,
                                         unsigned wait_ms);
 
 /** How long mlo_client_close waits for unsent events (milliseconds; default
  *  10,000).  With a store (the default), events still unsent then stay in the
  *  store for the next client that opens it with the same tracking URI, or for
- *  `mlo sync`; without one they are counted as failed. */
+ *  `mlo sync`; without one they are counted as failed.  Statuses: MLO_OK,
+ *  MLO_ERR_INVALID_ARGUMENT (NULL opts). */
 MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *opts, unsigned timeout_ms);
 
 /**
@@ -254,7 +271,8 @@ MLO_API int mlo_options_set_close_timeout_ms(mlo_options_t *opts, unsigned timeo
  */
 MLO_API int mlo_options_set_flush_interval_ms(mlo_options_t *opts, unsigned interval_ms);
 
-/** The error callback and its user data (NULL: none). */
+/** The error callback and its user data (NULL: none).  Statuses: MLO_OK,
+ *  MLO_ERR_INVALID_ARGUMENT (NULL opts). */
 MLO_API int mlo_options_set_error_callback(mlo_options_t *opts, mlo_error_fn fn, void *user_data);
 
 /**
@@ -527,8 +545,8 @@ typedef enum mlo_run_status {
  * Statuses: MLO_OK (*out set), MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_UTF8,
  * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED, a server status when the server refused
  * the run for good (MLO_ERR_SERVER_INVALID, MLO_ERR_NOT_FOUND for an unknown
- * experiment id, ...); when resuming (MLFLOW_RUN_ID), those of
- * mlo_resume_run.  The run handle stays valid until the
+ * experiment id, ...), MLO_ERR_NO_MEMORY; when resuming (MLFLOW_RUN_ID),
+ * those of mlo_resume_run.  The run handle stays valid until the
  * client is closed.  Threads: any.
  */
 MLO_API int mlo_start_run(mlo_client_t *client, const char *experiment_name, const char *run_name,
@@ -539,8 +557,8 @@ MLO_API int mlo_start_run(mlo_client_t *client, const char *experiment_name, con
  * with a tracking URI, checks synchronously that it exists and sets it
  * RUNNING; without one, attaches to that local (or later-synced) run id
  * unchecked.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT,
- * MLO_ERR_INVALID_UTF8, MLO_ERR_NOT_FOUND, any network/server status.
- * Threads: any.
+ * MLO_ERR_INVALID_UTF8, MLO_ERR_NOT_FOUND, MLO_ERR_NO_MEMORY, any
+ * network/server status.  Threads: any.
  */
 MLO_API int mlo_resume_run(mlo_client_t *client, const char *run_id, mlo_run_t **out);
 
@@ -624,11 +642,13 @@ MLO_API int mlo_log_metrics(mlo_run_t *run, size_t n, const char *const *keys,
                             const double *values, const int64_t *steps,
                             const int64_t *timestamps_ms);
 
-/** Logs n params at once; per-entry validation as mlo_log_metrics. */
+/** Logs n params at once; per-entry validation as mlo_log_metrics (each
+ *  entry's statuses as mlo_log_param's). */
 MLO_API int mlo_log_params(mlo_run_t *run, size_t n, const char *const *keys,
                            const char *const *values);
 
-/** Sets n tags at once; per-entry validation as mlo_log_metrics. */
+/** Sets n tags at once; per-entry validation as mlo_log_metrics (each
+ *  entry's statuses as mlo_set_tag's). */
 MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
                          const char *const *values);
 
@@ -697,7 +717,7 @@ typedef int (*mlo_artifact_fn)(void *user_data, const char *path, int is_dir, in
  * exist: no entries), MLO_ERR_INVALID_ARGUMENT, MLO_ERR_INVALID_PATH,
  * MLO_ERR_CONFIG (no tracking URI), MLO_ERR_NOT_FOUND (unknown run or
  * model), MLO_ERR_ARTIFACTS_NOT_PROXIED, network and server statuses,
- * MLO_ERR_CLOSED.  Threads: any.
+ * MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY.  Threads: any.
  */
 MLO_API int mlo_list_artifacts(mlo_client_t *client, const char *run_id, const char *artifact_path,
                                mlo_artifact_fn fn, void *user_data);
@@ -729,7 +749,7 @@ MLO_API int mlo_download_artifacts(mlo_client_t *client, const char *run_id,
  * needs a tracking URI.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT,
  * MLO_ERR_INVALID_PATH, MLO_ERR_CONFIG (no tracking URI), MLO_ERR_TIMEOUT
  * (the run or its uploads are not on the server yet), network and server
- * statuses, MLO_ERR_CLOSED.  Threads: any.
+ * statuses, MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY.  Threads: any.
  */
 MLO_API int mlo_register_model(mlo_run_t *run, const char *artifact_path, const char *name,
                                int64_t *version);
@@ -740,7 +760,7 @@ MLO_API int mlo_register_model(mlo_run_t *run, const char *artifact_path, const 
  * to it.  Synchronous.  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT,
  * MLO_ERR_CONFIG, MLO_ERR_NOT_FOUND, MLO_ERR_SERVER_INVALID (an alias the
  * server refuses: "latest", "v1"), network and server statuses,
- * MLO_ERR_CLOSED.  Threads: any.
+ * MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY.  Threads: any.
  */
 MLO_API int mlo_set_model_alias(mlo_client_t *client, const char *name, const char *alias,
                                 int64_t version);
@@ -765,7 +785,8 @@ MLO_API int mlo_set_model_alias(mlo_client_t *client, const char *name, const ch
  * the event queue; a NULL digest with a source that is a URI, not a local
  * path), MLO_ERR_INVALID_UTF8, MLO_ERR_IO (a NULL digest and the local
  * source is missing, unreadable or not a regular file or directory),
- * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED.  Threads: any.
+ * MLO_ERR_QUEUE_FULL, MLO_ERR_CLOSED, MLO_ERR_NO_MEMORY (computing a
+ * digest).  Threads: any.
  */
 MLO_API int mlo_log_dataset(mlo_run_t *run, const char *name, const char *source,
                             const char *digest);

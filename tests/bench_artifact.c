@@ -125,6 +125,8 @@ static const char *fs_kind(const char *path) {
     static char out[128];
     struct statfs sf;
     const char *t = "?";
+    if (!path)
+        return t;
     if (statfs(path, &sf) == 0) {
         switch ((unsigned long)sf.f_type) {
         case 0xef53: t = "ext4"; break;

@@ -582,7 +582,12 @@ static void stress_fn(void *ctx, const mlo_rec *r) {
 
 static int64_t stress_events(void) {
     const char *e = getenv("MLO_STRESS_EVENTS");
-    return e && atoll(e) > 0 ? atoll(e) : 200000;
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    const int64_t dflt = 50000; /* each access instrumented: a quarter is plenty */
+#else
+    const int64_t dflt = 200000;
+#endif
+    return e && atoll(e) > 0 ? atoll(e) : dflt;
 }
 
 static void run_stress(int threads, size_t cap, int64_t full_wait_ns, bool retry_on_full,
