@@ -8,7 +8,9 @@ stage    copies bindings/r and the generated glue and stubs (B/bindings/mlo_r_gl
 install  stage + R CMD INSTALL into WORK/lib, linked against B/src/libmlo.so
          (MLO_CFLAGS/MLO_LIBS point configure at the build; rpath set);
 test     install + the testthat suite (against tests/mlflow_test_server.py);
-check    stage + R CMD build + R CMD check --no-manual; fails unless "Status: OK";
+check    stage + R CMD build + R CMD check --no-manual; fails unless "Status: OK"
+         and the testthat suite it runs (against the test server) passed whole
+         (no skip, no failure): the meson test of the R package;
 example  install + Rscript examples/r/iris_grid.R against a test server;
 pkgconfig  R CMD INSTALL of a plain copy of bindings/r (no generated files: its
          configure generates them) found through pkg-config ("mlo", from the
@@ -187,7 +189,16 @@ def main():
                     print(open(p).read()[-6000:])
             print("R CMD check is not clean (want Status: OK)")
             return 1
-        print("R CMD check: Status: OK")
+        # the check ran the testthat suite against the test server: every
+        # expectation ran (a skip would mean no server), none failed
+        rout = os.path.join(a.work, "mlo.Rcheck", "tests", "testthat.Rout")
+        m = re.search(r"\[ FAIL (\d+) \| WARN \d+ \| SKIP (\d+) \| PASS (\d+) \]",
+                      open(rout).read() if os.path.exists(rout) else "")
+        if not m or m.group(1) != "0" or m.group(2) != "0" or int(m.group(3)) == 0:
+            print("the testthat suite did not run whole in R CMD check: %s"
+                  % (m.group(0) if m else "no summary in " + rout))
+            return 1
+        print("R CMD check: Status: OK; testthat: %s" % m.group(0))
     elif a.what == "pkgconfig":
         # the build's uninstalled .pc file: -L<build>/src
         with open(os.path.join(a.build_dir, "meson-uninstalled", "mlo-uninstalled.pc")) as f:

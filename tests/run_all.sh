@@ -12,7 +12,8 @@ MLO_WITH_SANITIZERS=1 sh tests/install_deps.sh || exit 1
 
 builds="build:"
 if [ "${MLO_SKIP_SANITIZERS:-0}" != 1 ]; then
-    builds="$builds build-asan:-Db_sanitize=address,undefined build-tsan:-Db_sanitize=thread"
+    # -g1: line tables only (reports keep file:line), a sixth less compiling
+    builds="$builds build-asan:-Db_sanitize=address,undefined:-Dc_args=-g1 build-tsan:-Db_sanitize=thread:-Dc_args=-g1"
 fi
 status=0
 # Queue files the tests' processes leave in /dev/shm: a process that dies or
@@ -23,7 +24,7 @@ status=0
 touch "${TMPDIR:-/tmp}/mlo-run-all.start"
 for spec in $builds; do
     dir=${spec%%:*}
-    opts=${spec#*:}
+    opts=$(echo "${spec#*:}" | tr ':' ' ')
     echo "=== $dir ($opts)"
     if [ ! -f "$dir/build.ninja" ]; then
         # shellcheck disable=SC2086

@@ -169,7 +169,12 @@ static int cmp_double(const void *a, const void *b) {
 static size_t stress_events(void) {
     const char *e = getenv("MLO_STRESS_EVENTS");
     long n = e ? atol(e) : 0;
-    return n > 0 ? (size_t)n : 1000000;
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    const size_t dflt = 250000; /* every access instrumented: a quarter */
+#else
+    const size_t dflt = 1000000;
+#endif
+    return n > 0 ? (size_t)n : dflt;
 }
 
 /* ---- argument validation ------------------------------------------------------ */
