@@ -587,7 +587,8 @@ static void test_inflight_runs_overlap(void **state) {
 static void test_inflight_one_run(void **state) {
     (void)state;
     fx *f = fx_new(1, 4);
-    fake_delay(f->fs, "runs/log-batch", 15);
+    /* long enough that workers started on a loaded machine still meet */
+    fake_delay(f->fs, "runs/log-batch", 50);
     start(f, "run1", "exp");
     char k[32], v[32];
     for (int i = 0; i < 8000; i++)

@@ -533,16 +533,15 @@ static void test_two_processes_one_store(void **state) {
     assert_int_equal(mlo_start_run(live, NULL, "live-local", NULL, &lr), MLO_OK);
     assert_int_equal(mlo_log_metric(lr, "z", 1, 1), MLO_OK);
     assert_int_equal(mlo_client_flush(live, 5000), MLO_OK);
-    pid_t p = fork();
-    if (p == 0) {
+    {
+        /* in this process: its files' locks are the live client's (flock
+         * conflicts between open files, in one process too), and a fork
+         * beside the client's threads could hang the child (ASan's locks) */
         char err[512] = "";
-        int st = mlo__sync_store(store, uri, NULL, NULL, err, sizeof err);
-        _exit(st == MLO_OK && strstr(err, "still running") ? 0 : 30);
+        assert_int_equal(mlo__sync_store(store, uri, NULL, NULL, err, sizeof err), MLO_OK);
+        if (!strstr(err, "still running"))
+            fail_msg("sync beside a live client: \"%s\"", err);
     }
-    int status;
-    assert_int_equal(waitpid(p, &status, 0), p);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
     d = tu_dump(srv);
     assert_int_equal(tu_nruns(d), 2); /* the live process's run was not taken */
     json_decref(d);
