@@ -110,8 +110,7 @@ int main(int argc, char **argv) {
     uint64_t sent = 0, failed = 0;
     mlo_client_stat(client, MLO_STAT_SENT, &sent);
     mlo_client_stat(client, MLO_STAT_FAILED, &failed);
-    printf("events sent %llu, failed %llu\n", (unsigned long long)sent,
-           (unsigned long long)failed);
+    printf("events sent %llu, failed %llu\n", (unsigned long long)sent, (unsigned long long)failed);
     int cst = mlo_client_close(client);
     return st == MLO_OK && cst == MLO_OK && failed == 0 ? 0 : 1;
 }

@@ -481,8 +481,8 @@ typedef enum mlo_stat {
      *  events wait in the store. */
     MLO_STAT_FAILED = 4,
     MLO_STAT_TRUNCATED = 5, /**< param/tag values truncated to the server's limit */
-    MLO_STAT_REQUESTS = 6, /**< HTTP requests sent (retries included) */
-    MLO_STAT_REJECTED = 7, /**< log calls refused at the call (bad key, bad UTF-8, ...) */
+    MLO_STAT_REQUESTS = 6,  /**< HTTP requests sent (retries included) */
+    MLO_STAT_REJECTED = 7,  /**< log calls refused at the call (bad key, bad UTF-8, ...) */
     /** events of dead processes recovered from their queue files into the
      *  store when this client opened it */
     MLO_STAT_RECOVERED = 8,
@@ -499,7 +499,8 @@ typedef enum mlo_stat {
 /**
  * Reads one counter into *value.  Counters only grow.  Once a flush has
  * returned MLO_OK with a server, ACCEPTED == SENT + FAILED for the events
- * accepted before it (DROPPED events were never accepted).  Statuses: MLO_OK, MLO_ERR_INVALID_ARGUMENT.  Threads: any.
+ * accepted before it (DROPPED events were never accepted).  Statuses: MLO_OK,
+ * MLO_ERR_INVALID_ARGUMENT.  Threads: any.
  */
 MLO_API int mlo_client_stat(const mlo_client_t *client, mlo_stat which, uint64_t *value);
 
@@ -638,9 +639,8 @@ MLO_API int mlo_set_tag(mlo_run_t *run, const char *key, const char *value);
  * error callback), valid ones are queued.  Returns MLO_OK when all were
  * queued, else the status of the first refused entry.  Threads: any.
  */
-MLO_API int mlo_log_metrics(mlo_run_t *run, size_t n, const char *const *keys,
-                            const double *values, const int64_t *steps,
-                            const int64_t *timestamps_ms);
+MLO_API int mlo_log_metrics(mlo_run_t *run, size_t n, const char *const *keys, const double *values,
+                            const int64_t *steps, const int64_t *timestamps_ms);
 
 /** Logs n params at once; per-entry validation as mlo_log_metrics (each
  *  entry's statuses as mlo_log_param's). */

@@ -45,12 +45,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -58,7 +58,7 @@
 #include <unistd.h>
 
 enum { C_CURL, C_PUT, C_FSYNC, C_NOFSYNC, C_DOWN_FSYNC, C_DOWN_NOFSYNC, NC };
-static const char *names[NC] = {"curl -T",     "mlo PUT",          "mlo fsync",
+static const char *names[NC] = {"curl -T",     "mlo PUT",         "mlo fsync",
                                 "mlo nofsync", "down: log fsync", "down: log nofsync"};
 
 static testsrv *srv;
@@ -114,8 +114,8 @@ static void check_and_delete(const char *exp, const char *rid, const char *rel) 
         die("upload incomplete");
     }
     char path[768];
-    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/%s", exp,
-             rid, rel);
+    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/%s", exp, rid,
+             rel);
     long code = 0;
     free(testsrv_request(srv, "DELETE", path, NULL, 0, NULL, &code, NULL));
 }
@@ -129,12 +129,24 @@ static const char *fs_kind(const char *path) {
         return t;
     if (statfs(path, &sf) == 0) {
         switch ((unsigned long)sf.f_type) {
-        case 0xef53: t = "ext4"; break;
-        case 0x58465342: t = "xfs"; break;
-        case 0x9123683e: t = "btrfs"; break;
-        case 0x01021994: t = "tmpfs"; break;
-        case 0x794c7630: t = "overlayfs"; break;
-        default: t = "other"; break;
+        case 0xef53:
+            t = "ext4";
+            break;
+        case 0x58465342:
+            t = "xfs";
+            break;
+        case 0x9123683e:
+            t = "btrfs";
+            break;
+        case 0x01021994:
+            t = "tmpfs";
+            break;
+        case 0x794c7630:
+            t = "overlayfs";
+            break;
+        default:
+            t = "other";
+            break;
         }
     }
     char probe[300];

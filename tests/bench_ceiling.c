@@ -196,8 +196,7 @@ int main(int argc, char **argv) {
     printf("ceiling: %d metrics per shape, %d ms per log-batch on the test server, N = %u "
            "connections / requests in flight; median of 3\n",
            TOTAL, delay, n);
-    printf("%-22s | %12s %12s | %8s %9s\n", "shape", "raw ev/s", "mlo ev/s", "mlo/raw",
-           "requests");
+    printf("%-22s | %12s %12s | %8s %9s\n", "shape", "raw ev/s", "mlo ev/s", "mlo/raw", "requests");
     static const int shapes[2] = {1, 16};
     for (int sh = 0; sh < 2; sh++) {
         double raw[3], mlo[3];

@@ -41,7 +41,6 @@
 #include "alloc_count.h"
 #include "bench_common.h"
 #include "mlo.h"
-#include "mlo.h"
 #include "mlo_config.h"
 #include "testsrv.h"
 
@@ -159,8 +158,8 @@ static void *producer(void *arg) {
 typedef struct result {
     uint64_t *call, *batch; /* pooled over rounds */
     size_t ncall, nbatch, cap;
-    double batch_sum;  /* ticks */
-    double rate[16];   /* calls/s per round */
+    double batch_sum; /* ticks */
+    double rate[16];  /* calls/s per round */
     int nrates;
     uint64_t drops, notok, calls;
 } result;
@@ -232,7 +231,7 @@ static summary summarize(result *r) {
     summary s;
     double oh = bench_timer_overhead;
     qsort(r->call, r->ncall, sizeof *r->call, bench_cmp_u64);
-#define NS(x) (bench_to_ns((double)(x) - oh) < 0 ? 0 : bench_to_ns((double)(x) - oh))
+#define NS(x) (bench_to_ns((double)(x)-oh) < 0 ? 0 : bench_to_ns((double)(x)-oh))
     s.p50 = NS(bench_pct(r->call, r->ncall, 0.50));
     s.p99 = NS(bench_pct(r->call, r->ncall, 0.99));
     s.p999 = NS(bench_pct(r->call, r->ncall, 0.999));
@@ -271,8 +270,8 @@ static void part1(const char *uri, long calls, int rounds) {
                 run_config(&cl[q], counts[c], calls, &res[c][q]);
             }
 
-    printf("\n%-6s %3s %9s %6s | %8s | %8s %8s %8s %8s %9s | %14s %19s\n", "queue", "thr",
-           "calls", "drops", "mean ns", "1-call", "p50", "p99", "p99.9", "max", "calls/s median",
+    printf("\n%-6s %3s %9s %6s | %8s | %8s %8s %8s %8s %9s | %14s %19s\n", "queue", "thr", "calls",
+           "drops", "mean ns", "1-call", "p50", "p99", "p99.9", "max", "calls/s median",
            "(min - max)");
     double rate4[2] = {0, 0}, p50_1 = 0, p99_1 = 0, p999_1 = 0;
     uint64_t drops_total = 0;
@@ -300,8 +299,7 @@ static void part1(const char *uri, long calls, int rounds) {
     printf("\nring / mutex aggregate throughput at 4 threads: %.2fx\n", ratio);
     printf("targets: ring 1 thread p50 <= 60 ns: %.1f ns %s; p99 <= 250 ns: %.1f ns %s "
            "(p99.9 %.1f ns)\n",
-           p50_1, p50_1 <= 60 ? "MET" : "MISSED", p99_1, p99_1 <= 250 ? "MET" : "MISSED",
-           p999_1);
+           p50_1, p50_1 <= 60 ? "MET" : "MISSED", p99_1, p99_1 <= 250 ? "MET" : "MISSED", p999_1);
     printf("         ring >= 5x mutex at 4 threads: %.2fx %s; drops in all configurations: %lu\n",
            ratio, ratio >= 5 ? "MET" : "MISSED", (unsigned long)drops_total);
     for (int q = 0; q < 2; q++) {
@@ -358,10 +356,10 @@ static uint64_t syscall_counter_read(int fd) {
 
 typedef struct steady {
     long calls;
-    alloc_counts thr;    /* the logging thread, around the loop */
-    alloc_counts all;    /* every thread, loop + flush */
-    int64_t syscalls;    /* the logging thread, around the loop; -1 unknown */
-    uint64_t requests;   /* HTTP requests the shipper sent for these calls */
+    alloc_counts thr;  /* the logging thread, around the loop */
+    alloc_counts all;  /* every thread, loop + flush */
+    int64_t syscalls;  /* the logging thread, around the loop; -1 unknown */
+    uint64_t requests; /* HTTP requests the shipper sent for these calls */
     double secs;
 } steady;
 
@@ -408,8 +406,8 @@ static void print_steady(const char *q, const char *mode, const steady *s, uint6
                  (double)s->syscalls / (double)s->calls);
     printf("%-6s %-18s %9ld %6lu | %9lu %9lu %9.2g | %s | %10.3g %9lu\n", q, mode, s->calls,
            (unsigned long)drops, (unsigned long)s->thr.allocs, (unsigned long)s->thr.frees,
-           (double)s->thr.allocs / (double)s->calls, sc,
-           (double)s->all.allocs / (double)s->calls, (unsigned long)s->requests);
+           (double)s->thr.allocs / (double)s->calls, sc, (double)s->all.allocs / (double)s->calls,
+           (unsigned long)s->requests);
 }
 
 static void part2(const char *uri) {

@@ -142,8 +142,8 @@ static inline int bench_cpu_jiffies3(unsigned long long *busy, unsigned long lon
     if (!f)
         return -1;
     unsigned long long v[10] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
     fclose(f);
     if (n < 5)
         return -1;

@@ -47,14 +47,13 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 #include "mlo.h"
-#include <stdbool.h>
-#include "mlo.h"
 #include "mlo_api.h"
 #include "mlo_config.h"
 #include "mlo_env.h"
 #include "mlo_payload.h"
 #include "mlo_ring.h"
 #include "testsrv.h"
+#include <stdbool.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -88,9 +87,8 @@ static const char RUN_JSON[] =
     "{\"run\":{\"info\":{\"run_id\":\"0123456789abcdef0123456789abcdef\","
     "\"run_uuid\":\"0123456789abcdef0123456789abcdef\",\"experiment_id\":\"0\"},"
     "\"data\":{}}}";
-static const char EXP_JSON[] =
-    "{\"experiment\":{\"experiment_id\":\"0\",\"name\":\"Default\","
-    "\"lifecycle_stage\":\"active\"}}";
+static const char EXP_JSON[] = "{\"experiment\":{\"experiment_id\":\"0\",\"name\":\"Default\","
+                               "\"lifecycle_stage\":\"active\"}}";
 
 static int sink_respond(int fd, int kind) {
     const char *body = kind == 2 ? RUN_JSON : kind == 3 ? EXP_JSON : "{}";
@@ -147,8 +145,8 @@ static int sink_process(sink_conn *c) {
         if (eol)
             *eol = 0;
         c->pending = strstr(start, "runs/create") || strstr(start, "runs/get") ? 2
-                     : strstr(start, "experiments/get-by-name")                 ? 3
-                                                                                : 1;
+                     : strstr(start, "experiments/get-by-name")                ? 3
+                                                                               : 1;
         if (eol)
             *eol = '\n';
         start[hlen - 1] = save;
@@ -310,9 +308,10 @@ static void process_stage(pipe_state *s) {
     mlo__buf_reset(&s->stage);
 }
 
-static const char *const KEYS[8] = {
-    "train/loss", "train/accuracy", "val/loss",    "learning_rate",
-    "grad_norm",  "throughput/samples_per_sec", "gpu/0/utilization", "epoch"};
+static const char *const KEYS[8] = {"train/loss",        "train/accuracy",
+                                    "val/loss",          "learning_rate",
+                                    "grad_norm",         "throughput/samples_per_sec",
+                                    "gpu/0/utilization", "epoch"};
 
 static void bench_shipper(long events) {
     const long per_round = 500000;
@@ -452,8 +451,8 @@ static void bench_e2e(long n, const char *test_uri) {
            "default full\n  policy, default durable store (temporary directory); events/s = "
            "events / (first call ..\n  flush returned); median of 3 runs\n",
            n);
-    printf("%-26s %-6s | %12s %9s %9s | %8s %8s %7s %8s\n", "server", "queue", "events/s",
-           "log s", "total s", "sent", "requests", "ev/req", "dropped");
+    printf("%-26s %-6s | %12s %9s %9s | %8s %8s %7s %8s\n", "server", "queue", "events/s", "log s",
+           "total s", "sent", "requests", "ev/req", "dropped");
     struct {
         const char *name, *uri;
     } servers[2] = {{"test server (Python)", test_uri}, {"null server (C, no parse)", sink_uri}};
@@ -473,8 +472,8 @@ static void bench_e2e(long n, const char *test_uri) {
                     m = k;
             rate[sv][q] = med;
             printf("%-26s %-6s | %12.4g %9.3f %9.3f | %8lu %8lu %7.0f %8lu\n", servers[sv].name,
-                   q ? "mutex" : "ring", med, r[m].log_s, r[m].total_s,
-                   (unsigned long)r[m].sent, (unsigned long)r[m].requests,
+                   q ? "mutex" : "ring", med, r[m].log_s, r[m].total_s, (unsigned long)r[m].sent,
+                   (unsigned long)r[m].requests,
                    (double)r[m].sent / (double)(r[m].requests ? r[m].requests : 1),
                    (unsigned long)r[m].dropped);
             if (r[m].failed)
@@ -500,9 +499,8 @@ static void bench_e2e(long n, const char *test_uri) {
             if (r[k].rate == med)
                 m = k;
         printf("%-26s %-6s | %12.4g %9.3f %9.3f | %8lu %8lu %7.0f %8lu\n",
-               "null server, 10x events", q ? "mutex" : "ring",
-               med, r[m].log_s, r[m].total_s, (unsigned long)r[m].sent,
-               (unsigned long)r[m].requests,
+               "null server, 10x events", q ? "mutex" : "ring", med, r[m].log_s, r[m].total_s,
+               (unsigned long)r[m].sent, (unsigned long)r[m].requests,
                (double)r[m].sent / (double)(r[m].requests ? r[m].requests : 1),
                (unsigned long)r[m].dropped);
     }
@@ -595,8 +593,8 @@ static void inflight_row(const char *server, const char *uri, unsigned n, int ru
     for (int k = 0; k < reps; k++)
         if (r[k].rate == med)
             m = k;
-    printf("%-30s %4d x %-6d %3u | %12.4g %9.3f | %8lu %8lu %7.0f\n", server, runs, per_run, n,
-           med, r[m].total_s, (unsigned long)r[m].sent, (unsigned long)r[m].requests,
+    printf("%-30s %4d x %-6d %3u | %12.4g %9.3f | %8lu %8lu %7.0f\n", server, runs, per_run, n, med,
+           r[m].total_s, (unsigned long)r[m].sent, (unsigned long)r[m].requests,
            (double)r[m].sent / (double)(r[m].requests ? r[m].requests : 1));
     if (r[m].failed)
         printf("  !! %lu events failed\n", (unsigned long)r[m].failed);
@@ -609,8 +607,8 @@ static void bench_inflight(const testsrv *srv) {
            "mlo_client_flush;\n  events/s = events / (first log call .. flush returned); "
            "default durable store, 64 MiB queue;\n  N = mlo_options_set_max_inflight; "
            "requests = all HTTP requests of the timed part\n");
-    printf("%-30s %13s %3s | %12s %9s | %8s %8s %7s\n", "server", "runs x metrics", "N",
-           "events/s", "total s", "sent", "requests", "ev/req");
+    printf("%-30s %13s %3s | %12s %9s | %8s %8s %7s\n", "server", "runs x metrics", "N", "events/s",
+           "total s", "sent", "requests", "ev/req");
     static const int delays[2] = {50, 20};
     static const unsigned ns[4] = {1, 2, 4, 8};
     for (int d = 0; d < 2; d++) {
@@ -690,10 +688,10 @@ static void bench_memory(long events) {
     printf("  after open + start_run                  %8ld kB  (+%ld)\n", rss1, rss1 - rss0);
     printf("  after 1,000,000 events + flush          %8ld kB  (+%ld over before open)\n", rss2,
            rss2 - rss0);
-    printf("  after %ld more events + flush    %8ld kB  (%+ld over the previous line)\n",
-           events, rss3, rss3 - rss2);
-    printf("  peak (VmHWM) %ld kB; after close %ld kB; sent %lu, dropped %lu, %.3g events/s\n",
-           hwm, rss4, (unsigned long)sent, (unsigned long)dropped, (double)events / secs);
+    printf("  after %ld more events + flush    %8ld kB  (%+ld over the previous line)\n", events,
+           rss3, rss3 - rss2);
+    printf("  peak (VmHWM) %ld kB; after close %ld kB; sent %lu, dropped %lu, %.3g events/s\n", hwm,
+           rss4, (unsigned long)sent, (unsigned long)dropped, (double)events / secs);
     printf("  client footprint = queue + %ld kB; growth over %ld events: %ld kB (%s)\n",
            rss2 - rss0 - 8192, events, rss3 - rss2,
            rss3 - rss2 <= 1024 ? "nothing grows: MET" : "GROWS: MISSED");

@@ -32,8 +32,8 @@
 #include "mlo_log.h"
 #include "mlo_queue.h"
 
-static const char *KEYS[10] = {"loss",          "accuracy",   "val_loss",    "val_accuracy",
-                               "learning_rate", "grad_norm",  "f1",          "throughput",
+static const char *KEYS[10] = {"loss",          "accuracy",   "val_loss", "val_accuracy",
+                               "learning_rate", "grad_norm",  "f1",       "throughput",
                                "system/cpu",    "latency.p95"};
 
 static double now_s(void) {
@@ -121,8 +121,11 @@ int main(int argc, char **argv) {
             return 2;
         }
         long long ts = 1700000000000LL + r * 1000000LL;
-        add(w, &(mlo_log_event){.type = MLO_EV_START_RUN, .run_id = id, .key = "bench",
-                                .value = name, .timestamp = ts});
+        add(w, &(mlo_log_event){.type = MLO_EV_START_RUN,
+                                .run_id = id,
+                                .key = "bench",
+                                .value = name,
+                                .timestamp = ts});
         snprintf(lr, sizeof lr, "%g", 0.001 * (1 + r % 10));
         snprintf(bs, sizeof bs, "%d", 16 << (r % 4));
         add(w, &(mlo_log_event){.type = MLO_REC_PARAM, .run_id = id, .key = "lr", .value = lr});
@@ -148,14 +151,20 @@ int main(int argc, char **argv) {
                 default:
                     v = 50 + 10 * sin(x * 40 + r) + 5 * noise();
                 }
-                add(w, &(mlo_log_event){.type = MLO_REC_METRIC, .run_id = id, .key = KEYS[k],
-                                        .value_num = v, .step = s, .timestamp = ts + s});
+                add(w, &(mlo_log_event){.type = MLO_REC_METRIC,
+                                        .run_id = id,
+                                        .key = KEYS[k],
+                                        .value_num = v,
+                                        .step = s,
+                                        .timestamp = ts + s});
             }
             if (s % 500 == 499)
                 commit(w);
         }
-        add(w, &(mlo_log_event){.type = MLO_REC_END_RUN, .run_id = id,
-                                .value_num = MLO_RUN_FINISHED, .timestamp = ts + steps});
+        add(w, &(mlo_log_event){.type = MLO_REC_END_RUN,
+                                .run_id = id,
+                                .value_num = MLO_RUN_FINISHED,
+                                .timestamp = ts + steps});
         commit(w);
         mlo__logw_close(w);
     }

@@ -30,8 +30,6 @@
  */
 #define _GNU_SOURCE
 #include "mlo.h"
-#include "mlo.h"
-#include "mlo_log.h"
 #include "mlo_log.h"
 #include "testsrv.h"
 
@@ -221,8 +219,7 @@ static void measure(config *k, size_t calls, int round) {
         uint64_t z = bench_ticks();
         k->samples[k->nsamples++] = z - a;
         for (int i = 1; i < BATCH; i++)
-            mlo_log_metric(k->run, keys[(b + (size_t)i) & 3], (double)(step + i) * 0.001,
-                           step + i);
+            mlo_log_metric(k->run, keys[(b + (size_t)i) & 3], (double)(step + i) * 0.001, step + i);
     }
     uint64_t t_end = bench_ticks();
     k->mean_ns[round] = bench_to_ns((double)(t_end - t_start)) / (double)(batches * BATCH);
@@ -252,8 +249,9 @@ static void part1(size_t calls, int rounds) {
             mlo_log_metric(k[i].run, "warm", j, j);
         mlo_client_flush(k[i].c, 60000);
     }
-    printf("\n== mlo_log_metric with and without the durable log (%zu calls x %d rounds, 1 thread)\n",
-           calls, rounds);
+    printf(
+        "\n== mlo_log_metric with and without the durable log (%zu calls x %d rounds, 1 thread)\n",
+        calls, rounds);
     for (int r = 0; r < rounds; r++) {
         for (int j = 0; j < 4; j++) {
             config *x = &k[(j + r) % 4];
@@ -290,8 +288,8 @@ static void part1(size_t calls, int rounds) {
     int64_t t0 = bench_mono_ns();
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
-        while (mlo_log_metric(run, (i & 1) ? "loss" : "accuracy", (double)i * 1e-6,
-                              (int64_t)i) != MLO_OK) {
+        while (mlo_log_metric(run, (i & 1) ? "loss" : "accuracy", (double)i * 1e-6, (int64_t)i) !=
+               MLO_OK) {
         }
         ok++;
     }
@@ -350,8 +348,8 @@ static void part2(size_t events) {
     }
     char store[300];
     snprintf(store, sizeof store, "%s/store", base);
-    _Atomic int *ready = mmap(NULL, sizeof *ready, PROT_READ | PROT_WRITE,
-                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    _Atomic int *ready =
+        mmap(NULL, sizeof *ready, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     *ready = 0;
     size_t burst = 100000;
     int64_t t0 = bench_mono_ns();

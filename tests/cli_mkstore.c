@@ -203,7 +203,9 @@ static int hostile_store(void) {
         return 1;
     }
     static const char *tk[] = {"mlflow.note.content", "t\"" EVIL};
-    static const char *tv[] = {"line one\nline two\t\x07" "bell \xff\xfe" " bad UTF-8",
+    static const char *tv[] = {"line one\nline two\t\x07"
+                               "bell \xff\xfe"
+                               " bad UTF-8",
                                "<svg onload=\"document.title='PWNED'\">\x1b[31m"};
     mlo_logw *w = seg("0001.seg");
     add(w, (mlo_log_event){.type = MLO_EV_START_RUN,
@@ -262,7 +264,8 @@ static int dead_ring(const char *dir) {
         mlo_options_set_tracking_uri(o, NULL);
         mlo_client_t *c;
         mlo_run_t *r;
-        if (mlo_client_open(o, &c) != MLO_OK || mlo_start_run(c, "shm", "dead", NULL, &r) != MLO_OK ||
+        if (mlo_client_open(o, &c) != MLO_OK ||
+            mlo_start_run(c, "shm", "dead", NULL, &r) != MLO_OK ||
             mlo_log_metric(r, "x", 1, 0) != MLO_OK)
             _exit(2);
         _exit(0); /* no close */

@@ -337,8 +337,8 @@ static void check_config(const mlo_config *c, const expect *ex) {
         CHECK(c->durable == ex->durable, "option durable %d lost", ex->durable);
     CHECK(c->store_dir && *c->store_dir, "no store directory");
     if (!ex->noopts && ex->store_dir)
-        CHECK(!strcmp(c->store_dir, ex->store_dir), "option store dir %s lost to %s",
-              ex->store_dir, c->store_dir);
+        CHECK(!strcmp(c->store_dir, ex->store_dir), "option store dir %s lost to %s", ex->store_dir,
+              c->store_dir);
     CHECK(c->fsync_policy >= MLO_FSYNC_NONE && c->fsync_policy <= MLO_FSYNC_ALWAYS, "fsync %d",
           c->fsync_policy);
     CHECK(c->fsync_policy != MLO_FSYNC_INTERVAL ||
@@ -355,13 +355,22 @@ static void no_secret(const char *msg, const char *secret) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mlo_fuzz_accepted = -1;
-    static const char *const known[] = {
-        "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
-        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-        "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-        "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "MLO_STORE_DIR"};
+    static const char *const known[] = {"MLFLOW_TRACKING_URI",
+                                        "MLFLOW_EXPERIMENT_NAME",
+                                        "MLFLOW_EXPERIMENT_ID",
+                                        "MLFLOW_RUN_ID",
+                                        "MLFLOW_TRACKING_USERNAME",
+                                        "MLFLOW_TRACKING_PASSWORD",
+                                        "MLFLOW_TRACKING_TOKEN",
+                                        "MLFLOW_TRACKING_INSECURE_TLS",
+                                        "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                                        "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+                                        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+                                        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                                        "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
+                                        "MLO_STORE_DIR"};
     /* whatever the surrounding environment holds must not leak into an input */
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         unsetenv(known[i]);

@@ -112,7 +112,8 @@ static void write_dataset(const char *name) {
     add(w, &d1);
     mlo_log_event d2 = {.type = MLO_REC_DATASET,
                         .run_id = RUN,
-                        .key = "donn\xc3\xa9" "es-test",
+                        .key = "donn\xc3\xa9"
+                               "es-test",
                         .value = "{\"uri\": \"s3://bucket/iris/test.parquet\"}",
                         .timestamp = 1700000000002,
                         .digest = "abcdefabcdefabcdefabcdefabcdefabcdef", /* 36: the limit */

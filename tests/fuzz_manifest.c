@@ -43,7 +43,6 @@
 #include <string.h>
 
 #include "mlo.h"
-#include "mlo.h"
 #include "mlo_manifest.h"
 #include "mlo_validate.h"
 
@@ -69,7 +68,7 @@ typedef struct fields {
 static int parse(char *text, fields *f) {
     memset(f, 0x5a, sizeof *f); /* nothing may be left unset on success */
     int rc = mlo__manifest_parse_fields(text, f->lid, f->sha, &f->size, &f->created, &f->path,
-                                          &f->uri, &f->error);
+                                        &f->uri, &f->error);
     CHECK(rc == 0 || rc == -1);
     return rc;
 }
@@ -119,8 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(rcm == rc);
     if (rcm == 0) {
         if (m.blob.set)
-            CHECK(strlen(m.blob.boot) == 36 &&
-                  strspn(m.blob.boot, "0123456789abcdef-") == 36);
+            CHECK(strlen(m.blob.boot) == 36 && strspn(m.blob.boot, "0123456789abcdef-") == 36);
         else
             CHECK(m.blob.boot[0] == 0 && m.blob.ino == 0 && m.blob.dev == 0);
     }

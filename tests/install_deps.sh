@@ -11,10 +11,11 @@ libzstd-dev libjansson-dev libcmocka-dev libssl-dev python3 python3-pycparser"
 # binding, strace for a benchmark, valgrind for the examples' memcheck,
 # clang's runtime for libFuzzer, Chromium for the `mlo report` page,
 # python3-venv for the Python package's install test (a fresh venv),
-# python3-sklearn for the MLflow tutorial and mlo.sklearn tests.
+# python3-sklearn for the MLflow tutorial and mlo.sklearn tests, clang-format
+# for the layout check of the sources (.clang-format).
 [ "${MLO_WITH_SANITIZERS:-0}" = 1 ] &&
     pkgs="$pkgs openssl git r-base-dev r-cran-testthat strace valgrind libclang-rt-14-dev clang
-chromium python3-venv python3-sklearn"
+chromium python3-venv python3-sklearn clang-format"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -446,11 +446,11 @@ static double jnum(json_t *v) {
 static json_t *run_json(const run *r) {
     json_t *tags = json_array(), *params = json_array();
     for (size_t i = 0; i < r->ntags; i++)
-        json_array_append_new(tags, json_pack("{s:s, s:s}", "key", r->tags[i].k, "value",
-                                              r->tags[i].v));
+        json_array_append_new(tags,
+                              json_pack("{s:s, s:s}", "key", r->tags[i].k, "value", r->tags[i].v));
     for (size_t i = 0; i < r->nparams; i++)
-        json_array_append_new(params, json_pack("{s:s, s:s}", "key", r->params[i].k, "value",
-                                                r->params[i].v));
+        json_array_append_new(
+            params, json_pack("{s:s, s:s}", "key", r->params[i].k, "value", r->params[i].v));
     /* the latest value of each key, as MLflow's: the largest (step, timestamp, value) */
     json_t *metrics = json_array();
     for (size_t i = 0; i < r->npts; i++) {
@@ -467,10 +467,10 @@ static json_t *run_json(const run *r) {
                 best = q;
         }
         if (first)
-            json_array_append_new(metrics, json_pack("{s:s, s:f, s:I, s:I}", "key", best->key,
-                                                     "value", best->value, "timestamp",
-                                                     (json_int_t)best->ts, "step",
-                                                     (json_int_t)best->step));
+            json_array_append_new(metrics,
+                                  json_pack("{s:s, s:f, s:I, s:I}", "key", best->key, "value",
+                                            best->value, "timestamp", (json_int_t)best->ts, "step",
+                                            (json_int_t)best->step));
     }
     char uri[128];
     snprintf(uri, sizeof uri, "mlflow-artifacts:/%s/%s/artifacts", r->exp, r->id);
@@ -624,14 +624,14 @@ static answer route(fake_server *fs, const char *method, const char *path, const
         if (!query_get(query, "experiment_name", v, sizeof v))
             return error(400, "INVALID_PARAMETER_VALUE", "missing experiment_name");
         if (!strcmp(v, "Default"))
-            return ok(json_pack("{s:{s:s, s:s}}", "experiment", "experiment_id", "0", "name",
-                                "Default"));
+            return ok(
+                json_pack("{s:{s:s, s:s}}", "experiment", "experiment_id", "0", "name", "Default"));
         for (size_t i = 0; i < fs->nexps; i++)
             if (!strcmp(fs->exps[i], v)) {
                 char id[32];
                 snprintf(id, sizeof id, "%zu", i + 1);
-                return ok(json_pack("{s:{s:s, s:s}}", "experiment", "experiment_id", id, "name",
-                                    v));
+                return ok(
+                    json_pack("{s:{s:s, s:s}}", "experiment", "experiment_id", id, "name", v));
             }
         return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
     }
@@ -653,7 +653,8 @@ static answer route(fake_server *fs, const char *method, const char *path, const
         run *r = &fs->runs[fs->nruns++];
         memset(r, 0, sizeof *r);
         snprintf(r->id, sizeof r->id, "%032zx", fs->nruns);
-        snprintf(r->exp, sizeof r->exp, "%s", jstr(b, "experiment_id") ? jstr(b, "experiment_id") : "0");
+        snprintf(r->exp, sizeof r->exp, "%s",
+                 jstr(b, "experiment_id") ? jstr(b, "experiment_id") : "0");
         snprintf(r->status, sizeof r->status, "RUNNING");
         json_t *t = json_object_get(b, "tags");
         for (size_t i = 0; i < json_array_size(t); i++)
@@ -732,8 +733,7 @@ static void peak(fake_server *fs, const char *path, const char *run_id) {
         for (size_t i = 0; i < fs->nlive; i++)
             n += !strcmp(fs->live[i].path, path) && (any || !strcmp(fs->live[i].run, rid));
         size_t k = 0;
-        while (k < fs->npeaks &&
-               (strcmp(fs->peaks[k].path, path) || strcmp(fs->peaks[k].run, rid)))
+        while (k < fs->npeaks && (strcmp(fs->peaks[k].path, path) || strcmp(fs->peaks[k].run, rid)))
             k++;
         if (k == fs->npeaks) {
             if (fs->npeaks == 256)
@@ -810,12 +810,24 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
         if ((int)(x % 1000) < fs->rpermille) {
             static const char *html = "<html><body>502 Bad Gateway</body></html>";
             switch (fs->rkind++ % 6) {
-            case 0: fault = (fake_fault){.status = 503}; break;
-            case 1: fault = (fake_fault){.status = 429, .retry_after = "0"}; break;
-            case 2: fault = (fake_fault){.status = 502, .body = html}; break;
-            case 3: fault = (fake_fault){.status = 200, .body = "not json"}; break;
-            case 4: fault = (fake_fault){.outcome = MLO_XF_LOST}; break;
-            default: fault = (fake_fault){.outcome = MLO_XF_LOST, .executed = 1}; break;
+            case 0:
+                fault = (fake_fault){.status = 503};
+                break;
+            case 1:
+                fault = (fake_fault){.status = 429, .retry_after = "0"};
+                break;
+            case 2:
+                fault = (fake_fault){.status = 502, .body = html};
+                break;
+            case 3:
+                fault = (fake_fault){.status = 200, .body = "not json"};
+                break;
+            case 4:
+                fault = (fake_fault){.outcome = MLO_XF_LOST};
+                break;
+            default:
+                fault = (fake_fault){.outcome = MLO_XF_LOST, .executed = 1};
+                break;
             }
             f = &fault;
         }
@@ -848,8 +860,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
 
     pthread_mutex_lock(&fs->lock);
     for (size_t i = 0; i < fs->nlive; i++)
-        if (!strcmp(fs->live[i].path, kvpath) &&
-            !strcmp(fs->live[i].run, run_id ? run_id : "")) {
+        if (!strcmp(fs->live[i].path, kvpath) && !strcmp(fs->live[i].run, run_id ? run_id : "")) {
             fs->live[i] = fs->live[--fs->nlive];
             break;
         }
@@ -885,8 +896,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
     if (outcome != MLO_XF_RESPONSE) {
         r->outcome = outcome;
         r->reused_fast_fail = fault.reused;
-        snprintf(r->detail, sizeof r->detail, "fake transport failure %d on %s", outcome,
-                 x->url);
+        snprintf(r->detail, sizeof r->detail, "fake transport failure %d on %s", outcome, x->url);
         return outcome;
     }
     r->outcome = MLO_XF_RESPONSE;

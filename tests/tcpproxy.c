@@ -114,7 +114,8 @@ static void *conn_main(void *arg) {
     for (;;) {
         if (atomic_load(&p->stop) || atomic_load(&p->kill_gen) != c->gen)
             break;
-        if (doomed && (got >= atomic_load(&p->reset_after) || mono_ms() - last > SHORT_REQUEST_MS)) {
+        if (doomed &&
+            (got >= atomic_load(&p->reset_after) || mono_ms() - last > SHORT_REQUEST_MS)) {
             atomic_fetch_add(&p->resets_done, 1);
             break;
         }

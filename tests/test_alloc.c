@@ -192,10 +192,10 @@ json_t *__wrap_json_loads(const char *s, size_t flags, json_error_t *err) {
  * happened (tests/meson.build): the JSON decoder of answers
  * (src/mlo_pbjson.c), the run log's reader (src/mlo_log.c) and the writer
  * of runs.map (src/mlo_store.c). */
-int __real_mlo__pbjson_decode(const void *desc, const char *json, size_t len, void **out,
-                              char *err, size_t errlen);
-int __wrap_mlo__pbjson_decode(const void *desc, const char *json, size_t len, void **out,
-                              char *err, size_t errlen) {
+int __real_mlo__pbjson_decode(const void *desc, const char *json, size_t len, void **out, char *err,
+                              size_t errlen);
+int __wrap_mlo__pbjson_decode(const void *desc, const char *json, size_t len, void **out, char *err,
+                              size_t errlen) {
     in_decode++;
     int rc = __real_mlo__pbjson_decode(desc, json, len, out, err, errlen);
     in_decode--;
@@ -251,8 +251,8 @@ static void attempt_done(family *f, long n, int st, int inj, const int *also, co
     else if (inj)
         f->ok_injected++;
     if (!allowed(st, also))
-        fail_msg("%s: allocation %ld failed: %s returned %s (%d), not a documented status",
-                 f->name, n, what, mlo_strerror(st), st);
+        fail_msg("%s: allocation %ld failed: %s returned %s (%d), not a documented status", f->name,
+                 n, what, mlo_strerror(st), st);
     if (!inj && st != MLO_OK)
         fail_msg("%s: no allocation failed (%ld made), yet %s returned %s", f->name, seen, what,
                  mlo_strerror(st));
@@ -304,8 +304,13 @@ static void leak_check(const char *what) {
 /* ---- helpers ---- */
 
 static mlo_client_t *client(const char *uri, tu_errors *e) {
-    tu_client_cfg k = {.uri = uri, .retries = 2, .backoff_s = 0.05, .jitter_s = 0.01,
-                       .timeout_s = 5, .flush_ms = 20, .errors = e};
+    tu_client_cfg k = {.uri = uri,
+                       .retries = 2,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = 5,
+                       .flush_ms = 20,
+                       .errors = e};
     return tu_open(&k);
 }
 
@@ -553,12 +558,24 @@ static void test_start_resume(void **state) {
 
 /* ---- log calls ---- */
 
-enum { L_METRIC, L_METRIC_TS, L_PARAM, L_TAG, L_METRICS, L_PARAMS, L_TAGS, L_DATASET,
-       L_DATASET_FILE, L_END, L_HIST_NEW, L_HIST_FREE, L_N };
+enum {
+    L_METRIC,
+    L_METRIC_TS,
+    L_PARAM,
+    L_TAG,
+    L_METRICS,
+    L_PARAMS,
+    L_TAGS,
+    L_DATASET,
+    L_DATASET_FILE,
+    L_END,
+    L_HIST_NEW,
+    L_HIST_FREE,
+    L_N
+};
 static const char *const log_names[L_N] = {
-    "log_metric", "log_metric_ts", "log_param",   "set_tag",        "log_metrics",
-    "log_params", "set_tags",      "log_dataset", "dataset_digest", "end_run",
-    "histogram_new", "histogram_free"};
+    "log_metric", "log_metric_ts", "log_param",      "set_tag", "log_metrics",   "log_params",
+    "set_tags",   "log_dataset",   "dataset_digest", "end_run", "histogram_new", "histogram_free"};
 
 typedef struct log_ctx {
     mlo_client_t *c;
@@ -646,9 +663,8 @@ static void test_log_calls(void **state) {
             mlo_histogram_t *h = NULL;
             if (which == L_END) {
                 snprintf(ended_names[nended % 512], sizeof ended_names[0], "end-%ld", n);
-                assert_int_equal(mlo_start_run(c, "alloc-log", ended_names[nended % 512], NULL,
-                                               &ended),
-                                 MLO_OK);
+                assert_int_equal(
+                    mlo_start_run(c, "alloc-log", ended_names[nended % 512], NULL, &ended), MLO_OK);
                 nended++;
             }
             if (which == L_HIST_FREE) {
@@ -738,8 +754,8 @@ static void test_log_calls(void **state) {
             landed += here;
         }
         if (landed != ok_calls[which])
-            fail_msg("%s: %ld calls returned MLO_OK, %ld landed", log_names[which],
-                     ok_calls[which], landed);
+            fail_msg("%s: %ld calls returned MLO_OK, %ld landed", log_names[which], ok_calls[which],
+                     landed);
     }
     json_decref(d);
     free(file);
@@ -763,8 +779,12 @@ static void test_artifacts(void **state) {
     tu_write_file(b, "bb", 2);
     const int *also = ST(MLO_ERR_IO, MLO_ERR_STORE);
     for (int durable = 1; durable >= 0; durable--) {
-        tu_client_cfg k = {.uri = testsrv_uri(srv), .memory_only = !durable, .retries = 2,
-                           .backoff_s = 0.05, .jitter_s = 0.01, .timeout_s = 5};
+        tu_client_cfg k = {.uri = testsrv_uri(srv),
+                           .memory_only = !durable,
+                           .retries = 2,
+                           .backoff_s = 0.05,
+                           .jitter_s = 0.01,
+                           .timeout_s = 5};
         mlo_client_t *c = tu_open(&k);
         mlo_run_t *run;
         assert_int_equal(mlo_start_run(c, "alloc-art", durable ? "art" : "art-sync", NULL, &run),
@@ -785,8 +805,7 @@ static void test_artifacts(void **state) {
                 else if (which == 1)
                     st = ATTEMPT(&f, n, also, &inj, mlo_log_artifact(run, tree, path));
                 else
-                    st = ATTEMPT(&f, n, also, &inj,
-                                 mlo_log_artifact_bytes(run, "bytes", 5, path));
+                    st = ATTEMPT(&f, n, also, &inj, mlo_log_artifact_bytes(run, "bytes", 5, path));
                 ok[which] += st == MLO_OK;
                 tries[which]++;
                 if (!inj)
@@ -1008,8 +1027,8 @@ static void test_sync(void **state) {
     /* a sync that cannot create a run waits for it about a request timeout
      * before it gives up on the run's artifacts: 2 s, not MLflow's 120 */
     setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2", 1);
-    const int *also = ST(MLO_ERR_STORE, MLO_ERR_NETWORK, MLO_ERR_SERVER, MLO_ERR_PROTOCOL,
-                         MLO_ERR_TIMEOUT);
+    const int *also =
+        ST(MLO_ERR_STORE, MLO_ERR_NETWORK, MLO_ERR_SERVER, MLO_ERR_PROTOCOL, MLO_ERR_TIMEOUT);
     static long tried[MAX_ATTEMPTS];
     long ntried = 0;
     for (long n = 1; n < MAX_ATTEMPTS; n++) {
@@ -1029,8 +1048,8 @@ static void test_sync(void **state) {
             /* a second sync delivers what the first one did not */
             int again = mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err);
             if (again != MLO_OK)
-                fail_msg("sync after a failed one (allocation %ld): %s: %s", n,
-                         mlo_strerror(again), err);
+                fail_msg("sync after a failed one (allocation %ld): %s: %s", n, mlo_strerror(again),
+                         err);
         }
         tu_rm_rf(store);
         free(store);
@@ -1058,9 +1077,9 @@ static void test_sync(void **state) {
 
 /* ---- the bugs this test found (fixed), each as a case of its own ---- */
 
-/* BUG 1 (fixed: mlo__pbjson_decode returns -2, finish() MLO_ERR_NO_MEMORY): an answer the decoder has no memory for is taken for a
- * malformed one.  src/mlo_pbjson.c, mlo__pbjson_decode: -1 for every failure
- * (json_loadb returning NULL with json_error_out_of_memory in je; dec_message's
+/* BUG 1 (fixed: mlo__pbjson_decode returns -2, finish() MLO_ERR_NO_MEMORY): an answer the decoder
+ * has no memory for is taken for a malformed one.  src/mlo_pbjson.c, mlo__pbjson_decode: -1 for
+ * every failure (json_loadb returning NULL with json_error_out_of_memory in je; dec_message's
  * malloc, mlo_pbjson.c:1345, and the decoder's other allocations), and
  * src/mlo_api.c finish() (mlo_api.c:216 and :229) answers MLO_ERR_PROTOCOL
  * "unreadable answer" / "not a JSON object": every synchronous REST call
@@ -1087,8 +1106,8 @@ static void test_decode_oom(void **state) {
     assert_int_equal(mlo_client_close(c), MLO_OK);
 }
 
-/* BUG 2 (fixed: the reader returns -2, nothing moves; callers retry): an allocation the run log's reader cannot make is taken for
- * damage, and the block is skipped for good: its events are lost.
+/* BUG 2 (fixed: the reader returns -2, nothing moves; callers retry): an allocation the run log's
+ * reader cannot make is taken for damage, and the block is skipped for good: its events are lost.
  * src/mlo_log.c: grow() (mlo_log.c:393, the realloc of the read buffer)
  * failing in rd_get (:851) makes load_block (:971) and so mlo__logr_next
  * (:1022) return -1, "damage at the current offset"; the sender
@@ -1158,7 +1177,8 @@ static void test_map_oom(void **state) {
     int found = 0;
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(d, "artifacts"), i, a) found |= !strcmp(tu_str(a, "path"), want);
+    json_array_foreach(json_object_get(d, "artifacts"), i, a) found |=
+        !strcmp(tu_str(a, "path"), want);
     json_decref(d);
     assert_true(found);
     tu_rm_rf(store);

@@ -18,6 +18,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,8 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -41,10 +41,10 @@
 
 #include "mlo.h"
 #include "mlo_artifact.h"
+#include "mlo_client.h"
 #include "mlo_clock.h"
 #include "mlo_manifest.h"
 #include "mlo_sync.h"
-#include "mlo_client.h"
 #include "mlo_uploader.h"
 #include "testutil.h"
 
@@ -104,7 +104,7 @@ static int count_store_files(const char *store, const char *suffix) {
 
 /* ---- the client ---- */
 typedef struct copts {
-    const char *store;   /* NULL: durable off */
+    const char *store; /* NULL: durable off */
     int no_uri;
     const char *token;
     unsigned close_ms;
@@ -220,7 +220,8 @@ static void test_file(void **state) {
     assert_int_equal(bytes, 2 * strlen(content));
     /* byte for byte through the artifact API */
     char path[512];
-    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/model.txt",
+    snprintf(path, sizeof path,
+             "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/model.txt",
              mlo_run_experiment_id(run), mlo_run_id(run));
     long code = 0;
     char *got = testsrv_get(srv, path, &code);
@@ -489,9 +490,10 @@ static void test_server_down_then_back(void **state) {
     assert_non_null(data);
     for (size_t i = 0; i < n; i++)
         data[i] = (unsigned char)(i * 13 + 7);
-    assert_int_equal(testsrv_fault(srv, "{\"path_prefix\": \"/api/2.0/mlflow-artifacts/artifacts/\", "
-                                        "\"method\": \"PUT\", \"drop_after_bytes\": 1000000, "
-                                        "\"count\": 1}"),
+    assert_int_equal(testsrv_fault(srv,
+                                   "{\"path_prefix\": \"/api/2.0/mlflow-artifacts/artifacts/\", "
+                                   "\"method\": \"PUT\", \"drop_after_bytes\": 1000000, "
+                                   "\"count\": 1}"),
                      0);
     assert_int_equal(mlo_log_artifact_bytes(run, data, n, "notes/cut.bin"), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 60000), MLO_OK);
@@ -785,8 +787,8 @@ static void test_rejected_paths(void **state) {
     mlo_client_t *c = open_client(NULL, &co);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "art-paths", NULL, NULL, &run), MLO_OK);
-    static const char *bad[] = {"..", "../x", "a/../b", "a/..", "/abs", "/", "a\\b", "\\",
-                                "a//b", "a/", "./a", ".", "a/./b"};
+    static const char *bad[] = {"..", "../x", "a/../b", "a/..", "/abs", "/",    "a\\b",
+                                "\\", "a//b", "a/",     "./a",  ".",    "a/./b"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (mlo_log_artifact(run, f, bad[i]) != MLO_ERR_INVALID_PATH)
             fail_msg("log_artifact accepted \"%s\"", bad[i]);
@@ -827,8 +829,8 @@ static char *server_run_of(const char *lid, char **exp) {
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(d, "runs"), i, r) {
-        const char *v = json_string_value(json_object_get(json_object_get(r, "tags"),
-                                                          "mlo.local_id"));
+        const char *v =
+            json_string_value(json_object_get(json_object_get(r, "tags"), "mlo.local_id"));
         if (v && !strcmp(v, lid) && !found) {
             json_t *info = json_object_get(r, "info");
             found = strdup(json_string_value(json_object_get(info, "run_id")));
@@ -898,8 +900,9 @@ static void test_permanent_refusal(void **state) {
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "art-refused", NULL, NULL, &run), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
-    assert_int_equal(testsrv_fault(srv, "{\"path_prefix\": \"/api/2.0/mlflow-artifacts/artifacts/\", "
-                                        "\"method\": \"PUT\", \"status\": 400, \"count\": 1}"),
+    assert_int_equal(testsrv_fault(srv,
+                                   "{\"path_prefix\": \"/api/2.0/mlflow-artifacts/artifacts/\", "
+                                   "\"method\": \"PUT\", \"status\": 400, \"count\": 1}"),
                      0);
     assert_int_equal(mlo_log_artifact_bytes(run, "refused once", 12, "r/x.txt"), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 30000), MLO_OK);
@@ -912,10 +915,10 @@ static void test_permanent_refusal(void **state) {
     const char *hit[] = {NULL, "", "r", "r/x.txt"}, *miss[] = {"other", "r/x", "rr", "r/x.txt2"};
     for (size_t i = 0; i < 4; i++) {
         assert_int_equal(mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, hit[i],
-                                                 mlo__clock_mono(NULL)),
+                                                mlo__clock_mono(NULL)),
                          MLO_ERR_SERVER_INVALID);
         assert_int_equal(mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, miss[i],
-                                                 mlo__clock_mono(NULL)),
+                                                mlo__clock_mono(NULL)),
                          MLO_OK);
     }
     /* so a model elsewhere in the run can still be registered */
@@ -1001,8 +1004,7 @@ static unsigned copy_with(const char *src, const char *dst, unsigned methods) {
     int64_t size = -1;
     unsigned used = 99;
     int side = -1;
-    assert_int_equal(mlo__artifact_copy(s, d, methods, buf, 1 << 20, hex, &size, &used, &side),
-                     0);
+    assert_int_equal(mlo__artifact_copy(s, d, methods, buf, 1 << 20, hex, &size, &used, &side), 0);
     assert_int_equal(lseek(s, 0, SEEK_CUR), 0); /* the caller's offset untouched */
     close(s);
     size_t la = 0, lb = 0;
@@ -1062,9 +1064,8 @@ static void test_copy_methods(void **state) {
         int64_t size;
         unsigned used;
         int side;
-        assert_int_equal(mlo__artifact_copy(s, d, MLO_COPY_RANGE, b, sizeof b, hex, &size, &used,
-                                            &side),
-                         -1);
+        assert_int_equal(
+            mlo__artifact_copy(s, d, MLO_COPY_RANGE, b, sizeof b, hex, &size, &used, &side), -1);
         close(s);
         close(d);
         unlink(dst);
@@ -1092,8 +1093,7 @@ static void test_copy_methods(void **state) {
     int s = open(src, O_RDONLY), calls = 0;
     unsigned char *buf = malloc(1 << 20), *big = pattern(16u << 20);
     char hex[65] = "?";
-    assert_int_equal(mlo__artifact_hash(s, big, 16u << 20, buf, 1 << 20, hex, say_sent, &calls),
-                     1);
+    assert_int_equal(mlo__artifact_hash(s, big, 16u << 20, buf, 1 << 20, hex, say_sent, &calls), 1);
     assert_int_equal(calls, 2);
     assert_string_equal(hex, "");
     free(big);

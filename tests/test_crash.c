@@ -39,8 +39,8 @@
 #include <unistd.h>
 
 #include "mlo.h"
-#include "mlo_sync.h"
 #include "mlo_runs.h"
+#include "mlo_sync.h"
 #include "testutil.h"
 
 #define MAX_STEPS 12000

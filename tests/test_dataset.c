@@ -23,10 +23,10 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,9 +66,15 @@ static void mkdir_p(const char *path) {
 /* A client on its own store (a temporary directory), with the test server
  * (uri non-NULL) or as a local store. */
 static mlo_client_t *open_client(const char *uri, tu_errors *cap, int durable) {
-    tu_client_cfg k = {.uri = uri, .store = tmp_path("store"), .memory_only = !durable,
-                       .retries = 3, .backoff_s = 0.05, .jitter_s = 0.01, .timeout_s = 5,
-                       .flush_ms = 20, .errors = cap};
+    tu_client_cfg k = {.uri = uri,
+                       .store = tmp_path("store"),
+                       .memory_only = !durable,
+                       .retries = 3,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = 5,
+                       .flush_ms = 20,
+                       .errors = cap};
     return tu_open(&k);
 }
 
@@ -81,8 +87,8 @@ static json_t *inputs_of(const char *run_id) {
     char path[256];
     snprintf(path, sizeof path, "/api/2.0/mlflow/runs/get?run_id=%s", run_id);
     json_t *j = get_json(path);
-    json_t *in = json_object_get(json_object_get(json_object_get(j, "run"), "inputs"),
-                                 "dataset_inputs");
+    json_t *in =
+        json_object_get(json_object_get(json_object_get(j, "run"), "inputs"), "dataset_inputs");
     json_t *out = in ? json_incref(in) : json_array();
     json_decref(j);
     return out;
@@ -394,25 +400,29 @@ static void test_uri_sources(void **state) {
     mlo_client_t *c = open_client(testsrv_uri(srv), &cap, 1);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "uris", NULL, &run), MLO_OK);
-    assert_int_equal(mlo_log_dataset(run, "dvc", "dvc://github.com/org/repo/data/train.csv@v1.2",
-                                     "d1"), MLO_OK);
+    assert_int_equal(
+        mlo_log_dataset(run, "dvc", "dvc://github.com/org/repo/data/train.csv@v1.2", "d1"), MLO_OK);
     assert_int_equal(mlo_log_dataset(run, "lakefs", "lakefs://repo/main/data/", "d2"), MLO_OK);
-    assert_int_equal(mlo_log_dataset(run, "https", "https://example.com/data.csv?v=2&x=\"q\"",
-                                     "d3"), MLO_OK);
+    assert_int_equal(
+        mlo_log_dataset(run, "https", "https://example.com/data.csv?v=2&x=\"q\"", "d3"), MLO_OK);
     assert_int_equal(mlo_log_dataset(run, "http", "http://example.com/a.csv", "d4"), MLO_OK);
     assert_int_equal(mlo_log_dataset(run, "upper", "S3://Bucket/Key", "d5"), MLO_OK);
-    assert_int_equal(mlo_log_dataset(run, "unicode", "gs://b/donn\xc3\xa9" "es/\xf0\x9f\x98\x80\\x",
-                                     "d6"), MLO_OK);
+    assert_int_equal(mlo_log_dataset(run, "unicode",
+                                     "gs://b/donn\xc3\xa9"
+                                     "es/\xf0\x9f\x98\x80\\x",
+                                     "d6"),
+                     MLO_OK);
     assert_int_equal(mlo_log_dataset(run, "models", "models:/iris/3", "d7"), MLO_OK);
     /* the same name and digest again: the server links it once */
-    assert_int_equal(mlo_log_dataset(run, "dvc", "dvc://github.com/org/repo/data/train.csv@v1.2",
-                                     "d1"), MLO_OK);
+    assert_int_equal(
+        mlo_log_dataset(run, "dvc", "dvc://github.com/org/repo/data/train.csv@v1.2", "d1"), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     tu_expect_counts(c, 8, 0);
 
     json_t *in = inputs_of(mlo_run_id(run));
     assert_int_equal(json_array_size(in), 7);
-    check_dataset(in, "dvc", "d1", "dvc", "{\"uri\": \"dvc://github.com/org/repo/data/train.csv@v1.2\"}");
+    check_dataset(in, "dvc", "d1", "dvc",
+                  "{\"uri\": \"dvc://github.com/org/repo/data/train.csv@v1.2\"}");
     check_dataset(in, "lakefs", "d2", "lakefs", "{\"uri\": \"lakefs://repo/main/data/\"}");
     check_dataset(in, "https", "d3", "http",
                   "{\"url\": \"https://example.com/data.csv?v=2&x=\\\"q\\\"\"}");
@@ -424,7 +434,8 @@ static void test_uri_sources(void **state) {
     /* the JSON is what Python's json.dumps({"uri": ...}) writes, and reads back */
     json_t *src = json_loads(str_at(dataset_named(in, "unicode"), "source"), 0, NULL);
     assert_non_null(src);
-    assert_string_equal(str_at(src, "uri"), "gs://b/donn\xc3\xa9" "es/\xf0\x9f\x98\x80\\x");
+    assert_string_equal(str_at(src, "uri"), "gs://b/donn\xc3\xa9"
+                                            "es/\xf0\x9f\x98\x80\\x");
     json_decref(src);
     json_decref(in);
     assert_int_equal(cap.n, 0);
@@ -461,12 +472,12 @@ static void test_order_with_metrics(void **state) {
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "datasets", "order", NULL, &run), MLO_OK);
     for (int64_t s = 0; s < 300; s++)
-        assert_int_equal(mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s),
-                         MLO_OK);
+        assert_int_equal(
+            mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s), MLO_OK);
     assert_int_equal(mlo_log_dataset(run, "train", "s3://b/train", "t1"), MLO_OK);
     for (int64_t s = 300; s < 600; s++)
-        assert_int_equal(mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s),
-                         MLO_OK);
+        assert_int_equal(
+            mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s), MLO_OK);
     assert_int_equal(mlo_end_run(run, MLO_RUN_FINISHED), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     tu_expect_counts(c, 600 + 1 + 1, 0);
@@ -516,7 +527,8 @@ static void test_refused_keeps_other_events(void **state) {
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     tu_expect_counts(c, 7, 1);
     assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "dataset \"bad\""), 1);
-    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "dataset refused by the test"), 1);
+    assert_int_equal(tu_errors_count(&cap, MLO_ERR_SERVER_INVALID, "dataset refused by the test"),
+                     1);
     assert_int_equal(cap.n, 1);
 
     json_t *in = inputs_of(mlo_run_id(run));
@@ -650,9 +662,8 @@ static void test_local_store_then_sync(void **state) {
     assert_int_equal(json_array_size(json_object_get(r, "metrics")), 2);
     json_decref(d);
     /* twice: nothing new */
-    assert_int_equal(mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err,
-                                     sizeof err),
-                     MLO_OK);
+    assert_int_equal(
+        mlo__sync_store(tmp_path("store"), testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     in = inputs_of(sid);
     assert_int_equal(json_array_size(in), 2);
     json_decref(in);

@@ -312,7 +312,8 @@ static void test_train_grid(void **state) {
         for (json_t **runs = a; runs; runs = runs == a ? b : NULL) {
             json_t *info = json_object_get(runs[i], "info");
             char url[512];
-            snprintf(url, sizeof url, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/%s.model",
+            snprintf(url, sizeof url,
+                     "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/%s.model",
                      str_at(info, "experiment_id"), str_at(info, "run_id"), rname);
             long code = 0;
             char *body = testsrv_get(srv, url, &code);

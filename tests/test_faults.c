@@ -101,8 +101,14 @@ static void figure_cb(figure *f, tu_errors *c) {
  * timeout_s; negative: from the environment), every message into c
  * (printed when $MLO_FAULTS_VERBOSE or $MLO_TEST_VERBOSE is set). */
 static mlo_client_t *open_client(const char *uri, tu_errors *c, double timeout_s) {
-    tu_client_cfg k = {.uri = uri, .retries = 3, .backoff_s = 0.05, .jitter_s = 0.01,
-                       .timeout_s = timeout_s, .close_ms = 5000, .flush_ms = 50, .errors = c};
+    tu_client_cfg k = {.uri = uri,
+                       .retries = 3,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = timeout_s,
+                       .close_ms = 5000,
+                       .flush_ms = 50,
+                       .errors = c};
     mlo_client_t *cl = tu_open(&k);
     if (getenv("MLO_FAULTS_VERBOSE"))
         c->verbose = 1;
@@ -306,7 +312,8 @@ static int setup(void **state) {
 
 static void test_absent_at_start(void **state) {
     (void)state;
-    figure *f = new_figure("server absent when the client starts, started 2 s later on the same port");
+    figure *f =
+        new_figure("server absent when the client starts, started 2 s later on the same port");
     testsrv *probe = testsrv_start("");
     assert_non_null(probe);
     int port = testsrv_port(probe);
@@ -357,7 +364,8 @@ static void test_absent_at_start(void **state) {
 
 static void test_gone_mid_run(void **state) {
     (void)state;
-    figure *f = new_figure("server gone mid-run for 10 s (refused, open connections reset), back on the same port");
+    figure *f = new_figure(
+        "server gone mid-run for 10 s (refused, open connections reset), back on the same port");
     tcpproxy *px = tcpproxy_start(testsrv_port(srv), 0);
     assert_non_null(px);
     tu_errors c;
@@ -407,7 +415,8 @@ static void test_gone_mid_run(void **state) {
 
 static void test_hung_server(void **state) {
     (void)state;
-    figure *f = new_figure("server hung (SIGSTOP) for 4 s: connections accepted, no answer; request timeout 1 s");
+    figure *f = new_figure(
+        "server hung (SIGSTOP) for 4 s: connections accepted, no answer; request timeout 1 s");
     testsrv *own = testsrv_start("");
     assert_non_null(own);
     tu_errors c;
@@ -435,8 +444,10 @@ static void test_hung_server(void **state) {
     expect e = {"hung", "m", step, 0};
     verify(own, &e, f);
     check_counters(cl, (uint64_t)step + 3);
-    assert_true(tu_errors_count(&c, MLO_ERR_TIMEOUT, NULL) + tu_errors_count(&c, MLO_ERR_NETWORK, NULL) +
-                    tu_errors_count(&c, MLO_WARN_RETRY, NULL) >= 1);
+    assert_true(tu_errors_count(&c, MLO_ERR_TIMEOUT, NULL) +
+                    tu_errors_count(&c, MLO_ERR_NETWORK, NULL) +
+                    tu_errors_count(&c, MLO_WARN_RETRY, NULL) >=
+                1);
     check_reported(&c, 60, "hung");
     figure_cb(f, &c);
     f->max_log_ms = worst;
@@ -450,7 +461,8 @@ static void test_hung_server(void **state) {
 
 static void test_slow_responses(void **state) {
     (void)state;
-    figure *f = new_figure("answers 2.5 s late with MLFLOW_HTTP_REQUEST_TIMEOUT=1 (stored by the server meanwhile)");
+    figure *f = new_figure(
+        "answers 2.5 s late with MLFLOW_HTTP_REQUEST_TIMEOUT=1 (stored by the server meanwhile)");
     tu_errors c;
     setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1", 1);
     mlo_client_t *cl = open_client(testsrv_uri(srv), &c, -1);
@@ -460,7 +472,8 @@ static void test_slow_responses(void **state) {
     assert_int_equal(mlo_client_flush(cl, 10000), MLO_OK);
     /* no status: the real answer, 2.5 s late, after the server stored it */
     assert_int_equal(
-        testsrv_fault(srv, "{\"delay_ms\": 2500, \"count\": 4, \"path_prefix\": \"runs/log-batch\"}"),
+        testsrv_fault(srv,
+                      "{\"delay_ms\": 2500, \"count\": 4, \"path_prefix\": \"runs/log-batch\"}"),
         0);
     double worst = log_range(run, "m", 0, 500);
     double t0 = tu_now();
@@ -486,7 +499,8 @@ static void test_slow_responses(void **state) {
 
 static void test_429(void **state) {
     (void)state;
-    figure *f = new_figure("429 with Retry-After: 1 (x2), with an HTTP-date Retry-After, without (x2), then 429 x6 (beyond the retries)");
+    figure *f = new_figure("429 with Retry-After: 1 (x2), with an HTTP-date Retry-After, without "
+                           "(x2), then 429 x6 (beyond the retries)");
     tu_errors c;
     mlo_client_t *cl = open_client(testsrv_uri(srv), &c, 5);
     mlo_run_t *run;
@@ -533,7 +547,8 @@ static void test_429(void **state) {
 
     /* no Retry-After: the backoff (0.05 s, 0.1 s) */
     assert_int_equal(
-        testsrv_fault(srv, "{\"status\": 429, \"count\": 2, \"path_prefix\": \"runs/log-batch\"}"), 0);
+        testsrv_fault(srv, "{\"status\": 429, \"count\": 2, \"path_prefix\": \"runs/log-batch\"}"),
+        0);
     w = log_range(run, "m", 200, 300);
     if (w > worst)
         worst = w;
@@ -567,7 +582,8 @@ static void test_429(void **state) {
 
 static void test_503_storm(void **state) {
     (void)state;
-    figure *f = new_figure("storm: every request 503 for 5 s, then 400 answers alternating 500/502/503/504 and successes");
+    figure *f = new_figure("storm: every request 503 for 5 s, then 400 answers alternating "
+                           "500/502/503/504 and successes");
     tu_errors c;
     mlo_client_t *cl = open_client(testsrv_uri(srv), &c, 2);
     mlo_run_t *run;
@@ -597,7 +613,8 @@ static void test_503_storm(void **state) {
     for (int i = 0; i < 400; i++) {
         int code = codes[i % 8];
         if (code)
-            len += (size_t)snprintf(rules + len, cap - len, "%s{\"status\": %d}", i ? "," : "", code);
+            len +=
+                (size_t)snprintf(rules + len, cap - len, "%s{\"status\": %d}", i ? "," : "", code);
         else
             len += (size_t)snprintf(rules + len, cap - len, "%s{\"count\": 1}", i ? "," : "");
     }
@@ -622,8 +639,8 @@ static void test_503_storm(void **state) {
     check_reported(&c, 120, "storm");
     figure_cb(f, &c);
     f->max_log_ms = worst;
-    snprintf(f->injected, sizeof f->injected, "%d x 503, then %d mixed 5xx (of which 503s, 500s, HTML 502/504)",
-             storm1, mixed);
+    snprintf(f->injected, sizeof f->injected,
+             "%d x 503, then %d mixed 5xx (of which 503s, 500s, HTML 502/504)", storm1, mixed);
     close_quickly(cl);
 }
 
@@ -631,7 +648,8 @@ static void test_503_storm(void **state) {
 
 static void test_reset_mid_request(void **state) {
     (void)state;
-    figure *f = new_figure("connection reset mid-request (RST after 16 KB of a ~300 KB log-batch; runs/create reset too)");
+    figure *f = new_figure("connection reset mid-request (RST after 16 KB of a ~300 KB log-batch; "
+                           "runs/create reset too)");
     tcpproxy *px = tcpproxy_start(testsrv_port(srv), 0);
     assert_non_null(px);
     tu_errors c;
@@ -675,10 +693,14 @@ typedef struct server_fault {
 } server_fault;
 
 static const server_fault server_faults[] = {
-    {"reset-mid-response", "connection closed mid-response: headers + half the body (truncated), after the server stored it",
-     "{\"reset_mid_response\": true, \"count\": 3, \"path_prefix\": \"%s\"}", 1, MLO_WARN_RETRY, 0, 1},
+    {"reset-mid-response",
+     "connection closed mid-response: headers + half the body (truncated), after the server stored "
+     "it",
+     "{\"reset_mid_response\": true, \"count\": 3, \"path_prefix\": \"%s\"}", 1, MLO_WARN_RETRY, 0,
+     1},
     {"drop-after-store", "connection closed without an answer after the server stored the request",
-     "{\"drop\": true, \"process\": true, \"count\": 3, \"path_prefix\": \"%s\"}", 1, MLO_WARN_RETRY, 0, 1},
+     "{\"drop\": true, \"process\": true, \"count\": 3, \"path_prefix\": \"%s\"}", 1,
+     MLO_WARN_RETRY, 0, 1},
     {"drop-before-store", "connection closed without an answer, nothing stored",
      "{\"drop\": true, \"count\": 3, \"path_prefix\": \"%s\"}", 0, MLO_WARN_RETRY, 0, 1},
     {"html-502", "502 with nginx's HTML page (text/html)",
@@ -695,9 +717,11 @@ static const server_fault server_faults[] = {
      "{\"status\": 200, \"process\": true, \"count\": 3, \"body\": \"{\\\"run\\\": 42, \", "
      "\"path_prefix\": \"%s\"}",
      1, MLO_ERR_PROTOCOL, 0, 0},
-    {"truncated-json", "200 application/json cut inside an object (complete HTTP body), after storing",
+    {"truncated-json",
+     "200 application/json cut inside an object (complete HTTP body), after storing",
      "{\"status\": 200, \"process\": true, \"count\": 2, \"content_type\": \"application/json\", "
-     "\"body\": \"{\\\"run\\\": {\\\"info\\\": {\\\"run_id\\\": \\\"abc\", \"path_prefix\": \"%s\"}",
+     "\"body\": \"{\\\"run\\\": {\\\"info\\\": {\\\"run_id\\\": \\\"abc\", \"path_prefix\": "
+     "\"%s\"}",
      1, MLO_ERR_PROTOCOL, 0, 0},
     {"late-2.5s", "the real answer 2.5 s late, request timeout 1 s (stored meanwhile)",
      "{\"delay_ms\": 2500, \"count\": 2, \"path_prefix\": \"%s\"}", 1, MLO_WARN_RETRY, 1.0, 1},
@@ -783,8 +807,9 @@ static void print_markdown(void) {
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < nfigs; i++) {
         figure *f = &figs[i];
-        printf("| %s | %s | %ld | %ld | %ld | %d | %.2f ms | %.1f s | %.100s |\n", f->fault, f->injected,
-               f->events, f->lost, f->doubled, f->messages, f->max_log_ms, f->waited_s, f->first_msg);
+        printf("| %s | %s | %ld | %ld | %ld | %d | %.2f ms | %.1f s | %.100s |\n", f->fault,
+               f->injected, f->events, f->lost, f->doubled, f->messages, f->max_log_ms, f->waited_s,
+               f->first_msg);
     }
 }
 
@@ -825,7 +850,9 @@ int main(int argc, char **argv) {
         print_markdown();
     else
         for (int i = 0; i < nfigs; i++)
-            fprintf(stderr, "FAULT %s: %s; %ld events, %ld lost, %ld doubled, %d messages, log call <= %.2f ms, flush %.1f s\n",
+            fprintf(stderr,
+                    "FAULT %s: %s; %ld events, %ld lost, %ld doubled, %d messages, log call <= "
+                    "%.2f ms, flush %.1f s\n",
                     figs[i].fault, figs[i].injected, figs[i].events, figs[i].lost, figs[i].doubled,
                     figs[i].messages, figs[i].max_log_ms, figs[i].waited_s);
     return rc;

@@ -110,8 +110,8 @@ typedef struct sink {
     point *p;
 } sink;
 
-static int emit(void *ctx, uint32_t run, const char *key, size_t klen, double value,
-                int64_t step, int64_t ts_ms) {
+static int emit(void *ctx, uint32_t run, const char *key, size_t klen, double value, int64_t step,
+                int64_t ts_ms) {
     (void)klen;
     sink *s = ctx;
     if (s->n == s->cap) {

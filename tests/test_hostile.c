@@ -39,6 +39,7 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,8 +68,8 @@ static mlo_options_t *O; /* a fresh options object for each row */
 static mlo_histogram_t *H;
 static char store_dir[256];
 static char store_file[300], store_under_file[320]; /* a regular file; a path under it */
-static mlo_client_t *CC; /* a client closed in setup() ... */
-static mlo_run_t *CR;    /* ... and its run */
+static mlo_client_t *CC;                            /* a client closed in setup() ... */
+static mlo_run_t *CR;                               /* ... and its run */
 static mlo_client_t *CL; /* a client without a tracking URI (a local store) ... */
 static mlo_run_t *RL;    /* ... and its run */
 static mlo_client_t *CN; /* a client without a store (durable off) */
@@ -89,23 +89,23 @@ static _Alignas(64) unsigned char zeros[8192];
 #define ZH ((mlo_histogram_t *)(void *)zeros)
 
 /* long strings, made once */
-static char *K250;  /* "ok." + 247 letters: the longest valid key */
-static char *K251;  /* 251 letters */
-static char *K241;  /* 241 letters: one over the histogram key limit */
-static char *K10M;  /* 10 MB key */
-static char *V6001; /* 6001 characters */
-static char *V1M;   /* 1 MB value */
-static char *V7000E; /* 7000 x "é" (two bytes each) */
-static char *V8001; /* 8001 characters */
-static char *N501;  /* 501-character experiment name */
-static char *P1M;   /* a 1 MB path */
-static char *P4097; /* a 4097-byte relative artifact path ("p/p/...") */
-static char *DN500; /* "ok." + 497 letters: the longest dataset name */
-static char *DN501; /* 501 letters */
-static char *DN501E; /* 501 x "é": 501 characters */
-static char *S70K;  /* a 70,000-character dataset source */
-static char *SCH37; /* a 37-letter URI scheme + "://x" */
-static char *A256;  /* a 256-letter alias */
+static char *K250;                /* "ok." + 247 letters: the longest valid key */
+static char *K251;                /* 251 letters */
+static char *K241;                /* 241 letters: one over the histogram key limit */
+static char *K10M;                /* 10 MB key */
+static char *V6001;               /* 6001 characters */
+static char *V1M;                 /* 1 MB value */
+static char *V7000E;              /* 7000 x "é" (two bytes each) */
+static char *V8001;               /* 8001 characters */
+static char *N501;                /* 501-character experiment name */
+static char *P1M;                 /* a 1 MB path */
+static char *P4097;               /* a 4097-byte relative artifact path ("p/p/...") */
+static char *DN500;               /* "ok." + 497 letters: the longest dataset name */
+static char *DN501;               /* 501 letters */
+static char *DN501E;              /* 501 x "é": 501 characters */
+static char *S70K;                /* a 70,000-character dataset source */
+static char *SCH37;               /* a 37-letter URI scheme + "://x" */
+static char *A256;                /* a 256-letter alias */
 static unsigned char BYTES[1000]; /* what "ok/bytes.bin" holds */
 
 static char *rep(const char *unit, size_t n, const char *prefix) {
@@ -535,7 +535,8 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
     "run_id `models:/`, `models:/x@`, `models:/@x`, `runs:/`, `models:/a/b/c`, `?`, `../../x`, "   \
     "`models://host/m/1`, `models:/m/latest`, `models:/m/Production`, `runs:/<id>?x=1`"
 #define UNKNOWN_TEXT                                                                               \
-    "run_id a well-formed id of no run, `models:/no-such-model/1`, `models:/no-such-model@champion`"
+    "run_id a well-formed id of no run, `models:/no-such-model/1`, "                               \
+    "`models:/no-such-model@champion`"
 #define NP_NOTE "the run was made on the test server while it did not serve artifacts"
 #define NEWLINE_NOTE                                                                               \
     "refused at the call (control characters: the server would refuse the path later)"
@@ -549,844 +550,879 @@ static const char *const TVALS_NULLV[] = {"a", NULL};
  * Keys that a row expects to land start with "ok."; keys it expects refused
  * never do.
  */
-#define ROWS(X_)                                                                                    \
+// clang-format off (a table: one row per case, laid out by hand)
+#define ROWS(X_)                                                                                   \
     /* ---- statuses ---- */                                                                       \
-    X_(strerror_unknown, "mlo_strerror", "-1, INT_MIN, INT_MAX, 1000", "\"unknown status\"", NULL,  \
-      ALL(A(str_is(mlo_strerror(-1), "unknown status")),                                           \
-          A(str_is(mlo_strerror(INT_MIN), "unknown status")),                                      \
-          A(str_is(mlo_strerror(INT_MAX), "unknown status")),                                      \
-          A(str_is(mlo_strerror(1000), "unknown status"))),                                        \
-      MLO_OK)                                                                                      \
+    X_(strerror_unknown, "mlo_strerror", "-1, INT_MIN, INT_MAX, 1000", "\"unknown status\"", NULL, \
+       ALL(A(str_is(mlo_strerror(-1), "unknown status")),                                          \
+           A(str_is(mlo_strerror(INT_MIN), "unknown status")),                                     \
+           A(str_is(mlo_strerror(INT_MAX), "unknown status")),                                     \
+           A(str_is(mlo_strerror(1000), "unknown status"))),                                       \
+       MLO_OK)                                                                                     \
     /* ---- options ---- */                                                                        \
-    X_(opt_free_null, "mlo_options_free", "NULL, zeroed memory, a client", "no-op", NULL,           \
-      NO_CRASH((mlo_options_free(NULL), mlo_options_free(ZO), mlo_options_free((mlo_options_t *)C))),\
-      MLO_OK)                                                                                      \
-    X_(uri_null_opts, "mlo_options_set_tracking_uri", "opts NULL, a client, zeroed memory", NULL,   \
-      NULL,                                                                                        \
-      ALL(A(mlo_options_set_tracking_uri(NULL, "http://h")),                                       \
-          A(mlo_options_set_tracking_uri((mlo_options_t *)C, "http://h")),                         \
-          A(mlo_options_set_tracking_uri(ZO, "http://h"))),                                        \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(uri_null, "mlo_options_set_tracking_uri", "uri NULL", NULL, "unsets it",                     \
-      mlo_options_set_tracking_uri(O, NULL), MLO_OK)                                               \
-    X_(uri_scheme, "mlo_options_set_tracking_uri",                                                  \
-      "\"\", `ftp://h`, `file:///x`, `sqlite:///x.db`, `h:5000`, `http://`", NULL, NULL,           \
-      ALL(A(mlo_options_set_tracking_uri(O, "")), A(mlo_options_set_tracking_uri(O, "ftp://h")),   \
-          A(mlo_options_set_tracking_uri(O, "file:///x")),                                         \
-          A(mlo_options_set_tracking_uri(O, "sqlite:///x.db")),                                    \
-          A(mlo_options_set_tracking_uri(O, "h:5000")),                                            \
-          A(mlo_options_set_tracking_uri(O, "http://"))),                                          \
-      MLO_ERR_CONFIG)                                                                              \
-    X_(uri_slashes, "mlo_options_set_tracking_uri", "`http:///` (no host, only slashes)", NULL,     \
-      "no host: refused",                                                                          \
-      mlo_options_set_tracking_uri(O, "http:///"), MLO_ERR_CONFIG)                                 \
-    X_(uri_utf8, "mlo_options_set_tracking_uri", "invalid UTF-8", NULL,                             \
-      "the header lists only OK, INVALID_ARGUMENT, CONFIG, NO_MEMORY for this setter",             \
-      mlo_options_set_tracking_uri(O, "http://h\xff/"), MLO_ERR_INVALID_UTF8)                      \
-    X_(uri_long, "mlo_options_set_tracking_uri", "1 MB long", NULL, NULL,                           \
-      mlo_options_set_tracking_uri(O, P1M), MLO_OK)                                                \
-    X_(expname_empty, "mlo_options_set_experiment_name, _experiment_id", "\"\"", NULL, NULL,        \
-      ALL(A(mlo_options_set_experiment_name(O, "")), A(mlo_options_set_experiment_id(O, ""))),     \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(expname_utf8, "mlo_options_set_experiment_name, _experiment_id", "invalid UTF-8", NULL, NULL,\
-      ALL(A(mlo_options_set_experiment_name(O, "e\xc0\xaf")),                                      \
-          A(mlo_options_set_experiment_id(O, "1\xff"))),                                           \
-      MLO_ERR_INVALID_UTF8)                                                                        \
-    X_(token_utf8, "mlo_options_set_token", "invalid UTF-8", NULL, NULL,                            \
-      mlo_options_set_token(O, "t\xed\xa0\x80"), MLO_ERR_INVALID_UTF8)                             \
-    X_(basic_half, "mlo_options_set_basic_auth", "user without password, password without user",    \
-      NULL, NULL,                                                                                  \
-      ALL(A(mlo_options_set_basic_auth(O, "u", NULL)), A(mlo_options_set_basic_auth(O, NULL, "p"))),\
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+    X_(opt_free_null, "mlo_options_free", "NULL, zeroed memory, a client", "no-op", NULL,          \
+       NO_CRASH(                                                                                   \
+           (mlo_options_free(NULL), mlo_options_free(ZO), mlo_options_free((mlo_options_t *)C))),  \
+       MLO_OK)                                                                                     \
+    X_(uri_null_opts, "mlo_options_set_tracking_uri", "opts NULL, a client, zeroed memory", NULL,  \
+       NULL,                                                                                       \
+       ALL(A(mlo_options_set_tracking_uri(NULL, "http://h")),                                      \
+           A(mlo_options_set_tracking_uri((mlo_options_t *)C, "http://h")),                        \
+           A(mlo_options_set_tracking_uri(ZO, "http://h"))),                                       \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(uri_null, "mlo_options_set_tracking_uri", "uri NULL", NULL, "unsets it",                    \
+       mlo_options_set_tracking_uri(O, NULL), MLO_OK)                                              \
+    X_(uri_scheme, "mlo_options_set_tracking_uri",                                                 \
+       "\"\", `ftp://h`, `file:///x`, `sqlite:///x.db`, `h:5000`, `http://`", NULL, NULL,          \
+       ALL(A(mlo_options_set_tracking_uri(O, "")), A(mlo_options_set_tracking_uri(O, "ftp://h")),  \
+           A(mlo_options_set_tracking_uri(O, "file:///x")),                                        \
+           A(mlo_options_set_tracking_uri(O, "sqlite:///x.db")),                                   \
+           A(mlo_options_set_tracking_uri(O, "h:5000")),                                           \
+           A(mlo_options_set_tracking_uri(O, "http://"))),                                         \
+       MLO_ERR_CONFIG)                                                                             \
+    X_(uri_slashes, "mlo_options_set_tracking_uri", "`http:///` (no host, only slashes)", NULL,    \
+       "no host: refused", mlo_options_set_tracking_uri(O, "http:///"), MLO_ERR_CONFIG)            \
+    X_(uri_utf8, "mlo_options_set_tracking_uri", "invalid UTF-8", NULL,                            \
+       "the header lists only OK, INVALID_ARGUMENT, CONFIG, NO_MEMORY for this setter",            \
+       mlo_options_set_tracking_uri(O, "http://h\xff/"), MLO_ERR_INVALID_UTF8)                     \
+    X_(uri_long, "mlo_options_set_tracking_uri", "1 MB long", NULL, NULL,                          \
+       mlo_options_set_tracking_uri(O, P1M), MLO_OK)                                               \
+    X_(expname_empty, "mlo_options_set_experiment_name, _experiment_id", "\"\"", NULL, NULL,       \
+       ALL(A(mlo_options_set_experiment_name(O, "")), A(mlo_options_set_experiment_id(O, ""))),    \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(expname_utf8, "mlo_options_set_experiment_name, _experiment_id", "invalid UTF-8", NULL,     \
+       NULL,                                                                                       \
+       ALL(A(mlo_options_set_experiment_name(O, "e\xc0\xaf")),                                     \
+           A(mlo_options_set_experiment_id(O, "1\xff"))),                                          \
+       MLO_ERR_INVALID_UTF8)                                                                       \
+    X_(token_utf8, "mlo_options_set_token", "invalid UTF-8", NULL, NULL,                           \
+       mlo_options_set_token(O, "t\xed\xa0\x80"), MLO_ERR_INVALID_UTF8)                            \
+    X_(basic_half, "mlo_options_set_basic_auth", "user without password, password without user",   \
+       NULL, NULL,                                                                                 \
+       ALL(A(mlo_options_set_basic_auth(O, "u", NULL)),                                            \
+           A(mlo_options_set_basic_auth(O, NULL, "p"))),                                           \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(basic_utf8, "mlo_options_set_basic_auth", "invalid UTF-8 password", NULL, NULL,             \
-      mlo_options_set_basic_auth(O, "u", "p\xff"), MLO_ERR_INVALID_UTF8)                           \
-    X_(insecure_any, "mlo_options_set_insecure_tls", "-5, INT_MAX", NULL,                           \
-      "any non-zero value means insecure",                                                         \
-      ALL(A(mlo_options_set_insecure_tls(O, -5)), A(mlo_options_set_insecure_tls(O, INT_MAX))),    \
-      MLO_OK)                                                                                      \
-    X_(paths_utf8, "mlo_options_set_ca_cert_path, _client_cert_path", "invalid UTF-8", NULL, NULL,  \
-      ALL(A(mlo_options_set_ca_cert_path(O, "/ca\xff.pem")),                                       \
-          A(mlo_options_set_client_cert_path(O, "/c\xc3.pem"))),                                   \
-      MLO_ERR_INVALID_UTF8)                                                                        \
-    X_(paths_missing, "mlo_options_set_ca_cert_path, _client_cert_path", "a file that does not exist",\
-      NULL, "requests then fail with MLO_ERR_TLS (test_tls)",                                      \
-      ALL(A(mlo_options_set_ca_cert_path(O, "/nonexistent/ca.pem")),                               \
-          A(mlo_options_set_client_cert_path(O, "../../nonexistent.pem"))),                        \
-      MLO_OK)                                                                                      \
-    X_(retries_over, "mlo_options_set_retries", "max_retries 11, INT_MAX", NULL, NULL,              \
-      ALL(A(mlo_options_set_retries(O, 11, -1, -1, -1)),                                           \
-          A(mlo_options_set_retries(O, INT_MAX, -1, -1, -1))),                                     \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(retries_nan, "mlo_options_set_retries", "NaN or +Infinity backoff, jitter or timeout", NULL, \
-      NULL,                                                                                        \
-      ALL(A(mlo_options_set_retries(O, 1, NAN, -1, -1)),                                           \
-          A(mlo_options_set_retries(O, 1, -1, NAN, -1)),                                           \
-          A(mlo_options_set_retries(O, 1, -1, -1, NAN)),                                           \
-          A(mlo_options_set_retries(O, 1, INFINITY, -1, -1)),                                      \
-          A(mlo_options_set_retries(O, 1, -1, INFINITY, -1)),                                      \
-          A(mlo_options_set_retries(O, 1, -1, -1, INFINITY))),                                     \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(retries_huge, "mlo_options_set_retries", "backoff or jitter 3601 s, timeout 0 or 86401 s",   \
-      NULL, NULL,                                                                                  \
-      ALL(A(mlo_options_set_retries(O, 1, 3601, -1, -1)),                                          \
-          A(mlo_options_set_retries(O, 1, -1, 3601, -1)),                                          \
-          A(mlo_options_set_retries(O, 1, -1, -1, 0)),                                             \
-          A(mlo_options_set_retries(O, 1, -1, -1, 86401))),                                        \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(retries_negative, "mlo_options_set_retries", "INT_MIN, -Infinity, -1e300", NULL,             \
-      "negative: keep the environment's or the default value",                                     \
-      mlo_options_set_retries(O, INT_MIN, -INFINITY, -1, -1e300), MLO_OK)                          \
-    X_(queue_bytes, "mlo_options_set_queue_bytes", "0, 1, 65535, 1 GiB + 1, SIZE_MAX", NULL, NULL,  \
-      ALL(A(mlo_options_set_queue_bytes(O, 0)), A(mlo_options_set_queue_bytes(O, 1)),              \
-          A(mlo_options_set_queue_bytes(O, 65535)),                                                \
-          A(mlo_options_set_queue_bytes(O, (1u << 30) + 1)),                                       \
-          A(mlo_options_set_queue_bytes(O, SIZE_MAX))),                                            \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(policy, "mlo_options_set_full_policy", "policy 2 or -1; wait_ms 60001 or UINT_MAX", NULL, NULL,\
-      ALL(A(mlo_options_set_full_policy(O, (mlo_full_policy)2, 10)),                               \
-          A(mlo_options_set_full_policy(O, (mlo_full_policy)-1, 10)),                              \
-          A(mlo_options_set_full_policy(O, MLO_FULL_WAIT, 60001)),                                 \
-          A(mlo_options_set_full_policy(O, MLO_FULL_DROP, UINT_MAX))),                             \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(close_timeout_huge, "mlo_options_set_close_timeout_ms", "UINT_MAX", NULL,                    \
-      "accepted: a close may then wait ~49 days for a server that is down",                        \
-      mlo_options_set_close_timeout_ms(O, UINT_MAX), MLO_OK)                                       \
-    X_(flush_interval, "mlo_options_set_flush_interval_ms", "0, 60001, UINT_MAX", NULL, NULL,       \
-      ALL(A(mlo_options_set_flush_interval_ms(O, 0)),                                              \
-          A(mlo_options_set_flush_interval_ms(O, 60001)),                                          \
-          A(mlo_options_set_flush_interval_ms(O, UINT_MAX))),                                      \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       mlo_options_set_basic_auth(O, "u", "p\xff"), MLO_ERR_INVALID_UTF8)                          \
+    X_(insecure_any, "mlo_options_set_insecure_tls", "-5, INT_MAX", NULL,                          \
+       "any non-zero value means insecure",                                                        \
+       ALL(A(mlo_options_set_insecure_tls(O, -5)), A(mlo_options_set_insecure_tls(O, INT_MAX))),   \
+       MLO_OK)                                                                                     \
+    X_(paths_utf8, "mlo_options_set_ca_cert_path, _client_cert_path", "invalid UTF-8", NULL, NULL, \
+       ALL(A(mlo_options_set_ca_cert_path(O, "/ca\xff.pem")),                                      \
+           A(mlo_options_set_client_cert_path(O, "/c\xc3.pem"))),                                  \
+       MLO_ERR_INVALID_UTF8)                                                                       \
+    X_(paths_missing, "mlo_options_set_ca_cert_path, _client_cert_path",                           \
+       "a file that does not exist", NULL, "requests then fail with MLO_ERR_TLS (test_tls)",       \
+       ALL(A(mlo_options_set_ca_cert_path(O, "/nonexistent/ca.pem")),                              \
+           A(mlo_options_set_client_cert_path(O, "../../nonexistent.pem"))),                       \
+       MLO_OK)                                                                                     \
+    X_(retries_over, "mlo_options_set_retries", "max_retries 11, INT_MAX", NULL, NULL,             \
+       ALL(A(mlo_options_set_retries(O, 11, -1, -1, -1)),                                          \
+           A(mlo_options_set_retries(O, INT_MAX, -1, -1, -1))),                                    \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(retries_nan, "mlo_options_set_retries", "NaN or +Infinity backoff, jitter or timeout",      \
+       NULL, NULL,                                                                                 \
+       ALL(A(mlo_options_set_retries(O, 1, NAN, -1, -1)),                                          \
+           A(mlo_options_set_retries(O, 1, -1, NAN, -1)),                                          \
+           A(mlo_options_set_retries(O, 1, -1, -1, NAN)),                                          \
+           A(mlo_options_set_retries(O, 1, INFINITY, -1, -1)),                                     \
+           A(mlo_options_set_retries(O, 1, -1, INFINITY, -1)),                                     \
+           A(mlo_options_set_retries(O, 1, -1, -1, INFINITY))),                                    \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(retries_huge, "mlo_options_set_retries", "backoff or jitter 3601 s, timeout 0 or 86401 s",  \
+       NULL, NULL,                                                                                 \
+       ALL(A(mlo_options_set_retries(O, 1, 3601, -1, -1)),                                         \
+           A(mlo_options_set_retries(O, 1, -1, 3601, -1)),                                         \
+           A(mlo_options_set_retries(O, 1, -1, -1, 0)),                                            \
+           A(mlo_options_set_retries(O, 1, -1, -1, 86401))),                                       \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(retries_negative, "mlo_options_set_retries", "INT_MIN, -Infinity, -1e300", NULL,            \
+       "negative: keep the environment's or the default value",                                    \
+       mlo_options_set_retries(O, INT_MIN, -INFINITY, -1, -1e300), MLO_OK)                         \
+    X_(queue_bytes, "mlo_options_set_queue_bytes", "0, 1, 65535, 1 GiB + 1, SIZE_MAX", NULL, NULL, \
+       ALL(A(mlo_options_set_queue_bytes(O, 0)), A(mlo_options_set_queue_bytes(O, 1)),             \
+           A(mlo_options_set_queue_bytes(O, 65535)),                                               \
+           A(mlo_options_set_queue_bytes(O, (1u << 30) + 1)),                                      \
+           A(mlo_options_set_queue_bytes(O, SIZE_MAX))),                                           \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(policy, "mlo_options_set_full_policy", "policy 2 or -1; wait_ms 60001 or UINT_MAX", NULL,   \
+       NULL,                                                                                       \
+       ALL(A(mlo_options_set_full_policy(O, (mlo_full_policy)2, 10)),                              \
+           A(mlo_options_set_full_policy(O, (mlo_full_policy)-1, 10)),                             \
+           A(mlo_options_set_full_policy(O, MLO_FULL_WAIT, 60001)),                                \
+           A(mlo_options_set_full_policy(O, MLO_FULL_DROP, UINT_MAX))),                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(close_timeout_huge, "mlo_options_set_close_timeout_ms", "UINT_MAX", NULL,                   \
+       "accepted: a close may then wait ~49 days for a server that is down",                       \
+       mlo_options_set_close_timeout_ms(O, UINT_MAX), MLO_OK)                                      \
+    X_(flush_interval, "mlo_options_set_flush_interval_ms", "0, 60001, UINT_MAX", NULL, NULL,      \
+       ALL(A(mlo_options_set_flush_interval_ms(O, 0)),                                             \
+           A(mlo_options_set_flush_interval_ms(O, 60001)),                                         \
+           A(mlo_options_set_flush_interval_ms(O, UINT_MAX))),                                     \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(store_dir_empty, "mlo_options_set_store_dir", "\"\"", NULL, NULL,                           \
-      mlo_options_set_store_dir(O, ""), MLO_ERR_INVALID_ARGUMENT)                                  \
+       mlo_options_set_store_dir(O, ""), MLO_ERR_INVALID_ARGUMENT)                                 \
     X_(store_dir_utf8, "mlo_options_set_store_dir", "invalid UTF-8", NULL, NULL,                   \
-      mlo_options_set_store_dir(O, "/tmp/s\xc3"), MLO_ERR_INVALID_UTF8)                            \
+       mlo_options_set_store_dir(O, "/tmp/s\xc3"), MLO_ERR_INVALID_UTF8)                           \
     X_(durable_any, "mlo_options_set_durable", "-5, INT_MAX", NULL, "any non-zero value means on", \
-      ALL(A(mlo_options_set_durable(O, -5)), A(mlo_options_set_durable(O, INT_MAX))), MLO_OK)      \
+       ALL(A(mlo_options_set_durable(O, -5)), A(mlo_options_set_durable(O, INT_MAX))), MLO_OK)     \
     X_(fsync_bad, "mlo_options_set_fsync", "policy 3 or -1; INTERVAL with 0 or 3600001 ms", NULL,  \
-      NULL,                                                                                        \
-      ALL(A(mlo_options_set_fsync(O, (mlo_fsync_policy)3, 1000)),                                  \
-          A(mlo_options_set_fsync(O, (mlo_fsync_policy)-1, 1000)),                                 \
-          A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 0)),                                      \
-          A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 3600001))),                               \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(inflight_bad, "mlo_options_set_max_inflight", "0, 17, UINT_MAX", NULL, "1 to 16",          \
-      ALL(A(mlo_options_set_max_inflight(O, 0)), A(mlo_options_set_max_inflight(O, 17)),           \
-          A(mlo_options_set_max_inflight(O, UINT_MAX))),                                           \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(sys_sampling_bad, "mlo_options_set_system_metrics_sampling",                                 \
-      "interval NaN, 0, 0.0009, 86401, +Inf; samples 0, 1000001", NULL,                            \
-      "0.001 to 86400 s, 1 to 1,000,000 samples (negative: keep)",                                 \
-      ALL(A(mlo_options_set_system_metrics_sampling(O, NAN, 1)),                                   \
-          A(mlo_options_set_system_metrics_sampling(O, 0, 1)),                                     \
-          A(mlo_options_set_system_metrics_sampling(O, 0.0009, 1)),                                \
-          A(mlo_options_set_system_metrics_sampling(O, 86401, 1)),                                 \
-          A(mlo_options_set_system_metrics_sampling(O, INFINITY, 1)),                              \
-          A(mlo_options_set_system_metrics_sampling(O, 10, 0)),                                    \
-          A(mlo_options_set_system_metrics_sampling(O, 10, 1000001))),                             \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       NULL,                                                                                       \
+       ALL(A(mlo_options_set_fsync(O, (mlo_fsync_policy)3, 1000)),                                 \
+           A(mlo_options_set_fsync(O, (mlo_fsync_policy)-1, 1000)),                                \
+           A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 0)),                                     \
+           A(mlo_options_set_fsync(O, MLO_FSYNC_INTERVAL, 3600001))),                              \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(inflight_bad, "mlo_options_set_max_inflight", "0, 17, UINT_MAX", NULL, "1 to 16",           \
+       ALL(A(mlo_options_set_max_inflight(O, 0)), A(mlo_options_set_max_inflight(O, 17)),          \
+           A(mlo_options_set_max_inflight(O, UINT_MAX))),                                          \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(sys_sampling_bad, "mlo_options_set_system_metrics_sampling",                                \
+       "interval NaN, 0, 0.0009, 86401, +Inf; samples 0, 1000001", NULL,                           \
+       "0.001 to 86400 s, 1 to 1,000,000 samples (negative: keep)",                                \
+       ALL(A(mlo_options_set_system_metrics_sampling(O, NAN, 1)),                                  \
+           A(mlo_options_set_system_metrics_sampling(O, 0, 1)),                                    \
+           A(mlo_options_set_system_metrics_sampling(O, 0.0009, 1)),                               \
+           A(mlo_options_set_system_metrics_sampling(O, 86401, 1)),                                \
+           A(mlo_options_set_system_metrics_sampling(O, INFINITY, 1)),                             \
+           A(mlo_options_set_system_metrics_sampling(O, 10, 0)),                                   \
+           A(mlo_options_set_system_metrics_sampling(O, 10, 1000001))),                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(sys_node_bad, "mlo_options_set_system_metrics_node_id",                                     \
-      "`../x`, `a//b`, a control character, 251 characters", NULL,                                 \
-      "system/<node id>/... must be keys MLflow takes",                                            \
-      ALL(A(mlo_options_set_system_metrics_node_id(O, "../x")),                                    \
-          A(mlo_options_set_system_metrics_node_id(O, "a//b")),                                    \
-          A(mlo_options_set_system_metrics_node_id(O, "a\x01")),                                   \
-          A(mlo_options_set_system_metrics_node_id(O, K251))),                                     \
-      MLO_ERR_INVALID_KEY)                                                                         \
+       "`../x`, `a//b`, a control character, 251 characters", NULL,                                \
+       "system/<node id>/... must be keys MLflow takes",                                           \
+       ALL(A(mlo_options_set_system_metrics_node_id(O, "../x")),                                   \
+           A(mlo_options_set_system_metrics_node_id(O, "a//b")),                                   \
+           A(mlo_options_set_system_metrics_node_id(O, "a\x01")),                                  \
+           A(mlo_options_set_system_metrics_node_id(O, K251))),                                    \
+       MLO_ERR_INVALID_KEY)                                                                        \
     X_(sys_node_utf8, "mlo_options_set_system_metrics_node_id", "invalid UTF-8", NULL, NULL,       \
-      mlo_options_set_system_metrics_node_id(O, "n\xc3"), MLO_ERR_INVALID_UTF8)                    \
+       mlo_options_set_system_metrics_node_id(O, "n\xc3"), MLO_ERR_INVALID_UTF8)                   \
     X_(sys_disk_bad, "mlo_options_set_system_metrics_disk_path", "\"\"", NULL, NULL,               \
-      mlo_options_set_system_metrics_disk_path(O, ""), MLO_ERR_INVALID_ARGUMENT)                   \
-    X_(retention_bad, "mlo_options_set_store_retention", "-2, INT64_MIN", NULL,                     \
-      "-1 is forever, 0 at once",                                                                  \
-      ALL(A(mlo_options_set_store_retention(O, -2)),                                               \
-          A(mlo_options_set_store_retention(O, INT64_MIN))),                                       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       mlo_options_set_system_metrics_disk_path(O, ""), MLO_ERR_INVALID_ARGUMENT)                  \
+    X_(retention_bad, "mlo_options_set_store_retention", "-2, INT64_MIN", NULL,                    \
+       "-1 is forever, 0 at once",                                                                 \
+       ALL(A(mlo_options_set_store_retention(O, -2)),                                              \
+           A(mlo_options_set_store_retention(O, INT64_MIN))),                                      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(max_bytes_bad, "mlo_options_set_store_max_bytes", "-1, INT64_MIN", NULL, "0 is no cap",     \
-      ALL(A(mlo_options_set_store_max_bytes(O, -1)),                                               \
-          A(mlo_options_set_store_max_bytes(O, INT64_MIN))),                                       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(callback_null, "mlo_options_set_error_callback", "fn NULL with user data", NULL,             \
-      "no callback", mlo_options_set_error_callback(O, NULL, (void *)1), MLO_OK)                   \
+       ALL(A(mlo_options_set_store_max_bytes(O, -1)),                                              \
+           A(mlo_options_set_store_max_bytes(O, INT64_MIN))),                                      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(callback_null, "mlo_options_set_error_callback", "fn NULL with user data", NULL,            \
+       "no callback", mlo_options_set_error_callback(O, NULL, (void *)1), MLO_OK)                  \
     X_(setters_null_opts, "mlo_options_set_* (all the others)",                                    \
-      "opts NULL, a client, zeroed memory", NULL, NULL,                                            \
-      ALL(A(every_setter(NULL)), A(every_setter((mlo_options_t *)C)), A(every_setter(ZO))),        \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "opts NULL, a client, zeroed memory", NULL, NULL,                                           \
+       ALL(A(every_setter(NULL)), A(every_setter((mlo_options_t *)C)), A(every_setter(ZO))),       \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     /* ---- client ---- */                                                                         \
-    X_(open_out_null, "mlo_client_open", "out NULL", NULL, NULL, mlo_client_open(NULL, NULL),       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(open_bad_opts, "mlo_client_open", "opts is a client, zeroed memory", NULL, "*out set to NULL",\
-      ALL(A(open_bad_handle((const mlo_options_t *)C)), A(open_bad_handle(ZO))),                   \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(open_no_uri, "mlo_client_open", "no tracking URI at all", NULL,                              \
-      "a local store: runs kept on disk for `mlo sync`", open_env(NULL, NULL), MLO_OK)             \
-    X_(open_env_uri, "mlo_client_open",                                                             \
-      "`MLFLOW_TRACKING_URI` = `ftp://h`, `h:5000`, `http://`, invalid UTF-8", NULL, NULL,         \
-      ALL(A(open_env("MLFLOW_TRACKING_URI", "ftp://h")),                                           \
-          A(open_env("MLFLOW_TRACKING_URI", "h:5000")),                                            \
-          A(open_env("MLFLOW_TRACKING_URI", "http://")),                                           \
-          A(open_env("MLFLOW_TRACKING_URI", "http://h\xff"))),                                     \
-      MLO_ERR_CONFIG)                                                                              \
-    X_(open_env_retries, "mlo_client_open",                                                         \
-      "`MLFLOW_HTTP_REQUEST_MAX_RETRIES` = `abc`, `2.5`, `-1`, `nan`, `3 `", NULL, NULL,           \
-      ALL(A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "abc", NULL, NULL, NULL)),                \
-          A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2.5", NULL, NULL, NULL)),                \
-          A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "-1", NULL, NULL, NULL)),                 \
-          A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "nan", NULL, NULL, NULL)),                \
-          A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3 ", NULL, NULL, NULL))),                \
-      MLO_ERR_CONFIG)                                                                              \
-    X_(open_env_retries_huge, "mlo_client_open", "`MLFLOW_HTTP_REQUEST_MAX_RETRIES=1000000000`",    \
-      NULL, "capped at 10, as MLflow does",                                                        \
-      open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1000000000", NULL, NULL, NULL), MLO_OK)        \
-    X_(open_env_timeout, "mlo_client_open",                                                         \
-      "`MLFLOW_HTTP_REQUEST_TIMEOUT` = `0`, `-3`, `1e400`; `..._BACKOFF_FACTOR=-1`", NULL, NULL,   \
-      ALL(A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "0", NULL, NULL, NULL)),                      \
-          A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "-3", NULL, NULL, NULL)),                     \
-          A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "1e400", NULL, NULL, NULL)),                  \
-          A(open_with("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "-1", NULL, NULL, NULL))),             \
-      MLO_ERR_CONFIG)                                                                              \
-    X_(open_env_inflight, "mlo_client_open", "`MLO_MAX_INFLIGHT` = `0`, `17`, `2.5`, `four`", NULL,  \
-      NULL,                                                                                        \
-      ALL(A(open_with("MLO_MAX_INFLIGHT", "0", NULL, NULL, NULL)),                                 \
-          A(open_with("MLO_MAX_INFLIGHT", "17", NULL, NULL, NULL)),                                \
-          A(open_with("MLO_MAX_INFLIGHT", "2.5", NULL, NULL, NULL)),                               \
-          A(open_with("MLO_MAX_INFLIGHT", "four", NULL, NULL, NULL))),                             \
-      MLO_ERR_CONFIG)                                                                              \
-    X_(open_env_store, "mlo_client_open",                                                           \
-      "`MLO_STORE_RETENTION` = `-2`, `7x`, `1.5d`, `d`; `MLO_STORE_MAX_BYTES` = `-1`, `5Q`, `1e9`", \
-      NULL, NULL,                                                                                  \
-      ALL(A(open_with("MLO_STORE_RETENTION", "-2", NULL, NULL, NULL)),                             \
-          A(open_with("MLO_STORE_RETENTION", "7x", NULL, NULL, NULL)),                             \
-          A(open_with("MLO_STORE_RETENTION", "1.5d", NULL, NULL, NULL)),                           \
-          A(open_with("MLO_STORE_RETENTION", "d", NULL, NULL, NULL)),                              \
-          A(open_with("MLO_STORE_MAX_BYTES", "-1", NULL, NULL, NULL)),                             \
-          A(open_with("MLO_STORE_MAX_BYTES", "5Q", NULL, NULL, NULL)),                             \
-          A(open_with("MLO_STORE_MAX_BYTES", "1e9", NULL, NULL, NULL))),                           \
-      MLO_ERR_CONFIG)                                                                              \
-    X_(open_env_bool, "mlo_client_open",                                                            \
-      "`MLFLOW_TRACKING_INSECURE_TLS=maybe`, `MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER=2`", NULL,    \
-      NULL,                                                                                        \
-      ALL(A(open_with("MLFLOW_TRACKING_INSECURE_TLS", "maybe", NULL, NULL, NULL)),                 \
-          A(open_with("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "2", NULL, NULL, NULL))),          \
-      MLO_ERR_CONFIG)                                                                              \
+    X_(open_out_null, "mlo_client_open", "out NULL", NULL, NULL, mlo_client_open(NULL, NULL),      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(open_bad_opts, "mlo_client_open", "opts is a client, zeroed memory", NULL,                  \
+       "*out set to NULL",                                                                         \
+       ALL(A(open_bad_handle((const mlo_options_t *)C)), A(open_bad_handle(ZO))),                  \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(open_no_uri, "mlo_client_open", "no tracking URI at all", NULL,                             \
+       "a local store: runs kept on disk for `mlo sync`", open_env(NULL, NULL), MLO_OK)            \
+    X_(open_env_uri, "mlo_client_open",                                                            \
+       "`MLFLOW_TRACKING_URI` = `ftp://h`, `h:5000`, `http://`, invalid UTF-8", NULL, NULL,        \
+       ALL(A(open_env("MLFLOW_TRACKING_URI", "ftp://h")),                                          \
+           A(open_env("MLFLOW_TRACKING_URI", "h:5000")),                                           \
+           A(open_env("MLFLOW_TRACKING_URI", "http://")),                                          \
+           A(open_env("MLFLOW_TRACKING_URI", "http://h\xff"))),                                    \
+       MLO_ERR_CONFIG)                                                                             \
+    X_(open_env_retries, "mlo_client_open",                                                        \
+       "`MLFLOW_HTTP_REQUEST_MAX_RETRIES` = `abc`, `2.5`, `-1`, `nan`, `3 `", NULL, NULL,          \
+       ALL(A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "abc", NULL, NULL, NULL)),               \
+           A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2.5", NULL, NULL, NULL)),               \
+           A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "-1", NULL, NULL, NULL)),                \
+           A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "nan", NULL, NULL, NULL)),               \
+           A(open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3 ", NULL, NULL, NULL))),               \
+       MLO_ERR_CONFIG)                                                                             \
+    X_(open_env_retries_huge, "mlo_client_open", "`MLFLOW_HTTP_REQUEST_MAX_RETRIES=1000000000`",   \
+       NULL, "capped at 10, as MLflow does",                                                       \
+       open_with("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1000000000", NULL, NULL, NULL), MLO_OK)       \
+    X_(open_env_timeout, "mlo_client_open",                                                        \
+       "`MLFLOW_HTTP_REQUEST_TIMEOUT` = `0`, `-3`, `1e400`; `..._BACKOFF_FACTOR=-1`", NULL, NULL,  \
+       ALL(A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "0", NULL, NULL, NULL)),                     \
+           A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "-3", NULL, NULL, NULL)),                    \
+           A(open_with("MLFLOW_HTTP_REQUEST_TIMEOUT", "1e400", NULL, NULL, NULL)),                 \
+           A(open_with("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "-1", NULL, NULL, NULL))),            \
+       MLO_ERR_CONFIG)                                                                             \
+    X_(open_env_inflight, "mlo_client_open", "`MLO_MAX_INFLIGHT` = `0`, `17`, `2.5`, `four`",      \
+       NULL, NULL,                                                                                 \
+       ALL(A(open_with("MLO_MAX_INFLIGHT", "0", NULL, NULL, NULL)),                                \
+           A(open_with("MLO_MAX_INFLIGHT", "17", NULL, NULL, NULL)),                               \
+           A(open_with("MLO_MAX_INFLIGHT", "2.5", NULL, NULL, NULL)),                              \
+           A(open_with("MLO_MAX_INFLIGHT", "four", NULL, NULL, NULL))),                            \
+       MLO_ERR_CONFIG)                                                                             \
+    X_(open_env_store, "mlo_client_open",                                                          \
+       "`MLO_STORE_RETENTION` = `-2`, `7x`, `1.5d`, `d`; `MLO_STORE_MAX_BYTES` = `-1`, `5Q`, "     \
+       "`1e9`",                                                                                    \
+       NULL, NULL,                                                                                 \
+       ALL(A(open_with("MLO_STORE_RETENTION", "-2", NULL, NULL, NULL)),                            \
+           A(open_with("MLO_STORE_RETENTION", "7x", NULL, NULL, NULL)),                            \
+           A(open_with("MLO_STORE_RETENTION", "1.5d", NULL, NULL, NULL)),                          \
+           A(open_with("MLO_STORE_RETENTION", "d", NULL, NULL, NULL)),                             \
+           A(open_with("MLO_STORE_MAX_BYTES", "-1", NULL, NULL, NULL)),                            \
+           A(open_with("MLO_STORE_MAX_BYTES", "5Q", NULL, NULL, NULL)),                            \
+           A(open_with("MLO_STORE_MAX_BYTES", "1e9", NULL, NULL, NULL))),                          \
+       MLO_ERR_CONFIG)                                                                             \
+    X_(open_env_bool, "mlo_client_open",                                                           \
+       "`MLFLOW_TRACKING_INSECURE_TLS=maybe`, `MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER=2`", NULL,   \
+       NULL,                                                                                       \
+       ALL(A(open_with("MLFLOW_TRACKING_INSECURE_TLS", "maybe", NULL, NULL, NULL)),                \
+           A(open_with("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "2", NULL, NULL, NULL))),         \
+       MLO_ERR_CONFIG)                                                                             \
     X_(open_store_unusable, "mlo_client_open",                                                     \
-      "store directory a regular file, under one, or where it cannot be created", NULL,            \
-      "opens; MLO_ERR_STORE to the callback; events kept in memory still land",                    \
-      ALL(A(open_store(store_file)), A(open_store(store_under_file)),                              \
-          A(open_store("/proc/mlo-no-such/store"))),                                               \
-      MLO_OK)                                                                                      \
-    X_(open_token_crlf, "mlo_options_set_token, _basic_auth",                                     \
-      "token, user or password with CR/LF (header injection), user with `:`", NULL,               \
-      "refused by the setter; what was set before stays",                                         \
-      ALL(A(open_with(NULL, NULL, "tok\r\nX-Injected: 1", NULL, NULL)),                            \
-          A(open_with(NULL, NULL, NULL, "u\r\nX: y", "p")),                                        \
-          A(open_with(NULL, NULL, NULL, "u", "p\nX: y")),                                          \
-          A(open_with(NULL, NULL, NULL, "a:b", "p"))),                                             \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "store directory a regular file, under one, or where it cannot be created", NULL,           \
+       "opens; MLO_ERR_STORE to the callback; events kept in memory still land",                   \
+       ALL(A(open_store(store_file)), A(open_store(store_under_file)),                             \
+           A(open_store("/proc/mlo-no-such/store"))),                                              \
+       MLO_OK)                                                                                     \
+    X_(open_token_crlf, "mlo_options_set_token, _basic_auth",                                      \
+       "token, user or password with CR/LF (header injection), user with `:`", NULL,               \
+       "refused by the setter; what was set before stays",                                         \
+       ALL(A(open_with(NULL, NULL, "tok\r\nX-Injected: 1", NULL, NULL)),                           \
+           A(open_with(NULL, NULL, NULL, "u\r\nX: y", "p")),                                       \
+           A(open_with(NULL, NULL, NULL, "u", "p\nX: y")),                                         \
+           A(open_with(NULL, NULL, NULL, "a:b", "p"))),                                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(open_token_crlf_env, "mlo_client_open",                                                     \
-      "`MLFLOW_TRACKING_TOKEN` (or _USERNAME/_PASSWORD) with CR/LF", NULL,                         \
-      "refused, the message names the variables, not their values",                               \
-      open_with("MLFLOW_TRACKING_TOKEN", "t\r\nX: 1", NULL, NULL, NULL), MLO_ERR_CONFIG)            \
-    X_(flush_null, "mlo_client_flush", "NULL, a run, zeroed memory", NULL, NULL,                    \
-      ALL(A(mlo_client_flush(NULL, 10)), A(mlo_client_flush((mlo_client_t *)R, 10)),               \
-          A(mlo_client_flush(ZC, 10))),                                                            \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(flush_zero, "mlo_client_flush", "timeout 0", NULL, "OK when nothing is pending",             \
-      mlo_client_flush(C, 0), MLO_ERR_TIMEOUT, MLO_OK)                                             \
-    X_(close_null, "mlo_client_close", "NULL, a run, an options object, zeroed memory", NULL,       \
-      "nothing closed",                                                                            \
-      ALL(A(mlo_client_close(NULL)), A(mlo_client_close((mlo_client_t *)R)),                       \
-          A(mlo_client_close((mlo_client_t *)O)), A(mlo_client_close(ZC))),                        \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(stat_null, "mlo_client_stat", "client NULL or zeroed; value NULL", NULL, NULL,               \
-      ALL(A(stat_of(NULL, MLO_STAT_SENT)), A(stat_of(ZC, MLO_STAT_SENT)),                          \
-          A(mlo_client_stat(C, MLO_STAT_SENT, NULL))),                                             \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(stat_enum, "mlo_client_stat", "which -1, 64, INT_MAX", NULL, NULL,                           \
-      ALL(A(stat_of(C, -1)), A(stat_of(C, 64)), A(stat_of(C, INT_MAX))),                           \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "`MLFLOW_TRACKING_TOKEN` (or _USERNAME/_PASSWORD) with CR/LF", NULL,                        \
+       "refused, the message names the variables, not their values",                               \
+       open_with("MLFLOW_TRACKING_TOKEN", "t\r\nX: 1", NULL, NULL, NULL), MLO_ERR_CONFIG)          \
+    X_(flush_null, "mlo_client_flush", "NULL, a run, zeroed memory", NULL, NULL,                   \
+       ALL(A(mlo_client_flush(NULL, 10)), A(mlo_client_flush((mlo_client_t *)R, 10)),              \
+           A(mlo_client_flush(ZC, 10))),                                                           \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(flush_zero, "mlo_client_flush", "timeout 0", NULL, "OK when nothing is pending",            \
+       mlo_client_flush(C, 0), MLO_ERR_TIMEOUT, MLO_OK)                                            \
+    X_(close_null, "mlo_client_close", "NULL, a run, an options object, zeroed memory", NULL,      \
+       "nothing closed",                                                                           \
+       ALL(A(mlo_client_close(NULL)), A(mlo_client_close((mlo_client_t *)R)),                      \
+           A(mlo_client_close((mlo_client_t *)O)), A(mlo_client_close(ZC))),                       \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(stat_null, "mlo_client_stat", "client NULL or zeroed; value NULL", NULL, NULL,              \
+       ALL(A(stat_of(NULL, MLO_STAT_SENT)), A(stat_of(ZC, MLO_STAT_SENT)),                         \
+           A(mlo_client_stat(C, MLO_STAT_SENT, NULL))),                                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(stat_enum, "mlo_client_stat", "which -1, 64, INT_MAX", NULL, NULL,                          \
+       ALL(A(stat_of(C, -1)), A(stat_of(C, 64)), A(stat_of(C, INT_MAX))),                          \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     /* ---- runs ---- */                                                                           \
-    X_(start_null, "mlo_start_run", "client NULL, a run, zeroed memory; out NULL", NULL,            \
-      "*out set to NULL",                                                                          \
-      ALL(A(start_on(NULL, "e")), A(start_on((mlo_client_t *)R, "e")), A(start_on(ZC, "e")),       \
-          A(mlo_start_run(C, "e", NULL, NULL, NULL))),                                             \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(start_empty, "mlo_start_run", "experiment or run name \"\"", NULL, NULL,                     \
-      ALL(A(start("", NULL, NULL)), A(start("e", "", NULL))), MLO_ERR_INVALID_ARGUMENT)            \
-    X_(start_utf8, "mlo_start_run", "experiment or run name with invalid UTF-8", NULL, NULL,        \
-      ALL(A(start("e\xff", NULL, NULL)), A(start("e", "r\xe2\x82", NULL))), MLO_ERR_INVALID_UTF8)  \
-    X_(start_parent, "mlo_start_run", "parent of another client, a client, zeroed memory", NULL,    \
-      NULL, ALL(A(start("e", NULL, R2)), A(start("e", NULL, (mlo_run_t *)C)), A(start("e", NULL, ZR))),\
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(start_exp_long, "mlo_start_run", "experiment name of 501 characters", NULL,                  \
-      "refused by the server (limit 500)", start(N501, NULL, NULL), MLO_ERR_SERVER_INVALID)        \
-    X_(start_exp_traversal, "mlo_start_run", "experiment name `../../etc/passwd`", NULL,            \
-      "a name, not a path: created as given", start("../../etc/passwd", "ok-traversal", NULL),     \
-      MLO_OK)                                                                                      \
-    X_(start_run_name_long, "mlo_start_run", "run name of 1 MB", NULL,                              \
-      "the server keeps 8000 characters of mlflow.runName", start("hostile", V1M, NULL), MLO_OK)   \
-    X_(resume_null, "mlo_resume_run", "client NULL, out NULL, run_id NULL or \"\"", NULL, NULL,     \
-      ALL(A(resume_on(NULL, "0123456789abcdef0123456789abcdef")),                                  \
-          A(mlo_resume_run(C, "0123456789abcdef0123456789abcdef", NULL)), A(resume(NULL)),         \
-          A(resume(""))),                                                                          \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(resume_utf8, "mlo_resume_run", "run_id with invalid UTF-8", NULL, NULL, resume("ab\xff"),    \
-      MLO_ERR_INVALID_UTF8)                                                                        \
+    X_(start_null, "mlo_start_run", "client NULL, a run, zeroed memory; out NULL", NULL,           \
+       "*out set to NULL",                                                                         \
+       ALL(A(start_on(NULL, "e")), A(start_on((mlo_client_t *)R, "e")), A(start_on(ZC, "e")),      \
+           A(mlo_start_run(C, "e", NULL, NULL, NULL))),                                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(start_empty, "mlo_start_run", "experiment or run name \"\"", NULL, NULL,                    \
+       ALL(A(start("", NULL, NULL)), A(start("e", "", NULL))), MLO_ERR_INVALID_ARGUMENT)           \
+    X_(start_utf8, "mlo_start_run", "experiment or run name with invalid UTF-8", NULL, NULL,       \
+       ALL(A(start("e\xff", NULL, NULL)), A(start("e", "r\xe2\x82", NULL))), MLO_ERR_INVALID_UTF8) \
+    X_(start_parent, "mlo_start_run", "parent of another client, a client, zeroed memory", NULL,   \
+       NULL,                                                                                       \
+       ALL(A(start("e", NULL, R2)), A(start("e", NULL, (mlo_run_t *)C)), A(start("e", NULL, ZR))), \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(start_exp_long, "mlo_start_run", "experiment name of 501 characters", NULL,                 \
+       "refused by the server (limit 500)", start(N501, NULL, NULL), MLO_ERR_SERVER_INVALID)       \
+    X_(start_exp_traversal, "mlo_start_run", "experiment name `../../etc/passwd`", NULL,           \
+       "a name, not a path: created as given", start("../../etc/passwd", "ok-traversal", NULL),    \
+       MLO_OK)                                                                                     \
+    X_(start_run_name_long, "mlo_start_run", "run name of 1 MB", NULL,                             \
+       "the server keeps 8000 characters of mlflow.runName", start("hostile", V1M, NULL), MLO_OK)  \
+    X_(resume_null, "mlo_resume_run", "client NULL, out NULL, run_id NULL or \"\"", NULL, NULL,    \
+       ALL(A(resume_on(NULL, "0123456789abcdef0123456789abcdef")),                                 \
+           A(mlo_resume_run(C, "0123456789abcdef0123456789abcdef", NULL)), A(resume(NULL)),        \
+           A(resume(""))),                                                                         \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(resume_utf8, "mlo_resume_run", "run_id with invalid UTF-8", NULL, NULL, resume("ab\xff"),   \
+       MLO_ERR_INVALID_UTF8)                                                                       \
     X_(resume_traversal, "mlo_resume_run", "run_id `../../x`, `a&run_id=b`, `a b`", NULL,          \
-      "sent URL-encoded; the server refuses the id",                                               \
-      ALL(A(resume("../../x")), A(resume("a&run_id=b")), A(resume("a b"))),                        \
-      MLO_ERR_SERVER_INVALID)                                                                      \
+       "sent URL-encoded; the server refuses the id",                                              \
+       ALL(A(resume("../../x")), A(resume("a&run_id=b")), A(resume("a b"))),                       \
+       MLO_ERR_SERVER_INVALID)                                                                     \
     X_(resume_long, "mlo_resume_run", "run_id of 300 characters", NULL,                            \
-      "refused at the call, or by the server", resume(V6001 + 5701),                               \
-      MLO_ERR_INVALID_ARGUMENT, MLO_ERR_SERVER_INVALID)                                            \
-    X_(resume_unknown, "mlo_resume_run", "a well-formed id of no run", NULL, NULL,                  \
-      resume("0123456789abcdef0123456789abcdef"), MLO_ERR_NOT_FOUND)                               \
-    X_(run_id_null, "mlo_run_id, mlo_run_experiment_id", "NULL, a client, zeroed memory", "NULL",   \
-      NULL,                                                                                        \
-      ALL(A(is_null(mlo_run_id(NULL))), A(is_null(mlo_run_id((mlo_run_t *)C))),                    \
-          A(is_null(mlo_run_id(ZR))), A(is_null(mlo_run_experiment_id(NULL))),                     \
-          A(is_null(mlo_run_experiment_id((mlo_run_t *)C))), A(is_null(mlo_run_experiment_id(ZR)))),\
-      MLO_OK)                                                                                      \
-    X_(sys_run_null, "mlo_run_set_system_metrics", "NULL, a client, zeroed memory", NULL, NULL,     \
-      ALL(A(mlo_run_set_system_metrics(NULL, 1)),                                                  \
-          A(mlo_run_set_system_metrics((mlo_run_t *)C, 1)), A(mlo_run_set_system_metrics(ZR, 0))), \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(sys_run_closed, "mlo_run_set_system_metrics", "a run of a closed client", NULL, NULL,        \
-      mlo_run_set_system_metrics(CR, 1), MLO_ERR_CLOSED)                                           \
-    X_(end_null, "mlo_end_run", "NULL, a client, zeroed memory", NULL, NULL,                        \
-      ALL(A(mlo_end_run(NULL, MLO_RUN_FINISHED)), A(mlo_end_run((mlo_run_t *)C, MLO_RUN_FINISHED)),\
-          A(mlo_end_run(ZR, MLO_RUN_FINISHED))),                                                   \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(end_enum, "mlo_end_run", "status 0, -1, 6, INT_MAX, RUNNING, SCHEDULED", NULL, NULL,         \
-      ALL(A(mlo_end_run(R, (mlo_run_status)0)), A(mlo_end_run(R, (mlo_run_status)-1)),             \
-          A(mlo_end_run(R, (mlo_run_status)6)), A(mlo_end_run(R, (mlo_run_status)INT_MAX)),        \
-          A(mlo_end_run(R, MLO_RUN_RUNNING)), A(mlo_end_run(R, MLO_RUN_SCHEDULED))),               \
-      MLO_ERR_INVALID_STATUS)                                                                      \
-    X_(end_twice, "mlo_end_run", "a run ended twice (FINISHED, then KILLED)", NULL,                 \
-      "the last one wins, as on the server",                                                       \
-      ALL(A(mlo_end_run(R2, MLO_RUN_FINISHED)), A(mlo_end_run(R2, MLO_RUN_KILLED))), MLO_OK)       \
+       "refused at the call, or by the server", resume(V6001 + 5701), MLO_ERR_INVALID_ARGUMENT,    \
+       MLO_ERR_SERVER_INVALID)                                                                     \
+    X_(resume_unknown, "mlo_resume_run", "a well-formed id of no run", NULL, NULL,                 \
+       resume("0123456789abcdef0123456789abcdef"), MLO_ERR_NOT_FOUND)                              \
+    X_(run_id_null, "mlo_run_id, mlo_run_experiment_id", "NULL, a client, zeroed memory", "NULL",  \
+       NULL,                                                                                       \
+       ALL(A(is_null(mlo_run_id(NULL))), A(is_null(mlo_run_id((mlo_run_t *)C))),                   \
+           A(is_null(mlo_run_id(ZR))), A(is_null(mlo_run_experiment_id(NULL))),                    \
+           A(is_null(mlo_run_experiment_id((mlo_run_t *)C))),                                      \
+           A(is_null(mlo_run_experiment_id(ZR)))),                                                 \
+       MLO_OK)                                                                                     \
+    X_(sys_run_null, "mlo_run_set_system_metrics", "NULL, a client, zeroed memory", NULL, NULL,    \
+       ALL(A(mlo_run_set_system_metrics(NULL, 1)),                                                 \
+           A(mlo_run_set_system_metrics((mlo_run_t *)C, 1)),                                       \
+           A(mlo_run_set_system_metrics(ZR, 0))),                                                  \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(sys_run_closed, "mlo_run_set_system_metrics", "a run of a closed client", NULL, NULL,       \
+       mlo_run_set_system_metrics(CR, 1), MLO_ERR_CLOSED)                                          \
+    X_(end_null, "mlo_end_run", "NULL, a client, zeroed memory", NULL, NULL,                       \
+       ALL(A(mlo_end_run(NULL, MLO_RUN_FINISHED)),                                                 \
+           A(mlo_end_run((mlo_run_t *)C, MLO_RUN_FINISHED)),                                       \
+           A(mlo_end_run(ZR, MLO_RUN_FINISHED))),                                                  \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(end_enum, "mlo_end_run", "status 0, -1, 6, INT_MAX, RUNNING, SCHEDULED", NULL, NULL,        \
+       ALL(A(mlo_end_run(R, (mlo_run_status)0)), A(mlo_end_run(R, (mlo_run_status)-1)),            \
+           A(mlo_end_run(R, (mlo_run_status)6)), A(mlo_end_run(R, (mlo_run_status)INT_MAX)),       \
+           A(mlo_end_run(R, MLO_RUN_RUNNING)), A(mlo_end_run(R, MLO_RUN_SCHEDULED))),              \
+       MLO_ERR_INVALID_STATUS)                                                                     \
+    X_(end_twice, "mlo_end_run", "a run ended twice (FINISHED, then KILLED)", NULL,                \
+       "the last one wins, as on the server",                                                      \
+       ALL(A(mlo_end_run(R2, MLO_RUN_FINISHED)), A(mlo_end_run(R2, MLO_RUN_KILLED))), MLO_OK)      \
     /* ---- metrics ---- */                                                                        \
-    X_(metric_run_null, "mlo_log_metric", "run NULL, a client, zeroed memory", NULL, NULL,          \
-      ALL(A(mlo_log_metric(NULL, "k", 1, 0)), A(mlo_log_metric((mlo_run_t *)C, "k", 1, 0)),        \
-          A(mlo_log_metric(ZR, "k", 1, 0))),                                                       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(metric_key_null, "mlo_log_metric", "key NULL", NULL, NULL, mlo_log_metric(R, NULL, 1, 0),    \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(metric_key_empty, "mlo_log_metric", "key \"\"", NULL, NULL, mlo_log_metric(R, "", 1, 0),     \
-      MLO_ERR_INVALID_KEY)                                                                         \
-    X_(metric_key_251, "mlo_log_metric", "key of 251 characters; of 10 MB", NULL, NULL,             \
-      ALL(A(mlo_log_metric(R, K251, 1, 0)), A(mlo_log_metric(R, K10M, 1, 0))), MLO_ERR_INVALID_KEY)\
-    X_(metric_key_250, "mlo_log_metric", "key of 250 characters", NULL, "lands",                    \
-      mlo_log_metric(R, K250, 1, 0), MLO_OK)                                                       \
-    X_(metric_key_chars, "mlo_log_metric",                                                          \
-      "key `bad key!`, `a,b`, `a=b`, `a\\tb`, `a\\nb`, `a\\\\b`, `a;b`, `é!`, an emoji", NULL, NULL,\
-      ALL(A(mlo_log_metric(R, "bad key!", 1, 0)), A(mlo_log_metric(R, "a,b", 1, 0)),               \
-          A(mlo_log_metric(R, "a=b", 1, 0)), A(mlo_log_metric(R, "a\tb", 1, 0)),                   \
-          A(mlo_log_metric(R, "a\nb", 1, 0)), A(mlo_log_metric(R, "a\\b", 1, 0)),                  \
-          A(mlo_log_metric(R, "a;b", 1, 0)), A(mlo_log_metric(R, "\xc3\xa9!", 1, 0)),              \
-          A(mlo_log_metric(R, "loss\xf0\x9f\x98\x80", 1, 0))),                                     \
-      MLO_ERR_INVALID_KEY)                                                                         \
-    X_(metric_key_path, "mlo_log_metric",                                                           \
-      "key `../x`, `a/../b`, `..`, `..x`, `.`, `a/./b`, `a//b`, `/abs`, `a/`", NULL, NULL,         \
-      ALL(A(mlo_log_metric(R, "../x", 1, 0)), A(mlo_log_metric(R, "a/../b", 1, 0)),                \
-          A(mlo_log_metric(R, "..", 1, 0)), A(mlo_log_metric(R, "..x", 1, 0)),                     \
-          A(mlo_log_metric(R, ".", 1, 0)), A(mlo_log_metric(R, "a/./b", 1, 0)),                    \
-          A(mlo_log_metric(R, "a//b", 1, 0)), A(mlo_log_metric(R, "/abs", 1, 0)),                  \
-          A(mlo_log_metric(R, "a/", 1, 0))),                                                       \
-      MLO_ERR_INVALID_KEY)                                                                         \
-    X_(metric_key_utf8, "mlo_log_metric",                                                           \
-      "key with a stray byte, an overlong `/`, a surrogate, a cut-off sequence", NULL, NULL,       \
-      ALL(A(mlo_log_metric(R, "k\xff", 1, 0)), A(mlo_log_metric(R, "a\xc0\xaf", 1, 0)),            \
-          A(mlo_log_metric(R, "\xed\xa0\x80", 1, 0)), A(mlo_log_metric(R, "k\xe2\x82", 1, 0))),    \
-      MLO_ERR_INVALID_UTF8)                                                                        \
-    X_(metric_key_mixed, "mlo_log_metric", "key with a bad character before invalid UTF-8", NULL,   \
-      "the first problem found wins",                                                              \
-      mlo_log_metric(R, "bad!\xff", 1, 0), MLO_ERR_INVALID_KEY)                                    \
-    X_(metric_key_unicode, "mlo_log_metric", "key `ok.größe/温度` (letters of any script)", NULL,     \
-      "lands", mlo_log_metric(R, "ok.größe/温度", 1, 0), MLO_OK)                                     \
-    X_(metric_nan, "mlo_log_metric", "value NaN, +Infinity, -Infinity", NULL,                       \
-      "land as NaN and ±1.797e308 (how the server stores infinities)",                             \
-      ALL(A(mlo_log_metric(R, "ok.nan", NAN, 0)), A(mlo_log_metric(R, "ok.inf", INFINITY, 0)),     \
-          A(mlo_log_metric(R, "ok.ninf", -INFINITY, 0))),                                          \
-      MLO_OK)                                                                                      \
-    X_(metric_extreme, "mlo_log_metric", "value -0.0, DBL_MAX, 5e-324", NULL, "land",               \
-      ALL(A(mlo_log_metric(R, "ok.negzero", -0.0, 0)), A(mlo_log_metric(R, "ok.max", DBL_MAX, 0)), \
-          A(mlo_log_metric(R, "ok.min", 5e-324, 0))),                                              \
-      MLO_OK)                                                                                      \
-    X_(metric_steps, "mlo_log_metric", "step -1, INT64_MIN, INT64_MAX", NULL, "land",               \
-      ALL(A(mlo_log_metric(R, "ok.step", 1, -1)), A(mlo_log_metric(R, "ok.step", 2, INT64_MIN)),   \
-          A(mlo_log_metric(R, "ok.step", 3, INT64_MAX))),                                          \
-      MLO_OK)                                                                                      \
-    X_(metric_ts_null, "mlo_log_metric_ts", "run NULL, key NULL", NULL, NULL,                       \
-      ALL(A(mlo_log_metric_ts(NULL, "k", 1, 0, 1)), A(mlo_log_metric_ts(R, NULL, 1, 0, 1))),       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(metric_ts_neg, "mlo_log_metric_ts", "timestamp -1, INT64_MIN", NULL, NULL,                   \
-      ALL(A(mlo_log_metric_ts(R, "no.ts", 1, 0, -1)),                                              \
-          A(mlo_log_metric_ts(R, "no.ts", 1, 0, INT64_MIN))),                                      \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(metric_ts_edge, "mlo_log_metric_ts", "timestamp 0, INT64_MAX", NULL, "land",                 \
-      ALL(A(mlo_log_metric_ts(R, "ok.ts", 1, 0, 0)), A(mlo_log_metric_ts(R, "ok.ts", 2, 1, INT64_MAX))),\
-      MLO_OK)                                                                                      \
-    X_(metric_ts_key, "mlo_log_metric_ts", "key `../x`", NULL, NULL,                                \
-      mlo_log_metric_ts(R, "../x", 1, 0, 1), MLO_ERR_INVALID_KEY)                                  \
+    X_(metric_run_null, "mlo_log_metric", "run NULL, a client, zeroed memory", NULL, NULL,         \
+       ALL(A(mlo_log_metric(NULL, "k", 1, 0)), A(mlo_log_metric((mlo_run_t *)C, "k", 1, 0)),       \
+           A(mlo_log_metric(ZR, "k", 1, 0))),                                                      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(metric_key_null, "mlo_log_metric", "key NULL", NULL, NULL, mlo_log_metric(R, NULL, 1, 0),   \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(metric_key_empty, "mlo_log_metric", "key \"\"", NULL, NULL, mlo_log_metric(R, "", 1, 0),    \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(metric_key_251, "mlo_log_metric", "key of 251 characters; of 10 MB", NULL, NULL,            \
+       ALL(A(mlo_log_metric(R, K251, 1, 0)), A(mlo_log_metric(R, K10M, 1, 0))),                    \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(metric_key_250, "mlo_log_metric", "key of 250 characters", NULL, "lands",                   \
+       mlo_log_metric(R, K250, 1, 0), MLO_OK)                                                      \
+    X_(metric_key_chars, "mlo_log_metric",                                                         \
+       "key `bad key!`, `a,b`, `a=b`, `a\\tb`, `a\\nb`, `a\\\\b`, `a;b`, `é!`, an emoji", NULL,    \
+       NULL,                                                                                       \
+       ALL(A(mlo_log_metric(R, "bad key!", 1, 0)), A(mlo_log_metric(R, "a,b", 1, 0)),              \
+           A(mlo_log_metric(R, "a=b", 1, 0)), A(mlo_log_metric(R, "a\tb", 1, 0)),                  \
+           A(mlo_log_metric(R, "a\nb", 1, 0)), A(mlo_log_metric(R, "a\\b", 1, 0)),                 \
+           A(mlo_log_metric(R, "a;b", 1, 0)), A(mlo_log_metric(R, "\xc3\xa9!", 1, 0)),             \
+           A(mlo_log_metric(R, "loss\xf0\x9f\x98\x80", 1, 0))),                                    \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(metric_key_path, "mlo_log_metric",                                                          \
+       "key `../x`, `a/../b`, `..`, `..x`, `.`, `a/./b`, `a//b`, `/abs`, `a/`", NULL, NULL,        \
+       ALL(A(mlo_log_metric(R, "../x", 1, 0)), A(mlo_log_metric(R, "a/../b", 1, 0)),               \
+           A(mlo_log_metric(R, "..", 1, 0)), A(mlo_log_metric(R, "..x", 1, 0)),                    \
+           A(mlo_log_metric(R, ".", 1, 0)), A(mlo_log_metric(R, "a/./b", 1, 0)),                   \
+           A(mlo_log_metric(R, "a//b", 1, 0)), A(mlo_log_metric(R, "/abs", 1, 0)),                 \
+           A(mlo_log_metric(R, "a/", 1, 0))),                                                      \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(metric_key_utf8, "mlo_log_metric",                                                          \
+       "key with a stray byte, an overlong `/`, a surrogate, a cut-off sequence", NULL, NULL,      \
+       ALL(A(mlo_log_metric(R, "k\xff", 1, 0)), A(mlo_log_metric(R, "a\xc0\xaf", 1, 0)),           \
+           A(mlo_log_metric(R, "\xed\xa0\x80", 1, 0)), A(mlo_log_metric(R, "k\xe2\x82", 1, 0))),   \
+       MLO_ERR_INVALID_UTF8)                                                                       \
+    X_(metric_key_mixed, "mlo_log_metric", "key with a bad character before invalid UTF-8", NULL,  \
+       "the first problem found wins", mlo_log_metric(R, "bad!\xff", 1, 0), MLO_ERR_INVALID_KEY)   \
+    X_(metric_key_unicode, "mlo_log_metric", "key `ok.größe/温度` (letters of any script)", NULL,  \
+       "lands", mlo_log_metric(R, "ok.größe/温度", 1, 0), MLO_OK)                                  \
+    X_(metric_nan, "mlo_log_metric", "value NaN, +Infinity, -Infinity", NULL,                      \
+       "land as NaN and ±1.797e308 (how the server stores infinities)",                            \
+       ALL(A(mlo_log_metric(R, "ok.nan", NAN, 0)), A(mlo_log_metric(R, "ok.inf", INFINITY, 0)),    \
+           A(mlo_log_metric(R, "ok.ninf", -INFINITY, 0))),                                         \
+       MLO_OK)                                                                                     \
+    X_(metric_extreme, "mlo_log_metric", "value -0.0, DBL_MAX, 5e-324", NULL, "land",              \
+       ALL(A(mlo_log_metric(R, "ok.negzero", -0.0, 0)),                                            \
+           A(mlo_log_metric(R, "ok.max", DBL_MAX, 0)), A(mlo_log_metric(R, "ok.min", 5e-324, 0))), \
+       MLO_OK)                                                                                     \
+    X_(metric_steps, "mlo_log_metric", "step -1, INT64_MIN, INT64_MAX", NULL, "land",              \
+       ALL(A(mlo_log_metric(R, "ok.step", 1, -1)), A(mlo_log_metric(R, "ok.step", 2, INT64_MIN)),  \
+           A(mlo_log_metric(R, "ok.step", 3, INT64_MAX))),                                         \
+       MLO_OK)                                                                                     \
+    X_(metric_ts_null, "mlo_log_metric_ts", "run NULL, key NULL", NULL, NULL,                      \
+       ALL(A(mlo_log_metric_ts(NULL, "k", 1, 0, 1)), A(mlo_log_metric_ts(R, NULL, 1, 0, 1))),      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(metric_ts_neg, "mlo_log_metric_ts", "timestamp -1, INT64_MIN", NULL, NULL,                  \
+       ALL(A(mlo_log_metric_ts(R, "no.ts", 1, 0, -1)),                                             \
+           A(mlo_log_metric_ts(R, "no.ts", 1, 0, INT64_MIN))),                                     \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(metric_ts_edge, "mlo_log_metric_ts", "timestamp 0, INT64_MAX", NULL, "land",                \
+       ALL(A(mlo_log_metric_ts(R, "ok.ts", 1, 0, 0)),                                              \
+           A(mlo_log_metric_ts(R, "ok.ts", 2, 1, INT64_MAX))),                                     \
+       MLO_OK)                                                                                     \
+    X_(metric_ts_key, "mlo_log_metric_ts", "key `../x`", NULL, NULL,                               \
+       mlo_log_metric_ts(R, "../x", 1, 0, 1), MLO_ERR_INVALID_KEY)                                 \
     /* ---- params and tags ---- */                                                                \
-    X_(param_null, "mlo_log_param", "run NULL or zeroed, key NULL, value NULL", NULL, NULL,         \
-      ALL(A(mlo_log_param(NULL, "k", "v")), A(mlo_log_param(ZR, "k", "v")),                        \
-          A(mlo_log_param(R, NULL, "v")), A(mlo_log_param(R, "no.k", NULL))),                      \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(param_key, "mlo_log_param", "key \"\", `../etc/passwd`, `a b!`, 251 characters", NULL, NULL, \
-      ALL(A(mlo_log_param(R, "", "v")), A(mlo_log_param(R, "../etc/passwd", "v")),                 \
-          A(mlo_log_param(R, "a b!", "v")), A(mlo_log_param(R, K251, "v"))),                       \
-      MLO_ERR_INVALID_KEY)                                                                         \
-    X_(param_utf8, "mlo_log_param", "key or value with invalid UTF-8", NULL, NULL,                  \
-      ALL(A(mlo_log_param(R, "no.v", "v\xc3")), A(mlo_log_param(R, "no\xff", "v"))),               \
-      MLO_ERR_INVALID_UTF8)                                                                        \
-    X_(param_empty, "mlo_log_param", "value \"\"", NULL, "lands", mlo_log_param(R, "ok.empty", ""), \
-      MLO_OK)                                                                                      \
-    X_(param_long, "mlo_log_param", "value of 6001 characters; of 1 MB; 7000 x `é`", NULL,          \
-      "truncated to 6000 characters (on a character boundary), MLO_WARN_TRUNCATED",                \
-      ALL(A(mlo_log_param(R, "ok.long", V6001)), A(mlo_log_param(R, "ok.1m", V1M)),                \
-          A(mlo_log_param(R, "ok.longe", V7000E))),                                                \
-      MLO_OK)                                                                                      \
-    X_(param_same, "mlo_log_param", "the same key and value again", NULL, "stored once",            \
-      ALL(A(mlo_log_param(R, "ok.same", "v")), A(mlo_log_param(R, "ok.same", "v"))), MLO_OK)       \
-    X_(param_conflict, "mlo_log_param", "the same key with another value", NULL,                    \
-      "refused later by the server: MLO_ERR_SERVER_INVALID to the callback, MLO_STAT_FAILED; "     \
-      "the first value stays, nothing else is lost",                                               \
-      ALL(A(mlo_log_param(R, "ok.conflict", "first")), A(mlo_log_param(R, "ok.conflict", "second"))),\
-      MLO_OK)                                                                                      \
-    X_(tag_null, "mlo_set_tag", "run NULL, key NULL, value NULL", NULL, NULL,                       \
-      ALL(A(mlo_set_tag(NULL, "k", "v")), A(mlo_set_tag(R, NULL, "v")),                            \
-          A(mlo_set_tag(R, "no.k", NULL))),                                                        \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(tag_key, "mlo_set_tag", "key `/abs`, `a//b`, 251 characters", NULL, NULL,                    \
-      ALL(A(mlo_set_tag(R, "/abs", "v")), A(mlo_set_tag(R, "a//b", "v")),                          \
-          A(mlo_set_tag(R, K251, "v"))),                                                           \
-      MLO_ERR_INVALID_KEY)                                                                         \
-    X_(tag_utf8, "mlo_set_tag", "value above U+10FFFF", NULL, NULL,                                 \
-      mlo_set_tag(R, "no.t", "\xf4\x90\x80\x80"), MLO_ERR_INVALID_UTF8)                            \
-    X_(tag_long, "mlo_set_tag", "value of 8001 characters", NULL,                                   \
-      "truncated to 8000 characters, MLO_WARN_TRUNCATED", mlo_set_tag(R, "ok.longtag", V8001),     \
-      MLO_OK)                                                                                      \
+    X_(param_null, "mlo_log_param", "run NULL or zeroed, key NULL, value NULL", NULL, NULL,        \
+       ALL(A(mlo_log_param(NULL, "k", "v")), A(mlo_log_param(ZR, "k", "v")),                       \
+           A(mlo_log_param(R, NULL, "v")), A(mlo_log_param(R, "no.k", NULL))),                     \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(param_key, "mlo_log_param", "key \"\", `../etc/passwd`, `a b!`, 251 characters", NULL,      \
+       NULL,                                                                                       \
+       ALL(A(mlo_log_param(R, "", "v")), A(mlo_log_param(R, "../etc/passwd", "v")),                \
+           A(mlo_log_param(R, "a b!", "v")), A(mlo_log_param(R, K251, "v"))),                      \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(param_utf8, "mlo_log_param", "key or value with invalid UTF-8", NULL, NULL,                 \
+       ALL(A(mlo_log_param(R, "no.v", "v\xc3")), A(mlo_log_param(R, "no\xff", "v"))),              \
+       MLO_ERR_INVALID_UTF8)                                                                       \
+    X_(param_empty, "mlo_log_param", "value \"\"", NULL, "lands",                                  \
+       mlo_log_param(R, "ok.empty", ""), MLO_OK)                                                   \
+    X_(param_long, "mlo_log_param", "value of 6001 characters; of 1 MB; 7000 x `é`", NULL,         \
+       "truncated to 6000 characters (on a character boundary), MLO_WARN_TRUNCATED",               \
+       ALL(A(mlo_log_param(R, "ok.long", V6001)), A(mlo_log_param(R, "ok.1m", V1M)),               \
+           A(mlo_log_param(R, "ok.longe", V7000E))),                                               \
+       MLO_OK)                                                                                     \
+    X_(param_same, "mlo_log_param", "the same key and value again", NULL, "stored once",           \
+       ALL(A(mlo_log_param(R, "ok.same", "v")), A(mlo_log_param(R, "ok.same", "v"))), MLO_OK)      \
+    X_(param_conflict, "mlo_log_param", "the same key with another value", NULL,                   \
+       "refused later by the server: MLO_ERR_SERVER_INVALID to the callback, MLO_STAT_FAILED; "    \
+       "the first value stays, nothing else is lost",                                              \
+       ALL(A(mlo_log_param(R, "ok.conflict", "first")),                                            \
+           A(mlo_log_param(R, "ok.conflict", "second"))),                                          \
+       MLO_OK)                                                                                     \
+    X_(tag_null, "mlo_set_tag", "run NULL, key NULL, value NULL", NULL, NULL,                      \
+       ALL(A(mlo_set_tag(NULL, "k", "v")), A(mlo_set_tag(R, NULL, "v")),                           \
+           A(mlo_set_tag(R, "no.k", NULL))),                                                       \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(tag_key, "mlo_set_tag", "key `/abs`, `a//b`, 251 characters", NULL, NULL,                   \
+       ALL(A(mlo_set_tag(R, "/abs", "v")), A(mlo_set_tag(R, "a//b", "v")),                         \
+           A(mlo_set_tag(R, K251, "v"))),                                                          \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(tag_utf8, "mlo_set_tag", "value above U+10FFFF", NULL, NULL,                                \
+       mlo_set_tag(R, "no.t", "\xf4\x90\x80\x80"), MLO_ERR_INVALID_UTF8)                           \
+    X_(tag_long, "mlo_set_tag", "value of 8001 characters", NULL,                                  \
+       "truncated to 8000 characters, MLO_WARN_TRUNCATED", mlo_set_tag(R, "ok.longtag", V8001),    \
+       MLO_OK)                                                                                     \
     /* ---- batches ---- */                                                                        \
-    X_(metrics_n0, "mlo_log_metrics, mlo_log_params, mlo_set_tags", "n 0 with NULL arrays", NULL,   \
-      "nothing to do",                                                                             \
-      ALL(A(mlo_log_metrics(R, 0, NULL, NULL, NULL, NULL)), A(mlo_log_params(R, 0, NULL, NULL)),   \
-          A(mlo_set_tags(R, 0, NULL, NULL))),                                                      \
-      MLO_OK)                                                                                      \
-    X_(metrics_null, "mlo_log_metrics", "run NULL; keys or values NULL; n SIZE_MAX with NULL",      \
-      NULL, "nothing queued",                                                                      \
-      ALL(A(mlo_log_metrics(NULL, 3, KEYS_BAD_MID, VALS3, NULL, NULL)),                            \
-          A(mlo_log_metrics(R, 3, NULL, VALS3, NULL, NULL)),                                       \
-          A(mlo_log_metrics(R, 3, KEYS_BAD_MID, NULL, NULL, NULL)),                                \
-          A(mlo_log_metrics(R, SIZE_MAX, NULL, NULL, NULL, NULL))),                                \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(metrics_key_null_mid, "mlo_log_metrics", "keys[1] NULL", NULL, "keys[0] and keys[2] land",   \
-      mlo_log_metrics(R, 3, KEYS_NULL_MID, VALS3, STEPS3, NULL), MLO_ERR_INVALID_ARGUMENT)         \
-    X_(metrics_key_bad_mid, "mlo_log_metrics", "keys[1] `no key!`", NULL, "keys[0] and keys[2] land",\
-      mlo_log_metrics(R, 3, KEYS_BAD_MID, VALS3, NULL, NULL), MLO_ERR_INVALID_KEY)                 \
-    X_(metrics_key_utf8_mid, "mlo_log_metrics", "keys[1] invalid UTF-8", NULL,                      \
-      "keys[0] and keys[2] land", mlo_log_metrics(R, 3, KEYS_UTF8_MID, VALS3, NULL, NULL),         \
-      MLO_ERR_INVALID_UTF8)                                                                        \
-    X_(metrics_ts_mid, "mlo_log_metrics", "timestamps_ms[1] -5", NULL, "entries 0 and 2 land",      \
-      mlo_log_metrics(R, 3, KEYS_TS, VALS3, NULL, TS_NEG_MID), MLO_ERR_INVALID_ARGUMENT)           \
-    X_(params_null, "mlo_log_params, mlo_set_tags",                                                 \
-      "run NULL; keys or values NULL (n 3); n SIZE_MAX with NULL", NULL, "nothing queued",         \
-      ALL(A(mlo_log_params(NULL, 3, PKEYS, PVALS_NULL_MID)),                                       \
-          A(mlo_log_params(R, 3, NULL, PVALS_NULL_MID)), A(mlo_log_params(R, 3, PKEYS, NULL)),     \
-          A(mlo_log_params(R, SIZE_MAX, NULL, NULL)), A(mlo_set_tags(NULL, 3, TKEYS, TVALS)),      \
-          A(mlo_set_tags(R, 3, NULL, TVALS)), A(mlo_set_tags(R, 3, TKEYS, NULL)),                  \
-          A(mlo_set_tags(R, SIZE_MAX, NULL, NULL))),                                               \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(params_null_mid, "mlo_log_params", "values[1] NULL", NULL, "entries 0 and 2 land",           \
-      mlo_log_params(R, 3, PKEYS, PVALS_NULL_MID), MLO_ERR_INVALID_ARGUMENT)                       \
-    X_(params_utf8_mid, "mlo_log_params", "values[1] invalid UTF-8", NULL, "entries 0 and 2 land",  \
-      mlo_log_params(R, 3, PKEYS2, PVALS_UTF8_MID), MLO_ERR_INVALID_UTF8)                          \
-    X_(params_dup, "mlo_log_params", "one key twice, with two values", NULL,                        \
-      "the first lands; the server refuses the second (MLO_STAT_FAILED)",                          \
-      mlo_log_params(R, 2, PKEYS_DUP, PVALS_DUP), MLO_OK)                                          \
-    X_(tags_key_mid, "mlo_set_tags", "keys[1] `../no`", NULL, "entries 0 and 2 land",               \
-      mlo_set_tags(R, 3, TKEYS, TVALS), MLO_ERR_INVALID_KEY)                                       \
-    X_(tags_value_null, "mlo_set_tags", "values[1] NULL", NULL, "entry 0 lands",                    \
-      mlo_set_tags(R, 2, TKEYS_NULLV, TVALS_NULLV), MLO_ERR_INVALID_ARGUMENT)                      \
+    X_(metrics_n0, "mlo_log_metrics, mlo_log_params, mlo_set_tags", "n 0 with NULL arrays", NULL,  \
+       "nothing to do",                                                                            \
+       ALL(A(mlo_log_metrics(R, 0, NULL, NULL, NULL, NULL)), A(mlo_log_params(R, 0, NULL, NULL)),  \
+           A(mlo_set_tags(R, 0, NULL, NULL))),                                                     \
+       MLO_OK)                                                                                     \
+    X_(metrics_null, "mlo_log_metrics", "run NULL; keys or values NULL; n SIZE_MAX with NULL",     \
+       NULL, "nothing queued",                                                                     \
+       ALL(A(mlo_log_metrics(NULL, 3, KEYS_BAD_MID, VALS3, NULL, NULL)),                           \
+           A(mlo_log_metrics(R, 3, NULL, VALS3, NULL, NULL)),                                      \
+           A(mlo_log_metrics(R, 3, KEYS_BAD_MID, NULL, NULL, NULL)),                               \
+           A(mlo_log_metrics(R, SIZE_MAX, NULL, NULL, NULL, NULL))),                               \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(metrics_key_null_mid, "mlo_log_metrics", "keys[1] NULL", NULL, "keys[0] and keys[2] land",  \
+       mlo_log_metrics(R, 3, KEYS_NULL_MID, VALS3, STEPS3, NULL), MLO_ERR_INVALID_ARGUMENT)        \
+    X_(metrics_key_bad_mid, "mlo_log_metrics", "keys[1] `no key!`", NULL,                          \
+       "keys[0] and keys[2] land", mlo_log_metrics(R, 3, KEYS_BAD_MID, VALS3, NULL, NULL),         \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(metrics_key_utf8_mid, "mlo_log_metrics", "keys[1] invalid UTF-8", NULL,                     \
+       "keys[0] and keys[2] land", mlo_log_metrics(R, 3, KEYS_UTF8_MID, VALS3, NULL, NULL),        \
+       MLO_ERR_INVALID_UTF8)                                                                       \
+    X_(metrics_ts_mid, "mlo_log_metrics", "timestamps_ms[1] -5", NULL, "entries 0 and 2 land",     \
+       mlo_log_metrics(R, 3, KEYS_TS, VALS3, NULL, TS_NEG_MID), MLO_ERR_INVALID_ARGUMENT)          \
+    X_(params_null, "mlo_log_params, mlo_set_tags",                                                \
+       "run NULL; keys or values NULL (n 3); n SIZE_MAX with NULL", NULL, "nothing queued",        \
+       ALL(A(mlo_log_params(NULL, 3, PKEYS, PVALS_NULL_MID)),                                      \
+           A(mlo_log_params(R, 3, NULL, PVALS_NULL_MID)), A(mlo_log_params(R, 3, PKEYS, NULL)),    \
+           A(mlo_log_params(R, SIZE_MAX, NULL, NULL)), A(mlo_set_tags(NULL, 3, TKEYS, TVALS)),     \
+           A(mlo_set_tags(R, 3, NULL, TVALS)), A(mlo_set_tags(R, 3, TKEYS, NULL)),                 \
+           A(mlo_set_tags(R, SIZE_MAX, NULL, NULL))),                                              \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(params_null_mid, "mlo_log_params", "values[1] NULL", NULL, "entries 0 and 2 land",          \
+       mlo_log_params(R, 3, PKEYS, PVALS_NULL_MID), MLO_ERR_INVALID_ARGUMENT)                      \
+    X_(params_utf8_mid, "mlo_log_params", "values[1] invalid UTF-8", NULL, "entries 0 and 2 land", \
+       mlo_log_params(R, 3, PKEYS2, PVALS_UTF8_MID), MLO_ERR_INVALID_UTF8)                         \
+    X_(params_dup, "mlo_log_params", "one key twice, with two values", NULL,                       \
+       "the first lands; the server refuses the second (MLO_STAT_FAILED)",                         \
+       mlo_log_params(R, 2, PKEYS_DUP, PVALS_DUP), MLO_OK)                                         \
+    X_(tags_key_mid, "mlo_set_tags", "keys[1] `../no`", NULL, "entries 0 and 2 land",              \
+       mlo_set_tags(R, 3, TKEYS, TVALS), MLO_ERR_INVALID_KEY)                                      \
+    X_(tags_value_null, "mlo_set_tags", "values[1] NULL", NULL, "entry 0 lands",                   \
+       mlo_set_tags(R, 2, TKEYS_NULLV, TVALS_NULLV), MLO_ERR_INVALID_ARGUMENT)                     \
     /* ---- artifacts: mlo_log_artifact ---- */                                                    \
     X_(artifact_null, "mlo_log_artifact", "run NULL, zeroed or a client; local_path NULL or \"\"", \
-      NULL, NULL,                                                                                  \
-      ALL(A(mlo_log_artifact(NULL, data_file, NULL)), A(mlo_log_artifact(ZR, data_file, NULL)),    \
-          A(mlo_log_artifact((mlo_run_t *)C, data_file, NULL)), A(mlo_log_artifact(R, NULL, NULL)), \
-          A(mlo_log_artifact(R, "", NULL))),                                                       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       NULL, NULL,                                                                                 \
+       ALL(A(mlo_log_artifact(NULL, data_file, NULL)), A(mlo_log_artifact(ZR, data_file, NULL)),   \
+           A(mlo_log_artifact((mlo_run_t *)C, data_file, NULL)),                                   \
+           A(mlo_log_artifact(R, NULL, NULL)), A(mlo_log_artifact(R, "", NULL))),                  \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(artifact_closed, "mlo_log_artifact", "a run of a closed client", NULL, NULL,                \
-      mlo_log_artifact(CR, data_file, "ok"), MLO_ERR_CLOSED)                                       \
+       mlo_log_artifact(CR, data_file, "ok"), MLO_ERR_CLOSED)                                      \
     X_(artifact_utf8, "mlo_log_artifact", "local_path or artifact_path with invalid UTF-8", NULL,  \
-      NULL,                                                                                        \
-      ALL(A(mlo_log_artifact(R, "/tmp/\xff", NULL)), A(mlo_log_artifact(R, data_file, "a\xc3"))),  \
-      MLO_ERR_INVALID_UTF8)                                                                        \
+       NULL,                                                                                       \
+       ALL(A(mlo_log_artifact(R, "/tmp/\xff", NULL)), A(mlo_log_artifact(R, data_file, "a\xc3"))), \
+       MLO_ERR_INVALID_UTF8)                                                                       \
     X_(artifact_traversal, "mlo_log_artifact",                                                     \
-      "artifact_path `..`, `../x`, `../../x`, `a/../../b`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`, `./x`", \
-      NULL, "refused at the call: nothing staged, nothing sent",                                   \
-      ALL(A(mlo_log_artifact(R, data_file, "..")), A(mlo_log_artifact(R, data_file, "../x")),      \
-          A(mlo_log_artifact(R, data_file, "../../x")),                                            \
-          A(mlo_log_artifact(R, data_file, "a/../../b")), A(mlo_log_artifact(R, data_file, "/abs")), \
-          A(mlo_log_artifact(R, data_file, "a\\b")), A(mlo_log_artifact(R, data_file, "a//b")),    \
-          A(mlo_log_artifact(R, data_file, "a/")), A(mlo_log_artifact(R, data_file, ".")),         \
-          A(mlo_log_artifact(R, data_file, "./x"))),                                               \
-      MLO_ERR_INVALID_PATH)                                                                        \
+       "artifact_path `..`, `../x`, `../../x`, `a/../../b`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`, " \
+       "`./x`",                                                                                    \
+       NULL, "refused at the call: nothing staged, nothing sent",                                  \
+       ALL(A(mlo_log_artifact(R, data_file, "..")), A(mlo_log_artifact(R, data_file, "../x")),     \
+           A(mlo_log_artifact(R, data_file, "../../x")),                                           \
+           A(mlo_log_artifact(R, data_file, "a/../../b")),                                         \
+           A(mlo_log_artifact(R, data_file, "/abs")), A(mlo_log_artifact(R, data_file, "a\\b")),   \
+           A(mlo_log_artifact(R, data_file, "a//b")), A(mlo_log_artifact(R, data_file, "a/")),     \
+           A(mlo_log_artifact(R, data_file, ".")), A(mlo_log_artifact(R, data_file, "./x"))),      \
+       MLO_ERR_INVALID_PATH)                                                                       \
     X_(artifact_path_long, "mlo_log_artifact", "artifact_path of 4097 bytes", NULL,                \
-      "4096 is the limit", mlo_log_artifact(R, data_file, P4097), MLO_ERR_INVALID_PATH)            \
+       "4096 is the limit", mlo_log_artifact(R, data_file, P4097), MLO_ERR_INVALID_PATH)           \
     X_(artifact_missing, "mlo_log_artifact", "local_path that does not exist; of 1 MB", NULL,      \
-      "the message names the path and the reason",                                                 \
-      ALL(A(mlo_log_artifact(R, "/nonexistent/x", NULL)), A(mlo_log_artifact(R, P1M, NULL))),      \
-      MLO_ERR_IO)                                                                                  \
+       "the message names the path and the reason",                                                \
+       ALL(A(mlo_log_artifact(R, "/nonexistent/x", NULL)), A(mlo_log_artifact(R, P1M, NULL))),     \
+       MLO_ERR_IO)                                                                                 \
     X_(artifact_special, "mlo_log_artifact", "local_path a FIFO (no writer), `/dev/null`", NULL,   \
-      "not a regular file or directory; the FIFO never blocks the call",                           \
-      ALL(A(mlo_log_artifact(R, fifo_path, "ok")), A(mlo_log_artifact(R, "/dev/null", "ok"))),     \
-      MLO_ERR_IO)                                                                                  \
+       "not a regular file or directory; the FIFO never blocks the call",                          \
+       ALL(A(mlo_log_artifact(R, fifo_path, "ok")), A(mlo_log_artifact(R, "/dev/null", "ok"))),    \
+       MLO_ERR_IO)                                                                                 \
     X_(artifact_dir_link, "mlo_log_artifact",                                                      \
-      "a directory holding a symbolic link to a file outside it", NULL,                            \
-      "the link is skipped (and reported); the other file lands",                                  \
-      mlo_log_artifact(R, adir, "ok/dir"), MLO_OK)                                                 \
+       "a directory holding a symbolic link to a file outside it", NULL,                           \
+       "the link is skipped (and reported); the other file lands",                                 \
+       mlo_log_artifact(R, adir, "ok/dir"), MLO_OK)                                                \
     X_(artifact_dir_odd, "mlo_log_artifact",                                                       \
-      "a directory holding a file named with invalid UTF-8, a FIFO and a good file", NULL,         \
-      "the first two are skipped (and reported); the good file lands",                             \
-      mlo_log_artifact(R, odd_dir, "ok/odd"), MLO_OK)                                              \
+       "a directory holding a file named with invalid UTF-8, a FIFO and a good file", NULL,        \
+       "the first two are skipped (and reported); the good file lands",                            \
+       mlo_log_artifact(R, odd_dir, "ok/odd"), MLO_OK)                                             \
     X_(artifact_dir_empty, "mlo_log_artifact", "an empty directory", NULL, "nothing to upload",    \
-      mlo_log_artifact(R, empty_dir, "ok/none"), MLO_OK)                                           \
+       mlo_log_artifact(R, empty_dir, "ok/none"), MLO_OK)                                          \
     X_(artifact_name_newline, "mlo_log_artifact", "a file whose name holds a newline", NULL,       \
-      NEWLINE_NOTE, mlo_log_artifact(RX, nl_file, "ok"), MLO_ERR_INVALID_PATH)                                   \
+       NEWLINE_NOTE, mlo_log_artifact(RX, nl_file, "ok"), MLO_ERR_INVALID_PATH)                    \
     X_(artifact_no_store_np, "mlo_log_artifact",                                                   \
-      "client without a store, run whose artifacts are at s3:// (not proxied)", NULL,              \
-      "uploaded in the call, so refused in the call", mlo_log_artifact(RNN, data_file, "ok"),      \
-      MLO_ERR_ARTIFACTS_NOT_PROXIED)                                                               \
+       "client without a store, run whose artifacts are at s3:// (not proxied)", NULL,             \
+       "uploaded in the call, so refused in the call", mlo_log_artifact(RNN, data_file, "ok"),     \
+       MLO_ERR_ARTIFACTS_NOT_PROXIED)                                                              \
     /* ---- artifacts: mlo_log_artifact_bytes ---- */                                              \
     X_(bytes_null, "mlo_log_artifact_bytes",                                                       \
-      "run NULL, zeroed or a client; artifact_path NULL; data NULL with len 1 or SIZE_MAX", NULL,  \
-      NULL,                                                                                        \
-      ALL(A(mlo_log_artifact_bytes(NULL, "x", 1, "ok/x")),                                         \
-          A(mlo_log_artifact_bytes(ZR, "x", 1, "ok/x")),                                           \
-          A(mlo_log_artifact_bytes((mlo_run_t *)C, "x", 1, "ok/x")),                               \
-          A(mlo_log_artifact_bytes(R, "x", 1, NULL)), A(mlo_log_artifact_bytes(R, NULL, 1, "ok/x")), \
-          A(mlo_log_artifact_bytes(R, NULL, SIZE_MAX, "ok/x"))),                                   \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "run NULL, zeroed or a client; artifact_path NULL; data NULL with len 1 or SIZE_MAX", NULL, \
+       NULL,                                                                                       \
+       ALL(A(mlo_log_artifact_bytes(NULL, "x", 1, "ok/x")),                                        \
+           A(mlo_log_artifact_bytes(ZR, "x", 1, "ok/x")),                                          \
+           A(mlo_log_artifact_bytes((mlo_run_t *)C, "x", 1, "ok/x")),                              \
+           A(mlo_log_artifact_bytes(R, "x", 1, NULL)),                                             \
+           A(mlo_log_artifact_bytes(R, NULL, 1, "ok/x")),                                          \
+           A(mlo_log_artifact_bytes(R, NULL, SIZE_MAX, "ok/x"))),                                  \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(bytes_closed, "mlo_log_artifact_bytes", "a run of a closed client", NULL, NULL,             \
-      mlo_log_artifact_bytes(CR, "x", 1, "ok/x"), MLO_ERR_CLOSED)                                  \
+       mlo_log_artifact_bytes(CR, "x", 1, "ok/x"), MLO_ERR_CLOSED)                                 \
     X_(bytes_path_empty, "mlo_log_artifact_bytes", "artifact_path \"\"", NULL,                     \
-      "a file needs a name", mlo_log_artifact_bytes(R, "x", 1, ""), MLO_ERR_INVALID_PATH)          \
+       "a file needs a name", mlo_log_artifact_bytes(R, "x", 1, ""), MLO_ERR_INVALID_PATH)         \
     X_(bytes_traversal, "mlo_log_artifact_bytes",                                                  \
-      "artifact_path `..`, `../x`, `a/../../b`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`, `./x`", NULL, \
-      "refused at the call: nothing staged, nothing sent",                                         \
-      ALL(A(mlo_log_artifact_bytes(R, "x", 1, "..")), A(mlo_log_artifact_bytes(R, "x", 1, "../x")), \
-          A(mlo_log_artifact_bytes(R, "x", 1, "a/../../b")),                                       \
-          A(mlo_log_artifact_bytes(R, "x", 1, "/abs")), A(mlo_log_artifact_bytes(R, "x", 1, "a\\b")), \
-          A(mlo_log_artifact_bytes(R, "x", 1, "a//b")), A(mlo_log_artifact_bytes(R, "x", 1, "a/")), \
-          A(mlo_log_artifact_bytes(R, "x", 1, ".")), A(mlo_log_artifact_bytes(R, "x", 1, "./x"))), \
-      MLO_ERR_INVALID_PATH)                                                                        \
+       "artifact_path `..`, `../x`, `a/../../b`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`, `./x`",      \
+       NULL, "refused at the call: nothing staged, nothing sent",                                  \
+       ALL(A(mlo_log_artifact_bytes(R, "x", 1, "..")),                                             \
+           A(mlo_log_artifact_bytes(R, "x", 1, "../x")),                                           \
+           A(mlo_log_artifact_bytes(R, "x", 1, "a/../../b")),                                      \
+           A(mlo_log_artifact_bytes(R, "x", 1, "/abs")),                                           \
+           A(mlo_log_artifact_bytes(R, "x", 1, "a\\b")),                                           \
+           A(mlo_log_artifact_bytes(R, "x", 1, "a//b")),                                           \
+           A(mlo_log_artifact_bytes(R, "x", 1, "a/")), A(mlo_log_artifact_bytes(R, "x", 1, ".")),  \
+           A(mlo_log_artifact_bytes(R, "x", 1, "./x"))),                                           \
+       MLO_ERR_INVALID_PATH)                                                                       \
     X_(bytes_path_long, "mlo_log_artifact_bytes", "artifact_path of 4097 bytes", NULL, NULL,       \
-      mlo_log_artifact_bytes(R, "x", 1, P4097), MLO_ERR_INVALID_PATH)                              \
-    X_(bytes_utf8, "mlo_log_artifact_bytes",                                                       \
-      "artifact_path with a stray byte, an overlong `/`", NULL, NULL,                              \
-      ALL(A(mlo_log_artifact_bytes(R, "x", 1, "ok/\xff")),                                         \
-          A(mlo_log_artifact_bytes(R, "x", 1, "ok\xc0\xafx"))),                                    \
-      MLO_ERR_INVALID_UTF8)                                                                        \
+       mlo_log_artifact_bytes(R, "x", 1, P4097), MLO_ERR_INVALID_PATH)                             \
+    X_(bytes_utf8, "mlo_log_artifact_bytes", "artifact_path with a stray byte, an overlong `/`",   \
+       NULL, NULL,                                                                                 \
+       ALL(A(mlo_log_artifact_bytes(R, "x", 1, "ok/\xff")),                                        \
+           A(mlo_log_artifact_bytes(R, "x", 1, "ok\xc0\xafx"))),                                   \
+       MLO_ERR_INVALID_UTF8)                                                                       \
     X_(bytes_empty, "mlo_log_artifact_bytes", "data NULL with len 0", NULL,                        \
-      "lands as an empty file", mlo_log_artifact_bytes(R, NULL, 0, "ok/empty.bin"), MLO_OK)        \
+       "lands as an empty file", mlo_log_artifact_bytes(R, NULL, 0, "ok/empty.bin"), MLO_OK)       \
     X_(bytes_ok, "mlo_log_artifact_bytes", "1000 bytes; a name with a space, `%` and `ü`", NULL,   \
-      "land byte for byte",                                                                        \
-      ALL(A(mlo_log_artifact_bytes(R, BYTES, sizeof BYTES, "ok/bytes.bin")),                       \
-          A(mlo_log_artifact_bytes(R, "odd", 3, "ok/sub dir/100% \xc3\xbc.bin"))),                 \
-      MLO_OK)                                                                                      \
+       "land byte for byte",                                                                       \
+       ALL(A(mlo_log_artifact_bytes(R, BYTES, sizeof BYTES, "ok/bytes.bin")),                      \
+           A(mlo_log_artifact_bytes(R, "odd", 3, "ok/sub dir/100% \xc3\xbc.bin"))),                \
+       MLO_OK)                                                                                     \
     X_(bytes_twice, "mlo_log_artifact_bytes", "the same artifact_path twice", NULL,                \
-      "the second replaces the first, as in MLflow",                                               \
-      ALL(A(mlo_log_artifact_bytes(R, "first", 5, "ok/twice.bin")),                                \
-          A(mlo_log_artifact_bytes(R, "second", 6, "ok/twice.bin"))),                              \
-      MLO_OK)                                                                                      \
+       "the second replaces the first, as in MLflow",                                              \
+       ALL(A(mlo_log_artifact_bytes(R, "first", 5, "ok/twice.bin")),                               \
+           A(mlo_log_artifact_bytes(R, "second", 6, "ok/twice.bin"))),                             \
+       MLO_OK)                                                                                     \
     X_(bytes_no_uri, "mlo_log_artifact_bytes", "a client without a tracking URI", NULL,            \
-      "kept in its store for `mlo sync`", mlo_log_artifact_bytes(RL, "x", 1, "ok/local.bin"),      \
-      MLO_OK)                                                                                      \
-    X_(bytes_not_proxied, "mlo_log_artifact_bytes", "a run whose artifacts are at s3:// (not proxied)", \
-      NULL, "staged; the uploader reports MLO_ERR_ARTIFACTS_NOT_PROXIED and keeps it in the store", \
-      bytes_parked(RNP), MLO_OK)                                                                   \
+       "kept in its store for `mlo sync`", mlo_log_artifact_bytes(RL, "x", 1, "ok/local.bin"),     \
+       MLO_OK)                                                                                     \
+    X_(bytes_not_proxied, "mlo_log_artifact_bytes",                                                \
+       "a run whose artifacts are at s3:// (not proxied)", NULL,                                   \
+       "staged; the uploader reports MLO_ERR_ARTIFACTS_NOT_PROXIED and keeps it in the store",     \
+       bytes_parked(RNP), MLO_OK)                                                                  \
     X_(bytes_no_store, "mlo_log_artifact_bytes", "client without a store", NULL,                   \
-      "uploaded in the call; lands",                                                               \
-      mlo_log_artifact_bytes(RND, BYTES, sizeof BYTES, "ok/direct.bin"), MLO_OK)                   \
+       "uploaded in the call; lands",                                                              \
+       mlo_log_artifact_bytes(RND, BYTES, sizeof BYTES, "ok/direct.bin"), MLO_OK)                  \
     X_(bytes_no_store_np, "mlo_log_artifact_bytes",                                                \
-      "client without a store, run whose artifacts are at s3://", NULL, NULL,                      \
-      mlo_log_artifact_bytes(RNN, "x", 1, "ok/x"), MLO_ERR_ARTIFACTS_NOT_PROXIED)                  \
+       "client without a store, run whose artifacts are at s3://", NULL, NULL,                     \
+       mlo_log_artifact_bytes(RNN, "x", 1, "ok/x"), MLO_ERR_ARTIFACTS_NOT_PROXIED)                 \
     /* ---- artifacts: mlo_list_artifacts ---- */                                                  \
     X_(list_null, "mlo_list_artifacts",                                                            \
-      "client NULL, zeroed or a run; fn NULL; run_id NULL or \"\"", NULL, NULL,                    \
-      ALL(A(list_on(NULL, RID, NULL)), A(list_on(ZC, RID, NULL)),                                  \
-          A(list_on((mlo_client_t *)R, RID, NULL)), A(mlo_list_artifacts(C, RID, NULL, NULL, NULL)), \
-          A(list_on(C, NULL, NULL)), A(list_on(C, "", NULL))),                                     \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "client NULL, zeroed or a run; fn NULL; run_id NULL or \"\"", NULL, NULL,                   \
+       ALL(A(list_on(NULL, RID, NULL)), A(list_on(ZC, RID, NULL)),                                 \
+           A(list_on((mlo_client_t *)R, RID, NULL)),                                               \
+           A(mlo_list_artifacts(C, RID, NULL, NULL, NULL)), A(list_on(C, NULL, NULL)),             \
+           A(list_on(C, "", NULL))),                                                               \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(list_closed, "mlo_list_artifacts", "a closed client", NULL, NULL, list_on(CC, RID, NULL),   \
-      MLO_ERR_CLOSED)                                                                              \
+       MLO_ERR_CLOSED)                                                                             \
     X_(list_utf8, "mlo_list_artifacts", "run_id or artifact_path with invalid UTF-8", NULL, NULL,  \
-      ALL(A(list_on(C, "ab\xff", NULL)), A(list_on(C, RID, "ok\xc3"))), MLO_ERR_INVALID_UTF8)      \
+       ALL(A(list_on(C, "ab\xff", NULL)), A(list_on(C, RID, "ok\xc3"))), MLO_ERR_INVALID_UTF8)     \
     X_(list_traversal, "mlo_list_artifacts",                                                       \
-      "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes; run_id "    \
-      "`runs:/<id>/../x`, `runs:/<id>/a//b`",                                                      \
-      NULL, "refused before any request",                                                          \
-      ALL(A(list_on(C, RID, "..")), A(list_on(C, RID, "../x")), A(list_on(C, RID, "/abs")),        \
-          A(list_on(C, RID, "a\\b")), A(list_on(C, RID, "a//b")), A(list_on(C, RID, "a/")),        \
-          A(list_on(C, RID, ".")), A(list_on(C, RID, P4097)),                                      \
-          A(list_on(C, runs_uri("/../x"), NULL)), A(list_on(C, runs_uri("/a//b"), NULL))),         \
-      MLO_ERR_INVALID_PATH)                                                                        \
+       "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes; run_id "   \
+       "`runs:/<id>/../x`, `runs:/<id>/a//b`",                                                     \
+       NULL, "refused before any request",                                                         \
+       ALL(A(list_on(C, RID, "..")), A(list_on(C, RID, "../x")), A(list_on(C, RID, "/abs")),       \
+           A(list_on(C, RID, "a\\b")), A(list_on(C, RID, "a//b")), A(list_on(C, RID, "a/")),       \
+           A(list_on(C, RID, ".")), A(list_on(C, RID, P4097)),                                     \
+           A(list_on(C, runs_uri("/../x"), NULL)), A(list_on(C, runs_uri("/a//b"), NULL))),        \
+       MLO_ERR_INVALID_PATH)                                                                       \
     X_(list_uri_bad, "mlo_list_artifacts", BAD_URIS_TEXT, NULL, "refused before any request",      \
-      ALL(A(list_on(C, "models:/", NULL)), A(list_on(C, "models:/x@", NULL)),                      \
-          A(list_on(C, "models:/@x", NULL)), A(list_on(C, "runs:/", NULL)),                        \
-          A(list_on(C, "models:/a/b/c", NULL)), A(list_on(C, "?", NULL)),                          \
-          A(list_on(C, "../../x", NULL)), A(list_on(C, "models://host/m/1", NULL)),                \
-          A(list_on(C, "models:/m/latest", NULL)), A(list_on(C, "models:/m/Production", NULL)),    \
-          A(list_on(C, runs_uri("?x=1"), NULL))),                                                  \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       ALL(A(list_on(C, "models:/", NULL)), A(list_on(C, "models:/x@", NULL)),                     \
+           A(list_on(C, "models:/@x", NULL)), A(list_on(C, "runs:/", NULL)),                       \
+           A(list_on(C, "models:/a/b/c", NULL)), A(list_on(C, "?", NULL)),                         \
+           A(list_on(C, "../../x", NULL)), A(list_on(C, "models://host/m/1", NULL)),               \
+           A(list_on(C, "models:/m/latest", NULL)), A(list_on(C, "models:/m/Production", NULL)),   \
+           A(list_on(C, runs_uri("?x=1"), NULL))),                                                 \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(list_unknown, "mlo_list_artifacts", UNKNOWN_TEXT, NULL,                                     \
-      "the server's 404 (for an unknown alias its 400 \"... not found\")",                         \
-      ALL(A(list_on(C, "0123456789abcdef0123456789abcdef", NULL)),                                 \
-          A(list_on(C, "models:/no-such-model/1", NULL)),                                          \
-          A(list_on(C, "models:/no-such-model@champion", NULL))),                                  \
-      MLO_ERR_NOT_FOUND)                                                                           \
+       "the server's 404 (for an unknown alias its 400 \"... not found\")",                        \
+       ALL(A(list_on(C, "0123456789abcdef0123456789abcdef", NULL)),                                \
+           A(list_on(C, "models:/no-such-model/1", NULL)),                                         \
+           A(list_on(C, "models:/no-such-model@champion", NULL))),                                 \
+       MLO_ERR_NOT_FOUND)                                                                          \
     X_(list_np, "mlo_list_artifacts", "a run whose artifacts are at s3:// (not proxied)", NULL,    \
-      NP_NOTE, list_on(C, NP_RUN, NULL), MLO_ERR_ARTIFACTS_NOT_PROXIED)                            \
+       NP_NOTE, list_on(C, NP_RUN, NULL), MLO_ERR_ARTIFACTS_NOT_PROXIED)                           \
     X_(list_no_uri, "mlo_list_artifacts", "a client without a tracking URI", NULL, NULL,           \
-      list_on(CL, RID, NULL), MLO_ERR_CONFIG)                                                      \
-    X_(list_missing, "mlo_list_artifacts", "artifact_path that does not exist", NULL, "no entries", \
-      list_expect(RID, "no/such/dir", 0, 0), MLO_OK)                                               \
+       list_on(CL, RID, NULL), MLO_ERR_CONFIG)                                                     \
+    X_(list_missing, "mlo_list_artifacts", "artifact_path that does not exist", NULL,              \
+       "no entries", list_expect(RID, "no/such/dir", 0, 0), MLO_OK)                                \
     X_(list_stop, "mlo_list_artifacts", "a callback that stops at once", NULL,                     \
-      "one entry seen, nothing else", list_expect(RID, "ok", 1, 1), MLO_OK)                        \
+       "one entry seen, nothing else", list_expect(RID, "ok", 1, 1), MLO_OK)                       \
     X_(list_ok, "mlo_list_artifacts", "run_id as an id with artifact_path `ok`; `runs:/<id>/ok`",  \
-      NULL, "the entries under ok/",                                                               \
-      ALL(A(list_expect(RID, "ok", -1, 0)), A(list_expect(runs_uri("/ok"), NULL, -1, 0))), MLO_OK) \
+       NULL, "the entries under ok/",                                                              \
+       ALL(A(list_expect(RID, "ok", -1, 0)), A(list_expect(runs_uri("/ok"), NULL, -1, 0))),        \
+       MLO_OK)                                                                                     \
     /* ---- artifacts: mlo_download_artifacts ---- */                                              \
     X_(dl_null, "mlo_download_artifacts",                                                          \
-      "client NULL, zeroed or a run; run_id NULL or \"\"; dest_dir NULL or \"\"", NULL, NULL,      \
-      ALL(A(dl_on(NULL, RID, "ok", dl_base)), A(dl_on(ZC, RID, "ok", dl_base)),                    \
-          A(dl_on((mlo_client_t *)R, RID, "ok", dl_base)), A(dl_on(C, NULL, "ok", dl_base)),       \
-          A(dl_on(C, "", "ok", dl_base)), A(dl_on(C, RID, "ok", NULL)), A(dl_on(C, RID, "ok", ""))), \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "client NULL, zeroed or a run; run_id NULL or \"\"; dest_dir NULL or \"\"", NULL, NULL,     \
+       ALL(A(dl_on(NULL, RID, "ok", dl_base)), A(dl_on(ZC, RID, "ok", dl_base)),                   \
+           A(dl_on((mlo_client_t *)R, RID, "ok", dl_base)), A(dl_on(C, NULL, "ok", dl_base)),      \
+           A(dl_on(C, "", "ok", dl_base)), A(dl_on(C, RID, "ok", NULL)),                           \
+           A(dl_on(C, RID, "ok", ""))),                                                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(dl_closed, "mlo_download_artifacts", "a closed client", NULL, NULL,                         \
-      dl_on(CC, RID, "ok", dl_base), MLO_ERR_CLOSED)                                               \
-    X_(dl_utf8, "mlo_download_artifacts", "run_id or artifact_path with invalid UTF-8", NULL, NULL, \
-      ALL(A(dl_on(C, "ab\xff", NULL, dl_base)), A(dl_on(C, RID, "ok\xff", dl_base))),              \
-      MLO_ERR_INVALID_UTF8)                                                                        \
+       dl_on(CC, RID, "ok", dl_base), MLO_ERR_CLOSED)                                              \
+    X_(dl_utf8, "mlo_download_artifacts", "run_id or artifact_path with invalid UTF-8", NULL,      \
+       NULL, ALL(A(dl_on(C, "ab\xff", NULL, dl_base)), A(dl_on(C, RID, "ok\xff", dl_base))),       \
+       MLO_ERR_INVALID_UTF8)                                                                       \
     X_(dl_traversal, "mlo_download_artifacts",                                                     \
-      "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes; run_id "    \
-      "`runs:/<id>/../x`",                                                                         \
-      NULL, "refused before any request: nothing written",                                         \
-      ALL(A(dl_on(C, RID, "..", dl_base)), A(dl_on(C, RID, "../x", dl_base)),                      \
-          A(dl_on(C, RID, "/abs", dl_base)), A(dl_on(C, RID, "a\\b", dl_base)),                    \
-          A(dl_on(C, RID, "a//b", dl_base)), A(dl_on(C, RID, "a/", dl_base)),                      \
-          A(dl_on(C, RID, ".", dl_base)), A(dl_on(C, RID, P4097, dl_base)),                        \
-          A(dl_on(C, runs_uri("/../x"), NULL, dl_base))),                                          \
-      MLO_ERR_INVALID_PATH)                                                                        \
+       "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes; run_id "   \
+       "`runs:/<id>/../x`",                                                                        \
+       NULL, "refused before any request: nothing written",                                        \
+       ALL(A(dl_on(C, RID, "..", dl_base)), A(dl_on(C, RID, "../x", dl_base)),                     \
+           A(dl_on(C, RID, "/abs", dl_base)), A(dl_on(C, RID, "a\\b", dl_base)),                   \
+           A(dl_on(C, RID, "a//b", dl_base)), A(dl_on(C, RID, "a/", dl_base)),                     \
+           A(dl_on(C, RID, ".", dl_base)), A(dl_on(C, RID, P4097, dl_base)),                       \
+           A(dl_on(C, runs_uri("/../x"), NULL, dl_base))),                                         \
+       MLO_ERR_INVALID_PATH)                                                                       \
     X_(dl_uri_bad, "mlo_download_artifacts", BAD_URIS_TEXT, NULL, "refused before any request",    \
-      ALL(A(dl_on(C, "models:/", NULL, dl_base)), A(dl_on(C, "models:/x@", NULL, dl_base)),        \
-          A(dl_on(C, "models:/@x", NULL, dl_base)), A(dl_on(C, "runs:/", NULL, dl_base)),          \
-          A(dl_on(C, "models:/a/b/c", NULL, dl_base)), A(dl_on(C, "?", NULL, dl_base)),            \
-          A(dl_on(C, "../../x", NULL, dl_base)), A(dl_on(C, "models://host/m/1", NULL, dl_base)),  \
-          A(dl_on(C, "models:/m/latest", NULL, dl_base)),                                          \
-          A(dl_on(C, "models:/m/Production", NULL, dl_base)),                                      \
-          A(dl_on(C, runs_uri("?x=1"), NULL, dl_base))),                                           \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       ALL(A(dl_on(C, "models:/", NULL, dl_base)), A(dl_on(C, "models:/x@", NULL, dl_base)),       \
+           A(dl_on(C, "models:/@x", NULL, dl_base)), A(dl_on(C, "runs:/", NULL, dl_base)),         \
+           A(dl_on(C, "models:/a/b/c", NULL, dl_base)), A(dl_on(C, "?", NULL, dl_base)),           \
+           A(dl_on(C, "../../x", NULL, dl_base)), A(dl_on(C, "models://host/m/1", NULL, dl_base)), \
+           A(dl_on(C, "models:/m/latest", NULL, dl_base)),                                         \
+           A(dl_on(C, "models:/m/Production", NULL, dl_base)),                                     \
+           A(dl_on(C, runs_uri("?x=1"), NULL, dl_base))),                                          \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(dl_unknown, "mlo_download_artifacts", UNKNOWN_TEXT "; artifact_path that does not exist",   \
-      NULL, NULL,                                                                                  \
-      ALL(A(dl_on(C, "0123456789abcdef0123456789abcdef", NULL, dl_base)),                          \
-          A(dl_on(C, "models:/no-such-model/1", NULL, dl_base)),                                   \
-          A(dl_on(C, "models:/no-such-model@champion", NULL, dl_base)),                            \
-          A(dl_on(C, RID, "no/such", dl_base))),                                                   \
-      MLO_ERR_NOT_FOUND)                                                                           \
+       NULL, NULL,                                                                                 \
+       ALL(A(dl_on(C, "0123456789abcdef0123456789abcdef", NULL, dl_base)),                         \
+           A(dl_on(C, "models:/no-such-model/1", NULL, dl_base)),                                  \
+           A(dl_on(C, "models:/no-such-model@champion", NULL, dl_base)),                           \
+           A(dl_on(C, RID, "no/such", dl_base))),                                                  \
+       MLO_ERR_NOT_FOUND)                                                                          \
     X_(dl_np, "mlo_download_artifacts", "a run whose artifacts are at s3:// (not proxied)", NULL,  \
-      NP_NOTE, dl_on(C, NP_RUN, NULL, dl_base), MLO_ERR_ARTIFACTS_NOT_PROXIED)                     \
+       NP_NOTE, dl_on(C, NP_RUN, NULL, dl_base), MLO_ERR_ARTIFACTS_NOT_PROXIED)                    \
     X_(dl_no_uri, "mlo_download_artifacts", "a client without a tracking URI", NULL, NULL,         \
-      dl_on(CL, RID, "ok", dl_base), MLO_ERR_CONFIG)                                               \
+       dl_on(CL, RID, "ok", dl_base), MLO_ERR_CONFIG)                                              \
     X_(dl_dest_bad, "mlo_download_artifacts",                                                      \
-      "dest_dir a regular file; under one; where it cannot be created; of 5000 characters", NULL,  \
-      "nothing written",                                                                           \
-      ALL(A(dl_to(store_file)), A(dl_to(store_under_file)),                                        \
-          A(dl_to("/proc/mlo-no-such/dl")), A(dl_to(D5K))),                                        \
-      MLO_ERR_IO)                                                                                  \
+       "dest_dir a regular file; under one; where it cannot be created; of 5000 characters", NULL, \
+       "nothing written",                                                                          \
+       ALL(A(dl_to(store_file)), A(dl_to(store_under_file)), A(dl_to("/proc/mlo-no-such/dl")),     \
+           A(dl_to(D5K))),                                                                         \
+       MLO_ERR_IO)                                                                                 \
     X_(dl_dest_link, "mlo_download_artifacts",                                                     \
-      "dest_dir holding a symbolic link where a downloaded file goes", NULL,                       \
-      "never followed: nothing written through it", dl_through_link(), MLO_ERR_INVALID_PATH)       \
+       "dest_dir holding a symbolic link where a downloaded file goes", NULL,                      \
+       "never followed: nothing written through it", dl_through_link(), MLO_ERR_INVALID_PATH)      \
     X_(dl_dest_utf8, "mlo_download_artifacts", "dest_dir with invalid UTF-8", NULL,                \
-      "a local path, any bytes: the files land there (mlo_log_artifact refuses such a "            \
-      "local_path: MLO_ERR_INVALID_UTF8)", dl_utf8_dest(), MLO_OK)                                 \
-    X_(dl_ok, "mlo_download_artifacts", "`runs:/<id>/ok/bytes.bin` (a file); run_id with artifact_path `ok`", \
-      NULL, "byte for byte",                                                                       \
-      ALL(A(dl_expect(runs_uri("/ok/bytes.bin"), NULL, "file", "bytes.bin")),                      \
-          A(dl_expect(RID, "ok", "dir", "bytes.bin"))),                                            \
-      MLO_OK)                                                                                      \
+       "a local path, any bytes: the files land there (mlo_log_artifact refuses such a "           \
+       "local_path: MLO_ERR_INVALID_UTF8)",                                                        \
+       dl_utf8_dest(), MLO_OK)                                                                     \
+    X_(dl_ok, "mlo_download_artifacts",                                                            \
+       "`runs:/<id>/ok/bytes.bin` (a file); run_id with artifact_path `ok`", NULL,                 \
+       "byte for byte",                                                                            \
+       ALL(A(dl_expect(runs_uri("/ok/bytes.bin"), NULL, "file", "bytes.bin")),                     \
+           A(dl_expect(RID, "ok", "dir", "bytes.bin"))),                                           \
+       MLO_OK)                                                                                     \
     X_(dl_again, "mlo_download_artifacts", "into a directory that already holds the files", NULL,  \
-      "replaced", dl_expect(RID, "ok", "dir", "bytes.bin"), MLO_OK)                                \
+       "replaced", dl_expect(RID, "ok", "dir", "bytes.bin"), MLO_OK)                               \
     /* ---- model registry ---- */                                                                 \
     X_(reg_null, "mlo_register_model", "run NULL, zeroed or a client; name NULL or \"\"", NULL,    \
-      "`*version` untouched",                                                                      \
-      ALL(A(reg_on(NULL, "ok", "m")), A(reg_on(ZR, "ok", "m")), A(reg_on((mlo_run_t *)C, "ok", "m")), \
-          A(reg_on(R, "ok", NULL)), A(reg_on(R, "ok", ""))),                                       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "`*version` untouched",                                                                     \
+       ALL(A(reg_on(NULL, "ok", "m")), A(reg_on(ZR, "ok", "m")),                                   \
+           A(reg_on((mlo_run_t *)C, "ok", "m")), A(reg_on(R, "ok", NULL)),                         \
+           A(reg_on(R, "ok", ""))),                                                                \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(reg_closed, "mlo_register_model", "a run of a closed client", NULL, NULL,                   \
-      reg_on(CR, "ok", "m"), MLO_ERR_CLOSED)                                                       \
+       reg_on(CR, "ok", "m"), MLO_ERR_CLOSED)                                                      \
     X_(reg_utf8, "mlo_register_model", "name or artifact_path with invalid UTF-8", NULL, NULL,     \
-      ALL(A(reg_on(R, "ok", "m\xff")), A(reg_on(R, "ok\xff", "m"))), MLO_ERR_INVALID_UTF8)         \
+       ALL(A(reg_on(R, "ok", "m\xff")), A(reg_on(R, "ok\xff", "m"))), MLO_ERR_INVALID_UTF8)        \
     X_(reg_traversal, "mlo_register_model",                                                        \
-      "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes", NULL,      \
-      "refused before any request",                                                                \
-      ALL(A(reg_on(R, "..", "m")), A(reg_on(R, "../x", "m")), A(reg_on(R, "/abs", "m")),           \
-          A(reg_on(R, "a\\b", "m")), A(reg_on(R, "a//b", "m")), A(reg_on(R, "a/", "m")),           \
-          A(reg_on(R, ".", "m")), A(reg_on(R, P4097, "m"))),                                       \
-      MLO_ERR_INVALID_PATH)                                                                        \
+       "artifact_path `..`, `../x`, `/abs`, `a\\\\b`, `a//b`, `a/`, `.`; of 4097 bytes", NULL,     \
+       "refused before any request",                                                               \
+       ALL(A(reg_on(R, "..", "m")), A(reg_on(R, "../x", "m")), A(reg_on(R, "/abs", "m")),          \
+           A(reg_on(R, "a\\b", "m")), A(reg_on(R, "a//b", "m")), A(reg_on(R, "a/", "m")),          \
+           A(reg_on(R, ".", "m")), A(reg_on(R, P4097, "m"))),                                      \
+       MLO_ERR_INVALID_PATH)                                                                       \
     X_(reg_no_uri, "mlo_register_model", "a run of a client without a tracking URI", NULL, NULL,   \
-      reg_on(RL, "ok", "m"), MLO_ERR_CONFIG)                                                       \
+       reg_on(RL, "ok", "m"), MLO_ERR_CONFIG)                                                      \
     X_(reg_ok, "mlo_register_model", "artifact_path `ok` (its uploads pending)", NULL,             \
-      "waits for them; version 1 of a new model", reg_expect("ok", "hostile-model", 1), MLO_OK)    \
+       "waits for them; version 1 of a new model", reg_expect("ok", "hostile-model", 1), MLO_OK)   \
     X_(reg_version_null, "mlo_register_model", "version NULL", NULL, "version 2",                  \
-      mlo_register_model(R, "ok", "hostile-model", NULL), MLO_OK)                                  \
+       mlo_register_model(R, "ok", "hostile-model", NULL), MLO_OK)                                 \
     X_(reg_missing, "mlo_register_model", "artifact_path under which nothing was logged", NULL,    \
-      "version 3: as MLflow, the source is not checked",                                           \
-      reg_expect("no/such/dir", "hostile-model", 3), MLO_OK)                                       \
+       "version 3: as MLflow, the source is not checked",                                          \
+       reg_expect("no/such/dir", "hostile-model", 3), MLO_OK)                                      \
     X_(alias_null, "mlo_set_model_alias",                                                          \
-      "client NULL, zeroed or a run; name or alias NULL or \"\"", NULL, NULL,                      \
-      ALL(A(mlo_set_model_alias(NULL, "hostile-model", "a", 1)),                                   \
-          A(mlo_set_model_alias(ZC, "hostile-model", "a", 1)),                                     \
-          A(mlo_set_model_alias((mlo_client_t *)R, "hostile-model", "a", 1)),                      \
-          A(mlo_set_model_alias(C, NULL, "a", 1)), A(mlo_set_model_alias(C, "", "a", 1)),          \
-          A(mlo_set_model_alias(C, "hostile-model", NULL, 1)),                                     \
-          A(mlo_set_model_alias(C, "hostile-model", "", 1))),                                      \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "client NULL, zeroed or a run; name or alias NULL or \"\"", NULL, NULL,                     \
+       ALL(A(mlo_set_model_alias(NULL, "hostile-model", "a", 1)),                                  \
+           A(mlo_set_model_alias(ZC, "hostile-model", "a", 1)),                                    \
+           A(mlo_set_model_alias((mlo_client_t *)R, "hostile-model", "a", 1)),                     \
+           A(mlo_set_model_alias(C, NULL, "a", 1)), A(mlo_set_model_alias(C, "", "a", 1)),         \
+           A(mlo_set_model_alias(C, "hostile-model", NULL, 1)),                                    \
+           A(mlo_set_model_alias(C, "hostile-model", "", 1))),                                     \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(alias_closed, "mlo_set_model_alias", "a closed client", NULL, NULL,                         \
-      mlo_set_model_alias(CC, "hostile-model", "a", 1), MLO_ERR_CLOSED)                            \
+       mlo_set_model_alias(CC, "hostile-model", "a", 1), MLO_ERR_CLOSED)                           \
     X_(alias_utf8, "mlo_set_model_alias", "name or alias with invalid UTF-8", NULL, NULL,          \
-      ALL(A(mlo_set_model_alias(C, "m\xff", "a", 1)),                                              \
-          A(mlo_set_model_alias(C, "hostile-model", "a\xc3", 1))),                                 \
-      MLO_ERR_INVALID_UTF8)                                                                        \
+       ALL(A(mlo_set_model_alias(C, "m\xff", "a", 1)),                                             \
+           A(mlo_set_model_alias(C, "hostile-model", "a\xc3", 1))),                                \
+       MLO_ERR_INVALID_UTF8)                                                                       \
     X_(alias_version, "mlo_set_model_alias", "version 0, -1, INT64_MIN", NULL, NULL,               \
-      ALL(A(mlo_set_model_alias(C, "hostile-model", "a", 0)),                                      \
-          A(mlo_set_model_alias(C, "hostile-model", "a", -1)),                                     \
-          A(mlo_set_model_alias(C, "hostile-model", "a", INT64_MIN))),                             \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       ALL(A(mlo_set_model_alias(C, "hostile-model", "a", 0)),                                     \
+           A(mlo_set_model_alias(C, "hostile-model", "a", -1)),                                    \
+           A(mlo_set_model_alias(C, "hostile-model", "a", INT64_MIN))),                            \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(alias_reserved, "mlo_set_model_alias", "alias `latest`, `LATEST`, `v1`, `V12`", NULL,       \
-      "refused by the server (reserved names)",                                                    \
-      ALL(A(mlo_set_model_alias(C, "hostile-model", "latest", 1)),                                 \
-          A(mlo_set_model_alias(C, "hostile-model", "LATEST", 1)),                                 \
-          A(mlo_set_model_alias(C, "hostile-model", "v1", 1)),                                     \
-          A(mlo_set_model_alias(C, "hostile-model", "V12", 1))),                                   \
-      MLO_ERR_SERVER_INVALID)                                                                      \
+       "refused by the server (reserved names)",                                                   \
+       ALL(A(mlo_set_model_alias(C, "hostile-model", "latest", 1)),                                \
+           A(mlo_set_model_alias(C, "hostile-model", "LATEST", 1)),                                \
+           A(mlo_set_model_alias(C, "hostile-model", "v1", 1)),                                    \
+           A(mlo_set_model_alias(C, "hostile-model", "V12", 1))),                                  \
+       MLO_ERR_SERVER_INVALID)                                                                     \
     X_(alias_chars, "mlo_set_model_alias", "alias `a b`, `a/b`, `a.b`; of 256 characters", NULL,   \
-      "refused by the server (letters, digits, `_` and `-`; at most 255)",                         \
-      ALL(A(mlo_set_model_alias(C, "hostile-model", "a b", 1)),                                    \
-          A(mlo_set_model_alias(C, "hostile-model", "a/b", 1)),                                    \
-          A(mlo_set_model_alias(C, "hostile-model", "a.b", 1)),                                    \
-          A(mlo_set_model_alias(C, "hostile-model", A256, 1))),                                    \
-      MLO_ERR_SERVER_INVALID)                                                                      \
+       "refused by the server (letters, digits, `_` and `-`; at most 255)",                        \
+       ALL(A(mlo_set_model_alias(C, "hostile-model", "a b", 1)),                                   \
+           A(mlo_set_model_alias(C, "hostile-model", "a/b", 1)),                                   \
+           A(mlo_set_model_alias(C, "hostile-model", "a.b", 1)),                                   \
+           A(mlo_set_model_alias(C, "hostile-model", A256, 1))),                                   \
+       MLO_ERR_SERVER_INVALID)                                                                     \
     X_(alias_unicode, "mlo_set_model_alias", "alias `größe` (letters of any script)", NULL,        \
-      "set: MLflow's `\\w` takes them", mlo_set_model_alias(C, "hostile-model", "größe", 1),       \
-      MLO_OK)                                                                                      \
+       "set: MLflow's `\\w` takes them", mlo_set_model_alias(C, "hostile-model", "größe", 1),      \
+       MLO_OK)                                                                                     \
     X_(alias_unknown, "mlo_set_model_alias", "a model that does not exist; version INT64_MAX",     \
-      NULL, NULL,                                                                                  \
-      ALL(A(mlo_set_model_alias(C, "no-such-model", "a", 1)),                                      \
-          A(mlo_set_model_alias(C, "hostile-model", "a", INT64_MAX))),                             \
-      MLO_ERR_NOT_FOUND)                                                                           \
+       NULL, NULL,                                                                                 \
+       ALL(A(mlo_set_model_alias(C, "no-such-model", "a", 1)),                                     \
+           A(mlo_set_model_alias(C, "hostile-model", "a", INT64_MAX))),                            \
+       MLO_ERR_NOT_FOUND)                                                                          \
     X_(alias_no_uri, "mlo_set_model_alias", "a client without a tracking URI", NULL, NULL,         \
-      mlo_set_model_alias(CL, "hostile-model", "a", 1), MLO_ERR_CONFIG)                            \
+       mlo_set_model_alias(CL, "hostile-model", "a", 1), MLO_ERR_CONFIG)                           \
     X_(alias_ok, "mlo_set_model_alias", "`champion` set on version 1, then moved to 2", NULL,      \
-      "as MLflow: an alias points at one version",                                                 \
-      ALL(A(mlo_set_model_alias(C, "hostile-model", "champion", 1)),                               \
-          A(mlo_set_model_alias(C, "hostile-model", "champion", 2))),                              \
-      MLO_OK)                                                                                      \
+       "as MLflow: an alias points at one version",                                                \
+       ALL(A(mlo_set_model_alias(C, "hostile-model", "champion", 1)),                              \
+           A(mlo_set_model_alias(C, "hostile-model", "champion", 2))),                             \
+       MLO_OK)                                                                                     \
     X_(dl_model, "mlo_download_artifacts",                                                         \
-      "`models:/hostile-model@champion`, `models:/hostile-model/1`", NULL,                         \
-      "the version's files, byte for byte",                                                        \
-      ALL(A(dl_expect("models:/hostile-model@champion", NULL, "champion", "bytes.bin")),           \
-          A(dl_expect("models:/hostile-model/1", NULL, "v1", "bytes.bin"))),                       \
-      MLO_OK)                                                                                      \
+       "`models:/hostile-model@champion`, `models:/hostile-model/1`", NULL,                        \
+       "the version's files, byte for byte",                                                       \
+       ALL(A(dl_expect("models:/hostile-model@champion", NULL, "champion", "bytes.bin")),          \
+           A(dl_expect("models:/hostile-model/1", NULL, "v1", "bytes.bin"))),                      \
+       MLO_OK)                                                                                     \
     /* ---- datasets ---- */                                                                       \
     X_(ds_null, "mlo_log_dataset", "run NULL, zeroed or a client; name NULL; source NULL", NULL,   \
-      NULL,                                                                                        \
-      ALL(A(mlo_log_dataset(NULL, "ok.d", "s3://b/x", "d")), A(mlo_log_dataset(ZR, "ok.d", "s3://b/x", "d")), \
-          A(mlo_log_dataset((mlo_run_t *)C, "ok.d", "s3://b/x", "d")),                             \
-          A(mlo_log_dataset(R, NULL, "s3://b/x", "d")), A(mlo_log_dataset(R, "no.d", NULL, "d"))), \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       NULL,                                                                                       \
+       ALL(A(mlo_log_dataset(NULL, "ok.d", "s3://b/x", "d")),                                      \
+           A(mlo_log_dataset(ZR, "ok.d", "s3://b/x", "d")),                                        \
+           A(mlo_log_dataset((mlo_run_t *)C, "ok.d", "s3://b/x", "d")),                            \
+           A(mlo_log_dataset(R, NULL, "s3://b/x", "d")),                                           \
+           A(mlo_log_dataset(R, "no.d", NULL, "d"))),                                              \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(ds_closed, "mlo_log_dataset", "a run of a closed client", NULL, NULL,                       \
-      mlo_log_dataset(CR, "ok.d", "s3://b/x", "d"), MLO_ERR_CLOSED)                                \
+       mlo_log_dataset(CR, "ok.d", "s3://b/x", "d"), MLO_ERR_CLOSED)                               \
     X_(ds_empty, "mlo_log_dataset", "name, source or digest \"\"", NULL, NULL,                     \
-      ALL(A(mlo_log_dataset(R, "", "s3://b/x", "d")), A(mlo_log_dataset(R, "no.d", "", "d")),      \
-          A(mlo_log_dataset(R, "no.d", "s3://b/x", ""))),                                          \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       ALL(A(mlo_log_dataset(R, "", "s3://b/x", "d")), A(mlo_log_dataset(R, "no.d", "", "d")),     \
+           A(mlo_log_dataset(R, "no.d", "s3://b/x", ""))),                                         \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(ds_utf8, "mlo_log_dataset", "name, source or digest with invalid UTF-8", NULL, NULL,        \
-      ALL(A(mlo_log_dataset(R, "no\xff", "s3://b/x", "d")),                                        \
-          A(mlo_log_dataset(R, "no.d", "s3://b/\xc3", "d")),                                       \
-          A(mlo_log_dataset(R, "no.d", "s3://b/x", "d\xed\xa0\x80"))),                             \
-      MLO_ERR_INVALID_UTF8)                                                                        \
+       ALL(A(mlo_log_dataset(R, "no\xff", "s3://b/x", "d")),                                       \
+           A(mlo_log_dataset(R, "no.d", "s3://b/\xc3", "d")),                                      \
+           A(mlo_log_dataset(R, "no.d", "s3://b/x", "d\xed\xa0\x80"))),                            \
+       MLO_ERR_INVALID_UTF8)                                                                       \
     X_(ds_long, "mlo_log_dataset", "name of 501 characters (also 501 x `é`); digest of 37", NULL,  \
-      "MLflow's limits: 500 and 36 characters",                                                    \
-      ALL(A(mlo_log_dataset(R, DN501, "s3://b/x", "d")), A(mlo_log_dataset(R, DN501E, "s3://b/x", "d")), \
-          A(mlo_log_dataset(R, "no.d", "s3://b/x", K251 + 214))),                                  \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "MLflow's limits: 500 and 36 characters",                                                   \
+       ALL(A(mlo_log_dataset(R, DN501, "s3://b/x", "d")),                                          \
+           A(mlo_log_dataset(R, DN501E, "s3://b/x", "d")),                                         \
+           A(mlo_log_dataset(R, "no.d", "s3://b/x", K251 + 214))),                                 \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(ds_limits, "mlo_log_dataset", "name of 500 characters; digest of 36", NULL, "land",         \
-      ALL(A(mlo_log_dataset(R, DN500, "s3://b/x", "d")),                                           \
-          A(mlo_log_dataset(R, "ok.digest36", "s3://b/x", "abcdefabcdefabcdefabcdefabcdefabcdef"))), \
-      MLO_OK)                                                                                      \
+       ALL(A(mlo_log_dataset(R, DN500, "s3://b/x", "d")),                                          \
+           A(mlo_log_dataset(R, "ok.digest36", "s3://b/x",                                         \
+                             "abcdefabcdefabcdefabcdefabcdefabcdef"))),                            \
+       MLO_OK)                                                                                     \
     X_(ds_no_digest, "mlo_log_dataset",                                                            \
-      "digest NULL with source `s3://b/x`, `https://h/x.csv`, `dvc://r/x`, `file://host/x`", NULL, \
-      "no local file to compute a digest from",                                                    \
-      ALL(A(mlo_log_dataset(R, "no.d", "s3://b/x", NULL)),                                         \
-          A(mlo_log_dataset(R, "no.d", "https://h/x.csv", NULL)),                                  \
-          A(mlo_log_dataset(R, "no.d", "dvc://r/x", NULL)),                                        \
-          A(mlo_log_dataset(R, "no.d", "file://host/x", NULL))),                                   \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(ds_source_long, "mlo_log_dataset", "a source whose scheme is 37 letters; of 70,000 characters", \
-      NULL, "MLflow's limits: source type 36, source 65535",                                       \
-      ALL(A(mlo_log_dataset(R, "no.d", SCH37, "d")), A(mlo_log_dataset(R, "no.d", S70K, "d"))),    \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
+       "digest NULL with source `s3://b/x`, `https://h/x.csv`, `dvc://r/x`, `file://host/x`",      \
+       NULL, "no local file to compute a digest from",                                             \
+       ALL(A(mlo_log_dataset(R, "no.d", "s3://b/x", NULL)),                                        \
+           A(mlo_log_dataset(R, "no.d", "https://h/x.csv", NULL)),                                 \
+           A(mlo_log_dataset(R, "no.d", "dvc://r/x", NULL)),                                       \
+           A(mlo_log_dataset(R, "no.d", "file://host/x", NULL))),                                  \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(ds_source_long, "mlo_log_dataset",                                                          \
+       "a source whose scheme is 37 letters; of 70,000 characters", NULL,                          \
+       "MLflow's limits: source type 36, source 65535",                                            \
+       ALL(A(mlo_log_dataset(R, "no.d", SCH37, "d")), A(mlo_log_dataset(R, "no.d", S70K, "d"))),   \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
     X_(ds_missing, "mlo_log_dataset",                                                              \
-      "digest NULL, source a local path that does not exist, `file:///nonexistent/x`", NULL,       \
-      "the message names the path and the reason",                                                 \
-      ALL(A(mlo_log_dataset(R, "no.d", "/nonexistent/x", NULL)),                                   \
-          A(mlo_log_dataset(R, "no.d", "file:///nonexistent/x", NULL))),                           \
-      MLO_ERR_IO)                                                                                  \
+       "digest NULL, source a local path that does not exist, `file:///nonexistent/x`", NULL,      \
+       "the message names the path and the reason",                                                \
+       ALL(A(mlo_log_dataset(R, "no.d", "/nonexistent/x", NULL)),                                  \
+           A(mlo_log_dataset(R, "no.d", "file:///nonexistent/x", NULL))),                          \
+       MLO_ERR_IO)                                                                                 \
     X_(ds_special, "mlo_log_dataset", "digest NULL, source a FIFO (no writer), `/dev/null`", NULL, \
-      "not a regular file or directory; the FIFO never blocks the call",                           \
-      ALL(A(mlo_log_dataset(R, "no.d", fifo_path, NULL)),                                          \
-          A(mlo_log_dataset(R, "no.d", "/dev/null", NULL))),                                       \
-      MLO_ERR_IO)                                                                                  \
+       "not a regular file or directory; the FIFO never blocks the call",                          \
+       ALL(A(mlo_log_dataset(R, "no.d", fifo_path, NULL)),                                         \
+           A(mlo_log_dataset(R, "no.d", "/dev/null", NULL))),                                      \
+       MLO_ERR_IO)                                                                                 \
     X_(ds_local, "mlo_log_dataset", "digest NULL, source a local file", NULL,                      \
-      "lands with the first 32 hex characters of its SHA-256",                                     \
-      mlo_log_dataset(R, "ok.local", data_file, NULL), MLO_OK)                                     \
+       "lands with the first 32 hex characters of its SHA-256",                                    \
+       mlo_log_dataset(R, "ok.local", data_file, NULL), MLO_OK)                                    \
     X_(ds_traversal, "mlo_log_dataset", "source `../../etc/passwd` with a digest", NULL,           \
-      "a location, never read: lands as its absolute path",                                        \
-      mlo_log_dataset(R, "ok.traversal", "../../etc/passwd", "d"), MLO_OK)                         \
+       "a location, never read: lands as its absolute path",                                       \
+       mlo_log_dataset(R, "ok.traversal", "../../etc/passwd", "d"), MLO_OK)                        \
     X_(ds_twice, "mlo_log_dataset", "the same dataset twice", NULL, "linked to the run once",      \
-      ALL(A(mlo_log_dataset(R, "ok.twice", "s3://b/t", "t")),                                      \
-          A(mlo_log_dataset(R, "ok.twice", "s3://b/t", "t"))),                                     \
-      MLO_OK)                                                                                      \
+       ALL(A(mlo_log_dataset(R, "ok.twice", "s3://b/t", "t")),                                     \
+           A(mlo_log_dataset(R, "ok.twice", "s3://b/t", "t"))),                                    \
+       MLO_OK)                                                                                     \
     X_(ds_no_uri, "mlo_log_dataset", "a client without a tracking URI", NULL,                      \
-      "kept in its store for `mlo sync`", mlo_log_dataset(RL, "ok.d", "s3://b/x", "d"), MLO_OK)    \
+       "kept in its store for `mlo sync`", mlo_log_dataset(RL, "ok.d", "s3://b/x", "d"), MLO_OK)   \
     /* ---- histograms ---- */                                                                     \
-    X_(hist_null, "mlo_histogram_new", "run NULL or zeroed, key NULL, out NULL", NULL, NULL,        \
-      ALL(A(hist_new(NULL, "ok.h", 1000)), A(hist_new(ZR, "ok.h", 1000)),                          \
-          A(hist_new(R, NULL, 1000)), A(mlo_histogram_new(R, "ok.h", 1000, NULL))),                                     \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(hist_key, "mlo_histogram_new", "key \"\", `a//b`, 241 characters", NULL,                     \
-      "240 is the limit: the suffixes must fit",                                                   \
-      ALL(A(hist_new(R, "", 1000)), A(hist_new(R, "a//b", 1000)), A(hist_new(R, K241, 1000))),     \
-      MLO_ERR_INVALID_KEY)                                                                         \
-    X_(hist_utf8, "mlo_histogram_new", "key with invalid UTF-8", NULL, NULL,                        \
-      hist_new(R, "h\xff", 1000), MLO_ERR_INVALID_UTF8)                                            \
-    X_(hist_interval, "mlo_histogram_new", "interval_ms 0, 99, 3600001, UINT_MAX", NULL, NULL,      \
-      ALL(A(hist_new(R, "ok.h", 0)), A(hist_new(R, "ok.h", 99)), A(hist_new(R, "ok.h", 3600001)),  \
-          A(hist_new(R, "ok.h", UINT_MAX))),                                                       \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(hist_record_null, "mlo_histogram_record", "NULL, zeroed memory", NULL, NULL,                 \
-      ALL(A(mlo_histogram_record(NULL, 1)), A(mlo_histogram_record(ZH, 1))), MLO_ERR_INVALID_ARGUMENT)         \
-    X_(hist_record_bad, "mlo_histogram_record", "NaN, -1, -Infinity, -DBL_MIN", NULL, NULL,         \
-      ALL(A(hist_record(NAN)), A(hist_record(-1)), A(hist_record(-INFINITY)),                      \
-          A(hist_record(-DBL_MIN))),                                                               \
-      MLO_ERR_INVALID_ARGUMENT)                                                                    \
-    X_(hist_record_edge, "mlo_histogram_record", "-0.0, 5e-324, DBL_MAX, +Infinity", NULL,          \
-      "kept (below 1e-9 counts as 0; +Infinity only in max)",                                      \
-      ALL(A(hist_record(-0.0)), A(hist_record(5e-324)), A(hist_record(DBL_MAX)),                   \
-          A(hist_record(INFINITY))),                                                               \
-      MLO_OK)                                                                                      \
-    X_(hist_free_null, "mlo_histogram_free", "NULL", NULL, "no-op", mlo_histogram_free(NULL), MLO_OK)
+    X_(hist_null, "mlo_histogram_new", "run NULL or zeroed, key NULL, out NULL", NULL, NULL,       \
+       ALL(A(hist_new(NULL, "ok.h", 1000)), A(hist_new(ZR, "ok.h", 1000)),                         \
+           A(hist_new(R, NULL, 1000)), A(mlo_histogram_new(R, "ok.h", 1000, NULL))),               \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(hist_key, "mlo_histogram_new", "key \"\", `a//b`, 241 characters", NULL,                    \
+       "240 is the limit: the suffixes must fit",                                                  \
+       ALL(A(hist_new(R, "", 1000)), A(hist_new(R, "a//b", 1000)), A(hist_new(R, K241, 1000))),    \
+       MLO_ERR_INVALID_KEY)                                                                        \
+    X_(hist_utf8, "mlo_histogram_new", "key with invalid UTF-8", NULL, NULL,                       \
+       hist_new(R, "h\xff", 1000), MLO_ERR_INVALID_UTF8)                                           \
+    X_(hist_interval, "mlo_histogram_new", "interval_ms 0, 99, 3600001, UINT_MAX", NULL, NULL,     \
+       ALL(A(hist_new(R, "ok.h", 0)), A(hist_new(R, "ok.h", 99)), A(hist_new(R, "ok.h", 3600001)), \
+           A(hist_new(R, "ok.h", UINT_MAX))),                                                      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(hist_record_null, "mlo_histogram_record", "NULL, zeroed memory", NULL, NULL,                \
+       ALL(A(mlo_histogram_record(NULL, 1)), A(mlo_histogram_record(ZH, 1))),                      \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(hist_record_bad, "mlo_histogram_record", "NaN, -1, -Infinity, -DBL_MIN", NULL, NULL,        \
+       ALL(A(hist_record(NAN)), A(hist_record(-1)), A(hist_record(-INFINITY)),                     \
+           A(hist_record(-DBL_MIN))),                                                              \
+       MLO_ERR_INVALID_ARGUMENT)                                                                   \
+    X_(hist_record_edge, "mlo_histogram_record", "-0.0, 5e-324, DBL_MAX, +Infinity", NULL,         \
+       "kept (below 1e-9 counts as 0; +Infinity only in max)",                                     \
+       ALL(A(hist_record(-0.0)), A(hist_record(5e-324)), A(hist_record(DBL_MAX)),                  \
+           A(hist_record(INFINITY))),                                                              \
+       MLO_OK)                                                                                     \
+    X_(hist_free_null, "mlo_histogram_free", "NULL", NULL, "no-op", mlo_histogram_free(NULL),      \
+       MLO_OK)
+// clang-format on
 
 /* ---- the table, expanded ---- */
 
@@ -1412,14 +1448,33 @@ static const row rows[] = {ROWS(ENT)};
 #define NROWS (sizeof rows / sizeof rows[0])
 
 static const char *status_name(int st) {
-    static const char *const names[] = {
-        "MLO_OK", "MLO_ERR_INVALID_ARGUMENT", "MLO_ERR_INVALID_KEY", "MLO_ERR_INVALID_UTF8",
-        "MLO_ERR_INVALID_STATUS", "MLO_ERR_QUEUE_FULL", "MLO_ERR_CLOSED", "MLO_ERR_NO_MEMORY",
-        "MLO_ERR_TIMEOUT", "MLO_ERR_NETWORK", "MLO_ERR_TLS", "MLO_ERR_SERVER_INVALID",
-        "MLO_ERR_ALREADY_EXISTS", "MLO_ERR_NOT_FOUND", "MLO_ERR_PERMISSION",
-        "MLO_ERR_RATE_LIMITED", "MLO_ERR_SERVER", "MLO_ERR_PROTOCOL", "MLO_ERR_CONFIG",
-        "MLO_ERR_NOT_SUPPORTED", "MLO_ERR_INTERNAL", "MLO_WARN_TRUNCATED", "MLO_WARN_RETRY",
-        "MLO_ERR_STORE", "MLO_ERR_IO", "MLO_ERR_INVALID_PATH", "MLO_ERR_ARTIFACTS_NOT_PROXIED"};
+    static const char *const names[] = {"MLO_OK",
+                                        "MLO_ERR_INVALID_ARGUMENT",
+                                        "MLO_ERR_INVALID_KEY",
+                                        "MLO_ERR_INVALID_UTF8",
+                                        "MLO_ERR_INVALID_STATUS",
+                                        "MLO_ERR_QUEUE_FULL",
+                                        "MLO_ERR_CLOSED",
+                                        "MLO_ERR_NO_MEMORY",
+                                        "MLO_ERR_TIMEOUT",
+                                        "MLO_ERR_NETWORK",
+                                        "MLO_ERR_TLS",
+                                        "MLO_ERR_SERVER_INVALID",
+                                        "MLO_ERR_ALREADY_EXISTS",
+                                        "MLO_ERR_NOT_FOUND",
+                                        "MLO_ERR_PERMISSION",
+                                        "MLO_ERR_RATE_LIMITED",
+                                        "MLO_ERR_SERVER",
+                                        "MLO_ERR_PROTOCOL",
+                                        "MLO_ERR_CONFIG",
+                                        "MLO_ERR_NOT_SUPPORTED",
+                                        "MLO_ERR_INTERNAL",
+                                        "MLO_WARN_TRUNCATED",
+                                        "MLO_WARN_RETRY",
+                                        "MLO_ERR_STORE",
+                                        "MLO_ERR_IO",
+                                        "MLO_ERR_INVALID_PATH",
+                                        "MLO_ERR_ARTIFACTS_NOT_PROXIED"};
     static char buf[4][48];
     static int i;
     if (st >= 0 && (size_t)st < sizeof names / sizeof names[0])
@@ -1447,7 +1502,8 @@ static void print_markdown(void) {
             snprintf(res, sizeof res, "`%s`", status_name(r->accepted[0]));
         int finding = r->note && !strncmp(r->note, "finding", 7);
         if (r->note)
-            snprintf(note, sizeof note, "%s%s%s", finding ? "**" : "", r->note, finding ? "**" : "");
+            snprintf(note, sizeof note, "%s%s%s", finding ? "**" : "", r->note,
+                     finding ? "**" : "");
         for (size_t k = 1; k < r->naccepted; k++) {
             size_t n = strlen(note);
             snprintf(note + n, sizeof note - n, "%s`%s` accepted too", k == 1 ? " (" : ", ",
@@ -1534,9 +1590,9 @@ static void test_every_row(void **state) {
         for (size_t k = 0; k < r->naccepted; k++)
             ok |= st == r->accepted[k];
         printf("  %-34s %-55.55s %s%s\n", r->fn, r->input, status_name(st),
-               !ok || st == r->accepted[0]          ? ""
+               !ok || st == r->accepted[0]                  ? ""
                : r->note && !strncmp(r->note, "finding", 7) ? "  <- FINDING, tolerated"
-                                                             : "  <- accepted too (see note)");
+                                                            : "  <- accepted too (see note)");
         if (!ok)
             fail_msg("%s (%s): got %s, expected %s", r->fn, r->input, status_name(st),
                      status_name(r->accepted[0]));
@@ -1590,7 +1646,8 @@ static void test_every_row(void **state) {
     /* what the OK rows logged, as the server keeps it */
     assert_int_equal(tu_count_metric(run, K250), 1);
     assert_int_equal(tu_count_metric(run, "ok.größe/温度"), 1);
-    assert_string_equal(json_string_value(json_object_get(tu_metric(run, "ok.nan", 0), "value")), "NaN");
+    assert_string_equal(json_string_value(json_object_get(tu_metric(run, "ok.nan", 0), "value")),
+                        "NaN");
     double inf = json_number_value(json_object_get(tu_metric(run, "ok.inf", 0), "value"));
     if (json_is_string(json_object_get(tu_metric(run, "ok.inf", 0), "value")))
         inf = INFINITY;
@@ -1599,17 +1656,19 @@ static void test_every_row(void **state) {
     if (json_is_string(json_object_get(tu_metric(run, "ok.ninf", 0), "value")))
         ninf = -INFINITY;
     assert_true(ninf <= -DBL_MAX);
-    assert_true(json_number_value(json_object_get(tu_metric(run, "ok.max", 0), "value")) == DBL_MAX);
+    assert_true(json_number_value(json_object_get(tu_metric(run, "ok.max", 0), "value")) ==
+                DBL_MAX);
     assert_true(json_number_value(json_object_get(tu_metric(run, "ok.min", 0), "value")) == 5e-324);
     assert_true(json_number_value(json_object_get(tu_metric(run, "ok.negzero", 0), "value")) == 0);
     tu_metric(run, "ok.step", -1);
     tu_metric(run, "ok.step", INT64_MIN);
     tu_metric(run, "ok.step", INT64_MAX);
-    assert_int_equal(json_integer_value(json_object_get(tu_metric(run, "ok.ts", 0), "timestamp")), 0);
+    assert_int_equal(json_integer_value(json_object_get(tu_metric(run, "ok.ts", 0), "timestamp")),
+                     0);
     assert_int_equal(json_integer_value(json_object_get(tu_metric(run, "ok.ts", 1), "timestamp")),
                      INT64_MAX);
-    static const char *const landed[] = {"ok.b0", "ok.b2", "ok.c0", "ok.c2", "ok.u0",
-                                         "ok.u2", "ok.t0", "ok.t2"};
+    static const char *const landed[] = {"ok.b0", "ok.b2", "ok.c0", "ok.c2",
+                                         "ok.u0", "ok.u2", "ok.t0", "ok.t2"};
     for (size_t j = 0; j < sizeof landed / sizeof landed[0]; j++)
         assert_int_equal(tu_count_metric(run, landed[j]), 1);
     assert_string_equal(param(run, "params", "ok.empty"), "");
@@ -1658,7 +1717,7 @@ static void test_every_row(void **state) {
     assert_int_equal(mlo_client_stat(C, MLO_STAT_ARTIFACT_FILES, &files_c), MLO_OK);
     assert_int_equal(mlo_client_stat(CN, MLO_STAT_ARTIFACT_FILES, &files_n), MLO_OK);
     assert_int_equal(files_c, 7); /* twice.bin twice; not the parked one, not the newline */
-    assert_int_equal(files_n, 1);                 /* direct.bin, in the call */
+    assert_int_equal(files_n, 1); /* direct.bin, in the call */
 
     /* datasets: R's are the five the table lets land, each once */
     size_t nds = 0;
@@ -1859,7 +1918,7 @@ int main(int argc, char **argv) {
     V8001 = rep("t", 8001, NULL);
     N501 = rep("n", 501, NULL);
     P1M = rep("/x", 1u << 19, "http://h"); /* a URI for set_tracking_uri, a path otherwise */
-    P4097 = rep("/p", 2046, "ok/pp");       /* valid but for its length */
+    P4097 = rep("/p", 2046, "ok/pp");      /* valid but for its length */
     DN500 = rep("n", 497, "ok.");
     DN501 = rep("n", 501, NULL);
     DN501E = rep("\xc3\xa9", 501, NULL);

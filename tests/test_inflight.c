@@ -34,6 +34,7 @@
  * reached and, with one request at a time, is 1 exactly.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -343,10 +343,10 @@ static void test_overlap_happens(void **state) {
             OV_RUNS, DELAY_MS, t1, n1, c1, t4, n4, c4);
     assert_true(n1 >= OV_RUNS);
     assert_true(n4 >= OV_RUNS);
-    assert_int_equal(c1, 1);             /* one at a time, as before */
-    assert_true(c4 >= 2 && c4 <= 4);     /* several at once, never more than N */
+    assert_int_equal(c1, 1);         /* one at a time, as before */
+    assert_true(c4 >= 2 && c4 <= 4); /* several at once, never more than N */
     assert_true(t1 >= OV_RUNS * DELAY_MS / 1000.0 * 0.95);
-    assert_true(t4 * 2 < t1);            /* the same work in less than half the time */
+    assert_true(t4 * 2 < t1); /* the same work in less than half the time */
 }
 
 /* ---- one run: its metrics batches overlap, its end comes after them ---- */
@@ -466,8 +466,10 @@ static void test_flush_waits_for_inflight(void **state) {
         /* a different delay per round: the last request in flight is a
          * different one each time */
         char f[128];
-        snprintf(f, sizeof f, "{\"path_prefix\": \"runs/log-batch\", \"delay_ms\": %d, "
-                              "\"count\": -1}", 100 + 150 * round);
+        snprintf(f, sizeof f,
+                 "{\"path_prefix\": \"runs/log-batch\", \"delay_ms\": %d, "
+                 "\"count\": -1}",
+                 100 + 150 * round);
         assert_int_equal(testsrv_fault(srv, f), 0);
         for (int r = 0; r < NR; r++)
             assert_int_equal(mlo_log_metric(runs[r], "f", r, round), MLO_OK);

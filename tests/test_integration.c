@@ -5,6 +5,8 @@
  * injected faults; isolation of a conflicting param; bounded close.
  */
 #define _GNU_SOURCE
+#include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,8 +28,13 @@ static testsrv *srv;
 /* A client of the test server on a store of its own: fast retries so the
  * fault tests stay quick. */
 static mlo_client_t *open_client(tu_errors *errors, unsigned close_ms) {
-    tu_client_cfg k = {.uri = testsrv_uri(srv), .retries = 3, .backoff_s = 0.05,
-                       .jitter_s = 0.01, .timeout_s = 5, .close_ms = close_ms, .errors = errors};
+    tu_client_cfg k = {.uri = testsrv_uri(srv),
+                       .retries = 3,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = 5,
+                       .close_ms = close_ms,
+                       .errors = errors};
     return tu_open(&k);
 }
 
@@ -55,9 +60,8 @@ static void test_end_to_end(void **state) {
     assert_int_equal(mlo_log_param(run, "layers", "4"), MLO_OK);
     assert_int_equal(mlo_set_tag(run, "team", "vision"), MLO_OK);
     for (int64_t s = 0; s < 50; s++)
-        assert_int_equal(mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s,
-                                           1700000000000 + s),
-                         MLO_OK);
+        assert_int_equal(
+            mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s), MLO_OK);
     assert_int_equal(mlo_log_metric(run, "nan", NAN, 0), MLO_OK);
     assert_int_equal(mlo_log_metric(run, "inf", INFINITY, 1), MLO_OK);
     assert_int_equal(mlo_log_metric(run, "ninf", -INFINITY, -5), MLO_OK);
@@ -105,7 +109,8 @@ static void test_end_to_end(void **state) {
     }
     assert_true(isnan(tu_num(json_object_get(tu_metric(r, "nan", 0), "value"))));
     assert_true(tu_num(json_object_get(tu_metric(r, "inf", 1), "value")) >= 1.7976931348623157e308);
-    assert_true(tu_num(json_object_get(tu_metric(r, "ninf", -5), "value")) <= -1.7976931348623157e308);
+    assert_true(tu_num(json_object_get(tu_metric(r, "ninf", -5), "value")) <=
+                -1.7976931348623157e308);
     assert_true(tu_num(json_object_get(tu_metric(r, "big", INT64_MAX), "value")) ==
                 1.2345678901234567e300);
     assert_true(tu_num(json_object_get(tu_metric(r, "tiny", INT64_MIN), "value")) == 5e-324);
@@ -116,7 +121,8 @@ static void test_end_to_end(void **state) {
 
     /* the MLflow API of the server says the same */
     char path[256];
-    snprintf(path, sizeof path, "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=loss", rid);
+    snprintf(path, sizeof path, "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=loss",
+             rid);
     long code;
     char *body = testsrv_get(srv, path, &code);
     assert_int_equal(code, 200);
@@ -146,7 +152,8 @@ static void test_nested_and_resume(void **state) {
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     assert_int_equal(mlo_resume_run(c, mlo_run_id(parent), &again), MLO_OK);
     assert_int_equal(mlo_log_metric(again, "after", 1, 0), MLO_OK);
-    assert_int_equal(mlo_resume_run(c, "0123456789abcdef0123456789abcdef", &child), MLO_ERR_NOT_FOUND);
+    assert_int_equal(mlo_resume_run(c, "0123456789abcdef0123456789abcdef", &child),
+                     MLO_ERR_NOT_FOUND);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
     json_t *d = tu_dump(srv);
     json_t *rp = tu_find_run(d, mlo_run_id(parent));
@@ -371,7 +378,8 @@ static void test_retries(void **state) {
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
 
     /* an HTML 502 from a proxy: retried, then lands */
-    tu_fault(srv, "{\"status\": 502, \"count\": 1, \"body\": \"<html>bad gateway</html>\", \"content_type\": \"text/html\"}");
+    tu_fault(srv, "{\"status\": 502, \"count\": 1, \"body\": \"<html>bad gateway</html>\", "
+                  "\"content_type\": \"text/html\"}");
     assert_int_equal(mlo_log_metric(run, "d", 4, 0), MLO_OK);
     assert_int_equal(mlo_client_flush(c, 10000), MLO_OK);
 

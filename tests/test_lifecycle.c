@@ -4,14 +4,14 @@
  * without closing (events delivered, bounded when the server is gone).
  */
 #define _GNU_SOURCE
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +28,12 @@
 static testsrv *srv;
 
 static mlo_client_t *open_client(const char *uri, unsigned close_ms) {
-    tu_client_cfg k = {.uri = uri, .retries = 2, .backoff_s = 0.05, .jitter_s = 0.01,
-                       .timeout_s = 5, .close_ms = close_ms};
+    tu_client_cfg k = {.uri = uri,
+                       .retries = 2,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = 5,
+                       .close_ms = close_ms};
     return tu_open(&k);
 }
 
@@ -157,9 +161,9 @@ static void test_fork_while_logging(void **state) {
             bad |= mlo_client_flush(c, 1000) != MLO_ERR_CLOSED;
             if (bad)
                 _exit(3);
-            /* the child logs through a client of its own, to the same run.
-             * ThreadSanitizer cannot start threads after a multi-threaded
-             * fork, so under it the child re-executes itself for this part. */
+                /* the child logs through a client of its own, to the same run.
+                 * ThreadSanitizer cannot start threads after a multi-threaded
+                 * fork, so under it the child re-executes itself for this part. */
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
             char kstr[16];
             snprintf(kstr, sizeof kstr, "%d", k);

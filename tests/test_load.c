@@ -264,8 +264,7 @@ static void check_server(testsrv *srv, worker *ws, char ids[RUNS][40], tally *ty
     json_t *run;
     int runs_found = 0;
     json_array_foreach(json_object_get(d, "runs"), ri, run) {
-        const char *id =
-            json_string_value(json_object_get(json_object_get(run, "info"), "run_id"));
+        const char *id = json_string_value(json_object_get(json_object_get(run, "info"), "run_id"));
         int r = -1;
         for (int k = 0; k < RUNS && id; k++)
             if (!strcmp(ids[k], id)) {
@@ -452,11 +451,12 @@ static void test_load(void **state) {
            "%ld foreign, %ld doubled, %ld misplaced, %ld bad values; "
            "start runs %.1f s, log %.2f s (%.1f M calls/s), flush %.1f s, check %.1f s; "
            "peak RSS %ld KiB (bound %ld KiB, queue %zu KiB)%s\n",
-           the_case, THREADS, RUNS, attempted, ok, dropped, 100.0 * (double)dropped / (double)attempted,
-           ty.metrics, ty.params, ty.tags, ok_kind[EV_METRIC] + ok_kind[EV_LONG_METRIC],
-           ok_kind[EV_PARAM], ok_kind[EV_TAG], ty.foreign, ty.doubled, ty.misplaced, ty.bad_value,
-           t_runs, t_log, (double)attempted / t_log / 1e6, t_flush, t_check, peak_kb, bound_kb,
-           queue >> 10, SANITIZED ? " (sanitized build: RSS not checked)" : "");
+           the_case, THREADS, RUNS, attempted, ok, dropped,
+           100.0 * (double)dropped / (double)attempted, ty.metrics, ty.params, ty.tags,
+           ok_kind[EV_METRIC] + ok_kind[EV_LONG_METRIC], ok_kind[EV_PARAM], ok_kind[EV_TAG],
+           ty.foreign, ty.doubled, ty.misplaced, ty.bad_value, t_runs, t_log,
+           (double)attempted / t_log / 1e6, t_flush, t_check, peak_kb, bound_kb, queue >> 10,
+           SANITIZED ? " (sanitized build: RSS not checked)" : "");
     fflush(stdout);
 
     assert_int_equal(ty.foreign, 0);

@@ -678,8 +678,7 @@ static void test_old_segment_reads(void **state) {
     int n = 0, rc, metrics = 0;
     while ((rc = mlo__logr_next(r, &e, err, sizeof err)) == 1) {
         assert_true(e.type == MLO_EV_START_RUN || e.type == MLO_REC_PARAM ||
-                    e.type == MLO_REC_TAG || e.type == MLO_REC_METRIC ||
-                    e.type == MLO_REC_END_RUN);
+                    e.type == MLO_REC_TAG || e.type == MLO_REC_METRIC || e.type == MLO_REC_END_RUN);
         assert_null(e.digest);
         assert_null(e.source_type);
         assert_null(e.context);

@@ -134,8 +134,8 @@ static void test_dead_server_no_stall(void **state) {
 static void test_late_duplicate_removed(void **state) {
     (void)state;
     fake_server *fs = fake_server_new(NULL);
-    fake_fault late = {.path = "runs/create", .times = 1, .outcome = MLO_XF_TIMEOUT,
-                       .executed = 2, .defer = 3};
+    fake_fault late = {
+        .path = "runs/create", .times = 1, .outcome = MLO_XF_TIMEOUT, .executed = 2, .defer = 3};
     fake_fault_add(fs, &late);
     mlo_client_t *c = open_client(fs, 4);
     mlo_run_t *run;
@@ -156,7 +156,7 @@ static void test_late_duplicate_removed(void **state) {
 
 typedef struct logger {
     mlo_run_t *run;
-    int rate;    /* metrics per second */
+    int rate; /* metrics per second */
     int seconds;
     long logged;
 } logger;

@@ -1282,8 +1282,11 @@ static void test_map_field(void **state) {
     assert_int_equal(seen, 3);
     mlo_buf b = {0};
     assert_int_equal(mlo__pbjson_encode(&c->base, &b), 0);
-    assert_non_null(strstr(b.data, "\"headers\":{\"x-ms-blob-type\":\"BlockBlob\",\"Content-Type\":\"a/b\"}") ?
-                        b.data : strstr(b.data, "\"headers\":{\"Content-Type\":\"a/b\",\"x-ms-blob-type\":\"BlockBlob\"}"));
+    assert_non_null(
+        strstr(b.data, "\"headers\":{\"x-ms-blob-type\":\"BlockBlob\",\"Content-Type\":\"a/b\"}")
+            ? b.data
+            : strstr(b.data,
+                     "\"headers\":{\"Content-Type\":\"a/b\",\"x-ms-blob-type\":\"BlockBlob\"}"));
     mlo__buf_free(&b);
     protobuf_c_message_free_unpacked(m, NULL);
     /* an array where a map belongs is refused, not misread */

@@ -757,8 +757,7 @@ static void test_ring_in_shared_mapping(void **state) {
 
 /* From mlo_ring.c (internal; declared in queue/mlo_ring.h). */
 uint64_t mlo__ring_head_sc(mlo_queue *q);
-size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn,
-                         void *ctx);
+size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn, void *ctx);
 void mlo__ring_release_sc(mlo_queue *q, uint64_t pos);
 long mlo__ring_recover(void *mem, size_t bytes, mlo_rec_fn fn, void *ctx, uint64_t *skipped);
 
@@ -832,9 +831,8 @@ static void test_ring_recover(void **state) {
         cmocka_unit_test(test_too_big), cmocka_unit_test(test_full_drop),                          \
         cmocka_unit_test(test_full_wait_gets_room), cmocka_unit_test(test_full_wait_times_out),    \
         cmocka_unit_test(test_close), cmocka_unit_test(test_wait_wakeups),                         \
-        cmocka_unit_test(test_light_sleep),                         \
-        cmocka_unit_test(test_stress_4_wait), cmocka_unit_test(test_stress_8_drop_retry),          \
-        cmocka_unit_test(test_no_lost_wakeup)
+        cmocka_unit_test(test_light_sleep), cmocka_unit_test(test_stress_4_wait),                  \
+        cmocka_unit_test(test_stress_8_drop_retry), cmocka_unit_test(test_no_lost_wakeup)
 
 int main(void) {
     const struct CMUnitTest tests[] = {QUEUE_TESTS};

@@ -127,8 +127,8 @@ static int rank_main(int k, const char *uri, const char *run_id, const char *sto
     mlo_client_stat(c, MLO_STAT_DROPPED, &dropped);
     if (acc != (uint64_t)events || sent != acc || failed || dropped)
         FAIL(31, "counters: accepted %llu (logged %ld), sent %llu, failed %llu, dropped %llu",
-             (unsigned long long)acc, events, (unsigned long long)sent,
-             (unsigned long long)failed, (unsigned long long)dropped);
+             (unsigned long long)acc, events, (unsigned long long)sent, (unsigned long long)failed,
+             (unsigned long long)dropped);
     if (mlo_client_close(c) != MLO_OK)
         FAIL(32, "close");
     printf("RANK %d: %ld events logged in %.2f s, delivered in %.2f s more\n", k, events, t_log,
@@ -196,8 +196,8 @@ static void test_four_ranks_one_run(void **state) {
     free(resp);
     char run_id[64];
     snprintf(run_id, sizeof run_id, "%s",
-             json_string_value(json_object_get(
-                 json_object_get(json_object_get(j, "run"), "info"), "run_id")));
+             json_string_value(
+                 json_object_get(json_object_get(json_object_get(j, "run"), "info"), "run_id")));
     json_decref(j);
     assert_int_equal(strlen(run_id), 32);
 
@@ -252,8 +252,7 @@ static void test_four_ranks_one_run(void **state) {
                 int64_t s = json_integer_value(json_object_get(m, "step"));
                 assert_true(s >= 0 && s < M && s % 10 == 0);
                 assert_int_equal(seen[s / 10]++, 0);
-                assert_true(json_number_value(json_object_get(m, "value")) ==
-                            (double)(jj * M + s));
+                assert_true(json_number_value(json_object_get(m, "value")) == (double)(jj * M + s));
             }
             json_decref(h);
         }

@@ -13,6 +13,11 @@
  * temporary directory and checks nothing was written outside it.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,11 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,11 +125,11 @@ static void put_artifact(const char *exp, const char *run, const char *rel, cons
     for (const char *p = rel; *p; p++) /* the only character the tree needs encoded */
         snprintf(enc + strlen(enc), sizeof enc - strlen(enc), *p == ' ' ? "%%20" : "%c", *p);
     char path[1024];
-    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/%s", exp,
-             run, enc);
+    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/%s", exp, run,
+             enc);
     long code = 0;
-    char *body = testsrv_request(srv, "PUT", path, len ? data : "", len,
-                                 "application/octet-stream", &code, NULL);
+    char *body = testsrv_request(srv, "PUT", path, len ? data : "", len, "application/octet-stream",
+                                 &code, NULL);
     assert_non_null(body);
     free(body);
     assert_int_equal(code, 200);
@@ -178,8 +178,13 @@ static json_t *find_version(json_t *m, const char *v) {
 /* A client on a store of its own; request timeout timeout_s (the bound of
  * the waits of mlo_start_run and mlo_register_model). */
 static mlo_client_t *open_client_t(tu_errors *cap, const char *uri, double timeout_s) {
-    tu_client_cfg k = {.uri = uri, .retries = 2, .backoff_s = 0.05, .jitter_s = 0.01,
-                       .timeout_s = timeout_s, .close_ms = 5000, .errors = cap};
+    tu_client_cfg k = {.uri = uri,
+                       .retries = 2,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = timeout_s,
+                       .close_ms = 5000,
+                       .errors = cap};
     return tu_open(&k);
 }
 
@@ -525,8 +530,7 @@ static void test_register_alias_download(void **state) {
 
     const char *top = scratch();
     char *dest = path2(top, "champion");
-    assert_int_equal(mlo_download_artifacts(c, "models:/Fraud Model@champion", NULL, dest),
-                     MLO_OK);
+    assert_int_equal(mlo_download_artifacts(c, "models:/Fraud Model@champion", NULL, dest), MLO_OK);
     assert_tree(dest, "model");
     free(dest);
 
@@ -544,8 +548,7 @@ static void test_register_alias_download(void **state) {
     assert_string_equal(json_string_value(json_object_get(aliases, "champion")), "2");
     json_decref(d);
     dest = path2(top, "champion-moved");
-    assert_int_equal(mlo_download_artifacts(c, "models:/Fraud Model@champion", NULL, dest),
-                     MLO_OK);
+    assert_int_equal(mlo_download_artifacts(c, "models:/Fraud Model@champion", NULL, dest), MLO_OK);
     assert_file(dest, "weights.bin", v2, 4321);
     free(dest);
 
@@ -559,8 +562,7 @@ static void test_register_alias_download(void **state) {
     assert_tree(dest, "model/sub");
     free(dest);
     dest = path2(top, "v3-file");
-    assert_int_equal(mlo_download_artifacts(c, "models:/Fraud Model/3", "MLmodel", dest),
-                     MLO_OK);
+    assert_int_equal(mlo_download_artifacts(c, "models:/Fraud Model/3", "MLmodel", dest), MLO_OK);
     assert_file(dest, "MLmodel", tree_file("model/MLmodel")->data, 200);
     assert_int_equal(count_below(dest, NULL), 1);
     free(dest);
@@ -613,8 +615,7 @@ static void test_version_sources(void **state) {
                       &code));
     assert_int_equal(code, 200);
     char body[256];
-    snprintf(body, sizeof body, "{\"name\": \"byhand\", \"source\": \"runs:/%s/model/sub\"}",
-             rid);
+    snprintf(body, sizeof body, "{\"name\": \"byhand\", \"source\": \"runs:/%s/model/sub\"}", rid);
     free(testsrv_post(srv, "/api/2.0/mlflow/model-versions/create", body, &code));
     assert_int_equal(code, 200);
     free(testsrv_post(srv, "/api/2.0/mlflow/model-versions/create",
@@ -778,10 +779,10 @@ static void test_register_waits_for_uploads(void **state) {
 /* The listing route answers `files_json` (count times; -1: always). */
 static void hostile_listing(const char *files_json, int count) {
     char *rule = NULL;
-    json_t *b = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "path_prefix",
-                          "/api/2.0/mlflow-artifacts/artifacts", "method", "GET", "body",
-                          files_json, "status", 200, "content_type", "application/json",
-                          "count", count);
+    json_t *b =
+        json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "path_prefix",
+                  "/api/2.0/mlflow-artifacts/artifacts", "method", "GET", "body", files_json,
+                  "status", 200, "content_type", "application/json", "count", count);
     assert_non_null(b);
     rule = json_dumps(b, 0);
     json_decref(b);
@@ -796,16 +797,16 @@ static void test_hostile_names(void **state) {
     mlo_run_t *r = start_run(c, "registry-hostile");
     put_tree(r);
     const char *rid = mlo_run_id(r);
-    static const char *const bad[] = {"../evil", "a/b", ".", "..", "", "a\\b", "/etc/evil",
-                                      "../../../../../../tmp/mlo-evil"};
+    static const char *const bad[] = {
+        "../evil", "a/b", ".", "..", "", "a\\b", "/etc/evil", "../../../../../../tmp/mlo-evil"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *top = scratch();
         char *dest = path2(top, "dest");
         assert_int_equal(mkdir(dest, 0700), 0);
         char files[512];
-        json_t *f = json_pack("{s:[{s:s,s:b,s:i},{s:s,s:b,s:i}]}", "files", "path", "ok.txt",
-                              "is_dir", 0, "file_size", 3, "path", bad[i], "is_dir", 0,
-                              "file_size", 5);
+        json_t *f =
+            json_pack("{s:[{s:s,s:b,s:i},{s:s,s:b,s:i}]}", "files", "path", "ok.txt", "is_dir", 0,
+                      "file_size", 3, "path", bad[i], "is_dir", 0, "file_size", 5);
         char *s = json_dumps(f, 0);
         json_decref(f);
         snprintf(files, sizeof files, "%s", s);
@@ -965,11 +966,10 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(mlo_set_model_alias(c, "m", "a", -3), MLO_ERR_INVALID_ARGUMENT);
 
     /* artifact paths that could escape their root */
-    static const char *const paths[] = {"../x", "/abs", "a//b", "a\\b", "a/", "./a", "a/../b",
-                                        "a/./b", ".."};
+    static const char *const paths[] = {"../x", "/abs",   "a//b",  "a\\b", "a/",
+                                        "./a",  "a/../b", "a/./b", ".."};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        assert_int_equal(mlo_list_artifacts(c, rid, paths[i], on_entry, &l),
-                         MLO_ERR_INVALID_PATH);
+        assert_int_equal(mlo_list_artifacts(c, rid, paths[i], on_entry, &l), MLO_ERR_INVALID_PATH);
         assert_int_equal(mlo_download_artifacts(c, rid, paths[i], dest), MLO_ERR_INVALID_PATH);
         assert_int_equal(mlo_register_model(r, paths[i], "m", NULL), MLO_ERR_INVALID_PATH);
     }
@@ -979,9 +979,21 @@ static void test_bad_arguments(void **state) {
 
     /* URIs that are not a run, a runs:/ or a models:/ URI we take */
     static const char *const uris[] = {
-        "runs:/", "runs:", "runs://host/x", "models:/", "models:/onlyname", "models:/m/latest",
-        "models:/m/Production", "models:/a/b/c", "models://profile@databricks/m/1",
-        "models:/m@", "models:/@alias", "models:/ /1", "s3://bucket/run", "a/b", "models:/m/1?x=1",
+        "runs:/",
+        "runs:",
+        "runs://host/x",
+        "models:/",
+        "models:/onlyname",
+        "models:/m/latest",
+        "models:/m/Production",
+        "models:/a/b/c",
+        "models://profile@databricks/m/1",
+        "models:/m@",
+        "models:/@alias",
+        "models:/ /1",
+        "s3://bucket/run",
+        "a/b",
+        "models:/m/1?x=1",
     };
     for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
         cap.n = 0;
@@ -1044,8 +1056,8 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(mlo_register_model(r2, "model", "on-s3", &v), MLO_OK);
     server_config("{\"serve_artifacts\": true}");
     d = dump();
-    const char *src = json_string_value(
-        json_object_get(find_version(find_model(d, "on-s3"), "1"), "source"));
+    const char *src =
+        json_string_value(json_object_get(find_version(find_model(d, "on-s3"), "1"), "source"));
     assert_non_null(src);
     assert_true(!strncmp(src, "s3://", 5));
     assert_non_null(strstr(src, "/artifacts/model"));

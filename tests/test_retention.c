@@ -201,9 +201,12 @@ static mlo_log_event *points(const char *id, const char *key, size_t n, uint64_t
     mlo_log_event *ev = calloc(n, sizeof *ev);
     for (size_t i = 0; i < n; i++) {
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-        ev[i] = (mlo_log_event){.type = MLO_REC_METRIC, .run_id = id, .key = key,
+        ev[i] = (mlo_log_event){.type = MLO_REC_METRIC,
+                                .run_id = id,
+                                .key = key,
                                 .value_num = (double)(seed >> 11) / 9007199254740992.0,
-                                .timestamp = ts0 + (int64_t)i, .step = (int64_t)i};
+                                .timestamp = ts0 + (int64_t)i,
+                                .step = (int64_t)i};
     }
     return ev;
 }
@@ -277,8 +280,14 @@ static void test_retention_period(void **state) {
     const char *tk[] = {"team"}, *tv[] = {"vision"};
     int64_t t0 = now_ms(f);
     mlo_log_event ev[] = {
-        {.type = MLO_EV_START_RUN, .run_id = R1, .key = "exp", .value = "r1", .timestamp = t0,
-         .ntags = 1, .tag_keys = tk, .tag_values = tv},
+        {.type = MLO_EV_START_RUN,
+         .run_id = R1,
+         .key = "exp",
+         .value = "r1",
+         .timestamp = t0,
+         .ntags = 1,
+         .tag_keys = tk,
+         .tag_values = tv},
         {.type = MLO_REC_PARAM, .run_id = R1, .key = "lr", .value = "0.1"},
         {.type = MLO_REC_METRIC, .run_id = R1, .key = "loss", .value_num = 0.5, .step = 0},
         {.type = MLO_REC_METRIC, .run_id = R1, .key = "loss", .value_num = 0.4, .step = 1},
@@ -359,7 +368,8 @@ static void test_size_cap(void **state) {
     /* acknowledged in the order 3, 1, 4, 2; 5 not at all */
     uint32_t order[] = {3, 1, 4, 2};
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(mlo__store_ack_set(s, mlo__store_procid(s), order[i], size[order[i]], 0), 0);
+        assert_int_equal(mlo__store_ack_set(s, mlo__store_procid(s), order[i], size[order[i]], 0),
+                         0);
         advance_ms(f, 60000);
     }
     char procid[48];
@@ -367,7 +377,8 @@ static void test_size_cap(void **state) {
     mlo__store_close(s, 1);
     mlo_store *a = open_admin(f);
     uint64_t total = du(f->dir);
-    mlo_gc_opts o = {.now_ms = now_ms(f), .retention_ms = -1,
+    mlo_gc_opts o = {.now_ms = now_ms(f),
+                     .retention_ms = -1,
                      .max_bytes = (int64_t)(total - size[3] - size[1] / 2)};
     mlo_gc_result r;
     char err[256];
@@ -574,7 +585,8 @@ static void test_leftovers(void **state) {
     fx_free(f);
 }
 
-/* ---- mlo rm ----------------------------------------------------------------------------------- */
+/* ---- mlo rm -----------------------------------------------------------------------------------
+ */
 
 static void test_rm(void **state) {
     (void)state;
@@ -622,8 +634,7 @@ static void test_rm(void **state) {
     mlo__store_close(s, 1);
 
     a = open_admin(f);
-    assert_int_equal(mlo__retention_rm(a, &f->env, ids, 1, 0, NULL, NULL, err, sizeof err),
-                     MLO_OK);
+    assert_int_equal(mlo__retention_rm(a, &f->env, ids, 1, 0, NULL, NULL, err, sizeof err), MLO_OK);
     memset(&x, 0, sizeof x);
     read_file_into(f->dir, seg1, &x);
     assert_int_equal(x.count, 600); /* run 2's events, all of them */
@@ -757,8 +768,7 @@ static void test_shm_reclaim(void **state) {
     assert_true(there(live_ring));
     /* a file without an owner record (as mlo made them before) */
     char legacy[256];
-    snprintf(legacy, sizeof legacy, "/dev/shm/mlo-ring-0000000000000-%ld-9-legacy",
-             (long)getpid());
+    snprintf(legacy, sizeof legacy, "/dev/shm/mlo-ring-0000000000000-%ld-9-legacy", (long)getpid());
     int fd = open(legacy, O_CREAT | O_EXCL | O_RDWR, 0600);
     assert_true(fd >= 0);
     char junk[8192];
@@ -798,9 +808,10 @@ static void test_shm_reclaim(void **state) {
     free(d3);
 }
 
-/* ---- a month of an inference server ------------------------------------------------------------- */
+/* ---- a month of an inference server -------------------------------------------------------------
+ */
 
-static const char *const KEYS[] = {"latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
+static const char *const KEYS[] = {"latency_ms.p50", "latency_ms.p95",   "latency_ms.p99",
                                    "latency_ms.max", "latency_ms.count", "latency_ms.rate"};
 
 /* Waits (real time, at most about 60 s) until the fake server holds `want`
@@ -850,8 +861,8 @@ static uint64_t store_points(const char *dir) {
         struct dirent *e;
         while ((e = readdir(d))) {
             size_t l = strlen(e->d_name);
-            if (e->d_name[0] == '.' || l < 5 || (strcmp(e->d_name + l - 4, ".sum") &&
-                                                  strcmp(e->d_name + l - 4, ".seg")))
+            if (e->d_name[0] == '.' || l < 5 ||
+                (strcmp(e->d_name + l - 4, ".sum") && strcmp(e->d_name + l - 4, ".seg")))
                 continue;
             char q[4400], err[256];
             snprintf(q, sizeof q, "%s/%s", p, e->d_name);
@@ -926,8 +937,8 @@ static void month(int outage) {
             for (int k = 0; k < per_hour; k++) {
                 advance_ms(f, 60000);
                 double p50 = 0.2 + 0.01 * (double)(interval % 17);
-                double v[6] = {p50, p50 * 3, p50 * 6, p50 * 9, 240000.0 + (double)(interval % 100),
-                               4000.0};
+                double v[6] = {
+                    p50, p50 * 3, p50 * 6, p50 * 9, 240000.0 + (double)(interval % 100), 4000.0};
                 for (int m = 0; m < 6; m++)
                     assert_int_equal(mlo_log_metric(run, KEYS[m], v[m], (int64_t)interval), MLO_OK);
                 interval++;
@@ -1008,10 +1019,9 @@ static void month(int outage) {
             "    month%s: %zu intervals x 6 metrics; store after day 1 %llu bytes, bound %llu, "
             "largest %llu, on the last day %llu; %zu segments left; %d over-the-cap reports\n",
             outage ? " with a day's outage, retention 1 h, cap 24 KiB" : ", retention 7 days",
-            interval, (unsigned long long)day_bytes,
-            (unsigned long long)bound, (unsigned long long)max_seen,
-            (unsigned long long)sizes[days - 1], count_files(f->dir, "segments", ".seg"),
-            f->e.cap_reports);
+            interval, (unsigned long long)day_bytes, (unsigned long long)bound,
+            (unsigned long long)max_seen, (unsigned long long)sizes[days - 1],
+            count_files(f->dir, "segments", ".seg"), f->e.cap_reports);
     mlo_options_free(o);
     fake_server_free(fs);
     fx_free(f);

@@ -27,7 +27,8 @@
 
 static void test_codes_and_outcomes(void **state) {
     (void)state;
-    long yes[] = {408, 429, 500, 502, 503, 504}, no[] = {200, 201, 301, 400, 401, 403, 404, 409, 501};
+    long yes[] = {408, 429, 500, 502, 503, 504},
+         no[] = {200, 201, 301, 400, 401, 403, 404, 409, 501};
     for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
         assert_true(mlo__retry_http_code(yes[i]));
     for (size_t i = 0; i < sizeof no / sizeof *no; i++)
@@ -41,9 +42,14 @@ static void test_codes_and_outcomes(void **state) {
     assert_false(mlo__retry_outcome(MLO_XF_BODY_FILE));
     assert_false(mlo__retry_outcome(MLO_XF_RESPONSE));
     /* what an outbox gives up on, and what it keeps trying */
-    int perm[] = {MLO_ERR_SERVER_INVALID, MLO_ERR_NOT_FOUND, MLO_ERR_ALREADY_EXISTS,
-                  MLO_ERR_INVALID_PATH, MLO_ERR_INVALID_ARGUMENT, MLO_ERR_STORE, MLO_ERR_IO};
-    int trans[] = {MLO_ERR_NETWORK, MLO_ERR_TIMEOUT, MLO_ERR_TLS, MLO_ERR_SERVER,
+    int perm[] = {MLO_ERR_SERVER_INVALID,
+                  MLO_ERR_NOT_FOUND,
+                  MLO_ERR_ALREADY_EXISTS,
+                  MLO_ERR_INVALID_PATH,
+                  MLO_ERR_INVALID_ARGUMENT,
+                  MLO_ERR_STORE,
+                  MLO_ERR_IO};
+    int trans[] = {MLO_ERR_NETWORK,      MLO_ERR_TIMEOUT,    MLO_ERR_TLS,      MLO_ERR_SERVER,
                    MLO_ERR_RATE_LIMITED, MLO_ERR_PERMISSION, MLO_ERR_PROTOCOL, MLO_ERR_NO_MEMORY};
     for (size_t i = 0; i < sizeof perm / sizeof *perm; i++)
         assert_true(mlo__retry_permanent(perm[i]));
@@ -156,9 +162,9 @@ static void test_auth_headers(void **state) {
     (void)state;
     hx *x = hx_new("http://mlflow.test", 0);
     mlo_http_result r;
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", "run_id=1", NULL, 0,
-                                    0, &r),
-                     MLO_OK);
+    assert_int_equal(
+        mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", "run_id=1", NULL, 0, 0, &r),
+        MLO_OK);
     mlo__http_result_free(&r);
     mlo_http_req q = MLO_HTTP_REQ_INIT;
     q.method = "PUT";
@@ -180,8 +186,7 @@ static void test_reconnect_once(void **state) {
     hx *x = hx_new("http://mlflow.test", 5);
     wire(x, "runs/get", 1, MLO_XF_LOST, 0, 1);
     mlo_http_result r;
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_OK);
     assert_int_equal(r.reconnects, 1);
     assert_int_equal(r.retries, 0);
@@ -190,8 +195,7 @@ static void test_reconnect_once(void **state) {
     mlo__http_result_free(&r);
     /* twice in a row: the second is a counted retry with a backoff */
     wire(x, "runs/get", 2, MLO_XF_LOST, 0, 1);
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_OK);
     assert_int_equal(r.reconnects, 1);
     assert_int_equal(r.retries, 1);
@@ -233,8 +237,7 @@ static void test_give_up(void **state) {
     hx *x = hx_new("http://mlflow.test", 3);
     mlo_http_result r;
     wire(x, "runs/get", 10, MLO_XF_CONNECT, 0, 0);
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_ERR_NETWORK);
     assert_int_equal(r.retries, 3);
     assert_non_null(strstr(r.message, "after 3 retries"));
@@ -243,22 +246,19 @@ static void test_give_up(void **state) {
     hx_free(x);
     x = hx_new("http://mlflow.test", 3);
     wire(x, "runs/get", 1, MLO_XF_TLS, 0, 0);
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_ERR_TLS);
     assert_non_null(strstr(r.message, "MLFLOW_TRACKING_SERVER_CERT_PATH"));
     assert_int_equal(r.retries, 0);
     mlo__http_result_free(&r);
     wire(x, "runs/get", 1, MLO_XF_TLS_CLIENT_CERT, 0, 0);
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_ERR_TLS);
     assert_non_null(strstr(r.message, "MLFLOW_TRACKING_CLIENT_CERT_PATH"));
     mlo__http_result_free(&r);
     /* a handshake that keeps breaking off: retried, then TLS */
     wire(x, "runs/get", 10, MLO_XF_TLS_HANDSHAKE, 0, 0);
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_ERR_TLS);
     assert_int_equal(r.retries, 3);
     mlo__http_result_free(&r);
@@ -291,8 +291,7 @@ static void test_messages_scrubbed(void **state) {
     hx *x = hx_new("http://bob:hunter2-secret@mlflow.test", 1);
     wire(x, "runs/get", 5, MLO_XF_LOST, 0, 0);
     mlo_http_result r;
-    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0,
-                                    &r),
+    assert_int_equal(mlo__http_call(x->h, "GET", "/api/2.0/mlflow/runs/get", NULL, NULL, 0, 0, &r),
                      MLO_ERR_NETWORK);
     assert_null(strstr(r.message, "hunter2-secret"));
     assert_null(strstr(r.message, "s3cr3t-pw"));
@@ -304,10 +303,14 @@ static void test_messages_scrubbed(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_codes_and_outcomes), cmocka_unit_test(test_waits),
-        cmocka_unit_test(test_retry_after_forms),  cmocka_unit_test(test_auth_headers),
-        cmocka_unit_test(test_reconnect_once),     cmocka_unit_test(test_not_idempotent),
-        cmocka_unit_test(test_give_up),            cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_codes_and_outcomes),
+        cmocka_unit_test(test_waits),
+        cmocka_unit_test(test_retry_after_forms),
+        cmocka_unit_test(test_auth_headers),
+        cmocka_unit_test(test_reconnect_once),
+        cmocka_unit_test(test_not_idempotent),
+        cmocka_unit_test(test_give_up),
+        cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_messages_scrubbed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

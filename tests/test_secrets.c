@@ -293,7 +293,8 @@ typedef struct life {
 static void one_life(const life *L, tcpproxy *px, const char *store, msgs *m, scan *sc) {
     char uri[256];
     if (L->mode == AUTH_URI)
-        snprintf(uri, sizeof uri, "http://" USER ":" URI_PASSWORD "@127.0.0.1:%d", tcpproxy_port(px));
+        snprintf(uri, sizeof uri, "http://" USER ":" URI_PASSWORD "@127.0.0.1:%d",
+                 tcpproxy_port(px));
     else
         snprintf(uri, sizeof uri, "%s", tcpproxy_uri(px));
     char cfg[400];
@@ -362,9 +363,9 @@ static void one_life(const life *L, tcpproxy *px, const char *store, msgs *m, sc
     free(body);
     json_t *d = tu_dump(srv);
     char run_id[64];
-    snprintf(run_id, sizeof run_id, "%s",
-             tu_str(json_object_get(tu_run_by_tag(d, "mlflow.runName", L->name), "info"),
-                    "run_id"));
+    snprintf(
+        run_id, sizeof run_id, "%s",
+        tu_str(json_object_get(tu_run_by_tag(d, "mlflow.runName", L->name), "info"), "run_id"));
     json_decref(d);
     post_config("{\"require_auth\": null}");
     assert_int_equal(tu_history_len(srv, run_id, "loss"), 700);

@@ -131,8 +131,8 @@ static void metric(fx *f, const char *lid, const char *key, double v, int64_t st
 }
 
 static void keyval(fx *f, int type, const char *lid, const char *key, const char *v) {
-    assert_int_equal(
-        mlo__sender_add(S(f), type, lid, key, strlen(key), v, strlen(v), 0, 0, 0, 0), 0);
+    assert_int_equal(mlo__sender_add(S(f), type, lid, key, strlen(key), v, strlen(v), 0, 0, 0, 0),
+                     0);
 }
 
 static void end(fx *f, const char *lid) {
@@ -462,8 +462,9 @@ static void test_outbox_transient_kinds(void **state) {
     fx *f = fx_new(1, 1);
     start(f, "run1", "exp");
     assert_int_equal(mlo__sender_process(S(f)), MLO_OK);
-    const char *kinds[][2] = {{"403", "{\"error_code\": \"PERMISSION_DENIED\", \"message\": \"no\"}"},
-                              {"200", "garbage"}};
+    const char *kinds[][2] = {
+        {"403", "{\"error_code\": \"PERMISSION_DENIED\", \"message\": \"no\"}"},
+        {"200", "garbage"}};
     int want[] = {MLO_ERR_PERMISSION, MLO_ERR_PROTOCOL};
     for (int i = 0; i < 2; i++) {
         fault(f, "runs/log-batch", 1, atoi(kinds[i][0]), NULL, kinds[i][1]);
@@ -574,8 +575,7 @@ static void test_inflight_runs_overlap(void **state) {
     for (int r = 0; r < 4; r++) {
         const char *sid = sid_of(f, lids[r]);
         assert_int_equal(fake_metric_points(f->fs, sid, "m"), 2500);
-        assert_true(req_index(f, "runs/update", sid, 0) >
-                    req_index(f, "runs/log-batch", sid, 1));
+        assert_true(req_index(f, "runs/update", sid, 0) > req_index(f, "runs/log-batch", sid, 1));
         assert_string_equal(fake_status(f->fs, sid), "FINISHED");
     }
     assert_int_equal(stat_of(f, MLO_STAT_SENT), 4 * 2501);

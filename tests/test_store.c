@@ -44,8 +44,14 @@ static char *new_store(void) {
 
 static mlo_client_t *open_at(const char *store, const char *uri, tu_errors *cap,
                              unsigned close_ms) {
-    tu_client_cfg k = {.store = store, .uri = uri, .retries = 1, .backoff_s = 0.05,
-                       .jitter_s = 0.01, .timeout_s = 2, .close_ms = close_ms, .errors = cap};
+    tu_client_cfg k = {.store = store,
+                       .uri = uri,
+                       .retries = 1,
+                       .backoff_s = 0.05,
+                       .jitter_s = 0.01,
+                       .timeout_s = 2,
+                       .close_ms = close_ms,
+                       .errors = cap};
     return tu_open(&k);
 }
 
@@ -86,8 +92,8 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_int_equal(mlo_log_param(run, "lr", "0.01"), MLO_OK);
     assert_int_equal(mlo_set_tag(run, "team", "vision"), MLO_OK);
     for (int64_t s = 0; s < 300; s++) {
-        assert_int_equal(mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s),
-                         MLO_OK);
+        assert_int_equal(
+            mlo_log_metric_ts(run, "loss", 1.0 / (double)(s + 1), s, 1700000000000 + s), MLO_OK);
         if (s % 100 == 99)
             assert_int_equal(mlo_client_flush(c, 5000), MLO_OK); /* several blocks */
     }
@@ -138,7 +144,8 @@ static void test_local_run_then_sync_twice(void **state) {
     assert_true(json_is_string(json_object_get(nm, "value")));
     const char *exp_id = tu_str(info, "experiment_id");
     char path[256];
-    snprintf(path, sizeof path, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=offline-exp");
+    snprintf(path, sizeof path,
+             "/api/2.0/mlflow/experiments/get-by-name?experiment_name=offline-exp");
     long code;
     char *body = testsrv_get(srv, path, &code);
     assert_int_equal(code, 200);
@@ -407,9 +414,9 @@ static void test_disk_full(void **state) {
         int ok = 0, full = 0;
         double deadline = tu_now() + 120;
         for (int i = 0; i < 10000000; i++) {
-            if (i % 1000 == 0 && ((full > 1000 && tu_errors_count(&cap, MLO_ERR_STORE,
-                                                                  "cannot write")) ||
-                                  tu_now() > deadline))
+            if (i % 1000 == 0 &&
+                ((full > 1000 && tu_errors_count(&cap, MLO_ERR_STORE, "cannot write")) ||
+                 tu_now() > deadline))
                 break;
             x ^= x << 13;
             x ^= x >> 7;

@@ -543,13 +543,14 @@ static void test_offline_node_cgroup_sync(void **state) {
         fail_msg("run %s not on the server after sync", lid);
     /* the 8 base names, then gpu 0's 5 and gpu 1's 3 (no power readings) */
     static const char *const names[16] = {
-        "cpu_utilization_percentage", "system_memory_usage_megabytes",
-        "system_memory_usage_percentage", "disk_usage_percentage", "disk_usage_megabytes",
-        "disk_available_megabytes", "network_receive_megabytes", "network_transmit_megabytes",
-        "gpu_0_memory_usage_percentage", "gpu_0_memory_usage_megabytes",
-        "gpu_0_utilization_percentage", "gpu_0_power_usage_watts", "gpu_0_power_usage_percentage",
-        "gpu_1_memory_usage_percentage", "gpu_1_memory_usage_megabytes",
-        "gpu_1_utilization_percentage"};
+        "cpu_utilization_percentage",     "system_memory_usage_megabytes",
+        "system_memory_usage_percentage", "disk_usage_percentage",
+        "disk_usage_megabytes",           "disk_available_megabytes",
+        "network_receive_megabytes",      "network_transmit_megabytes",
+        "gpu_0_memory_usage_percentage",  "gpu_0_memory_usage_megabytes",
+        "gpu_0_utilization_percentage",   "gpu_0_power_usage_watts",
+        "gpu_0_power_usage_percentage",   "gpu_1_memory_usage_percentage",
+        "gpu_1_memory_usage_megabytes",   "gpu_1_utilization_percentage"};
     /* each once at steps 0 and 1, from the run's metric history */
     int seen[16][2] = {{0}};
     json_t *m;

@@ -18,6 +18,7 @@
  * store, never sent, and what the server holds is checked after the close.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,9 +35,9 @@
 #include "mlo.h"
 #include "testutil.h"
 
-static char *dir;       /* the certificates (below the scratch directory) */
-static testsrv *srv;    /* HTTPS, server certificate signed by ca.pem */
-static testsrv *msrv;   /* HTTPS that also requires a client certificate signed by ca.pem */
+static char *dir;     /* the certificates (below the scratch directory) */
+static testsrv *srv;  /* HTTPS, server certificate signed by ca.pem */
+static testsrv *msrv; /* HTTPS that also requires a client certificate signed by ca.pem */
 
 static const char *path(const char *name) {
     static char buf[8][512];
@@ -164,9 +164,9 @@ static int landed(const testsrv *s, const char *key, char *status, size_t cap) {
             if (!strcmp(json_string_value(json_object_get(m, "key")), key)) {
                 n++;
                 if (status)
-                    snprintf(status, cap, "%s",
-                             json_string_value(json_object_get(json_object_get(r, "info"),
-                                                               "status")));
+                    snprintf(
+                        status, cap, "%s",
+                        json_string_value(json_object_get(json_object_get(r, "info"), "status")));
             }
         }
     }
@@ -257,21 +257,40 @@ static const tls_case cases[] = {
     {"test_ca_from_option", 0, {.ca_opt = "ca.pem", .ca_env = "other-ca.pem"}, 1, 0, NULL, -1},
     {"test_insecure_env", 0, {.insecure_env = "true"}, 1, 0, NULL, -1},
     {"test_insecure_option", 0, {.insecure_opt = 1}, 1, 0, NULL, -1},
-    {"test_insecure_false_still_verifies", 0, {.insecure_env = "false"}, 0, MLO_ERR_TLS,
-     CA_HINT, -1},
-    {"test_client_cert", 1, {.ca_env = "ca.pem", .cert_env = "client-bundle.pem"}, 1, 0, NULL,
+    {"test_insecure_false_still_verifies",
+     0,
+     {.insecure_env = "false"},
+     0,
+     MLO_ERR_TLS,
+     CA_HINT,
      -1},
-    {"test_client_cert_option", 1, {.ca_env = "ca.pem", .cert_opt = "client-bundle.pem"}, 1, 0,
-     NULL, -1},
+    {"test_client_cert", 1, {.ca_env = "ca.pem", .cert_env = "client-bundle.pem"}, 1, 0, NULL, -1},
+    {"test_client_cert_option",
+     1,
+     {.ca_env = "ca.pem", .cert_opt = "client-bundle.pem"},
+     1,
+     0,
+     NULL,
+     -1},
     /* FINDING (reported): with TLS 1.3 the server refuses the certificate after the
      * handshake ("tlsv1 alert unknown ca" on the first read); src/mlo_http.c's
      * client_cert_refused() looks for "certificate" in curl's message, misses it,
      * and the call is retried and reported as MLO_ERR_NETWORK, without the hint.
      * Tolerated until fixed; then drop the MLO_ERR_NETWORK. */
-    {"test_client_cert_from_other_ca", 1, {.ca_env = "ca.pem", .cert_env = "stranger-bundle.pem"},
-     0, MLO_ERR_TLS, CERT_HINT, MLO_ERR_NETWORK},
-    {"test_client_cert_unreadable", 1, {.ca_env = "ca.pem", .cert_env = "no-such-file.pem"}, 0,
-     MLO_ERR_TLS, CERT_HINT, -1},
+    {"test_client_cert_from_other_ca",
+     1,
+     {.ca_env = "ca.pem", .cert_env = "stranger-bundle.pem"},
+     0,
+     MLO_ERR_TLS,
+     CERT_HINT,
+     MLO_ERR_NETWORK},
+    {"test_client_cert_unreadable",
+     1,
+     {.ca_env = "ca.pem", .cert_env = "no-such-file.pem"},
+     0,
+     MLO_ERR_TLS,
+     CERT_HINT,
+     -1},
     {"test_ca_unreadable", 0, {.ca_env = "no-such-ca.pem"}, 0, MLO_ERR_TLS, NULL, -1},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
@@ -324,8 +343,8 @@ int main(int argc, char **argv) {
     snprintf(args, sizeof args, "--tls-cert %s --tls-key %s", path("server.pem"),
              path("server.key"));
     srv = testsrv_start(args);
-    snprintf(args, sizeof args, "--tls-cert %s --tls-key %s --tls-client-ca %s",
-             path("server.pem"), path("server.key"), path("ca.pem"));
+    snprintf(args, sizeof args, "--tls-cert %s --tls-key %s --tls-client-ca %s", path("server.pem"),
+             path("server.key"), path("ca.pem"));
     msrv = testsrv_start(args);
     if (!srv || !msrv) {
         fprintf(stderr, "test_tls: could not start the HTTPS test servers\n");

@@ -25,8 +25,8 @@ static int key_status(const char *k) {
 
 static void test_keys_accepted(void **state) {
     (void)state;
-    const char *ok[] = {"loss", "a..b", "train/loss", "a-b_c.d e:f", "x/y/z", "Ünïcödé",
-                        "日本語キー", "0", "a.b.", "a/b.c/d"};
+    const char *ok[] = {"loss",    "a..b",       "train/loss", "a-b_c.d e:f", "x/y/z",
+                        "Ünïcödé", "日本語キー", "0",          "a.b.",        "a/b.c/d"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         size_t len = 0;
         assert_int_equal(mlo__validate_key(ok[i], &len), MLO_OK);
@@ -36,9 +36,26 @@ static void test_keys_accepted(void **state) {
 
 static void test_keys_refused(void **state) {
     (void)state;
-    const char *bad[] = {"",     "../x", "a//b", "/abs", "a/",     ".",   "a/./b", "bad key!",
-                         "a,b",  "a=b",  "a\tb", "..",   "..x",    "a/..", "a/../b", "x\n",
-                         "emoji\xF0\x9F\x98\x80", "a\\b", "a;b", "a*b"};
+    const char *bad[] = {"",
+                         "../x",
+                         "a//b",
+                         "/abs",
+                         "a/",
+                         ".",
+                         "a/./b",
+                         "bad key!",
+                         "a,b",
+                         "a=b",
+                         "a\tb",
+                         "..",
+                         "..x",
+                         "a/..",
+                         "a/../b",
+                         "x\n",
+                         "emoji\xF0\x9F\x98\x80",
+                         "a\\b",
+                         "a;b",
+                         "a*b"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(key_status(bad[i]), MLO_ERR_INVALID_KEY);
 }
@@ -67,9 +84,9 @@ static void test_key_length(void **state) {
 
 static void test_key_utf8(void **state) {
     (void)state;
-    assert_int_equal(key_status("a\xC3"), MLO_ERR_INVALID_UTF8);     /* truncated */
-    assert_int_equal(key_status("a\xC0\xAF"), MLO_ERR_INVALID_UTF8); /* overlong */
-    assert_int_equal(key_status("\xED\xA0\x80"), MLO_ERR_INVALID_UTF8); /* surrogate */
+    assert_int_equal(key_status("a\xC3"), MLO_ERR_INVALID_UTF8);            /* truncated */
+    assert_int_equal(key_status("a\xC0\xAF"), MLO_ERR_INVALID_UTF8);        /* overlong */
+    assert_int_equal(key_status("\xED\xA0\x80"), MLO_ERR_INVALID_UTF8);     /* surrogate */
     assert_int_equal(key_status("\xF4\x90\x80\x80"), MLO_ERR_INVALID_UTF8); /* > U+10FFFF */
     assert_int_equal(key_status("\xFF"), MLO_ERR_INVALID_UTF8);
 }
@@ -104,12 +121,20 @@ static void test_value_truncation(void **state) {
 }
 
 static void clear_env(void) {
-    const char *vars[] = {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-                          "MLFLOW_RUN_ID", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
-                          "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_INSECURE_TLS",
-                          "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-                          "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-                          "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    const char *vars[] = {"MLFLOW_TRACKING_URI",
+                          "MLFLOW_EXPERIMENT_NAME",
+                          "MLFLOW_EXPERIMENT_ID",
+                          "MLFLOW_RUN_ID",
+                          "MLFLOW_TRACKING_TOKEN",
+                          "MLFLOW_TRACKING_USERNAME",
+                          "MLFLOW_TRACKING_PASSWORD",
+                          "MLFLOW_TRACKING_INSECURE_TLS",
+                          "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                          "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+                          "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                          "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                          "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+                          "MLFLOW_HTTP_REQUEST_TIMEOUT",
                           "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
@@ -292,8 +317,8 @@ static void test_artifact_paths(void **state) {
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (mlo__validate_artifact_path(ok[i], 0) != MLO_OK)
             fail_msg("refused %s", ok[i]);
-    const char *bad[] = {"", "/abs", "a//b", "a/", "..", "../x", "a/../b", ".", "./a", "a/.",
-                         "a\\b", "\\x"};
+    const char *bad[] = {"",       "/abs", "a//b", "a/",  "..",   "../x",
+                         "a/../b", ".",    "./a",  "a/.", "a\\b", "\\x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (mlo__validate_artifact_path(bad[i], 0) != MLO_ERR_INVALID_PATH)
             fail_msg("accepted %s", bad[i]);
@@ -311,7 +336,8 @@ static void test_artifact_paths(void **state) {
     assert_int_equal(mlo__api_artifact_root("mlflow-artifacts:/0/abc/artifacts", &root), MLO_OK);
     assert_string_equal(root, "0/abc/artifacts");
     free(root);
-    assert_int_equal(mlo__api_artifact_root("mlflow-artifacts://h:5000/7/r/artifacts/", &root), MLO_OK);
+    assert_int_equal(mlo__api_artifact_root("mlflow-artifacts://h:5000/7/r/artifacts/", &root),
+                     MLO_OK);
     assert_string_equal(root, "7/r/artifacts");
     free(root);
     assert_int_equal(mlo__api_artifact_root("mlflow-artifacts:", &root), MLO_OK);
@@ -327,10 +353,14 @@ static void test_artifact_paths(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_artifact_paths),
-        cmocka_unit_test(test_keys_accepted),    cmocka_unit_test(test_keys_refused),
-        cmocka_unit_test(test_key_length),       cmocka_unit_test(test_key_utf8),
-        cmocka_unit_test(test_value_truncation), cmocka_unit_test(test_config_env),
-        cmocka_unit_test(test_options_args),     cmocka_unit_test(test_strerror_and_version),
+        cmocka_unit_test(test_keys_accepted),
+        cmocka_unit_test(test_keys_refused),
+        cmocka_unit_test(test_key_length),
+        cmocka_unit_test(test_key_utf8),
+        cmocka_unit_test(test_value_truncation),
+        cmocka_unit_test(test_config_env),
+        cmocka_unit_test(test_options_args),
+        cmocka_unit_test(test_strerror_and_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,7 +34,8 @@
 
 #define START_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 5000
-#define HTTP_TIMEOUT_MS 60000L /* a dump of 100,000 points on a loaded machine under TSan took over 10 s */
+#define HTTP_TIMEOUT_MS                                                                            \
+    60000L /* a dump of 100,000 points on a loaded machine under TSan took over 10 s */
 
 struct testsrv {
     pid_t pid;

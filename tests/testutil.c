@@ -10,8 +10,8 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <fnmatch.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
 #include <math.h>
@@ -93,15 +93,25 @@ void tu_init(const char *name) {
     }
     scratch_owner = getpid();
     atexit(remove_scratch);
-    static const char *const clear[] = {
-        "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
-        "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-        "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-        "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
-        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE",
-        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", "MLO_MAX_INFLIGHT"};
+    static const char *const clear[] = {"MLFLOW_TRACKING_URI",
+                                        "MLFLOW_EXPERIMENT_NAME",
+                                        "MLFLOW_EXPERIMENT_ID",
+                                        "MLFLOW_RUN_ID",
+                                        "MLFLOW_TRACKING_TOKEN",
+                                        "MLFLOW_TRACKING_USERNAME",
+                                        "MLFLOW_TRACKING_PASSWORD",
+                                        "MLFLOW_TRACKING_INSECURE_TLS",
+                                        "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                                        "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+                                        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+                                        "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
+                                        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD",
+                                        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE",
+                                        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE",
+                                        "MLO_MAX_INFLIGHT"};
     for (size_t i = 0; i < sizeof clear / sizeof clear[0]; i++)
         unsetenv(clear[i]);
     char store[PATH_MAX + 16];
@@ -125,7 +135,8 @@ char *tu_join(const char *a, const char *b) {
 
 char *tu_new_path(const char *tag) {
     char *p = NULL;
-    assert_true(asprintf(&p, "%s/%s-%d", tu_scratch(), tag, atomic_fetch_add(&scratch_n, 1) + 1) > 0);
+    assert_true(asprintf(&p, "%s/%s-%d", tu_scratch(), tag, atomic_fetch_add(&scratch_n, 1) + 1) >
+                0);
     return p;
 }
 
@@ -199,8 +210,8 @@ int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t n, int
     const char *cases = NULL;
     for (int i = 1; i + 1 < argc; i++) {
         if (!strcmp(argv[i], "--shard")) {
-            if (sscanf(argv[i + 1], "%ld/%ld", &shard, &nshards) != 2 || nshards < 1 ||
-                shard < 0 || shard >= nshards) {
+            if (sscanf(argv[i + 1], "%ld/%ld", &shard, &nshards) != 2 || nshards < 1 || shard < 0 ||
+                shard >= nshards) {
                 fprintf(stderr, "%s: --shard K/N with 0 <= K < N, not %s\n", name, argv[i + 1]);
                 return 2;
             }
@@ -304,8 +315,7 @@ mlo_client_t *tu_open(const tu_client_cfg *k) {
     if (k->retries == 0 && k->backoff_s == 0 && k->jitter_s == 0 && k->timeout_s == 0)
         assert_int_equal(mlo_options_set_retries(o, TU_FAST_RETRIES), MLO_OK);
     else if (k->retries >= 0 || k->backoff_s != 0 || k->jitter_s != 0 || k->timeout_s != 0)
-        assert_int_equal(mlo_options_set_retries(o, k->retries,
-                                                 k->backoff_s ? k->backoff_s : -1,
+        assert_int_equal(mlo_options_set_retries(o, k->retries, k->backoff_s ? k->backoff_s : -1,
                                                  k->jitter_s ? k->jitter_s : -1,
                                                  k->timeout_s ? k->timeout_s : -1),
                          MLO_OK);
@@ -351,8 +361,9 @@ void tu_expect_counts(const mlo_client_t *c, uint64_t accepted, uint64_t failed)
     uint64_t acc = tu_stat(c, MLO_STAT_ACCEPTED), sent = tu_stat(c, MLO_STAT_SENT),
              fl = tu_stat(c, MLO_STAT_FAILED), dropped = tu_stat(c, MLO_STAT_DROPPED);
     if (acc != accepted || fl != failed || sent != accepted - failed || dropped != 0)
-        fprintf(stderr, "counters: accepted %llu (want %llu), sent %llu, failed %llu (want %llu), "
-                        "dropped %llu\n",
+        fprintf(stderr,
+                "counters: accepted %llu (want %llu), sent %llu, failed %llu (want %llu), "
+                "dropped %llu\n",
                 (unsigned long long)acc, (unsigned long long)accepted, (unsigned long long)sent,
                 (unsigned long long)fl, (unsigned long long)failed, (unsigned long long)dropped);
     assert_int_equal(acc, accepted);

@@ -47,8 +47,7 @@ const char *tu_scratch(void);
  *                  and none of those written "!P".
  * Other arguments are left to the caller.  Returns cmocka's result; a
  * selection that matches no case is an error (a typo in meson.build). */
-int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t n, int argc,
-                 char **argv);
+int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t n, int argc, char **argv);
 
 /* ---- files ------------------------------------------------------------------------------ */
 
@@ -74,11 +73,11 @@ unsigned char *tu_read_file(const char *path, size_t *len);
 
 typedef struct tu_errors {
     pthread_mutex_t lock;
-    int n;                 /* messages received (may exceed TU_ERRORS_MAX) */
-    int by_status[64];     /* messages per status */
+    int n;             /* messages received (may exceed TU_ERRORS_MAX) */
+    int by_status[64]; /* messages per status */
     int statuses[TU_ERRORS_MAX];
     char messages[TU_ERRORS_MAX][512];
-    int verbose;           /* print each message on stderr ($MLO_TEST_VERBOSE set) */
+    int verbose; /* print each message on stderr ($MLO_TEST_VERBOSE set) */
 } tu_errors;
 
 /* Empties e (also to start counting again); verbose when $MLO_TEST_VERBOSE is set. */
@@ -102,19 +101,19 @@ void tu_errors_print(tu_errors *e, const char *what);
 #define TU_FAST_RETRIES 3, 0.05, 0.01, 10
 
 typedef struct tu_client_cfg {
-    const char *uri;      /* tracking URI; NULL: none (the local store) */
-    const char *store;    /* store directory; NULL: a fresh one below the scratch dir */
-    int memory_only;      /* mlo_options_set_durable(0) */
+    const char *uri;   /* tracking URI; NULL: none (the local store) */
+    const char *store; /* store directory; NULL: a fresh one below the scratch dir */
+    int memory_only;   /* mlo_options_set_durable(0) */
     /* mlo_options_set_retries; all zero: TU_FAST_RETRIES; retries < 0 with the
      * others zero: leave the environment's or the library's defaults */
     int retries;
     double backoff_s, jitter_s, timeout_s;
-    unsigned close_ms;    /* 0: the default */
-    unsigned flush_ms;    /* mlo_options_set_flush_interval_ms; 0: the default */
-    unsigned inflight;    /* mlo_options_set_max_inflight; 0: the default */
-    size_t queue_bytes;   /* 0: the default */
-    const char *token;    /* mlo_options_set_token */
-    tu_errors *errors;    /* initialised and set as the error callback */
+    unsigned close_ms;  /* 0: the default */
+    unsigned flush_ms;  /* mlo_options_set_flush_interval_ms; 0: the default */
+    unsigned inflight;  /* mlo_options_set_max_inflight; 0: the default */
+    size_t queue_bytes; /* 0: the default */
+    const char *token;  /* mlo_options_set_token */
+    tu_errors *errors;  /* initialised and set as the error callback */
 } tu_client_cfg;
 
 /* Opens a client as cfg says (asserting every option and the open succeed). */
@@ -150,7 +149,8 @@ int tu_count_requests(const testsrv *s, const char *method, const char *part, in
 /* Points of key in run_id's history (metrics/get-history). */
 size_t tu_history_len(const testsrv *s, const char *run_id, const char *key);
 
-/* ---- reading a dump (borrowed results) -------------------------------------------------------- */
+/* ---- reading a dump (borrowed results) --------------------------------------------------------
+ */
 
 /* The string at o[k]; NULL when absent or not a string. */
 const char *tu_str(json_t *o, const char *k);

@@ -64,8 +64,8 @@
 #define _GNU_SOURCE
 #include "mlo_client.h"
 
-#include "mlo_artifact.h"
 #include "mlo_api.h"
+#include "mlo_artifact.h"
 #include "mlo_fs.h"
 #include "mlo_manifest.h"
 #include "mlo_sha256.h"
@@ -78,11 +78,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -135,10 +135,9 @@ static int walk_accept(void *ctx, const char *rel, const char *name, const char 
     if (pc == MLO_OK)
         return 0;
     size_t dl = strlen(path) - strlen(name) - 1;
-    mlo__env_report(x->env, pc, 1,
-                    "log_artifact: %.*s/%s: the name is not a valid artifact path (%s): skipped",
-                    (int)dl, path, pc == MLO_ERR_INVALID_UTF8 ? "(not UTF-8)" : name,
-                    mlo_strerror(pc));
+    mlo__env_report(
+        x->env, pc, 1, "log_artifact: %.*s/%s: the name is not a valid artifact path (%s): skipped",
+        (int)dl, path, pc == MLO_ERR_INVALID_UTF8 ? "(not UTF-8)" : name, mlo_strerror(pc));
     return 1;
 }
 
@@ -202,7 +201,7 @@ static int for_each_file(mlo_env *env, const char *local_path, const char *artif
     if (fd < 0 || fstat(fd, &sb) != 0) {
         int e = errno;
         mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: cannot open %s: %s", local_path,
-                    strerror(e));
+                        strerror(e));
         if (fd >= 0)
             close(fd);
         return MLO_ERR_IO;
@@ -212,8 +211,9 @@ static int for_each_file(mlo_env *env, const char *local_path, const char *artif
         char *rel = file_rel(local_path, artifact_path);
         st = rel ? mlo__validate_artifact_path(rel, 0) : MLO_ERR_NO_MEMORY;
         if (st == MLO_ERR_INVALID_PATH || st == MLO_ERR_INVALID_UTF8)
-            mlo__env_report(env, st, 0, "log_artifact: the file name of %s is not a valid artifact path",
-                        local_path);
+            mlo__env_report(env, st, 0,
+                            "log_artifact: the file name of %s is not a valid artifact path",
+                            local_path);
         if (st == MLO_OK)
             st = fn(ctx, fd, local_path, rel);
         free(rel);
@@ -235,7 +235,7 @@ static int for_each_file(mlo_env *env, const char *local_path, const char *artif
         mlo__buf_free(&x.full);
     } else {
         mlo__env_report(env, MLO_ERR_IO, 0, "log_artifact: %s is not a regular file or directory",
-                    local_path);
+                        local_path);
         st = MLO_ERR_IO;
     }
     close(fd);
@@ -496,8 +496,7 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
     }
     staged *g = &s->v[s->n];
     memset(g, 0, sizeof *g);
-    snprintf(g->id, sizeof g->id, "%s-%08" PRIu64, s->procid,
-             atomic_fetch_add(&id_counter, 1) + 1);
+    snprintf(g->id, sizeof g->id, "%s-%08" PRIu64, s->procid, atomic_fetch_add(&id_counter, 1) + 1);
     g->rel = strdup(rel);
     char *blob = mlo__manifest_path(s->dir, g->id, ".blob");
     char *tmp = mlo__manifest_path(s->dir, g->id, ".blob.tmp");
@@ -521,8 +520,8 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
             fstat(fd, &sb) == 0 && sb.st_size < (off_t)CHUNK ? MLO_COPY_BUFFER : MLO_COPY_ALL;
         unsigned used;
         int side;
-        if (mlo__artifact_copy(fd, out, methods, s->buf, CHUNK, g->sha, &g->size, &used,
-                               &side) != 0) {
+        if (mlo__artifact_copy(fd, out, methods, s->buf, CHUNK, g->sha, &g->size, &used, &side) !=
+            0) {
             int e = errno;
             st = side ? MLO_ERR_STORE : MLO_ERR_IO;
             mlo__env_report(env, st, 0, "log_artifact: cannot %s %s: %s", side ? "write" : "read",
@@ -697,15 +696,14 @@ static int stage_finish(stager *s) {
             what = "force to the disk the blob of";
         }
         if (st == MLO_OK && !sent && s->do_fsync && !(sent = blob_sent(&sx)) &&
-            (fsync_path(s->dir, g->id, ".art") != 0 ||
-             fsync_path(s->dir, g->id, ".failed") != 0)) {
+            (fsync_path(s->dir, g->id, ".art") != 0 || fsync_path(s->dir, g->id, ".failed") != 0)) {
             st = errno == ENOMEM ? MLO_ERR_NO_MEMORY : MLO_ERR_STORE;
             what = "force to the disk the manifest of";
         }
         if (st != MLO_OK) {
             if (what[0] && st != MLO_ERR_NO_MEMORY) /* the caller copes with that */
-                mlo__env_report(s->env, st, 0, "log_artifact: cannot %s %s/%s: %s", what,
-                                s->dir, g->id, strerror(errno));
+                mlo__env_report(s->env, st, 0, "log_artifact: cannot %s %s/%s: %s", what, s->dir,
+                                g->id, strerror(errno));
             return st;
         }
         left += !sent;
@@ -716,15 +714,13 @@ static int stage_finish(stager *s) {
 }
 
 /* Stages local_path (mem == NULL) or the bytes mem[0..len) as rel. */
-static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
-                 const void *mem, size_t len, const char *rel) {
+static int stage(mlo_run *r, const char *local_path, const char *artifact_path, const void *mem,
+                 size_t len, const char *rel) {
     mlo_client *c = r->client;
     mlo_env *env = mlo__client_env(c);
     mlo_store *store = mlo__client_store(c);
-    stager s = {.env = env,
-                .r = r,
-                .u = mlo__client_uploader(c),
-                .procid = mlo__store_procid(store)};
+    stager s = {
+        .env = env, .r = r, .u = mlo__client_uploader(c), .procid = mlo__store_procid(store)};
     s.do_fsync = mlo__store_fsync_policy(store) != MLO_FSYNC_NONE;
     if (asprintf(&s.dir, "%s/" MLO_ARTIFACTS_SUB, mlo__store_dir(store)) < 0) {
         s.dir = NULL;
@@ -733,7 +729,7 @@ static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
     int st;
     if (mkdir(s.dir, 0700) != 0 && errno != EEXIST) {
         mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot create %s: %s", s.dir,
-                    strerror(errno));
+                        strerror(errno));
         stage_free(&s);
         return MLO_ERR_STORE;
     }
@@ -761,8 +757,9 @@ static int stage(mlo_run *r, const char *local_path, const char *artifact_path,
             snprintf(m.sha, sizeof m.sha, "%s", g->sha[0] ? g->sha : MLO_MANIFEST_SHA_PENDING);
             /* to the disk in stage_finish, once the upload is under way */
             if (mlo__manifest_write(s.dir, g->id, ".art", &m, 0) != 0) {
-                mlo__env_report(env, MLO_ERR_STORE, 0, "log_artifact: cannot write a manifest in %s: %s",
-                            s.dir, strerror(errno));
+                mlo__env_report(env, MLO_ERR_STORE, 0,
+                                "log_artifact: cannot write a manifest in %s: %s", s.dir,
+                                strerror(errno));
                 st = MLO_ERR_STORE;
                 break;
             }
@@ -811,7 +808,7 @@ static int direct_fn(void *ctx, int fd, const char *shown, const char *rel) {
         mlo__env_stat(d->env, MLO_STAT_ARTIFACT_FILES, 1);
     } else {
         mlo__env_report(d->env, st, 0, "log_artifact: %s as %s: %s", shown, rel,
-                    e.message[0] ? e.message : mlo_strerror(st));
+                        e.message[0] ? e.message : mlo_strerror(st));
     }
     return st;
 }
@@ -846,14 +843,14 @@ static int upload_direct(mlo_run *r, const char *local_path, const char *artifac
     st = mlo__api_get_run_info(d.api, sid, NULL, &uri, &e);
     if (st != MLO_OK) {
         mlo__env_report(env, st, 0, "log_artifact: run %s: %s", sid,
-                    e.message[0] ? e.message : mlo_strerror(st));
+                        e.message[0] ? e.message : mlo_strerror(st));
     } else {
         st = mlo__api_artifact_root(uri, &root);
         if (st == MLO_ERR_ARTIFACTS_NOT_PROXIED)
             mlo__env_report(env, st, 0,
-                        "log_artifact: run %s stores its artifacts at %s, which the tracking "
-                        "server does not serve: start it with --serve-artifacts",
-                        sid, uri ? uri : "(none)");
+                            "log_artifact: run %s stores its artifacts at %s, which the tracking "
+                            "server does not serve: start it with --serve-artifacts",
+                            sid, uri ? uri : "(none)");
     }
     if (st == MLO_OK) {
         d.root = root;
@@ -917,4 +914,3 @@ MLO_API int mlo_log_artifact_bytes(mlo_run_t *r, const void *data, size_t len,
     }
     return log_common(r, NULL, NULL, data, len, artifact_path);
 }
-

@@ -6,11 +6,10 @@
  * histograms, flush gate, and the engines: writer, outbox, uploader,
  * system-metrics sampler) and the runs.  struct mlo_client is defined here
  * and nowhere else; the other public calls reach what they need through
- * mlo_client.h, and the engines get an mlo_env, never the client.  A log call validates, takes the time and pushes one
- * record into the queue: no lock, no allocation, no system call of its own
- * (the queue's push is the only shared write).  With a store (the default)
- * the queue is a ring laid over a file in the store (mlo_store.c), so what
- * a log call put there survives the process.
+ * mlo_client.h, and the engines get an mlo_env, never the client.  A log call validates, takes the
+ * time and pushes one record into the queue: no lock, no allocation, no system call of its own (the
+ * queue's push is the only shared write).  With a store (the default) the queue is a ring laid over
+ * a file in the store (mlo_store.c), so what a log call put there survives the process.
  *
  * Runs: mlo_start_run gives the run a local id (random, 32 hex), records
  * index -> local id in the store's run table and pushes a START_RUN record
@@ -37,6 +36,7 @@
 #include "mlo_api.h"
 #include "mlo_api_read.h"
 #include "mlo_config.h"
+#include "mlo_gate.h"
 #include "mlo_http.h"
 #include "mlo_kv.h"
 #include "mlo_outbox.h"
@@ -49,7 +49,6 @@
 #include "mlo_sysmetrics.h"
 #include "mlo_uploader.h"
 #include "mlo_validate.h"
-#include "mlo_gate.h"
 #include "mlo_worker.h"
 #include "mlo_writer.h"
 
@@ -610,9 +609,8 @@ MLO_API int mlo_start_run(mlo_client_t *c, const char *experiment_name, const ch
         mlo__buf_free(&payload);
         return MLO_ERR_NO_MEMORY;
     }
-    int64_t wait_ns = c->cfg.tracking_uri
-                          ? (int64_t)((c->cfg.timeout_s < 10 ? c->cfg.timeout_s : 10) * 1e9)
-                          : 0;
+    int64_t wait_ns =
+        c->cfg.tracking_uri ? (int64_t)((c->cfg.timeout_s < 10 ? c->cfg.timeout_s : 10) * 1e9) : 0;
     int64_t now = mlo__env_mono(&c->env);
     int64_t deadline = now + (wait_ns > 1000000000 ? wait_ns : 1000000000);
     mlo_rec h = {.type = MLO_EV_START_RUN,
@@ -680,7 +678,7 @@ static int push(mlo_run *r, int type, const char *key, size_t klen, const char *
 }
 
 int mlo__client_run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
-                  size_t vlen, int64_t ts, int64_t step, double value) {
+                         size_t vlen, int64_t ts, int64_t step, double value) {
     return push(r, type, key, klen, val, vlen, ts, step, value);
 }
 
@@ -721,7 +719,7 @@ static int refuse(mlo_run *r, int st, const char *what, const char *key) {
     printable_key(shown, sizeof shown, key);
     if (st == MLO_ERR_INVALID_KEY || st == MLO_ERR_INVALID_UTF8)
         mlo__env_report(&r->client->env, st, 1, "%s: key \"%s\" refused: %s", what, shown,
-                    mlo_strerror(st));
+                        mlo_strerror(st));
     else
         mlo__env_report(&r->client->env, st, 1, "%s: %s", what, mlo_strerror(st));
     return st;
@@ -732,7 +730,8 @@ static int metric(mlo_run *r, const char *key, double value, int64_t step, int64
     int st = mlo__validate_key(key, &klen);
     if (st != MLO_OK)
         return refuse(r, st, "log_metric", key);
-    return push(r, MLO_REC_METRIC, key, klen, "", 0, ts < 0 ? mlo__clock_now_ms(r->client->cfg.clock) : ts, step, value);
+    return push(r, MLO_REC_METRIC, key, klen, "", 0,
+                ts < 0 ? mlo__clock_now_ms(r->client->cfg.clock) : ts, step, value);
 }
 
 MLO_API int mlo_log_metric(mlo_run_t *r, const char *key, double value, int64_t step) {
@@ -766,8 +765,8 @@ static int keyval(mlo_run *r, int type, const char *key, const char *value) {
     if (truncated) {
         mlo__env_stat(&r->client->env, MLO_STAT_TRUNCATED, 1);
         mlo__env_report(&r->client->env, MLO_WARN_TRUNCATED, 1,
-                    "%s: value of \"%s\" truncated to %d characters, as the server would", what,
-                    key, type == MLO_REC_PARAM ? MLO_MAX_PARAM_CHARS : MLO_MAX_TAG_CHARS);
+                        "%s: value of \"%s\" truncated to %d characters, as the server would", what,
+                        key, type == MLO_REC_PARAM ? MLO_MAX_PARAM_CHARS : MLO_MAX_TAG_CHARS);
     }
     return push(r, type, key, klen, value, vlen, 0, 0, 0);
 }
@@ -801,7 +800,9 @@ MLO_API int mlo_log_metrics(mlo_run_t *r, size_t n, const char *const *keys, con
         if (!keys[i] || (timestamps_ms && timestamps_ms[i] < 0)) {
             st = refuse(r, MLO_ERR_INVALID_ARGUMENT, "log_metrics", "");
         } else {
-            int64_t ts = timestamps_ms ? timestamps_ms[i] : (now < 0 ? (now = mlo__clock_now_ms(r->client->cfg.clock)) : now);
+            int64_t ts = timestamps_ms
+                             ? timestamps_ms[i]
+                             : (now < 0 ? (now = mlo__clock_now_ms(r->client->cfg.clock)) : now);
             st = metric(r, keys[i], values[i], steps ? steps[i] : 0, ts);
         }
         if (st != MLO_OK && first == MLO_OK)

@@ -41,7 +41,7 @@ void mlo__client_wake(mlo_client *c);
  * policy (a drop is counted and reported), as the log calls do.  No
  * validation.  Returns an mlo_status. */
 int mlo__client_run_push(mlo_run *r, int type, const char *key, size_t klen, const char *val,
-                  size_t vlen, int64_t ts, int64_t step, double value);
+                         size_t vlen, int64_t ts, int64_t step, double value);
 /* A metric of run index `run`, pushed as above (mlo_hists_emit_fn: ctx is
  * the client). */
 int mlo__client_emit_metric(void *ctx, uint32_t run, const char *key, size_t klen, double value,

@@ -49,9 +49,9 @@
 #define _GNU_SOURCE
 #include "mlo_client.h"
 
+#include "mlo_fs.h"
 #include "mlo_payload.h"
 #include "mlo_sha256.h"
-#include "mlo_fs.h"
 #include "mlo_validate.h"
 
 #include <dirent.h>
@@ -65,7 +65,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 
 #define DS_MAX_NAME_CHARS 500
 #define DS_MAX_DIGEST_CHARS 36
@@ -149,8 +148,12 @@ static int json_string(mlo_buf *b, const char *s) {
             }
             rc = 0;
             for (int i = 0; i < nu && rc == 0; i++) {
-                char e[6] = {'\\', 'u', hex[units[i] >> 12 & 0xF], hex[units[i] >> 8 & 0xF],
-                             hex[units[i] >> 4 & 0xF], hex[units[i] & 0xF]};
+                char e[6] = {'\\',
+                             'u',
+                             hex[units[i] >> 12 & 0xF],
+                             hex[units[i] >> 8 & 0xF],
+                             hex[units[i] >> 4 & 0xF],
+                             hex[units[i] & 0xF]};
                 rc = mlo__buf_append(b, e, sizeof e);
             }
         }
@@ -166,7 +169,7 @@ typedef struct digest_walk {
     mlo_sha256 *md;
     unsigned char *buf; /* DS_CHUNK */
     const char *root;
-    int st;             /* MLO_OK, MLO_ERR_IO, MLO_ERR_NO_MEMORY */
+    int st; /* MLO_OK, MLO_ERR_IO, MLO_ERR_NO_MEMORY */
     char *err;
     size_t errlen;
 } digest_walk;
@@ -233,8 +236,7 @@ static int digest_skip(void *ctx, int why, const char *rel, const char *path) {
  * hex characters + NUL into hex.  MLO_OK, MLO_ERR_IO or MLO_ERR_NO_MEMORY
  * with a message in err.  Exposed to the tests (test_dataset.c declares it). */
 int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err, size_t errlen);
-int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err,
-                        size_t errlen) {
+int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err, size_t errlen) {
     digest_walk w = {.root = path, .err = err, .errlen = errlen, .st = MLO_OK};
     w.md = mlo__sha256_new();
     w.buf = malloc(DS_CHUNK);
@@ -279,7 +281,8 @@ int mlo__dataset_digest(const char *path, char hex[DS_DIGEST_HEX + 1], char *err
 
 /* ---- the call ------------------------------------------------------------------ */
 
-static int refuse(mlo_client *c, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(mlo_client *c, int st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int refuse(mlo_client *c, int st, const char *fmt, ...) {
     char msg[1200];
     va_list ap;
@@ -392,8 +395,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
         return refuse(c, MLO_ERR_INVALID_UTF8, "the source is not valid UTF-8");
     if (digest) {
         if (!digest[0])
-            return refuse(c, MLO_ERR_INVALID_ARGUMENT,
-                          "the digest is empty (NULL computes one)");
+            return refuse(c, MLO_ERR_INVALID_ARGUMENT, "the digest is empty (NULL computes one)");
         if (!mlo__validate_utf8(digest, strlen(digest)))
             return refuse(c, MLO_ERR_INVALID_UTF8, "the digest is not valid UTF-8");
         if (utf8_chars(digest) > DS_MAX_DIGEST_CHARS)
@@ -413,8 +415,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
         if (!digest && !fs_path && loc) {
             free(loc);
             return refuse(c, MLO_ERR_INVALID_ARGUMENT,
-                          "no digest given and \"%.300s\" is not a local path",
-                          source);
+                          "no digest given and \"%.300s\" is not a local path", source);
         }
     } else if (sl) {
         if (sl > DS_MAX_TYPE_CHARS)
@@ -441,8 +442,7 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
         if (loc && !mlo__validate_utf8(loc, strlen(loc))) {
             free(loc);
             return refuse(c, MLO_ERR_INVALID_UTF8,
-                          "the absolute path of \"%.300s\" is not valid UTF-8",
-                          source);
+                          "the absolute path of \"%.300s\" is not valid UTF-8", source);
         }
         if (!digest && loc && !(fs_path = strdup(source))) {
             free(loc);
@@ -483,7 +483,8 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
                       "the source is over MLflow's 65535 characters once written "
                       "as JSON");
     }
-    oom = oom || mlo__buf_append(&p, "", 1) != 0 || mlo__buf_append(&p, digest, strlen(digest) + 1) ||
+    oom = oom || mlo__buf_append(&p, "", 1) != 0 ||
+          mlo__buf_append(&p, digest, strlen(digest) + 1) ||
           mlo__buf_append(&p, type, strlen(type) + 1) != 0 ||
           mlo__buf_appends(&p, "") != 0; /* context: none (MLflow's log_input default) */
     if (oom) {
@@ -503,7 +504,8 @@ MLO_API int mlo_log_dataset(mlo_run_t *r, const char *name, const char *source,
                       "(%zu bytes; mlo_options_set_queue_bytes)",
                       need, qcap);
     }
-    st = mlo__client_run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len, mlo__env_now_ms(mlo__client_env(c)), 0, 0.0);
+    st = mlo__client_run_push(r, MLO_REC_DATASET, name, nlen, p.data, p.len,
+                              mlo__env_now_ms(mlo__client_env(c)), 0, 0.0);
     mlo__buf_free(&p);
     return st;
 }

@@ -70,8 +70,8 @@
 #include <unistd.h>
 
 #define PART_SUFFIX ".mlo-part"
-#define MAX_DEPTH 64       /* directory levels below the download's top */
-#define MAX_URI_HOPS 4     /* models:/ -> runs:/ ... resolutions */
+#define MAX_DEPTH 64   /* directory levels below the download's top */
+#define MAX_URI_HOPS 4 /* models:/ -> runs:/ ... resolutions */
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -122,15 +122,17 @@ static int name_ok(const char *n) {
 static int need_uri(mlo_client *c, const char *fn) {
     if (mlo__client_env(c)->cfg->tracking_uri)
         return MLO_OK;
-    mlo__env_report(mlo__client_env(c), MLO_ERR_CONFIG, 0,
-                "%s: no tracking URI (set MLFLOW_TRACKING_URI or mlo_options_set_tracking_uri): "
-                "this call talks to the server",
-                fn);
+    mlo__env_report(
+        mlo__client_env(c), MLO_ERR_CONFIG, 0,
+        "%s: no tracking URI (set MLFLOW_TRACKING_URI or mlo_options_set_tracking_uri): "
+        "this call talks to the server",
+        fn);
     return MLO_ERR_CONFIG;
 }
 
 static int fail_api(mlo_client *c, const char *fn, const mlo_api_error *e, int st) {
-    mlo__env_report(mlo__client_env(c), st, 0, "%s: %s", fn, e->message[0] ? e->message : mlo_strerror(st));
+    mlo__env_report(mlo__client_env(c), st, 0, "%s: %s", fn,
+                    e->message[0] ? e->message : mlo_strerror(st));
     return st;
 }
 
@@ -154,7 +156,8 @@ typedef struct mlo_ctx {
 } mlo_ctx;
 
 static int bad_uri(mlo_ctx *x, const char *uri, const char *why) {
-    mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_ARGUMENT, 0, "%s: \"%.300s\": %s", x->fn, uri, why);
+    mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_ARGUMENT, 0, "%s: \"%.300s\": %s", x->fn,
+                    uri, why);
     return MLO_ERR_INVALID_ARGUMENT;
 }
 
@@ -185,10 +188,11 @@ static int resolve_run(mlo_ctx *x, const char *run_id, const char *prefix, mlo_l
         return fail_api(x->c, x->fn, &e, st);
     st = mlo__api_artifact_root(uri, &out->root);
     if (st == MLO_ERR_ARTIFACTS_NOT_PROXIED)
-        mlo__env_report(mlo__client_env(x->c), st, 0,
-                    "%s: run %.64s keeps its artifacts at %.300s, which the client cannot reach "
-                    "through the tracking server: run the server with --serve-artifacts",
-                    x->fn, run_id, uri);
+        mlo__env_report(
+            mlo__client_env(x->c), st, 0,
+            "%s: run %.64s keeps its artifacts at %.300s, which the client cannot reach "
+            "through the tracking server: run the server with --serve-artifacts",
+            x->fn, run_id, uri);
     free(uri);
     if (st != MLO_OK)
         return st;
@@ -217,8 +221,8 @@ static int resolve_runs_uri(mlo_ctx *x, const char *uri, const char *s, mlo_loc 
     const char *path = p[n] ? p + n + 1 : "";
     int st = mlo__validate_artifact_path(path, 1);
     if (st != MLO_OK) {
-        mlo__env_report(mlo__client_env(x->c), st, 0, "%s: \"%.300s\": the path is not a relative artifact path",
-                    x->fn, uri);
+        mlo__env_report(mlo__client_env(x->c), st, 0,
+                        "%s: \"%.300s\": the path is not a relative artifact path", x->fn, uri);
         free(rid);
         return st;
     }
@@ -229,12 +233,12 @@ static int resolve_runs_uri(mlo_ctx *x, const char *uri, const char *s, mlo_loc 
 
 /* "models:/<name>/<version>" or "models:/<name>@<alias>" (s: after
  * "models:"): the version's source, resolved. */
-static int resolve_models_uri(mlo_ctx *x, const char *uri, const char *s, mlo_loc *out,
-                              int hops) {
+static int resolve_models_uri(mlo_ctx *x, const char *uri, const char *s, mlo_loc *out, int hops) {
     const char *p = uri_path(s);
     if (!p)
-        return bad_uri(x, uri, "a models URI naming another registry (models://...) is not "
-                               "supported");
+        return bad_uri(x, uri,
+                       "a models URI naming another registry (models://...) is not "
+                       "supported");
     if (p[0] != '/' || !p[1])
         return bad_uri(x, uri, "not a models:/<name>/<version> or models:/<name>@<alias> URI");
     if (strchr(p, '?'))
@@ -250,15 +254,17 @@ static int resolve_models_uri(mlo_ctx *x, const char *uri, const char *s, mlo_lo
         if (blank(p, (size_t)(slash - p)) || blank(suf, strlen(suf)))
             return bad_uri(x, uri, "no model name or no version");
         if (strspn(suf, "0123456789") != strlen(suf))
-            return bad_uri(x, uri, "only a version number or an alias is supported (not a "
-                                   "stage, not \"latest\")");
+            return bad_uri(x, uri,
+                           "only a version number or an alias is supported (not a "
+                           "stage, not \"latest\")");
         name = strndup(p, (size_t)(slash - p));
         version = strdup(suf);
     } else {
         const char *at = strrchr(p, '@');
         if (!at)
-            return bad_uri(x, uri, "a model id is not supported: give models:/<name>/<version> "
-                                   "or models:/<name>@<alias>");
+            return bad_uri(x, uri,
+                           "a model id is not supported: give models:/<name>/<version> "
+                           "or models:/<name>@<alias>");
         if (blank(p, (size_t)(at - p)) || blank(at + 1, strlen(at + 1)))
             return bad_uri(x, uri, "no model name or no alias");
         name = strndup(p, (size_t)(at - p));
@@ -278,8 +284,8 @@ static int resolve_models_uri(mlo_ctx *x, const char *uri, const char *s, mlo_lo
     if (st != MLO_OK) {
         fail_api(x->c, x->fn, &e, st);
     } else if (!*source) {
-        mlo__env_report(mlo__client_env(x->c), MLO_ERR_PROTOCOL, 0, "%s: model version %.300s has no source",
-                    x->fn, uri);
+        mlo__env_report(mlo__client_env(x->c), MLO_ERR_PROTOCOL, 0,
+                        "%s: model version %.300s has no source", x->fn, uri);
         st = MLO_ERR_PROTOCOL;
     } else {
         st = resolve(x, source, out, hops + 1);
@@ -297,9 +303,9 @@ static int resolve_artifact_uri(mlo_ctx *x, const char *uri, mlo_loc *out) {
     int st = mlo__api_artifact_root(uri, &root);
     if (st == MLO_ERR_ARTIFACTS_NOT_PROXIED) {
         mlo__env_report(mlo__client_env(x->c), st, 0,
-                    "%s: the artifacts are at %.300s, which the client cannot reach through "
-                    "the tracking server: run the server with --serve-artifacts",
-                    x->fn, uri);
+                        "%s: the artifacts are at %.300s, which the client cannot reach through "
+                        "the tracking server: run the server with --serve-artifacts",
+                        x->fn, uri);
         return st;
     }
     if (st != MLO_OK)
@@ -308,8 +314,8 @@ static int resolve_artifact_uri(mlo_ctx *x, const char *uri, mlo_loc *out) {
      * looked up in its parent's listing (a file or a directory). */
     char *slash = strrchr(root, '/');
     if (!*root || mlo__validate_artifact_path(root, 0) != MLO_OK) {
-        mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0, "%s: unusable artifact location %.300s",
-                    x->fn, uri);
+        mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
+                        "%s: unusable artifact location %.300s", x->fn, uri);
         free(root);
         return MLO_ERR_INVALID_PATH;
     }
@@ -377,7 +383,7 @@ static int list_cb(void *vctx, const char *name, int is_dir, int64_t size) {
     list_ctx *l = vctx;
     if (!name_ok(name)) {
         mlo__env_report(mlo__client_env(l->x->c), MLO_ERR_INVALID_PATH, 0,
-                    "%s: the server listed an entry named \"%.200s\": refused", l->x->fn, name);
+                        "%s: the server listed an entry named \"%.200s\": refused", l->x->fn, name);
         l->status = MLO_ERR_INVALID_PATH;
         return 1;
     }
@@ -407,8 +413,8 @@ MLO_API int mlo_list_artifacts(mlo_client_t *c, const char *run_id, const char *
         if (!rel) {
             st = MLO_ERR_NO_MEMORY;
         } else {
-            list_ctx l = {.x = &x, .base = artifact_path ? artifact_path : "", .fn = fn,
-                          .user = user_data};
+            list_ctx l = {
+                .x = &x, .base = artifact_path ? artifact_path : "", .fn = fn, .user = user_data};
             mlo_api_error e;
             memset(&e, 0, sizeof e);
             arm(x.a, c);
@@ -437,7 +443,7 @@ typedef struct entry {
 typedef struct entries {
     entry *v;
     size_t n, cap;
-    int status; /* MLO_OK, or why collecting stopped */
+    int status;       /* MLO_OK, or why collecting stopped */
     const char *want; /* collect only this name (a lookup), or NULL: all */
 } entries;
 
@@ -490,21 +496,22 @@ static int list_dir(mlo_ctx *x, const char *root, const char *rel, entries *es) 
         return fail_api(x->c, x->fn, &e, st);
     if (es->status == MLO_ERR_INVALID_PATH)
         mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
-                    "%s: the server listed an entry named \"%.200s\" in \"%.300s\": refused, "
-                    "nothing is written outside the download directory",
-                    x->fn, es->n ? es->v[0].name : "", rel);
+                        "%s: the server listed an entry named \"%.200s\" in \"%.300s\": refused, "
+                        "nothing is written outside the download directory",
+                        x->fn, es->n ? es->v[0].name : "", rel);
     return es->status;
 }
 
 static int io_fail(mlo_ctx *x, const char *what, const char *name, int err) {
-    mlo__env_report(mlo__client_env(x->c), MLO_ERR_IO, 0, "%s: %s \"%.300s\": %s", x->fn, what, name, strerror(err));
+    mlo__env_report(mlo__client_env(x->c), MLO_ERR_IO, 0, "%s: %s \"%.300s\": %s", x->fn, what,
+                    name, strerror(err));
     return MLO_ERR_IO;
 }
 
 static int symlink_fail(mlo_ctx *x, const char *rel) {
     mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
-                "%s: \"%.300s\" is a symbolic link in the download directory: not followed",
-                x->fn, rel);
+                    "%s: \"%.300s\" is a symbolic link in the download directory: not followed",
+                    x->fn, rel);
     return MLO_ERR_INVALID_PATH;
 }
 
@@ -585,8 +592,8 @@ static int sync_dir(mlo_ctx *x, int dfd, const char *what) {
 static int get_dir(mlo_ctx *x, const char *root, const char *rel, int dfd, int depth) {
     if (depth > MAX_DEPTH) {
         mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
-                    "%s: \"%.300s\" is more than %d directories deep: refused", x->fn, rel,
-                    MAX_DEPTH);
+                        "%s: \"%.300s\" is more than %d directories deep: refused", x->fn, rel,
+                        MAX_DEPTH);
         return MLO_ERR_INVALID_PATH;
     }
     entries es = {0};
@@ -598,8 +605,8 @@ static int get_dir(mlo_ctx *x, const char *root, const char *rel, int dfd, int d
             break;
         }
         if (mlo__validate_artifact_path(sub, 0) != MLO_OK) { /* too long, not UTF-8 */
-            mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0, "%s: unusable artifact path \"%.300s\"",
-                        x->fn, sub);
+            mlo__env_report(mlo__client_env(x->c), MLO_ERR_INVALID_PATH, 0,
+                            "%s: unusable artifact path \"%.300s\"", x->fn, sub);
             st = MLO_ERR_INVALID_PATH;
         } else if (es.v[i].is_dir) {
             int sfd = open_subdir(x, dfd, es.v[i].name, sub, &st);
@@ -654,8 +661,8 @@ static int open_dest(mlo_ctx *x, const char *dir, int *st) {
     return fd;
 }
 
-MLO_API int mlo_download_artifacts(mlo_client_t *c, const char *run_id,
-                                   const char *artifact_path, const char *dest_dir) {
+MLO_API int mlo_download_artifacts(mlo_client_t *c, const char *run_id, const char *artifact_path,
+                                   const char *dest_dir) {
     mlo_ctx x;
     int st = mlo__client_check(c);
     if (st != MLO_OK)
@@ -686,8 +693,9 @@ MLO_API int mlo_download_artifacts(mlo_client_t *c, const char *run_id,
         } else {
             st = list_dir(&x, loc.root, parent, &es);
             if (st == MLO_OK && es.n == 0) {
-                mlo__env_report(mlo__client_env(c), MLO_ERR_NOT_FOUND, 0, "%s: no artifact \"%.300s\" at %.300s",
-                            x.fn, *target ? target : "(root)", run_id);
+                mlo__env_report(mlo__client_env(c), MLO_ERR_NOT_FOUND, 0,
+                                "%s: no artifact \"%.300s\" at %.300s", x.fn,
+                                *target ? target : "(root)", run_id);
                 st = MLO_ERR_NOT_FOUND;
             } else if (st == MLO_OK) {
                 is_dir = es.v[0].is_dir;
@@ -743,15 +751,15 @@ MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const ch
     st = wait_server_id(r, deadline, &sid);
     if (st != MLO_OK) {
         mlo__env_report(mlo__client_env(c), st, 0, "%s: run %s %s", fn, r->local_id,
-                    st == MLO_ERR_TIMEOUT ? "is not on the server yet"
-                                          : "could not be created on the server");
+                        st == MLO_ERR_TIMEOUT ? "is not on the server yet"
+                                              : "could not be created on the server");
         return st;
     }
     st = mlo__uploader_wait_run(mlo__client_uploader(c), r->local_id, artifact_path, deadline);
     if (st != MLO_OK) {
         mlo__env_report(mlo__client_env(c), st, 0, "%s: the artifacts of run %s %s", fn, sid,
-                    st == MLO_ERR_TIMEOUT ? "are not all uploaded yet"
-                                          : "could not all be uploaded");
+                        st == MLO_ERR_TIMEOUT ? "are not all uploaded yet"
+                                              : "could not all be uploaded");
         return st;
     }
     mlo_api *a = mlo__api_new(mlo__client_env(c));
@@ -784,7 +792,8 @@ MLO_API int mlo_register_model(mlo_run_t *r, const char *artifact_path, const ch
         errno = 0;
         long long v = strtoll(ver, &end, 10);
         if (errno || end == ver || *end || v <= 0) {
-            mlo__env_report(mlo__client_env(c), MLO_ERR_PROTOCOL, 0, "%s: the server gave version \"%.64s\"", fn, ver);
+            mlo__env_report(mlo__client_env(c), MLO_ERR_PROTOCOL, 0,
+                            "%s: the server gave version \"%.64s\"", fn, ver);
             st = MLO_ERR_PROTOCOL;
         } else if (version) {
             *version = (int64_t)v;

@@ -188,8 +188,8 @@ int cli_cmd_gc(int argc, char **argv) {
            (unsigned long long)r.files, h1, dir);
     if (shm)
         printf(" and %zu queue files in /dev/shm", shm);
-    printf("; the store %s %s, of which %s not acknowledged by a server yet", dry ? "would hold" : "holds",
-           h2, h3);
+    printf("; the store %s %s, of which %s not acknowledged by a server yet",
+           dry ? "would hold" : "holds", h2, h3);
     if (live)
         printf("; %zu processes still running were left alone", live);
     printf("\n");
@@ -254,8 +254,7 @@ int cli_cmd_rm(int argc, char **argv) {
     for (size_t i = 0; i < nruns; i++) {
         run *r = cli_store_find(&s, ids[i]);
         printf("%s run %s (%s)%s\n", dry ? "would remove" : "removed", ids[i],
-               r ? cli_run_name(r) : "-",
-               r && r->server_id ? "; it stays on the server" : "");
+               r ? cli_run_name(r) : "-", r && r->server_id ? "; it stays on the server" : "");
     }
     rc = EXIT_PASS;
 out:

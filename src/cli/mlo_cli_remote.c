@@ -17,9 +17,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "mlo_api.h"
 #include "mlo_api_read.h"
 #include "mlo_cli.h"
-#include "mlo_api.h"
 #include "mlo_config.h"
 #include "mlo_env.h"
 

@@ -195,8 +195,8 @@ int cli_cmd_sync(int argc, char **argv) {
         fprintf(stderr, "mlo: no store at %s\n", dir);
         return EXIT_ERROR;
     }
-    progress p = {.tty = isatty(STDERR_FILENO) == 1, .lines = lines, .quiet = quiet,
-                  .start_ns = mono_ns()};
+    progress p = {
+        .tty = isatty(STDERR_FILENO) == 1, .lines = lines, .quiet = quiet, .start_ns = mono_ns()};
     pthread_mutex_init(&p.lock, NULL);
     mlo_sync_opts o = {.store_dir = dir,
                        .uri = uri,

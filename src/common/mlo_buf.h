@@ -32,7 +32,8 @@ int mlo__buf_grow(mlo_buf *b, size_t extra);
 int mlo__buf_printf(mlo_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Formats a message into a caller's buffer err[errlen] (NULL or 0: nothing). */
-void mlo__buf_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void mlo__buf_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Appends n bytes of p as base64 (RFC 4648, with padding). 0 ok, -1 ENOMEM. */
 int mlo__buf_base64(mlo_buf *b, const void *p, size_t n);

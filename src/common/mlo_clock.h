@@ -22,8 +22,8 @@
 #define MLO_NS_PER_S 1000000000LL
 
 typedef struct mlo_clock {
-    int64_t (*mono_ns)(void *ctx);          /* monotonic, ns */
-    int64_t (*real_ms)(void *ctx);          /* wall clock, ms since the epoch */
+    int64_t (*mono_ns)(void *ctx);           /* monotonic, ns */
+    int64_t (*real_ms)(void *ctx);           /* wall clock, ms since the epoch */
     void (*sleep_ns)(void *ctx, int64_t ns); /* sleeps (a virtual clock: advances) */
     void *ctx;
 } mlo_clock;

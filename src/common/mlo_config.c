@@ -10,8 +10,8 @@
  * resolve only reads it.
  */
 #define _GNU_SOURCE
-#include "mlo_buf.h"
 #include "mlo_config.h"
+#include "mlo_buf.h"
 
 #include "mlo_validate.h"
 
@@ -210,7 +210,8 @@ MLO_API int mlo_options_set_basic_auth(mlo_options_t *o, const char *user, const
     if ((user == NULL) != (password == NULL))
         return MLO_ERR_INVALID_ARGUMENT;
     /* validate both before touching either: a refused pair keeps the old one */
-    if (user && (!mlo__validate_utf8(user, strlen(user)) || !mlo__validate_utf8(password, strlen(password))))
+    if (user && (!mlo__validate_utf8(user, strlen(user)) ||
+                 !mlo__validate_utf8(password, strlen(password))))
         return MLO_ERR_INVALID_UTF8;
     if (!header_safe(user) || !header_safe(password) || (user && strchr(user, ':')))
         return MLO_ERR_INVALID_ARGUMENT;
@@ -315,8 +316,7 @@ MLO_API int mlo_options_set_durable(mlo_options_t *o, int durable) {
     return MLO_OK;
 }
 
-MLO_API int mlo_options_set_fsync(mlo_options_t *o, mlo_fsync_policy policy,
-                                  unsigned interval_ms) {
+MLO_API int mlo_options_set_fsync(mlo_options_t *o, mlo_fsync_policy policy, unsigned interval_ms) {
     CHECK_OPTS(o);
     if (policy != MLO_FSYNC_NONE && policy != MLO_FSYNC_INTERVAL && policy != MLO_FSYNC_ALWAYS)
         return MLO_ERR_INVALID_ARGUMENT;
@@ -527,12 +527,13 @@ static int resolve_max_bytes(const mlo_options_t *o, int64_t *bytes) {
     if (o->max_bytes_set) {
         *bytes = o->max_bytes;
     } else if (env("MLO_STORE_MAX_BYTES")) {
-        static const char *const u[] = {"k", "m", "g", "t", "kb", "mb", "gb", "tb",
-                                        "kib", "mib", "gib", "tib", "b"};
+        static const char *const u[] = {"k",  "m",   "g",   "t",   "kb",  "mb", "gb",
+                                        "tb", "kib", "mib", "gib", "tib", "b"};
 #define KI 1024LL
         static const int64_t f[] = {KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
                                     KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
-                                    KI, KI * KI, KI * KI * KI, KI * KI * KI * KI, 1};
+                                    KI, KI * KI, KI * KI * KI, KI * KI * KI * KI,
+                                    1};
 #undef KI
         if (parse_scaled(env("MLO_STORE_MAX_BYTES"), u, f, 13, bytes) != 0 || *bytes < 0)
             return -1;
@@ -572,8 +573,8 @@ int mlo__config_resolve(const mlo_options_t *o, mlo_config *c, char *err, size_t
     c->durable = o->durable >= 0 ? o->durable : 1;
     if (!uri && !c->durable) {
         mlo__buf_errf(err, errlen,
-             "no tracking URI and the store is turned off: set MLFLOW_TRACKING_URI or "
-             "mlo_options_set_tracking_uri, or keep the store on (local runs)");
+                      "no tracking URI and the store is turned off: set MLFLOW_TRACKING_URI or "
+                      "mlo_options_set_tracking_uri, or keep the store on (local runs)");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
@@ -620,8 +621,9 @@ no_uri:
         goto fail;
     if (!header_safe(c->token) || !header_safe(c->user) || !header_safe(c->password) ||
         (c->user && strchr(c->user, ':'))) {
-        mlo__buf_errf(err, errlen, "the tracking credentials (MLFLOW_TRACKING_TOKEN, _USERNAME, _PASSWORD) "
-                          "must not contain line breaks, nor the username a colon");
+        mlo__buf_errf(err, errlen,
+                      "the tracking credentials (MLFLOW_TRACKING_TOKEN, _USERNAME, _PASSWORD) "
+                      "must not contain line breaks, nor the username a colon");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
@@ -636,8 +638,10 @@ no_uri:
     double d;
     if (o->max_retries >= 0)
         c->max_retries = o->max_retries;
-    else if (env_double("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5, 0, 1e9, &d) || d != (double)(long long)d) {
-        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be a non-negative integer");
+    else if (env_double("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5, 0, 1e9, &d) ||
+             d != (double)(long long)d) {
+        mlo__buf_errf(err, errlen,
+                      "MLFLOW_HTTP_REQUEST_MAX_RETRIES must be a non-negative integer");
         st = MLO_ERR_CONFIG;
         goto fail;
     } else
@@ -645,21 +649,24 @@ no_uri:
     if (o->backoff_factor_s >= 0)
         c->backoff_factor_s = o->backoff_factor_s;
     else if (env_double("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 2, 0, 3600, &c->backoff_factor_s)) {
-        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR must be a number of seconds");
+        mlo__buf_errf(err, errlen,
+                      "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR must be a number of seconds");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (o->jitter_s >= 0)
         c->jitter_s = o->jitter_s;
     else if (env_double("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", 1.0, 0, 3600, &c->jitter_s)) {
-        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER must be a number of seconds");
+        mlo__buf_errf(err, errlen,
+                      "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER must be a number of seconds");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (o->timeout_s > 0)
         c->timeout_s = o->timeout_s;
     else if (env_double("MLFLOW_HTTP_REQUEST_TIMEOUT", 120, 0.001, 86400, &c->timeout_s)) {
-        mlo__buf_errf(err, errlen, "MLFLOW_HTTP_REQUEST_TIMEOUT must be a positive number of seconds");
+        mlo__buf_errf(err, errlen,
+                      "MLFLOW_HTTP_REQUEST_TIMEOUT must be a positive number of seconds");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
@@ -685,7 +692,7 @@ no_uri:
                         &d) ||
              d != (double)(int)d) {
         mlo__buf_errf(err, errlen, "MLO_MAX_INFLIGHT must be an integer from 1 to %d",
-             MLO_MAX_INFLIGHT_LIMIT);
+                      MLO_MAX_INFLIGHT_LIMIT);
         st = MLO_ERR_CONFIG;
         goto fail;
     } else
@@ -747,14 +754,16 @@ no_uri:
     c->sys_statvfs = o->sys_statvfs;
     c->sys_manual = o->sys_manual;
     if (resolve_retention(o, &c->store_retention_ms) != 0) {
-        mlo__buf_errf(err, errlen, "MLO_STORE_RETENTION must be -1 (forever) or a number of "
-                                   "seconds, optionally with s, m, h or d (e.g. 7d)");
+        mlo__buf_errf(err, errlen,
+                      "MLO_STORE_RETENTION must be -1 (forever) or a number of "
+                      "seconds, optionally with s, m, h or d (e.g. 7d)");
         st = MLO_ERR_CONFIG;
         goto fail;
     }
     if (resolve_max_bytes(o, &c->store_max_bytes) != 0) {
-        mlo__buf_errf(err, errlen, "MLO_STORE_MAX_BYTES must be 0 (no cap) or a number of bytes, "
-                                   "optionally with K, M, G or T (e.g. 500M)");
+        mlo__buf_errf(err, errlen,
+                      "MLO_STORE_MAX_BYTES must be 0 (no cap) or a number of bytes, "
+                      "optionally with K, M, G or T (e.g. 500M)");
         st = MLO_ERR_CONFIG;
         goto fail;
     }

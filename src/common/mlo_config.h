@@ -24,13 +24,13 @@ struct statvfs;
 #define MLO_BATCH_MAX_TAGS 100
 #define MLO_BATCH_MAX_TOTAL 1000
 #define MLO_BATCH_MAX_BYTES (900u * 1024u) /* under MLflow's documented 1 MB */
-#define MLO_MAX_INFLIGHT_DEFAULT 4 /* log-batch requests in flight (README "Performance") */
+#define MLO_MAX_INFLIGHT_DEFAULT 4         /* log-batch requests in flight (README "Performance") */
 #define MLO_MAX_INFLIGHT_LIMIT 16
 /* system metrics (mlo_sysmetrics.c) */
 #define MLO_SYS_MIN_INTERVAL_S 0.001
 #define MLO_SYS_MAX_INTERVAL_S 86400.0
 #define MLO_SYS_MAX_SAMPLES 1000000
-#define MLO_SYS_MAX_GPUS 16 /* GPUs beyond are not sampled */
+#define MLO_SYS_MAX_GPUS 16                           /* GPUs beyond are not sampled */
 #define MLO_STORE_RETENTION_DEFAULT_S (7 * 24 * 3600) /* MLO_STORE_RETENTION */
 
 typedef struct mlo_config {
@@ -56,18 +56,18 @@ typedef struct mlo_config {
     unsigned flush_interval_ms;
     mlo_error_fn error_fn;
     void *error_user;
-    int queue_impl; /* 0 = lock-free ring, 1 = mutex queue (benchmark baseline) */
-    char *store_dir;             /* the store directory (option, $MLO_STORE_DIR, ./mlo-store) */
-    int durable;                 /* 1: ring in a file + run log (default); 0: memory only */
-    int fsync_policy;            /* mlo_fsync_policy */
+    int queue_impl;   /* 0 = lock-free ring, 1 = mutex queue (benchmark baseline) */
+    char *store_dir;  /* the store directory (option, $MLO_STORE_DIR, ./mlo-store) */
+    int durable;      /* 1: ring in a file + run log (default); 0: memory only */
+    int fsync_policy; /* mlo_fsync_policy */
     unsigned fsync_interval_ms;
-    int max_inflight;            /* log-batch requests in flight at once, 1..16 (mlo_sender.c) */
+    int max_inflight; /* log-batch requests in flight at once, 1..16 (mlo_sender.c) */
     /* system metrics (common/mlo_sysmetrics.c), as MLflow's variables name them */
-    int sys_enabled;          /* default of new runs: $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING */
-    double sys_interval_s;    /* $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL, default 10 */
-    int sys_samples;          /* $MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING, default 1 */
-    char *sys_node_id;        /* $MLFLOW_SYSTEM_METRICS_NODE_ID, NULL: none */
-    char *sys_disk_path;      /* NULL: the store's file system, else "/" */
+    int sys_enabled;       /* default of new runs: $MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING */
+    double sys_interval_s; /* $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL, default 10 */
+    int sys_samples;       /* $MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING, default 1 */
+    char *sys_node_id;     /* $MLFLOW_SYSTEM_METRICS_NODE_ID, NULL: none */
+    char *sys_disk_path;   /* NULL: the store's file system, else "/" */
     /* their seams for tests: where /proc and /sys are ("" the real ones),
      * the NVML library (NULL libnvidia-ml.so.1, "" none), statvfs, and no
      * sampler thread (the test calls mlo__sysmetrics_tick) */
@@ -77,8 +77,8 @@ typedef struct mlo_config {
     int sys_manual;
 
     /* the store's retention and size cap (store/mlo_retention.c) */
-    int64_t store_retention_ms;  /* acknowledged data kept this long; -1 forever, 0 at once */
-    int64_t store_max_bytes;     /* 0: no cap */
+    int64_t store_retention_ms; /* acknowledged data kept this long; -1 forever, 0 at once */
+    int64_t store_max_bytes;    /* 0: no cap */
     /* seams for tests (never set by a program): NULL = libcurl / the system clock */
     mlo_transport_new_fn new_transport;
     void *transport_user;

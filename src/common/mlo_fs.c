@@ -8,8 +8,8 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdio.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -209,9 +209,10 @@ static int walk_entry(walker *k, int dfd, const char *real, const char *name) {
         open_path = target;
     }
     if (S_ISDIR(sb.st_mode)) {
-        int cfd = open_path ? open(open_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                            : openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-                                                    (nofollow ? O_NOFOLLOW : 0));
+        int cfd = open_path
+                      ? open(open_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                      : openat(dfd, name,
+                               O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
         if (cfd < 0) {
             if (errno != ENOENT)
                 rc = fail(k, errno, child);
@@ -221,8 +222,9 @@ static int walk_entry(walker *k, int dfd, const char *real, const char *name) {
         close(cfd);
     } else if (S_ISREG(sb.st_mode)) {
         int ffd = open_path ? open(open_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-                            : openat(dfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
-                                                    (nofollow ? O_NOFOLLOW : 0));
+                            : openat(dfd, name,
+                                     O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+                                         (nofollow ? O_NOFOLLOW : 0));
         struct stat fsb;
         if (ffd < 0) {
             if (errno != ENOENT)

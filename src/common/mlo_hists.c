@@ -89,7 +89,7 @@
 #include <string.h>
 
 #define MLO_HIST_MAGIC 0x6d6c6f48u /* "mloH" */
-#define GRACE_NS 2000000 /* swap -> drain: 2 ms */
+#define GRACE_NS 2000000           /* swap -> drain: 2 ms */
 
 #define SUB 50 /* linear sub-buckets per octave */
 #define E_MIN (-30)

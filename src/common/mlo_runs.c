@@ -60,8 +60,7 @@ mlo_run *mlo__runs_add(mlo_runs *t, struct mlo_client *owner, const char *lid, c
             chunk = calloc(MLO_RUN_CHUNK, sizeof *chunk);
             /* release: the zeroed chunk is visible to whoever loads the pointer */
             if (chunk)
-                atomic_store_explicit(&t->chunks[idx / MLO_RUN_CHUNK], chunk,
-                                      memory_order_release);
+                atomic_store_explicit(&t->chunks[idx / MLO_RUN_CHUNK], chunk, memory_order_release);
         }
     }
     mlo_run *r = NULL;
@@ -110,9 +109,8 @@ static void set_once(_Atomic(char *) *slot, const char *v) {
         return;
     char *copy = strdup(v);
     char *expected = NULL;
-    if (!copy ||
-        !atomic_compare_exchange_strong_explicit(slot, &expected, copy, memory_order_release,
-                                                 memory_order_acquire))
+    if (!copy || !atomic_compare_exchange_strong_explicit(
+                     slot, &expected, copy, memory_order_release, memory_order_acquire))
         free(copy);
 }
 

@@ -29,16 +29,16 @@ struct mlo_client;
 typedef struct mlo_run {
     uint32_t magic;
     uint32_t index;
-    struct mlo_client *client;    /* the owner (opaque here) */
-    char local_id[33];            /* 32 hex: the run's id in the store */
+    struct mlo_client *client; /* the owner (opaque here) */
+    char local_id[33];         /* 32 hex: the run's id in the store */
     /* Set once (by the sender when it has created or found the run on the
      * server; by start/resume when known at once), freed by
      * mlo__runs_destroy.  Readers load with acquire: the string is complete
      * before the pointer is seen. */
     _Atomic(char *) server_id;
     _Atomic(char *) experiment_id;
-    _Atomic int create_status;    /* MLO_OK until the server refused the run for good */
-    uint32_t lid_next;            /* local-id hash chain, under the table's lock */
+    _Atomic int create_status; /* MLO_OK until the server refused the run for good */
+    uint32_t lid_next;         /* local-id hash chain, under the table's lock */
 } mlo_run;
 
 typedef struct mlo_runs {

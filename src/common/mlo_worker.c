@@ -122,4 +122,3 @@ int mlo__worker_pause(mlo_worker *w, int64_t ns) {
     }
     return mlo__worker_stopping(w);
 }
-

@@ -143,7 +143,6 @@ _Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t), "atomic size word o
 _Static_assert(offsetof(mlo_rec, size) == 0 && offsetof(mlo_rec, type) == 4,
                "publication word first, then type");
 
-
 enum { SLEEP_DEEP = 1, SLEEP_LIGHT = 2 };
 
 static ring *ring_of(mlo_queue *q) {
@@ -409,9 +408,8 @@ static int ring_push_mp(mlo_queue *q, const mlo_rec *hdr, const char *key, const
      * shared in our cache).  head_cache would be cheaper but lags far behind
      * in steady use and made almost every push look like a quarter fill: a
      * futex wake per call (measured by tests/bench_client.c). */
-    if (s == SLEEP_LIGHT &&
-        at + pad + size - atomic_load_explicit(&r->head, memory_order_relaxed) <
-            r->capacity / MLO_Q_WAKE_DIVISOR)
+    if (s == SLEEP_LIGHT && at + pad + size - atomic_load_explicit(&r->head, memory_order_relaxed) <
+                                r->capacity / MLO_Q_WAKE_DIVISOR)
         s = 0;
     if (s && atomic_exchange_explicit(&r->sleeping, 0, memory_order_relaxed))
         kick_consumer(r);
@@ -477,7 +475,8 @@ static bool ready_sc(ring *r) {
     if (rec_type(r, idx) != RING_REC_PAD)
         return true;
     /* A pad is followed by its producer's record at offset 0. */
-    uint32_t next = atomic_load_explicit(size_word(r, (head + size) & r->mask), memory_order_acquire);
+    uint32_t next =
+        atomic_load_explicit(size_word(r, (head + size) & r->mask), memory_order_acquire);
     return next != 0 && !(next & RING_CLAIMED);
 }
 
@@ -513,8 +512,7 @@ static void ring_wait_sc(mlo_queue *q, int64_t timeout_ns, int deep) {
         uint32_t seen = atomic_load_explicit(&r->futex_word, memory_order_acquire);
         /* Dekker with ring_push_mp (see there): announce the sleep, fence,
          * then look for data once more. */
-        atomic_store_explicit(&r->sleeping, deep ? SLEEP_DEEP : SLEEP_LIGHT,
-                              memory_order_seq_cst);
+        atomic_store_explicit(&r->sleeping, deep ? SLEEP_DEEP : SLEEP_LIGHT, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
         if (wait_over_sc(r, deep))
             break;
@@ -530,7 +528,6 @@ static void ring_wait_sc(mlo_queue *q, int64_t timeout_ns, int deep) {
     }
     atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed); /* flag only */
 }
-
 
 /* ---- Consumer: peek and release (a ring that must not lose what it holds) --- */
 

@@ -22,8 +22,7 @@ mlo_queue *mlo__ring_init_in(void *mem, size_t bytes, int64_t full_wait_ns);
 uint64_t mlo__ring_head_sc(mlo_queue *q);
 /* Consumer: calls fn on up to max_records published records from *pos on,
  * without giving their space back; *pos moves past them.  Returns the count. */
-size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn,
-                         void *ctx);
+size_t mlo__ring_peek_sc(mlo_queue *q, uint64_t *pos, size_t max_records, mlo_rec_fn fn, void *ctx);
 /* Consumer: the records before pos are safe elsewhere: mark them committed
  * (crash recovery will not hand them out again), then free their space. */
 void mlo__ring_release_sc(mlo_queue *q, uint64_t pos);

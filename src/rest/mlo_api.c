@@ -23,7 +23,6 @@
 
 #define API "/api/2.0/mlflow/"
 
-
 static void on_retry(void *ctx, long code, const char *msg) {
     mlo_api *a = ctx;
     mlo__env_stat(a->env, MLO_STAT_RETRIED, 1);
@@ -157,8 +156,7 @@ static int status_for_code(const char *ec, long http) {
 }
 
 static int looks_json(const mlo_http_result *r) {
-    return strstr(r->content_type, "json") != NULL ||
-           (r->body.len && (r->body.data[0] == '{'));
+    return strstr(r->content_type, "json") != NULL || (r->body.len && (r->body.data[0] == '{'));
 }
 
 /* Turns a transport result into a status; fills e. */
@@ -177,8 +175,8 @@ int mlo__api_classify(const mlo_http_result *r, const char *what, mlo_api_error 
     Mlflow__ErrorResponse *er = NULL;
     if (looks_json(r)) {
         ProtobufCMessage *m = NULL;
-        if (mlo__pbjson_decode(&mlflow__error_response__descriptor, r->body.data ? r->body.data : "",
-                               r->body.len, &m, NULL, 0) == 0)
+        if (mlo__pbjson_decode(&mlflow__error_response__descriptor,
+                               r->body.data ? r->body.data : "", r->body.len, &m, NULL, 0) == 0)
             er = (Mlflow__ErrorResponse *)m;
     }
     if (er && er->error_code)
@@ -190,9 +188,8 @@ int mlo__api_classify(const mlo_http_result *r, const char *what, mlo_api_error 
         snprintf(e->message, sizeof e->message, "%s: HTTP %ld %s: %.400s", what, r->http_code,
                  e->error_code, smsg);
     else
-        snprintf(e->message, sizeof e->message,
-                 "%s: HTTP %ld with a non-JSON answer (%.40s)%s", what, r->http_code,
-                 r->content_type[0] ? r->content_type : "no content type",
+        snprintf(e->message, sizeof e->message, "%s: HTTP %ld with a non-JSON answer (%.40s)%s",
+                 what, r->http_code, r->content_type[0] ? r->content_type : "no content type",
                  r->http_code == 404 || r->http_code == 405
                      ? ": is the tracking URI an MLflow server?"
                      : ": a proxy in the way, or not an MLflow server?");
@@ -253,8 +250,8 @@ static int finish(mlo_api *a, mlo_http_result *r, const char *what,
     }
     if (st == MLO_OK && rdesc) {
         char err[128] = "";
-        int rc = mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp,
-                                    err, sizeof err);
+        int rc = mlo__pbjson_decode(rdesc, r->body.data ? r->body.data : "", r->body.len, resp, err,
+                                    sizeof err);
         if (rc == -2) {
             st = mlo__api_no_memory(e, what);
         } else if (rc != 0) {
@@ -313,8 +310,7 @@ static int post(mlo_api *a, const char *path, const ProtobufCMessage *msg,
 }
 
 static int get(mlo_api *a, const char *path, const char *qkey, const char *qval,
-               const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
-               mlo_api_error *e) {
+               const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp, mlo_api_error *e) {
     mlo__buf_reset(&a->query);
     if (mlo__api_query(a, &a->query, qkey, qval))
         return mlo__api_no_memory(e, path);
@@ -338,8 +334,7 @@ int mlo__api_dup(char **out, const char *s, mlo_api_error *e) {
 
 /* ---- calls ------------------------------------------------------------------ */
 
-int mlo__api_get_experiment_by_name(mlo_api *a, const char *name, char **exp_id,
-                                    mlo_api_error *e) {
+int mlo__api_get_experiment_by_name(mlo_api *a, const char *name, char **exp_id, mlo_api_error *e) {
     ProtobufCMessage *m = NULL;
     int st = get(a, "experiments/get-by-name", "experiment_name", name,
                  &mlflow__get_experiment_by_name__response__descriptor, &m, e);
@@ -404,9 +399,9 @@ int mlo__api_create_run(mlo_api *a, const char *exp_id, const char *run_name, in
     if (st != MLO_OK)
         return st;
     Mlflow__CreateRun__Response *r = (Mlflow__CreateRun__Response *)m;
-    const char *id = r->run && r->run->info ? (r->run->info->run_id ? r->run->info->run_id
-                                                                     : r->run->info->run_uuid)
-                                            : NULL;
+    const char *id = r->run && r->run->info
+                         ? (r->run->info->run_id ? r->run->info->run_id : r->run->info->run_uuid)
+                         : NULL;
     st = id ? mlo__api_dup(run_id, id, e) : mlo__api_missing(e, "runs/create");
     protobuf_c_message_free_unpacked(m, NULL);
     return st;
@@ -534,8 +529,8 @@ static void build_batch(mlo_api *a, Mlflow__LogBatch *req, const char *run_id,
     req->tags = a->ptags;
 }
 
-int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs,
-                              size_t n, mlo_buf *out) {
+int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
+                              mlo_buf *out) {
     Mlflow__LogBatch req;
     build_batch(a, &req, run_id, recs, n);
     return mlo__pbjson_encode(&req.base, out) == 0 ? MLO_OK : MLO_ERR_NO_MEMORY;
@@ -548,8 +543,8 @@ int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *rec
     return post(a, "runs/log-batch", &req.base, NULL, NULL, e);
 }
 
-int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key,
-                               const char *value, char **run_id, mlo_api_error *e) {
+int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key, const char *value,
+                               char **run_id, mlo_api_error *e) {
     /* Only called with mlo's own tag keys and hex values: no quoting needed
      * beyond the backticks that let a key hold dots. */
     char filter[256];

@@ -22,7 +22,7 @@
 typedef struct mlo_api mlo_api; /* one per thread that sends */
 
 typedef struct mlo_api_error {
-    int status;          /* mlo_status */
+    int status; /* mlo_status */
     long http_code;
     char error_code[48]; /* MLflow error_code, "" if none */
     char message[512];
@@ -62,16 +62,16 @@ int mlo__api_set_tag(mlo_api *a, const char *run_id, const char *key, const char
 /* The id of an active run of experiment exp_id whose tag `key` equals value
  * (runs/search).  MLO_OK (*run_id set, malloc'd), MLO_ERR_NOT_FOUND (none),
  * or the call's failure. */
-int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key,
-                               const char *value, char **run_id, mlo_api_error *e);
+int mlo__api_search_run_by_tag(mlo_api *a, const char *exp_id, const char *key, const char *value,
+                               char **run_id, mlo_api_error *e);
 /* recs: staged records (key and value NUL-terminated, laid out as
  * mlo__payload_staged_key/_val read them) of one run, within MLflow's batch
  * limits. */
 int mlo__api_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
                        mlo_api_error *e);
 /* Encodes the log-batch body without sending (benchmarks, tests). */
-int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs,
-                              size_t n, mlo_buf *out);
+int mlo__api_encode_log_batch(mlo_api *a, const char *run_id, const mlo_rec *const *recs, size_t n,
+                              mlo_buf *out);
 
 /* ---- artifact REST calls (mlo_api_artifacts.c) ----
  * root: the run's artifact root as a path of the proxied artifact API,
@@ -100,11 +100,11 @@ int mlo__api_artifact_list(mlo_api *a, const char *root, const char *rel,
 typedef struct mlo_mpu {
     char *upload_id;
     size_t nparts;
-    char **urls;      /* part i+1's presigned URL */
-    char **etags;     /* filled by mlo__api_mpu_put_part */
+    char **urls;  /* part i+1's presigned URL */
+    char **etags; /* filled by mlo__api_mpu_put_part */
 } mlo_mpu;
-int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t nparts,
-                        mlo_mpu *out, mlo_api_error *e);
+int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t nparts, mlo_mpu *out,
+                        mlo_api_error *e);
 /* PUT part `part` (1-based) = bytes [off, off+len) of fd to its URL (no
  * credentials sent to it); records the answer's ETag. */
 int mlo__api_mpu_put_part(mlo_api *a, mlo_mpu *m, size_t part, int fd, int64_t off, int64_t len,
@@ -126,8 +126,8 @@ typedef struct mlo_mpu_cfg {
 void mlo__api_mpu_cfg_read(mlo_mpu_cfg *m);
 /* Sends bytes [0, size) of fd as rel below root: multipart when configured
  * and large enough (parts of the chunk size, at most 10,000), else one PUT. */
-int mlo__api_artifact_upload(mlo_api *a, mlo_mpu_cfg *mc, const char *root, const char *rel,
-                             int fd, int64_t size, mlo_api_error *e);
+int mlo__api_artifact_upload(mlo_api *a, mlo_mpu_cfg *mc, const char *root, const char *rel, int fd,
+                             int64_t size, mlo_api_error *e);
 
 /* ---- registry REST calls (mlo_api_registry.c) ---- */
 /* registered-models/create; an existing model is not an error (MLO_OK). */
@@ -135,13 +135,12 @@ int mlo__api_create_registered_model(mlo_api *a, const char *name, mlo_api_error
 /* model-versions/create: *version (malloc'd) gets the new version. */
 int mlo__api_create_model_version(mlo_api *a, const char *name, const char *source,
                                   const char *run_id, char **version, mlo_api_error *e);
-int mlo__api_set_model_alias(mlo_api *a, const char *name, const char *alias,
-                             const char *version, mlo_api_error *e);
+int mlo__api_set_model_alias(mlo_api *a, const char *name, const char *alias, const char *version,
+                             mlo_api_error *e);
 /* models:/name/version or models:/name@alias (alias != NULL): the version's
  * source and run id (each may be NULL: not wanted; malloc'd; run id "" when
  * none) and, for an alias, *version_out (may be NULL). */
-int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version,
-                               const char *alias, char **source, char **run_id,
-                               char **version_out, mlo_api_error *e);
+int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version, const char *alias,
+                               char **source, char **run_id, char **version_out, mlo_api_error *e);
 
 #endif /* MLO_API_H */

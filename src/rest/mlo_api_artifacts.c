@@ -146,8 +146,7 @@ int mlo__api_artifact_list(mlo_api *a, const char *root, const char *rel,
         st = mlo__api_no_memory(e, "artifact listing");
     } else {
         ProtobufCMessage *m = NULL;
-        st = mlo__api_get(a, ART_API, q.data, &mlflow__list_artifacts__response__descriptor, &m,
-                          e);
+        st = mlo__api_get(a, ART_API, q.data, &mlflow__list_artifacts__response__descriptor, &m, e);
         if (st == MLO_OK) {
             Mlflow__ListArtifacts__Response *r = (Mlflow__ListArtifacts__Response *)m;
             for (size_t i = 0; i < r->n_files; i++) {
@@ -198,8 +197,8 @@ void mlo__api_mpu_free(mlo_mpu *m) {
     memset(m, 0, sizeof *m);
 }
 
-int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t nparts,
-                        mlo_mpu *out, mlo_api_error *e) {
+int mlo__api_mpu_create(mlo_api *a, const char *root, const char *rel, size_t nparts, mlo_mpu *out,
+                        mlo_api_error *e) {
     memset(out, 0, sizeof *out);
     mlo_buf url = {0};
     const char *name;

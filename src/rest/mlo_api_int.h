@@ -7,10 +7,10 @@
 #ifndef MLO_API_INT_H
 #define MLO_API_INT_H
 
+#include "mlflow_service.pb-c.h"
 #include "mlo_api.h"
 #include "mlo_http.h"
 #include "mlo_pbjson.h"
-#include "mlflow_service.pb-c.h"
 
 struct mlo_api {
     mlo_http *http;

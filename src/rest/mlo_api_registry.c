@@ -19,8 +19,8 @@
 
 /* GET path?k1=v1[&k2=v2] (a NULL value is left out) into *resp. */
 static int reg_get(mlo_api *a, const char *path, const char *k1, const char *v1, const char *k2,
-                   const char *v2, const ProtobufCMessageDescriptor *rdesc,
-                   ProtobufCMessage **resp, mlo_api_error *e) {
+                   const char *v2, const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+                   mlo_api_error *e) {
     mlo__buf_reset(&a->query);
     if (mlo__api_query(a, &a->query, k1, v1) || mlo__api_query(a, &a->query, k2, v2) ||
         mlo__buf_appendc(&a->query, '\0'))
@@ -61,8 +61,8 @@ int mlo__api_create_model_version(mlo_api *a, const char *name, const char *sour
     return st;
 }
 
-int mlo__api_set_model_alias(mlo_api *a, const char *name, const char *alias,
-                             const char *version, mlo_api_error *e) {
+int mlo__api_set_model_alias(mlo_api *a, const char *name, const char *alias, const char *version,
+                             mlo_api_error *e) {
     Mlflow__SetRegisteredModelAlias req = MLFLOW__SET_REGISTERED_MODEL_ALIAS__INIT;
     req.name = (char *)name;
     req.alias = (char *)alias;
@@ -70,9 +70,8 @@ int mlo__api_set_model_alias(mlo_api *a, const char *name, const char *alias,
     return mlo__api_post(a, "registered-models/alias", &req.base, NULL, NULL, e);
 }
 
-int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version,
-                               const char *alias, char **source, char **run_id,
-                               char **version_out, mlo_api_error *e) {
+int mlo__api_get_model_version(mlo_api *a, const char *name, const char *version, const char *alias,
+                               char **source, char **run_id, char **version_out, mlo_api_error *e) {
     const char *what = alias ? "registered-models/alias" : "model-versions/get";
     ProtobufCMessage *m = NULL;
     int st;

@@ -965,7 +965,8 @@ static int ffail(dctx *c, const ProtobufCMessageDescriptor *d, const ProtobufCFi
 
 static int oom(dctx *c, const ProtobufCFieldDescriptor *f, const char *dname) {
     c->oom = true;
-    return f ? fail(c, "%s.%s: out of memory", dname, f->name) : fail(c, "%s: out of memory", dname);
+    return f ? fail(c, "%s.%s: out of memory", dname, f->name)
+             : fail(c, "%s: out of memory", dname);
 }
 
 /* "-"? digits, nothing else; magnitude into *mag. 0 ok, -1 bad/overflow. */

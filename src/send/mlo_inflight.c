@@ -35,7 +35,7 @@ struct mlo_inflight {
     pthread_cond_t done; /* a job has finished */
     mlo_job *ready, *ready_tail;
     mlo_job *fin, *fin_tail;
-    int cancel; /* != MLO_OK: the stage failed; jobs still queued are not sent */
+    int cancel;           /* != MLO_OK: the stage failed; jobs still queued are not sent */
     size_t nworkers, max; /* nworkers: the sender's thread only */
     worker *w;
     void (*notify)(void *ctx);

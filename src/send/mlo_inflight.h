@@ -27,7 +27,7 @@ typedef struct mlo_job {
     const char *sid;      /* the run's server id */
     const mlo_rec **recs; /* MLO_JOB_BATCH: n records (capacity cap) */
     size_t n, cap;
-    const mlo_rec *rec;   /* MLO_JOB_END, MLO_JOB_DATASET */
+    const mlo_rec *rec; /* MLO_JOB_END, MLO_JOB_DATASET */
     mlo_dataset_payload ds;
     /* MLO_JOB_END of a run whose creation was ambiguous: first remove the
      * empty copies carrying its local id (mlo__requests_sweep) */

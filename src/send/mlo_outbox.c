@@ -170,8 +170,8 @@ static int read_chunk(mlo_outbox *o, cursor *k, uint64_t *read_end) {
     if (rc == 2)
         return READ_MORE;
     if (rc == -1) {
-        mlo__env_report(o->env, MLO_ERR_STORE, 1, "store: segment %s-%06u damaged: %s",
-                        k->procid, k->n, err);
+        mlo__env_report(o->env, MLO_ERR_STORE, 1, "store: segment %s-%06u damaged: %s", k->procid,
+                        k->n, err);
         return mlo__logr_skip_damage(k->r) == 1 ? READ_MORE : READ_END;
     }
     return READ_END;
@@ -321,7 +321,7 @@ int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *store, const mlo_s
         mlo_logr *r = path ? mlo__logr_open(path, err, sizeof err) : NULL;
         if (!r) {
             mlo__env_report(env, MLO_ERR_STORE, 0, "cannot read %s: %s", path ? path : "a segment",
-                        err);
+                            err);
             if (errbuf && errlen && !errbuf[0])
                 snprintf(errbuf, errlen, "cannot read %s: %s", path ? path : "a segment", err);
             free(path);
@@ -378,8 +378,7 @@ int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *store, const mlo_s
                 mlo__env_report(env, MLO_ERR_STORE, 0, "segment %s damaged: %s", path, err);
                 if (errbuf && errlen && !errbuf[0])
                     snprintf(errbuf, errlen,
-                             "segment %s damaged (%s): the intact blocks were uploaded", path,
-                             err);
+                             "segment %s damaged (%s): the intact blocks were uploaded", path, err);
                 damaged = 1;
                 if (mlo__logr_skip_damage(r) == 1)
                     continue;

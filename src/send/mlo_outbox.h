@@ -24,8 +24,8 @@ void mlo__outbox_stop(mlo_outbox *o, int64_t deadline_ns);
  * failed stage), acknowledging as it goes.  progress (may be NULL) gets
  * segment bytes done and in total.  MLO_OK, or a status with a message in
  * err. */
-int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *st, const mlo_seg_ref *segs,
-                      size_t n, void (*progress)(void *ctx, uint64_t done, uint64_t total),
-                      void *ctx, char *err, size_t errlen);
+int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *st, const mlo_seg_ref *segs, size_t n,
+                      void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+                      char *err, size_t errlen);
 
 #endif /* MLO_OUTBOX_H */

@@ -37,7 +37,8 @@ static void count_sent(mlo_reqctx *x, const mlo_rec *const *recs, size_t n) {
 
 /* Reports a failure found while sending: at once on the sender's thread, or
  * queued in the job for it (a worker). */
-static void cx_report(mlo_reqctx *x, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cx_report(mlo_reqctx *x, int st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void cx_report(mlo_reqctx *x, int st, const char *fmt, ...) {
     if (!x->env->cfg->error_fn)
         return;
@@ -80,7 +81,7 @@ int mlo__requests_batch(mlo_reqctx *x, const char *sid, const mlo_rec *const *re
     x->failed += n;
     if (n == 1) {
         const mlo_rec *r = recs[0];
-        const char *kind = r->type == MLO_REC_METRIC ? "metric"
+        const char *kind = r->type == MLO_REC_METRIC  ? "metric"
                            : r->type == MLO_REC_PARAM ? "param"
                                                       : "tag";
         cx_report(x, st, "run %s: %s \"%.250s\" refused: %s", sid, kind, mlo__payload_staged_key(r),
@@ -111,12 +112,12 @@ int mlo__requests_end(mlo_reqctx *x, const char *sid, const mlo_rec *r) {
 
 /* runs/log-inputs for a DATASET record (key = name) whose payload is ds. */
 int mlo__requests_dataset(mlo_reqctx *x, const char *sid, const mlo_rec *r,
-                        const mlo_dataset_payload *ds) {
+                          const mlo_dataset_payload *ds) {
     mlo_api_error e;
     memset(&e, 0, sizeof e);
     mlo__api_set_deadline(x->api, mlo__env_abort_at(x->env));
-    int st = mlo__api_log_inputs(x->api, sid, mlo__payload_staged_key(r), ds->digest, ds->source_type,
-                                 ds->source, ds->context, &e);
+    int st = mlo__api_log_inputs(x->api, sid, mlo__payload_staged_key(r), ds->digest,
+                                 ds->source_type, ds->source, ds->context, &e);
     if (st == MLO_OK) {
         count_sent(x, &r, 1);
         return MLO_OK;
@@ -128,7 +129,6 @@ int mlo__requests_dataset(mlo_reqctx *x, const char *sid, const mlo_rec *r,
               mlo__payload_staged_key(r), ds->digest, e.message[0] ? e.message : mlo_strerror(st));
     return MLO_OK;
 }
-
 
 /* ---- copies of a run created late --------------------------------------------- */
 
@@ -156,7 +156,7 @@ void mlo__requests_sweep(mlo_reqctx *x, const char *exp, const char *lid, const 
     int st = mlo__api_read_search(x->api, exp ? exp : "0", filter, 100, &runs, &n, &e);
     if (st != MLO_OK) {
         cx_report(x, st, "run %s: cannot look for copies created late: %s", sid,
-                      e.message[0] ? e.message : mlo_strerror(st));
+                  e.message[0] ? e.message : mlo_strerror(st));
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -165,26 +165,25 @@ void mlo__requests_sweep(mlo_reqctx *x, const char *exp, const char *lid, const 
             continue;
         if (!empty_copy(r, lid)) {
             cx_report(x, MLO_ERR_ALREADY_EXISTS,
-                          "run %s has a copy %s (same mlo.local_id) that holds data: left alone",
-                          sid, r->run_id);
+                      "run %s has a copy %s (same mlo.local_id) that holds data: left alone", sid,
+                      r->run_id);
             continue;
         }
         st = mlo__api_delete_run(x->api, r->run_id, &e);
         if (st == MLO_OK) {
             cx_report(x, MLO_WARN_RETRY,
-                          "run %s: deleted the empty copy %s the server created late", sid,
-                          r->run_id);
+                      "run %s: deleted the empty copy %s the server created late", sid, r->run_id);
             continue;
         }
         /* deletion refused: end it, and say what it is */
         int a = mlo__api_set_tag(x->api, r->run_id, "mlo.duplicate_of", sid, &e);
         int b = mlo__api_update_run(x->api, r->run_id, MLO_RUN_KILLED, -1, &e);
         cx_report(x, a == MLO_OK && b == MLO_OK ? MLO_WARN_RETRY : b,
-                      "run %s: the empty copy %s the server created late could not be deleted; "
-                      "%s",
-                      sid, r->run_id,
-                      a == MLO_OK && b == MLO_OK ? "ended as KILLED, tagged mlo.duplicate_of"
-                                                 : "left as it is");
+                  "run %s: the empty copy %s the server created late could not be deleted; "
+                  "%s",
+                  sid, r->run_id,
+                  a == MLO_OK && b == MLO_OK ? "ended as KILLED, tagged mlo.duplicate_of"
+                                             : "left as it is");
     }
     mlo__api_read_runs_free(runs, n);
 }

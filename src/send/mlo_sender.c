@@ -31,10 +31,9 @@
  * and timestamp; the latest value compares step, timestamp, value), so
  * batches holding only metrics of one run may be in flight together
  * ("free" requests).  Batches holding params or tags (a tag's last value
- * wins) go one after the other ("ordered").  A run's end and a dataset input ("barriers") wait until
- * every earlier request of the run is done, and later ones wait for them:
- * a run ends only after all its data is acknowledged.  Different runs never
- * wait for each other.
+ * wins) go one after the other ("ordered").  A run's end and a dataset input ("barriers") wait
+ * until every earlier request of the run is done, and later ones wait for them: a run ends only
+ * after all its data is acknowledged.  Different runs never wait for each other.
  *
  * Requests in flight.  Up to max_inflight requests are with the workers at
  * once (mlo_inflight.c; max_inflight = 1: every request on the calling
@@ -138,11 +137,11 @@ typedef struct srun {
     char *exp;
     int state;
     int fail_status;
-    int ambiguous; /* runs/create may have been carried out unseen */
-    int map_pending; /* created, its runs.map line not written yet */
-    uint32_t next; /* hash chain: index + 1 */
-    batch open; /* the open batch */
-    int open_listed;   /* on the sender's list of runs with open batches */
+    int ambiguous;             /* runs/create may have been carried out unseen */
+    int map_pending;           /* created, its runs.map line not written yet */
+    uint32_t next;             /* hash chain: index + 1 */
+    batch open;                /* the open batch */
+    int open_listed;           /* on the sender's list of runs with open batches */
     mlo_job *jobs, *jobs_tail; /* outstanding requests, in order */
     int active_listed;         /* on the list of runs with outstanding requests */
     uint64_t seq;
@@ -364,8 +363,7 @@ static void *slab_alloc(chunk *c, size_t need) {
 }
 
 int mlo__sender_add(mlo_sender *s, int type, const char *lid, const char *key, size_t klen,
-                    const char *val, size_t vlen, double num, int64_t ts, int64_t step,
-                    int flags) {
+                    const char *val, size_t vlen, double num, int64_t ts, int64_t step, int flags) {
     long run = srun_for(s, lid, strlen(lid));
     chunk *c = run < 0 ? NULL : open_chunk(s);
     if (!c)
@@ -1022,8 +1020,7 @@ static void dispatch(mlo_sender *s, int64_t *next_ns) {
             }
             j->sid = r->sid;
             j->state = JOB_OUT;
-            if (s->pool &&
-                (mlo__inflight_workers(s->pool) || mlo__inflight_spawn(s->pool) == 0)) {
+            if (s->pool && (mlo__inflight_workers(s->pool) || mlo__inflight_spawn(s->pool) == 0)) {
                 s->out++;
                 mlo__inflight_push(s->pool, j);
                 j = j->run_next;
@@ -1162,8 +1159,8 @@ int mlo__sender_add_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
                                ev->key ? strlen(ev->key) : 0, ev->value ? ev->value : "",
                                ev->value ? strlen(ev->value) : 0, 0, 0, 0, flags);
     case MLO_REC_END_RUN:
-        return mlo__sender_add(s, ev->type, ev->run_id, "", 0, "", 0, ev->value_num,
-                               ev->timestamp, 0, flags);
+        return mlo__sender_add(s, ev->type, ev->run_id, "", 0, "", 0, ev->value_num, ev->timestamp,
+                               0, flags);
     case MLO_REC_DATASET: {
         /* back into the record's payload (mlo_payload.h); a dataset without
          * name, source, digest or type would only be refused: counted failed */
@@ -1188,8 +1185,8 @@ int mlo__sender_add_event(mlo_sender *s, const mlo_log_event *ev, int flags) {
         mlo__buf_reset(&s->scratch);
         if (mlo__payload_startrun_encode(&s->scratch, &sr) != 0)
             return -1;
-        return mlo__sender_add(s, ev->type, ev->run_id, NULL, 0, s->scratch.data, s->scratch.len,
-                               0, ev->timestamp, 0, flags);
+        return mlo__sender_add(s, ev->type, ev->run_id, NULL, 0, s->scratch.data, s->scratch.len, 0,
+                               ev->timestamp, 0, flags);
     }
     default:
         return 0; /* a type this version does not know: skipped */

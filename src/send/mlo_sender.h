@@ -39,8 +39,7 @@ void mlo__sender_set_notify(mlo_sender *s, void (*fn)(void *ctx), void *ctx);
 /* Stages one event (copied) into the open chunk.  lid: the run's local id.
  * flags: MLO_SENDER_ADOPTED or 0.  0 or -1 (OOM). */
 int mlo__sender_add(mlo_sender *s, int type, const char *lid, const char *key, size_t klen,
-                    const char *val, size_t vlen, double num, int64_t ts, int64_t step,
-                    int flags);
+                    const char *val, size_t vlen, double num, int64_t ts, int64_t step, int flags);
 /* Stages one event read from a segment.  0, or -1 (OOM). */
 int mlo__sender_add_event(mlo_sender *s, const mlo_log_event *ev, int flags);
 /* The events staged since the last close form a chunk; once all are

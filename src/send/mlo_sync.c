@@ -96,8 +96,8 @@ static void sync_on_retry(void *user, long code, const char *what) {
         snprintf(x->conn_detail, sizeof x->conn_detail, "%.*s", l, what);
         if (!x->conn_failing) {
             x->conn_failing = 1;
-            mlo__env_set_abort_at(x->env, mlo__env_mono(x->env) +
-                                              (int64_t)CONN_GIVE_UP_S * MLO_NS_PER_S);
+            mlo__env_set_abort_at(x->env,
+                                  mlo__env_mono(x->env) + (int64_t)CONN_GIVE_UP_S * MLO_NS_PER_S);
         }
     }
     if (x->o->retry)
@@ -343,8 +343,7 @@ static int probe(const mlo_config *cfg, char *detail, size_t n) {
         memset(&e, 0, sizeof e);
         int rc = mlo__api_get_experiment_by_name(a, "Default", &id, &e);
         free(id);
-        if (rc == MLO_OK || e.http_code != 0 ||
-            (rc != MLO_ERR_NETWORK && rc != MLO_ERR_TIMEOUT)) {
+        if (rc == MLO_OK || e.http_code != 0 || (rc != MLO_ERR_NETWORK && rc != MLO_ERR_TIMEOUT)) {
             break; /* an answer (or a TLS/config problem the sync reports itself) */
         }
         int64_t wait = (int64_t)(i + 1) * MLO_NS_PER_S;
@@ -391,7 +390,8 @@ int mlo__sync_run(const mlo_sync_opts *o, char *err, size_t errlen) {
         mlo__buf_errf(err, errlen, "invalid tracking URI");
         return st;
     }
-    if (o->max_inflight && mlo_options_set_max_inflight(opts, (unsigned)o->max_inflight) != MLO_OK) {
+    if (o->max_inflight &&
+        mlo_options_set_max_inflight(opts, (unsigned)o->max_inflight) != MLO_OK) {
         mlo_options_free(opts);
         mlo__buf_errf(err, errlen, "--max-inflight must be 1 to %d", MLO_MAX_INFLIGHT_LIMIT);
         return MLO_ERR_INVALID_ARGUMENT;
@@ -466,14 +466,15 @@ int mlo__sync_run(const mlo_sync_opts *o, char *err, size_t errlen) {
     }
     if (st == MLO_OK && refused) {
         st = MLO_ERR_SERVER_INVALID;
-        mlo__buf_errf(err, errlen,
-             "%llu events were refused by the server (first: %s); everything else was uploaded",
-             (unsigned long long)refused, x.nerr ? x.first : "see the error callback");
+        mlo__buf_errf(
+            err, errlen,
+            "%llu events were refused by the server (first: %s); everything else was uploaded",
+            (unsigned long long)refused, x.nerr ? x.first : "see the error callback");
     } else if (st == MLO_OK && mlo__store_live_skipped(s)) {
         mlo__buf_errf(err, errlen,
-             "%zu files belong to processes still running (they send their own events); "
-             "they were left alone",
-             mlo__store_live_skipped(s));
+                      "%zu files belong to processes still running (they send their own events); "
+                      "they were left alone",
+                      mlo__store_live_skipped(s));
     } else if (st != MLO_OK && err && !err[0] && x.nerr) {
         mlo__buf_errf(err, errlen, "%s", x.first);
     }

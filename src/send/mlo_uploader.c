@@ -72,15 +72,15 @@ enum { L_OWN = 0, L_ADOPTED = 1 };
 
 typedef struct art_item {
     struct art_item *prev, *next;
-    int list;         /* L_OWN, L_ADOPTED */
-    uint64_t seq;     /* own: staging order (flush) */
-    char id[96];      /* file stem */
-    char lid[33];     /* run local id ("" until the manifest is read) */
-    int busy;         /* being uploaded */
-    int parked;       /* its run's artifacts are not proxied: left in the store */
-    int verified;     /* the blob's SHA-256 was computed and matched */
+    int list;     /* L_OWN, L_ADOPTED */
+    uint64_t seq; /* own: staging order (flush) */
+    char id[96];  /* file stem */
+    char lid[33]; /* run local id ("" until the manifest is read) */
+    int busy;     /* being uploaded */
+    int parked;   /* its run's artifacts are not proxied: left in the store */
+    int verified; /* the blob's SHA-256 was computed and matched */
     int fails, waits;
-    int64_t retry_at; /* CLOCK_MONOTONIC ns; 0 = now */
+    int64_t retry_at;  /* CLOCK_MONOTONIC ns; 0 = now */
     char *failed_path; /* refused for good: its artifact path (for settle) */
 } art_item;
 
@@ -90,9 +90,9 @@ typedef struct art_run {
     struct art_run *next;
     char lid[33];
     int state;
-    char *root;       /* RUN_READY: the proxied API path of its artifact root */
-    int fail_status;  /* an upload of the run was refused for good with it */
-    char **failed;    /* the artifact paths refused for good */
+    char *root;      /* RUN_READY: the proxied API path of its artifact root */
+    int fail_status; /* an upload of the run was refused for good with it */
+    char **failed;   /* the artifact paths refused for good */
     size_t nfailed;
 } art_run;
 
@@ -215,10 +215,11 @@ static void mark_failed(mlo_uploader *a, const char *id, const char *suffix, int
     }
     pthread_mutex_unlock(&a->sha_lock);
     mlo__env_stat(a->env, MLO_STAT_FAILED, 1);
-    mlo__env_report(a->env, st, 0,
-                "artifact \"%s\" of run %s refused for good: %s; kept in %s/%s.blob (`mlo sync` "
-                "tries again)",
-                m->path, m->lid, why, a->dir, id);
+    mlo__env_report(
+        a->env, st, 0,
+        "artifact \"%s\" of run %s refused for good: %s; kept in %s/%s.blob (`mlo sync` "
+        "tries again)",
+        m->path, m->lid, why, a->dir, id);
 }
 
 /* The artifact root of run lid (whose server id is sid), from the cache or
@@ -254,11 +255,11 @@ static int run_root(mlo_uploader *a, mlo_api *api, const char *lid, const char *
     pthread_mutex_unlock(&a->lock);
     if (st == MLO_ERR_ARTIFACTS_NOT_PROXIED) {
         mlo__env_report(a->env, st, 0,
-                    "run %s stores its artifacts at %s, which the tracking server does not "
-                    "serve: start the server with --serve-artifacts (mlflow server "
-                    "--serve-artifacts) to upload them through it; its artifacts stay in the "
-                    "store %s",
-                    sid, uri && *uri ? uri : "(no artifact URI)", a->dir);
+                        "run %s stores its artifacts at %s, which the tracking server does not "
+                        "serve: start the server with --serve-artifacts (mlflow server "
+                        "--serve-artifacts) to upload them through it; its artifacts stay in the "
+                        "store %s",
+                        sid, uri && *uri ? uri : "(no artifact URI)", a->dir);
         snprintf(e->message, sizeof e->message,
                  "run %s stores its artifacts at %.300s, which the tracking server does not "
                  "serve (start it with --serve-artifacts)",
@@ -328,8 +329,8 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         snprintf(m.lid, sizeof m.lid, "?");
         *status = MLO_ERR_STORE;
         mlo__env_stat(a->env, MLO_STAT_FAILED, 1);
-        mlo__env_report(a->env, MLO_ERR_STORE, 0, "artifact manifest %s is unreadable: left as it is",
-                    mpath);
+        mlo__env_report(a->env, MLO_ERR_STORE, 0,
+                        "artifact manifest %s is unreadable: left as it is", mpath);
         res = R_PARKED;
         goto out;
     }
@@ -339,8 +340,7 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
     if (st == MLO_ERR_TIMEOUT) {
         *status = st;
         if (msg)
-            snprintf(msg, msglen, "run %s of artifact \"%s\" is not on the server", m.lid,
-                     m.path);
+            snprintf(msg, msglen, "run %s of artifact \"%s\" is not on the server", m.lid, m.path);
         res = R_WAIT_RUN;
         goto out;
     }
@@ -374,7 +374,8 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         if (msg)
             snprintf(msg, msglen, "%s", e.message[0] ? e.message : mlo_strerror(st));
         if (mlo__retry_permanent(st)) {
-            mark_failed(a, it->id, suffix, mfd, &m, st, e.message[0] ? e.message : mlo_strerror(st));
+            mark_failed(a, it->id, suffix, mfd, &m, st,
+                        e.message[0] ? e.message : mlo_strerror(st));
             res = R_FAILED;
         } else {
             res = R_RETRY;
@@ -450,9 +451,10 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         mark_failed(a, it->id, suffix, mfd, &m, st, e.message[0] ? e.message : mlo_strerror(st));
         res = R_FAILED;
     } else {
-        mlo__env_report(a->env, st, 1, "artifact \"%s\" of run %s: upload failed (%s); kept in the store, "
-                    "retried later",
-                    m.path, sid, e.message[0] ? e.message : mlo_strerror(st));
+        mlo__env_report(a->env, st, 1,
+                        "artifact \"%s\" of run %s: upload failed (%s); kept in the store, "
+                        "retried later",
+                        m.path, sid, e.message[0] ? e.message : mlo_strerror(st));
         res = R_RETRY;
     }
 out:
@@ -573,8 +575,7 @@ static void scan_claimed(mlo_uploader *a, char ***ids, size_t *nids) {
         size_t l = strlen(e->d_name);
         char procid[64];
         if (l > 200 || procid_of(e->d_name, l, procid, sizeof procid) != 0 ||
-            strcmp(procid, mlo__store_procid(a->store)) == 0 ||
-            !mlo__store_owns(a->store, procid))
+            strcmp(procid, mlo__store_procid(a->store)) == 0 || !mlo__store_owns(a->store, procid))
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 32;
@@ -599,7 +600,8 @@ static void scan_claimed(mlo_uploader *a, char ***ids, size_t *nids) {
             free(p);
         } else if (has_suffix(nm, l, ".blob")) {
             nm[l - 5] = 0;
-            char *m1 = mlo__manifest_path(a->dir, nm, ".art"), *m2 = mlo__manifest_path(a->dir, nm, ".failed");
+            char *m1 = mlo__manifest_path(a->dir, nm, ".art"),
+                 *m2 = mlo__manifest_path(a->dir, nm, ".failed");
             struct stat sb;
             if (m1 && m2 && stat(m1, &sb) != 0 && errno == ENOENT && stat(m2, &sb) != 0 &&
                 errno == ENOENT) {
@@ -905,7 +907,9 @@ int mlo__uploader_sync(mlo_env *env, mlo_store *s, char *err, size_t errlen) {
         if (result == MLO_OK) {
             result = status != MLO_OK ? status : MLO_ERR_STORE;
             snprintf(first, sizeof first, "%s",
-                     msg[0] ? msg : res == R_BUSY ? "a manifest is in use" : mlo_strerror(status));
+                     msg[0]          ? msg
+                     : res == R_BUSY ? "a manifest is in use"
+                                     : mlo_strerror(status));
         }
     }
     if (failed && err && errlen)

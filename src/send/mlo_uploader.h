@@ -43,8 +43,7 @@ int mlo__uploader_flush(mlo_uploader *u, int64_t deadline_ns);
  * deadline_ns passes.  MLO_OK, MLO_ERR_TIMEOUT, MLO_ERR_ARTIFACTS_NOT_PROXIED,
  * or the status with which an artifact of the run under path (NULL or "":
  * any) was refused for good.  MLO_OK at once for NULL. */
-int mlo__uploader_wait_run(mlo_uploader *u, const char *lid, const char *path,
-                           int64_t deadline_ns);
+int mlo__uploader_wait_run(mlo_uploader *u, const char *lid, const char *path, int64_t deadline_ns);
 /* mlo_client_close, after the events' flush: waits as mlo__uploader_flush,
  * then stops the worker and frees u; what is left stays in the store.
  * MLO_OK or MLO_ERR_TIMEOUT. */

@@ -346,7 +346,6 @@ static size_t varint_put(uint8_t *p, uint32_t v) {
     return i;
 }
 
-
 static int grow(uint8_t **buf, size_t *cap, size_t need) {
     if (need <= *cap)
         return 0;
@@ -731,7 +730,7 @@ typedef struct arena {
     arena_chunk *head; /* newest first; the last one is kept across resets */
     size_t total;      /* bytes handed out since the reset */
     size_t limit;
-    bool oom;          /* an allocation failed for want of memory since the reset */
+    bool oom; /* an allocation failed for want of memory since the reset */
 } arena;
 
 static void *arena_alloc(void *ad, size_t n) {

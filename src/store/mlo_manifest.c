@@ -36,10 +36,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *mlo__manifest_path(const char *dir, const char *id, const char *suffix) {
@@ -89,7 +89,6 @@ static void dec_inplace(char *s) {
     *w = 0;
 }
 
-
 /* ---- the identity of a staged blob ------------------------------------------------- */
 
 static char boot_id[37];
@@ -132,9 +131,8 @@ int mlo__manifest_ident_fd(int fd, mlo_blob_ident *id) {
 }
 
 int mlo__manifest_ident_same(const mlo_blob_ident *a, const mlo_blob_ident *b) {
-    return a->set && b->set && a->dev == b->dev && a->ino == b->ino &&
-           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
-           !strcmp(a->boot, b->boot);
+    return a->set && b->set && a->dev == b->dev && a->ino == b->ino && a->mtime_ns == b->mtime_ns &&
+           a->ctime_ns == b->ctime_ns && !strcmp(a->boot, b->boot);
 }
 
 /* "blob" line's value: set only when all of it is well-formed. */
@@ -169,8 +167,8 @@ int mlo__manifest_sha_known(const char *sha) {
 
 /* Writes m as <dir>/<id><suffix> via a tmp file + fsync + rename.  0 or -1
  * (errno set). */
-int mlo__manifest_write(const char *dir, const char *id, const char *suffix,
-                          const mlo_manifest *m, int do_fsync) {
+int mlo__manifest_write(const char *dir, const char *id, const char *suffix, const mlo_manifest *m,
+                        int do_fsync) {
     mlo_buf b = {0};
     int bad = mlo__buf_printf(&b, "mlo-artifact 1\nrun %s\npath ", m->lid) ||
               enc_append(&b, m->path) ||
@@ -321,7 +319,7 @@ int mlo__manifest_set_sha(const char *dir, const char *id, const char hex[65], i
 }
 
 int mlo__manifest_parse_fields(char *text, char lid[33], char sha[65], int64_t *size,
-                                 int64_t *created, char **path, char **uri, char **error) {
+                               int64_t *created, char **path, char **uri, char **error) {
     mlo_manifest m;
     if (mlo__manifest_parse(text, &m) != 0)
         return -1;
@@ -353,4 +351,3 @@ int mlo__manifest_read_fd(int fd, mlo_manifest *m) {
     buf[n] = 0;
     return mlo__manifest_parse(buf, m);
 }
-

@@ -25,10 +25,10 @@
  * whose data never reached the disk) or for an old manifest without it, the
  * uploader hashes the blob before sending it. */
 typedef struct mlo_blob_ident {
-    int set;            /* 0: unknown */
+    int set; /* 0: unknown */
     uint64_t dev, ino;
     int64_t mtime_ns, ctime_ns;
-    char boot[37];      /* /proc/sys/kernel/random/boot_id */
+    char boot[37]; /* /proc/sys/kernel/random/boot_id */
 } mlo_blob_ident;
 
 typedef struct mlo_manifest {
@@ -37,8 +37,8 @@ typedef struct mlo_manifest {
     int64_t size;
     char sha[65];
     int64_t created;
-    char *uri;   /* NULL: local store */
-    char *error; /* NULL unless failed */
+    char *uri;           /* NULL: local store */
+    char *error;         /* NULL unless failed */
     mlo_blob_ident blob; /* optional ("blob" line) */
 } mlo_manifest;
 
@@ -46,8 +46,8 @@ typedef struct mlo_manifest {
 char *mlo__manifest_path(const char *dir, const char *id, const char *suffix);
 /* Writes m as <dir>/<id><suffix> via a tmp file (+ fsync) + rename.  0 or
  * -1 (errno set). */
-int mlo__manifest_write(const char *dir, const char *id, const char *suffix,
-                        const mlo_manifest *m, int do_fsync);
+int mlo__manifest_write(const char *dir, const char *id, const char *suffix, const mlo_manifest *m,
+                        int do_fsync);
 /* Parses a manifest's text (modified).  0, or -1 when a field is missing or
  * wrong (m then holds nothing to free). */
 int mlo__manifest_parse(char *text, mlo_manifest *m);

@@ -679,32 +679,43 @@ static int summary_write(const summary *s, const char *path, int sync, char *err
         rc |= add_ev(w, &e, &pending);
     }
     for (size_t i = 0; i < s->np && !rc; i++) {
-        mlo_log_event e = {.type = MLO_REC_PARAM, .run_id = s->id, .key = s->params[i].k,
-                           .value = s->params[i].v};
+        mlo_log_event e = {
+            .type = MLO_REC_PARAM, .run_id = s->id, .key = s->params[i].k, .value = s->params[i].v};
         rc |= add_ev(w, &e, &pending);
     }
     for (size_t i = 0; i < s->nt && !rc; i++) {
-        mlo_log_event e = {.type = MLO_REC_TAG, .run_id = s->id, .key = s->tags[i].k,
-                           .value = s->tags[i].v};
+        mlo_log_event e = {
+            .type = MLO_REC_TAG, .run_id = s->id, .key = s->tags[i].k, .value = s->tags[i].v};
         rc |= add_ev(w, &e, &pending);
     }
     for (size_t i = 0; i < s->nds && !rc; i++) {
         const sds *d = &s->ds[i];
-        mlo_log_event e = {.type = MLO_REC_DATASET, .run_id = s->id, .key = d->name,
-                           .value = d->source, .timestamp = d->ts, .digest = d->digest,
-                           .source_type = d->source_type, .context = d->context};
+        mlo_log_event e = {.type = MLO_REC_DATASET,
+                           .run_id = s->id,
+                           .key = d->name,
+                           .value = d->source,
+                           .timestamp = d->ts,
+                           .digest = d->digest,
+                           .source_type = d->source_type,
+                           .context = d->context};
         rc |= add_ev(w, &e, &pending);
     }
     for (size_t i = 0; i < s->nm && !rc; i++) {
         const smetric *m = &s->m[i];
-        mlo_log_event e = {.type = MLO_EV_METRIC_SUMMARY, .run_id = s->id, .key = m->key,
-                           .value_num = m->v, .timestamp = m->ts, .step = m->step,
-                           .count = m->count, .min = m->min, .max = m->max};
+        mlo_log_event e = {.type = MLO_EV_METRIC_SUMMARY,
+                           .run_id = s->id,
+                           .key = m->key,
+                           .value_num = m->v,
+                           .timestamp = m->ts,
+                           .step = m->step,
+                           .count = m->count,
+                           .min = m->min,
+                           .max = m->max};
         rc |= add_ev(w, &e, &pending);
     }
     if (s->ended && !rc) {
-        mlo_log_event e = {.type = MLO_REC_END_RUN, .run_id = s->id, .value_num = s->status,
-                           .timestamp = s->end};
+        mlo_log_event e = {
+            .type = MLO_REC_END_RUN, .run_id = s->id, .value_num = s->status, .timestamp = s->end};
         rc |= add_ev(w, &e, &pending);
     }
     mlo_log_off end;
@@ -848,8 +859,7 @@ static int fold_and_journal(const char *root, mlo_env *env, seg *segs, size_t n,
         if (segs[i].remove && mlo__buf_printf(&j, "seg %s\n", segs[i].name) != 0)
             rc = -1;
     if (!rc && journal_write(root, &j, sync) != 0) {
-        fmt(err, errlen, "cannot write %s/%s/%s: %s", root, SUM_SUB, JOURNAL,
-                 strerror(errno));
+        fmt(err, errlen, "cannot write %s/%s/%s: %s", root, SUM_SUB, JOURNAL, strerror(errno));
         rc = -1;
     }
     if (rc) {
@@ -1027,8 +1037,8 @@ static void procid_leftovers(mlo_store *st, const char *root, const mlo_gc_opts 
         fmt(target, sizeof target, "%s.target", procid);
         uint64_t b = file_size(root, "acks", target) + file_size(root, "acks", locks.v[i]);
         /* the lock file goes while we hold its flock, last */
-        if (!o->dry_run && (unlink_in(root, "acks", target) != 0 ||
-                            unlink_in(root, "acks", locks.v[i]) != 0))
+        if (!o->dry_run &&
+            (unlink_in(root, "acks", target) != 0 || unlink_in(root, "acks", locks.v[i]) != 0))
             continue;
         say(o, res, "leftover", "acks", locks.v[i], b,
             "lock and target of a dead process with nothing left");
@@ -1105,7 +1115,8 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
         }
         freed += g->size + (g->has_ack ? 64 : 0);
     }
-    if (o->max_bytes > 0 && total - (freed < total ? freed : total) > (uint64_t)o->max_bytes && nc) {
+    if (o->max_bytes > 0 && total - (freed < total ? freed : total) > (uint64_t)o->max_bytes &&
+        nc) {
         qsort(cand, nc, sizeof *cand, by_ack_time);
         for (size_t i = 0; i < nc && total - freed > (uint64_t)o->max_bytes; i++) {
             cand[i]->remove = 1;
@@ -1142,8 +1153,7 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
         uint64_t ab = g->has_ack ? file_size(root, "acks", an) : 0;
         if (!o->dry_run &&
             (unlink_in(root, "segments", g->name) != 0 || unlink_in(root, "acks", an) != 0)) {
-            report(env, "store %s: cannot remove segments/%s: %s", root, g->name,
-                   strerror(errno));
+            report(env, "store %s: cannot remove segments/%s: %s", root, g->name, strerror(errno));
             continue;
         }
         char why[160], a[40];
@@ -1151,8 +1161,8 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
             fmt(why, sizeof why, "holds no event");
         else
             fmt(why, sizeof why, "%s: acknowledged %s ago",
-                     !strcmp(g->why, "cap") ? "over the size cap" : "retention",
-                     ago(o->now_ms - g->ack_ms, a, sizeof a));
+                !strcmp(g->why, "cap") ? "over the size cap" : "retention",
+                ago(o->now_ms - g->ack_ms, a, sizeof a));
         say(o, res, "segment", "segments", g->name, g->size + ab, why);
     }
     if (journaled) {
@@ -1189,7 +1199,8 @@ int mlo__retention_pass(mlo_store *st, mlo_env *env, const mlo_gc_opts *o, mlo_g
     artifact_leftovers(st, root, o, res, &pending);
     procid_leftovers(st, root, o, res);
 
-    res->store_bytes = o->dry_run ? (total > res->bytes ? total - res->bytes : 0) : store_bytes(root);
+    res->store_bytes =
+        o->dry_run ? (total > res->bytes ? total - res->bytes : 0) : store_bytes(root);
     res->unsent_bytes = unsent + pending;
     segs_free(segs, n);
     names_free(&acks);
@@ -1217,9 +1228,8 @@ void mlo__retention_tick(mlo_retention *t, mlo_store *s, mlo_env *env) {
         return;
     t->next_ms = now + PASS_EVERY_MS;
     const mlo_config *cfg = env->cfg;
-    mlo_gc_opts o = {.now_ms = now,
-                     .retention_ms = cfg->store_retention_ms,
-                     .max_bytes = cfg->store_max_bytes};
+    mlo_gc_opts o = {
+        .now_ms = now, .retention_ms = cfg->store_retention_ms, .max_bytes = cfg->store_max_bytes};
     mlo_gc_result r;
     char err[600];
     if (mlo__retention_pass(s, env, &o, &r, err, sizeof err) != MLO_OK || r.busy)
@@ -1294,7 +1304,8 @@ static int rewrite_without(const char *path, const rm_scan *x, uint64_t *new_siz
             bad = 1;
             break;
         }
-        if (mlo__logr_at_block_end(r) && mlo__logw_pending(w) && mlo__logw_commit(w, 0, &end) != 0) {
+        if (mlo__logr_at_block_end(r) && mlo__logw_pending(w) &&
+            mlo__logw_commit(w, 0, &end) != 0) {
             bad = 1;
             break;
         }
@@ -1347,8 +1358,8 @@ static void ack_resize(const char *root, const char *ack_name, uint64_t size) {
         unlink(tmp);
 }
 
-int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_t nids,
-                      int dry_run, mlo_gc_fn on_remove, void *ctx, char *err, size_t errlen) {
+int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_t nids, int dry_run,
+                      mlo_gc_fn on_remove, void *ctx, char *err, size_t errlen) {
     if (err && errlen)
         err[0] = 0;
     const char *root = mlo__store_dir(st);
@@ -1430,8 +1441,7 @@ int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_
             mine = !strcmp(m.lid, ids[k]);
         mlo__manifest_free(&m);
         char procid[48];
-        if (mine && (split_procid(arts.v[i], procid, NULL) != 0 ||
-                     !mlo__store_owns(st, procid))) {
+        if (mine && (split_procid(arts.v[i], procid, NULL) != 0 || !mlo__store_owns(st, procid))) {
             mlo__buf_errf(err, errlen,
                           "artifacts/%s belongs to a process that is still running: stop it, "
                           "then try again",
@@ -1471,8 +1481,8 @@ int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_
                 ack_resize(root, an, ns);
         }
         char why[120];
-        fmt(why, sizeof why, "%" PRIu64 " of its %" PRIu64 " events removed; rewritten",
-                 hits[i], totals[i]);
+        fmt(why, sizeof why, "%" PRIu64 " of its %" PRIu64 " events removed; rewritten", hits[i],
+            totals[i]);
         say(&o, &res, "events", "segments", g->name, dry_run ? 0 : g->size - ns, why);
     }
     if (!dry_run) {
@@ -1511,8 +1521,7 @@ int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_
         if (!mine)
             continue;
         char blob[320];
-        fmt(blob, sizeof blob, "%.*s.blob",
-                 (int)(strlen(arts.v[i]) - (art ? 4 : 7)), arts.v[i]);
+        fmt(blob, sizeof blob, "%.*s.blob", (int)(strlen(arts.v[i]) - (art ? 4 : 7)), arts.v[i]);
         uint64_t b = file_size(root, MLO_ARTIFACTS_SUB, arts.v[i]) +
                      file_size(root, MLO_ARTIFACTS_SUB, blob);
         if (!dry_run && (unlink_in(root, MLO_ARTIFACTS_SUB, arts.v[i]) ||

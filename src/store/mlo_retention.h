@@ -28,16 +28,16 @@ typedef struct mlo_gc_opts {
      * (`mlo gc`: nobody sends them; a running client leaves them alone,
      * its outbox may still open them by name) */
     int remove_empty;
-    mlo_gc_fn on_remove;  /* may be NULL */
+    mlo_gc_fn on_remove; /* may be NULL */
     void *ctx;
 } mlo_gc_opts;
 
 typedef struct mlo_gc_result {
-    uint64_t files, bytes;  /* removed (dry run: would be) */
-    uint64_t store_bytes;   /* the store's size after (regular files; not the queue's) */
-    uint64_t unsent_bytes;  /* of it: events and artifacts the server has not acknowledged */
-    size_t summaries;       /* run summaries written */
-    int busy;               /* another process held the store's retention lock: nothing done */
+    uint64_t files, bytes; /* removed (dry run: would be) */
+    uint64_t store_bytes;  /* the store's size after (regular files; not the queue's) */
+    uint64_t unsent_bytes; /* of it: events and artifacts the server has not acknowledged */
+    size_t summaries;      /* run summaries written */
+    int busy;              /* another process held the store's retention lock: nothing done */
 } mlo_gc_result;
 
 /* One pass over the store s: removes what o says may go (see the layout

@@ -235,7 +235,8 @@ static void report(mlo_store *s, int st, int rate_limited, const char *fmt, ...)
     mlo__env_report(s->env, st, rate_limited, "%s", msg);
 }
 
-static char *path_of(const mlo_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *path_of(const mlo_store *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static char *path_of(const mlo_store *s, const char *fmt, ...) {
     mlo_buf b = {0};
     va_list ap;
@@ -562,22 +563,21 @@ static void recover_ring(mlo_store *s, const char *procid) {
     unlink(tmp);
     x.w = mlo__logw_create(tmp, err, sizeof err);
     if (!x.w) {
-        report(s, MLO_ERR_STORE, 0, "store %s: cannot recover the queue of process %s: %s",
-                    s->dir, procid, err);
+        report(s, MLO_ERR_STORE, 0, "store %s: cannot recover the queue of process %s: %s", s->dir,
+               procid, err);
         goto out;
     }
     uint64_t skipped = 0;
     long n = mlo__ring_recover(mem, (size_t)sb.st_size, recover_rec, &x, &skipped);
     if (n < 0)
         report(s, MLO_ERR_STORE, 0,
-                    "store %s: the queue file of process %s is not readable; removed", s->dir,
-                    procid);
+               "store %s: the queue file of process %s is not readable; removed", s->dir, procid);
     mlo_log_off end;
     if (x.failed || (x.n && mlo__logw_commit(x.w, 1, &end) != 0)) {
         report(s, MLO_ERR_STORE, 0,
-                    "store %s: cannot write the recovered events of process %s (%s); its queue "
-                    "file is kept for a later try",
-                    s->dir, procid, strerror(errno));
+               "store %s: cannot write the recovered events of process %s (%s); its queue "
+               "file is kept for a later try",
+               s->dir, procid, strerror(errno));
         mlo__logw_close(x.w);
         x.w = NULL;
         unlink(tmp);
@@ -600,8 +600,8 @@ static void recover_ring(mlo_store *s, const char *procid) {
         mlo__env_stat(s->env, MLO_STAT_RECOVERED, x.n);
     if (x.orphans)
         report(s, MLO_ERR_STORE, 0,
-                    "store %s: %" PRIu64 " events of process %s name no known run; dropped",
-                    s->dir, x.orphans, procid);
+               "store %s: %" PRIu64 " events of process %s name no known run; dropped", s->dir,
+               x.orphans, procid);
 remove:
     unlink(runs);
     unlink_ring(ring);
@@ -731,7 +731,8 @@ static void recover_and_adopt(mlo_store *s, int all_targets) {
         /* fully acknowledged (for this server): nothing to send */
         char *sp = mlo__store_seg_path(s, procid, n);
         struct stat sb;
-        int done = sp && stat(sp, &sb) == 0 && mlo__store_ack_get(s, procid, n) >= (uint64_t)sb.st_size;
+        int done =
+            sp && stat(sp, &sb) == 0 && mlo__store_ack_get(s, procid, n) >= (uint64_t)sb.st_size;
         free(sp);
         if (done)
             continue;
@@ -846,7 +847,8 @@ static int make_layout(mlo_store *s, char *err, size_t errlen) {
         char *p = path_of(s, "%s", subs[i] + (i ? 1 : 0));
         if (!p)
             return MLO_ERR_NO_MEMORY;
-        int rc = i == 0 ? mlo__fs_mkdir_p(s->dir, 0700) : (mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0);
+        int rc = i == 0 ? mlo__fs_mkdir_p(s->dir, 0700)
+                        : (mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0);
         int e = errno;
         free(p);
         if (rc != 0) {
@@ -959,8 +961,8 @@ size_t mlo__store_reclaim_shm(int dry_run,
             continue;
         const char *why = NULL;
         struct stat sb;
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &sb) == 0 &&
-            sb.st_uid == geteuid() && shm_orphan(fd, path, &why)) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &sb) == 0 && sb.st_uid == geteuid() &&
+            shm_orphan(fd, path, &why)) {
             /* unlinked while we hold the flock: nobody can be recovering it */
             if (dry_run || unlink(path) == 0) {
                 removed++;
@@ -994,7 +996,8 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
     char shm[PATH_MAX];
     char rnd[33];
     mlo__runs_new_id(rnd);
-    if (snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", shm_dir(), s->procid, rnd) >= (int)sizeof shm)
+    if (snprintf(shm, sizeof shm, "%s/mlo-ring-%s-%.8s", shm_dir(), s->procid, rnd) >=
+        (int)sizeof shm)
         shm[0] = 0; /* too long: straight to the store's own file below */
     s->ring_fd = shm[0] ? open(shm, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600) : -1;
     if (s->ring_fd >= 0) {
@@ -1016,7 +1019,8 @@ static int create_ring(mlo_store *s, size_t capacity, int64_t full_wait_ns, char
          * get a block (disk full) would be a SIGBUS in a log call later. */
         e = posix_fallocate(s->ring_fd, 0, (off_t)bytes);
         if (e != 0) {
-            mlo__buf_errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p, strerror(e));
+            mlo__buf_errf(err, errlen, "cannot reserve %zu bytes for %s: %s", bytes, p,
+                          strerror(e));
             goto fail;
         }
     }
@@ -1096,7 +1100,8 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
     char *tp = path_of(s, "acks/%s.target", s->procid);
     int tfd = tp ? open(tp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600) : -1;
     free(tp);
-    if (s->lock_fd < 0 || tfd < 0 || mlo__fs_write_all(tfd, s->uri ? s->uri : "", s->uri ? strlen(s->uri) : 0) != 0) {
+    if (s->lock_fd < 0 || tfd < 0 ||
+        mlo__fs_write_all(tfd, s->uri ? s->uri : "", s->uri ? strlen(s->uri) : 0) != 0) {
         mlo__buf_errf(err, errlen, "cannot write in %s/acks: %s", s->dir, strerror(errno));
         if (tfd >= 0)
             close(tfd);
@@ -1144,8 +1149,8 @@ void mlo__store_close(mlo_store *s, int ring_empty) {
     store_free(s);
 }
 
-int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_store **out,
-                        char *err, size_t errlen) {
+int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_store **out, char *err,
+                        size_t errlen) {
     *out = NULL;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {

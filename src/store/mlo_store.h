@@ -33,8 +33,8 @@ int mlo__store_open(const char *dir, const char *uri, size_t capacity, int64_t f
 /* For `mlo sync`: opens the store at dir without a ring of its own and
  * recovers and claims every dead process's files whatever its URI.  MLO_OK
  * or a status with a message in err. */
-int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_store **out,
-                        char *err, size_t errlen);
+int mlo__store_open_all(const char *dir, const char *uri, mlo_env *env, mlo_store **out, char *err,
+                        size_t errlen);
 /* For `mlo gc` and `mlo rm`: opens the store at dir without a ring of its
  * own and claims every dead process's files (whatever their URI); with
  * recover, recovers dead processes' rings into segments first.  MLO_OK or a

@@ -84,8 +84,8 @@ struct mlo_writer {
     int64_t last_sync;
     int dirty;
     int oom;
-    size_t taken;    /* records of this peek handled (before an out-of-memory) */
-    mlo_sender *snd; /* memory mode */
+    size_t taken;         /* records of this peek handled (before an out-of-memory) */
+    mlo_sender *snd;      /* memory mode */
     int64_t hist_next_ns; /* when the histograms want the next tick (relative) */
     int64_t idle_ns;      /* light sleeps since the last record */
     int deep;             /* the next sleep is a deep one */
@@ -416,8 +416,7 @@ static void mem_cb(void *ctx, const mlo_rec *r) {
     }
     mlo_run *run = mlo__runs_get(w->cfg.runs, r->run);
     int rc = run ? mlo__sender_add(w->snd, r->type, run->local_id, mlo__rec_key(r), r->key_len,
-                                   mlo__rec_val(r), r->val_len, r->value, r->timestamp, r->step,
-                                   0)
+                                   mlo__rec_val(r), r->val_len, r->value, r->timestamp, r->step, 0)
                  : -1;
     if (r->type != MLO_EV_START_RUN) {
         m->events++;

@@ -7,12 +7,12 @@
 #define MLO_WRITER_H
 
 #include "mlo_env.h"
+#include "mlo_gate.h"
 #include "mlo_hists.h"
 #include "mlo_pipe.h"
 #include "mlo_queue.h"
 #include "mlo_runs.h"
 #include "mlo_store.h"
-#include "mlo_gate.h"
 #include "mlo_worker.h"
 
 typedef struct mlo_writer mlo_writer;
@@ -21,12 +21,12 @@ typedef struct mlo_writer_cfg {
     mlo_env *env;
     mlo_queue *queue;
     const mlo_queue_ops *qops;
-    int peek;          /* the queue is the ring in the store: peek, release once committed */
-    mlo_store *store;  /* NULL: memory only (send from this thread) */
-    mlo_pipe *pipe;    /* with a store: the hand-over to the sender */
-    mlo_runs *runs;    /* run index -> local id */
-    mlo_hists *hists;  /* ticked by the writer */
-    mlo_gate *flush;   /* FLUSH records are done through it */
+    int peek;         /* the queue is the ring in the store: peek, release once committed */
+    mlo_store *store; /* NULL: memory only (send from this thread) */
+    mlo_pipe *pipe;   /* with a store: the hand-over to the sender */
+    mlo_runs *runs;   /* run index -> local id */
+    mlo_hists *hists; /* ticked by the writer */
+    mlo_gate *flush;  /* FLUSH records are done through it */
 } mlo_writer_cfg;
 
 /* Starts the writer's thread.  NULL when out of memory. */

@@ -120,10 +120,10 @@ typedef struct hdr_set {
 struct mlo_http {
     mlo_transport *t;
     const mlo_clock *clock;
-    char *base; /* base URI without trailing '/' */
-    char *auth;                       /* "Authorization: ..." or NULL */
-    char *secrets[NSECRETS];          /* strings scrubbed from every message */
-    hdr_set hdrs[2][HK_N];            /* [0]: with Authorization (if any), [1]: without */
+    char *base;              /* base URI without trailing '/' */
+    char *auth;              /* "Authorization: ..." or NULL */
+    char *secrets[NSECRETS]; /* strings scrubbed from every message */
+    hdr_set hdrs[2][HK_N];   /* [0]: with Authorization (if any), [1]: without */
     mlo_retry_policy policy;
     double timeout_s;
     void (*on_retry)(void *ctx, long http_code, const char *message);
@@ -131,9 +131,9 @@ struct mlo_http {
     void (*on_attempt)(void *ctx, int outcome);
     void *ctx;
     mlo_rng rng;
-    long connects; /* new connections opened, for tests and statistics */
-    mlo_buf url;   /* reused from call to call */
-    mlo_buf ctype; /* this call's "Content-Type: ..." line when content_type is given */
+    long connects;           /* new connections opened, for tests and statistics */
+    mlo_buf url;             /* reused from call to call */
+    mlo_buf ctype;           /* this call's "Content-Type: ..." line when content_type is given */
     const char *call_secret; /* query of a presigned URL: scrubbed from messages */
 };
 
@@ -606,8 +606,8 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
             if (!mlo__retry_http_code(code) || res->retries >= h->policy.max_retries)
                 return finish(h, req, res, MLO_OK);
             double ra = mlo__retry_after_parse(xr.retry_after, mlo__clock_now_ms(h->clock) / 1000);
-            double w = mlo__retry_wait_s(&h->policy, res->retries + 1, ra,
-                                         mlo__retry_rng_unit(&h->rng));
+            double w =
+                mlo__retry_wait_s(&h->policy, res->retries + 1, ra, mlo__retry_rng_unit(&h->rng));
             int64_t until = mlo__clock_mono(h->clock) + (int64_t)(w * (double)MLO_NS_PER_S);
             if (deadline_ns && until >= deadline_ns) {
                 msgf(res->message, sizeof res->message,

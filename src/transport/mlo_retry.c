@@ -13,8 +13,7 @@
 #include <time.h>
 
 int mlo__retry_http_code(long code) {
-    return code == 408 || code == 429 || code == 500 || code == 502 || code == 503 ||
-           code == 504;
+    return code == 408 || code == 429 || code == 500 || code == 502 || code == 503 || code == 504;
 }
 
 int mlo__retry_outcome(int outcome) {

@@ -62,7 +62,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define ERR_BODY_MAX (1u << 20)     /* non-2xx body kept in memory when out_fd is set */
+#define ERR_BODY_MAX (1u << 20)    /* non-2xx body kept in memory when out_fd is set */
 #define REUSE_FAIL_FAST_US 1000000 /* "fails at once" on a reused connection */
 
 /* A request body read by curl through read_cb: memory (data) or the file
@@ -451,8 +451,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
             snprintf(r->content_type, sizeof r->content_type, "%s", ct);
         return finish(t, r, MLO_XF_RESPONSE);
     }
-    snprintf(r->detail, sizeof r->detail, "%s",
-             t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    snprintf(r->detail, sizeof r->detail, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     /* the files first: their failures end the call, retrying cannot help */
     if (t->store_errno) {
         r->file_errno = t->store_errno;
@@ -469,8 +468,7 @@ static int perform(mlo_transport *base, const mlo_xfer *x, mlo_xfer_result *r) {
     if (t->aborted)
         return finish(t, r, MLO_XF_ABORTED);
     if (rc == CURLE_ABORTED_BY_CALLBACK && t->idle_timeout) {
-        snprintf(r->detail, sizeof r->detail, "no data moved for %.1f s",
-                 (double)x->idle_ns / 1e9);
+        snprintf(r->detail, sizeof r->detail, "no data moved for %.1f s", (double)x->idle_ns / 1e9);
         return finish(t, r, MLO_XF_TIMEOUT);
     }
     if (rc == CURLE_ABORTED_BY_CALLBACK)

@@ -26,9 +26,9 @@ typedef struct {
 
 typedef struct {
     mlor_ent e[MLOR_SLOTS];
-    int n;         /* entries held (the oldest are overwritten when full) */
-    int head;      /* next slot to write */
-    double lost;   /* entries overwritten before being read */
+    int n;       /* entries held (the oldest are overwritten when full) */
+    int head;    /* next slot to write */
+    double lost; /* entries overwritten before being read */
 } mlor_queue;
 
 static pthread_mutex_t mlor_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -64,7 +64,8 @@ void mlor_error_sink(void *user_data, mlo_status status, const char *message) {
 /* which: "sync" or "later".  Returns list(status = integer, message = character,
  * lost = number) with the queued entries, oldest first, and empties the queue. */
 SEXP mlor_take_errors(SEXP which) {
-    const char *w = (TYPEOF(which) == STRSXP && XLENGTH(which) == 1) ? CHAR(STRING_ELT(which, 0)) : "";
+    const char *w =
+        (TYPEOF(which) == STRSXP && XLENGTH(which) == 1) ? CHAR(STRING_ELT(which, 0)) : "";
     mlor_queue *q = strcmp(w, "sync") == 0 ? &mlor_sync : &mlor_later;
     mlor_ent copy[MLOR_SLOTS];
     pthread_mutex_lock(&mlor_mu);
