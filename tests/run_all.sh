@@ -22,6 +22,7 @@ status=0
 # stores.  Removed at the end: files made during this run whose process is
 # gone and that no one holds (the live owner keeps a lock on its file).
 touch "${TMPDIR:-/tmp}/mlo-run-all.start"
+pending=""
 for spec in $builds; do
     dir=${spec%%:*}
     opts=$(echo "${spec#*:}" | tr ':' ' ')
@@ -52,7 +53,15 @@ for spec in $builds; do
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         meson test -C "$dir" --no-rebuild --print-errorlogs --no-suite bindings \
         --num-processes "${MLO_TEST_PROCESSES:-4}" || status=1
-    if [ -n "$bindings" ]; then wait "$bindings" || status=1; fi
+    # not waited for here: the next build compiles and starts beside this
+    # build's last binding tests (R CMD check, pip into a venv), which would
+    # otherwise leave a core idle
+    pending="$pending $dir:${bindings:-none}"
+done
+for p in $pending; do
+    dir=${p%%:*}
+    pid=${p#*:}
+    if [ "$pid" != none ]; then wait "$pid" || status=1; fi
     echo "--- $dir: the bindings' suite"
     cat "$dir.bindings.log"
 done
