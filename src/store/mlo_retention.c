@@ -1358,6 +1358,27 @@ static void ack_resize(const char *root, const char *ack_name, uint64_t size) {
         unlink(tmp);
 }
 
+/* Whether the artifact manifest <root>/artifacts/<name> (readable) belongs
+ * to one of the runs ids[0..nids) (local ids). */
+static int manifest_of_runs(const char *root, const char *name, const char *const *ids,
+                            size_t nids) {
+    char p[4400];
+    fmt(p, sizeof p, "%s/%s/%s", root, MLO_ARTIFACTS_SUB, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    mlo_manifest m;
+    int ok = mlo__manifest_read_fd(fd, &m) == 0;
+    close(fd);
+    if (!ok)
+        return 0;
+    int mine = 0;
+    for (size_t k = 0; k < nids && !mine; k++)
+        mine = !strcmp(m.lid, ids[k]);
+    mlo__manifest_free(&m);
+    return mine;
+}
+
 int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_t nids, int dry_run,
                       mlo_gc_fn on_remove, void *ctx, char *err, size_t errlen) {
     if (err && errlen)
@@ -1426,20 +1447,7 @@ int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_
     for (size_t i = 0; i < arts.n; i++) {
         if (!has_suffix(arts.v[i], ".art") && !has_suffix(arts.v[i], ".failed"))
             continue;
-        char p[4400];
-        fmt(p, sizeof p, "%s/%s/%s", root, MLO_ARTIFACTS_SUB, arts.v[i]);
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        mlo_manifest m;
-        if (fd < 0)
-            continue;
-        int ok = mlo__manifest_read_fd(fd, &m) == 0;
-        close(fd);
-        if (!ok)
-            continue;
-        int mine = 0;
-        for (size_t k = 0; k < nids && !mine; k++)
-            mine = !strcmp(m.lid, ids[k]);
-        mlo__manifest_free(&m);
+        int mine = manifest_of_runs(root, arts.v[i], ids, nids);
         char procid[48];
         if (mine && (split_procid(arts.v[i], procid, NULL) != 0 || !mlo__store_owns(st, procid))) {
             mlo__buf_errf(err, errlen,
@@ -1504,20 +1512,7 @@ int mlo__retention_rm(mlo_store *st, mlo_env *env, const char *const *ids, size_
         int art = has_suffix(arts.v[i], ".art"), failed = has_suffix(arts.v[i], ".failed");
         if (!art && !failed)
             continue;
-        char p[4400];
-        fmt(p, sizeof p, "%s/%s/%s", root, MLO_ARTIFACTS_SUB, arts.v[i]);
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        mlo_manifest m;
-        if (fd < 0)
-            continue;
-        int ok = mlo__manifest_read_fd(fd, &m) == 0;
-        close(fd);
-        if (!ok)
-            continue;
-        int mine = 0;
-        for (size_t k = 0; k < nids && !mine; k++)
-            mine = !strcmp(m.lid, ids[k]);
-        mlo__manifest_free(&m);
+        int mine = manifest_of_runs(root, arts.v[i], ids, nids);
         if (!mine)
             continue;
         char blob[320];
