@@ -30,6 +30,7 @@
 #include "mlo_config.h"
 #include "mlo_env.h"
 #include "mlo_hists.h"
+#include "testutil.h"
 
 #include <float.h>
 #include <math.h>
@@ -169,11 +170,8 @@ static int cmp_double(const void *a, const void *b) {
 static size_t stress_events(void) {
     const char *e = getenv("MLO_STRESS_EVENTS");
     long n = e ? atol(e) : 0;
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-    const size_t dflt = 250000; /* every access instrumented: a quarter */
-#else
-    const size_t dflt = 1000000;
-#endif
+    /* every access instrumented under a sanitizer: a quarter */
+    const size_t dflt = TU_SANITIZED ? 250000 : 1000000;
     return n > 0 ? (size_t)n : dflt;
 }
 

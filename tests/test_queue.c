@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "mlo_queue.h"
+#include "testutil.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -582,11 +583,8 @@ static void stress_fn(void *ctx, const mlo_rec *r) {
 
 static int64_t stress_events(void) {
     const char *e = getenv("MLO_STRESS_EVENTS");
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-    const int64_t dflt = 50000; /* each access instrumented: a quarter is plenty */
-#else
-    const int64_t dflt = 200000;
-#endif
+    /* each access instrumented under a sanitizer: a quarter is plenty */
+    const int64_t dflt = TU_SANITIZED ? 50000 : 200000;
     return e && atoll(e) > 0 ? atoll(e) : dflt;
 }
 
