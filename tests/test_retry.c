@@ -76,6 +76,9 @@ static void test_waits(void **state) {
     assert_int_equal(mlo__retry_backoff_ns(2, 0), 2000000000LL);
     assert_int_equal(mlo__retry_backoff_ns(2, 3), 16000000000LL);
     assert_int_equal(mlo__retry_backoff_ns(2, 9), 60000000000LL);
+    /* mlo sync's pause between passes: n s, n/20 s after out of memory */
+    assert_int_equal(mlo__retry_sync_pause_ns(MLO_ERR_NETWORK, 2), 2000000000LL);
+    assert_int_equal(mlo__retry_sync_pause_ns(MLO_ERR_NO_MEMORY, 2), 100000000LL);
     assert_int_equal(mlo__retry_backoff_ns(0, 0), 50000000LL);
     assert_int_equal(mlo__retry_backoff_ns(0.001, 0), 50000000LL);
     /* jitter draws in [0, 1) */

@@ -348,10 +348,7 @@ int mlo__outbox_drain(mlo_env *env, mlo_sender *s, mlo_store *store, const mlo_s
                     /* issue 16 (mlo sync): past the env's network deadline (sync
                      * sets one when the server stops answering) a retry cannot help */
                     if (++tries <= 2 && !mlo__env_aborted(env)) {
-                        /* the sender's own retries are spent: a second or two
-                         * for the server; out of memory needs no such wait */
-                        int64_t unit = st == MLO_ERR_NO_MEMORY ? MLO_NS_PER_S / 20 : MLO_NS_PER_S;
-                        mlo__clock_sleep(mlo__env_clock(env), (int64_t)tries * unit);
+                        mlo__clock_sleep(mlo__env_clock(env), mlo__retry_sync_pause_ns(st, tries));
                         mlo__logr_seek(r, ack);
                         continue;
                     }

@@ -896,9 +896,7 @@ int mlo__uploader_sync(mlo_env *env, mlo_store *s, char *err, size_t errlen) {
             res = process(a, api, &it, suffix, &status, msg, sizeof msg, NULL);
             if (res != R_RETRY || tries >= 2)
                 break;
-            /* a second or two for the server; out of memory needs no such wait */
-            int64_t unit = status == MLO_ERR_NO_MEMORY ? MLO_NS_PER_S / 20 : MLO_NS_PER_S;
-            mlo__clock_sleep(mlo__env_clock(env), (int64_t)(tries + 1) * unit);
+            mlo__clock_sleep(mlo__env_clock(env), mlo__retry_sync_pause_ns(status, tries + 1));
         }
         free(it.failed_path); /* process() keeps it for the client's settle() */
         if (res == R_DONE || res == R_GONE)

@@ -95,6 +95,11 @@ int64_t mlo__retry_backoff_ns(double factor_s, int k) {
     return (int64_t)(secs * 1e9);
 }
 
+int64_t mlo__retry_sync_pause_ns(int status, int n) {
+    int64_t unit = status == MLO_ERR_NO_MEMORY ? 50000000LL : 1000000000LL; /* 1/20 s, 1 s */
+    return (int64_t)n * unit;
+}
+
 static uint64_t splitmix64(uint64_t z) {
     z += 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

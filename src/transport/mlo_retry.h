@@ -52,6 +52,10 @@ double mlo__retry_after_parse(const char *v, int64_t now_s);
  * * 2^k s, at least 0.05 s, at most 60 s (the sender's stages and the
  * uploader's files; the requests inside a pass have had their own retries). */
 int64_t mlo__retry_backoff_ns(double factor_s, int k);
+/* mlo sync's pause before its n-th pass again (n from 1) after a pass that
+ * failed with status (the requests' own retries spent): n seconds for the
+ * server; out of memory needs no such wait, n twentieths of a second. */
+int64_t mlo__retry_sync_pause_ns(int status, int n);
 
 /* Jitter draws: xorshift64*, seeded per sender (never rand()). */
 typedef struct mlo_rng {
