@@ -41,6 +41,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +114,9 @@ static uint64_t du(const char *dir) {
 }
 
 typedef struct errs {
-    int n, cap_reports;
-    char last[512];
+    /* counted on the writer's thread, read by the test while it runs */
+    _Atomic int n, cap_reports;
+    char last[512]; /* read only where the test made the call itself */
 } errs;
 
 static void on_error(void *user, mlo_status st, const char *msg) {
