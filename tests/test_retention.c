@@ -32,7 +32,6 @@
 #include "mlo_manifest.h"
 #include "mlo_retention.h"
 #include "mlo_store.h"
-#include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -929,10 +928,7 @@ static void month(int outage) {
     assert_int_equal(mlo_client_open(o, &c), MLO_OK);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "serving", "month", NULL, &run), MLO_OK);
-    /* under a sanitizer (every access instrumented) 16 days, still two
-     * retention periods, the outage on day 10 */
-    const int per_hour = 60, days = TU_SANITIZED ? 16 : 30, outage_day = TU_SANITIZED ? 10 : 14;
-    const int week = TU_SANITIZED ? 4 : 7;
+    const int per_hour = 60, days = 30, outage_day = 14, week = 7;
     uint64_t day_bytes = 0, bound = 0, max_seen = 0, sizes[31] = {0};
     size_t interval = 0;
     for (int day = 0; day < days; day++) {
