@@ -49,6 +49,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#else
+#define TU_SANITIZED 0
+#endif
+
 #define URI "http://mlflow.test:5000"
 #define HOUR_MS 3600000LL
 #define DAY_MS (24 * HOUR_MS)
@@ -890,7 +896,7 @@ static uint64_t store_points(const char *dir) {
 }
 
 /*
- * 30 simulated days of examples/inference_server.c's logging: the six
+ * 30 simulated days (10 under a sanitizer) of examples/inference_server.c's logging: the six
  * metrics of a latency histogram per interval (one virtual minute here; the
  * example's default is a second, which only scales the bytes).  The writer
  * is woken every 3 simulated hours (it rolls its segment over each time:
@@ -928,7 +934,12 @@ static void month(int outage) {
     assert_int_equal(mlo_client_open(o, &c), MLO_OK);
     mlo_run_t *run;
     assert_int_equal(mlo_start_run(c, "serving", "month", NULL, &run), MLO_OK);
-    const int per_hour = 60, days = 30, outage_day = 14, week = 7;
+    /* Under a sanitizer 10 days: retention removes segments from day 8 on
+     * (the day's outage on day 4), which is what the sanitizers watch; the
+     * store's settled size (last week against the second) is compared over
+     * 30 days in the plain build. */
+    const int per_hour = 60, days = TU_SANITIZED ? 10 : 30, outage_day = TU_SANITIZED ? 4 : 14,
+              week = 7;
     uint64_t day_bytes = 0, bound = 0, max_seen = 0, sizes[31] = {0};
     size_t interval = 0;
     for (int day = 0; day < days; day++) {
@@ -1012,7 +1023,7 @@ static void month(int outage) {
         w2 = sizes[d] > w2 ? sizes[d] : w2;
     for (int d = days - week; d < days; d++)
         w4 = sizes[d] > w4 ? sizes[d] : w4;
-    if (!outage)
+    if (!outage && days >= 3 * week)
         assert_true(w4 <= w2 + day_bytes / 4);
     /* what ls/show count: summaries + the segments left (read with the
      * client closed: its writer's passes would race the reading) */
