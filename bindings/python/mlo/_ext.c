@@ -228,9 +228,10 @@ static int parse(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyO
 }
 
 /* Converts the arguments and logs: the library's status, or -1 with a Python error
- * set, or -1 with *python = 1 when the Python function must take the call. */
-static int log_metric(mlo_run_t *h, int held, int fluent, PyObject *key, PyObject *value,
-                      PyObject *step, PyObject *ts, int *python) {
+ * set, or -1 with *python = 1 when the Python function must take the call.  The
+ * handle is read last: the conversions may run Python code (__float__, _key). */
+static int log_metric(RunBase *run, int fluent, PyObject *key, PyObject *value, PyObject *step,
+                      PyObject *ts, int *python) {
     *python = 0;
     PyObject *kb = key_bytes(key);
     if (kb == NULL)
@@ -249,6 +250,9 @@ static int log_metric(mlo_run_t *h, int held, int fluent, PyObject *key, PyObjec
     }
     if (r == LM_OK && ts != NULL)
         r = to_int64(ts, &t);
+    mlo_run_t *h = run->h;
+    if (r == LM_OK && h == NULL)
+        r = LM_PYTHON; /* closed meanwhile: the Python function says so */
     if (r != LM_OK) {
         Py_DECREF(kb);
         if (r == LM_PYTHON)
@@ -256,6 +260,7 @@ static int log_metric(mlo_run_t *h, int held, int fluent, PyObject *key, PyObjec
         return -1;
     }
     const char *k = PyBytes_AS_STRING(kb);
+    int held = run->held;
     int rc;
     if (ts != NULL) {
         PyThreadState *st = PyEval_SaveThread();
@@ -311,7 +316,7 @@ static PyObject *runbase_log_metric(PyObject *self, PyObject *const *args, Py_ss
         return call_with_self(run_fallback, self, args, nargs, kwnames);
     PyObject *ts = a[3] == Py_None ? NULL : a[3];
     int python;
-    int rc = log_metric(run->h, run->held, 0, a[0], a[1], a[2], ts, &python);
+    int rc = log_metric(run, 0, a[0], a[1], a[2], ts, &python);
     if (rc == 0)
         Py_RETURN_NONE;
     if (rc < 0)
@@ -343,7 +348,7 @@ static PyObject *fluent_log_metric(PyObject *module, PyObject *const *args, Py_s
     PyObject *ts = a[4] == Py_None ? NULL : a[4];
     int python;
     Py_INCREF(run); /* the active run may change while the GIL is released */
-    int rc = log_metric(run->h, run->held, 1, a[0], a[1], a[2], ts, &python);
+    int rc = log_metric(run, 1, a[0], a[1], a[2], ts, &python);
     Py_DECREF(run);
     if (rc == 0)
         Py_RETURN_NONE;
