@@ -108,10 +108,10 @@ def _gil_kept(f):
 
 
 # mlo._ext, the hot calls in C (set up below, after Run), or None: then ctypes alone
+_EXT_FUNCS = ("mlo_log_metric", "mlo_log_metric_ts", "mlo_log_param", "mlo_set_tag")
 _ext, HOT_PATH_DETAIL = _load_ext(ffi)
-if _ext is not None and not (isinstance(_f_log_metric, _C._CFuncPtr)
-                             and isinstance(_f_log_metric_ts, _C._CFuncPtr)):
-    _ext, HOT_PATH_DETAIL = None, "the libmlo loaded lacks mlo_log_metric or mlo_log_metric_ts"
+if _ext is not None and not all(isinstance(_fn(n), _C._CFuncPtr) for n in _EXT_FUNCS):
+    _ext, HOT_PATH_DETAIL = None, "the libmlo loaded lacks one of " + ", ".join(_EXT_FUNCS)
 # The hot path's arguments as ctypes' argument objects (what from_param returns): a
 # function without argtypes copies them as they are, where a c_double(...) instance
 # would cost one more object per argument and call.  Only ever read: shared by threads.
@@ -651,6 +651,10 @@ class Run(_ext.RunBase if _ext is not None else object):
         if rc:
             self._fail(rc)
 
+    if _ext is not None:  # mlo._ext's RunBase.log_param and set_tag replace them
+        _py_run_log_param, _py_run_set_tag = log_param, set_tag
+        del log_param, set_tag
+
     def set_tags(self, tags):
         """Sets a dict of tags in one call (mlo_set_tags)."""
         self._kvs(lib.mlo_set_tags, tags, "tag value")
@@ -780,10 +784,13 @@ class Run(_ext.RunBase if _ext is not None else object):
 
 
 ActiveRun = Run
-_py_run_log_metric = Run.__dict__.get("_py_run_log_metric", Run.__dict__.get("log_metric"))
+# the ctypes code of the calls mlo._ext replaces (it hands them what it does not handle)
+_py_run_log_metric, _py_run_log_param, _py_run_set_tag = (
+    Run.__dict__.get("_py_run_" + n, Run.__dict__.get(n)) for n in ("log_metric", "log_param",
+                                                                    "set_tag"))
 if _ext is not None:
-    _ext.setup(_C.cast(_f_log_metric, _C.c_void_p).value,
-               _C.cast(_f_log_metric_ts, _C.c_void_p).value, _keys, _key, _py_run_log_metric)
+    _ext.setup(*[_C.cast(_fn(n), _C.c_void_p).value for n in _EXT_FUNCS], _keys, _key,
+               _py_run_log_metric, _py_run_log_param, _py_run_set_tag)
 HOT_PATH = "extension" if _ext is not None else "ctypes"  # what mlo.log_metric calls
 
 

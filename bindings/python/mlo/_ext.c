@@ -1,17 +1,19 @@
-/* mlo._ext: the hot calls of the Python binding (mlo.log_metric, Run.log_metric) as
+/* mlo._ext: the hot calls of the Python binding (mlo.log_metric, Run.log_metric, and
+ * Run.log_param / Run.set_tag, which the fluent log_param / set_tag call) as
  * C functions of CPython (METH_FASTCALL), in place of a ctypes call, which costs
  * more than the library's own function.  Optional: without it (not built, or
  * $MLO_PY_NO_EXT=1) the binding uses its ctypes code, and the two behave alike.
  *
  * What this module does, and what it leaves to Python:
- * - It calls libmlo through the addresses of mlo_log_metric and mlo_log_metric_ts
- *   that the ctypes layer hands it (setup()): the very library ctypes loaded, not
- *   a second copy found by the dynamic loader.
+ * - It calls libmlo through the addresses of mlo_log_metric, mlo_log_metric_ts,
+ *   mlo_log_param and mlo_set_tag that the ctypes layer hands it (setup()): the
+ *   very library ctypes loaded, not a second copy found by the dynamic loader.
  * - It handles the common arguments the way ctypes converts them (a value through
  *   PyFloat_AsDouble, as ctypes' c_double; a step and a timestamp as ctypes'
  *   c_int64: any int or __index__ object, masked to 64 bits; not a float); the key
  *   through the binding's own cache of encoded keys (mlo._client._keys), encoded by
- *   mlo._client._key when missing.
+ *   mlo._client._key when missing; a param or tag value that is a str (or None, an
+ *   int, a float: their str()) as UTF-8 without NUL.
  * - Anything else (an argument ctypes refuses, a keyword it does not know, a run
  *   without a handle, no active run, run_id=, synchronous=) goes, before anything
  *   is logged, to the Python function this one replaces: same checks, same
@@ -19,7 +21,7 @@
  *   (Run._fail, mlo._fluent._fail_cur), which raises the status's exception.
  * - The GIL as in the ctypes code: kept around mlo_log_metric for a run whose
  *   client drops when its queue is full (the call never blocks), released for a
- *   client that may wait for room, and around mlo_log_metric_ts.
+ *   client that may wait for room, and around the other calls.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -31,22 +33,27 @@
 #include "mlo.h"
 
 /* Bumped when the interface to mlo/_client.py changes: a stale build is not used. */
-#define MLO_EXT_ABI 1
+#define MLO_EXT_ABI 2
 
 typedef int (*log_metric_fn)(mlo_run_t *, const char *, double, int64_t);
 typedef int (*log_metric_ts_fn)(mlo_run_t *, const char *, double, int64_t, int64_t);
+typedef int (*log_kv_fn)(mlo_run_t *, const char *, const char *);
 
 static log_metric_fn p_log_metric;
 static log_metric_ts_fn p_log_metric_ts;
+static log_kv_fn p_log_param;
+static log_kv_fn p_set_tag;
 static PyObject *keys;            /* mlo._client._keys: str -> UTF-8 bytes */
 static PyObject *key_fn;          /* mlo._client._key */
 static PyObject *run_fallback;    /* Run.log_metric of the ctypes code */
+static PyObject *param_fallback;  /* Run.log_param of the ctypes code */
+static PyObject *tag_fallback;    /* Run.set_tag of the ctypes code */
 static PyObject *fluent_fallback; /* mlo.log_metric of the ctypes code */
 static PyObject *fluent_fail;     /* mlo._fluent._fail_cur(rc, timestamp_given) */
 static PyObject *cur_run;         /* the active run of the fluent API (a RunBase) or NULL */
 static PyObject *str_fail;        /* "_fail" */
 static PyObject *str_ts_hint;     /* "timestamp must be >= 0" */
-static PyObject *run_names[4];    /* key, value, step, timestamp */
+static PyObject *run_names[4];    /* key, value, step, timestamp (key, value: log_param) */
 static PyObject *fluent_names[6]; /* key, value, step, synchronous, timestamp, run_id */
 
 /* ---- RunBase: the base class of mlo.Run when this module is in use ---------------- */
@@ -333,6 +340,86 @@ static PyObject *runbase_log_metric(PyObject *self, PyObject *const *args, Py_ss
     Py_RETURN_NONE;
 }
 
+/* A param or tag value as the ctypes code's _val gives it to C (str(value), None as
+ * "None", UTF-8), for a str, None, an int or a float: a new reference to the object
+ * holding the UTF-8 (*utf8 points into it); NULL without an error for any other
+ * value, a lone surrogate or a NUL character (the Python function's to handle). */
+static PyObject *kv_value(PyObject *value, const char **utf8) {
+    PyObject *str;
+    if (PyUnicode_CheckExact(value)) {
+        Py_INCREF(value);
+        str = value;
+    } else if (value == Py_None || PyLong_CheckExact(value) || PyFloat_CheckExact(value) ||
+               PyBool_Check(value)) {
+        str = value == Py_None ? PyUnicode_FromString("None") : PyObject_Str(value);
+        if (str == NULL)
+            return NULL;
+    } else {
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(str, &n);
+    if (u == NULL || memchr(u, 0, (size_t)n) != NULL) {
+        PyErr_Clear(); /* a lone surrogate: _val encodes it with surrogatepass */
+        Py_DECREF(str);
+        return NULL;
+    }
+    *utf8 = u;
+    return str;
+}
+
+/* Run.log_param(key, value) and Run.set_tag(key, value) */
+static PyObject *log_kv(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                        log_kv_fn fn, PyObject *fallback, int param) {
+    RunBase *run = (RunBase *)self;
+    PyObject *a[2];
+    if (check_setup(fallback) < 0)
+        return NULL;
+    if (fn == NULL || run->h == NULL || parse(args, nargs, kwnames, run_names, 2, 2, a) != LM_OK)
+        return call_with_self(fallback, self, args, nargs, kwnames);
+    PyObject *kb = key_bytes(a[0]);
+    if (kb == NULL)
+        return NULL;
+    const char *v = NULL;
+    PyObject *vs = kv_value(a[1], &v);
+    mlo_run_t *h = run->h;
+    if (vs == NULL || h == NULL) {
+        Py_DECREF(kb);
+        Py_XDECREF(vs);
+        return PyErr_Occurred() ? NULL : call_with_self(fallback, self, args, nargs, kwnames);
+    }
+    PyThreadState *st = PyEval_SaveThread();
+    int rc = fn(h, PyBytes_AS_STRING(kb), v);
+    PyEval_RestoreThread(st);
+    Py_DECREF(kb);
+    Py_DECREF(vs);
+    if (rc != 0) {
+        PyObject *o = PyLong_FromLong(rc);
+        if (o == NULL)
+            return NULL;
+        PyObject *res = PyObject_CallMethodObjArgs(self, str_fail, o, NULL);
+        Py_DECREF(o);
+        if (res == NULL)
+            return NULL;
+        Py_DECREF(res);
+    }
+    if (param) { /* returns the value, as mlflow's */
+        Py_INCREF(a[1]);
+        return a[1];
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *runbase_log_param(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames) {
+    return log_kv(self, args, nargs, kwnames, p_log_param, param_fallback, 1);
+}
+
+static PyObject *runbase_set_tag(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames) {
+    return log_kv(self, args, nargs, kwnames, p_set_tag, tag_fallback, 0);
+}
+
 /* mlo.log_metric(key, value, step=None, synchronous=None, timestamp=None, run_id=None) */
 static PyObject *fluent_log_metric(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                                    PyObject *kwnames) {
@@ -372,8 +459,9 @@ static void *address(PyObject *o, const char *what) {
 
 static PyObject *ext_setup(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *a_lm, *a_ts, *k, *kf, *rf;
-    if (!PyArg_ParseTuple(args, "OOO!OO:setup", &a_lm, &a_ts, &PyDict_Type, &k, &kf, &rf))
+    PyObject *a_lm, *a_ts, *a_lp, *a_st, *k, *kf, *rf, *pf, *tf;
+    if (!PyArg_ParseTuple(args, "OOOOO!OOOO:setup", &a_lm, &a_ts, &a_lp, &a_st, &PyDict_Type, &k,
+                          &kf, &rf, &pf, &tf))
         return NULL;
     void *lm = address(a_lm, "mlo_log_metric");
     if (lm == NULL)
@@ -381,17 +469,31 @@ static PyObject *ext_setup(PyObject *module, PyObject *args) {
     void *ts = address(a_ts, "mlo_log_metric_ts");
     if (ts == NULL)
         return NULL;
+    void *lp = address(a_lp, "mlo_log_param");
+    if (lp == NULL)
+        return NULL;
+    void *st = address(a_st, "mlo_set_tag");
+    if (st == NULL)
+        return NULL;
     /* the prototypes of the header, checked at compile time (nothing is evaluated) */
     (void)sizeof(p_log_metric == &mlo_log_metric);
     (void)sizeof(p_log_metric_ts == &mlo_log_metric_ts);
+    (void)sizeof(p_log_param == &mlo_log_param);
+    (void)sizeof(p_set_tag == &mlo_set_tag);
     memcpy(&p_log_metric, &lm, sizeof lm); /* object pointer to function pointer (POSIX) */
     memcpy(&p_log_metric_ts, &ts, sizeof ts);
+    memcpy(&p_log_param, &lp, sizeof lp);
+    memcpy(&p_set_tag, &st, sizeof st);
     Py_INCREF(k);
     Py_XSETREF(keys, k);
     Py_INCREF(kf);
     Py_XSETREF(key_fn, kf);
     Py_INCREF(rf);
     Py_XSETREF(run_fallback, rf);
+    Py_INCREF(pf);
+    Py_XSETREF(param_fallback, pf);
+    Py_INCREF(tf);
+    Py_XSETREF(tag_fallback, tf);
     Py_RETURN_NONE;
 }
 
@@ -430,6 +532,11 @@ static PyMethodDef runbase_methods[] = {
      "log_metric($self, key, value, step=0, timestamp=None)\n--\n\n"
      "Logs one metric point.  value: anything float() accepts (numpy scalars\n"
      "included); step: an int (default 0); timestamp: ms since the epoch (default now)."},
+    {"log_param", (PyCFunction)(void (*)(void))runbase_log_param, METH_FASTCALL | METH_KEYWORDS,
+     "log_param($self, key, value)\n--\n\n"
+     "Logs a param (str(value), as mlflow).  Params are immutable on the server."},
+    {"set_tag", (PyCFunction)(void (*)(void))runbase_set_tag, METH_FASTCALL | METH_KEYWORDS,
+     "set_tag($self, key, value)\n--\n\nSets a tag (str(value)); last write wins."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef runbase_getset[] = {
@@ -469,8 +576,8 @@ static PyMethodDef ext_methods[] = {
      "asynchronously: synchronous=True waits until the server has it, False returns a\n"
      "RunOperations."},
     {"setup", ext_setup, METH_VARARGS,
-     "setup(mlo_log_metric address, mlo_log_metric_ts address, keys, key_fn, "
-     "run_fallback)"},
+     "setup(addresses of mlo_log_metric, mlo_log_metric_ts, mlo_log_param, mlo_set_tag, "
+     "keys, key_fn, the ctypes code's Run.log_metric, log_param, set_tag)"},
     {"setup_fluent", ext_setup_fluent, METH_VARARGS, "setup_fluent(fallback, fail)"},
     {"set_current", ext_set_current, METH_O, "set_current(run or None): the fluent active run"},
     {NULL, NULL, 0, NULL}};

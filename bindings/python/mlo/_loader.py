@@ -149,7 +149,7 @@ def load():
     return ffi, lib, "%s (%s)" % (libpath, how)
 
 
-EXT_ABI = 1  # the interface _client.py expects of mlo._ext (its MLO_EXT_ABI)
+EXT_ABI = 2  # the interface _client.py expects of mlo._ext (its MLO_EXT_ABI)
 
 
 def load_ext(ffi):

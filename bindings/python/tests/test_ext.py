@@ -59,6 +59,11 @@ class BadIndex:
         raise Boom("no index")
 
 
+class Str:
+    def __str__(self):
+        return "custom"
+
+
 class Truthless:
     """An __index__ whose truth cannot be told (as a numpy array's)."""
 
@@ -119,6 +124,22 @@ def child(url):
                    ("np_i64", numpy.int64(6)), ("np_array", numpy.array([1.0, 2.0]))]
         steps += [("np_i64", numpy.int64(9)), ("np_array", numpy.array([1, 2]))]
 
+    pvals = [("str", "v"), ("int", 5), ("float", 1.5), ("none", None), ("bool", True),
+             ("bytes", b"b"), ("list", [1, 2]), ("strobj", Str()), ("nul", "a\0b"),
+             ("surrogate", "x\ud800"), ("long", "v" * 7000), ("bigint", 10 ** 5000),
+             ("unicode", "d\u00e9j\u00e0 \u2713")]
+
+    def kv_calls(prefix, log_param, set_tag):
+        for what, fn, tag in (("param", log_param, "p"), ("tag", set_tag, "g")):
+            for name, v in pvals:
+                attempt("%s %s %s" % (prefix, what, name), fn, "%s_%s_%s" % (prefix, tag, name), v)
+            for name, k in keys:
+                attempt("%s %s key %s" % (prefix, what, name), fn, k, "kv")
+            attempt("%s %s kw" % (prefix, what), fn, key="%s_%s_kw" % (prefix, tag), value="w")
+            attempt("%s %s kw unknown" % (prefix, what), fn, "%s_%s_u" % (prefix, tag), "w", x=1)
+            attempt("%s %s missing value" % (prefix, what), fn, "%s_%s_m" % (prefix, tag))
+            attempt("%s %s again" % (prefix, what), fn, "%s_%s_str" % (prefix, tag), "other")
+
     def calls(prefix, log, fluent):
         for name, v in values:
             attempt("%s value %s" % (prefix, name), log, "%s_v_%s" % (prefix, name), v, 1)
@@ -166,6 +187,8 @@ def child(url):
         out["runs"]["fluent"] = run.info.run_id
         calls("fl", mlo.log_metric, True)
         calls("wr", run.log_metric, False)  # a Run of a "wait" client
+        kv_calls("fl", mlo.log_param, mlo.set_tag)
+        kv_calls("wr", run.log_param, run.set_tag)
         out["held"] = {"wait": getattr(run, "_held", None)}
     # a client that drops when full: mlo_log_metric called with the GIL held
     with mlo.Client(url, full_policy="drop") as c:
@@ -174,6 +197,7 @@ def child(url):
         out["runs"]["drop"] = run.info.run_id
         out["held"]["drop"] = getattr(run, "_held", None)
         calls("dr", run.log_metric, False)
+        kv_calls("dr", run.log_param, run.set_tag)
         run.end()
         c.flush(30)
     # a run of a closed client
@@ -184,6 +208,8 @@ def child(url):
     c.close()
     attempt("closed client", run.log_metric, "cl", 1.0, 1)
     attempt("closed client ts", run.log_metric, "cl", 1.0, 1, timestamp=5)
+    attempt("closed client param", run.log_param, "cl", 1.0)
+    attempt("closed client tag", run.set_tag, "cl", 1.0)
     mlo.flush(30)
     print("RESULT " + json.dumps(out))
 
@@ -267,6 +293,14 @@ class TestExtension(unittest.TestCase):
         self.assertEqual(got["dr missing value"][0], "TypeError")
         self.assertEqual(got["fl asynchronous"], ["ok", "RunOperations"])
         self.assertEqual(got["closed client"][0], "MloClosedError")
+        self.assertEqual(got["closed client tag"][0], "MloClosedError")
+        self.assertEqual(got["dr param int"], ["ok", "int"])  # log_param returns the value
+        self.assertEqual(got["dr tag int"], ["ok", "NoneType"])
+        self.assertEqual(got["wr param nul"][0], "MloInvalidArgumentError")
+        self.assertEqual(got["dr tag surrogate"][0], "MloInvalidUtf8Error")
+        self.assertEqual(got["dr param bigint"][0], "ValueError")  # str() of it
+        self.assertEqual(got["fl tag kw unknown"][0], "TypeError")
+        self.assertEqual(got["dr param key int"][0], "MloInvalidKeyError")
         self.assertEqual(got["no run bad value"][0], "MloInvalidArgumentError")
 
     def test_same_points_stored(self):
@@ -301,6 +335,24 @@ class TestExtension(unittest.TestCase):
         self.assertEqual([p[:2] for p in fl["fl_runid"]], [(1, "1.75")])
         self.assertNotIn("fl_v_word", fl)
         self.assertNotIn("dr_t_negative", dr)
+        for which in ("fluent", "drop"):
+            with self.subTest(which):
+                a = self.dump[self.ext["runs"][which]]
+                b = self.dump[self.ctypes["runs"][which]]
+                mine = lambda d: {k: v for k, v in d.items()  # noqa: E731
+                                  if k.split("_")[0] in ("fl", "wr", "dr", "k", "a/b")}
+                self.assertEqual(mine(a["params"]), mine(b["params"]))
+                self.assertEqual(mine(a["tags"]), mine(b["tags"]))
+        dr = self.dump[self.ext["runs"]["drop"]]
+        self.assertEqual(dr["params"]["dr_p_int"], "5")
+        self.assertEqual(dr["params"]["dr_p_none"], "None")
+        self.assertEqual(dr["params"]["dr_p_strobj"], "custom")
+        self.assertEqual(dr["params"]["dr_p_bytes"], "b'b'")
+        self.assertEqual(dr["params"]["dr_p_unicode"], "d\u00e9j\u00e0 \u2713")
+        self.assertEqual(dr["tags"]["dr_g_float"], "1.5")
+        self.assertEqual(dr["tags"]["dr_g_str"], "other")  # last write wins
+        self.assertEqual(dr["tags"]["dr_g_kw"], "w")
+        self.assertNotIn("dr_p_nul", dr["params"])
         auto = points(self.dump[self.ext["runs"]["auto"]])
         self.assertEqual([p[:2] for p in auto["nr_ok"]], [(3, "0.5")])
         self.assertNotIn("nr_bad", auto)
