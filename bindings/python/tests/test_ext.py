@@ -104,7 +104,8 @@ def child(url):
             res = [type(e).__name__, getattr(e, "name", None), norm(str(e))]
         out["outcomes"].append([label] + res)
 
-    values = [("float", 1.5), ("int", 2), ("bool", True), ("str", "2.5"), ("float_obj", Float(3.25)),
+    values = [("float", 1.5), ("int", 2), ("bool", True), ("str", "2.5"),
+              ("float_obj", Float(3.25)),
               ("decimal", decimal.Decimal("4.5")), ("fraction", fractions.Fraction(1, 4)),
               ("bigint", 2 ** 70), ("inf", float("inf")), ("nan", float("nan")), ("negzero", -0.0),
               ("index_obj", Index(8)),
@@ -112,7 +113,8 @@ def child(url):
               ("huge", 10 ** 400), ("complex", 1j), ("badfloat", BadFloat())]
     steps = [("absent", None), ("zero", 0), ("five", 5), ("true", True), ("float2", 2.0),
              ("index7", Index(7)), ("masked", 2 ** 64 + 5), ("negative", -3), ("float15", 1.5),
-             ("str", "3"), ("object", object()), ("badindex", BadIndex()), ("truthless", Truthless()),
+             ("str", "3"), ("object", object()), ("badindex", BadIndex()),
+             ("truthless", Truthless()),
              ("huge_float", 1e30)]
     keys = [("str", "k_str"), ("bytes", b"k_bytes"), ("none", None), ("int", 5), ("nul", "a\0b"),
             ("surrogate", "k\ud800"), ("empty", ""), ("list", ["x"]), ("long", "k" * 300),
