@@ -12,10 +12,12 @@ libzstd-dev libjansson-dev libcmocka-dev libssl-dev python3 python3-pycparser"
 # clang's runtime for libFuzzer, Chromium for the `mlo report` page,
 # python3-venv for the Python package's install test (a fresh venv),
 # python3-sklearn for the MLflow tutorial and mlo.sklearn tests, clang-format
-# for the layout check of the sources (.clang-format).
+# for the layout check of the sources (.clang-format), python3-dev for the
+# Python binding's C extension mlo._ext (built only when its headers are there;
+# the python_ext test compares it with the ctypes code).
 [ "${MLO_WITH_SANITIZERS:-0}" = 1 ] &&
     pkgs="$pkgs openssl git r-base-dev r-cran-testthat strace valgrind libclang-rt-14-dev clang
-chromium python3-venv python3-sklearn clang-format"
+chromium python3-venv python3-sklearn clang-format python3-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -13,6 +13,10 @@ build directory.  The library:
     Debian's tools, offline: meson setup (release, warnings not errors, no tests) and
     meson compile of the shared library only, in a temporary directory;
   * an unpacked sdist has no C sources: it bundles none and says so.
+The extension module mlo._ext (mlo/_ext.c: the hot calls in C, README "The Python
+call") is compiled for the Python running the build, with cc and that Python's
+headers (Debian's python3-dev); without them (or with config setting "ext=no" /
+$MLO_WHEEL_NO_EXT=1) the package has none and uses its ctypes code alone.
 With setuptools importable (pip's --no-build-isolation, Debian's python3-setuptools)
 it hands the wheel to setuptools.build_meta (setup.py uses the functions below).  In
 pip's default isolated build environment there is no setuptools and nothing can be
@@ -141,6 +145,50 @@ def build_library(config_settings=None):
             return f.read()
 
 
+def ext_file_name():
+    return "_ext" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+
+
+def build_extension(config_settings=None):
+    """The bytes of mlo/_ext<EXT_SUFFIX> compiled for this Python, or None (see the
+    module doc); never fails the build: without it the package uses ctypes."""
+    if _setting(config_settings, "ext", "MLO_WHEEL_NO_EXT") in ("no", "1"):
+        _log("mlo._ext not built (asked not to)")
+        return None
+    src = os.path.join(HERE, "mlo", "_ext.c")
+    header = os.path.join(SOURCE_ROOT, "include", "mlo.h")
+    pyinc = sysconfig.get_paths().get("include") or ""
+    if not os.path.exists(src) or not os.path.exists(header):
+        _log("mlo._ext not built: no %s here (an unpacked sdist?)" % (
+            src if not os.path.exists(src) else header))
+        return None
+    if not os.path.exists(os.path.join(pyinc, "Python.h")):
+        _log("mlo._ext not built: no Python.h in %s (apt-get install python3-dev); the "
+             "package uses ctypes" % pyinc)
+        return None
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    if not shutil.which(cc[0]):
+        cc = ["cc"]
+    with tempfile.TemporaryDirectory(prefix="mlo-ext-build-") as d:
+        out = os.path.join(d, ext_file_name())
+        cmd = cc + ["-std=c11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
+                    "-I", pyinc, "-I", os.path.dirname(header), src, "-o", out]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            _log("mlo._ext not built (%s failed): the package uses ctypes\n%s"
+                 % (" ".join(cmd), r.stdout[-3000:]))
+            return None
+        _log("compiled mlo._ext (%s)" % ext_file_name())
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def python_tag():
+    """The wheel tag's interpreter and ABI parts of a wheel holding mlo._ext."""
+    t = "cp%d%d" % sys.version_info[:2]
+    return "%s-%s%s" % (t, t, getattr(sys, "abiflags", ""))
+
+
 def platform_tag():
     return re.sub(r"[^A-Za-z0-9]", "_", sysconfig.get_platform())
 
@@ -204,25 +252,35 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         given = _setting(config_settings, "libmlo", "MLO_WHEEL_LIBRARY")
         if given:
             os.environ["MLO_WHEEL_LIBRARY"] = given
+        if _setting(config_settings, "ext", "MLO_WHEEL_NO_EXT") in ("no", "1"):
+            os.environ["MLO_WHEEL_NO_EXT"] = "1"
         return _st.build_wheel(wheel_directory, config_settings, metadata_directory)
     m = _meta()
     lib = build_library(config_settings)
-    tag = "py3-none-" + platform_tag() if lib is not None else "py3-none-any"
+    ext = build_extension(config_settings)
+    if ext is not None:  # compiled for this interpreter
+        tag = python_tag() + "-" + platform_tag()
+    else:
+        tag = "py3-none-" + platform_tag() if lib is not None else "py3-none-any"
     name = "%s-%s-%s.whl" % (m["name"], m["version"], tag)
     di = _dist_info(m)
     files = _files()
     if lib is not None:
         files.append((LIB_ARC, lib))
+    ext_arc = "mlo/" + ext_file_name()
+    if ext is not None:
+        files.append((ext_arc, ext))
     files.append((di + "/METADATA", _metadata_text(m).encode()))
     files.append((di + "/WHEEL", ("Wheel-Version: 1.0\nGenerator: mlo_build_backend\n"
                                   "Root-Is-Purelib: %s\nTag: %s\n"
-                                  % ("false" if lib is not None else "true", tag)).encode()))
+                                  % ("false" if lib is not None or ext is not None else "true",
+                                     tag)).encode()))
     record = "\n".join(_record_line(p, d) for p, d in files) + "\n%s/RECORD,,\n" % di
     files.append((di + "/RECORD", record.encode()))
     with zipfile.ZipFile(os.path.join(wheel_directory, name), "w", zipfile.ZIP_DEFLATED) as z:
         for p, d in files:
             zi = zipfile.ZipInfo(p, date_time=(2020, 1, 1, 0, 0, 0))
-            zi.external_attr = (0o755 if p == LIB_ARC else 0o644) << 16
+            zi.external_attr = (0o755 if p in (LIB_ARC, ext_arc) else 0o644) << 16
             z.writestr(zi, d, zipfile.ZIP_DEFLATED)
     return name
 

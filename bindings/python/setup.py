@@ -1,8 +1,8 @@
 """Build hook for setuptools (pip install --no-build-isolation, Debian's
 python3-setuptools): generates mlo/_mlo_ffi.py from the C header and bundles libmlo
-as mlo/_lib/libmlo.so.0, as the in-tree backend does (mlo_build_backend.py: the
-same functions, the same settings: $MLO_WHEEL_LIBRARY, else libmlo compiled from
-the source tree with meson).
+as mlo/_lib/libmlo.so.0, and compiles mlo._ext when it can, as the in-tree backend
+does (mlo_build_backend.py: the same functions, the same settings: $MLO_WHEEL_LIBRARY,
+else libmlo compiled from the source tree with meson; $MLO_WHEEL_NO_EXT).
 
 The header is include/mlo.h of the source tree (or $MLO_HEADER); the generator is
 bindings/gen_bindings.py (needs pycparser: Debian's python3-pycparser).  When the
@@ -34,6 +34,12 @@ class build_py_with_ffi(build_py):
             path = os.path.join(out, "_lib", backend.LIB_NAME)
             with open(path, "wb") as f:
                 f.write(lib)
+            os.chmod(path, 0o755)
+        ext = backend.build_extension()  # mlo._ext, the hot calls in C (optional)
+        if ext is not None:
+            path = os.path.join(out, backend.ext_file_name())
+            with open(path, "wb") as f:
+                f.write(ext)
             os.chmod(path, 0o755)
 
 

@@ -5,6 +5,12 @@ function is pre-bound without ctypes argtypes (no per-argument Python-level
 converter call), keys are encoded once and cached, and nothing is validated in
 Python that the C side validates anyway.  Failures take the slow path, where the
 status is turned into an exception carrying the library's own message.
+
+When the extension module mlo._ext (_ext.c) is built and loads, mlo.log_metric and
+Run.log_metric are its C functions instead (HOT_PATH says which is in use): they call
+libmlo through the addresses of the functions ctypes loaded, and hand whatever is not
+the common case to the Python functions below (_py_run_log_metric,
+_fluent._py_log_metric) before logging anything, so both behave alike.
 """
 
 import collections
@@ -22,7 +28,7 @@ import weakref
 from . import _errors
 from ._errors import (MloClosedError, MloError, MloInvalidArgumentError, MloInvalidKeyError,
                       MloInvalidStatusError, MloWarning)
-from ._loader import load as _load
+from ._loader import load as _load, load_ext as _load_ext
 
 ffi, lib, LIBRARY = _load()
 MISSING = ffi.bind(lib)
@@ -94,6 +100,18 @@ def _raw_held(name):
 
 
 _f_log_metric_held = _raw_held("mlo_log_metric")
+
+
+def _gil_kept(f):
+    """True for a function of ctypes.PyDLL: called with the GIL held."""
+    return bool(getattr(f, "_flags_", 0) & getattr(_C, "_FUNCFLAG_PYTHONAPI", 0))
+
+
+# mlo._ext, the hot calls in C (set up below, after Run), or None: then ctypes alone
+_EXT_FUNCS = ("mlo_log_metric", "mlo_log_metric_ts", "mlo_log_param", "mlo_set_tag")
+_ext, HOT_PATH_DETAIL = _load_ext(ffi)
+if _ext is not None and not all(isinstance(_fn(n), _C._CFuncPtr) for n in _EXT_FUNCS):
+    _ext, HOT_PATH_DETAIL = None, "the libmlo loaded lacks one of " + ", ".join(_EXT_FUNCS)
 # The hot path's arguments as ctypes' argument objects (what from_param returns): a
 # function without argtypes copies them as they are, where a c_double(...) instance
 # would cost one more object per argument and call.  Only ever read: shared by threads.
@@ -503,19 +521,23 @@ class RunInfo:
             self.run_id, self.experiment_id, self.run_name, self.status)
 
 
-class Run:
+class Run(_ext.RunBase if _ext is not None else object):
     """A run of a Client.  Log to it directly, or use it as a context manager:
     leaving the block ends it FINISHED, or FAILED when an exception escapes."""
 
     # _h: the handle; _hp: the same as an argument object, for the hot path (both None
-    # once the client is closed); _flm: mlo_log_metric as this run's client may call it
-    __slots__ = ("_h", "_hp", "_client", "info", "_fluent", "_flm", "__weakref__")
+    # once the client is closed); _flm: mlo_log_metric as this run's client may call it.
+    # With mlo._ext, _h and _held (call mlo_log_metric holding the GIL) are its RunBase's.
+    __slots__ = ("_hp", "_client", "info", "_fluent", "_flm", "__weakref__") + (
+        () if _ext is not None else ("_h",))
 
     def __init__(self, client, handle, run_name=None):
         self._h = handle
         self._hp = _handle_arg(handle)
         self._client = client
         self._flm = client._flm
+        if _ext is not None:
+            self._held = _gil_kept(self._flm)
         self._fluent = False
         self.info = RunInfo(self, run_name)
         self.info.run_id, self.info.experiment_id  # noqa: B018 - remembered past close
@@ -575,6 +597,10 @@ class Run:
         if rc:
             self._fail(rc, None if timestamp is None else "timestamp must be >= 0")
 
+    if _ext is not None:  # mlo._ext's RunBase.log_metric replaces it (the same doc)
+        _py_run_log_metric = log_metric
+        del log_metric
+
     def log_metrics(self, metrics, step=0, timestamp=None):
         """Logs a dict of metrics at one step, in one call (mlo_log_metrics).  Each entry
         is validated on its own: the valid ones are logged; if any was refused, raises
@@ -624,6 +650,10 @@ class Run:
         rc = lib.mlo_set_tag(self._h, k, _val(value, "tag value"))
         if rc:
             self._fail(rc)
+
+    if _ext is not None:  # mlo._ext's RunBase.log_param and set_tag replace them
+        _py_run_log_param, _py_run_set_tag = log_param, set_tag
+        del log_param, set_tag
 
     def set_tags(self, tags):
         """Sets a dict of tags in one call (mlo_set_tags)."""
@@ -754,6 +784,14 @@ class Run:
 
 
 ActiveRun = Run
+# the ctypes code of the calls mlo._ext replaces (it hands them what it does not handle)
+_py_run_log_metric, _py_run_log_param, _py_run_set_tag = (
+    Run.__dict__.get("_py_run_" + n, Run.__dict__.get(n)) for n in ("log_metric", "log_param",
+                                                                    "set_tag"))
+if _ext is not None:
+    _ext.setup(*[_C.cast(_fn(n), _C.c_void_p).value for n in _EXT_FUNCS], _keys, _key,
+               _py_run_log_metric, _py_run_log_param, _py_run_set_tag)
+HOT_PATH = "extension" if _ext is not None else "ctypes"  # what mlo.log_metric calls
 
 
 class Histogram:

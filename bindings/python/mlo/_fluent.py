@@ -21,7 +21,7 @@ import threading
 import weakref
 
 from . import _client
-from ._client import (Client, _ci, _cd, _cdp, _cip, _double, _f_log_metric, _f_log_metric_ts,
+from ._client import (Client, _ci, _cd, _cdp, _cip, _double, _ext, _f_log_metric, _f_log_metric_ts,
                       _int64, _key, _keys, _status_code, _CI0, _EINVAL, strerror)
 from ._errors import MloInvalidArgumentError
 
@@ -58,6 +58,8 @@ def _after_fork_child():
     _stack[:] = []
     _cur = None
     _cur_f = _f_log_metric
+    if _ext is not None:
+        _ext.set_current(None)
     _default = None  # the parent's: the child opens its own on first use
 
 
@@ -91,6 +93,8 @@ def _set_cur():
     global _cur, _cur_f
     _cur = _stack[-1]._hp if _stack else None
     _cur_f = _stack[-1]._flm if _stack else _f_log_metric
+    if _ext is not None:  # mlo._ext's log_metric reads the active run's handle itself
+        _ext.set_current(_stack[-1] if _stack else None)
 
 
 def set_tracking_uri(uri):
@@ -336,6 +340,19 @@ def log_metric(key, value, step=None, synchronous=None, timestamp=None, run_id=N
     run = _run(run_id)
     run.log_metric(key, value, step or 0, timestamp)
     return _after(run, synchronous)
+
+
+def _fail_cur(rc, timestamp_given):
+    """The failure of mlo._ext's log_metric on the active run (as log_metric's)."""
+    if _stack:
+        _stack[-1]._fail(rc, "timestamp must be >= 0" if timestamp_given else None)
+    _client._raise(rc)
+
+
+_py_log_metric = log_metric  # the ctypes code, also mlo._ext's for what it leaves to Python
+if _ext is not None:
+    _ext.setup_fluent(_py_log_metric, _fail_cur)
+    log_metric = _ext.log_metric
 
 
 def log_metrics(metrics, step=None, synchronous=None, run_id=None, timestamp=None):

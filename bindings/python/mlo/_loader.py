@@ -11,11 +11,17 @@ The shared library, in this order:
 
 The generated module _mlo_ffi: the copy installed inside the package (pip install),
 else $MLO_FFI, else <build dir>/bindings/_mlo_ffi.py next to the library chosen.
+
+The optional extension module mlo._ext (the hot calls in C, _ext.c): none with
+$MLO_PY_NO_EXT=1; else the copy installed inside the package (pip install), else
+$MLO_EXT, else <build dir>/bindings/_ext*.so next to the _mlo_ffi.py chosen.  When it
+cannot be loaded the binding uses ctypes alone, and says why (mlo._client.HOT_PATH).
 """
 
 import ctypes
 import ctypes.util
 import glob
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -141,3 +147,42 @@ def load():
                 "$MLO_FFI and %s).  Build with meson (ninja -C build) or pip install "
                 "bindings/python." % ", ".join(cands or ["no build directory"]))
     return ffi, lib, "%s (%s)" % (libpath, how)
+
+
+EXT_ABI = 2  # the interface _client.py expects of mlo._ext (its MLO_EXT_ABI)
+
+
+def load_ext(ffi):
+    """(the extension module mlo._ext or None, where it came from or why there is none)."""
+    if os.environ.get("MLO_PY_NO_EXT", "") not in ("", "0"):
+        return None, "$MLO_PY_NO_EXT is set"
+    mod, where = None, None
+    try:
+        from . import _ext as mod  # installed by pip, compiled at install time
+        where = getattr(mod, "__file__", "the package")
+    except ImportError as e:
+        why = "not in the package (%s)" % e
+        cands = []
+        if os.environ.get("MLO_EXT"):
+            cands.append(os.environ["MLO_EXT"])
+        ffi_file = getattr(ffi, "__file__", None)
+        if ffi_file:
+            d = os.path.dirname(os.path.abspath(ffi_file))
+            cands += sorted(p for sfx in importlib.machinery.EXTENSION_SUFFIXES
+                            for p in glob.glob(os.path.join(d, "_ext" + sfx)))
+        path = next((c for c in cands if os.path.exists(c)), None)
+        if path is None:
+            return None, why + "; not built (%s)" % (", ".join(cands) or "no build directory")
+        try:
+            loader = importlib.machinery.ExtensionFileLoader("mlo._ext", path)
+            spec = importlib.util.spec_from_file_location("mlo._ext", path, loader=loader)
+            mod = importlib.util.module_from_spec(spec)
+            loader.exec_module(mod)
+        except (ImportError, OSError) as e2:
+            return None, "%s cannot be loaded: %s" % (path, e2)
+        sys.modules["mlo._ext"] = mod
+        where = path
+    if getattr(mod, "ABI", None) != EXT_ABI:
+        return None, "%s is of another version (ABI %r, not %d): rebuild it" % (
+            where, getattr(mod, "ABI", None), EXT_ABI)
+    return mod, where

@@ -21,7 +21,8 @@ if os.environ.get("MLO_BINDINGS_SKIP"):
 
 def clean_env(**extra):
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "MLO_FFI", "MLO_LIBRARY") and not k.startswith("PIP_")}
+           if k not in ("PYTHONPATH", "MLO_FFI", "MLO_LIBRARY", "MLO_EXT")
+           and not k.startswith("PIP_")}
     env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_WARN_SCRIPT_LOCATION="1",
                PIP_ROOT_USER_ACTION="ignore")
     env.update(extra)
@@ -29,7 +30,8 @@ def clean_env(**extra):
 
 
 PROBE = ("import mlo, os; print(os.path.dirname(mlo.__file__)); print(mlo.ffi.__file__); "
-         "print(mlo.LIBRARY); print(mlo.version())")
+         "print(mlo.LIBRARY); print(mlo.version()); print(mlo._client.HOT_PATH); "
+         "print(getattr(mlo._client._ext, '__file__', None))")
 
 
 class TestInstall(unittest.TestCase):
@@ -66,8 +68,8 @@ class TestInstall(unittest.TestCase):
         return p.stdout.split("\n")
 
     def check_installed(self, target):
-        pkg_dir, ffi, lib, version = self.probe(
-            target, MLO_LIBRARY=os.environ.get("MLO_LIBRARY", ""))[:4]
+        pkg_dir, ffi, lib, version, hot_path, ext = self.probe(
+            target, MLO_LIBRARY=os.environ.get("MLO_LIBRARY", ""))[:6]
         self.assertEqual(os.path.realpath(pkg_dir), os.path.realpath(os.path.join(target, "mlo")))
         self.assertEqual(os.path.realpath(ffi),
                          os.path.realpath(os.path.join(target, "mlo", "_mlo_ffi.py")))
@@ -77,6 +79,14 @@ class TestInstall(unittest.TestCase):
             digest = hashlib.sha256(f.read()).hexdigest()
         with open(ffi) as f:
             self.assertIn(digest, f.read())  # generated from this header, at install time
+        # mlo._ext, compiled at install time when Python's headers are there (python3-dev)
+        import sysconfig
+        if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+            self.assertEqual(hot_path, "extension")
+            self.assertEqual(os.path.dirname(os.path.realpath(ext)),
+                             os.path.realpath(os.path.join(target, "mlo")))
+        else:
+            self.assertEqual(hot_path, "ctypes")
         bundled = os.path.join(target, "mlo", "_lib", "libmlo.so.0")
         self.assertTrue(os.path.exists(bundled))  # the library bundled in the package
         if os.environ.get("MLO_LIBRARY"):

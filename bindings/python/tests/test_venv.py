@@ -40,6 +40,8 @@ with mlo.start_run(experiment_name="venv-install", run_name="from-a-venv") as ru
     mlo.log_metric("x", 1.5, step=3)
 mlo.flush(30)
 print("RESULT " + json.dumps({"library": mlo.LIBRARY, "file": mlo.__file__,
+                              "hot_path": mlo._client.HOT_PATH,
+                              "ext": getattr(mlo._client._ext, "__file__", None),
                               "ffi": mlo.ffi.__file__, "prefix": sys.prefix,
                               "base_prefix": sys.base_prefix, "run_id": run.info.run_id,
                               "sys_path": sys.path}))
@@ -51,7 +53,7 @@ def clean_env(preload=False, **extra):
     keep the sanitizer runtime a sanitizer build preloads (only the interpreter that
     loads libmlo needs it; venv and pip are much faster without)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "MLO_FFI", "MLO_LIBRARY", "LD_LIBRARY_PATH",
+           if k not in ("PYTHONPATH", "MLO_FFI", "MLO_LIBRARY", "MLO_EXT", "LD_LIBRARY_PATH",
                         "MLO_WHEEL_LIBRARY", "VIRTUAL_ENV", "PYTHONHOME")
            and not k.startswith("PIP_") and (preload or k != "LD_PRELOAD")}
     env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
@@ -85,7 +87,12 @@ class TestVenvInstall(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         if not extra:
             self.assertIn("compiling libmlo", p.stdout + p.stderr)  # the backend built it
-        self.assertIn("py3-none-linux", p.stdout + p.stderr)  # a wheel with a library in it
+        # a wheel with a library in it: for any Python 3, or for this one with mlo._ext
+        # (compiled when Python's headers are there: python3-dev)
+        import sysconfig
+        has_ext = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+        self.assertIn("cp%d%d-cp%d%d-linux" % (sys.version_info[:2] * 2) if has_ext
+                      else "py3-none-linux", p.stdout + p.stderr)
 
         with TestServer() as srv:
             store = os.path.join(self.tmp, "store")
@@ -104,6 +111,11 @@ class TestVenvInstall(unittest.TestCase):
             libpath = res["library"].split(" (")[0]
             self.assertTrue(os.path.realpath(libpath).startswith(site + os.sep), res)
             self.assertIn("bundled in the package", res["library"])
+            if has_ext:  # the package's own mlo._ext is the one in use
+                self.assertEqual(res["hot_path"], "extension", res)
+                self.assertTrue(os.path.realpath(res["ext"]).startswith(site + os.sep), res)
+            else:
+                self.assertEqual(res["hot_path"], "ctypes", res)
             self.assertFalse(any(p.startswith(REPO) for p in res["sys_path"] if p), res)
             self.assertFalse(any(p.endswith("dist-packages") for p in res["sys_path"]), res)
             run = srv.run(res["run_id"])
