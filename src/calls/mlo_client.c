@@ -333,7 +333,7 @@ static int flush_until(mlo_client *c, int64_t deadline_ns) {
             return MLO_ERR_TIMEOUT;
         mlo__clock_sleep(NULL, 1000000);
     }
-    return mlo__gate_wait(&c->flush, seq, deadline_ns);
+    return mlo__gate_wait(&c->flush, seq, mlo__env_real_deadline(&c->env, deadline_ns));
 }
 
 /* atexit: flush every client still open in this process, within its close
@@ -347,7 +347,8 @@ static void flush_at_exit(void) {
             continue;
         int64_t deadline = mlo__env_mono(&c->env) + (int64_t)c->cfg.close_timeout_ms * 1000000;
         if (flush_until(c, deadline) == MLO_OK)
-            mlo__uploader_flush(c->uploader, deadline); /* what is left stays in the store */
+            /* what is left stays in the store */
+            mlo__uploader_flush(c->uploader, mlo__env_real_deadline(&c->env, deadline));
     }
     pthread_mutex_unlock(&reg_lock);
 }
@@ -360,7 +361,7 @@ MLO_API int mlo_client_flush(mlo_client_t *c, unsigned timeout_ms) {
     st = flush_until(c, deadline);
     /* artifacts staged before the call: uploaded, refused or parked */
     if (st == MLO_OK)
-        st = mlo__uploader_flush(c->uploader, deadline);
+        st = mlo__uploader_flush(c->uploader, mlo__env_real_deadline(&c->env, deadline));
     return st;
 }
 

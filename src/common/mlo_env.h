@@ -69,6 +69,13 @@ static inline const mlo_clock *mlo__env_clock(const mlo_env *e) {
 static inline int64_t mlo__env_mono(const mlo_env *e) {
     return mlo__clock_mono(e->cfg->clock);
 }
+/* A deadline on the env's clock as a CLOCK_MONOTONIC one, for waits on a
+ * condition variable (mlo__clock_abs): the same in production; with a test's
+ * virtual clock, which may stand still, the time left is waited for real. */
+static inline int64_t mlo__env_real_deadline(const mlo_env *e, int64_t deadline_ns) {
+    int64_t left = deadline_ns - mlo__env_mono(e);
+    return mlo__clock_mono(NULL) + (left > 0 ? left : 0);
+}
 static inline int64_t mlo__env_now_ms(const mlo_env *e) {
     return mlo__clock_now_ms(e->cfg->clock);
 }
