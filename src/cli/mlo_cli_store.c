@@ -121,6 +121,12 @@ run *cli_store_run(store *s, const char *id) {
 metric *cli_run_metric(run *r, const char *key, bool create) {
     if (r->last_m < r->nm && strcmp(r->m[r->last_m].key, key) == 0)
         return &r->m[r->last_m];
+    /* metrics logged in the same order every step: the next one */
+    size_t next = r->last_m + 1 < r->nm ? r->last_m + 1 : 0;
+    if (next < r->nm && strcmp(r->m[next].key, key) == 0) {
+        r->last_m = next;
+        return &r->m[next];
+    }
     for (size_t i = 0; i < r->nm; i++)
         if (strcmp(r->m[i].key, key) == 0) {
             r->last_m = i;
