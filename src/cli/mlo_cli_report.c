@@ -299,10 +299,11 @@ static void run_details(mlo_buf *b, const run *r, int color) {
         cli_html_esc(b, r->server_id, false);
         mlo__buf_appends(b, ")");
     }
-    mlo__buf_printf(b,
-                    " &middot; %zu params, %zu tags, %zu datasets, %zu artifacts</span>"
-                    "</summary>",
-                    r->params.n, r->tags.n, r->nds, r->nart);
+    mlo__buf_printf(b, " &middot; %zu params, %zu tags, %zu datasets, %zu artifacts", r->params.n,
+                    r->tags.n, r->nds, r->nart);
+    if (r->mv_known)
+        mlo__buf_printf(b, ", %zu model versions", r->nmv);
+    mlo__buf_appends(b, "</span></summary>");
     kv_table(b, "Param", &r->params);
     kv_table(b, "Tag", &r->tags);
     if (r->nds) {
@@ -325,6 +326,23 @@ static void run_details(mlo_buf *b, const run *r, int color) {
             cli_html_esc(b, d->context, false);
             mlo__buf_appends(b, "</td></tr>");
             xfree(loc);
+        }
+        mlo__buf_appends(b, "</tbody></table>");
+    }
+    if (r->nmv) {
+        mlo__buf_appends(b, "<table class=\"models\"><thead><tr><th>Registered model</th>"
+                            "<th>version</th><th>status</th><th>aliases</th></tr></thead><tbody>");
+        for (size_t i = 0; i < r->nmv; i++) {
+            const modelver *m = &r->mv[i];
+            mlo__buf_appends(b, "<tr><td>");
+            cli_html_esc(b, m->name, false);
+            mlo__buf_appends(b, "</td><td class=\"num\">");
+            cli_html_esc(b, m->version, false);
+            mlo__buf_appends(b, "</td><td>");
+            cli_html_esc(b, m->status, false);
+            mlo__buf_appends(b, "</td><td>");
+            cli_html_esc(b, m->aliases, false);
+            mlo__buf_appends(b, "</td></tr>");
         }
         mlo__buf_appends(b, "</tbody></table>");
     }
@@ -393,6 +411,10 @@ static int load(const ropts *o, store *st) {
                 fprintf(stderr, "mlo: artifacts of %s: %s\n", st->runs[i]->id, err);
             st->runs[i]->art_known = false;
         }
+    for (size_t i = 0; i < st->n && rc == 0; i++)
+        if (cli_remote_model_versions(rm, st->runs[i], err, sizeof err) != 0 && o->verbose)
+            /* a server without the registry: the page shows none */
+            fprintf(stderr, "mlo: model versions of %s: %s\n", st->runs[i]->id, err);
     cli_remote_close(rm);
     return rc;
 }
