@@ -1035,8 +1035,8 @@ static double fast_double(const uint8_t *p) {
     return d;
 }
 
-/* 1 = *ev filled from the frame, 0 = declined (nothing else changed but
- * r->str's contents). */
+/* 1 = *ev filled from the frame, 0 = declined (*ev and r->str may hold
+ * parts of it: the caller fills *ev with protobuf-c's reading instead). */
 static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *ev) {
     if (n + 1 > r->str_cap) {
         size_t cap = n + 1 < 256 ? 256 : n + 1;
@@ -1046,8 +1046,9 @@ static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *e
         r->str = s;
         r->str_cap = cap;
     }
-    mlo_log_event e;
-    memset(&e, 0, sizeof e);
+    static const mlo_log_event zero;
+    mlo_log_event *e = ev;
+    *e = zero;
     bool has_type = false;
     uint64_t type = 0;
     char *out = r->str;
@@ -1075,11 +1076,11 @@ static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *e
                 has_type = true;
                 type = v;
             } else if (field == 6) {
-                e.timestamp = (int64_t)v;
+                e->timestamp = (int64_t)v;
             } else if (field == 7) {
-                e.step = (int64_t)v;
+                e->step = (int64_t)v;
             } else {
-                e.count = v;
+                e->count = v;
             }
             break;
         case 5: /* value_num, min: double */
@@ -1087,9 +1088,9 @@ static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *e
             if (wt != 1 || n - i < 8)
                 return 0;
             if (field == 5)
-                e.value_num = fast_double(p + i);
+                e->value_num = fast_double(p + i);
             else
-                e.min = fast_double(p + i);
+                e->min = fast_double(p + i);
             i += 8;
             break;
         case 2:
@@ -1109,14 +1110,14 @@ static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *e
             s[v] = '\0';
             out += v + 1;
             i += (size_t)v;
-            const char **dst = field == 2    ? &e.run_id
-                               : field == 3  ? &e.key
-                               : field == 4  ? &e.value
-                               : field == 8  ? &e.experiment_id
-                               : field == 9  ? &e.parent_run_id
-                               : field == 11 ? &e.digest
-                               : field == 12 ? &e.source_type
-                                             : &e.context;
+            const char **dst = field == 2    ? &e->run_id
+                               : field == 3  ? &e->key
+                               : field == 4  ? &e->value
+                               : field == 8  ? &e->experiment_id
+                               : field == 9  ? &e->parent_run_id
+                               : field == 11 ? &e->digest
+                               : field == 12 ? &e->source_type
+                                             : &e->context;
             *dst = s;
             break;
         }
@@ -1124,10 +1125,9 @@ static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *e
             return 0;
         }
     }
-    if (!has_type || !e.run_id)
+    if (!has_type || !e->run_id)
         return 0;
-    e.type = type > UINT16_MAX ? UINT16_MAX : (uint16_t)type;
-    *ev = e;
+    e->type = type > UINT16_MAX ? UINT16_MAX : (uint16_t)type;
     return 1;
 }
 
