@@ -46,6 +46,9 @@ void *xrealloc(void *p, size_t n);
 /* Says "out of memory" and exits (EXIT_ERROR). */
 void cli_oom(void) __attribute__((noreturn));
 void xfree(void *p);
+/* xrealloc(p, n) for an array of which the first used bytes matter: large
+ * ones are copied into pages populated beforehand (mlo_cli_mem.c). */
+void *xgrow(void *p, size_t used, size_t n);
 void xfree_all(void);
 char *xstrdup(const char *s);
 /* *dst := a copy of s (the old value freed). */

@@ -161,7 +161,7 @@ void cli_run_point(run *r, const char *key, point p) {
     if (r->keep_hist) {
         if (m->nh == m->caph) {
             m->caph = m->caph ? m->caph * 2 : 64;
-            m->hist = xrealloc(m->hist, m->caph * sizeof *m->hist);
+            m->hist = xgrow(m->hist, m->nh * sizeof *m->hist, m->caph * sizeof *m->hist);
         }
         m->hist[m->nh++] = p;
     }
