@@ -7,7 +7,8 @@
  * run's history (mlo_cli_chart.c) grouped as metrics, system metrics
  * (system/...) and histogram quantiles (....p50/.p95/.p99), parallel
  * coordinates of params against the sort metric, and per run its params,
- * tags, datasets and artifacts.
+ * tags, datasets and artifacts, and (from a server) the registered model
+ * versions made from it.
  *
  * Self-contained and safe: no network (a Content-Security-Policy of
  * default-src 'none'), no external script, style or font; one inline
@@ -52,8 +53,9 @@ void cli_usage_report(FILE *f) {
             "(best first by --sort, sortable), one chart per metric with every run's\n"
             "history, parallel coordinates of the params against the sort metric,\n"
             "system metrics and histogram quantiles under their own headings, and each\n"
-            "run's params, tags, datasets and artifacts.  No network is needed to view\n"
-            "it: attach it to a CI job or mail it.\n"
+            "run's params, tags, datasets and artifacts (and, from a server, the model\n"
+            "versions registered from it).  No network is needed to view it: attach it\n"
+            "to a CI job or mail it.\n"
             "\n"
             "  -o FILE            where to write the page ('-': standard output)\n"
             "  --uri URI          read the runs from this MLflow tracking server (the\n"

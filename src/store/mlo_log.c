@@ -81,7 +81,9 @@
  *    that is not exactly one zstd frame of content size raw_len, a
  *    decompressed size other than raw_len, frame lengths that do not tile
  *    raw_len in exactly `count` frames, a frame protobuf-c cannot unpack
- *    (its allocations bounded per event), or without type / run_id: damage
+ *    (its allocations bounded per event; the common events are read without
+ *    it, by decode_fast, which takes only frames it reads exactly as
+ *    protobuf-c would), or without type / run_id: damage
  *    (-1, with the offset and the reason).  Intact blocks before it were
  *    returned; mlo__logr_skip_damage scans forward byte by byte for the next
  *    "MLOB" whose header CRC, lengths and payload CRC all check out (or
