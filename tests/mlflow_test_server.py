@@ -62,6 +62,10 @@ Model registry (under /api/2.0/mlflow/), as MLflow 2.21 with a SQL registry stor
   GET  registered-models/alias?name=&alias= -> {model_version: {..., aliases: [...]}}; an
        unknown alias (or model) is 400 INVALID_PARAMETER_VALUE "Registered model alias X not
        found." -- not 404: that is what MLflow's SQL store says.
+  GET  model-versions/search?filter=&page_token= -> {model_versions: [...],
+       next_page_token?}: only the filters "run_id = '<id>'" and "name = '<name>'" (MLflow
+       takes more; 400 INVALID_PARAMETER_VALUE here), at most 100 per page, by name, then
+       newest version first.
   DELETE registered-models/alias with a JSON body {name, alias} (MLflow reads no query
        string on DELETE) -> {}; 404 for an unknown model, fine for an unknown alias.
 
@@ -2101,6 +2105,34 @@ def h_get_model_version_by_alias(req):
         return {"model_version": STORE.model_version_json(row)}
 
 
+M_SEARCH_MODEL_VERSIONS = {"filter": STRING, "max_results": INT64, "order_by": REP(STRING),
+                           "page_token": STRING}
+_MV_FILTER = re.compile(r"^\s*(run_id|name)\s*=\s*'([^']*)'\s*$")
+
+
+def h_search_model_versions(req):
+    msg = req.message(M_SEARCH_MODEL_VERSIONS, {"filter": [assert_string],
+                                                "page_token": [assert_string]})
+    m = _MV_FILTER.match(msg.get("filter") or "")
+    if not m:
+        raise MlflowError(f"Unsupported filter for this test server: {msg.get('filter')!r}")
+    col = "run_id" if m.group(1) == "run_id" else "name"
+    token = msg.get("page_token") or "0"
+    if not token.isdigit():
+        raise MlflowError(f"Invalid page token {token!r}")
+    offset = int(token)
+    with STORE.lock:
+        rows = STORE.q(f"SELECT * FROM model_versions WHERE {col} = ? AND "
+                       "current_stage != 'Deleted_Internal' ORDER BY name, version DESC "
+                       "LIMIT 101 OFFSET ?", (m.group(2), offset))
+        out = {"model_versions": [STORE.model_version_json(r) for r in rows[:100]]}
+    if not out["model_versions"]:
+        del out["model_versions"]
+    if len(rows) > 100:
+        out["next_page_token"] = str(offset + 100)
+    return out
+
+
 def h_list_artifacts(req):
     """GET artifacts/list (the tracking API's ListArtifacts), run-relative paths."""
     msg = req.message(M_LIST_ARTIFACTS, {
@@ -2154,6 +2186,7 @@ ROUTES = {
                                 "GET": h_get_model_version_by_alias},
     "model-versions/create": {"POST": h_create_model_version},
     "model-versions/get": {"GET": h_get_model_version},
+    "model-versions/search": {"GET": h_search_model_versions},
     "model-versions/get-download-uri": {"GET": h_get_model_version_download_uri},
 }
 

@@ -385,6 +385,45 @@ EOF
         grep -q "data-run=\"$good\" d=\"M[^\"]*l[^\"]*\" data-points=\"2\"" "$T/srv.html" ||
             { echo "FAIL: report --uri: accuracy history of 2 points"; fails=$((fails + 1)); }
         run 2 "$MLO" report --uri "$URI" --experiment nosuch -o "$T/x.html" && has err "no experiment"
+        # registered model versions (model-versions/search run_id='...'): two
+        # versions of a model with markup in its name from the good run, an
+        # alias on the second; the bad run has none
+        "$PY" - "$URI" "$good" <<'EOF'
+import json, sys, urllib.request
+uri, rid = sys.argv[1], sys.argv[2]
+def call(path, body):
+    req = urllib.request.Request(uri + "/api/2.0/mlflow/" + path, json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read() or b"{}")
+name = "iris<b>&\"clf'"
+call("registered-models/create", {"name": name})
+for _ in range(2):
+    call("model-versions/create", {"name": name, "run_id": rid,
+                                   "source": "mlflow-artifacts:/x/model"})
+call("registered-models/alias", {"name": name, "alias": "champion", "version": "2"})
+EOF
+        run 0 "$MLO" report --uri "$URI" --experiment gate-test -o "$T/mv.html"
+        n=$((n + 1))
+        if "$PY" - "$T/mv.html" "$good" "$bad" >"$T/mv.out" 2>&1 <<'EOF'
+import re, sys
+page, good, bad = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+def details(rid):
+    m = re.search(r'<details data-run="%s">.*?</details>' % rid, page, re.S)
+    assert m, rid
+    return m.group(0)
+g, b = details(good), details(bad)
+name = "iris&lt;b&gt;&amp;&quot;clf&#39;"
+assert "2 model versions</span>" in g, g[:400]
+for v, aliases in (("2", "champion"), ("1", "")):
+    row = ('<tr><td>%s</td><td class="num">%s</td><td>READY</td><td>%s</td></tr>'
+           % (name, v, aliases))
+    assert row in g, (row, g)
+assert "0 model versions</span>" in b and "Registered model" not in b, b
+assert "iris<b>" not in page and "clf'" not in page
+print("ok")
+EOF
+        then echo "ok: report --uri: model versions of the run, escaped, none for the other"
+        else echo "FAIL: report --uri: model versions"; sed 's/^/    /' "$T/mv.out"; fails=$((fails + 1)); fi
     fi
 
     # ---- sync of the API store: the run, its datasets and its artifacts

@@ -588,6 +588,130 @@ static void test_garbage(void **state) {
     free(bytes);
 }
 
+/* The reader's fast path for common events (decode_fast in mlo_log.c) must
+ * read every frame it takes exactly as protobuf-c does: random frames built
+ * from LogEvent's fields (every field number 0-17, right and wrong wire
+ * types, duplicates, over-long and 10-byte varints, empty and embedded-NUL
+ * strings, truncation, stray bytes) go through both decoders; they must agree
+ * whenever the fast path takes one, and it must take the plain events. */
+static uint32_t g_seed = 777;
+static uint32_t rnd(uint32_t n) {
+    g_seed = g_seed * 1103515245u + 12345u;
+    return (g_seed >> 8) % n;
+}
+static size_t put_varint(uint8_t *p, uint64_t v, int overlong) {
+    size_t i = 0;
+    while (v >= 0x80 || overlong > 0) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+        if (v < 0x80)
+            overlong--;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+static void test_fast_decode_matches_protobuf(void **state) {
+    (void)state;
+    static const uint64_t VARS[] = {0,
+                                    1,
+                                    5,
+                                    127,
+                                    128,
+                                    300,
+                                    0xFFFFFFFFull,
+                                    0x100000000ull,
+                                    (uint64_t)-1,
+                                    (uint64_t)-12345,
+                                    1700000000000ull};
+    uint8_t f[512];
+    int taken = 0, declined = 0, mixed = 0;
+    for (int t = 0; t < 200000; t++) {
+        size_t n = 0;
+        int plain = rnd(4) == 0; /* a METRIC as the writer makes it */
+        int nf = plain ? 0 : 1 + (int)rnd(8);
+        if (plain) {
+            f[n++] = 0x08;
+            f[n++] = 1; /* type */
+            f[n++] = 0x12;
+            f[n++] = 32;
+            memcpy(f + n, RUN, 32);
+            n += 32;
+            f[n++] = 0x1a;
+            f[n++] = 4;
+            memcpy(f + n, "loss", 4);
+            n += 4;
+            f[n++] = 0x29;
+            double d = (double)rnd(1000) / 7;
+            memcpy(f + n, &d, 8);
+            n += 8;
+            f[n++] = 0x30;
+            n += put_varint(f + n, 1700000000000ull + rnd(100000), 0);
+            f[n++] = 0x38;
+            n += put_varint(f + n, rnd(100000), 0);
+        }
+        if (!plain && rnd(2) == 0) { /* type and run id, then random fields */
+            f[n++] = 0x08;
+            f[n++] = (uint8_t)rnd(20);
+            f[n++] = 0x12;
+            f[n++] = 3;
+            memcpy(f + n, "abc", 3);
+            n += 3;
+        }
+        for (int k = 0; k < nf && n < sizeof f - 64; k++) {
+            uint32_t field = rnd(18), wt = rnd(10) < 8 ? 99 : rnd(8);
+            if (wt == 99) /* the declared type */
+                wt = field == 5 || field == 15 || field == 16                    ? 1
+                     : (field >= 2 && field <= 4) || (field >= 8 && field <= 13) ? 2
+                                                                                 : 0;
+            n += put_varint(f + n, field << 3 | wt, rnd(10) == 0);
+            if (wt == 0) {
+                n += put_varint(f + n, VARS[rnd(sizeof VARS / sizeof *VARS)], rnd(6) == 0);
+            } else if (wt == 1) {
+                for (int b = 0; b < 8; b++)
+                    f[n++] = (uint8_t)rnd(256);
+            } else if (wt == 5) {
+                for (int b = 0; b < 4; b++)
+                    f[n++] = (uint8_t)rnd(256);
+            } else if (wt == 2) {
+                uint32_t l = rnd(5) == 0 ? 0 : rnd(40);
+                n += put_varint(f + n, l, rnd(8) == 0);
+                for (uint32_t b = 0; b < l; b++)
+                    f[n++] = rnd(20) == 0 ? 0 : (uint8_t)('a' + rnd(26));
+            }
+        }
+        int changed = 0;
+        if (rnd(8) == 0 && n > 0) { /* cut short */
+            n -= 1 + rnd((uint32_t)n);
+            changed = 1;
+        }
+        if (rnd(16) == 0 && n > 0) { /* a stray byte */
+            f[rnd((uint32_t)n)] = (uint8_t)rnd(256);
+            changed = 1;
+        }
+        int rc = mlo__log_decode_compare(f, n);
+        if (rc == -1) {
+            fprintf(stderr, "frame %d (%zu bytes):", t, n);
+            for (size_t i = 0; i < n; i++)
+                fprintf(stderr, " %02x", f[i]);
+            fprintf(stderr, "\n");
+        }
+        assert_int_not_equal(rc, -1);
+        assert_int_not_equal(rc, -2);
+        if (plain && !changed)
+            assert_int_equal(rc, 1);
+        taken += rc == 1;
+        mixed += rc == 1 && !plain;
+        declined += rc == 0;
+    }
+    fprintf(stderr, "fast path took %d frames (%d not plain), declined %d\n", taken, mixed,
+            declined);
+    /* both paths were exercised, many times */
+    assert_true(taken > 40000);
+    assert_true(mixed > 5000);
+    assert_true(declined > 50000);
+}
+
 /* DATASET events (type 6): name in key, source JSON in value, and the
  * fields digest, source_type, context that only they use; their record
  * payload (mlo_queue.h) splits into the same four strings. */
@@ -712,6 +836,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_garbage, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_dataset_event, setup_dir, teardown_dir),
         cmocka_unit_test(test_old_segment_reads),
+        cmocka_unit_test(test_fast_decode_matches_protobuf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -801,10 +801,13 @@ class WireTests(Base):
                    f"?run_id={rid}&metric_key=k&max_results=1e99"]
         queries += ["?name=m&version=x", "?name=m&version=1", "?name=m&alias=%00",
                     "?name=&alias=", "?name=m&version=99999999999999999999999",
-                    "?name=m&version=-1", "?path=../..", "?path=%00", f"?run_id={rid}&path=/x"]
+                    "?name=m&version=-1", "?path=../..", "?path=%00", f"?run_id={rid}&path=/x",
+                    "?filter=run_id%3D'x'&page_token=zz", "?filter=name%3D'm'&page_token=-1",
+                    "?filter=run_id%20IN%20('a')"]
         for path in ["experiments/get", "experiments/get-by-name", "runs/get",
                      "metrics/get-history", "registered-models/get", "model-versions/get",
-                     "model-versions/get-download-uri", "registered-models/alias",
+                     "model-versions/get-download-uri", "model-versions/search",
+                     "registered-models/alias",
                      "artifacts/list", "/api/2.0/mlflow-artifacts/artifacts"]:
             for q in queries:
                 with self.subTest(path=path, q=q):
@@ -1711,6 +1714,12 @@ class RegistryTests(Base):
         self.create_version(run_id="0123456789abcdef0123456789abcdef")
         st, _, body = get("model-versions/get?name=m&version=2")
         self.assertEqual(body["model_version"], v2)
+        # model-versions/search by run id (the only versions of that run) and by name
+        st, _, body = get(f"model-versions/search?filter=run_id%3D%27{rid}%27")
+        self.assertEqual((st, body), (200, {"model_versions": [v1]}))
+        st, _, body = get("model-versions/search?filter=name+%3D+%27other%27")
+        self.assertEqual([v["version"] for v in body["model_versions"]], ["1"])
+        self.assertEqual(get("model-versions/search?filter=run_id%3D%27none%27")[2], {})
         self.assertError(get("model-versions/get?name=m&version=99"), 404,
                          "RESOURCE_DOES_NOT_EXIST", "Model Version (name=m, version=99) not found")
         self.assertError(get("model-versions/get?name=m&version=abc"), 400,

@@ -46,6 +46,9 @@ void *xrealloc(void *p, size_t n);
 /* Says "out of memory" and exits (EXIT_ERROR). */
 void cli_oom(void) __attribute__((noreturn));
 void xfree(void *p);
+/* xrealloc(p, n) for an array of which the first used bytes matter: large
+ * ones are copied into pages populated beforehand (mlo_cli_mem.c). */
+void *xgrow(void *p, size_t used, size_t n);
 void xfree_all(void);
 char *xstrdup(const char *s);
 /* *dst := a copy of s (the old value freed). */
@@ -94,6 +97,12 @@ typedef struct artifact {
     char *detail;   /* FAILED: the reason; PENDING: the upload URI or "" */
 } artifact;
 
+/* A registered model version made from a run (from a server only: the
+ * store keeps no registrations, mlo_register_model needs a server). */
+typedef struct modelver {
+    char *name, *version, *status, *aliases; /* aliases: ", "-joined, "" for none */
+} modelver;
+
 typedef struct run {
     char *id, *exp_name, *exp_id, *name, *parent, *server_id;
     int status;
@@ -107,6 +116,9 @@ typedef struct run {
     artifact *art;
     size_t nart;
     bool art_known; /* the artifacts were looked up */
+    modelver *mv;
+    size_t nmv;
+    bool mv_known; /* the registry was asked */
 } run;
 
 /* A set of runs: a local store, or runs read from a server. */
@@ -173,6 +185,9 @@ int cli_remote_search(cli_remote *rm, store *s, const char *exp, size_t max_runs
 /* The run's artifacts as the server lists them (artifacts/list, depth-first,
  * at most max entries).  0, or -1 with a message in err. */
 int cli_remote_artifacts(cli_remote *rm, run *r, size_t max, char *err, size_t errlen);
+/* The model versions registered from the run (model-versions/search with
+ * run_id='<its id>').  0, or -1 with a message in err. */
+int cli_remote_model_versions(cli_remote *rm, run *r, char *err, size_t errlen);
 
 /* ---- output helpers (mlo_cli_table.c) ---- */
 typedef struct table {

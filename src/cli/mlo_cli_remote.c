@@ -262,3 +262,34 @@ int cli_remote_artifacts(cli_remote *rm, run *r, size_t max, char *err, size_t e
     r->art_known = true;
     return list_dir(rm, r, "", 0, max, &cap, err, errlen);
 }
+
+int cli_remote_model_versions(cli_remote *rm, run *r, char *err, size_t errlen) {
+    mlo_read_model_version *v = NULL;
+    size_t n = 0;
+    mlo_api_error e;
+    if (mlo__api_read_model_versions(rm->api, r->id, &v, &n, &e) != MLO_OK) {
+        fail(rm, &e, err, errlen);
+        return -1;
+    }
+    r->mv_known = true;
+    r->mv = n ? xcalloc(n, sizeof *r->mv) : NULL;
+    r->nmv = n;
+    for (size_t i = 0; i < n; i++) {
+        modelver *m = &r->mv[i];
+        m->name = xstrdup(v[i].name);
+        m->version = xstrdup(v[i].version);
+        m->status = xstrdup(v[i].status ? v[i].status : "");
+        size_t len = 1;
+        for (size_t k = 0; k < v[i].naliases; k++)
+            len += strlen(v[i].aliases[k]) + 2;
+        m->aliases = xmalloc(len);
+        m->aliases[0] = '\0';
+        for (size_t k = 0; k < v[i].naliases; k++) {
+            if (k)
+                strcat(m->aliases, ", ");
+            strcat(m->aliases, v[i].aliases[k]);
+        }
+    }
+    mlo__api_read_model_versions_free(v, n);
+    return 0;
+}

@@ -7,7 +7,8 @@
  * run's history (mlo_cli_chart.c) grouped as metrics, system metrics
  * (system/...) and histogram quantiles (....p50/.p95/.p99), parallel
  * coordinates of params against the sort metric, and per run its params,
- * tags, datasets and artifacts.
+ * tags, datasets and artifacts, and (from a server) the registered model
+ * versions made from it.
  *
  * Self-contained and safe: no network (a Content-Security-Policy of
  * default-src 'none'), no external script, style or font; one inline
@@ -52,8 +53,9 @@ void cli_usage_report(FILE *f) {
             "(best first by --sort, sortable), one chart per metric with every run's\n"
             "history, parallel coordinates of the params against the sort metric,\n"
             "system metrics and histogram quantiles under their own headings, and each\n"
-            "run's params, tags, datasets and artifacts.  No network is needed to view\n"
-            "it: attach it to a CI job or mail it.\n"
+            "run's params, tags, datasets and artifacts (and, from a server, the model\n"
+            "versions registered from it).  No network is needed to view it: attach it\n"
+            "to a CI job or mail it.\n"
             "\n"
             "  -o FILE            where to write the page ('-': standard output)\n"
             "  --uri URI          read the runs from this MLflow tracking server (the\n"
@@ -299,10 +301,11 @@ static void run_details(mlo_buf *b, const run *r, int color) {
         cli_html_esc(b, r->server_id, false);
         mlo__buf_appends(b, ")");
     }
-    mlo__buf_printf(b,
-                    " &middot; %zu params, %zu tags, %zu datasets, %zu artifacts</span>"
-                    "</summary>",
-                    r->params.n, r->tags.n, r->nds, r->nart);
+    mlo__buf_printf(b, " &middot; %zu params, %zu tags, %zu datasets, %zu artifacts", r->params.n,
+                    r->tags.n, r->nds, r->nart);
+    if (r->mv_known)
+        mlo__buf_printf(b, ", %zu model versions", r->nmv);
+    mlo__buf_appends(b, "</span></summary>");
     kv_table(b, "Param", &r->params);
     kv_table(b, "Tag", &r->tags);
     if (r->nds) {
@@ -325,6 +328,23 @@ static void run_details(mlo_buf *b, const run *r, int color) {
             cli_html_esc(b, d->context, false);
             mlo__buf_appends(b, "</td></tr>");
             xfree(loc);
+        }
+        mlo__buf_appends(b, "</tbody></table>");
+    }
+    if (r->nmv) {
+        mlo__buf_appends(b, "<table class=\"models\"><thead><tr><th>Registered model</th>"
+                            "<th>version</th><th>status</th><th>aliases</th></tr></thead><tbody>");
+        for (size_t i = 0; i < r->nmv; i++) {
+            const modelver *m = &r->mv[i];
+            mlo__buf_appends(b, "<tr><td>");
+            cli_html_esc(b, m->name, false);
+            mlo__buf_appends(b, "</td><td class=\"num\">");
+            cli_html_esc(b, m->version, false);
+            mlo__buf_appends(b, "</td><td>");
+            cli_html_esc(b, m->status, false);
+            mlo__buf_appends(b, "</td><td>");
+            cli_html_esc(b, m->aliases, false);
+            mlo__buf_appends(b, "</td></tr>");
         }
         mlo__buf_appends(b, "</tbody></table>");
     }
@@ -393,6 +413,10 @@ static int load(const ropts *o, store *st) {
                 fprintf(stderr, "mlo: artifacts of %s: %s\n", st->runs[i]->id, err);
             st->runs[i]->art_known = false;
         }
+    for (size_t i = 0; i < st->n && rc == 0; i++)
+        if (cli_remote_model_versions(rm, st->runs[i], err, sizeof err) != 0 && o->verbose)
+            /* a server without the registry: the page shows none */
+            fprintf(stderr, "mlo: model versions of %s: %s\n", st->runs[i]->id, err);
     cli_remote_close(rm);
     return rc;
 }

@@ -121,6 +121,12 @@ run *cli_store_run(store *s, const char *id) {
 metric *cli_run_metric(run *r, const char *key, bool create) {
     if (r->last_m < r->nm && strcmp(r->m[r->last_m].key, key) == 0)
         return &r->m[r->last_m];
+    /* metrics logged in the same order every step: the next one */
+    size_t next = r->last_m + 1 < r->nm ? r->last_m + 1 : 0;
+    if (next < r->nm && strcmp(r->m[next].key, key) == 0) {
+        r->last_m = next;
+        return &r->m[next];
+    }
     for (size_t i = 0; i < r->nm; i++)
         if (strcmp(r->m[i].key, key) == 0) {
             r->last_m = i;
@@ -155,7 +161,7 @@ void cli_run_point(run *r, const char *key, point p) {
     if (r->keep_hist) {
         if (m->nh == m->caph) {
             m->caph = m->caph ? m->caph * 2 : 64;
-            m->hist = xrealloc(m->hist, m->caph * sizeof *m->hist);
+            m->hist = xgrow(m->hist, m->nh * sizeof *m->hist, m->caph * sizeof *m->hist);
         }
         m->hist[m->nh++] = p;
     }

@@ -1,7 +1,7 @@
 /*
  * mlo_api_read.c - the read calls of MLflow's tracking API that the `mlo`
  * tool makes (mlo_api_read.h): runs/get, runs/search, metrics/get-history,
- * experiments/get, artifacts/list.
+ * experiments/get, artifacts/list, and the registry's model-versions/search.
  *
  * Same rules as mlo_api.c: every request is an MLflow message encoded by
  * mlo__api_post / mlo__api_get, every answer decoded into its Response
@@ -381,6 +381,110 @@ int mlo__api_read_artifacts(mlo_api *a, const char *run_id, const char *path, ml
         return st;
     }
     *files = all;
+    *n = count;
+    return MLO_OK;
+}
+
+void mlo__api_read_model_versions_free(mlo_read_model_version *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].version);
+        free(v[i].status);
+        for (size_t k = 0; k < v[i].naliases; k++)
+            free(v[i].aliases[k]);
+        free(v[i].aliases);
+    }
+    free(v);
+}
+
+static const char *mv_status(const Mlflow__ModelVersion *mv) {
+    if (!mv->has_status)
+        return NULL;
+    const ProtobufCEnumValue *ev =
+        protobuf_c_enum_descriptor_get_value(&mlflow__model_version_status__descriptor, mv->status);
+    return ev ? ev->name : NULL;
+}
+
+static int copy_model_version(const Mlflow__ModelVersion *src, mlo_read_model_version *o) {
+    int oom = 0;
+    memset(o, 0, sizeof *o);
+    o->name = dup_opt(src->name, &oom);
+    o->version = dup_opt(src->version, &oom);
+    o->status = dup_opt(mv_status(src), &oom);
+    if (!oom && src->n_aliases && !(o->aliases = calloc(src->n_aliases, sizeof *o->aliases)))
+        oom = 1;
+    for (size_t k = 0; !oom && k < src->n_aliases; k++)
+        if ((o->aliases[k] = dup_opt(src->aliases[k], &oom)))
+            o->naliases++;
+    return oom ? -1 : 0;
+}
+
+int mlo__api_read_model_versions(mlo_api *a, const char *run_id, mlo_read_model_version **out,
+                                 size_t *n, mlo_api_error *e) {
+    const char *what = "model-versions/search";
+    *out = NULL;
+    *n = 0;
+    if (!run_id || !*run_id ||
+        strspn(run_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789-_") != strlen(run_id))
+        return MLO_OK;
+    char filter[300];
+    if (snprintf(filter, sizeof filter, "run_id='%s'", run_id) >= (int)sizeof filter)
+        return MLO_OK;
+    mlo_read_model_version *all = NULL;
+    size_t count = 0, cap = 0;
+    char *token = NULL;
+    int st = MLO_OK;
+    for (int page = 0; page < MAX_PAGES; page++) {
+        mlo__buf_reset(&a->query);
+        if (mlo__api_query(a, &a->query, "filter", filter) ||
+            mlo__api_query(a, &a->query, "page_token", token) ||
+            mlo__buf_appendc(&a->query, '\0')) {
+            st = mlo__api_no_memory(e, what);
+            break;
+        }
+        free(token);
+        token = NULL;
+        ProtobufCMessage *m = NULL;
+        st = mlo__api_get(a, what, a->query.data,
+                          &mlflow__search_model_versions__response__descriptor, &m, e);
+        if (st != MLO_OK)
+            break;
+        const Mlflow__SearchModelVersions__Response *r =
+            (const Mlflow__SearchModelVersions__Response *)m;
+        if (count + r->n_model_versions > cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            while (nc < count + r->n_model_versions)
+                nc *= 2;
+            mlo_read_model_version *g = realloc(all, nc * sizeof *g);
+            if (!g) {
+                protobuf_c_message_free_unpacked(m, NULL);
+                st = mlo__api_no_memory(e, what);
+                break;
+            }
+            all = g;
+            cap = nc;
+        }
+        for (size_t i = 0; i < r->n_model_versions && st == MLO_OK; i++) {
+            const Mlflow__ModelVersion *mv = r->model_versions[i];
+            if (!mv->name || !mv->version)
+                continue;
+            if (copy_model_version(mv, &all[count++]) != 0) /* freed below, in part */
+                st = mlo__api_no_memory(e, what);
+        }
+        if (st == MLO_OK && r->next_page_token && *r->next_page_token &&
+            !(token = strdup(r->next_page_token)))
+            st = mlo__api_no_memory(e, what);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (st != MLO_OK || !token)
+            break;
+    }
+    free(token);
+    if (st != MLO_OK) {
+        mlo__api_read_model_versions_free(all, count);
+        return st;
+    }
+    *out = all;
     *n = count;
     return MLO_OK;
 }

@@ -1,8 +1,8 @@
 /*
  * mlo_api_read.h - MLflow REST calls that read what a server holds: a run
  * with its data, metric histories, run searches, an experiment's name, a
- * run's artifact listing.  Used by the `mlo` tool (gate --uri, report --uri)
- * and by mlo_resume_run (a run's latest metrics: its last system step);
+ * run's artifact listing, the registered model versions made from a run.  Used by the `mlo` tool
+ * (gate --uri, report --uri) and by mlo_resume_run (a run's latest metrics: its last system step);
  * never installed.
  *
  * Everything handed back is plain C (no protobuf type leaves
@@ -88,5 +88,22 @@ int mlo__api_read_experiment(mlo_api *a, const char *experiment_id, char **name,
 int mlo__api_read_artifacts(mlo_api *a, const char *run_id, const char *path, mlo_read_file **files,
                             size_t *n, mlo_api_error *e);
 void mlo__api_read_files_free(mlo_read_file *files, size_t n);
+
+/* A registered model version (the registry's ModelVersion, in part). */
+typedef struct mlo_read_model_version {
+    char *name, *version;
+    char *status; /* "READY", "PENDING_REGISTRATION", "FAILED_REGISTRATION", or NULL */
+    char **aliases;
+    size_t naliases;
+} mlo_read_model_version;
+
+/* model-versions/search with the filter run_id='<run_id>', every page: the
+ * versions registered from that run, in the server's order.  A run id
+ * holding anything but letters, digits, '-' and '_' finds none (no request:
+ * it could not be quoted in the filter).  Free with
+ * mlo__api_read_model_versions_free. */
+int mlo__api_read_model_versions(mlo_api *a, const char *run_id, mlo_read_model_version **out,
+                                 size_t *n, mlo_api_error *e);
+void mlo__api_read_model_versions_free(mlo_read_model_version *v, size_t n);
 
 #endif /* MLO_API_READ_H */

@@ -81,7 +81,9 @@
  *    that is not exactly one zstd frame of content size raw_len, a
  *    decompressed size other than raw_len, frame lengths that do not tile
  *    raw_len in exactly `count` frames, a frame protobuf-c cannot unpack
- *    (its allocations bounded per event), or without type / run_id: damage
+ *    (its allocations bounded per event; the common events are read without
+ *    it, by decode_fast, which takes only frames it reads exactly as
+ *    protobuf-c would), or without type / run_id: damage
  *    (-1, with the offset and the reason).  Intact blocks before it were
  *    returned; mlo__logr_skip_damage scans forward byte by byte for the next
  *    "MLOB" whose header CRC, lengths and payload CRC all check out (or
@@ -804,6 +806,8 @@ struct mlo_logr {
     ProtobufCAllocator alloc;
     const char **tagk, **tagv;
     size_t tag_cap;
+    char *str; /* the fast path's strings, NUL-terminated (decode_fast) */
+    size_t str_cap;
 };
 
 static int rd_size(mlo_logr *r, uint64_t *size) {
@@ -999,6 +1003,223 @@ static int load_block(mlo_logr *r, char *err, size_t errlen) {
     return 1;
 }
 
+/* ---- the fast path: the common events without protobuf-c ----
+ * Most events are METRIC (and PARAM, TAG, END_RUN): a handful of scalar and
+ * string fields.  decode_fast reads those directly from the frame: no
+ * allocation (strings are copied, NUL-terminated, into r->str, which grows
+ * to the frame's length once), no descriptor walk.  It takes only what it
+ * can read exactly as protobuf-c would: fields 1-15 with one-byte keys and
+ * their declared wire types, varints protobuf-c accepts unchanged, lengths
+ * within the frame, type and run_id present, no tags (field 10).  For
+ * anything else (tags, a field it does not know, an unusual encoding,
+ * damage) it declines (0), and the frame goes through protobuf-c's unpack,
+ * which decides; so both paths return the same event for every frame
+ * (mlo__log_decode_compare checks this for the tests).  Duplicated fields:
+ * the last one wins, as in protobuf-c. */
+
+/* A varint of at most max bytes: the bytes used, 0 if longer or cut short. */
+static size_t fast_varint(const uint8_t *p, size_t n, size_t max, uint64_t *v) {
+    uint64_t x = 0;
+    for (size_t i = 0; i < n && i < max; i++) {
+        x |= (uint64_t)(p[i] & 0x7F) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static double fast_double(const uint8_t *p) {
+    uint64_t b = (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+/* 1 = *ev filled from the frame, 0 = declined (*ev and r->str may hold
+ * parts of it: the caller fills *ev with protobuf-c's reading instead). */
+static int decode_fast(mlo_logr *r, const uint8_t *p, size_t n, mlo_log_event *ev) {
+    if (n + 1 > r->str_cap) {
+        size_t cap = n + 1 < 256 ? 256 : n + 1;
+        char *s = realloc(r->str, cap);
+        if (!s)
+            return 0; /* protobuf-c's path says whether memory is short */
+        r->str = s;
+        r->str_cap = cap;
+    }
+    static const mlo_log_event zero;
+    mlo_log_event *e = ev;
+    *e = zero;
+    bool has_type = false;
+    uint64_t type = 0;
+    char *out = r->str;
+    size_t i = 0;
+    while (i < n) {
+        uint8_t key = p[i++];
+        unsigned field = key >> 3, wt = key & 7;
+        if (key & 0x80 || field == 0 || field == 10)
+            return 0;
+        uint64_t v;
+        size_t k;
+        switch (field) {
+        case 1:  /* type: uint32 */
+        case 6:  /* timestamp: int64 */
+        case 7:  /* step: int64 */
+        case 14: /* count: uint64 */
+            if (wt != 0 || !(k = fast_varint(p + i, n - i, field == 1 ? 5 : 10, &v)))
+                return 0;
+            if (field == 1 && v > UINT32_MAX)
+                return 0;
+            if (k == 10 && p[i + 9] > 1)
+                return 0; /* bits past 64: protobuf-c's business */
+            i += k;
+            if (field == 1) {
+                has_type = true;
+                type = v;
+            } else if (field == 6) {
+                e->timestamp = (int64_t)v;
+            } else if (field == 7) {
+                e->step = (int64_t)v;
+            } else {
+                e->count = v;
+            }
+            break;
+        case 5: /* value_num, min: double */
+        case 15:
+            if (wt != 1 || n - i < 8)
+                return 0;
+            if (field == 5)
+                e->value_num = fast_double(p + i);
+            else
+                e->min = fast_double(p + i);
+            i += 8;
+            break;
+        case 2:
+        case 3:
+        case 4:
+        case 8:
+        case 9:
+        case 11:
+        case 12:
+        case 13: {
+            if (wt != 2 || !(k = fast_varint(p + i, n - i, 5, &v)) || v > n - i - k)
+                return 0;
+            i += k;
+            /* k + 1 bytes of key and length went by: out cannot pass n + 1 */
+            char *s = out;
+            memcpy(s, p + i, (size_t)v);
+            s[v] = '\0';
+            out += v + 1;
+            i += (size_t)v;
+            const char **dst = field == 2    ? &e->run_id
+                               : field == 3  ? &e->key
+                               : field == 4  ? &e->value
+                               : field == 8  ? &e->experiment_id
+                               : field == 9  ? &e->parent_run_id
+                               : field == 11 ? &e->digest
+                               : field == 12 ? &e->source_type
+                                             : &e->context;
+            *dst = s;
+            break;
+        }
+        default:
+            return 0;
+        }
+    }
+    if (!has_type || !e->run_id)
+        return 0;
+    e->type = type > UINT16_MAX ? UINT16_MAX : (uint16_t)type;
+    return 1;
+}
+
+/* The frame through protobuf-c (every event decode_fast declines).
+ * 1 = *ev filled, -1 = damage (*why says what), -2 = out of memory. */
+static int decode_pb(mlo_logr *r, const uint8_t *fr, size_t len, mlo_log_event *ev,
+                     const char **why) {
+    arena_reset(&r->ar, ARENA_BASE + len * ARENA_PER_BYTE);
+    Mlo__LogEvent *m = mlo__log_event__unpack(&r->alloc, len, fr);
+    if (!m && r->ar.oom)
+        return -2;
+    if (!m) {
+        *why = "an event in the block does not parse";
+        return -1;
+    }
+    if (!m->has_type || !m->run_id) {
+        *why = "an event without type or run id";
+        return -1;
+    }
+    if (m->n_tags > r->tag_cap) {
+        const char **k = realloc(r->tagk, m->n_tags * sizeof *k);
+        if (k)
+            r->tagk = k;
+        const char **v = k ? realloc(r->tagv, m->n_tags * sizeof *v) : NULL;
+        if (v)
+            r->tagv = v;
+        if (!k || !v)
+            return -2;
+        r->tag_cap = m->n_tags;
+    }
+    for (size_t i = 0; i < m->n_tags; i++) {
+        r->tagk[i] = m->tags[i]->key;
+        r->tagv[i] = m->tags[i]->value ? m->tags[i]->value : "";
+        if (!r->tagk[i]) {
+            *why = "a tag without a key";
+            return -1;
+        }
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->type = m->type > UINT16_MAX ? UINT16_MAX : (uint16_t)m->type;
+    ev->run_id = m->run_id;
+    ev->key = m->key;
+    ev->value = m->value;
+    ev->value_num = m->has_value_num ? m->value_num : 0.0;
+    ev->timestamp = m->has_timestamp ? m->timestamp : 0;
+    ev->step = m->has_step ? m->step : 0;
+    ev->experiment_id = m->experiment_id;
+    ev->parent_run_id = m->parent_run_id;
+    ev->ntags = m->n_tags;
+    ev->tag_keys = m->n_tags ? r->tagk : NULL;
+    ev->tag_values = m->n_tags ? r->tagv : NULL;
+    ev->digest = m->digest;
+    ev->source_type = m->source_type;
+    ev->context = m->context;
+    ev->count = m->has_count ? m->count : 0;
+    ev->min = m->has_min ? m->min : 0.0;
+    ev->max = m->has_max ? m->max : 0.0;
+    return 1;
+}
+
+static bool str_same(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int mlo__log_decode_compare(const uint8_t *frame, size_t len) {
+    mlo_logr *r = logr_new();
+    if (!r)
+        return -2;
+    mlo_log_event f, s;
+    const char *why;
+    int rc = 0;
+    if (decode_fast(r, frame, len, &f) == 1) {
+        int pb = decode_pb(r, frame, len, &s, &why);
+        rc = pb == -2 ? -2
+             : pb == 1 && f.type == s.type && str_same(f.run_id, s.run_id) &&
+                     str_same(f.key, s.key) && str_same(f.value, s.value) &&
+                     !memcmp(&f.value_num, &s.value_num, sizeof f.value_num) &&
+                     f.timestamp == s.timestamp && f.step == s.step &&
+                     str_same(f.experiment_id, s.experiment_id) &&
+                     str_same(f.parent_run_id, s.parent_run_id) && s.ntags == 0 &&
+                     str_same(f.digest, s.digest) && str_same(f.source_type, s.source_type) &&
+                     str_same(f.context, s.context) && f.count == s.count &&
+                     !memcmp(&f.min, &s.min, sizeof f.min) && !memcmp(&f.max, &s.max, sizeof f.max)
+                 ? 1
+                 : -1;
+    }
+    mlo__logr_close(r);
+    return rc;
+}
+
 int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
     char dummy[8];
     if (!err) {
@@ -1022,56 +1243,16 @@ int mlo__logr_next(mlo_logr *r, mlo_log_event *ev, char *err, size_t errlen) {
         DAMAGE("offset %llu: bad frame", o);
     }
     const uint8_t *fr = r->raw + r->raw_pos + vl;
-    arena_reset(&r->ar, ARENA_BASE + (size_t)len * ARENA_PER_BYTE);
-    Mlo__LogEvent *m = mlo__log_event__unpack(&r->alloc, len, fr);
-    if (!m && r->ar.oom)
-        NOMEM(o); /* the block stays loaded: the same event next time */
-    if (!m) {
-        r->loaded = false;
-        DAMAGE("offset %llu: an event in the block does not parse", o);
-    }
-    if (!m->has_type || !m->run_id) {
-        r->loaded = false;
-        DAMAGE("offset %llu: an event without type or run id", o);
-    }
-    if (m->n_tags > r->tag_cap) {
-        const char **k = realloc(r->tagk, m->n_tags * sizeof *k);
-        if (k)
-            r->tagk = k;
-        const char **v = k ? realloc(r->tagv, m->n_tags * sizeof *v) : NULL;
-        if (v)
-            r->tagv = v;
-        if (!k || !v)
-            NOMEM(o);
-        r->tag_cap = m->n_tags;
-    }
-    for (size_t i = 0; i < m->n_tags; i++) {
-        r->tagk[i] = m->tags[i]->key;
-        r->tagv[i] = m->tags[i]->value ? m->tags[i]->value : "";
-        if (!r->tagk[i]) {
+    if (decode_fast(r, fr, len, ev) != 1) {
+        const char *why = NULL;
+        int rc = decode_pb(r, fr, len, ev, &why);
+        if (rc == -2)
+            NOMEM(o); /* the block stays loaded: the same event next time */
+        if (rc != 1) {
             r->loaded = false;
-            DAMAGE("offset %llu: a tag without a key", o);
+            DAMAGE("offset %llu: %s", o, why);
         }
     }
-    memset(ev, 0, sizeof *ev);
-    ev->type = m->type > UINT16_MAX ? UINT16_MAX : (uint16_t)m->type;
-    ev->run_id = m->run_id;
-    ev->key = m->key;
-    ev->value = m->value;
-    ev->value_num = m->has_value_num ? m->value_num : 0.0;
-    ev->timestamp = m->has_timestamp ? m->timestamp : 0;
-    ev->step = m->has_step ? m->step : 0;
-    ev->experiment_id = m->experiment_id;
-    ev->parent_run_id = m->parent_run_id;
-    ev->ntags = m->n_tags;
-    ev->tag_keys = m->n_tags ? r->tagk : NULL;
-    ev->tag_values = m->n_tags ? r->tagv : NULL;
-    ev->digest = m->digest;
-    ev->source_type = m->source_type;
-    ev->context = m->context;
-    ev->count = m->has_count ? m->count : 0;
-    ev->min = m->has_min ? m->min : 0.0;
-    ev->max = m->has_max ? m->max : 0.0;
     r->raw_pos += vl + len;
     r->last_end = r->blk_end;
     r->last_at_end = --r->left == 0;
@@ -1162,6 +1343,7 @@ void mlo__logr_close(mlo_logr *r) {
     free(r->raw);
     free(r->tagk);
     free(r->tagv);
+    free(r->str);
     arena_destroy(&r->ar);
     free(r);
 }

@@ -106,4 +106,9 @@ void mlo__logr_close(mlo_logr *r);
 size_t mlo__log_parse_buffer(const uint8_t *data, size_t len,
                              void (*fn)(void *ctx, const mlo_log_event *ev), void *ctx);
 
+/* Tests: decodes one LogEvent frame with the reader's fast path and with
+ * protobuf-c.  1 = the fast path took it and both agree, 0 = the fast path
+ * declined it (protobuf-c decides), -1 = they disagree, -2 = out of memory. */
+int mlo__log_decode_compare(const uint8_t *frame, size_t len);
+
 #endif /* MLO_LOG_H */
