@@ -50,7 +50,7 @@
 
 #define SANITIZED TU_SANITIZED /* shadow memory: the absolute RSS says little */
 /* 32 MB under ASan/TSan (tests/meson.build): still 32 times the 1 MiB chunk */
-#define MLO_ARTIFACT_BIG_MB (SANITIZED ? 32 : 200)
+#define MLO_ARTIFACT_BIG_MB (SANITIZED ? 12 : 200)
 
 static testsrv *srv;
 
@@ -449,7 +449,7 @@ static void test_large_file(void **state) {
             mb, grown_mb, ru.ru_maxrss / 1024);
     /* chunks of 1 MiB: far below the file's size (a bound that means
      * something with the plain build's 200 MB; under the sanitizers, whose
-     * file is 32 MB, RSS says little anyway) */
+     * file is 12 MB, RSS says little anyway) */
     assert_true(grown_mb < 40);
     if (mb >= 200 && !SANITIZED)
         assert_true(ru.ru_maxrss / 1024 < mb / 4);
