@@ -422,7 +422,7 @@ static void test_open(void **state) {
     family f = {.name = "client_open"};
     int inj;
     long n_ok = 0;
-    char names[64][32];
+    char names[64][48];
     for (int store = 0; store < 2; store++) {
         for (long n = 1; n < MAX_ATTEMPTS; n++) {
             tu_errors e;
@@ -447,7 +447,7 @@ static void test_open(void **state) {
             }
             /* it opened (maybe without its store): it must work */
             mlo_run_t *r;
-            char name[32];
+            char name[48];
             snprintf(name, sizeof name, "open-%d-%ld", store, n);
             assert_int_equal(mlo_start_run(c, "alloc-open", name, NULL, &r), MLO_OK);
             assert_int_equal(mlo_log_metric(r, "m", 1, n), MLO_OK);
@@ -649,7 +649,7 @@ static void test_log_calls(void **state) {
     x.file = file;
     long nb = 0;
     long ok_calls[L_N] = {0}, attempts[L_N] = {0};
-    char ended_names[512][24];
+    char ended_names[512][32];
     long nended = 0;
     for (int which = 0; which < L_N; which++) {
         family f = {.name = log_names[which]};
@@ -963,14 +963,14 @@ static void test_flush_close(void **state) {
     family f = {.name = "client_flush"}, g = {.name = "client_close"};
     const int *flush_also = ST(MLO_ERR_TIMEOUT);
     int inj;
-    char names[2][1024][16];
+    char names[2][1024][32];
     long nn[2] = {0};
     for (int which = 0; which < 2; which++) {
         for (long n = 1; n < MAX_ATTEMPTS; n++) {
             mlo_client_t *c = client(testsrv_uri(srv), NULL);
             mlo_run_t *r;
             char *name = names[which][nn[which]++ % 1024];
-            snprintf(name, 16, "%s-%ld", which ? "close" : "flush", n);
+            snprintf(name, sizeof names[0][0], "%s-%ld", which ? "close" : "flush", n);
             assert_int_equal(mlo_start_run(c, "alloc-fc", name, NULL, &r), MLO_OK);
             for (int i = 0; i < 10; i++)
                 assert_int_equal(mlo_log_metric(r, "m", i, i), MLO_OK);

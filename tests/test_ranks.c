@@ -212,7 +212,7 @@ static void test_four_ranks_one_run(void **state) {
         if (kids[k] == 0) {
             close(go[1]);
             alarm(600); /* a hang ends as a failure */
-            char ks[8], fd[8];
+            char ks[16], fd[16];
             snprintf(ks, sizeof ks, "%d", k);
             snprintf(fd, sizeof fd, "%d", go[0]);
             execl(self_exe, "test_ranks", "--rank", ks, testsrv_uri(srv), run_id, store, fd,
