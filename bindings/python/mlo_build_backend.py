@@ -11,7 +11,9 @@ build directory.  The library:
     "system" bundles none (the package then uses the system's libmlo.so.0);
   * else it is compiled from the source tree this package sits in (../..) with
     Debian's tools, offline: meson setup (release, warnings not errors, no tests) and
-    meson compile of the shared library only, in a temporary directory;
+    meson compile of the shared library only, in a temporary directory; config
+    setting "buildtype" or $MLO_WHEEL_BUILDTYPE picks another of meson's build types
+    (debug, plain, ...: the tests compile it at "plain", no optimisation, 3x faster);
   * an unpacked sdist has no C sources: it bundles none and says so.
 The extension module mlo._ext (mlo/_ext.c: the hot calls in C, README "The Python
 call") is compiled for the Python running the build, with cc and that Python's
@@ -118,7 +120,10 @@ def build_library(config_settings=None):
                            "ninja-build gcc pkg-config libcurl4-openssl-dev libprotobuf-c-dev "
                            "protobuf-c-compiler libzstd-dev libjansson-dev libssl-dev), or give "
                            "a built one: pip install --config-settings libmlo=PATH ...")
-    opts = ["--buildtype=release", "-Dwerror=false"]
+    buildtype = _setting(config_settings, "buildtype", "MLO_WHEEL_BUILDTYPE") or "release"
+    if not re.fullmatch(r"[a-z]+", buildtype):
+        raise RuntimeError("mlo: buildtype=%r is not one of meson's build types" % buildtype)
+    opts = ["--buildtype=" + buildtype, "-Dwerror=false"]
     for name in ("meson_options.txt", "meson.options"):
         path = os.path.join(SOURCE_ROOT, name)
         if os.path.exists(path):
