@@ -14,8 +14,8 @@ Every worker must finish within a timeout.  Then the server's /_test/dump must h
 every point the parent and the workers logged exactly once, the parent's threads
 complete (they were never disturbed), and nothing from an inherited handle.
 
-The cases: a fork Pool (4 workers x 3 rounds, 8 tasks a round); fork Processes that
-just return (a DataLoader's workers: no flush of their own); 48 bare os.fork()
+The cases: a fork Pool (4 workers x 2 rounds, 8 tasks a round); fork Processes that
+just return (a DataLoader's workers: no flush of their own); 24 bare os.fork()
 children; a fork while a parent thread holds the fluent API's lock; `with Pool()`
 (terminate() kills the workers: the store delivers their points through the next
 client); a forkserver pool for contrast; and the C library's own answer for inherited
@@ -71,7 +71,7 @@ SANITIZED = any(rt in _preload for rt in ("libasan", "libtsan"))
 SLOW = 4 if SANITIZED else 1
 
 WORKERS = 4          # processes per pool
-ROUNDS = 3           # pools, one after the other (epochs of a DataLoader)
+ROUNDS = 2           # pools, one after the other (epochs of a DataLoader)
 TASKS = 8            # tasks per round (each worker takes about two)
 N_FLUENT = 40        # points a task logs to the parent's active run (fluent API)
 N_OWN = 40           # points a task logs to a run of its own client
@@ -369,7 +369,7 @@ class ForkTestCase(unittest.TestCase):
 
 class TestForkPool(ForkTestCase):
     def test_pool_fork_rounds_under_load(self):
-        """4 workers x 3 rounds (fork), 8 tasks a round, while the parent logs."""
+        """4 workers x 2 rounds (fork), 8 tasks a round, while the parent logs."""
         ctx = multiprocessing.get_context("fork")
         self.start_load()
         outs = []
@@ -484,7 +484,7 @@ class TestBareFork(ForkTestCase):
     def test_many_forks_under_load(self):
         """os.fork() many times while the parent's threads log, up to 8 children alive at
         once; each child logs through the fluent API and flushes itself."""
-        n = 10 if SANITIZED else 48
+        n = 10 if SANITIZED else 24
         self.start_load()
         alive, codes = {}, {}
         for k in range(n):
