@@ -387,7 +387,7 @@ EOF
         run 2 "$MLO" report --uri "$URI" --experiment nosuch -o "$T/x.html" && has err "no experiment"
         # registered model versions (model-versions/search run_id='...'): two
         # versions of a model with markup in its name from the good run, an
-        # alias on the second; the bad run has none
+        # alias on the second, and 101 of another (two pages); the bad run has none
         "$PY" - "$URI" "$good" <<'EOF'
 import json, sys, urllib.request
 uri, rid = sys.argv[1], sys.argv[2]
@@ -401,6 +401,12 @@ for _ in range(2):
     call("model-versions/create", {"name": name, "run_id": rid,
                                    "source": "mlflow-artifacts:/x/model"})
 call("registered-models/alias", {"name": name, "alias": "champion", "version": "2"})
+# and 101 versions of another: the server answers 100 a page, the second
+# page comes by the first's next_page_token
+call("registered-models/create", {"name": "many"})
+for _ in range(101):
+    call("model-versions/create", {"name": "many", "run_id": rid,
+                                   "source": "mlflow-artifacts:/x/model"})
 EOF
         run 0 "$MLO" report --uri "$URI" --experiment gate-test -o "$T/mv.html"
         n=$((n + 1))
@@ -413,7 +419,8 @@ def details(rid):
     return m.group(0)
 g, b = details(good), details(bad)
 name = "iris&lt;b&gt;&amp;&quot;clf&#39;"
-assert "2 model versions</span>" in g, g[:400]
+assert "103 model versions</span>" in g, g[:400]
+assert '<tr><td>many</td><td class="num">101</td><td>READY</td>' in g, g
 for v, aliases in (("2", "champion"), ("1", "")):
     row = ('<tr><td>%s</td><td class="num">%s</td><td>READY</td><td>%s</td></tr>'
            % (name, v, aliases))

@@ -32,6 +32,60 @@ static char *dup_opt(const char *s, int *oom) {
     return d;
 }
 
+/* Array p (capacity *cap elements of size bytes) grown to hold need > *cap,
+ * doubling from first: the new array, or NULL out of memory (p unchanged). */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, size_t first) {
+    size_t nc = *cap ? *cap * 2 : first;
+    while (nc < need)
+        nc *= 2;
+    void *g = realloc(p, nc * size);
+    if (g)
+        *cap = nc;
+    return g;
+}
+
+/* What a page's answer goes to: take() copies what it keeps of message m
+ * (MLO_OK, or a status with e set, e.g. by mlo__api_no_memory). */
+typedef int (*page_take)(void *ctx, const ProtobufCMessage *m, const char *what, mlo_api_error *e);
+
+/* The pages of a GET answer (descriptor d), followed to the end: query
+ * parameters names[i]=values[i] (a NULL value leaves it out) and the page
+ * token the previous answer gave (its field next_page_token, found by name). */
+static int get_pages(mlo_api *a, const char *what, const char *const *names,
+                     const char *const *values, size_t nparams, const ProtobufCMessageDescriptor *d,
+                     page_take take, void *ctx, mlo_api_error *e) {
+    const ProtobufCFieldDescriptor *next =
+        protobuf_c_message_descriptor_get_field_by_name(d, "next_page_token");
+    char *token = NULL;
+    int st = MLO_OK;
+    for (int page = 0; page < MAX_PAGES; page++) {
+        mlo__buf_reset(&a->query);
+        for (size_t i = 0; i < nparams && st == MLO_OK; i++)
+            if (mlo__api_query(a, &a->query, names[i], values[i]))
+                st = mlo__api_no_memory(e, what);
+        if (st == MLO_OK && (mlo__api_query(a, &a->query, "page_token", token) ||
+                             mlo__buf_appendc(&a->query, '\0')))
+            st = mlo__api_no_memory(e, what);
+        free(token);
+        token = NULL;
+        if (st != MLO_OK)
+            break;
+        ProtobufCMessage *m = NULL;
+        st = mlo__api_get(a, what, a->query.data, d, &m, e);
+        if (st != MLO_OK)
+            break;
+        st = take(ctx, m, what, e);
+        const char *t = next ? *(char *const *)((const char *)m + next->offset) : NULL;
+        if (st == MLO_OK && t && *t && !(token = strdup(t)))
+            st = mlo__api_no_memory(e, what);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (st != MLO_OK || !token)
+            break;
+    }
+    free(token);
+    return st;
+}
+
 static void kv_free(mlo_read_kv *kv, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].key);
@@ -204,17 +258,13 @@ int mlo__api_read_search(mlo_api *a, const char *experiment_id, const char *filt
             break;
         const Mlflow__SearchRuns__Response *r = (const Mlflow__SearchRuns__Response *)m;
         if (count + r->n_runs > cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            while (nc < count + r->n_runs)
-                nc *= 2;
-            mlo_read_run *g = realloc(all, nc * sizeof *g);
+            mlo_read_run *g = grow(all, &cap, count + r->n_runs, sizeof *all, 64);
             if (!g) {
                 protobuf_c_message_free_unpacked(m, NULL);
                 st = mlo__api_no_memory(e, what);
                 break;
             }
             all = g;
-            cap = nc;
         }
         for (size_t i = 0; i < r->n_runs && st == MLO_OK; i++) {
             if (max_runs && count == max_runs)
@@ -241,60 +291,40 @@ int mlo__api_read_search(mlo_api *a, const char *experiment_id, const char *filt
     return MLO_OK;
 }
 
+typedef struct points {
+    mlo_read_point *all;
+    size_t count, cap;
+} points;
+
+static int take_points(void *ctx, const ProtobufCMessage *m, const char *what, mlo_api_error *e) {
+    points *p = ctx;
+    const Mlflow__GetMetricHistory__Response *r = (const Mlflow__GetMetricHistory__Response *)m;
+    if (p->count + r->n_metrics > p->cap) {
+        void *g = grow(p->all, &p->cap, p->count + r->n_metrics, sizeof *p->all, 256);
+        if (!g)
+            return mlo__api_no_memory(e, what);
+        p->all = g;
+    }
+    for (size_t i = 0; i < r->n_metrics; i++)
+        p->all[p->count++] = point_of(r->metrics[i]);
+    return MLO_OK;
+}
+
 int mlo__api_read_history(mlo_api *a, const char *run_id, const char *key, mlo_read_point **pts,
                           size_t *n, mlo_api_error *e) {
-    const char *what = "metrics/get-history";
-    mlo_read_point *all = NULL;
-    size_t count = 0, cap = 0;
-    char *token = NULL;
-    int st = MLO_OK;
+    static const char *const names[] = {"run_id", "metric_key"};
+    const char *values[] = {run_id, key};
+    points p = {0};
     *pts = NULL;
     *n = 0;
-    for (int page = 0; page < MAX_PAGES; page++) {
-        mlo__buf_reset(&a->query);
-        if (mlo__api_query(a, &a->query, "run_id", run_id) ||
-            mlo__api_query(a, &a->query, "metric_key", key) ||
-            mlo__api_query(a, &a->query, "page_token", token) ||
-            mlo__buf_appendc(&a->query, '\0')) {
-            st = mlo__api_no_memory(e, what);
-            break;
-        }
-        free(token);
-        token = NULL;
-        ProtobufCMessage *m = NULL;
-        st = mlo__api_get(a, what, a->query.data, &mlflow__get_metric_history__response__descriptor,
-                          &m, e);
-        if (st != MLO_OK)
-            break;
-        const Mlflow__GetMetricHistory__Response *r = (const Mlflow__GetMetricHistory__Response *)m;
-        if (count + r->n_metrics > cap) {
-            size_t nc = cap ? cap * 2 : 256;
-            while (nc < count + r->n_metrics)
-                nc *= 2;
-            mlo_read_point *g = realloc(all, nc * sizeof *g);
-            if (!g) {
-                protobuf_c_message_free_unpacked(m, NULL);
-                st = mlo__api_no_memory(e, what);
-                break;
-            }
-            all = g;
-            cap = nc;
-        }
-        for (size_t i = 0; i < r->n_metrics; i++)
-            all[count++] = point_of(r->metrics[i]);
-        if (r->next_page_token && *r->next_page_token && !(token = strdup(r->next_page_token)))
-            st = mlo__api_no_memory(e, what);
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (st != MLO_OK || !token)
-            break;
-    }
-    free(token);
+    int st = get_pages(a, "metrics/get-history", names, values, 2,
+                       &mlflow__get_metric_history__response__descriptor, take_points, &p, e);
     if (st != MLO_OK) {
-        free(all);
+        free(p.all);
         return st;
     }
-    *pts = all;
-    *n = count;
+    *pts = p.all;
+    *n = p.count;
     return MLO_OK;
 }
 
@@ -316,72 +346,49 @@ int mlo__api_read_experiment(mlo_api *a, const char *experiment_id, char **name,
     return st;
 }
 
-int mlo__api_read_artifacts(mlo_api *a, const char *run_id, const char *path, mlo_read_file **files,
-                            size_t *n, mlo_api_error *e) {
-    const char *what = "artifacts/list";
-    mlo_read_file *all = NULL;
-    size_t count = 0, cap = 0;
-    char *token = NULL;
-    int st = MLO_OK;
-    *files = NULL;
-    *n = 0;
-    for (int page = 0; page < MAX_PAGES; page++) {
-        mlo__buf_reset(&a->query);
-        if (mlo__api_query(a, &a->query, "run_id", run_id) ||
-            mlo__api_query(a, &a->query, "path", path && *path ? path : NULL) ||
-            mlo__api_query(a, &a->query, "page_token", token) ||
-            mlo__buf_appendc(&a->query, '\0')) {
-            st = mlo__api_no_memory(e, what);
-            break;
-        }
-        free(token);
-        token = NULL;
-        ProtobufCMessage *m = NULL;
-        st = mlo__api_get(a, what, a->query.data, &mlflow__list_artifacts__response__descriptor, &m,
-                          e);
-        if (st != MLO_OK)
-            break;
-        const Mlflow__ListArtifacts__Response *r = (const Mlflow__ListArtifacts__Response *)m;
-        if (count + r->n_files > cap) {
-            size_t nc = cap ? cap * 2 : 32;
-            while (nc < count + r->n_files)
-                nc *= 2;
-            mlo_read_file *g = realloc(all, nc * sizeof *g);
-            if (!g) {
-                protobuf_c_message_free_unpacked(m, NULL);
-                st = mlo__api_no_memory(e, what);
-                break;
-            }
-            all = g;
-            cap = nc;
-        }
-        for (size_t i = 0; i < r->n_files && st == MLO_OK; i++) {
-            const Mlflow__FileInfo *f = r->files[i];
-            if (!f->path)
-                continue;
-            mlo_read_file *o = &all[count];
-            if (!(o->path = strdup(f->path))) {
-                st = mlo__api_no_memory(e, what);
-                break;
-            }
-            o->is_dir = f->has_is_dir && f->is_dir;
-            o->size = f->has_file_size && !o->is_dir ? f->file_size : -1;
-            count++;
-        }
-        if (st == MLO_OK && r->next_page_token && *r->next_page_token &&
-            !(token = strdup(r->next_page_token)))
-            st = mlo__api_no_memory(e, what);
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (st != MLO_OK || !token)
-            break;
+typedef struct files {
+    mlo_read_file *all;
+    size_t count, cap;
+} files;
+
+static int take_files(void *ctx, const ProtobufCMessage *m, const char *what, mlo_api_error *e) {
+    files *fs = ctx;
+    const Mlflow__ListArtifacts__Response *r = (const Mlflow__ListArtifacts__Response *)m;
+    if (fs->count + r->n_files > fs->cap) {
+        void *g = grow(fs->all, &fs->cap, fs->count + r->n_files, sizeof *fs->all, 32);
+        if (!g)
+            return mlo__api_no_memory(e, what);
+        fs->all = g;
     }
-    free(token);
+    for (size_t i = 0; i < r->n_files; i++) {
+        const Mlflow__FileInfo *f = r->files[i];
+        if (!f->path)
+            continue;
+        mlo_read_file *o = &fs->all[fs->count];
+        if (!(o->path = strdup(f->path)))
+            return mlo__api_no_memory(e, what);
+        o->is_dir = f->has_is_dir && f->is_dir;
+        o->size = f->has_file_size && !o->is_dir ? f->file_size : -1;
+        fs->count++;
+    }
+    return MLO_OK;
+}
+
+int mlo__api_read_artifacts(mlo_api *a, const char *run_id, const char *path, mlo_read_file **out,
+                            size_t *n, mlo_api_error *e) {
+    static const char *const names[] = {"run_id", "path"};
+    const char *values[] = {run_id, path && *path ? path : NULL};
+    files fs = {0};
+    *out = NULL;
+    *n = 0;
+    int st = get_pages(a, "artifacts/list", names, values, 2,
+                       &mlflow__list_artifacts__response__descriptor, take_files, &fs, e);
     if (st != MLO_OK) {
-        mlo__api_read_files_free(all, count);
+        mlo__api_read_files_free(fs.all, fs.count);
         return st;
     }
-    *files = all;
-    *n = count;
+    *out = fs.all;
+    *n = fs.count;
     return MLO_OK;
 }
 
@@ -419,9 +426,33 @@ static int copy_model_version(const Mlflow__ModelVersion *src, mlo_read_model_ve
     return oom ? -1 : 0;
 }
 
+typedef struct versions {
+    mlo_read_model_version *all;
+    size_t count, cap;
+} versions;
+
+static int take_versions(void *ctx, const ProtobufCMessage *m, const char *what, mlo_api_error *e) {
+    versions *v = ctx;
+    const Mlflow__SearchModelVersions__Response *r =
+        (const Mlflow__SearchModelVersions__Response *)m;
+    if (v->count + r->n_model_versions > v->cap) {
+        void *g = grow(v->all, &v->cap, v->count + r->n_model_versions, sizeof *v->all, 8);
+        if (!g)
+            return mlo__api_no_memory(e, what);
+        v->all = g;
+    }
+    for (size_t i = 0; i < r->n_model_versions; i++) {
+        const Mlflow__ModelVersion *mv = r->model_versions[i];
+        if (!mv->name || !mv->version)
+            continue;
+        if (copy_model_version(mv, &v->all[v->count++]) != 0) /* freed by the caller, in part */
+            return mlo__api_no_memory(e, what);
+    }
+    return MLO_OK;
+}
+
 int mlo__api_read_model_versions(mlo_api *a, const char *run_id, mlo_read_model_version **out,
                                  size_t *n, mlo_api_error *e) {
-    const char *what = "model-versions/search";
     *out = NULL;
     *n = 0;
     if (!run_id || !*run_id ||
@@ -431,60 +462,16 @@ int mlo__api_read_model_versions(mlo_api *a, const char *run_id, mlo_read_model_
     char filter[300];
     if (snprintf(filter, sizeof filter, "run_id='%s'", run_id) >= (int)sizeof filter)
         return MLO_OK;
-    mlo_read_model_version *all = NULL;
-    size_t count = 0, cap = 0;
-    char *token = NULL;
-    int st = MLO_OK;
-    for (int page = 0; page < MAX_PAGES; page++) {
-        mlo__buf_reset(&a->query);
-        if (mlo__api_query(a, &a->query, "filter", filter) ||
-            mlo__api_query(a, &a->query, "page_token", token) ||
-            mlo__buf_appendc(&a->query, '\0')) {
-            st = mlo__api_no_memory(e, what);
-            break;
-        }
-        free(token);
-        token = NULL;
-        ProtobufCMessage *m = NULL;
-        st = mlo__api_get(a, what, a->query.data,
-                          &mlflow__search_model_versions__response__descriptor, &m, e);
-        if (st != MLO_OK)
-            break;
-        const Mlflow__SearchModelVersions__Response *r =
-            (const Mlflow__SearchModelVersions__Response *)m;
-        if (count + r->n_model_versions > cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            while (nc < count + r->n_model_versions)
-                nc *= 2;
-            mlo_read_model_version *g = realloc(all, nc * sizeof *g);
-            if (!g) {
-                protobuf_c_message_free_unpacked(m, NULL);
-                st = mlo__api_no_memory(e, what);
-                break;
-            }
-            all = g;
-            cap = nc;
-        }
-        for (size_t i = 0; i < r->n_model_versions && st == MLO_OK; i++) {
-            const Mlflow__ModelVersion *mv = r->model_versions[i];
-            if (!mv->name || !mv->version)
-                continue;
-            if (copy_model_version(mv, &all[count++]) != 0) /* freed below, in part */
-                st = mlo__api_no_memory(e, what);
-        }
-        if (st == MLO_OK && r->next_page_token && *r->next_page_token &&
-            !(token = strdup(r->next_page_token)))
-            st = mlo__api_no_memory(e, what);
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (st != MLO_OK || !token)
-            break;
-    }
-    free(token);
+    static const char *const names[] = {"filter"};
+    const char *values[] = {filter};
+    versions v = {0};
+    int st = get_pages(a, "model-versions/search", names, values, 1,
+                       &mlflow__search_model_versions__response__descriptor, take_versions, &v, e);
     if (st != MLO_OK) {
-        mlo__api_read_model_versions_free(all, count);
+        mlo__api_read_model_versions_free(v.all, v.count);
         return st;
     }
-    *out = all;
-    *n = count;
+    *out = v.all;
+    *n = v.count;
     return MLO_OK;
 }
