@@ -1025,15 +1025,21 @@ static void month(int outage) {
     const char *sid = fake_run_by_tag(fs, "mlflow.runName", "month");
     for (int m = 0; m < 6; m++)
         assert_int_equal(fake_metric_points(fs, sid, KEYS[m]), interval);
-    /* the store no longer grows: the last week no bigger than the second
-     * (with the cap, the bound above is the cap itself) */
+    /* the store no longer grows: the last week no bigger than the second,
+     * give or take a day (a day's reading holds the expired segments the
+     * writer's passes, once a minute of the client's time after the
+     * acknowledgements, have not removed yet: on a loaded machine the last
+     * week once read more than a quarter day over the second; a store that
+     * grew would hold another week).  With the cap, the bound above is the
+     * cap itself. */
     uint64_t w2 = 0, w4 = 0;
     for (int d = 7; d < 7 + week; d++)
         w2 = sizes[d] > w2 ? sizes[d] : w2;
     for (int d = days - week; d < days; d++)
         w4 = sizes[d] > w4 ? sizes[d] : w4;
-    if (!outage && days >= 3 * week)
-        assert_true(w4 <= w2 + day_bytes / 4);
+    if (!outage && days >= 3 * week && w4 > w2 + day_bytes)
+        fail_msg("the store grew: last week up to %llu bytes, second week %llu, a day %llu",
+                 (unsigned long long)w4, (unsigned long long)w2, (unsigned long long)day_bytes);
     /* what ls/show count: summaries + the segments left (read with the
      * client closed: its writer's passes would race the reading) */
     assert_int_equal(mlo_client_close(c), MLO_OK);
