@@ -353,7 +353,10 @@ static void test_inference_server(void **state) {
         sum += v[i];
         double p50 = value_at(r, "latency_ms.p50", s[i]), p95 = value_at(r, "latency_ms.p95", s[i]);
         double p99 = value_at(r, "latency_ms.p99", s[i]), mx = value_at(r, "latency_ms.max", s[i]);
-        if (!(p50 > 0.1 && p50 < 50)) /* a 0.2 ms median sleep, plus scheduling */
+        /* a 0.2 ms median sleep, plus scheduling: in an interval of a few
+         * requests (the last, cut short when the run ends) a thread held off
+         * the CPU by a loaded machine can make the median alone */
+        if (v[i] >= 100 && !(p50 > 0.1 && p50 < 50))
             fail_msg("interval %lld: p50 %g ms, p95 %g, p99 %g, max %g, count %g", (long long)s[i],
                      p50, p95, p99, mx, v[i]);
         assert_true(p50 <= p95 && p95 <= p99 && p99 <= mx);
