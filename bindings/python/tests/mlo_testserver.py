@@ -1,5 +1,6 @@
 """Starts tests/mlflow_test_server.py on a free port for the bindings' tests,
-benchmark and examples, and reads back what it stored."""
+benchmark and examples, and reads back what it stored; also the number stand-ins
+(Float, Index) the tests pass where numpy scalars would go."""
 
 import json
 import os
@@ -11,6 +12,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 SERVER = os.environ.get("MLO_TEST_SERVER") or os.path.join(REPO, "tests", "mlflow_test_server.py")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+class Float:
+    """A non-float number type with __float__ (what numpy scalars offer)."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __float__(self):
+        return float(self.v)
+
+
+class Index:
+    """A non-int type with __index__ (what numpy integers offer)."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __index__(self):
+        return self.v
 
 
 class TestServer:

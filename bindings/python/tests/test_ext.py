@@ -28,21 +28,8 @@ if os.environ.get("MLO_BINDINGS_SKIP"):
     print("skipped: " + os.environ["MLO_BINDINGS_SKIP"])
     sys.exit(77)
 
+from mlo_testserver import Float, Index  # noqa: E402
 
-class Float:
-    def __init__(self, v):
-        self.v = v
-
-    def __float__(self):
-        return float(self.v)
-
-
-class Index:
-    def __init__(self, v):
-        self.v = v
-
-    def __index__(self):
-        return self.v
 
 
 class Boom(Exception):

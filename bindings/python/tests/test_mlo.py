@@ -34,30 +34,13 @@ os.environ["MLO_STORE_DIR"] = STORE
 atexit.register(shutil.rmtree, STORE, True)
 
 import mlo  # noqa: E402
-from mlo_testserver import PYTHON, TestServer  # noqa: E402
+from mlo_testserver import PYTHON, Float, Index, TestServer  # noqa: E402
 
 try:
     import numpy
 except ImportError:  # numpy is optional: the same protocol is tested with stand-ins
     numpy = None
 
-
-class Float:
-    """A non-float number type with __float__ (what numpy scalars offer)."""
-
-    def __init__(self, v):
-        self.v = v
-
-    def __float__(self):
-        return float(self.v)
-
-
-class Index:
-    def __init__(self, v):
-        self.v = v
-
-    def __index__(self):
-        return self.v
 
 
 class MloTestCase(unittest.TestCase):
