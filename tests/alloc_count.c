@@ -17,8 +17,8 @@
  *  - process-wide (relaxed atomics): counted only while
  *    alloc_count_global_begin() .. _end() is open, every thread included.
  *
- * Built with -DALLOC_COUNT_DISABLED (sanitizer builds, whose runtimes own
- * malloc) it defines only the counter functions, which then count nothing.
+ * Built in the plain build only (tests/meson.build: no benchmark exists in a
+ * sanitizer build, whose runtime owns malloc).
  *
  * alloc_count_selftest() checks that the interposer is really in the path
  * (a benchmark reporting "0 allocations" through a dead interposer would
@@ -61,7 +61,6 @@ static inline void count_free(void *p) {
         atomic_fetch_add_explicit(&g_frees, 1, memory_order_relaxed);
 }
 
-#ifndef ALLOC_COUNT_DISABLED
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -125,8 +124,6 @@ void *pvalloc(size_t n) {
     return memalign(pg, (n + pg - 1) & ~(pg - 1));
 }
 
-#endif /* !ALLOC_COUNT_DISABLED */
-
 void alloc_count_thread_begin(void) {
     tls_counts = (alloc_counts){0, 0, 0};
     tls_on = 1;
@@ -150,9 +147,6 @@ alloc_counts alloc_count_global_end(void) {
 }
 
 int alloc_count_selftest(void) {
-#ifdef ALLOC_COUNT_DISABLED
-    return -1; /* a sanitizer owns malloc in this build: nothing is counted */
-#endif
     /* through a volatile pointer, so the compiler cannot elide the pair */
     void *(*volatile m)(size_t) = malloc;
     void (*volatile f)(void *) = free;
