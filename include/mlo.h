@@ -664,8 +664,9 @@ MLO_API int mlo_set_tags(mlo_run_t *run, size_t n, const char *const *keys,
  * The call returns once the content is safe: in the store (a reflink or a
  * kernel copy, its SHA-256 recorded; forced to disk unless the fsync policy
  * is MLO_FSYNC_NONE; memory stays bounded), or already on the server, as the
- * upload starts as soon as the copy is made: the caller may delete or
- * overwrite its file at once.  The sender uploads it in the background
+ * upload of a single large file follows the copy as it is made (others
+ * start once it is made): the caller may delete or overwrite its file at
+ * once.  The sender uploads it in the background
  * (PUT to the server's proxied artifact API; files of at least
  * $MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE bytes (default 500 MiB) in
  * parts of $MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE (default 100 MiB) through

@@ -108,6 +108,7 @@ typedef struct copts {
     int no_uri;
     const char *token;
     unsigned close_ms;
+    double timeout_s; /* 0: 10 s */
 } copts;
 
 static mlo_client_t *open_client(tu_errors *cap, const copts *co) {
@@ -117,7 +118,7 @@ static mlo_client_t *open_client(tu_errors *cap, const copts *co) {
                        .retries = 2,
                        .backoff_s = 0.05,
                        .jitter_s = 0.01,
-                       .timeout_s = 10,
+                       .timeout_s = co->timeout_s > 0 ? co->timeout_s : 10,
                        .close_ms = co->close_ms ? co->close_ms : 10000,
                        .token = co->token,
                        .errors = cap};
@@ -1004,7 +1005,8 @@ static unsigned copy_with(const char *src, const char *dst, unsigned methods) {
     int64_t size = -1;
     unsigned used = 99;
     int side = -1;
-    assert_int_equal(mlo__artifact_copy(s, d, methods, buf, 1 << 20, hex, &size, &used, &side), 0);
+    assert_int_equal(
+        mlo__artifact_copy(s, d, methods, buf, 1 << 20, hex, &size, &used, &side, NULL, NULL), 0);
     assert_int_equal(lseek(s, 0, SEEK_CUR), 0); /* the caller's offset untouched */
     close(s);
     size_t la = 0, lb = 0;
@@ -1064,8 +1066,9 @@ static void test_copy_methods(void **state) {
         int64_t size;
         unsigned used;
         int side;
-        assert_int_equal(
-            mlo__artifact_copy(s, d, MLO_COPY_RANGE, b, sizeof b, hex, &size, &used, &side), -1);
+        assert_int_equal(mlo__artifact_copy(s, d, MLO_COPY_RANGE, b, sizeof b, hex, &size, &used,
+                                            &side, NULL, NULL),
+                         -1);
         close(s);
         close(d);
         unlink(dst);
@@ -1377,6 +1380,222 @@ static void test_digest_while_sending(void **state) {
     free(f);
 }
 
+/* ---- the upload that follows the copy ---- */
+
+#define ART_PUT "/api/2.0/mlflow-artifacts/artifacts/"
+
+/* PUTs of the request log under ART_PUT by the status they were answered
+ * with (0: the client hung up mid-body), and in all. */
+static int count_puts(int status, int *all) {
+    json_t *log = tu_requests(srv);
+    int n = 0;
+    *all = 0;
+    size_t i;
+    json_t *q;
+    json_array_foreach(log, i, q) {
+        const char *m = tu_str(q, "method"), *p = tu_str(q, "path");
+        if (!m || strcmp(m, "PUT") || !p || strncmp(p, ART_PUT, strlen(ART_PUT)))
+            continue;
+        (*all)++;
+        n += json_integer_value(json_object_get(q, "status")) == status;
+    }
+    json_decref(log);
+    return n;
+}
+
+/* What the hook does, once, when `at` bytes are copied, after waiting
+ * until the server has the PUT that follows the copy. */
+enum { F_WAIT_PUT, F_SHRINK, F_GROW };
+static struct {
+    int what;
+    int64_t at;
+    const char *path; /* the source */
+    int64_t to;       /* F_SHRINK: its new size */
+    const unsigned char *more;
+    size_t nmore; /* F_GROW: appended */
+    int done, saw_put;
+    int64_t size; /* as the log call saw it */
+} fh;
+
+static void piece_hook(int src, int64_t copied, int64_t size) {
+    (void)src;
+    fh.size = size;
+    if (fh.done || copied < fh.at)
+        return;
+    fh.done = 1;
+    /* the copy waits: the upload must have started without it */
+    int all = 0;
+    TU_WAIT_UNTIL((count_puts(-1, &all), all >= 1), 10000);
+    count_puts(-1, &all);
+    fh.saw_put = all;
+    switch (fh.what) {
+    case F_WAIT_PUT:
+        break;
+    case F_SHRINK:
+        assert_int_equal(truncate(fh.path, (off_t)fh.to), 0);
+        break;
+    case F_GROW: {
+        int fd = open(fh.path, O_WRONLY | O_APPEND);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, fh.more, fh.nmore), (ssize_t)fh.nmore);
+        close(fd);
+        break;
+    }
+    }
+}
+
+/* Logs f with the hook set, then flushes (within flush_ms); returns the run. */
+static mlo_run_t *log_hooked(mlo_client_t *c, const char *f, const char *name, int flush_ms) {
+    mlo_run_t *run;
+    assert_int_equal(mlo_start_run(c, name, NULL, NULL, &run), MLO_OK);
+    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK); /* created on the server */
+    free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
+    mlo__artifact_piece_hook = piece_hook;
+    int st = mlo_log_artifact(run, f, "m");
+    mlo__artifact_piece_hook = NULL;
+    assert_int_equal(st, MLO_OK);
+    assert_int_equal(unlink(f), 0);
+    assert_int_equal(mlo_client_flush(c, flush_ms), MLO_OK);
+    return run;
+}
+
+/* A large file is sent while it is copied: with the copy held at half
+ * way, the server already has the PUT; one PUT in all, the bytes exact. */
+static void test_upload_follows_copy(void **state) {
+    (void)state;
+    char *dir = tmpdir("follow"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    size_t n = ((size_t)16 << 20) + 5;
+    unsigned char *data = pattern(n);
+    write_file(f, (const char *)data, n);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    memset(&fh, 0, sizeof fh);
+    fh.what = F_WAIT_PUT;
+    fh.at = (int64_t)n / 2;
+    mlo_run_t *run = log_hooked(c, f, "art-follow", 60000);
+    assert_true(fh.done);
+    assert_int_equal(fh.size, (int64_t)n);
+    assert_int_equal(fh.saw_put, 1); /* under way before the copy was complete */
+    assert_stored(run, "m/m.bin", data, n);
+    int all = 0;
+    assert_int_equal(count_puts(200, &all), 1);
+    assert_int_equal(all, 1); /* not sent again after the copy */
+    uint64_t bytes = 0;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
+    assert_int_equal(bytes, (uint64_t)n);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    tu_rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* The file shrinks during the copy: the upload that followed it stops
+ * mid-body (the server keeps nothing of it), and what was staged, the
+ * shorter file, is sent the usual way. */
+static void test_follow_source_shrinks(void **state) {
+    (void)state;
+    char *dir = tmpdir("shrink"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    size_t n = (size_t)16 << 20, cut = ((size_t)10 << 20) + 7;
+    unsigned char *data = pattern(n);
+    write_file(f, (const char *)data, n);
+    /* the request timeout far above the flush's: an upload left waiting
+     * for bytes that never come would hold the flush past its deadline */
+    copts co = {.store = store, .timeout_s = 300};
+    mlo_client_t *c = open_client(NULL, &co);
+    memset(&fh, 0, sizeof fh);
+    fh.what = F_SHRINK;
+    fh.at = 4 << 20;
+    fh.path = f;
+    fh.to = (int64_t)cut;
+    mlo_run_t *run = log_hooked(c, f, "art-shrink", 30000);
+    assert_true(fh.done);
+    assert_int_equal(fh.saw_put, 1);
+    assert_stored(run, "m/m.bin", data, cut);
+    int all = 0;
+    assert_int_equal(count_puts(200, &all), 1);
+    assert_int_equal(count_puts(0, &all), 1); /* the one that followed the copy: cut off */
+    assert_int_equal(all, 2);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    tu_rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* The file grows during the copy: the copy takes the new end, the upload
+ * that followed it sent only the size the copy began with, so the staged
+ * file is sent again, whole; the server ends with every byte. */
+static void test_follow_source_grows(void **state) {
+    (void)state;
+    char *dir = tmpdir("grow"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    size_t n = (size_t)12 << 20, more = ((size_t)3 << 20) + 11;
+    unsigned char *data = pattern(n + more);
+    write_file(f, (const char *)data, n);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    memset(&fh, 0, sizeof fh);
+    fh.what = F_GROW;
+    fh.at = 2 << 20;
+    fh.path = f;
+    fh.more = data + n;
+    fh.nmore = more;
+    mlo_run_t *run = log_hooked(c, f, "art-grow", 60000);
+    assert_true(fh.done);
+    assert_int_equal(fh.saw_put, 1);
+    assert_stored(run, "m/m.bin", data, n + more);
+    int all = 0;
+    assert_int_equal(count_puts(200, &all), 2); /* n bytes as it followed, then all of it */
+    assert_int_equal(all, 2);
+    uint64_t bytes = 0;
+    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
+    assert_int_equal(bytes, (uint64_t)(n + more));
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    tu_rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* The PUT that follows the copy is refused (503) on every attempt the
+ * client makes (3: retries 2): the staged file is sent again the usual way
+ * once the copy is complete. */
+static void test_follow_put_fails(void **state) {
+    (void)state;
+    char *dir = tmpdir("follow503"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    size_t n = ((size_t)12 << 20) + 1;
+    unsigned char *data = pattern(n);
+    write_file(f, (const char *)data, n);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    memset(&fh, 0, sizeof fh);
+    fh.what = F_WAIT_PUT;
+    fh.at = 6 << 20;
+    assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": 3, \"method\": \"PUT\", "
+                                        "\"path_prefix\": \"" ART_PUT "\"}"),
+                     0);
+    mlo_run_t *run = log_hooked(c, f, "art-follow503", 60000);
+    tu_faults_clear(srv);
+    assert_int_equal(fh.saw_put, 1);
+    assert_stored(run, "m/m.bin", data, n);
+    int all = 0;
+    assert_int_equal(count_puts(200, &all), 1);
+    assert_int_equal(count_puts(503, &all), 3);
+    assert_int_equal(all, 4);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    tu_rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
 /* mlo__manifest_set_sha: the pending digest written in place (same inode:
  * an uploader's flock stays valid), into <id>.failed if the manifest was
  * refused for good meanwhile, nothing if it was sent. */
@@ -1468,6 +1687,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_blob_identity, setup),
         cmocka_unit_test_setup(test_manifest_set_sha, setup),
         cmocka_unit_test_setup(test_digest_while_sending, setup),
+        cmocka_unit_test_setup(test_upload_follows_copy, setup),
+        cmocka_unit_test_setup(test_follow_source_shrinks, setup),
+        cmocka_unit_test_setup(test_follow_source_grows, setup),
+        cmocka_unit_test_setup(test_follow_put_fails, setup),
     };
     int rc = tu_run_group("test_artifact", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);

@@ -19,8 +19,21 @@
  * is bound for; format atop store/mlo_manifest.c), with the SHA-256 still
  * pending after a clone or a kernel copy.  The uploader gets the ids at once:
  * the upload starts as soon as the copy is complete, and, while the blob is
- * as staged, sends it without reading it first.  Meanwhile the log call
- * finishes the staging:
+ * as staged, sends it without reading it first.
+ * A single file of FOLLOW_MIN bytes or more (not a directory, which is all
+ * or nothing; not a clone, which is instant) need not wait that long: after
+ * the first piece of the copy the uploader is offered the blob as it grows
+ * (mlo__uploader_stream_open) and, when it is idle, starts the PUT at once,
+ * with the source's size as Content-Length, reading the blob only as far as
+ * the copy has gone (each piece is final once copied: only this call
+ * writes the blob).  When the copy ends (before the manifest is written) the
+ * call says how: the upload is kept if the copy ended at the size it sends
+ * (the hand-over then finds it sent, and nothing is sent again); a copy that
+ * failed, or ended shorter, stops it mid-body (the server keeps nothing of
+ * an interrupted PUT); a file that grew under the copy is sent again whole
+ * the usual way.  A failure after the copy (the rename, the manifest) fails
+ * the call as before, but the server may by then hold the file.
+ * Meanwhile the log call finishes the staging:
  *   - the pending SHA-256: the blob read once (from the page cache the copy
  *     just filled) and hashed, the digest written into the manifest in place
  *     (mlo__uploader_set_sha); stopped as soon as the uploader has sent the
@@ -90,6 +103,8 @@
 
 #define CHUNK (1u << 20)
 #define MAX_DEPTH 128
+/* Files from this size on may be uploaded while they are copied. */
+#define FOLLOW_MIN (8u << 20)
 
 static _Atomic uint64_t id_counter;
 
@@ -256,7 +271,8 @@ static int write_side(int e) {
 }
 
 int mlo__artifact_copy(int src, int dst, unsigned methods, unsigned char *buf, size_t bufsz,
-                       char hex[65], int64_t *size, unsigned *used, int *side) {
+                       char hex[65], int64_t *size, unsigned *used, int *side,
+                       void (*progress)(void *ctx, int64_t copied), void *ctx) {
     *size = 0;
     *used = 0;
     *side = 0;
@@ -345,6 +361,8 @@ int mlo__artifact_copy(int src, int dst, unsigned methods, unsigned char *buf, s
             break;
         }
         off += (uint64_t)r;
+        if (progress)
+            progress(ctx, (int64_t)off);
     }
     if (rc == 0 && x && mlo__sha256_final(x, NULL, hex) != 0)
         hex[0] = '\0';
@@ -425,6 +443,7 @@ typedef struct stager {
     staged *v;
     size_t n, cap;
     int do_fsync;
+    int may_stream; /* one file (not a directory: all or nothing), an uploader */
     /* mlo_log_artifact_bytes: the content comes from memory */
     const unsigned char *mem;
     size_t mem_len;
@@ -483,6 +502,31 @@ static int stage_hash(stager *s, staged *g, int may_skip, int *sent) {
     return st;
 }
 
+/* The upload that follows the copy of one large file (stage_one). */
+typedef struct follow {
+    stager *s;
+    const staged *g;
+    int src, out; /* the caller's file, the blob being written */
+    int64_t size; /* the source's size when the copy began */
+    int asked;
+    mlo_art_stream *stream;
+} follow;
+
+void (*mlo__artifact_piece_hook)(int src, int64_t copied, int64_t size);
+
+static void follow_progress(void *ctx, int64_t copied) {
+    follow *f = ctx;
+    if (mlo__artifact_piece_hook)
+        mlo__artifact_piece_hook(f->src, copied, f->size);
+    if (!f->asked) {
+        f->asked = 1;
+        f->stream = mlo__uploader_stream_open(f->s->u, f->s->r->local_id, f->g->id, f->g->rel,
+                                              f->out, f->size, copied);
+    } else if (f->stream) {
+        mlo__uploader_stream_grow(f->s->u, f->stream, copied);
+    }
+}
+
 /* Copies fd (or the stager's memory when fd < 0) into a new blob. */
 static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
     mlo_env *env = s->env;
@@ -516,13 +560,20 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
         /* a file that fits the buffer: one pass, copied and hashed at once
          * (no digest left pending, nothing read again) */
         struct stat sb;
-        unsigned methods =
-            fstat(fd, &sb) == 0 && sb.st_size < (off_t)CHUNK ? MLO_COPY_BUFFER : MLO_COPY_ALL;
+        int known = fstat(fd, &sb) == 0;
+        unsigned methods = known && sb.st_size < (off_t)CHUNK ? MLO_COPY_BUFFER : MLO_COPY_ALL;
+        /* a large file: the uploader may send it while it is copied (after
+         * the first piece: not when it is cloned, which costs nothing) */
+        follow f = {.s = s, .g = g, .src = fd, .out = out, .size = known ? (int64_t)sb.st_size : 0};
+        int follows = s->may_stream && known && sb.st_size >= (off_t)FOLLOW_MIN;
         unsigned used;
         int side;
-        if (mlo__artifact_copy(fd, out, methods, s->buf, CHUNK, g->sha, &g->size, &used, &side) !=
-            0) {
-            int e = errno;
+        int rc = mlo__artifact_copy(fd, out, methods, s->buf, CHUNK, g->sha, &g->size, &used, &side,
+                                    follows ? follow_progress : NULL, &f);
+        int e = errno;
+        if (f.stream) /* before the hand-over, which looks for what it sent */
+            mlo__uploader_stream_close(s->u, f.stream, rc == 0, g->size);
+        if (rc != 0) {
             st = side ? MLO_ERR_STORE : MLO_ERR_IO;
             mlo__env_report(env, st, 0, "log_artifact: cannot %s %s: %s", side ? "write" : "read",
                             side ? tmp : shown, strerror(e));
@@ -733,6 +784,8 @@ static int stage(mlo_run *r, const char *local_path, const char *artifact_path, 
         stage_free(&s);
         return MLO_ERR_STORE;
     }
+    struct stat sb;
+    s.may_stream = s.u && !rel && stat(local_path, &sb) == 0 && S_ISREG(sb.st_mode);
     s.buf = malloc(CHUNK);
     if (!s.buf) {
         st = MLO_ERR_NO_MEMORY;

@@ -26,13 +26,16 @@ enum {
  * or an end it reports where pread still finds bytes), pread + pwrite
  * through buf.  When every byte went through buf, its SHA-256 is computed in
  * the same pass into hex; else hex is "" (mlo__artifact_hash, later).  src's
- * file offset is not moved.
+ * file offset is not moved.  progress (may be NULL) is called with the bytes
+ * copied so far after every piece copied by copy_file_range or the buffer
+ * (not after a clone): dst holds them, final, from then on.
  * Returns 0 (*size = bytes, *used = the methods that copied something: 0
  * for an empty file unless cloned), or -1 with errno and *side = 0 when
  * reading src failed, 1 when writing dst did.
  */
 int mlo__artifact_copy(int src, int dst, unsigned methods, unsigned char *buf, size_t bufsz,
-                       char hex[65], int64_t *size, unsigned *used, int *side);
+                       char hex[65], int64_t *size, unsigned *used, int *side,
+                       void (*progress)(void *ctx, int64_t copied), void *ctx);
 
 /*
  * The SHA-256 of the staged blob open as fd (read through buf), or of
@@ -43,5 +46,11 @@ int mlo__artifact_copy(int src, int dst, unsigned methods, unsigned char *buf, s
  */
 int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, size_t bufsz,
                        char hex[65], int (*sent)(void *ctx), void *ctx);
+
+/* Tests only (NULL otherwise): called by the log call after each piece of
+ * the copy of a file whose upload may follow the copy, with the source's
+ * descriptor, the bytes copied and the source's size when the copy began.
+ * Lets a test pause the copy, or change the source under it. */
+extern void (*mlo__artifact_piece_hook)(int src, int64_t copied, int64_t size);
 
 #endif /* MLO_ARTIFACT_H */

@@ -84,6 +84,13 @@ int mlo__api_artifact_root(const char *artifact_uri, char **root);
 /* PUT bytes [off, off+len) of fd as the file rel (streamed). */
 int mlo__api_artifact_put(mlo_api *a, const char *root, const char *rel, int fd, int64_t off,
                           int64_t len, mlo_api_error *e);
+/* PUT bytes [0, len) of fd as the file rel while fd is still being
+ * written: ready(ctx, off) blocks until fd holds more than off bytes and
+ * says how many (mlo_http_req's in_ready); -1 stops the upload
+ * (MLO_ERR_STORE). */
+int mlo__api_artifact_put_growing(mlo_api *a, const char *root, const char *rel, int fd,
+                                  int64_t len, int64_t (*ready)(void *ctx, int64_t off), void *ctx,
+                                  mlo_api_error *e);
 /* GET the file rel into fd (from offset 0; truncated first).  *size gets the
  * bytes written (may be NULL). */
 int mlo__api_artifact_get(mlo_api *a, const char *root, const char *rel, int fd, int64_t *size,

@@ -90,8 +90,8 @@ static int done(mlo_api *a, mlo_http_result *r, const char *what, mlo_api_error 
     return st;
 }
 
-int mlo__api_artifact_put(mlo_api *a, const char *root, const char *rel, int fd, int64_t off,
-                          int64_t len, mlo_api_error *e) {
+static int put_file(mlo_api *a, const char *root, const char *rel, int fd, int64_t off, int64_t len,
+                    int64_t (*ready)(void *, int64_t), void *ctx, mlo_api_error *e) {
     mlo_buf url = {0};
     if (url_of(a, &url, ART_API, root, rel)) {
         mlo__buf_free(&url);
@@ -103,12 +103,25 @@ int mlo__api_artifact_put(mlo_api *a, const char *root, const char *rel, int fd,
     req.in_fd = fd;
     req.in_off = off;
     req.in_len = len;
+    req.in_ready = ready;
+    req.in_ctx = ctx;
     req.deadline_ns = a->deadline_ns;
     mlo_http_result r;
     mlo__http_request(a->http, &req, &r);
     int st = done(a, &r, "artifact upload", e);
     mlo__buf_free(&url);
     return st;
+}
+
+int mlo__api_artifact_put(mlo_api *a, const char *root, const char *rel, int fd, int64_t off,
+                          int64_t len, mlo_api_error *e) {
+    return put_file(a, root, rel, fd, off, len, NULL, NULL, e);
+}
+
+int mlo__api_artifact_put_growing(mlo_api *a, const char *root, const char *rel, int fd,
+                                  int64_t len, int64_t (*ready)(void *ctx, int64_t off), void *ctx,
+                                  mlo_api_error *e) {
+    return put_file(a, root, rel, fd, 0, len, ready, ctx, e);
 }
 
 int mlo__api_artifact_get(mlo_api *a, const char *root, const char *rel, int fd, int64_t *size,

@@ -25,6 +25,15 @@
  * failure; a server without multipart, 501, gets a single PUT from then on;
  * $MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false turns multipart off).  Done:
  * manifest and blob removed, MLO_STAT_ARTIFACT_BYTES/FILES counted.
+ * A large file the log call is still copying (mlo__uploader_stream_open) is
+ * sent as it is copied when the worker is idle and none of the client's own
+ * artifacts waits (one staged earlier must not land after it): the PUT
+ * reads the blob as far as the copy has gone and waits for more (the
+ * transport's in_ready, stream_ready); its outcome is kept until the
+ * log call hands the manifest over, and an item whose blob went out whole
+ * and unchanged is then done without a second PUT.  A stream that fails
+ * (refused, a network error after the transport's retries, the copy
+ * failed) is not retried itself: its item takes the usual way.
  * Transient failures (network, 5xx, 429, 401/403, unreadable answers) are
  * retried after a backoff (the client's backoff factor x 2^n, at most 60 s),
  * nothing lost; a permanent refusal (400, 404, a damaged blob) is reported,
@@ -80,9 +89,28 @@ typedef struct art_item {
     int parked;   /* its run's artifacts are not proxied: left in the store */
     int verified; /* the blob's SHA-256 was computed and matched */
     int fails, waits;
-    int64_t retry_at;  /* CLOCK_MONOTONIC ns; 0 = now */
-    char *failed_path; /* refused for good: its artifact path (for settle) */
+    int64_t retry_at;              /* CLOCK_MONOTONIC ns; 0 = now */
+    char *failed_path;             /* refused for good: its artifact path (for settle) */
+    struct mlo_art_stream *stream; /* sent while it was copied (a reference), or NULL */
 } art_item;
+
+/* An upload that follows the staging copy (mlo__uploader_stream_open): the
+ * log call copies, the worker sends what is copied so far and waits for
+ * more. */
+enum { C_COPYING, C_DONE, C_FAILED };           /* the copy, as the log call says */
+enum { U_QUEUED, U_SENDING, U_SENT, U_FAILED }; /* the upload */
+
+struct mlo_art_stream {
+    struct mlo_art_stream *next;
+    char id[96];
+    char lid[33];
+    char *rel;
+    int fd;         /* the blob being written, the uploader's own descriptor */
+    int64_t size;   /* the source's size when the copy began: what is sent */
+    int64_t copied; /* bytes of the blob complete */
+    int copy, up;
+    int refs; /* the log call until it closes, the worker while sending, the item */
+};
 
 enum { RUN_UNKNOWN = 0, RUN_READY, RUN_NOT_PROXIED };
 
@@ -103,6 +131,8 @@ struct mlo_uploader {
     char *dir;             /* <store>/artifacts */
     pthread_mutex_t lock;
     pthread_cond_t done_cond; /* an own item settled */
+    pthread_cond_t grow_cond; /* a stream's copy went on (or ended) */
+    struct mlo_art_stream *streams;
     /* a pending digest written into a manifest (mlo__uploader_set_sha) vs.
      * that manifest renamed .failed (mark_failed): one at a time */
     pthread_mutex_t sha_lock;
@@ -155,6 +185,37 @@ static art_run *run_entry(mlo_uploader *a, const char *lid, int create) {
     r->next = a->runs;
     a->runs = r;
     return r;
+}
+
+/* Under a->lock: fd closed on the worker's thread (the last close of a sent,
+ * unlinked blob frees its pages: slow for a large file). */
+static void close_locked(mlo_uploader *a, int fd) {
+    if (a->nclose == a->capclose) {
+        size_t nc = a->capclose ? 2 * a->capclose : 8;
+        int *nv = realloc(a->to_close, nc * sizeof *nv);
+        if (!nv) {
+            close(fd);
+            return;
+        }
+        a->to_close = nv;
+        a->capclose = nc;
+    }
+    a->to_close[a->nclose++] = fd;
+}
+
+/* Under a->lock: drops a reference to s, freed with the last. */
+static void stream_unref(mlo_uploader *a, mlo_art_stream *s) {
+    if (--s->refs > 0)
+        return;
+    for (mlo_art_stream **p = &a->streams; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    if (s->fd >= 0)
+        close_locked(a, s->fd);
+    free(s->rel);
+    free(s);
 }
 
 /* ---- the uploader ------------------------------------------------------------------------ */
@@ -285,6 +346,20 @@ static void sent_blob_remove(sent_blob *b) {
     free(b->path);
     b->path = NULL;
     b->fd = -1;
+}
+
+/* Whether item it was sent whole while it was copied: the stream's upload
+ * succeeded, the copy ended at the size it sent, and the manifest and the
+ * blob (same: as staged) are what was sent. */
+static int stream_sent(mlo_uploader *a, const art_item *it, const mlo_manifest *m, int same) {
+    mlo_art_stream *s = it->stream;
+    if (!s || !same)
+        return 0;
+    pthread_mutex_lock(&a->lock);
+    int ok = s->up == U_SENT && s->copy == C_DONE && s->size == m->size && s->rel &&
+             !strcmp(s->rel, m->path);
+    pthread_mutex_unlock(&a->lock);
+    return ok;
 }
 
 /* Uploads the artifact <id><suffix> (".art", or ".failed" for sync).
@@ -426,7 +501,10 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         }
         it->verified = 1;
     }
-    st = mlo__api_artifact_upload(api, &a->mpu, root, m.path, bfd, m.size, &e);
+    if (stream_sent(a, it, &m, same))
+        st = MLO_OK; /* sent while it was copied */
+    else
+        st = mlo__api_artifact_upload(api, &a->mpu, root, m.path, bfd, m.size, &e);
     if (st == MLO_OK) {
         /* the manifest first: a blob without one is an orphan, removed later */
         unlink(mpath);
@@ -521,6 +599,8 @@ static void settle(mlo_uploader *a, art_item *it, int res, int status) {
         break;
     }
     list_remove(a, it);
+    if (it->stream)
+        stream_unref(a, it->stream);
     free(it->failed_path);
     free(it);
     pthread_cond_broadcast(&a->done_cond);
@@ -532,7 +612,7 @@ static art_item *pick(mlo_uploader *a, int64_t now, int64_t *next) {
     *next = INT64_MAX;
     for (int l = 0; l < 2; l++)
         for (art_item *it = a->head[l]; it; it = it->next) {
-            if (it->busy || it->parked)
+            if (it->busy || it->parked || (it->stream && it->stream->up == U_SENDING))
                 continue;
             if (it->retry_at <= now)
                 return it;
@@ -656,20 +736,141 @@ void mlo__uploader_close_later(mlo_uploader *a, int fd) {
         return;
     }
     pthread_mutex_lock(&a->lock);
-    if (a->nclose == a->capclose) {
-        size_t nc = a->capclose ? 2 * a->capclose : 8;
-        int *nv = realloc(a->to_close, nc * sizeof *nv);
-        if (!nv) {
-            pthread_mutex_unlock(&a->lock);
-            close(fd);
-            return;
-        }
-        a->to_close = nv;
-        a->capclose = nc;
-    }
-    a->to_close[a->nclose++] = fd;
+    close_locked(a, fd);
     pthread_mutex_unlock(&a->lock);
     mlo__worker_wake(&a->w);
+}
+
+/* ---- uploads that follow the copy ---------------------------------------------------- */
+
+/* Under a->lock: a stream to send now, claimed (U_SENDING, a reference), or
+ * NULL.  Only while its copy runs (a complete copy takes the usual way), and
+ * only when none of the client's own artifacts waits: one staged before it
+ * (say, an earlier version at the same path, retrying) must not land after
+ * it. */
+static mlo_art_stream *stream_claim(mlo_uploader *a) {
+    for (const art_item *it = a->head[L_OWN]; it; it = it->next)
+        if (!it->parked)
+            return NULL;
+    for (mlo_art_stream *s = a->streams; s; s = s->next)
+        if (s->up == U_QUEUED && s->copy == C_COPYING) {
+            s->up = U_SENDING;
+            s->refs++;
+            return s;
+        }
+    return NULL;
+}
+
+typedef struct grow_ctx {
+    mlo_uploader *a;
+    mlo_art_stream *s;
+} grow_ctx;
+
+/* The transport's in_ready: waits until the blob holds more than off bytes.
+ * Gives up (-1) when the copy failed, the uploader stops, or the copy made
+ * no progress for the request timeout. */
+static int64_t stream_ready(void *ctx, int64_t off) {
+    grow_ctx *g = ctx;
+    mlo_uploader *a = g->a;
+    mlo_art_stream *s = g->s;
+    double t = a->env->cfg->timeout_s > 1 ? a->env->cfg->timeout_s : 1;
+    const int64_t idle = (int64_t)(t * (double)MLO_NS_PER_S);
+    int64_t got = -1;
+    pthread_mutex_lock(&a->lock);
+    int64_t seen = s->copied, since = mlo__clock_mono(NULL);
+    for (;;) {
+        if (s->copied > off) {
+            got = s->copied;
+            break;
+        }
+        if (s->copy != C_COPYING || mlo__worker_stopping(&a->w))
+            break;
+        int64_t now = mlo__clock_mono(NULL);
+        if (s->copied != seen) {
+            seen = s->copied;
+            since = now;
+        }
+        if (now - since > idle)
+            break;
+        struct timespec ts = mlo__clock_abs(now + 100000000);
+        pthread_cond_timedwait(&a->grow_cond, &a->lock, &ts);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return got;
+}
+
+/* Sends stream s (claimed) as far as it is copied, following the copy.
+ * What fails is left to the item the log call hands over afterwards: no
+ * report, no retry here. */
+static void stream_send(mlo_uploader *a, mlo_art_stream *s) {
+    char *sid = NULL;
+    const char *root = NULL;
+    mlo_api_error e;
+    int st = run_sid(a, s->lid, &sid);
+    if (st == MLO_OK)
+        st = run_root(a, a->api, s->lid, sid, &root, &e);
+    if (st == MLO_OK) {
+        grow_ctx g = {a, s};
+        st = mlo__api_artifact_put_growing(a->api, root, s->rel, s->fd, s->size, stream_ready, &g,
+                                           &e);
+    }
+    free(sid);
+    pthread_mutex_lock(&a->lock);
+    s->up = st == MLO_OK ? U_SENT : U_FAILED;
+    stream_unref(a, s);
+    pthread_mutex_unlock(&a->lock);
+}
+
+mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, const char *id,
+                                          const char *rel, int fd, int64_t size, int64_t copied) {
+    /* not what goes through multipart (read-only settings: no race) */
+    if (!a || !a->api || size <= 0 || (a->mpu.enabled && size >= a->mpu.min_size))
+        return NULL;
+    mlo_art_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->rel = strdup(rel);
+    s->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (!s->rel || s->fd < 0) {
+        if (s->fd >= 0)
+            close(s->fd);
+        free(s->rel);
+        free(s);
+        return NULL;
+    }
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->lid, sizeof s->lid, "%.32s", lid);
+    s->size = size;
+    s->copied = copied;
+    s->copy = C_COPYING;
+    s->up = U_QUEUED;
+    s->refs = 1;
+    pthread_mutex_lock(&a->lock);
+    s->next = a->streams;
+    a->streams = s;
+    pthread_mutex_unlock(&a->lock);
+    mlo__worker_wake(&a->w);
+    return s;
+}
+
+void mlo__uploader_stream_grow(mlo_uploader *a, mlo_art_stream *s, int64_t copied) {
+    pthread_mutex_lock(&a->lock);
+    s->copied = copied;
+    pthread_cond_broadcast(&a->grow_cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+void mlo__uploader_stream_close(mlo_uploader *a, mlo_art_stream *s, int ok, int64_t size) {
+    pthread_mutex_lock(&a->lock);
+    s->copy = ok && size == s->size ? C_DONE : C_FAILED;
+    if (s->copy == C_DONE)
+        s->copied = size;
+    if (s->up == U_QUEUED)
+        s->up = U_FAILED; /* not started: the blob takes the usual way */
+    pthread_cond_broadcast(&a->grow_cond);
+    stream_unref(a, s);
+    pthread_mutex_unlock(&a->lock);
+    mlo__worker_wake(&a->w); /* a descriptor to close, maybe */
 }
 
 static int64_t uploader_run(void *ctx, mlo_worker *wk) {
@@ -679,6 +880,13 @@ static int64_t uploader_run(void *ctx, mlo_worker *wk) {
         a->scanned = 1;
         if (a->api)
             scan_claimed(a, NULL, NULL);
+    }
+    pthread_mutex_lock(&a->lock);
+    mlo_art_stream *str = a->api && !mlo__worker_stopping(wk) ? stream_claim(a) : NULL;
+    pthread_mutex_unlock(&a->lock);
+    if (str) {
+        stream_send(a, str);
+        return 0;
     }
     pthread_mutex_lock(&a->lock);
     int64_t now = mlo__env_mono(a->env), next = INT64_MAX;
@@ -713,6 +921,14 @@ static void arts_free(mlo_uploader *a) {
             free(it->failed_path);
             free(it);
         }
+    while (a->streams) { /* every log call has returned: what is left is ours */
+        mlo_art_stream *st = a->streams;
+        a->streams = st->next;
+        if (st->fd >= 0)
+            close(st->fd);
+        free(st->rel);
+        free(st);
+    }
     while (a->runs) {
         art_run *r = a->runs;
         a->runs = r->next;
@@ -726,6 +942,7 @@ static void arts_free(mlo_uploader *a) {
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->sha_lock);
     pthread_cond_destroy(&a->done_cond);
+    pthread_cond_destroy(&a->grow_cond);
     free(a->dir);
     free(a);
 }
@@ -744,6 +961,7 @@ static mlo_uploader *arts_new(mlo_env *env, mlo_store *s, mlo_runs *runs) {
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->sha_lock, NULL);
     mlo__clock_cond_init(&a->done_cond);
+    mlo__clock_cond_init(&a->grow_cond);
     mlo__api_mpu_cfg_read(&a->mpu);
     return a;
 }
@@ -783,6 +1001,12 @@ int mlo__uploader_hand_over(mlo_uploader *a, const char *lid, const char *const 
         it->seq = ++a->seq;
         snprintf(it->id, sizeof it->id, "%s", ids[i]);
         snprintf(it->lid, sizeof it->lid, "%.32s", lid);
+        for (mlo_art_stream *st = a->streams; st; st = st->next)
+            if (!strcmp(st->id, it->id)) {
+                it->stream = st;
+                st->refs++;
+                break;
+            }
         list_push(a, it);
     }
     pthread_mutex_unlock(&a->lock);

@@ -552,6 +552,8 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
                   .in_fd = req->in_fd,
                   .in_off = req->in_off,
                   .in_len = req->in_len,
+                  .in_ready = req->in_fd >= 0 ? req->in_ready : NULL,
+                  .in_ctx = req->in_ctx,
                   .out_fd = req->out_fd >= 0 ? req->out_fd : -1,
                   .idle_ns = streamed ? (int64_t)(h->timeout_s * (double)MLO_NS_PER_S) : 0,
                   .fresh_connection = req->not_idempotent,

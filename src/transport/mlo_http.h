@@ -147,6 +147,14 @@ typedef struct mlo_http_req {
      * retried.  Not for GET. */
     int in_fd;
     int64_t in_off, in_len;
+    /* ... NULL, or the file is still being written (an artifact uploaded
+     * while it is staged): before reading at or beyond the end it last
+     * gave, in_ready(in_ctx, off) is called, blocks until the file holds
+     * more than off bytes, and returns how many it holds (> off); -1 stops
+     * the body (status 23, as for a file that shrank).  Called on the
+     * calling thread, from inside the transfer; it bounds its own wait. */
+    int64_t (*in_ready)(void *ctx, int64_t off);
+    void *in_ctx;
     /* NULL: application/json for a body of a method other than PUT (as
      * mlo__http_call), application/octet-stream for PUT.  Sent only with a
      * body (or a PUT).  CR/LF is refused (status 1). */

@@ -59,6 +59,9 @@ typedef struct mlo_xfer {
     size_t len;
     int in_fd;
     int64_t in_off, in_len;
+    /* with in_fd: NULL, or the file is still being written (mlo_http_req) */
+    int64_t (*in_ready)(void *ctx, int64_t off);
+    void *in_ctx;
     /* >= 0: a 2xx response body goes to this file from offset 0 (pwrite); a
      * non-2xx one to the result's body (at most 1 MiB of it) */
     int out_fd;

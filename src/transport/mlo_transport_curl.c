@@ -74,6 +74,10 @@ typedef struct body_src {
     uint64_t len;
     uint64_t off; /* next byte to hand to curl */
     int err;      /* fd: errno of a failed pread, or -1 when the file ended early */
+    /* a file still being written: how far it is complete (in_ready) */
+    int64_t (*ready)(void *ctx, int64_t off);
+    void *ready_ctx;
+    int64_t avail; /* file offset up to which it is complete, as last said */
 } body_src;
 
 typedef struct curl_transport {
@@ -242,9 +246,19 @@ static size_t read_cb(char *buffer, size_t size, size_t nitems, void *ud) {
         src->off += n;
         return n;
     }
+    int64_t at = src->base + (int64_t)src->off;
+    if (src->ready && at >= src->avail) {
+        src->avail = src->ready(src->ready_ctx, at);
+        if (src->avail <= at) {
+            src->err = ECANCELED; /* the writer gave up */
+            return CURL_READFUNC_ABORT;
+        }
+    }
+    if (src->ready && (uint64_t)(src->avail - at) < n)
+        n = (size_t)(src->avail - at);
     ssize_t r;
     do
-        r = pread(src->fd, buffer, n, (off_t)(src->base + (int64_t)src->off));
+        r = pread(src->fd, buffer, n, (off_t)at);
     while (r < 0 && errno == EINTR);
     if (r <= 0) { /* an error, or the file ended before the body did */
         src->err = r < 0 ? errno : -1;
@@ -342,7 +356,9 @@ static CURLcode set_request(curl_transport *t, const mlo_xfer *x, struct curl_sl
     t->src = (body_src){.data = x->body ? x->body : "",
                         .fd = from_fd ? x->in_fd : -1,
                         .base = from_fd ? x->in_off : 0,
-                        .len = from_fd ? (uint64_t)x->in_len : (x->body ? x->len : 0)};
+                        .len = from_fd ? (uint64_t)x->in_len : (x->body ? x->len : 0),
+                        .ready = from_fd ? x->in_ready : NULL,
+                        .ready_ctx = x->in_ctx};
     if (is_get || is_head) {
         if (is_head)
             rc |= curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
