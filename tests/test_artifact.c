@@ -1405,7 +1405,7 @@ static int count_puts(int status, int *all) {
 
 /* What the hook does, once, when `at` bytes are copied, after waiting
  * until the server has the PUT that follows the copy. */
-enum { F_WAIT_PUT, F_SHRINK, F_GROW };
+enum { F_WAIT_PUT, F_WAIT_SENT, F_SHRINK, F_GROW };
 static struct {
     int what;
     int64_t at;
@@ -1430,6 +1430,10 @@ static void piece_hook(int src, int64_t copied, int64_t size) {
     fh.saw_put = all;
     switch (fh.what) {
     case F_WAIT_PUT:
+        break;
+    case F_WAIT_SENT: /* and stored, before the copy has said it is complete */
+        TU_WAIT_UNTIL(count_puts(200, &all) >= 1, 10000);
+        fh.saw_put = 1 + count_puts(200, &all);
         break;
     case F_SHRINK:
         assert_int_equal(truncate(fh.path, (off_t)fh.to), 0);
@@ -1483,6 +1487,37 @@ static void test_upload_follows_copy(void **state) {
     uint64_t bytes = 0;
     assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
     assert_int_equal(bytes, (uint64_t)n);
+    assert_int_equal(count_store_files(store, ".art"), 0);
+    assert_int_equal(count_store_files(store, ".blob"), 0);
+    assert_int_equal(mlo_client_close(c), MLO_OK);
+    free(data);
+    tu_rm_rf(dir);
+    free(dir);
+    free(store);
+    free(f);
+}
+
+/* The upload that followed the copy is done before the log call has said
+ * the copy is complete (the hook holds it after the last piece until the
+ * server has stored the file): the hand-over still finds it sent; one
+ * PUT. */
+static void test_follow_done_first(void **state) {
+    (void)state;
+    char *dir = tmpdir("first"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    size_t n = ((size_t)9 << 20) + 3;
+    unsigned char *data = pattern(n);
+    write_file(f, (const char *)data, n);
+    copts co = {.store = store};
+    mlo_client_t *c = open_client(NULL, &co);
+    memset(&fh, 0, sizeof fh);
+    fh.what = F_WAIT_SENT;
+    fh.at = (int64_t)n;
+    mlo_run_t *run = log_hooked(c, f, "art-first", 60000);
+    assert_int_equal(fh.saw_put, 2); /* stored while the hook held the call */
+    assert_stored(run, "m/m.bin", data, n);
+    int all = 0;
+    assert_int_equal(count_puts(200, &all), 1);
+    assert_int_equal(all, 1);
     assert_int_equal(count_store_files(store, ".art"), 0);
     assert_int_equal(count_store_files(store, ".blob"), 0);
     assert_int_equal(mlo_client_close(c), MLO_OK);
@@ -1688,6 +1723,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_manifest_set_sha, setup),
         cmocka_unit_test_setup(test_digest_while_sending, setup),
         cmocka_unit_test_setup(test_upload_follows_copy, setup),
+        cmocka_unit_test_setup(test_follow_done_first, setup),
         cmocka_unit_test_setup(test_follow_source_shrinks, setup),
         cmocka_unit_test_setup(test_follow_source_grows, setup),
         cmocka_unit_test_setup(test_follow_put_fails, setup),

@@ -428,6 +428,7 @@ int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, 
 typedef struct staged {
     char id[96];
     char *rel;
+    mlo_art_stream *stream; /* the upload that followed its copy, until the hand-over */
     int64_t size;
     char sha[65]; /* "": computed after the hand-over */
     mlo_blob_ident ident;
@@ -505,26 +506,25 @@ static int stage_hash(stager *s, staged *g, int may_skip, int *sent) {
 /* The upload that follows the copy of one large file (stage_one). */
 typedef struct follow {
     stager *s;
-    const staged *g;
+    staged *g;
     int src, out; /* the caller's file, the blob being written */
     int64_t size; /* the source's size when the copy began */
     int asked;
-    mlo_art_stream *stream;
 } follow;
 
 void (*mlo__artifact_piece_hook)(int src, int64_t copied, int64_t size);
 
 static void follow_progress(void *ctx, int64_t copied) {
     follow *f = ctx;
-    if (mlo__artifact_piece_hook)
-        mlo__artifact_piece_hook(f->src, copied, f->size);
     if (!f->asked) {
         f->asked = 1;
-        f->stream = mlo__uploader_stream_open(f->s->u, f->s->r->local_id, f->g->id, f->g->rel,
-                                              f->out, f->size, copied);
-    } else if (f->stream) {
-        mlo__uploader_stream_grow(f->s->u, f->stream, copied);
+        f->g->stream = mlo__uploader_stream_open(f->s->u, f->s->r->local_id, f->g->rel, f->out,
+                                                 f->size, copied);
+    } else if (f->g->stream) {
+        mlo__uploader_stream_grow(f->s->u, f->g->stream, copied);
     }
+    if (mlo__artifact_piece_hook)
+        mlo__artifact_piece_hook(f->src, copied, f->size);
 }
 
 /* Copies fd (or the stager's memory when fd < 0) into a new blob. */
@@ -571,8 +571,8 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
         int rc = mlo__artifact_copy(fd, out, methods, s->buf, CHUNK, g->sha, &g->size, &used, &side,
                                     follows ? follow_progress : NULL, &f);
         int e = errno;
-        if (f.stream) /* before the hand-over, which looks for what it sent */
-            mlo__uploader_stream_close(s->u, f.stream, rc == 0, g->size);
+        if (g->stream) /* before the manifest says the blob is complete */
+            mlo__uploader_stream_copied(s->u, g->stream, rc == 0, g->size);
         if (rc != 0) {
             st = side ? MLO_ERR_STORE : MLO_ERR_IO;
             mlo__env_report(env, st, 0, "log_artifact: cannot %s %s: %s", side ? "write" : "read",
@@ -608,6 +608,8 @@ static int stage_one(stager *s, int fd, const char *shown, const char *rel) {
         unlink(tmp);
         unlink(blob);
         free(g->rel);
+        if (g->stream)
+            mlo__uploader_stream_release(s->u, g->stream);
     } else {
         s->n++;
     }
@@ -637,25 +639,36 @@ static void stage_rollback(stager *s, size_t manifests) {
 }
 
 static void stage_free(stager *s) {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         free(s->v[i].rel);
+        if (s->v[i].stream) /* not handed over: the call failed */
+            mlo__uploader_stream_release(s->u, s->v[i].stream);
+    }
     free(s->v);
     free(s->dir);
     free(s->buf);
 }
 
 /* Hands the staged files of run lid over to the uploader (if any). */
-static int hand_over(mlo_client *c, const char *lid, const stager *s) {
+static int hand_over(mlo_client *c, const char *lid, stager *s) {
     mlo_uploader *u = mlo__client_uploader(c);
     if (!u || !s->n)
         return MLO_OK;
     const char **ids = calloc(s->n, sizeof *ids);
-    if (!ids)
-        return MLO_ERR_NO_MEMORY;
-    for (size_t i = 0; i < s->n; i++)
-        ids[i] = s->v[i].id;
-    int st = mlo__uploader_hand_over(u, lid, ids, s->n);
+    mlo_art_stream **streams = calloc(s->n, sizeof *streams);
+    int st = MLO_ERR_NO_MEMORY;
+    if (ids && streams) {
+        for (size_t i = 0; i < s->n; i++) {
+            ids[i] = s->v[i].id;
+            streams[i] = s->v[i].stream;
+        }
+        st = mlo__uploader_hand_over(u, lid, ids, streams, s->n);
+    }
+    if (st == MLO_OK)
+        for (size_t i = 0; i < s->n; i++)
+            s->v[i].stream = NULL; /* the uploader's now */
     free(ids);
+    free(streams);
     return st;
 }
 

@@ -49,7 +49,8 @@ int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, 
 
 /* Tests only (NULL otherwise): called by the log call after each piece of
  * the copy of a file whose upload may follow the copy, with the source's
- * descriptor, the bytes copied and the source's size when the copy began.
+ * descriptor, the bytes copied (offered to the upload already) and the
+ * source's size when the copy began.
  * Lets a test pause the copy, or change the source under it. */
 extern void (*mlo__artifact_piece_hook)(int src, int64_t copied, int64_t size);
 

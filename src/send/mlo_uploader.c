@@ -102,14 +102,13 @@ enum { U_QUEUED, U_SENDING, U_SENT, U_FAILED }; /* the upload */
 
 struct mlo_art_stream {
     struct mlo_art_stream *next;
-    char id[96];
     char lid[33];
     char *rel;
     int fd;         /* the blob being written, the uploader's own descriptor */
     int64_t size;   /* the source's size when the copy began: what is sent */
     int64_t copied; /* bytes of the blob complete */
     int copy, up;
-    int refs; /* the log call until it closes, the worker while sending, the item */
+    int refs; /* the log call until the hand-over, then its item; the worker while sending */
 };
 
 enum { RUN_UNKNOWN = 0, RUN_READY, RUN_NOT_PROXIED };
@@ -821,8 +820,8 @@ static void stream_send(mlo_uploader *a, mlo_art_stream *s) {
     pthread_mutex_unlock(&a->lock);
 }
 
-mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, const char *id,
-                                          const char *rel, int fd, int64_t size, int64_t copied) {
+mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, const char *rel, int fd,
+                                          int64_t size, int64_t copied) {
     /* not what goes through multipart (read-only settings: no race) */
     if (!a || !a->api || size <= 0 || (a->mpu.enabled && size >= a->mpu.min_size))
         return NULL;
@@ -838,7 +837,6 @@ mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, cons
         free(s);
         return NULL;
     }
-    snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->lid, sizeof s->lid, "%.32s", lid);
     s->size = size;
     s->copied = copied;
@@ -860,7 +858,7 @@ void mlo__uploader_stream_grow(mlo_uploader *a, mlo_art_stream *s, int64_t copie
     pthread_mutex_unlock(&a->lock);
 }
 
-void mlo__uploader_stream_close(mlo_uploader *a, mlo_art_stream *s, int ok, int64_t size) {
+void mlo__uploader_stream_copied(mlo_uploader *a, mlo_art_stream *s, int ok, int64_t size) {
     pthread_mutex_lock(&a->lock);
     s->copy = ok && size == s->size ? C_DONE : C_FAILED;
     if (s->copy == C_DONE)
@@ -868,6 +866,17 @@ void mlo__uploader_stream_close(mlo_uploader *a, mlo_art_stream *s, int ok, int6
     if (s->up == U_QUEUED)
         s->up = U_FAILED; /* not started: the blob takes the usual way */
     pthread_cond_broadcast(&a->grow_cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+void mlo__uploader_stream_release(mlo_uploader *a, mlo_art_stream *s) {
+    pthread_mutex_lock(&a->lock);
+    if (s->copy == C_COPYING) { /* the call failed mid-copy: stop the upload */
+        s->copy = C_FAILED;
+        if (s->up == U_QUEUED)
+            s->up = U_FAILED;
+        pthread_cond_broadcast(&a->grow_cond);
+    }
     stream_unref(a, s);
     pthread_mutex_unlock(&a->lock);
     mlo__worker_wake(&a->w); /* a descriptor to close, maybe */
@@ -983,7 +992,8 @@ mlo_uploader *mlo__uploader_start(mlo_env *env, mlo_store *st, mlo_runs *runs) {
     return a;
 }
 
-int mlo__uploader_hand_over(mlo_uploader *a, const char *lid, const char *const *ids, size_t n) {
+int mlo__uploader_hand_over(mlo_uploader *a, const char *lid, const char *const *ids,
+                            mlo_art_stream *const *streams, size_t n) {
     art_item **items = calloc(n ? n : 1, sizeof *items);
     if (!items)
         return MLO_ERR_NO_MEMORY;
@@ -1001,12 +1011,7 @@ int mlo__uploader_hand_over(mlo_uploader *a, const char *lid, const char *const 
         it->seq = ++a->seq;
         snprintf(it->id, sizeof it->id, "%s", ids[i]);
         snprintf(it->lid, sizeof it->lid, "%.32s", lid);
-        for (mlo_art_stream *st = a->streams; st; st = st->next)
-            if (!strcmp(st->id, it->id)) {
-                it->stream = st;
-                st->refs++;
-                break;
-            }
+        it->stream = streams ? streams[i] : NULL; /* the log call's reference */
         list_push(a, it);
     }
     pthread_mutex_unlock(&a->lock);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 typedef struct mlo_uploader mlo_uploader;
+typedef struct mlo_art_stream mlo_art_stream;
 
 /* Starts the uploader of a client with a store and a tracking URI: its own
  * staged artifacts (handed over) and those of the dead processes the store
@@ -19,25 +20,30 @@ typedef struct mlo_uploader mlo_uploader;
  * memory. */
 mlo_uploader *mlo__uploader_start(mlo_env *env, mlo_store *st, mlo_runs *runs);
 /* The log call: files ids[0..n) (ids "<procid>-<n>", staged with their
- * manifests) of run lid are to be uploaded.  MLO_OK or MLO_ERR_NO_MEMORY. */
-int mlo__uploader_hand_over(mlo_uploader *u, const char *lid, const char *const *ids, size_t n);
+ * manifests) of run lid are to be uploaded; streams (NULL, or NULL
+ * entries) the uploads that followed their copies
+ * (mlo__uploader_stream_open), taken over on success.  MLO_OK or
+ * MLO_ERR_NO_MEMORY. */
+int mlo__uploader_hand_over(mlo_uploader *u, const char *lid, const char *const *ids,
+                            mlo_art_stream *const *streams, size_t n);
 /* Uploading a large file while the log call copies it into its blob (the
  * upload starts with the copy instead of after it).  The log call, once the
- * copy of staged file id (run lid, artifact path rel, the blob open as fd:
+ * copy of a file (run lid, artifact path rel, the blob open as fd:
  * duplicated) is under way, with `copied` of the source's `size` bytes
  * done: the uploader may start sending, reading the blob only as far as
  * it is copied.  NULL: not offered (no uploader, multipart size, out of
  * memory): the usual hand-over only.  Then _grow as the copy goes on, and
- * _close (ok: the copy succeeded, at `size` bytes) before the manifest is
- * handed over: the hand-over of id finds what was sent, and the upload is
- * not repeated when the blob was sent whole and is unchanged.  An upload
- * not yet started when the copy ends is not started (the usual way is as
- * fast then); one under way when the copy fails is stopped. */
-typedef struct mlo_art_stream mlo_art_stream;
-mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *u, const char *lid, const char *id,
-                                          const char *rel, int fd, int64_t size, int64_t copied);
+ * _copied (ok: the copy succeeded, at `size` bytes) when it ends, before
+ * the manifest is written.  The handle then goes with the hand-over (the
+ * upload is not repeated when the blob was sent whole and is unchanged),
+ * or, if the call fails before, to _release.  An upload not yet started
+ * when the copy ends is not started (the usual way is as fast then); one
+ * under way when the copy fails is stopped. */
+mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *u, const char *lid, const char *rel, int fd,
+                                          int64_t size, int64_t copied);
 void mlo__uploader_stream_grow(mlo_uploader *u, mlo_art_stream *s, int64_t copied);
-void mlo__uploader_stream_close(mlo_uploader *u, mlo_art_stream *s, int ok, int64_t size);
+void mlo__uploader_stream_copied(mlo_uploader *u, mlo_art_stream *s, int ok, int64_t size);
+void mlo__uploader_stream_release(mlo_uploader *u, mlo_art_stream *s);
 /* The log call, once it has computed the SHA-256 of staged file id (its
  * manifest was handed over with the digest pending, so the upload could start
  * at once): writes it into the manifest (mlo__manifest_set_sha), serialised
