@@ -1448,53 +1448,83 @@ static void piece_hook(int src, int64_t copied, int64_t size) {
     }
 }
 
-/* Logs f with the hook set, then flushes (within flush_ms); returns the run. */
-static mlo_run_t *log_hooked(mlo_client_t *c, const char *f, const char *name, int flush_ms) {
+/* One case of the upload that follows the copy: a file of n bytes (the
+ * pattern; data holds `cap` bytes of it, for a file that grows), a client
+ * on a store of its own, and the hook set to `what` at `at` bytes. */
+typedef struct fcase {
+    const char *tag; /* also the run's name */
+    char *dir, *store, *f;
+    unsigned char *data;
+    size_t n;
+    mlo_client_t *c;
     mlo_run_t *run;
-    assert_int_equal(mlo_start_run(c, name, NULL, NULL, &run), MLO_OK);
-    assert_int_equal(mlo_client_flush(c, 10000), MLO_OK); /* created on the server */
+} fcase;
+
+static void fcase_open(fcase *k, const char *tag, size_t n, size_t cap, double timeout_s, int what,
+                       int64_t at) {
+    memset(k, 0, sizeof *k);
+    k->tag = tag;
+    k->dir = tmpdir(tag);
+    k->store = path_join(k->dir, "store");
+    k->f = path_join(k->dir, "m.bin");
+    k->n = n;
+    k->data = pattern(cap > n ? cap : n);
+    write_file(k->f, (const char *)k->data, n);
+    copts co = {.store = k->store, .timeout_s = timeout_s};
+    k->c = open_client(NULL, &co);
+    memset(&fh, 0, sizeof fh);
+    fh.what = what;
+    fh.at = at;
+    fh.path = k->f;
+}
+
+/* Logs the file with the hook set, deletes it, then flushes within
+ * flush_ms; the hook must have acted, after seeing the PUT under way. */
+static void fcase_log(fcase *k, int flush_ms) {
+    assert_int_equal(mlo_start_run(k->c, k->tag, NULL, NULL, &k->run), MLO_OK);
+    assert_int_equal(mlo_client_flush(k->c, 10000), MLO_OK); /* created on the server */
     free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
     mlo__artifact_piece_hook = piece_hook;
-    int st = mlo_log_artifact(run, f, "m");
+    int st = mlo_log_artifact(k->run, k->f, "m");
     mlo__artifact_piece_hook = NULL;
     assert_int_equal(st, MLO_OK);
-    assert_int_equal(unlink(f), 0);
-    assert_int_equal(mlo_client_flush(c, flush_ms), MLO_OK);
-    return run;
+    assert_int_equal(unlink(k->f), 0);
+    assert_int_equal(mlo_client_flush(k->c, flush_ms), MLO_OK);
+    assert_true(fh.done);
+    assert_true(fh.saw_put >= 1);
+}
+
+/* The server holds exactly `len` bytes of the pattern, the client counted
+ * them, the store is empty; closes the client and frees the case. */
+static void fcase_close(fcase *k, size_t len) {
+    assert_stored(k->run, "m/m.bin", k->data, len);
+    uint64_t bytes = 0;
+    assert_int_equal(mlo_client_stat(k->c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
+    assert_int_equal(bytes, (uint64_t)len);
+    assert_int_equal(count_store_files(k->store, ".art"), 0);
+    assert_int_equal(count_store_files(k->store, ".blob"), 0);
+    assert_int_equal(mlo_client_close(k->c), MLO_OK);
+    free(k->data);
+    tu_rm_rf(k->dir);
+    free(k->dir);
+    free(k->store);
+    free(k->f);
 }
 
 /* A large file is sent while it is copied: with the copy held at half
  * way, the server already has the PUT; one PUT in all, the bytes exact. */
 static void test_upload_follows_copy(void **state) {
     (void)state;
-    char *dir = tmpdir("follow"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    fcase k;
     size_t n = ((size_t)16 << 20) + 5;
-    unsigned char *data = pattern(n);
-    write_file(f, (const char *)data, n);
-    copts co = {.store = store};
-    mlo_client_t *c = open_client(NULL, &co);
-    memset(&fh, 0, sizeof fh);
-    fh.what = F_WAIT_PUT;
-    fh.at = (int64_t)n / 2;
-    mlo_run_t *run = log_hooked(c, f, "art-follow", 60000);
-    assert_true(fh.done);
+    fcase_open(&k, "follow", n, 0, 0, F_WAIT_PUT, (int64_t)n / 2);
+    fcase_log(&k, 60000);
     assert_int_equal(fh.size, (int64_t)n);
     assert_int_equal(fh.saw_put, 1); /* under way before the copy was complete */
-    assert_stored(run, "m/m.bin", data, n);
     int all = 0;
     assert_int_equal(count_puts(200, &all), 1);
     assert_int_equal(all, 1); /* not sent again after the copy */
-    uint64_t bytes = 0;
-    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
-    assert_int_equal(bytes, (uint64_t)n);
-    assert_int_equal(count_store_files(store, ".art"), 0);
-    assert_int_equal(count_store_files(store, ".blob"), 0);
-    assert_int_equal(mlo_client_close(c), MLO_OK);
-    free(data);
-    tu_rm_rf(dir);
-    free(dir);
-    free(store);
-    free(f);
+    fcase_close(&k, n);
 }
 
 /* The upload that followed the copy is done before the log call has said
@@ -1503,29 +1533,15 @@ static void test_upload_follows_copy(void **state) {
  * PUT. */
 static void test_follow_done_first(void **state) {
     (void)state;
-    char *dir = tmpdir("first"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    fcase k;
     size_t n = ((size_t)9 << 20) + 3;
-    unsigned char *data = pattern(n);
-    write_file(f, (const char *)data, n);
-    copts co = {.store = store};
-    mlo_client_t *c = open_client(NULL, &co);
-    memset(&fh, 0, sizeof fh);
-    fh.what = F_WAIT_SENT;
-    fh.at = (int64_t)n;
-    mlo_run_t *run = log_hooked(c, f, "art-first", 60000);
+    fcase_open(&k, "first", n, 0, 0, F_WAIT_SENT, (int64_t)n);
+    fcase_log(&k, 60000);
     assert_int_equal(fh.saw_put, 2); /* stored while the hook held the call */
-    assert_stored(run, "m/m.bin", data, n);
     int all = 0;
     assert_int_equal(count_puts(200, &all), 1);
     assert_int_equal(all, 1);
-    assert_int_equal(count_store_files(store, ".art"), 0);
-    assert_int_equal(count_store_files(store, ".blob"), 0);
-    assert_int_equal(mlo_client_close(c), MLO_OK);
-    free(data);
-    tu_rm_rf(dir);
-    free(dir);
-    free(store);
-    free(f);
+    fcase_close(&k, n);
 }
 
 /* The file shrinks during the copy: the upload that followed it stops
@@ -1533,34 +1549,18 @@ static void test_follow_done_first(void **state) {
  * shorter file, is sent the usual way. */
 static void test_follow_source_shrinks(void **state) {
     (void)state;
-    char *dir = tmpdir("shrink"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
-    size_t n = (size_t)16 << 20, cut = ((size_t)10 << 20) + 7;
-    unsigned char *data = pattern(n);
-    write_file(f, (const char *)data, n);
+    fcase k;
+    size_t cut = ((size_t)10 << 20) + 7;
     /* the request timeout far above the flush's: an upload left waiting
      * for bytes that never come would hold the flush past its deadline */
-    copts co = {.store = store, .timeout_s = 300};
-    mlo_client_t *c = open_client(NULL, &co);
-    memset(&fh, 0, sizeof fh);
-    fh.what = F_SHRINK;
-    fh.at = 4 << 20;
-    fh.path = f;
+    fcase_open(&k, "shrink", (size_t)16 << 20, 0, 300, F_SHRINK, 4 << 20);
     fh.to = (int64_t)cut;
-    mlo_run_t *run = log_hooked(c, f, "art-shrink", 30000);
-    assert_true(fh.done);
-    assert_int_equal(fh.saw_put, 1);
-    assert_stored(run, "m/m.bin", data, cut);
+    fcase_log(&k, 30000);
     int all = 0;
     assert_int_equal(count_puts(200, &all), 1);
     assert_int_equal(count_puts(0, &all), 1); /* the one that followed the copy: cut off */
     assert_int_equal(all, 2);
-    assert_int_equal(count_store_files(store, ".art"), 0);
-    assert_int_equal(mlo_client_close(c), MLO_OK);
-    free(data);
-    tu_rm_rf(dir);
-    free(dir);
-    free(store);
-    free(f);
+    fcase_close(&k, cut);
 }
 
 /* The file grows during the copy: the copy takes the new end, the upload
@@ -1568,34 +1568,16 @@ static void test_follow_source_shrinks(void **state) {
  * file is sent again, whole; the server ends with every byte. */
 static void test_follow_source_grows(void **state) {
     (void)state;
-    char *dir = tmpdir("grow"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    fcase k;
     size_t n = (size_t)12 << 20, more = ((size_t)3 << 20) + 11;
-    unsigned char *data = pattern(n + more);
-    write_file(f, (const char *)data, n);
-    copts co = {.store = store};
-    mlo_client_t *c = open_client(NULL, &co);
-    memset(&fh, 0, sizeof fh);
-    fh.what = F_GROW;
-    fh.at = 2 << 20;
-    fh.path = f;
-    fh.more = data + n;
+    fcase_open(&k, "grow", n, n + more, 0, F_GROW, 2 << 20);
+    fh.more = k.data + n;
     fh.nmore = more;
-    mlo_run_t *run = log_hooked(c, f, "art-grow", 60000);
-    assert_true(fh.done);
-    assert_int_equal(fh.saw_put, 1);
-    assert_stored(run, "m/m.bin", data, n + more);
+    fcase_log(&k, 60000);
     int all = 0;
     assert_int_equal(count_puts(200, &all), 2); /* n bytes as it followed, then all of it */
     assert_int_equal(all, 2);
-    uint64_t bytes = 0;
-    assert_int_equal(mlo_client_stat(c, MLO_STAT_ARTIFACT_BYTES, &bytes), MLO_OK);
-    assert_int_equal(bytes, (uint64_t)(n + more));
-    assert_int_equal(mlo_client_close(c), MLO_OK);
-    free(data);
-    tu_rm_rf(dir);
-    free(dir);
-    free(store);
-    free(f);
+    fcase_close(&k, n + more);
 }
 
 /* The PUT that follows the copy is refused (503) on every attempt the
@@ -1603,32 +1585,19 @@ static void test_follow_source_grows(void **state) {
  * once the copy is complete. */
 static void test_follow_put_fails(void **state) {
     (void)state;
-    char *dir = tmpdir("follow503"), *store = path_join(dir, "store"), *f = path_join(dir, "m.bin");
+    fcase k;
     size_t n = ((size_t)12 << 20) + 1;
-    unsigned char *data = pattern(n);
-    write_file(f, (const char *)data, n);
-    copts co = {.store = store};
-    mlo_client_t *c = open_client(NULL, &co);
-    memset(&fh, 0, sizeof fh);
-    fh.what = F_WAIT_PUT;
-    fh.at = 6 << 20;
+    fcase_open(&k, "follow503", n, 0, 0, F_WAIT_PUT, 6 << 20);
     assert_int_equal(testsrv_fault(srv, "{\"status\": 503, \"count\": 3, \"method\": \"PUT\", "
                                         "\"path_prefix\": \"" ART_PUT "\"}"),
                      0);
-    mlo_run_t *run = log_hooked(c, f, "art-follow503", 60000);
+    fcase_log(&k, 60000);
     tu_faults_clear(srv);
-    assert_int_equal(fh.saw_put, 1);
-    assert_stored(run, "m/m.bin", data, n);
     int all = 0;
     assert_int_equal(count_puts(200, &all), 1);
     assert_int_equal(count_puts(503, &all), 3);
     assert_int_equal(all, 4);
-    assert_int_equal(mlo_client_close(c), MLO_OK);
-    free(data);
-    tu_rm_rf(dir);
-    free(dir);
-    free(store);
-    free(f);
+    fcase_close(&k, n);
 }
 
 /* mlo__manifest_set_sha: the pending digest written in place (same inode:
