@@ -355,25 +355,9 @@ static void no_secret(const char *msg, const char *secret) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mlo_fuzz_accepted = -1;
-    static const char *const known[] = {"MLFLOW_TRACKING_URI",
-                                        "MLFLOW_EXPERIMENT_NAME",
-                                        "MLFLOW_EXPERIMENT_ID",
-                                        "MLFLOW_RUN_ID",
-                                        "MLFLOW_TRACKING_USERNAME",
-                                        "MLFLOW_TRACKING_PASSWORD",
-                                        "MLFLOW_TRACKING_TOKEN",
-                                        "MLFLOW_TRACKING_INSECURE_TLS",
-                                        "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                                        "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-                                        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-                                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-                                        "MLFLOW_HTTP_REQUEST_TIMEOUT",
-                                        "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
-                                        "MLO_STORE_DIR"};
     /* whatever the surrounding environment holds must not leak into an input */
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        unsetenv(known[i]);
+    for (size_t i = 0; mlo__config_env[i]; i++)
+        unsetenv(mlo__config_env[i]);
 
     char *text = malloc(size + 1);
     if (!text)

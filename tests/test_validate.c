@@ -121,23 +121,8 @@ static void test_value_truncation(void **state) {
 }
 
 static void clear_env(void) {
-    const char *vars[] = {"MLFLOW_TRACKING_URI",
-                          "MLFLOW_EXPERIMENT_NAME",
-                          "MLFLOW_EXPERIMENT_ID",
-                          "MLFLOW_RUN_ID",
-                          "MLFLOW_TRACKING_TOKEN",
-                          "MLFLOW_TRACKING_USERNAME",
-                          "MLFLOW_TRACKING_PASSWORD",
-                          "MLFLOW_TRACKING_INSECURE_TLS",
-                          "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                          "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-                          "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                          "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-                          "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-                          "MLFLOW_HTTP_REQUEST_TIMEOUT",
-                          "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
-        unsetenv(vars[i]);
+    for (size_t i = 0; mlo__config_env[i]; i++)
+        unsetenv(mlo__config_env[i]);
 }
 
 static void test_config_env(void **state) {

@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include "mlo_config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -93,27 +95,8 @@ void tu_init(const char *name) {
     }
     scratch_owner = getpid();
     atexit(remove_scratch);
-    static const char *const clear[] = {"MLFLOW_TRACKING_URI",
-                                        "MLFLOW_EXPERIMENT_NAME",
-                                        "MLFLOW_EXPERIMENT_ID",
-                                        "MLFLOW_RUN_ID",
-                                        "MLFLOW_TRACKING_TOKEN",
-                                        "MLFLOW_TRACKING_USERNAME",
-                                        "MLFLOW_TRACKING_PASSWORD",
-                                        "MLFLOW_TRACKING_INSECURE_TLS",
-                                        "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                                        "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-                                        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                        "MLFLOW_HTTP_REQUEST_TIMEOUT",
-                                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-                                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-                                        "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
-                                        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD",
-                                        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE",
-                                        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE",
-                                        "MLO_MAX_INFLIGHT"};
-    for (size_t i = 0; i < sizeof clear / sizeof clear[0]; i++)
-        unsetenv(clear[i]);
+    for (size_t i = 0; mlo__config_env[i]; i++)
+        unsetenv(mlo__config_env[i]);
     char store[PATH_MAX + 16];
     snprintf(store, sizeof store, "%s/default-store", scratch);
     setenv("MLO_STORE_DIR", store, 1);

@@ -15,6 +15,7 @@
 
 #include "mlo_validate.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -442,7 +443,44 @@ int mlo__config_set_clock(mlo_options_t *o, const mlo_clock *clock) {
 
 /* ---- resolution ---------------------------------------------------------- */
 
+const char *const mlo__config_env[] = {"MLFLOW_TRACKING_URI",
+                                       "MLFLOW_EXPERIMENT_NAME",
+                                       "MLFLOW_EXPERIMENT_ID",
+                                       "MLFLOW_RUN_ID",
+                                       "MLFLOW_TRACKING_TOKEN",
+                                       "MLFLOW_TRACKING_USERNAME",
+                                       "MLFLOW_TRACKING_PASSWORD",
+                                       "MLFLOW_TRACKING_INSECURE_TLS",
+                                       "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                                       "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+                                       "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                       "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                                       "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+                                       "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
+                                       "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD",
+                                       "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE",
+                                       "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE",
+                                       "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING",
+                                       "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL",
+                                       "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING",
+                                       "MLFLOW_SYSTEM_METRICS_NODE_ID",
+                                       "MLO_STORE_DIR",
+                                       "MLO_STORE_RETENTION",
+                                       "MLO_STORE_MAX_BYTES",
+                                       "MLO_MAX_INFLIGHT",
+                                       NULL};
+
+static int env_listed(const char *name) {
+    for (size_t i = 0; mlo__config_env[i]; i++)
+        if (!strcmp(mlo__config_env[i], name))
+            return 1;
+    return 0;
+}
+
 static const char *env(const char *name) {
+    assert(env_listed(name) && "add it to mlo__config_env");
+    (void)env_listed;
     const char *v = getenv(name);
     return v && *v ? v : NULL;
 }

@@ -89,6 +89,12 @@ typedef struct mlo_config {
  * returns a status and writes a message into err. */
 int mlo__config_resolve(const mlo_options_t *opts, mlo_config *cfg, char *err, size_t errlen);
 void mlo__config_free(mlo_config *cfg);
+/* Every environment variable that changes a client's behaviour: those
+ * mlo__config_resolve reads (an assertion there keeps this list whole) and
+ * the multipart settings (rest/mlo_api_artifacts.c).  NULL-terminated.  Tests
+ * clear them, so that the environment they run in cannot change what they
+ * check. */
+extern const char *const mlo__config_env[];
 
 /* Test and benchmark hooks on options (not in the public header). */
 /* The queue implementation: 0 ring, 1 mutex. */

@@ -366,6 +366,7 @@ static int64_t env_size(const char *name, int64_t def) {
     return n;
 }
 
+/* (these variables are in mlo__config_env too) */
 void mlo__api_mpu_cfg_read(mlo_mpu_cfg *m) {
     m->enabled = !env_bool_false(getenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"));
     m->min_size = env_size("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", MPU_MIN_DEFAULT);
