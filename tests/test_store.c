@@ -348,8 +348,8 @@ static void test_corrupted_segment(void **state) {
 static void test_truncated_segment(void **state) {
     (void)state;
     char *store = new_store();
-    /* a block per flush: the writer's own interval never comes (under TSan on a
-     * loaded machine it once committed 235 points in the first two blocks) */
+    /* blocks end at the flushes, not at the writer's own interval, which
+     * never comes */
     tu_client_cfg k = {.store = store, .retries = -1, .flush_ms = 60000};
     mlo_client_t *c = tu_open(&k);
     mlo_run_t *run;
@@ -368,8 +368,16 @@ static void test_truncated_segment(void **state) {
     assert_int_equal(mlo__sync_store(store, testsrv_uri(srv), NULL, NULL, err, sizeof err), MLO_OK);
     json_t *d = tu_dump(srv);
     json_t *r = tu_run_by_tag(d, "mlflow.runName", "torn");
-    assert_int_equal(tu_count_metric(r, "v"), 200); /* the first two blocks */
-    assert_non_null(tu_metric_at(r, "v", 199));
+    /* the blocks before the torn one: the first two batches at least (each
+     * flush ends a block), and maybe the start of the third, which the
+     * writer's cycle right after the second flush may have committed on its
+     * own; never its last point, which is in the torn block */
+    size_t n = tu_count_metric(r, "v");
+    printf("torn segment: %zu points kept\n", n);
+    assert_true(n >= 200 && n < 300);
+    for (size_t i = 0; i < n; i++)
+        assert_non_null(tu_metric_at(r, "v", (int64_t)i));
+    assert_null(tu_metric_at(r, "v", 299));
     json_decref(d);
     free(seg);
     tu_rm_rf(store);
