@@ -23,6 +23,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1600,6 +1601,66 @@ static void test_follow_put_fails(void **state) {
     fcase_close(&k, n);
 }
 
+/* ---- the log call gives way to an upload that will end first ---- */
+
+/* Logs k's file (no hook) into a new run, with the digests the log call
+ * computed after the hand-over meanwhile (*digests) and the PUTs the server
+ * had answered 200 when it returned (*done). */
+static void log_weighed(fcase *k, uint64_t *digests, int *done) {
+    assert_int_equal(mlo_start_run(k->c, k->tag, NULL, NULL, &k->run), MLO_OK);
+    assert_int_equal(mlo_client_flush(k->c, 10000), MLO_OK); /* created on the server */
+    free(testsrv_post(srv, "/_test/requests/clear", "{}", NULL));
+    uint64_t d0 = atomic_load(&mlo__artifact_late_digests);
+    assert_int_equal(mlo_log_artifact(k->run, k->f, "m"), MLO_OK);
+    *digests = atomic_load(&mlo__artifact_late_digests) - d0;
+    int all = 0;
+    *done = count_puts(200, &all);
+    assert_int_equal(unlink(k->f), 0);
+    assert_int_equal(mlo_client_flush(k->c, 60000), MLO_OK);
+}
+
+/* The server holds the PUT's body 300 ms; the digest and fsyncs are
+ * reckoned slower (at 1 MB/s): the call waits for the upload, returns once
+ * the server has the file, and computes no digest. */
+static void test_give_way_to_upload(void **state) {
+    (void)state;
+    fcase k;
+    size_t n = ((size_t)16 << 20) + 9;
+    fcase_open(&k, "giveway", n, 0, 0, -1, 0);
+    assert_int_equal(testsrv_fault(srv, "{\"delay_ms\": 300, \"count\": 1, \"method\": \"PUT\", "
+                                        "\"process\": true, \"path_prefix\": \"" ART_PUT "\"}"),
+                     0);
+    mlo__artifact_hash_bps = 1e6;
+    uint64_t digests = 0;
+    int done = 0;
+    log_weighed(&k, &digests, &done);
+    mlo__artifact_hash_bps = 0;
+    tu_faults_clear(srv);
+    assert_int_equal(done, 1);
+    assert_int_equal(digests, 0);
+    fcase_close(&k, n);
+}
+
+/* The server holds the body 2.5 s: a stalled upload is not waited for;
+ * the call computes the digest (and forces the file to disk) and returns
+ * before the server has it. */
+static void test_no_give_way_to_slow_upload(void **state) {
+    (void)state;
+    fcase k;
+    size_t n = ((size_t)16 << 20) + 9;
+    fcase_open(&k, "slowput", n, 0, 0, -1, 0);
+    assert_int_equal(testsrv_fault(srv, "{\"delay_ms\": 2500, \"count\": 1, \"method\": \"PUT\", "
+                                        "\"process\": true, \"path_prefix\": \"" ART_PUT "\"}"),
+                     0);
+    uint64_t digests = 0;
+    int done = 0;
+    log_weighed(&k, &digests, &done);
+    tu_faults_clear(srv);
+    assert_int_equal(done, 0);
+    assert_int_equal(digests, 1);
+    fcase_close(&k, n);
+}
+
 /* mlo__manifest_set_sha: the pending digest written in place (same inode:
  * an uploader's flock stays valid), into <id>.failed if the manifest was
  * refused for good meanwhile, nothing if it was sent. */
@@ -1696,6 +1757,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup(test_follow_source_shrinks, setup),
         cmocka_unit_test_setup(test_follow_source_grows, setup),
         cmocka_unit_test_setup(test_follow_put_fails, setup),
+        cmocka_unit_test_setup(test_give_way_to_upload, setup),
+        cmocka_unit_test_setup(test_no_give_way_to_slow_upload, setup),
     };
     int rc = tu_run_group("test_artifact", tests, sizeof tests / sizeof tests[0], argc, argv);
     testsrv_stop(srv);

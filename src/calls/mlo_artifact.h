@@ -7,6 +7,7 @@
 #ifndef MLO_ARTIFACT_H
 #define MLO_ARTIFACT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,5 +54,11 @@ int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, 
  * source's size when the copy began.
  * Lets a test pause the copy, or change the source under it. */
 extern void (*mlo__artifact_piece_hook)(int src, int64_t copied, int64_t size);
+/* Tests only: the SHA-256 speed (bytes/s) the log call reckons with when it
+ * weighs waiting for an upload under way against computing the digest (0:
+ * its default), and how many digests log calls computed after the
+ * hand-over (not given up because the upload was done first). */
+extern double mlo__artifact_hash_bps;
+extern _Atomic uint64_t mlo__artifact_late_digests;
 
 #endif /* MLO_ARTIFACT_H */

@@ -124,6 +124,10 @@ void mlo__api_set_deadline(mlo_api *a, int64_t deadline_ns) {
     a->deadline_ns = deadline_ns;
 }
 
+void mlo__api_watch_uploads(mlo_api *a, _Atomic int64_t *sent) {
+    a->upload_sent = sent;
+}
+
 /* ---- answers ---------------------------------------------------------------- */
 
 static int status_for_code(const char *ec, long http) {

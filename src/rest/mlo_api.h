@@ -37,6 +37,10 @@ mlo_api *mlo__api_new(mlo_env *env);
 void mlo__api_free(mlo_api *a);
 /* Deadline for the calls of this api object (CLOCK_MONOTONIC ns, 0 = none). */
 void mlo__api_set_deadline(mlo_api *a, int64_t deadline_ns);
+/* From now on the artifact uploads of a (PUTs and multipart parts) set
+ * *sent (relaxed) to the file offset up to which their body was handed to
+ * the connection, for another thread to watch; NULL: no more. */
+void mlo__api_watch_uploads(mlo_api *a, _Atomic int64_t *sent);
 
 int mlo__api_get_experiment_by_name(mlo_api *a, const char *name, char **exp_id, mlo_api_error *e);
 int mlo__api_create_experiment(mlo_api *a, const char *name, char **exp_id, mlo_api_error *e);

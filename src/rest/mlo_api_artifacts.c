@@ -105,6 +105,7 @@ static int put_file(mlo_api *a, const char *root, const char *rel, int fd, int64
     req.in_len = len;
     req.in_ready = ready;
     req.in_ctx = ctx;
+    req.in_sent = a->upload_sent;
     req.deadline_ns = a->deadline_ns;
     mlo_http_result r;
     mlo__http_request(a->http, &req, &r);
@@ -281,6 +282,7 @@ int mlo__api_mpu_put_part(mlo_api *a, mlo_mpu *m, size_t part, int fd, int64_t o
     req.in_fd = fd;
     req.in_off = off;
     req.in_len = len;
+    req.in_sent = a->upload_sent;
     req.deadline_ns = a->deadline_ns;
     mlo_http_result r;
     mlo__http_request(a->http, &req, &r);

@@ -102,6 +102,7 @@ enum { U_QUEUED, U_SENDING, U_SENT, U_FAILED }; /* the upload */
 
 struct mlo_art_stream {
     struct mlo_art_stream *next;
+    char id[96];
     char lid[33];
     char *rel;
     int fd;         /* the blob being written, the uploader's own descriptor */
@@ -132,6 +133,12 @@ struct mlo_uploader {
     pthread_cond_t done_cond; /* an own item settled */
     pthread_cond_t grow_cond; /* a stream's copy went on (or ended) */
     struct mlo_art_stream *streams;
+    /* the upload in flight, for mlo__uploader_progress: its id ("": none,
+     * under lock), when it began (CLOCK_MONOTONIC, under lock), how far its
+     * body went (the transport's, relaxed) */
+    char cur_id[96];
+    int64_t cur_start;
+    _Atomic int64_t cur_sent;
     /* a pending digest written into a manifest (mlo__uploader_set_sha) vs.
      * that manifest renamed .failed (mark_failed): one at a time */
     pthread_mutex_t sha_lock;
@@ -347,6 +354,26 @@ static void sent_blob_remove(sent_blob *b) {
     b->fd = -1;
 }
 
+/* The upload of blob id starts (id NULL: it ended). */
+static void set_current(mlo_uploader *a, const char *id) {
+    pthread_mutex_lock(&a->lock);
+    snprintf(a->cur_id, sizeof a->cur_id, "%s", id ? id : "");
+    a->cur_start = mlo__clock_mono(NULL);
+    atomic_store_explicit(&a->cur_sent, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&a->lock);
+}
+
+int mlo__uploader_progress(mlo_uploader *a, const char *id, int64_t *sent, int64_t *elapsed_ns) {
+    pthread_mutex_lock(&a->lock);
+    int on = a->cur_id[0] && !strcmp(a->cur_id, id);
+    if (on) {
+        *sent = atomic_load_explicit(&a->cur_sent, memory_order_relaxed);
+        *elapsed_ns = mlo__clock_mono(NULL) - a->cur_start;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return on;
+}
+
 /* Whether item it was sent whole while it was copied: the stream's upload
  * succeeded, the copy ended at the size it sent, and the manifest and the
  * blob (same: as staged) are what was sent. */
@@ -500,10 +527,13 @@ static int process(mlo_uploader *a, mlo_api *api, art_item *it, const char *suff
         }
         it->verified = 1;
     }
-    if (stream_sent(a, it, &m, same))
+    if (stream_sent(a, it, &m, same)) {
         st = MLO_OK; /* sent while it was copied */
-    else
+    } else {
+        set_current(a, it->id);
         st = mlo__api_artifact_upload(api, &a->mpu, root, m.path, bfd, m.size, &e);
+        set_current(a, NULL);
+    }
     if (st == MLO_OK) {
         /* the manifest first: a blob without one is an orphan, removed later */
         unlink(mpath);
@@ -810,8 +840,10 @@ static void stream_send(mlo_uploader *a, mlo_art_stream *s) {
         st = run_root(a, a->api, s->lid, sid, &root, &e);
     if (st == MLO_OK) {
         grow_ctx g = {a, s};
+        set_current(a, s->id);
         st = mlo__api_artifact_put_growing(a->api, root, s->rel, s->fd, s->size, stream_ready, &g,
                                            &e);
+        set_current(a, NULL);
     }
     free(sid);
     pthread_mutex_lock(&a->lock);
@@ -820,8 +852,8 @@ static void stream_send(mlo_uploader *a, mlo_art_stream *s) {
     pthread_mutex_unlock(&a->lock);
 }
 
-mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, const char *rel, int fd,
-                                          int64_t size, int64_t copied) {
+mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, const char *id,
+                                          const char *rel, int fd, int64_t size, int64_t copied) {
     /* not what goes through multipart (read-only settings: no race) */
     if (!a || !a->api || size <= 0 || (a->mpu.enabled && size >= a->mpu.min_size))
         return NULL;
@@ -837,6 +869,7 @@ mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *a, const char *lid, cons
         free(s);
         return NULL;
     }
+    snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->lid, sizeof s->lid, "%.32s", lid);
     s->size = size;
     s->copied = copied;
@@ -980,6 +1013,8 @@ mlo_uploader *mlo__uploader_start(mlo_env *env, mlo_store *st, mlo_runs *runs) {
     if (!a)
         return NULL;
     a->api = mlo__api_new(env);
+    if (a->api)
+        mlo__api_watch_uploads(a->api, &a->cur_sent);
     if (!a->api)
         mlo__env_report(env, MLO_ERR_NO_MEMORY, 0,
                         "artifact uploader: out of memory; artifacts stay in the store");

@@ -28,7 +28,7 @@ int mlo__uploader_hand_over(mlo_uploader *u, const char *lid, const char *const 
                             mlo_art_stream *const *streams, size_t n);
 /* Uploading a large file while the log call copies it into its blob (the
  * upload starts with the copy instead of after it).  The log call, once the
- * copy of a file (run lid, artifact path rel, the blob open as fd:
+ * copy of a file (blob id, run lid, artifact path rel, the blob open as fd:
  * duplicated) is under way, with `copied` of the source's `size` bytes
  * done: the uploader may start sending, reading the blob only as far as
  * it is copied.  NULL: not offered (no uploader, multipart size, out of
@@ -39,11 +39,15 @@ int mlo__uploader_hand_over(mlo_uploader *u, const char *lid, const char *const 
  * or, if the call fails before, to _release.  An upload not yet started
  * when the copy ends is not started (the usual way is as fast then); one
  * under way when the copy fails is stopped. */
-mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *u, const char *lid, const char *rel, int fd,
-                                          int64_t size, int64_t copied);
+mlo_art_stream *mlo__uploader_stream_open(mlo_uploader *u, const char *lid, const char *id,
+                                          const char *rel, int fd, int64_t size, int64_t copied);
 void mlo__uploader_stream_grow(mlo_uploader *u, mlo_art_stream *s, int64_t copied);
 void mlo__uploader_stream_copied(mlo_uploader *u, mlo_art_stream *s, int ok, int64_t size);
 void mlo__uploader_stream_release(mlo_uploader *u, mlo_art_stream *s);
+/* Whether blob id is being uploaded now (followed or not), with how far its
+ * body went (*sent bytes) in how long (*elapsed_ns): the log call weighs
+ * waiting for it against computing the digest. */
+int mlo__uploader_progress(mlo_uploader *u, const char *id, int64_t *sent, int64_t *elapsed_ns);
 /* The log call, once it has computed the SHA-256 of staged file id (its
  * manifest was handed over with the digest pending, so the upload could start
  * at once): writes it into the manifest (mlo__manifest_set_sha), serialised

@@ -554,6 +554,7 @@ int mlo__http_request(mlo_http *h, const mlo_http_req *req, mlo_http_result *res
                   .in_len = req->in_len,
                   .in_ready = req->in_fd >= 0 ? req->in_ready : NULL,
                   .in_ctx = req->in_ctx,
+                  .in_sent = req->in_fd >= 0 ? req->in_sent : NULL,
                   .out_fd = req->out_fd >= 0 ? req->out_fd : -1,
                   .idle_ns = streamed ? (int64_t)(h->timeout_s * (double)MLO_NS_PER_S) : 0,
                   .fresh_connection = req->not_idempotent,

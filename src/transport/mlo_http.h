@@ -155,6 +155,9 @@ typedef struct mlo_http_req {
      * calling thread, from inside the transfer; it bounds its own wait. */
     int64_t (*in_ready)(void *ctx, int64_t off);
     void *in_ctx;
+    /* ... NULL, or set (relaxed) to the file offset up to which the body
+     * was handed to the connection: progress another thread may watch */
+    _Atomic int64_t *in_sent;
     /* NULL: application/json for a body of a method other than PUT (as
      * mlo__http_call), application/octet-stream for PUT.  Sent only with a
      * body (or a PUT).  CR/LF is refused (status 1). */

@@ -23,6 +23,7 @@
 
 #include "mlo_buf.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,7 @@ typedef struct mlo_xfer {
     /* with in_fd: NULL, or the file is still being written (mlo_http_req) */
     int64_t (*in_ready)(void *ctx, int64_t off);
     void *in_ctx;
+    _Atomic int64_t *in_sent; /* with in_fd: NULL, or set as mlo_http_req says */
     /* >= 0: a 2xx response body goes to this file from offset 0 (pwrite); a
      * non-2xx one to the result's body (at most 1 MiB of it) */
     int out_fd;

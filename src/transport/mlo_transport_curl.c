@@ -78,6 +78,7 @@ typedef struct body_src {
     int64_t (*ready)(void *ctx, int64_t off);
     void *ready_ctx;
     int64_t avail; /* file offset up to which it is complete, as last said */
+    _Atomic int64_t *sent; /* progress for another thread, or NULL */
 } body_src;
 
 typedef struct curl_transport {
@@ -265,6 +266,8 @@ static size_t read_cb(char *buffer, size_t size, size_t nitems, void *ud) {
         return CURL_READFUNC_ABORT;
     }
     src->off += (uint64_t)r;
+    if (src->sent)
+        atomic_store_explicit(src->sent, at + (int64_t)r, memory_order_relaxed);
     return (size_t)r;
 }
 
@@ -358,7 +361,8 @@ static CURLcode set_request(curl_transport *t, const mlo_xfer *x, struct curl_sl
                         .base = from_fd ? x->in_off : 0,
                         .len = from_fd ? (uint64_t)x->in_len : (x->body ? x->len : 0),
                         .ready = from_fd ? x->in_ready : NULL,
-                        .ready_ctx = x->in_ctx};
+                        .ready_ctx = x->in_ctx,
+                        .sent = from_fd ? x->in_sent : NULL};
     if (is_get || is_head) {
         if (is_head)
             rc |= curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
