@@ -16,7 +16,7 @@ struct mlo_api {
     mlo_http *http;
     mlo_env *env;
     int64_t deadline_ns;
-    int not_idempotent; /* the next POST: see mlo_http_req.not_idempotent */
+    int not_idempotent;           /* the next POST: see mlo_http_req.not_idempotent */
     _Atomic int64_t *upload_sent; /* artifact bodies' progress (mlo__api_watch_uploads) */
     mlo_buf body;
     mlo_buf query;

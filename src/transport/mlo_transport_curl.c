@@ -77,7 +77,7 @@ typedef struct body_src {
     /* a file still being written: how far it is complete (in_ready) */
     int64_t (*ready)(void *ctx, int64_t off);
     void *ready_ctx;
-    int64_t avail; /* file offset up to which it is complete, as last said */
+    int64_t avail;         /* file offset up to which it is complete, as last said */
     _Atomic int64_t *sent; /* progress for another thread, or NULL */
 } body_src;
 
