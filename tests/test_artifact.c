@@ -1619,26 +1619,37 @@ static void log_weighed(fcase *k, uint64_t *digests, int *done) {
     assert_int_equal(mlo_client_flush(k->c, 60000), MLO_OK);
 }
 
-/* The server holds the PUT's body 300 ms; the digest and fsyncs are
- * reckoned slower (at 1 MB/s): the call waits for the upload, returns once
- * the server has the file, and computes no digest. */
-static void test_give_way_to_upload(void **state) {
-    (void)state;
+/* The server holds the PUT's body delay_ms; the log call reckons its digest
+ * at bps bytes/s (0: its own figure).  When the call returns, the server has
+ * answered `done` PUTs with 200 and the call has computed `digests`
+ * digests after the hand-over. */
+static void give_way_case(const char *tag, int delay_ms, double bps, int done, uint64_t digests) {
     fcase k;
     size_t n = ((size_t)16 << 20) + 9;
-    fcase_open(&k, "giveway", n, 0, 0, -1, 0);
-    assert_int_equal(testsrv_fault(srv, "{\"delay_ms\": 300, \"count\": 1, \"method\": \"PUT\", "
-                                        "\"process\": true, \"path_prefix\": \"" ART_PUT "\"}"),
-                     0);
-    mlo__artifact_hash_bps = 1e6;
-    uint64_t digests = 0;
-    int done = 0;
-    log_weighed(&k, &digests, &done);
+    fcase_open(&k, tag, n, 0, 0, -1, 0);
+    char fault[256];
+    snprintf(fault, sizeof fault,
+             "{\"delay_ms\": %d, \"count\": 1, \"method\": \"PUT\", \"process\": true, "
+             "\"path_prefix\": \"" ART_PUT "\"}",
+             delay_ms);
+    assert_int_equal(testsrv_fault(srv, fault), 0);
+    mlo__artifact_hash_bps = bps;
+    uint64_t got_digests = 0;
+    int got_done = 0;
+    log_weighed(&k, &got_digests, &got_done);
     mlo__artifact_hash_bps = 0;
     tu_faults_clear(srv);
-    assert_int_equal(done, 1);
-    assert_int_equal(digests, 0);
+    assert_int_equal(got_done, done);
+    assert_int_equal(got_digests, digests);
     fcase_close(&k, n);
+}
+
+/* The server holds the body 300 ms; the digest and fsyncs are reckoned
+ * slower (at 1 MB/s): the call waits for the upload, returns once the
+ * server has the file, and computes no digest. */
+static void test_give_way_to_upload(void **state) {
+    (void)state;
+    give_way_case("giveway", 300, 1e6, 1, 0);
 }
 
 /* The server holds the body 2.5 s: a stalled upload is not waited for;
@@ -1646,19 +1657,7 @@ static void test_give_way_to_upload(void **state) {
  * before the server has it. */
 static void test_no_give_way_to_slow_upload(void **state) {
     (void)state;
-    fcase k;
-    size_t n = ((size_t)16 << 20) + 9;
-    fcase_open(&k, "slowput", n, 0, 0, -1, 0);
-    assert_int_equal(testsrv_fault(srv, "{\"delay_ms\": 2500, \"count\": 1, \"method\": \"PUT\", "
-                                        "\"process\": true, \"path_prefix\": \"" ART_PUT "\"}"),
-                     0);
-    uint64_t digests = 0;
-    int done = 0;
-    log_weighed(&k, &digests, &done);
-    tu_faults_clear(srv);
-    assert_int_equal(done, 0);
-    assert_int_equal(digests, 1);
-    fcase_close(&k, n);
+    give_way_case("slowput", 2500, 0, 0, 1);
 }
 
 /* mlo__manifest_set_sha: the pending digest written in place (same inode:
