@@ -770,29 +770,40 @@ static void give_way(stager *s, staged *g) {
     int64_t grace = work_ns / 20 > GIVE_WAY_GRACE_NS ? (int64_t)(work_ns / 20) : GIVE_WAY_GRACE_NS;
     sent_ctx sx = {s, g};
     const int64_t t0 = mlo__clock_mono(NULL);
-    int64_t last = -1, moved = t0;
+    /* the body's progress as seen here: the last offset, when it last
+     * moved, and the bytes and time of the spells in which it moved (its
+     * rate while moving: a pause of the server's does not make it look
+     * slow; a pause as long as the grace ends the wait) */
+    int64_t last = -1, moved = t0, prev = t0, active = 0, bytes = 0;
     for (;;) {
         if (blob_sent(&sx))
             return;
-        int64_t now = mlo__clock_mono(NULL), waited = now - t0, sent = 0, el = 0;
-        if (!mlo__uploader_progress(s->u, g->id, &sent, &el)) {
-            if (waited >= grace || last >= 0)
-                return; /* not taken up (busy, down, refused), or ended: the work it is */
+        int64_t now = mlo__clock_mono(NULL), waited = now - t0, sent = 0;
+        if (!mlo__uploader_progress(s->u, g->id, &sent)) {
+            /* not taken up (busy, down, refused), or ended and not said to
+             * be sent (a failure, or the blob is about to be removed) */
+            if (last < 0 ? waited >= grace : now - moved >= grace)
+                return;
         } else {
             if (sent < last)
                 return; /* an attempt failed: the transport tries again; no bet on it */
             if (sent > last) {
+                if (last >= 0) {
+                    active += now - prev;
+                    bytes += sent - last;
+                }
                 last = sent;
                 moved = now;
             } else if (now - moved >= grace) {
                 return; /* stalled (an answer awaited, a backoff, a slow server) */
             }
-            if (el >= GIVE_WAY_GRACE_NS) {
-                double eta = (double)(g->size - sent) * (double)el / (double)(sent > 0 ? sent : 1);
+            if (active >= GIVE_WAY_GRACE_NS && bytes > 0) {
+                double eta = (double)(g->size - sent) * (double)active / (double)bytes;
                 if ((double)waited + eta > work_ns)
                     return;
             }
         }
+        prev = now;
         if ((double)waited > work_ns)
             return;
         mlo__clock_sleep(NULL, GIVE_WAY_SLICE_NS);

@@ -134,10 +134,8 @@ struct mlo_uploader {
     pthread_cond_t grow_cond; /* a stream's copy went on (or ended) */
     struct mlo_art_stream *streams;
     /* the upload in flight, for mlo__uploader_progress: its id ("": none,
-     * under lock), when it began (CLOCK_MONOTONIC, under lock), how far its
-     * body went (the transport's, relaxed) */
+     * under lock), how far its body went (the transport's, relaxed) */
     char cur_id[96];
-    int64_t cur_start;
     _Atomic int64_t cur_sent;
     /* a pending digest written into a manifest (mlo__uploader_set_sha) vs.
      * that manifest renamed .failed (mark_failed): one at a time */
@@ -358,18 +356,15 @@ static void sent_blob_remove(sent_blob *b) {
 static void set_current(mlo_uploader *a, const char *id) {
     pthread_mutex_lock(&a->lock);
     snprintf(a->cur_id, sizeof a->cur_id, "%s", id ? id : "");
-    a->cur_start = mlo__clock_mono(NULL);
     atomic_store_explicit(&a->cur_sent, 0, memory_order_relaxed);
     pthread_mutex_unlock(&a->lock);
 }
 
-int mlo__uploader_progress(mlo_uploader *a, const char *id, int64_t *sent, int64_t *elapsed_ns) {
+int mlo__uploader_progress(mlo_uploader *a, const char *id, int64_t *sent) {
     pthread_mutex_lock(&a->lock);
     int on = a->cur_id[0] && !strcmp(a->cur_id, id);
-    if (on) {
+    if (on)
         *sent = atomic_load_explicit(&a->cur_sent, memory_order_relaxed);
-        *elapsed_ns = mlo__clock_mono(NULL) - a->cur_start;
-    }
     pthread_mutex_unlock(&a->lock);
     return on;
 }

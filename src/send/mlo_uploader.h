@@ -45,9 +45,9 @@ void mlo__uploader_stream_grow(mlo_uploader *u, mlo_art_stream *s, int64_t copie
 void mlo__uploader_stream_copied(mlo_uploader *u, mlo_art_stream *s, int ok, int64_t size);
 void mlo__uploader_stream_release(mlo_uploader *u, mlo_art_stream *s);
 /* Whether blob id is being uploaded now (followed or not), with how far its
- * body went (*sent bytes) in how long (*elapsed_ns): the log call weighs
- * waiting for it against computing the digest. */
-int mlo__uploader_progress(mlo_uploader *u, const char *id, int64_t *sent, int64_t *elapsed_ns);
+ * body went (*sent: the file offset handed to the connection): the log call
+ * weighs waiting for it against computing the digest. */
+int mlo__uploader_progress(mlo_uploader *u, const char *id, int64_t *sent);
 /* The log call, once it has computed the SHA-256 of staged file id (its
  * manifest was handed over with the digest pending, so the upload could start
  * at once): writes it into the manifest (mlo__manifest_set_sha), serialised
