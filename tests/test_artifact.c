@@ -1636,11 +1636,15 @@ static void give_way_case(const char *tag, int delay_ms, double bps, int done, u
     mlo__artifact_hash_bps = bps;
     uint64_t got_digests = 0;
     int got_done = 0;
+    int64_t rate0 = mlo__artifact_hash_rate();
     log_weighed(&k, &got_digests, &got_done);
     mlo__artifact_hash_bps = 0;
     tu_faults_clear(srv);
     assert_int_equal(got_done, done);
     assert_int_equal(got_digests, digests);
+    /* a digest computed is a speed measured, reckoned with from then on */
+    if (digests)
+        assert_true(mlo__artifact_hash_rate() > 0 && mlo__artifact_hash_rate() != rate0);
     fcase_close(&k, n);
 }
 

@@ -482,6 +482,11 @@ static int blob_sent(void *ctx) {
  * there) into g->sha.  After the hand-over (may_skip), the digest is not
  * computed any further once the uploader has sent the blob (*sent = 1).
  * MLO_OK, MLO_ERR_NO_MEMORY, MLO_ERR_STORE (reported). */
+/* The SHA-256 speed the log calls of this process measured, bytes/s (0:
+ * none yet): give_way's reckoning (it is the speed under the same load,
+ * since the digest runs beside the upload it is weighed against). */
+static _Atomic int64_t hash_bps_seen;
+
 static int stage_hash(stager *s, staged *g, int may_skip, int *sent) {
     *sent = 0;
     char *p = mlo__manifest_path(s->dir, g->id, ".blob");
@@ -491,9 +496,15 @@ static int stage_hash(stager *s, staged *g, int may_skip, int *sent) {
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     int rc = -1, e = errno;
     if (fd >= 0) {
+        int64_t t0 = mlo__clock_mono(NULL);
         rc = mlo__artifact_hash(fd, s->mem, s->mem ? s->mem_len : 0, s->buf, CHUNK, g->sha,
                                 may_skip ? blob_sent : NULL, &sx);
         e = errno;
+        int64_t ns = mlo__clock_mono(NULL) - t0;
+        if (rc == 0 && g->size >= (int64_t)FOLLOW_MIN && ns > 0)
+            atomic_store_explicit(&hash_bps_seen,
+                                  (int64_t)((double)g->size * (double)MLO_NS_PER_S / (double)ns),
+                                  memory_order_relaxed);
         /* if the blob was sent, this may be its last descriptor */
         mlo__uploader_close_later(may_skip ? s->u : NULL, fd);
     } else if (e == ENOENT && may_skip && blob_sent(&sx)) {
@@ -742,9 +753,9 @@ static int blob_durable(stager *s, staged *g, int *sent) {
     return rc;
 }
 
-/* How fast the log call reckons its SHA-256 goes: a core with SHA
- * extensions (this VM: 200 MiB in 0.12 s); slower ones only make it give
- * way less often than it could. */
+/* How fast the log call reckons its SHA-256 goes until it has measured it
+ * (hash_bps_seen): a core with SHA extensions (this VM: 200 MiB in
+ * 0.12 s). */
 #define HASH_BPS 1.5e9
 #define GIVE_WAY_SLICE_NS 2000000LL
 /* Patience: for the uploader to take the blob up, for a stalled upload to
@@ -754,6 +765,10 @@ static int blob_durable(stager *s, staged *g, int *sent) {
 
 double mlo__artifact_hash_bps;
 _Atomic uint64_t mlo__artifact_late_digests;
+
+int64_t mlo__artifact_hash_rate(void) {
+    return atomic_load_explicit(&hash_bps_seen, memory_order_relaxed);
+}
 
 /* Before computing the pending digest of a large blob g (and forcing it to
  * disk): if its upload is under way and, at the rate it goes, will end
@@ -765,7 +780,10 @@ _Atomic uint64_t mlo__artifact_late_digests;
 static void give_way(stager *s, staged *g) {
     if (!s->u || g->size < (int64_t)FOLLOW_MIN)
         return;
-    double bps = mlo__artifact_hash_bps > 0 ? mlo__artifact_hash_bps : HASH_BPS;
+    int64_t seen = atomic_load_explicit(&hash_bps_seen, memory_order_relaxed);
+    double bps = mlo__artifact_hash_bps > 0 ? mlo__artifact_hash_bps
+                 : seen > 0                 ? (double)seen
+                                            : HASH_BPS;
     double work_ns = (double)g->size / bps * 1e9 * (s->do_fsync ? 2 : 1);
     int64_t grace = work_ns / 20 > GIVE_WAY_GRACE_NS ? (int64_t)(work_ns / 20) : GIVE_WAY_GRACE_NS;
     sent_ctx sx = {s, g};

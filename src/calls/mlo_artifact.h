@@ -56,9 +56,13 @@ int mlo__artifact_hash(int fd, const void *mem, size_t len, unsigned char *buf, 
 extern void (*mlo__artifact_piece_hook)(int src, int64_t copied, int64_t size);
 /* Tests only: the SHA-256 speed (bytes/s) the log call reckons with when it
  * weighs waiting for an upload under way against computing the digest (0:
- * its default), and how many digests log calls computed after the
+ * what it measured, else its default), and how many digests log calls computed after the
  * hand-over (not given up because the upload was done first). */
 extern double mlo__artifact_hash_bps;
 extern _Atomic uint64_t mlo__artifact_late_digests;
+/* The SHA-256 speed (bytes/s) the log calls of this process measured on
+ * their last digest of a large blob, which they reckon with from then on;
+ * 0 before any. */
+int64_t mlo__artifact_hash_rate(void);
 
 #endif /* MLO_ARTIFACT_H */
