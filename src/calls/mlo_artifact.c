@@ -37,11 +37,11 @@
  *   - first, for a large blob whose upload is under way (followed or not:
  *     mlo__uploader_progress), it may give way (give_way): when, at the
  *     rate the body goes, the upload will end before the digest and the
- *     fsyncs would (reckoned at HASH_BPS), the call waits for it instead,
- *     and the work below is then not needed and does not take the CPU from
- *     the upload; a stalled upload, a failed attempt, or one not taken up
- *     within a grace, is not waited for, and no wait is longer than the
- *     work it replaces;
+ *     fsyncs would (reckoned at the digest speed measured, HASH_BPS
+ *     before any), the call waits for it instead, and the work below is
+ *     then not needed and does not take the CPU from the upload; a stalled
+ *     upload, a failed attempt, or one not taken up within a grace, is not
+ *     waited for, and no wait is longer than the work it replaces;
  *   - the pending SHA-256: the blob read once (from the page cache the copy
  *     just filled) and hashed, the digest written into the manifest in place
  *     (mlo__uploader_set_sha); stopped as soon as the uploader has sent the
@@ -478,15 +478,16 @@ static int blob_sent(void *ctx) {
     return gone;
 }
 
-/* The SHA-256 of staged blob g (of the stager's memory if it came from
- * there) into g->sha.  After the hand-over (may_skip), the digest is not
- * computed any further once the uploader has sent the blob (*sent = 1).
- * MLO_OK, MLO_ERR_NO_MEMORY, MLO_ERR_STORE (reported). */
 /* The SHA-256 speed the log calls of this process measured, bytes/s (0:
  * none yet): give_way's reckoning (it is the speed under the same load,
  * since the digest runs beside the upload it is weighed against). */
 static _Atomic int64_t hash_bps_seen;
 
+/* The SHA-256 of staged blob g (of the stager's memory if it came from
+ * there) into g->sha.  After the hand-over (may_skip), the digest is not
+ * computed any further once the uploader has sent the blob (*sent = 1).
+ * A complete digest of a large blob records its speed (hash_bps_seen).
+ * MLO_OK, MLO_ERR_NO_MEMORY, MLO_ERR_STORE (reported). */
 static int stage_hash(stager *s, staged *g, int may_skip, int *sent) {
     *sent = 0;
     char *p = mlo__manifest_path(s->dir, g->id, ".blob");
@@ -774,9 +775,9 @@ int64_t mlo__artifact_hash_rate(void) {
  * disk): if its upload is under way and, at the rate it goes, will end
  * before that work would, wait for it instead (the digest, and the fsyncs,
  * are then not needed, and do not take the CPU from the upload).  The wait
- * is never longer than the work it replaces would take, as reckoned at
- * HASH_BPS (twice that with fsyncs): a slow upload, or none, is not waited
- * for. */
+ * is never longer than the work it replaces would take, as reckoned at the
+ * digest speed measured (HASH_BPS before any; twice the time with fsyncs):
+ * a slow upload, or none, is not waited for. */
 static void give_way(stager *s, staged *g) {
     if (!s->u || g->size < (int64_t)FOLLOW_MIN)
         return;
